@@ -1,0 +1,80 @@
+using Curvature.Kernels.Cpu;
+
+namespace Curvature.Engine;
+
+/// <summary>
+/// Where arrays live and ops run. Each op takes arrays on this device and returns a new one; the
+/// <see cref="NdArray"/> methods validate shapes and types first, so a device only computes. The CPU device
+/// is <see cref="CpuDevice"/>; GPU devices implement the same contract.
+/// </summary>
+public abstract class Device
+{
+    /// <summary>A short name (cpu, cuda:0, …) used in messages.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Allocates uninitialised storage.</summary>
+    public abstract Storage Allocate(DType dtype, long length);
+
+    /// <summary>Copies host data to a new array on this device.</summary>
+    public abstract NdArray FromHost(Array data, Shape shape);
+
+    /// <summary>Copies an array's elements to a host array of its dtype.</summary>
+    public abstract Array ToHost(NdArray x);
+
+    /// <summary>An array filled with one value.</summary>
+    public abstract NdArray Full(Shape shape, DType dtype, double value);
+
+    /// <summary>Element-wise op(x).</summary>
+    public abstract NdArray Unary(UnaryOp op, NdArray x);
+
+    /// <summary>Element-wise op(x, y) with both broadcast to <paramref name="shape"/>.</summary>
+    public abstract NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape);
+
+    /// <summary>cond ≠ 0 ? x : y, all broadcast to <paramref name="shape"/>.</summary>
+    public abstract NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape);
+
+    /// <summary>Reduces over the sorted, distinct <paramref name="axes"/>; the result keeps them as size 1.</summary>
+    public abstract NdArray Reduce(ReduceOp op, NdArray x, int[] axes);
+
+    /// <summary>Materialises x broadcast to <paramref name="shape"/>.</summary>
+    public abstract NdArray BroadcastTo(NdArray x, Shape shape);
+
+    /// <summary>op(a)·op(b) over the last two axes, with equal leading (batch) axes.</summary>
+    public abstract NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape);
+
+    /// <summary>Axes permuted: result axis i is x axis <paramref name="axes"/>[i].</summary>
+    public abstract NdArray Permute(NdArray x, int[] axes);
+
+    /// <summary>Elements [start, start+length) along an axis.</summary>
+    public abstract NdArray Slice(NdArray x, int axis, int start, int length);
+
+    /// <summary>Arrays joined along an axis.</summary>
+    public abstract NdArray Concat(NdArray[] xs, int axis);
+
+    /// <summary>Rows of a [rows, width] table picked by int64 indices: shape indices.Shape + [width].</summary>
+    public abstract NdArray Gather(NdArray table, NdArray indices);
+
+    /// <summary>A zero [rows, width] table with updates[i] added to row indices[i].</summary>
+    public abstract NdArray ScatterAdd(NdArray indices, NdArray updates, int rows);
+
+    /// <summary>log softmax over the last axis.</summary>
+    public abstract NdArray LogSoftmax(NdArray x);
+
+    /// <summary>Mean cross-entropy of [N, C] logits against int64 labels, and (softmax − onehot)/N if asked.</summary>
+    public abstract (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient);
+
+    /// <summary>One-hot rows of int64 labels.</summary>
+    public abstract NdArray OneHot(NdArray labels, int classes, DType dtype);
+
+    /// <summary>Converts elements to another dtype.</summary>
+    public abstract NdArray Cast(NdArray x, DType dtype);
+
+    /// <summary>Draws from the Philox stream (key, counter offset).</summary>
+    public abstract NdArray Random(RandomKind kind, ulong key, ulong offset, Shape shape, DType dtype, long high);
+
+    /// <summary>Σ xᵢyᵢ over all elements, accumulated in a fixed order, as a host double.</summary>
+    public abstract double Dot(NdArray x, NdArray y);
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}

@@ -1,0 +1,317 @@
+using System.Numerics;
+using Curvature.Kernels;
+using Curvature.Kernels.Cpu;
+
+namespace Curvature.Engine;
+
+/// <summary>
+/// The CPU: managed arrays and the SIMD kernels of the Kernels layer, parallel over
+/// <see cref="Parallelism.MaxThreads"/> cores with results independent of the thread count.
+/// </summary>
+public sealed class CpuDevice : Device
+{
+    /// <summary>The single CPU device.</summary>
+    public static readonly CpuDevice Instance = new();
+
+    private CpuDevice() { }
+
+    /// <inheritdoc/>
+    public override string Name => "cpu";
+
+    /// <inheritdoc/>
+    public override Storage Allocate(DType dtype, long length) => new CpuStorage(dtype switch
+    {
+        DType.Float32 => GC.AllocateUninitializedArray<float>(checked((int)length)),
+        DType.Float64 => GC.AllocateUninitializedArray<double>(checked((int)length)),
+        _ => GC.AllocateUninitializedArray<long>(checked((int)length)),
+    });
+
+    private NdArray New(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
+
+    /// <inheritdoc/>
+    public override NdArray FromHost(Array data, Shape shape) => new(new CpuStorage(data), 0, shape);
+
+    /// <inheritdoc/>
+    public override Array ToHost(NdArray x) => x.DType switch
+    {
+        DType.Float32 => x.Span<float>().ToArray(),
+        DType.Float64 => x.Span<double>().ToArray(),
+        _ => x.Span<long>().ToArray(),
+    };
+
+    /// <inheritdoc/>
+    public override NdArray Full(Shape shape, DType dtype, double value)
+    {
+        var r = New(shape, dtype);
+        switch (dtype)
+        {
+            case DType.Float32: r.Span<float>().Fill((float)value); break;
+            case DType.Float64: r.Span<double>().Fill(value); break;
+            default: r.Span<long>().Fill((long)value); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Unary(UnaryOp op, NdArray x)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32) ElementWise.Unary<float>(op, x.Span<float>(), r.Span<float>());
+        else ElementWise.Unary<double>(op, x.Span<double>(), r.Span<double>());
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape)
+    {
+        var r = New(shape, x.DType);
+        var xs = x.Shape.BroadcastStrides(shape);
+        var ys = y.Shape.BroadcastStrides(shape);
+        var dims = shape.ToArray();
+        if (x.DType == DType.Float32) ElementWise.Binary<float>(op, x.Span<float>(), xs, y.Span<float>(), ys, r.Span<float>(), dims);
+        else ElementWise.Binary<double>(op, x.Span<double>(), xs, y.Span<double>(), ys, r.Span<double>(), dims);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
+    {
+        var c = cond.BroadcastTo(shape); var a = x.BroadcastTo(shape); var b = y.BroadcastTo(shape);
+        var r = New(shape, x.DType);
+        if (x.DType == DType.Float32) ElementWise.Where<float>(c.Span<float>(), a.Span<float>(), b.Span<float>(), r.Span<float>());
+        else ElementWise.Where<double>(c.Span<double>(), a.Span<double>(), b.Span<double>(), r.Span<double>());
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes)
+    {
+        // Reduce runs of adjacent axes one run at a time, last run first: each is an [outer, r, inner] reduction.
+        var current = x;
+        var dims = x.Shape.ToArray();
+        int i = axes.Length - 1;
+        while (i >= 0)
+        {
+            int hi = axes[i], lo = hi;
+            while (i > 0 && axes[i - 1] == lo - 1) { i--; lo--; }
+            i--;
+            long outer = 1, r = 1, inner = 1;
+            for (int a = 0; a < lo; a++) outer *= dims[a];
+            for (int a = lo; a <= hi; a++) { r *= dims[a]; dims[a] = 1; }
+            for (int a = hi + 1; a < dims.Length; a++) inner *= dims[a];
+            var next = New(new Shape(dims), x.DType);
+            if (x.DType == DType.Float32) Reduction.Reduce<float>(op, current.Span<float>(), (int)outer, (int)r, (int)inner, next.Span<float>());
+            else Reduction.Reduce<double>(op, current.Span<double>(), (int)outer, (int)r, (int)inner, next.Span<double>());
+            current = next;
+        }
+        return ReferenceEquals(current, x) ? x.Copy() : current;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray BroadcastTo(NdArray x, Shape shape)
+    {
+        var zero = Full(Shape.Scalar, x.DType, 0);
+        return Binary(BinaryOp.Add, x, zero, shape);
+    }
+
+    /// <inheritdoc/>
+    public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
+    {
+        var r = New(shape, a.DType);
+        int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
+        int batch = (int)(shape.Size / Math.Max(1L, (long)m * n));
+        if (shape.Size == 0) return r;
+        int lda = a.Shape[^1], ldb = b.Shape[^1];
+        long sa = (long)a.Shape[^2] * a.Shape[^1], sb = (long)b.Shape[^2] * b.Shape[^1], sc = (long)m * n;
+        if (a.DType == DType.Float32)
+            Gemm.MultiplyBatched<float>(batch, transA, transB, m, n, k, a.Span<float>(), lda, sa, b.Span<float>(), ldb, sb, r.Span<float>(), n, sc, false);
+        else
+            Gemm.MultiplyBatched<double>(batch, transA, transB, m, n, k, a.Span<double>(), lda, sa, b.Span<double>(), ldb, sb, r.Span<double>(), n, sc, false);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Permute(NdArray x, int[] axes)
+    {
+        var dims = x.Shape.ToArray();
+        var r = New(new Shape(axes.Select(a => dims[a]).ToArray()), x.DType);
+        switch (x.DType)
+        {
+            case DType.Float32: Layout.Permute<float>(x.Span<float>(), dims, axes, r.Span<float>()); break;
+            case DType.Float64: Layout.Permute<double>(x.Span<double>(), dims, axes, r.Span<double>()); break;
+            default: Layout.Permute<long>(x.Span<long>(), dims, axes, r.Span<long>()); break;
+        }
+        return r;
+    }
+
+    private static (int Outer, int Inner) Around(Shape s, int axis)
+    {
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= s[i];
+        for (int i = axis + 1; i < s.Rank; i++) inner *= s[i];
+        return ((int)outer, (int)inner);
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Slice(NdArray x, int axis, int start, int length)
+    {
+        var dims = x.Shape.ToArray();
+        dims[axis] = length;
+        var r = New(new Shape(dims), x.DType);
+        var (outer, inner) = Around(x.Shape, axis);
+        int srcRow = x.Shape[axis] * inner, dstRow = length * inner;
+        switch (x.DType)
+        {
+            case DType.Float32: Layout.CopyBlocks<float>(x.Span<float>(), srcRow, start * inner, r.Span<float>(), dstRow, 0, outer, dstRow); break;
+            case DType.Float64: Layout.CopyBlocks<double>(x.Span<double>(), srcRow, start * inner, r.Span<double>(), dstRow, 0, outer, dstRow); break;
+            default: Layout.CopyBlocks<long>(x.Span<long>(), srcRow, start * inner, r.Span<long>(), dstRow, 0, outer, dstRow); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Concat(NdArray[] xs, int axis)
+    {
+        var dims = xs[0].Shape.ToArray();
+        dims[axis] = xs.Sum(x => x.Shape[axis]);
+        var r = New(new Shape(dims), xs[0].DType);
+        var (outer, inner) = Around(r.Shape, axis);
+        int dstRow = dims[axis] * inner, at = 0;
+        foreach (var x in xs)
+        {
+            int count = x.Shape[axis] * inner;
+            switch (x.DType)
+            {
+                case DType.Float32: Layout.CopyBlocks<float>(x.Span<float>(), count, 0, r.Span<float>(), dstRow, at, outer, count); break;
+                case DType.Float64: Layout.CopyBlocks<double>(x.Span<double>(), count, 0, r.Span<double>(), dstRow, at, outer, count); break;
+                default: Layout.CopyBlocks<long>(x.Span<long>(), count, 0, r.Span<long>(), dstRow, at, outer, count); break;
+            }
+            at += count;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Gather(NdArray table, NdArray indices)
+    {
+        int rows = table.Shape[0], width = table.Shape[1];
+        var r = New(new Shape([.. indices.Shape, width]), table.DType);
+        switch (table.DType)
+        {
+            case DType.Float32: Layout.Gather<float>(table.Span<float>(), rows, width, indices.Span<long>(), r.Span<float>()); break;
+            case DType.Float64: Layout.Gather<double>(table.Span<double>(), rows, width, indices.Span<long>(), r.Span<double>()); break;
+            default: Layout.Gather<long>(table.Span<long>(), rows, width, indices.Span<long>(), r.Span<long>()); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray ScatterAdd(NdArray indices, NdArray updates, int rows)
+    {
+        int width = updates.Shape[^1];
+        var r = Full(new Shape(rows, width), updates.DType, 0);
+        if (updates.DType == DType.Float32) Layout.ScatterAdd<float>(updates.Span<float>(), width, indices.Span<long>(), r.Span<float>(), rows);
+        else Layout.ScatterAdd<double>(updates.Span<double>(), width, indices.Span<long>(), r.Span<double>(), rows);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray LogSoftmax(NdArray x)
+    {
+        var r = New(x.Shape, x.DType);
+        int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
+        if (x.DType == DType.Float32) Softmax.LogSoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
+        else Softmax.LogSoftmaxRows<double>(x.Span<double>(), rows, cols, r.Span<double>());
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient)
+    {
+        int rows = logits.Shape[0], cols = logits.Shape[1];
+        var g = withGradient ? New(logits.Shape, logits.DType) : null;
+        double loss = logits.DType == DType.Float32
+            ? Softmax.CrossEntropy<float>(logits.Span<float>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<float>(), withGradient)
+            : Softmax.CrossEntropy<double>(logits.Span<double>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<double>(), withGradient);
+        return (Full(Shape.Scalar, logits.DType, loss), g);
+    }
+
+    /// <inheritdoc/>
+    public override NdArray OneHot(NdArray labels, int classes, DType dtype)
+    {
+        var r = Full(new Shape(labels.Shape[0], classes), dtype, 0);
+        var l = labels.Span<long>();
+        for (int i = 0; i < l.Length; i++)
+        {
+            if ((ulong)l[i] >= (ulong)classes) throw new ArgumentOutOfRangeException(nameof(labels), $"one_hot: label {l[i]} at position {i} is outside [0, {classes}).");
+            if (dtype == DType.Float32) r.Span<float>()[i * classes + (int)l[i]] = 1;
+            else r.Span<double>()[i * classes + (int)l[i]] = 1;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Cast(NdArray x, DType dtype)
+    {
+        var r = New(x.Shape, dtype);
+        switch (x.DType, dtype)
+        {
+            case (DType.Float32, DType.Float32): x.Span<float>().CopyTo(r.Span<float>()); break;
+            case (DType.Float64, DType.Float64): x.Span<double>().CopyTo(r.Span<double>()); break;
+            case (DType.Int64, DType.Int64): x.Span<long>().CopyTo(r.Span<long>()); break;
+            default: Convert(x, r); break;
+        }
+        return r;
+    }
+
+    private static void Convert(NdArray x, NdArray r)
+    {
+        long n = x.Size;
+        for (int i = 0; i < n; i++)
+        {
+            double v = x.DType switch { DType.Float32 => x.Span<float>()[i], DType.Float64 => x.Span<double>()[i], _ => x.Span<long>()[i] };
+            switch (r.DType)
+            {
+                case DType.Float32: r.Span<float>()[i] = (float)v; break;
+                case DType.Float64: r.Span<double>()[i] = v; break;
+                default: r.Span<long>()[i] = (long)v; break;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Random(RandomKind kind, ulong key, ulong offset, Shape shape, DType dtype, long high)
+    {
+        var r = New(shape, dtype);
+        switch (kind)
+        {
+            case RandomKind.Integers:
+                Philox.Integers(key, offset, high, r.Span<long>());
+                break;
+            case RandomKind.Rademacher:
+                var ints = new long[shape.Size];
+                Philox.Integers(key, offset, 2, ints);
+                for (int i = 0; i < ints.Length; i++)
+                {
+                    if (dtype == DType.Float32) r.Span<float>()[i] = ints[i] == 0 ? -1f : 1f;
+                    else r.Span<double>()[i] = ints[i] == 0 ? -1.0 : 1.0;
+                }
+                break;
+            default:
+                if (dtype == DType.Float32) Fill<float>(kind, key, offset, r.Span<float>());
+                else Fill<double>(kind, key, offset, r.Span<double>());
+                break;
+        }
+        return r;
+    }
+
+    private static void Fill<T>(RandomKind kind, ulong key, ulong offset, Span<T> dst) where T : IFloatingPointIeee754<T>
+    {
+        if (kind == RandomKind.Uniform) Philox.Uniform(key, offset, dst);
+        else Philox.Normal(key, offset, dst);
+    }
+
+    /// <inheritdoc/>
+    public override double Dot(NdArray x, NdArray y) =>
+        x.DType == DType.Float32 ? Reduction.Dot<float>(x.Span<float>(), y.Span<float>()) : Reduction.Dot<double>(x.Span<double>(), y.Span<double>());
+}

@@ -1,0 +1,174 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>
+/// Element-wise kernels over spans, through <see cref="TensorPrimitives"/>, with NumPy broadcasting given
+/// as element strides (0 on a broadcast axis). Long arrays are cut into fixed-size chunks that run in
+/// parallel; every element is computed alone, so the thread count never changes a result.
+/// </summary>
+public static class ElementWise
+{
+    private const int Chunk = 1 << 15;
+
+    /// <summary>dst = op(x), element by element.</summary>
+    public static void Unary<T>(UnaryOp op, ReadOnlySpan<T> x, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (x.Length <= Chunk) { UnarySpan(op, x, dst); return; }
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pd = dst)
+            {
+                T* ppx = px, ppd = pd;
+                Parallelism.ForChunks(x.Length, Chunk, (s, n) => UnarySpan(op, new ReadOnlySpan<T>(ppx + s, n), new Span<T>(ppd + s, n)));
+            }
+        }
+    }
+
+    private static void UnarySpan<T>(UnaryOp op, ReadOnlySpan<T> x, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        switch (op)
+        {
+            case UnaryOp.Neg: TensorPrimitives.Negate(x, d); break;
+            case UnaryOp.Exp: TensorPrimitives.Exp(x, d); break;
+            case UnaryOp.Log: TensorPrimitives.Log(x, d); break;
+            case UnaryOp.Tanh: TensorPrimitives.Tanh(x, d); break;
+            case UnaryOp.Sqrt: TensorPrimitives.Sqrt(x, d); break;
+            case UnaryOp.Relu: TensorPrimitives.Max(x, T.Zero, d); break;
+            case UnaryOp.Abs: TensorPrimitives.Abs(x, d); break;
+            case UnaryOp.Square: TensorPrimitives.Multiply(x, x, d); break;
+            case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(x, d); break;
+            default: throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown unary op.");
+        }
+    }
+
+    /// <summary>
+    /// dst[outShape] = op(x, y) with broadcasting: <paramref name="xStrides"/> and <paramref name="yStrides"/>
+    /// are the element strides of x and y over the output's axes, 0 where an operand is broadcast.
+    /// </summary>
+    public static void Binary<T>(BinaryOp op, ReadOnlySpan<T> x, int[] xStrides, ReadOnlySpan<T> y, int[] yStrides,
+        Span<T> dst, int[] outShape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Coalesce(outShape, xStrides, yStrides, out int[] shape, out int[] xs, out int[] ys);
+        int rank = shape.Length;
+        int inner = rank == 0 ? 1 : shape[rank - 1];
+        int xi = rank == 0 ? 1 : xs[rank - 1], yi = rank == 0 ? 1 : ys[rank - 1];
+        long rows = 1;
+        for (int i = 0; i < rank - 1; i++) rows *= shape[i];
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* py = y) fixed (T* pd = dst)
+            {
+                T* ppx = px, ppy = py, ppd = pd;
+                void Rows(long r0, int count)
+                {
+                    for (long r = r0; r < r0 + count; r++)
+                    {
+                        long xo = 0, yo = 0, rem = r;
+                        for (int a = rank - 2; a >= 0; a--)
+                        {
+                            long idx = rem % shape[a]; rem /= shape[a];
+                            xo += idx * xs[a]; yo += idx * ys[a];
+                        }
+                        var d = new Span<T>(ppd + r * inner, inner);
+                        if (inner >= Chunk && rows == 1)
+                        {
+                            Parallelism.ForChunks(inner, Chunk, (s, n) => BinaryRow(op, ppx + xo + s * xi, xi, ppy + yo + s * yi, yi, new Span<T>(ppd + s, n)));
+                        }
+                        else BinaryRow(op, ppx + xo, xi, ppy + yo, yi, d);
+                    }
+                }
+                long rowsPerChunk = Math.Max(1, Chunk / Math.Max(1, inner));
+                if (rows * inner <= Chunk || rows == 1) Rows(0, (int)rows);
+                else Parallelism.ForChunks(rows, (int)rowsPerChunk, Rows);
+            }
+        }
+    }
+
+    private static unsafe void BinaryRow<T>(BinaryOp op, T* x, int xStride, T* y, int yStride, Span<T> d)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = d.Length;
+        bool xs = xStride == 0, ys = yStride == 0;
+        var xv = new ReadOnlySpan<T>(x, xs ? 1 : n);
+        var yv = new ReadOnlySpan<T>(y, ys ? 1 : n);
+        if (xs && ys) { d.Fill(Scalar(op, *x, *y)); return; }
+        switch (op)
+        {
+            case BinaryOp.Add:
+                if (xs) TensorPrimitives.Add(yv, *x, d); else if (ys) TensorPrimitives.Add(xv, *y, d); else TensorPrimitives.Add(xv, yv, d);
+                return;
+            case BinaryOp.Sub:
+                if (xs) TensorPrimitives.Subtract(*x, yv, d); else if (ys) TensorPrimitives.Subtract(xv, *y, d); else TensorPrimitives.Subtract(xv, yv, d);
+                return;
+            case BinaryOp.Mul:
+                if (xs) TensorPrimitives.Multiply(yv, *x, d); else if (ys) TensorPrimitives.Multiply(xv, *y, d); else TensorPrimitives.Multiply(xv, yv, d);
+                return;
+            case BinaryOp.Div:
+                if (xs) TensorPrimitives.Divide(*x, yv, d); else if (ys) TensorPrimitives.Divide(xv, *y, d); else TensorPrimitives.Divide(xv, yv, d);
+                return;
+            case BinaryOp.Max:
+                if (xs) TensorPrimitives.Max(yv, *x, d); else if (ys) TensorPrimitives.Max(xv, *y, d); else TensorPrimitives.Max(xv, yv, d);
+                return;
+            case BinaryOp.Min:
+                if (xs) TensorPrimitives.Min(yv, *x, d); else if (ys) TensorPrimitives.Min(xv, *y, d); else TensorPrimitives.Min(xv, yv, d);
+                return;
+            case BinaryOp.Pow:
+                if (xs) TensorPrimitives.Pow(*x, yv, d); else if (ys) TensorPrimitives.Pow(xv, *y, d); else TensorPrimitives.Pow(xv, yv, d);
+                return;
+            default:
+                for (int i = 0; i < n; i++) d[i] = Scalar(op, xs ? *x : x[i], ys ? *y : y[i]);
+                return;
+        }
+    }
+
+    /// <summary>op(x, y) on two scalars.</summary>
+    public static T Scalar<T>(BinaryOp op, T x, T y) where T : IFloatingPointIeee754<T> => op switch
+    {
+        BinaryOp.Add => x + y,
+        BinaryOp.Sub => x - y,
+        BinaryOp.Mul => x * y,
+        BinaryOp.Div => x / y,
+        BinaryOp.Max => T.IsNaN(x) || T.IsNaN(y) ? T.NaN : T.Max(x, y),
+        BinaryOp.Min => T.IsNaN(x) || T.IsNaN(y) ? T.NaN : T.Min(x, y),
+        BinaryOp.Pow => T.Pow(x, y),
+        BinaryOp.Greater => x > y ? T.One : T.Zero,
+        BinaryOp.GreaterEqual => x >= y ? T.One : T.Zero,
+        BinaryOp.Less => x < y ? T.One : T.Zero,
+        BinaryOp.LessEqual => x <= y ? T.One : T.Zero,
+        BinaryOp.Equal => x == y ? T.One : T.Zero,
+        _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown binary op."),
+    };
+
+    /// <summary>dst = cond ≠ 0 ? x : y, all four of the same length.</summary>
+    public static void Where<T>(ReadOnlySpan<T> cond, ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < dst.Length; i++) dst[i] = cond[i] != T.Zero ? x[i] : y[i];
+    }
+
+    /// <summary>
+    /// Merges adjacent axes that are contiguous in the output and in both operands (or broadcast in the
+    /// same way), so the inner loop runs over the longest possible row.
+    /// </summary>
+    public static void Coalesce(int[] shape, int[] xStrides, int[] yStrides, out int[] outShape, out int[] xs, out int[] ys)
+    {
+        var s = new List<int>(); var a = new List<int>(); var b = new List<int>();
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] == 1) continue;
+            if (s.Count > 0)
+            {
+                int last = s.Count - 1;
+                if (a[last] == xStrides[i] * shape[i] && b[last] == yStrides[i] * shape[i])
+                {
+                    s[last] *= shape[i]; a[last] = xStrides[i]; b[last] = yStrides[i];
+                    continue;
+                }
+            }
+            s.Add(shape[i]); a.Add(xStrides[i]); b.Add(yStrides[i]);
+        }
+        if (s.Count == 0) { s.Add(1); a.Add(0); b.Add(0); }
+        outShape = s.ToArray(); xs = a.ToArray(); ys = b.ToArray();
+    }
+}

@@ -1,0 +1,337 @@
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>
+/// General matrix multiply C = op(A)·op(B) (or C += op(A)·op(B)) for float32 and float64, after the BLIS
+/// design (Van Zee and van de Geijn 2015): B is packed into KC×NR column panels, A into MR×KC row panels,
+/// and an MR×NR register-blocked FMA micro-kernel (Vector512 where the CPU has AVX-512, else Vector256)
+/// sweeps them. Row blocks of C run in parallel; each element of C is summed over k in the same order
+/// whatever the thread count, so results are bitwise reproducible.
+/// </summary>
+public static unsafe class Gemm
+{
+    private const int MR = 8;
+    private const int KC = 256;
+    private const int NC = 3072;
+    private const int MCMax = 128;
+    private const long SmallWork = 32 * 32 * 32;
+
+    /// <summary>
+    /// C[m×n] = op(A)[m×k]·op(B)[k×n], or C += … when <paramref name="accumulate"/> is set. op(X) is X or
+    /// Xᵀ; leading dimensions are the row strides of the stored (untransposed) matrices.
+    /// </summary>
+    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) c.Slice(i * ldc, n).Clear();
+            return;
+        }
+        fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
+        {
+            if ((long)m * n * k <= SmallWork) Naive(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate);
+            else Blocked(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, Parallelism.MaxThreads);
+        }
+    }
+
+    /// <summary>
+    /// A batch of independent products with fixed strides between consecutive matrices. Small products run
+    /// one per thread; large ones run one after another, each parallel inside.
+    /// </summary>
+    public static void MultiplyBatched<T>(int batch, bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<T> a, int lda, long strideA, ReadOnlySpan<T> b, int ldb, long strideB,
+        Span<T> c, int ldc, long strideC, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (batch == 1) { Multiply(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
+        fixed (T* pa0 = a) fixed (T* pb0 = b) fixed (T* pc0 = c)
+        {
+            T* pa = pa0, pb = pb0, pc = pc0;
+            long work = (long)m * n * k;
+            if (work <= 256L * 256 * 256 && batch >= 2)
+            {
+                Parallelism.For(batch, i =>
+                {
+                    if (work <= SmallWork) Naive(transA, transB, m, n, k, pa + i * strideA, lda, pb + i * strideB, ldb, pc + i * strideC, ldc, accumulate);
+                    else Blocked(transA, transB, m, n, k, pa + i * strideA, lda, pb + i * strideB, ldb, pc + i * strideC, ldc, accumulate, 1);
+                });
+            }
+            else
+            {
+                for (int i = 0; i < batch; i++)
+                    Blocked(transA, transB, m, n, k, pa + i * strideA, lda, pb + i * strideB, ldb, pc + i * strideC, ldc, accumulate, Parallelism.MaxThreads);
+            }
+        }
+    }
+
+    private static void Naive<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                T s = T.Zero;
+                for (int p = 0; p < k; p++)
+                {
+                    T av = transA ? a[(long)p * lda + i] : a[(long)i * lda + p];
+                    T bv = transB ? b[(long)j * ldb + p] : b[(long)p * ldb + j];
+                    s = T.FusedMultiplyAdd(av, bv, s);
+                }
+                c[(long)i * ldc + j] = accumulate ? c[(long)i * ldc + j] + s : s;
+            }
+    }
+
+    private static int NR<T>() where T : unmanaged =>
+        Vector512.IsHardwareAccelerated ? 2 * Vector512<T>.Count
+        : Vector256.IsHardwareAccelerated ? 2 * Vector256<T>.Count
+        : 2 * Vector128<T>.Count;
+
+    private static void Blocked<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int nr = NR<T>();
+        // Row blocks: a multiple of the thread count, at most MCMax rows each, so the cores stay balanced.
+        int blocks = threads * (int)Math.Ceiling(m / (double)(threads * MCMax));
+        int mc = RoundUp((m + blocks - 1) / blocks, MR);
+        int rowBlocks = (m + mc - 1) / mc;
+        int ncMax = Math.Min(NC, RoundUp(n, nr));
+        int kcMax = Math.Min(KC, k);
+        T[] packedB = ArrayPool<T>.Shared.Rent(kcMax * ncMax);
+        try
+        {
+            fixed (T* bp = packedB)
+            {
+                T* bPacked = bp;
+                for (int jc = 0; jc < n; jc += NC)
+                {
+                    int nc = Math.Min(NC, n - jc);
+                    for (int pc = 0; pc < k; pc += KC)
+                    {
+                        int kc = Math.Min(KC, k - pc);
+                        bool acc = accumulate || pc > 0;
+                        int panels = (nc + nr - 1) / nr;
+                        if (threads > 1 && panels >= 4)
+                            Parallelism.For(panels, jp => PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bPacked + (long)jp * nr * kc));
+                        else
+                            for (int jp = 0; jp < panels; jp++)
+                                PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bPacked + (long)jp * nr * kc);
+
+                        void RowBlock(int ib)
+                        {
+                            int ic = ib * mc;
+                            int mcb = Math.Min(mc, m - ic);
+                            T[] packedA = ArrayPool<T>.Shared.Rent(RoundUp(mcb, MR) * kc);
+                            try
+                            {
+                                fixed (T* ap = packedA)
+                                {
+                                    for (int ip = 0; ip < mcb; ip += MR)
+                                        PackA(transA, a, lda, ic + ip, Math.Min(MR, mcb - ip), pc, kc, ap + (long)ip * kc);
+                                    Macro(mcb, nc, kc, ap, bPacked, c + (long)ic * ldc + jc, ldc, acc, nr);
+                                }
+                            }
+                            finally { ArrayPool<T>.Shared.Return(packedA); }
+                        }
+
+                        if (threads > 1 && rowBlocks > 1) Parallelism.For(rowBlocks, RowBlock);
+                        else for (int ib = 0; ib < rowBlocks; ib++) RowBlock(ib);
+                    }
+                }
+            }
+        }
+        finally { ArrayPool<T>.Shared.Return(packedB); }
+    }
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>Packs rows [i0, i0+rows) × columns [p0, p0+kc) of op(A) as kc columns of MR values, zero-padded.</summary>
+    private static void PackA<T>(bool transA, T* a, int lda, int i0, int rows, int p0, int kc, T* dst)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!transA)
+        {
+            for (int i = 0; i < rows; i++)
+            {
+                T* src = a + (long)(i0 + i) * lda + p0;
+                for (int p = 0; p < kc; p++) dst[p * MR + i] = src[p];
+            }
+        }
+        else
+        {
+            for (int p = 0; p < kc; p++)
+            {
+                T* src = a + (long)(p0 + p) * lda + i0;
+                for (int i = 0; i < rows; i++) dst[p * MR + i] = src[i];
+            }
+        }
+        if (rows < MR)
+            for (int p = 0; p < kc; p++)
+                for (int i = rows; i < MR; i++) dst[p * MR + i] = T.Zero;
+    }
+
+    /// <summary>Packs rows [p0, p0+kc) × columns [j0, j0+cols) of op(B) as kc rows of nr values, zero-padded.</summary>
+    private static void PackB<T>(bool transB, T* b, int ldb, int p0, int kc, int j0, int cols, int nr, T* dst)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!transB)
+        {
+            for (int p = 0; p < kc; p++)
+            {
+                new ReadOnlySpan<T>(b + (long)(p0 + p) * ldb + j0, cols).CopyTo(new Span<T>(dst + p * nr, cols));
+                for (int j = cols; j < nr; j++) dst[p * nr + j] = T.Zero;
+            }
+        }
+        else
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                T* src = b + (long)(j0 + j) * ldb + p0;
+                for (int p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+            }
+            if (cols < nr)
+                for (int p = 0; p < kc; p++)
+                    for (int j = cols; j < nr; j++) dst[p * nr + j] = T.Zero;
+        }
+    }
+
+    private static void Macro<T>(int mc, int nc, int kc, T* aPacked, T* bPacked, T* c, int ldc, bool acc, int nr)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* tile = stackalloc T[MR * 64];
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            T* bp = bPacked + (long)jr * kc;
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                int rows = Math.Min(MR, mc - ir);
+                T* ap = aPacked + (long)ir * kc;
+                T* cp = c + (long)ir * ldc + jr;
+                if (rows == MR && cols == nr)
+                {
+                    MicroKernel(kc, ap, bp, cp, ldc, acc);
+                }
+                else
+                {
+                    MicroKernel(kc, ap, bp, tile, nr, false);
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < cols; j++)
+                            cp[(long)i * ldc + j] = acc ? cp[(long)i * ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MicroKernel<T>(int kc, T* a, T* b, T* c, int ldc, bool acc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, c, ldc, acc);
+        else if (Vector256.IsHardwareAccelerated) Kernel256(kc, a, b, c, ldc, acc);
+        else Kernel128(kc, a, b, c, ldc, acc);
+    }
+
+
+    // Vector512/256.FusedMultiplyAdd exist only for float and double; the type test folds away per T.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>();
+        return Vector512.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> Fma<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector256.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>();
+        return Vector256.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
+    }
+
+    // The three kernels are one algorithm at three vector widths: 8 rows × 2 vectors of accumulators,
+    // one broadcast of A and two loads of B per k, fused multiply-adds.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512<T>(int kc, T* a, T* b, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<T> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<T> b0 = Vector512.Load(b), b1 = Vector512.Load(b + w);
+            c00 = Fma(Vector512.Create(a[0]), b0, c00); c01 = Fma(Vector512.Create(a[0]), b1, c01);
+            c10 = Fma(Vector512.Create(a[1]), b0, c10); c11 = Fma(Vector512.Create(a[1]), b1, c11);
+            c20 = Fma(Vector512.Create(a[2]), b0, c20); c21 = Fma(Vector512.Create(a[2]), b1, c21);
+            c30 = Fma(Vector512.Create(a[3]), b0, c30); c31 = Fma(Vector512.Create(a[3]), b1, c31);
+            c40 = Fma(Vector512.Create(a[4]), b0, c40); c41 = Fma(Vector512.Create(a[4]), b1, c41);
+            c50 = Fma(Vector512.Create(a[5]), b0, c50); c51 = Fma(Vector512.Create(a[5]), b1, c51);
+            c60 = Fma(Vector512.Create(a[6]), b0, c60); c61 = Fma(Vector512.Create(a[6]), b1, c61);
+            c70 = Fma(Vector512.Create(a[7]), b0, c70); c71 = Fma(Vector512.Create(a[7]), b1, c71);
+            a += MR; b += 2 * w;
+        }
+        Store512(c, 0, ldc, w, acc, c00, c01); Store512(c, 1, ldc, w, acc, c10, c11);
+        Store512(c, 2, ldc, w, acc, c20, c21); Store512(c, 3, ldc, w, acc, c30, c31);
+        Store512(c, 4, ldc, w, acc, c40, c41); Store512(c, 5, ldc, w, acc, c50, c51);
+        Store512(c, 6, ldc, w, acc, c60, c61); Store512(c, 7, ldc, w, acc, c70, c71);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512<T>(T* c, int row, int ldc, int w, bool acc, Vector512<T> v0, Vector512<T> v1) where T : unmanaged
+    {
+        T* p = c + (long)row * ldc;
+        if (acc) { v0 += Vector512.Load(p); v1 += Vector512.Load(p + w); }
+        v0.Store(p); v1.Store(p + w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256<T>(int kc, T* a, T* b, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector256<T>.Count;
+        Span<Vector256<T>> s = stackalloc Vector256<T>[2 * MR];
+        Vector256<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector256<T> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<T> b0 = Vector256.Load(b), b1 = Vector256.Load(b + w);
+            c00 = Fma(Vector256.Create(a[0]), b0, c00); c01 = Fma(Vector256.Create(a[0]), b1, c01);
+            c10 = Fma(Vector256.Create(a[1]), b0, c10); c11 = Fma(Vector256.Create(a[1]), b1, c11);
+            c20 = Fma(Vector256.Create(a[2]), b0, c20); c21 = Fma(Vector256.Create(a[2]), b1, c21);
+            c30 = Fma(Vector256.Create(a[3]), b0, c30); c31 = Fma(Vector256.Create(a[3]), b1, c31);
+            c40 = Fma(Vector256.Create(a[4]), b0, c40); c41 = Fma(Vector256.Create(a[4]), b1, c41);
+            c50 = Fma(Vector256.Create(a[5]), b0, c50); c51 = Fma(Vector256.Create(a[5]), b1, c51);
+            c60 = Fma(Vector256.Create(a[6]), b0, c60); c61 = Fma(Vector256.Create(a[6]), b1, c61);
+            c70 = Fma(Vector256.Create(a[7]), b0, c70); c71 = Fma(Vector256.Create(a[7]), b1, c71);
+            a += MR; b += 2 * w;
+        }
+        s[0] = c00; s[1] = c01; s[2] = c10; s[3] = c11; s[4] = c20; s[5] = c21; s[6] = c30; s[7] = c31;
+        s[8] = c40; s[9] = c41; s[10] = c50; s[11] = c51; s[12] = c60; s[13] = c61; s[14] = c70; s[15] = c71;
+        for (int i = 0; i < MR; i++)
+        {
+            T* p = c + (long)i * ldc;
+            Vector256<T> v0 = s[2 * i], v1 = s[2 * i + 1];
+            if (acc) { v0 += Vector256.Load(p); v1 += Vector256.Load(p + w); }
+            v0.Store(p); v1.Store(p + w);
+        }
+    }
+
+    private static void Kernel128<T>(int kc, T* a, T* b, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int nr = 2 * Vector128<T>.Count;
+        Span<T> sum = stackalloc T[MR * 2 * 8];
+        sum.Clear();
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < MR; i++)
+                for (int j = 0; j < nr; j++)
+                    sum[i * nr + j] = T.FusedMultiplyAdd(a[p * MR + i], b[p * nr + j], sum[i * nr + j]);
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < nr; j++)
+                c[(long)i * ldc + j] = acc ? c[(long)i * ldc + j] + sum[i * nr + j] : sum[i * nr + j];
+    }
+}

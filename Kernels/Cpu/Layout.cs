@@ -1,0 +1,85 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>Data movement: permutation of axes, slices and concatenation along an axis, gather and scatter-add of rows.</summary>
+public static class Layout
+{
+    /// <summary>dst = x with its axes permuted: dst axis i is x axis <paramref name="axes"/>[i].</summary>
+    public static void Permute<T>(ReadOnlySpan<T> x, int[] shape, int[] axes, Span<T> dst) where T : unmanaged
+    {
+        int rank = shape.Length;
+        var strides = RowMajorStrides(shape);
+        var outShape = new int[rank];
+        var srcStrides = new long[rank];
+        for (int i = 0; i < rank; i++) { outShape[i] = shape[axes[i]]; srcStrides[i] = strides[axes[i]]; }
+        if (rank == 0) { dst[0] = x[0]; return; }
+        int inner = outShape[rank - 1];
+        long innerStride = srcStrides[rank - 1];
+        long rows = dst.Length / Math.Max(1, inner);
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pd = dst)
+            {
+                T* ppx = px, ppd = pd;
+                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, inner)), (r0, n) =>
+                {
+                    for (long r = r0; r < r0 + n; r++)
+                    {
+                        long rem = r, off = 0;
+                        for (int a = rank - 2; a >= 0; a--) { off += rem % outShape[a] * srcStrides[a]; rem /= outShape[a]; }
+                        T* d = ppd + r * inner;
+                        if (innerStride == 1) new ReadOnlySpan<T>(ppx + off, inner).CopyTo(new Span<T>(d, inner));
+                        else for (int j = 0; j < inner; j++) d[j] = ppx[off + j * innerStride];
+                    }
+                });
+            }
+        }
+    }
+
+    /// <summary>Row-major element strides of a shape.</summary>
+    public static long[] RowMajorStrides(int[] shape)
+    {
+        var s = new long[shape.Length];
+        long acc = 1;
+        for (int i = shape.Length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+        return s;
+    }
+
+    /// <summary>
+    /// Copies a block between arrays viewed as [outer, axis·inner]: for each outer index, <paramref name="count"/>
+    /// elements from offset <paramref name="srcStart"/> of a source row of length <paramref name="srcRow"/> to
+    /// offset <paramref name="dstStart"/> of a destination row of length <paramref name="dstRow"/>. Slicing and
+    /// concatenation along an axis are both this copy.
+    /// </summary>
+    public static void CopyBlocks<T>(ReadOnlySpan<T> src, int srcRow, int srcStart, Span<T> dst, int dstRow, int dstStart, int outer, int count)
+    {
+        for (int o = 0; o < outer; o++)
+            src.Slice(o * srcRow + srcStart, count).CopyTo(dst.Slice(o * dstRow + dstStart, count));
+    }
+
+    /// <summary>dst[i, :] = table[indices[i], :] for rows of length <paramref name="width"/>.</summary>
+    public static void Gather<T>(ReadOnlySpan<T> table, int rows, int width, ReadOnlySpan<long> indices, Span<T> dst)
+    {
+        for (int i = 0; i < indices.Length; i++)
+        {
+            long r = indices[i];
+            if ((ulong)r >= (ulong)rows) throw new IndexOutOfRangeException($"gather: index {r} at position {i} is outside [0, {rows}).");
+            table.Slice((int)(r * width), width).CopyTo(dst.Slice(i * width, width));
+        }
+    }
+
+    /// <summary>dst[indices[i], :] += src[i, :], in index order (deterministic).</summary>
+    public static void ScatterAdd<T>(ReadOnlySpan<T> src, int width, ReadOnlySpan<long> indices, Span<T> dst, int rows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < indices.Length; i++)
+        {
+            long r = indices[i];
+            if ((ulong)r >= (ulong)rows) throw new IndexOutOfRangeException($"scatter-add: index {r} at position {i} is outside [0, {rows}).");
+            var row = dst.Slice((int)(r * width), width);
+            TensorPrimitives.Add(row, src.Slice(i * width, width), row);
+        }
+    }
+}

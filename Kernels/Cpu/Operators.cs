@@ -1,0 +1,62 @@
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>Element-wise functions of one argument.</summary>
+public enum UnaryOp
+{
+    /// <summary>−x</summary>
+    Neg,
+    /// <summary>eˣ</summary>
+    Exp,
+    /// <summary>ln x</summary>
+    Log,
+    /// <summary>tanh x</summary>
+    Tanh,
+    /// <summary>√x</summary>
+    Sqrt,
+    /// <summary>max(x, 0)</summary>
+    Relu,
+    /// <summary>|x|</summary>
+    Abs,
+    /// <summary>x²</summary>
+    Square,
+    /// <summary>1/x</summary>
+    Reciprocal,
+}
+
+/// <summary>Element-wise functions of two arguments; comparisons give 1 for true and 0 for false.</summary>
+public enum BinaryOp
+{
+    /// <summary>x + y</summary>
+    Add,
+    /// <summary>x − y</summary>
+    Sub,
+    /// <summary>x · y</summary>
+    Mul,
+    /// <summary>x / y</summary>
+    Div,
+    /// <summary>max(x, y)</summary>
+    Max,
+    /// <summary>min(x, y)</summary>
+    Min,
+    /// <summary>xʸ</summary>
+    Pow,
+    /// <summary>x &gt; y</summary>
+    Greater,
+    /// <summary>x ≥ y</summary>
+    GreaterEqual,
+    /// <summary>x &lt; y</summary>
+    Less,
+    /// <summary>x ≤ y</summary>
+    LessEqual,
+    /// <summary>x = y</summary>
+    Equal,
+}
+
+/// <summary>Reductions over axes.</summary>
+public enum ReduceOp
+{
+    /// <summary>Σ x</summary>
+    Sum,
+    /// <summary>max x</summary>
+    Max,
+}

@@ -1,0 +1,80 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>Row-wise log-softmax and the fused softmax cross-entropy with its gradient.</summary>
+public static class Softmax
+{
+    /// <summary>dst[i, :] = x[i, :] − log Σⱼ exp x[i, j], computed stably (max subtracted first).</summary>
+    public static void LogSoftmaxRows<T>(ReadOnlySpan<T> x, int rows, int cols, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pd = dst)
+            {
+                T* ppx = px, ppd = pd;
+                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                {
+                    for (long r = r0; r < r0 + n; r++)
+                    {
+                        var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
+                        var dr = new Span<T>(ppd + r * cols, cols);
+                        T lse = LogSumExp(xr, dr);
+                        TensorPrimitives.Subtract(xr, lse, dr);
+                    }
+                });
+            }
+        }
+    }
+
+    /// <summary>log Σ exp x, using <paramref name="scratch"/> (same length) as workspace.</summary>
+    private static T LogSumExp<T>(ReadOnlySpan<T> x, Span<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, scratch);
+        TensorPrimitives.Exp(scratch, scratch);
+        return max + T.Log(TensorPrimitives.Sum(scratch));
+    }
+
+    /// <summary>
+    /// Mean over rows of −log softmax(x)[label] (cross-entropy of integer labels), and optionally the
+    /// gradient (softmax(x) − onehot(label)) / rows into <paramref name="gradient"/>.
+    /// </summary>
+    public static T CrossEntropy<T>(ReadOnlySpan<T> x, int rows, int cols, ReadOnlySpan<long> labels, Span<T> gradient, bool withGradient)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var perRow = new T[rows];
+        T invRows = T.One / T.CreateChecked(rows);
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pg = gradient) fixed (long* pl = labels)
+            {
+                T* ppx = px, ppg = pg; long* ppl = pl;
+                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                {
+                    T[]? scratchArr = withGradient ? null : new T[cols];
+                    for (long r = r0; r < r0 + n; r++)
+                    {
+                        long label = ppl[r];
+                        if ((ulong)label >= (ulong)cols) throw new ArgumentOutOfRangeException(nameof(labels), $"cross-entropy: label {label} of row {r} is outside [0, {cols}).");
+                        var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
+                        Span<T> s = withGradient ? new Span<T>(ppg + r * cols, cols) : scratchArr;
+                        T lse = LogSumExp(xr, s);
+                        perRow[r] = lse - xr[(int)label];
+                        if (withGradient)
+                        {
+                            // s holds exp(x − max); softmax = s / Σ s.
+                            T scale = invRows / T.Exp(lse - TensorPrimitives.Max(xr));
+                            TensorPrimitives.Multiply(s, scale, s);
+                            s[(int)label] -= invRows;
+                        }
+                    }
+                });
+            }
+        }
+        T total = T.Zero;
+        for (int r = 0; r < rows; r++) total += perRow[r];
+        return total * invRows;
+    }
+}
