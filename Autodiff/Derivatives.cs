@@ -1,0 +1,185 @@
+using Curvature.Engine;
+
+namespace Curvature.Autodiff;
+
+/// <summary>What <see cref="Derivatives.Hvp(Func{Tensor[], Tensor}, Tensor[], Tensor[])"/> returns: f(w), ∇f(w) and H·v.</summary>
+/// <param name="Value">f(w).</param>
+/// <param name="Gradient">∇f(w), one tensor per argument.</param>
+/// <param name="Product">H(w)·v, one tensor per argument.</param>
+public sealed record HvpResult(Tensor Value, Tensor[] Gradient, Tensor[] Product);
+
+/// <summary>
+/// Derivatives of functions of tensors: reverse mode (<see cref="Grad(Func{Tensor, Tensor}, Tensor)"/>,
+/// <see cref="Vjp(Func{Tensor[], Tensor}, Tensor[], Tensor)"/>), forward mode
+/// (<see cref="Jvp(Func{Tensor[], Tensor}, Tensor[], Tensor[])"/>) and their composition: the exact
+/// Hessian-vector product as the JVP of the gradient (forward-over-reverse), Hv = d/dt ∇f(w + t v) at t = 0.
+/// Each call opens a fresh nesting level, so they compose to any order without perturbation confusion.
+/// </summary>
+public static class Derivatives
+{
+    // ------------------------------------------------------------ reverse mode
+
+    /// <summary>f(xs) and the cotangents ȳᵀ·∂f/∂xᵢ for a given output cotangent ȳ.</summary>
+    public static (Tensor Value, Tensor[] Cotangents) Vjp(Func<Tensor[], Tensor> f, Tensor[] xs, Tensor yBar)
+    {
+        int tag = Tensor.NewTag();
+        var leaves = xs.Select(x => Tensor.Reverse(x, null, tag)).ToArray();
+        var y = f(leaves);
+        if (y.Shape != yBar.Shape) throw new ArgumentException($"vjp: the cotangent has shape {yBar.Shape} but f returned {y.Shape}.");
+        if (y.tag != tag || y.kind != Tensor.Kind.Reverse)
+            return (y, xs.Select(x => (Tensor)x.Data.ZerosLike()).ToArray());
+        var adjoints = Backpropagate(y, yBar, tag, leaves);
+        var bars = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
+        return (y.primal!, bars);
+    }
+
+    /// <summary>f(x) and ȳᵀ·∂f/∂x.</summary>
+    public static (Tensor Value, Tensor Cotangent) Vjp(Func<Tensor, Tensor> f, Tensor x, Tensor yBar)
+    {
+        var (v, bars) = Vjp(xs => f(xs[0]), [x], yBar);
+        return (v, bars[0]);
+    }
+
+    /// <summary>f(xs) and ∇f for a scalar-valued f.</summary>
+    public static (Tensor Value, Tensor[] Gradient) ValueAndGrad(Func<Tensor[], Tensor> f, Tensor[] xs)
+    {
+        Tensor? seed = null;
+        Tensor Scalar(Tensor[] a)
+        {
+            var y = f(a);
+            if (y.Data.Size != 1) throw new ArgumentException($"grad: f must return a single element, got shape {y.Shape}.");
+            seed = y.Data.OnesLike();
+            return y;
+        }
+        // The seed's shape is only known after f runs; Vjp checks it against f's output.
+        int tag = Tensor.NewTag();
+        var leaves = xs.Select(x => Tensor.Reverse(x, null, tag)).ToArray();
+        var y = Scalar(leaves);
+        if (y.tag != tag || y.kind != Tensor.Kind.Reverse)
+            return (y, xs.Select(x => (Tensor)x.Data.ZerosLike()).ToArray());
+        var adjoints = Backpropagate(y, seed!, tag, leaves);
+        var grads = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
+        return (y.primal!, grads);
+    }
+
+    /// <summary>f(x) and ∇f(x) for a scalar-valued f.</summary>
+    public static (Tensor Value, Tensor Gradient) ValueAndGrad(Func<Tensor, Tensor> f, Tensor x)
+    {
+        var (v, g) = ValueAndGrad(xs => f(xs[0]), [x]);
+        return (v, g[0]);
+    }
+
+    /// <summary>∇f(xs) for a scalar-valued f.</summary>
+    public static Tensor[] Grad(Func<Tensor[], Tensor> f, Tensor[] xs) => ValueAndGrad(f, xs).Gradient;
+
+    /// <summary>∇f(x) for a scalar-valued f.</summary>
+    public static Tensor Grad(Func<Tensor, Tensor> f, Tensor x) => ValueAndGrad(f, x).Gradient;
+
+    /// <summary>
+    /// Reverse sweep from <paramref name="y"/> over the nodes of level <paramref name="tag"/>, in reverse
+    /// topological order. Cotangents are tensors, so when they carry tangents of an outer level this sweep is
+    /// itself differentiated forward. Intermediate cotangents are released as soon as they are used.
+    /// </summary>
+    private static Dictionary<Tensor, Tensor> Backpropagate(Tensor y, Tensor yBar, int tag, Tensor[] leaves)
+    {
+        var order = TopologicalOrder(y, tag);
+        var adjoints = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [y] = yBar };
+        var keep = new HashSet<Tensor>(leaves, ReferenceEqualityComparer.Instance);
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            var node = t.node;
+            if (node is null || !adjoints.TryGetValue(t, out var bar)) continue;
+            var needed = new bool[node.Inputs.Length];
+            bool any = false;
+            for (int j = 0; j < needed.Length; j++)
+            {
+                needed[j] = node.Inputs[j].tag == tag && node.Inputs[j].kind == Tensor.Kind.Reverse;
+                any |= needed[j];
+            }
+            if (!any) continue;
+            var bars = node.Op.Vjp(node.Primals, node.Output, bar, needed);
+            for (int j = 0; j < needed.Length; j++)
+            {
+                if (!needed[j] || bars[j] is not { } b) continue;
+                var input = node.Inputs[j];
+                adjoints[input] = adjoints.TryGetValue(input, out var acc) ? acc + b : b;
+            }
+            if (!keep.Contains(t)) adjoints.Remove(t);
+        }
+        return adjoints;
+    }
+
+    private static List<Tensor> TopologicalOrder(Tensor root, int tag)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance) { root };
+        var stack = new Stack<(Tensor Node, int Next)>();
+        stack.Push((root, 0));
+        while (stack.Count > 0)
+        {
+            var (t, next) = stack.Pop();
+            var inputs = t.node?.Inputs;
+            if (inputs is not null && next < inputs.Length)
+            {
+                stack.Push((t, next + 1));
+                var child = inputs[next];
+                if (child.tag == tag && child.kind == Tensor.Kind.Reverse && visited.Add(child)) stack.Push((child, 0));
+                continue;
+            }
+            order.Add(t);
+        }
+        return order;
+    }
+
+    // ------------------------------------------------------------ forward mode
+
+    /// <summary>f(xs) and the directional derivative Σᵢ ∂f/∂xᵢ·ẋᵢ (one forward pass).</summary>
+    public static (Tensor Value, Tensor Tangent) Jvp(Func<Tensor[], Tensor> f, Tensor[] xs, Tensor[] xDots)
+    {
+        var (ys, dots) = JvpMany(a => [f(a)], xs, xDots);
+        return (ys[0], dots[0]);
+    }
+
+    /// <summary>f(x) and ∂f/∂x·ẋ.</summary>
+    public static (Tensor Value, Tensor Tangent) Jvp(Func<Tensor, Tensor> f, Tensor x, Tensor xDot) => Jvp(a => f(a[0]), [x], [xDot]);
+
+    /// <summary>The JVP of a function with several outputs.</summary>
+    public static (Tensor[] Values, Tensor[] Tangents) JvpMany(Func<Tensor[], Tensor[]> f, Tensor[] xs, Tensor[] xDots)
+    {
+        if (xs.Length != xDots.Length) throw new ArgumentException($"jvp: {xs.Length} arguments but {xDots.Length} tangents.");
+        for (int i = 0; i < xs.Length; i++)
+            if (xs[i].Shape != xDots[i].Shape || xs[i].DType != xDots[i].DType)
+                throw new ArgumentException($"jvp: argument {i} is {xs[i].DType.Name()} {xs[i].Shape} but its tangent is {xDots[i].DType.Name()} {xDots[i].Shape}; expected the same shape and dtype.");
+        int tag = Tensor.NewTag();
+        var duals = xs.Select((x, i) => Tensor.Dual(x, xDots[i], tag)).ToArray();
+        var ys = f(duals);
+        var values = new Tensor[ys.Length];
+        var tangents = new Tensor[ys.Length];
+        for (int i = 0; i < ys.Length; i++)
+        {
+            if (ys[i].tag == tag && ys[i].kind == Tensor.Kind.Forward) { values[i] = ys[i].primal!; tangents[i] = ys[i].tangent!; }
+            else { values[i] = ys[i]; tangents[i] = ys[i].Data.ZerosLike(); }
+        }
+        return (values, tangents);
+    }
+
+    // ------------------------------------------------------------ second order
+
+    /// <summary>
+    /// f(w), ∇f(w) and the exact Hessian-vector product H(w)·v, as the JVP of the gradient along v
+    /// (forward-over-reverse): one forward pass and one backward pass, each carrying tangents.
+    /// </summary>
+    public static HvpResult Hvp(Func<Tensor[], Tensor> f, Tensor[] w, Tensor[] v)
+    {
+        var (values, tangents) = JvpMany(ws =>
+        {
+            var (value, grad) = ValueAndGrad(f, ws);
+            return [value, .. grad];
+        }, w, v);
+        return new HvpResult(values[0], values[1..], tangents[1..]);
+    }
+
+    /// <summary>H(w)·v for a function of one tensor.</summary>
+    public static Tensor Hvp(Func<Tensor, Tensor> f, Tensor w, Tensor v) => Hvp(a => f(a[0]), [w], [v]).Product[0];
+}

@@ -1,0 +1,27 @@
+using Curvature.Autodiff.Primitives;
+using Curvature.Engine;
+
+namespace Curvature.Autodiff;
+
+/// <summary>The losses of <c>interop/MODELS.md</c>, averaged over the batch.</summary>
+public static class Losses
+{
+    /// <summary>Mean cross-entropy of [N, C] logits against [N] int64 labels (fused softmax cross-entropy).</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor labels)
+    {
+        logits.Data.CheckLogitsAndLabels("cross_entropy", labels.Data);
+        return SoftmaxCrossEntropy.Instance.Apply(logits, labels.Detach());
+    }
+
+    /// <summary>
+    /// 0.5 · Σ_c (out_c − onehot(y)_c)², averaged over the batch (Cohen et al. 2021), for [N, C] outputs and
+    /// [N] int64 labels.
+    /// </summary>
+    public static Tensor MeanSquaredError(Tensor outputs, Tensor labels)
+    {
+        outputs.Data.CheckLogitsAndLabels("mse", labels.Data);
+        var target = NdArray.OneHot(labels.Data, outputs.Shape[1], outputs.DType);
+        var r = outputs - target;
+        return (r * r).Sum() * (0.5 / outputs.Shape[0]);
+    }
+}

@@ -1,0 +1,66 @@
+using Curvature.Engine;
+
+namespace Curvature.Autodiff;
+
+/// <summary>
+/// A differentiable operation: a raw forward computation on arrays, a JVP rule and a VJP rule. The rules are
+/// written with other primitives (never raw kernels), so running a VJP on values that carry tangents
+/// differentiates the backward pass itself: the tangent of a gradient is a Hessian-vector product.
+/// </summary>
+public abstract class Primitive
+{
+    /// <summary>The op's name, used in messages and in the verification table.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The forward computation on raw arrays (all derivative levels stripped).</summary>
+    protected internal abstract NdArray Forward(NdArray[] x);
+
+    /// <summary>
+    /// The tangent of the output from the primals <paramref name="x"/>, their tangents (null = zero) and
+    /// the output primal <paramref name="y"/>; null when the tangent is zero.
+    /// </summary>
+    protected internal abstract Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y);
+
+    /// <summary>
+    /// The cotangents of the inputs from the output's cotangent <paramref name="yBar"/>; entries whose
+    /// <paramref name="needed"/> flag is false may be null, as may those of non-differentiable inputs.
+    /// </summary>
+    protected internal abstract Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed);
+
+    /// <summary>Applies the op, stripping one level of derivative information per call (see <see cref="Tensor"/>).</summary>
+    public Tensor Apply(params Tensor[] inputs)
+    {
+        int tag = 0;
+        Tensor? lead = null;
+        foreach (var x in inputs)
+            if (x.tag > tag) { tag = x.tag; lead = x; }
+        if (lead is null)
+        {
+            var raw = new NdArray[inputs.Length];
+            for (int i = 0; i < raw.Length; i++) raw[i] = inputs[i].Data;
+            return Tensor.Constant(Forward(raw));
+        }
+
+        var primals = new Tensor[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) primals[i] = inputs[i].tag == tag ? inputs[i].primal! : inputs[i];
+        var y = Apply(primals);
+
+        if (lead.kind == Tensor.Kind.Forward)
+        {
+            var tangents = new Tensor?[inputs.Length];
+            for (int i = 0; i < inputs.Length; i++) tangents[i] = inputs[i].tag == tag ? inputs[i].tangent : null;
+            var yDot = Jvp(primals, tangents, y);
+            return yDot is null ? y : Tensor.Dual(y, yDot, tag);
+        }
+        return Tensor.Reverse(y, new ReverseNode(this, inputs, primals, y), tag);
+    }
+
+    /// <summary>Sum of two possibly-zero (null) tangents.</summary>
+    protected static Tensor? AddOrNull(Tensor? a, Tensor? b) => a is null ? b : b is null ? a : a + b;
+
+    /// <summary>A constant 0-d zero of the dtype and device of <paramref name="like"/>.</summary>
+    protected static Tensor ZeroLike(Tensor like) => NdArray.Scalar(0, like.DType, like.Device);
+
+    /// <summary><paramref name="t"/> summed back to <paramref name="shape"/> when it was broadcast.</summary>
+    protected static Tensor SumBack(Tensor t, Shape shape) => t.Shape == shape ? t : t.SumTo(shape);
+}

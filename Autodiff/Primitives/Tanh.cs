@@ -1,0 +1,19 @@
+using Curvature.Engine;
+using Curvature.Kernels.Cpu;
+
+namespace Curvature.Autodiff.Primitives;
+
+/// <summary>y = tanh x. JVP: ẏ = ẋ ⊙ (1 − y²). VJP: x̄ = ȳ ⊙ (1 − y²).</summary>
+public sealed class Tanh : Primitive
+{
+    /// <summary>The op (stateless).</summary>
+    public static readonly Tanh Instance = new();
+    /// <inheritdoc/>
+    public override string Name => "tanh";
+    /// <inheritdoc/>
+    protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(UnaryOp.Tanh);
+    /// <inheritdoc/>
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : xDot[0]! * (1.0 - y * y);
+    /// <inheritdoc/>
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar * (1.0 - y * y)];
+}
