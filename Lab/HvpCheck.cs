@@ -1,0 +1,178 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Kernels;
+
+namespace Curvature.Lab;
+
+/// <summary>
+/// <c>Lab hvp-check</c>: verifies the exact Hessian-vector product on the MLP of MODELS.md against central
+/// finite differences (float64), checks its symmetry, and times forward, gradient and HVP (float32).
+/// </summary>
+public static class HvpCheck
+{
+    /// <summary>The settings of one check.</summary>
+    public sealed record Settings(string Model, int N, int Width, string Activation, string Loss, ulong Seed, int Repeats, int Directions);
+
+    /// <summary>What one check measured.</summary>
+    public sealed record Report(
+        long Parameters, double GradFdRelError, double HvpFdRelError, double SymmetryRelError,
+        double ForwardMs, double GradMs, double HvpMs)
+    {
+        /// <summary>HVP time over gradient time.</summary>
+        public double HvpOverGrad => HvpMs / GradMs;
+    }
+
+    internal static Command Command(TextWriter output)
+    {
+        var common = new Cli.CommonOptions();
+        var model = new Option<string>("--model") { Description = "Model to check (mlp)", DefaultValueFactory = _ => "mlp" };
+        model.AcceptOnlyFromAmong("mlp");
+        var n = new Option<int>("--n") { Description = "Number of random examples in the batch", DefaultValueFactory = _ => 5000 };
+        var width = new Option<int>("--width") { Description = "Hidden width of the MLP", DefaultValueFactory = _ => 200 };
+        var activation = new Option<string>("--activation") { Description = "tanh or relu", DefaultValueFactory = _ => "tanh" };
+        activation.AcceptOnlyFromAmong("tanh", "relu");
+        var loss = new Option<string>("--loss") { Description = "mse (Cohen et al.) or ce", DefaultValueFactory = _ => "mse" };
+        loss.AcceptOnlyFromAmong("mse", "ce");
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (the median is reported)", DefaultValueFactory = _ => 9 };
+        foreach (var o in new[] { n, width, repeats })
+            o.Validators.Add(r =>
+            {
+                int v = r.GetValueOrDefault<int>();
+                if (v < 1) r.AddError($"{o.Name} must be a positive integer, got {v}.");
+            });
+
+        var cmd = new Command("hvp-check", "Check gradient and HVP against finite differences and time them");
+        foreach (var o in new Option[] { model, n, width, activation, loss, repeats }) cmd.Options.Add(o);
+        common.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            common.Apply(r, output);
+            var s = new Settings(r.GetValue(model)!, r.GetValue(n), r.GetValue(width), r.GetValue(activation)!, r.GetValue(loss)!,
+                r.GetValue(common.Seed), r.GetValue(repeats), Directions: 4);
+            var report = Run(s);
+            Print(output, s, report);
+            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, ToJson(s, report));
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs the checks and timings.</summary>
+    public static Report Run(Settings s)
+    {
+        var (grad, hvp, sym, parameters) = Verify(s);
+        var (fwd, g, h) = Time(s);
+        return new Report(parameters, grad, hvp, sym, fwd, g, h);
+    }
+
+    private static (Mlp Mlp, Func<Tensor[], Tensor> Loss, Tensor[] W, RandomGenerator Rng) Problem(Settings s, DType dtype)
+    {
+        var rng = new RandomGenerator(s.Seed);
+        var mlp = new Mlp(784, s.Width, 10, s.Activation);
+        var w = mlp.Initialize(rng, dtype).Select(a => (Tensor)a).ToArray();
+        Tensor x = rng.Normal(new Shape(s.N, 784), dtype: dtype);
+        Tensor y = rng.Integers(new Shape(s.N), 10);
+        return (mlp, p => mlp.Loss(p, x, y, s.Loss), w, rng);
+    }
+
+    private static Tensor[] RandomUnit(RandomGenerator rng, Tensor[] like)
+    {
+        var v = like.Select(t => rng.Normal(t.Shape, dtype: t.DType)).ToArray();
+        double norm = Math.Sqrt(v.Sum(a => a.Dot(a)));
+        return v.Select(a => (Tensor)(a / norm)).ToArray();
+    }
+
+    private static Tensor[] Axpy(Tensor[] w, double alpha, Tensor[] v) => w.Zip(v, (a, b) => (Tensor)(a.Data + b.Data * alpha)).ToArray();
+
+    private static double Dot(Tensor[] a, Tensor[] b) => a.Zip(b, (x, y) => x.Data.Dot(y.Data)).Sum();
+
+    /// <summary>Float64: gradient and HVP against central differences, and the symmetry of the HVP.</summary>
+    private static (double Grad, double Hvp, double Symmetry, long Parameters) Verify(Settings s)
+    {
+        const double eps = 1e-5;
+        var (mlp, f, w, rng) = Problem(s, DType.Float64);
+        var (_, g) = Derivatives.ValueAndGrad(f, w);
+        double gradErr = 0;
+        for (int i = 0; i < s.Directions; i++)
+        {
+            var u = RandomUnit(rng, w);
+            double exact = Dot(g, u);
+            double fd = (f(Axpy(w, eps, u)).ToScalar() - f(Axpy(w, -eps, u)).ToScalar()) / (2 * eps);
+            gradErr = Math.Max(gradErr, Math.Abs(exact - fd) / Math.Max(Math.Max(Math.Abs(exact), Math.Abs(fd)), double.Epsilon));
+        }
+
+        var v = RandomUnit(rng, w);
+        var hv = Derivatives.Hvp(f, w, v).Product;
+        var gPlus = Derivatives.Grad(f, Axpy(w, eps, v));
+        var gMinus = Derivatives.Grad(f, Axpy(w, -eps, v));
+        double num = 0, den = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            var fd = (gPlus[i].Data - gMinus[i].Data) / (2 * eps);
+            var diff = hv[i].Data - fd;
+            num += diff.Dot(diff);
+            den += fd.Dot(fd);
+        }
+
+        var u2 = RandomUnit(rng, w);
+        var hu = Derivatives.Hvp(f, w, u2).Product;
+        double uHv = Dot(u2, hv), vHu = Dot(v, hu);
+        double sym = Math.Abs(uHv - vHu) / Math.Max(Math.Max(Math.Abs(uHv), Math.Abs(vHu)), double.Epsilon);
+        return (gradErr, Math.Sqrt(num / den), sym, mlp.ParameterCount);
+    }
+
+    /// <summary>Float32: median times of the loss, the gradient and the HVP.</summary>
+    private static (double Forward, double Grad, double Hvp) Time(Settings s)
+    {
+        var (_, f, w, rng) = Problem(s, DType.Float32);
+        var v = RandomUnit(rng, w);
+        double fwd = Timing.MedianMs(() => f(w).ToScalar(), repeats: s.Repeats);
+        double grad = Timing.MedianMs(() => Derivatives.ValueAndGrad(f, w), repeats: s.Repeats);
+        double hvp = Timing.MedianMs(() => Derivatives.Hvp(f, w, v), repeats: s.Repeats);
+        return (fwd, grad, hvp);
+    }
+
+    private static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+    private static string E(double v) => v.ToString("0.0e+00", CultureInfo.InvariantCulture);
+
+    private static void Print(TextWriter o, Settings s, Report r)
+    {
+        o.WriteLine($"hvp-check: {s.Model} ({s.Activation}, width {s.Width}, {r.Parameters:N0} parameters), loss {s.Loss}, N = {s.N}, seed {s.Seed}, {Parallelism.MaxThreads} threads");
+        o.WriteLine();
+        o.WriteLine("| check (float64) | relative error |");
+        o.WriteLine("|---|---|");
+        o.WriteLine($"| gradient · u vs central difference (max over {s.Directions} directions) | {E(r.GradFdRelError)} |");
+        o.WriteLine($"| HVP vs central difference of gradients | {E(r.HvpFdRelError)} |");
+        o.WriteLine($"| symmetry uᵀ(Hv) vs vᵀ(Hu) | {E(r.SymmetryRelError)} |");
+        o.WriteLine();
+        o.WriteLine($"| timing (float32, median of {s.Repeats}) | ms |");
+        o.WriteLine("|---|---|");
+        o.WriteLine($"| forward (loss) | {F(r.ForwardMs)} |");
+        o.WriteLine($"| gradient | {F(r.GradMs)} |");
+        o.WriteLine($"| HVP (forward-over-reverse) | {F(r.HvpMs)} |");
+        o.WriteLine($"| HVP / gradient | {F(r.HvpOverGrad)} |");
+    }
+
+    /// <summary>The JSON document written by <c>--json</c>.</summary>
+    public static string ToJson(Settings s, Report r) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["model"] = s.Model,
+        ["activation"] = s.Activation,
+        ["width"] = s.Width,
+        ["loss"] = s.Loss,
+        ["n"] = s.N,
+        ["seed"] = s.Seed,
+        ["threads"] = Parallelism.MaxThreads,
+        ["parameters"] = r.Parameters,
+        ["grad_fd_rel_error"] = r.GradFdRelError,
+        ["hvp_fd_rel_error"] = r.HvpFdRelError,
+        ["symmetry_rel_error"] = r.SymmetryRelError,
+        ["forward_ms"] = r.ForwardMs,
+        ["grad_ms"] = r.GradMs,
+        ["hvp_ms"] = r.HvpMs,
+        ["hvp_over_grad"] = r.HvpOverGrad,
+    }, new JsonSerializerOptions { WriteIndented = true });
+}
