@@ -11,11 +11,13 @@ public static class Philox
 {
     private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
 
-    /// <summary>The four 32-bit words for one 128-bit counter.</summary>
-    public static (uint, uint, uint, uint) Block(ulong key, ulong counter)
+    /// <summary>The four 32-bit words for the counter (offset, 0) under a 64-bit key.</summary>
+    public static (uint, uint, uint, uint) Block(ulong key, ulong counter) =>
+        Block((uint)counter, (uint)(counter >> 32), 0, 0, (uint)key, (uint)(key >> 32));
+
+    /// <summary>Philox4x32-10 of a full 128-bit counter (c0…c3) under the key (k0, k1).</summary>
+    public static (uint, uint, uint, uint) Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
     {
-        uint c0 = (uint)counter, c1 = (uint)(counter >> 32), c2 = 0, c3 = 0;
-        uint k0 = (uint)key, k1 = (uint)(key >> 32);
         for (int round = 0; round < 10; round++)
         {
             ulong p0 = (ulong)M0 * c0, p1 = (ulong)M1 * c2;
