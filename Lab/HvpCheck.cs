@@ -129,10 +129,9 @@ public static class HvpCheck
     {
         var (_, f, w, rng) = Problem(s, DType.Float32);
         var v = RandomUnit(rng, w);
-        double fwd = Timing.MedianMs(() => f(w).ToScalar(), repeats: s.Repeats);
-        double grad = Timing.MedianMs(() => Derivatives.ValueAndGrad(f, w), repeats: s.Repeats);
-        double hvp = Timing.MedianMs(() => Derivatives.Hvp(f, w, v), repeats: s.Repeats);
-        return (fwd, grad, hvp);
+        var ms = Timing.InterleavedMedianMs(
+            [() => f(w).ToScalar(), () => Derivatives.ValueAndGrad(f, w), () => Derivatives.Hvp(f, w, v)], repeats: s.Repeats);
+        return (ms[0], ms[1], ms[2]);
     }
 
     private static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
@@ -148,7 +147,7 @@ public static class HvpCheck
         o.WriteLine($"| HVP vs central difference of gradients | {E(r.HvpFdRelError)} |");
         o.WriteLine($"| symmetry uᵀ(Hv) vs vᵀ(Hu) | {E(r.SymmetryRelError)} |");
         o.WriteLine();
-        o.WriteLine($"| timing (float32, median of {s.Repeats}) | ms |");
+        o.WriteLine($"| timing (float32, median of {s.Repeats} interleaved rounds) | ms |");
         o.WriteLine("|---|---|");
         o.WriteLine($"| forward (loss) | {F(r.ForwardMs)} |");
         o.WriteLine($"| gradient | {F(r.GradMs)} |");

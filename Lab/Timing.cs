@@ -16,7 +16,33 @@ public static class Timing
             action();
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
-        Array.Sort(times);
-        return repeats % 2 == 1 ? times[repeats / 2] : 0.5 * (times[repeats / 2 - 1] + times[repeats / 2]);
+        return Median(times);
+    }
+
+    /// <summary>
+    /// Median milliseconds of each action, measured in interleaved rounds (each round runs every action
+    /// once), so that a noisy neighbour slows all of them alike and their ratios stay meaningful.
+    /// </summary>
+    public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9)
+    {
+        for (int i = 0; i < warmup; i++) foreach (var a in actions) a();
+        var times = new double[actions.Length][];
+        for (int j = 0; j < actions.Length; j++) times[j] = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+            for (int j = 0; j < actions.Length; j++)
+            {
+                var sw = Stopwatch.StartNew();
+                actions[j]();
+                times[j][i] = sw.Elapsed.TotalMilliseconds;
+            }
+        return times.Select(Median).ToArray();
+    }
+
+    private static double Median(double[] times)
+    {
+        var t = (double[])times.Clone();
+        Array.Sort(t);
+        int n = t.Length;
+        return n % 2 == 1 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     }
 }

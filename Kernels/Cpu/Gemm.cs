@@ -93,23 +93,61 @@ public static unsafe class Gemm
         : Vector256.IsHardwareAccelerated ? 2 * Vector256<T>.Count
         : 2 * Vector128<T>.Count;
 
+    /// <summary>
+    /// Splits C into one block per thread along its larger dimension and runs the sequential loop nest on
+    /// each with private packing buffers: no barrier inside the product. Every element of C still sees the
+    /// same KC blocking and micro-kernel order, so the split never changes a bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Blocked<T>(bool transA, bool transB, int m, int n, int k,
         T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate, int threads)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int nr = NR<T>();
-        // Row blocks: a multiple of the thread count, at most MCMax rows each, so the cores stay balanced.
-        int blocks = threads * (int)Math.Ceiling(m / (double)(threads * MCMax));
-        int mc = RoundUp((m + blocks - 1) / blocks, MR);
-        int rowBlocks = (m + mc - 1) / mc;
+        long work = (long)m * n * k;
+        int parts = (int)Math.Min(threads, Math.Max(1, work / (64L * 64 * 64)));
+        // Splitting rows makes every thread pack all of op(B) (k×n); splitting columns, all of op(A) (m×k).
+        bool splitRows = n <= m;
+        int units = splitRows ? (m + MR - 1) / MR : (n + nr - 1) / nr;
+        parts = Math.Min(parts, units);
+        if (parts <= 1)
+        {
+            Sequential(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, nr);
+            return;
+        }
+        Parallelism.For(parts, t =>
+        {
+            int u0 = (int)((long)units * t / parts), u1 = (int)((long)units * (t + 1) / parts);
+            if (splitRows)
+            {
+                int i0 = u0 * MR, i1 = Math.Min(m, u1 * MR);
+                T* ap = transA ? a + i0 : a + (long)i0 * lda;
+                Sequential(transA, transB, i1 - i0, n, k, ap, lda, b, ldb, c + (long)i0 * ldc, ldc, accumulate, nr);
+            }
+            else
+            {
+                int j0 = u0 * nr, j1 = Math.Min(n, u1 * nr);
+                T* bp = transB ? b + (long)j0 * ldb : b + j0;
+                Sequential(transA, transB, m, j1 - j0, k, a, lda, bp, ldb, c + j0, ldc, accumulate, nr);
+            }
+        });
+    }
+
+    /// <summary>The BLIS loop nest on one thread: NC columns, KC depth, MC rows, then the macro-kernel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Sequential<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate, int nr)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int ncMax = Math.Min(NC, RoundUp(n, nr));
         int kcMax = Math.Min(KC, k);
+        int mcMax = Math.Min(MCMax, RoundUp(m, MR));
         T[] packedB = ArrayPool<T>.Shared.Rent(kcMax * ncMax);
+        T[] packedA = ArrayPool<T>.Shared.Rent(kcMax * mcMax);
         try
         {
-            fixed (T* bp = packedB)
+            fixed (T* bp = packedB) fixed (T* ap = packedA)
             {
-                T* bPacked = bp;
                 for (int jc = 0; jc < n; jc += NC)
                 {
                     int nc = Math.Min(NC, n - jc);
@@ -117,42 +155,30 @@ public static unsafe class Gemm
                     {
                         int kc = Math.Min(KC, k - pc);
                         bool acc = accumulate || pc > 0;
-                        int panels = (nc + nr - 1) / nr;
-                        if (threads > 1 && panels >= 4)
-                            Parallelism.For(panels, jp => PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bPacked + (long)jp * nr * kc));
-                        else
-                            for (int jp = 0; jp < panels; jp++)
-                                PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bPacked + (long)jp * nr * kc);
-
-                        void RowBlock(int ib)
+                        for (int jp = 0; jp * nr < nc; jp++)
+                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bp + (long)jp * nr * kc);
+                        for (int ic = 0; ic < m; ic += MCMax)
                         {
-                            int ic = ib * mc;
-                            int mcb = Math.Min(mc, m - ic);
-                            T[] packedA = ArrayPool<T>.Shared.Rent(RoundUp(mcb, MR) * kc);
-                            try
-                            {
-                                fixed (T* ap = packedA)
-                                {
-                                    for (int ip = 0; ip < mcb; ip += MR)
-                                        PackA(transA, a, lda, ic + ip, Math.Min(MR, mcb - ip), pc, kc, ap + (long)ip * kc);
-                                    Macro(mcb, nc, kc, ap, bPacked, c + (long)ic * ldc + jc, ldc, acc, nr);
-                                }
-                            }
-                            finally { ArrayPool<T>.Shared.Return(packedA); }
+                            int mc = Math.Min(MCMax, m - ic);
+                            for (int ip = 0; ip < mc; ip += MR)
+                                PackA(transA, a, lda, ic + ip, Math.Min(MR, mc - ip), pc, kc, ap + (long)ip * kc);
+                            Macro(mc, nc, kc, ap, bp, c + (long)ic * ldc + jc, ldc, acc, nr);
                         }
-
-                        if (threads > 1 && rowBlocks > 1) Parallelism.For(rowBlocks, RowBlock);
-                        else for (int ib = 0; ib < rowBlocks; ib++) RowBlock(ib);
                     }
                 }
             }
         }
-        finally { ArrayPool<T>.Shared.Return(packedB); }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(packedA);
+            ArrayPool<T>.Shared.Return(packedB);
+        }
     }
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>Packs rows [i0, i0+rows) × columns [p0, p0+kc) of op(A) as kc columns of MR values, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA<T>(bool transA, T* a, int lda, int i0, int rows, int p0, int kc, T* dst)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -178,6 +204,7 @@ public static unsafe class Gemm
     }
 
     /// <summary>Packs rows [p0, p0+kc) × columns [j0, j0+cols) of op(B) as kc rows of nr values, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB<T>(bool transB, T* b, int ldb, int p0, int kc, int j0, int cols, int nr, T* dst)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -202,6 +229,7 @@ public static unsafe class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Macro<T>(int mc, int nc, int kc, T* aPacked, T* bPacked, T* c, int ldc, bool acc, int nr)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

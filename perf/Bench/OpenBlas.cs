@@ -3,42 +3,45 @@ using System.Runtime.InteropServices;
 namespace Curvature.Bench;
 
 /// <summary>
-/// OpenBLAS's cblas_sgemm through P/Invoke: the baseline timed in the same run as our kernels. Debian's
-/// libopenblas0-pthread installs it as an alternative of libblas.so.3; we load its own file by path.
+/// OpenBLAS's <c>cblas_sgemm</c> through P/Invoke: the baseline timed in the same run as our kernels. Debian's
+/// <c>libopenblas0-pthread</c> installs it under openblas-pthread/; we load that file by path so the reference
+/// BLAS (if it is the default alternative) is never picked by mistake.
 /// </summary>
 internal static unsafe class OpenBlas
 {
-    private const int RowMajor = 101, NoTrans = 111;
+    private const int RowMajor = 101, NoTrans = 111, Trans = 112;
     private static readonly string[] Candidates =
     [
-        "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
         "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+        "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
         "libopenblas.so.0",
     ];
 
+    private static delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> sgemm;
 
-    private static delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> fn;
+    /// <summary>Where the library was found, or null.</summary>
+    public static string? Path { get; private set; }
 
-    /// <summary>Loads the library; returns false (and why) when it is not installed.</summary>
-    public static bool TryLoad(out string why)
+    /// <summary>Loads the library; false when it is not installed.</summary>
+    public static bool TryLoad()
     {
+        if (sgemm != null) return true;
         foreach (var path in Candidates)
         {
             if (NativeLibrary.TryLoad(path, out var handle) && NativeLibrary.TryGetExport(handle, "cblas_sgemm", out var f))
             {
-                fn = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)f;
-                why = path;
+                sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)f;
+                Path = path;
                 return true;
             }
         }
-        why = "OpenBLAS not found (apt-get install libopenblas0-pthread)";
         return false;
     }
 
-    /// <summary>C[m×n] = A[m×k]·B[k×n], row-major.</summary>
-    public static void Sgemm(int m, int n, int k, float[] a, float[] b, float[] c)
+    /// <summary>C[m×n] = op(A)·op(B), row-major, leading dimensions of the stored matrices.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc)
     {
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
-            fn(RowMajor, NoTrans, NoTrans, m, n, k, 1f, pa, k, pb, n, 0f, pc, n);
+            sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, 1f, pa, lda, pb, ldb, 0f, pc, ldc);
     }
 }

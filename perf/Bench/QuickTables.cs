@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Kernels;
+using Curvature.Kernels.Cpu;
+using Curvature.Lab;
+
+namespace Curvature.Bench;
+
+/// <summary>
+/// Quick Markdown tables: engine and OpenBLAS measured in the same run. All engine timings of a table come
+/// first and OpenBLAS's after them, because OpenBLAS's worker threads keep spinning for a while after a call
+/// and would steal the cores from whatever runs next.
+/// </summary>
+internal static class QuickTables
+{
+    private static string F(double v) => v.ToString("0.0", CultureInfo.InvariantCulture);
+
+    private static double MedianSeconds(Action a, int repeats)
+    {
+        a();
+        var t = new double[repeats];
+        for (int i = 0; i < repeats; i++) { var sw = Stopwatch.StartNew(); a(); t[i] = sw.Elapsed.TotalSeconds; }
+        Array.Sort(t);
+        return t[repeats / 2];
+    }
+
+    private static float[] Random(int n, int seed)
+    {
+        var r = new System.Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(r.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    /// <summary>One GEMM problem: C[m×n] = op(A)·op(B).</summary>
+    internal sealed record GemmCase(string Name, bool TransA, bool TransB, int M, int N, int K)
+    {
+        public double Flops => 2.0 * M * N * K;
+        public int Lda => TransA ? M : K;
+        public int Ldb => TransB ? K : N;
+    }
+
+    /// <summary>Times the cases on the engine, then on OpenBLAS; returns GFLOP/s pairs (OpenBLAS NaN when absent).</summary>
+    internal static (double Engine, double Blas)[] TimeGemm(GemmCase[] cases, int repeats)
+    {
+        var data = cases.Select((c, i) => (A: Random(c.M * c.K, 2 * i), B: Random(c.K * c.N, 2 * i + 1), C: new float[c.M * c.N])).ToArray();
+        var engine = cases.Select((c, i) => c.Flops / MedianSeconds(() =>
+            Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, data[i].A, c.Lda, data[i].B, c.Ldb, data[i].C, c.N, false), repeats) / 1e9).ToArray();
+        bool blas = OpenBlas.TryLoad();
+        var reference = cases.Select((c, i) => !blas ? double.NaN : c.Flops / MedianSeconds(() =>
+            OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, data[i].A, c.Lda, data[i].B, c.Ldb, data[i].C, c.N), repeats) / 1e9).ToArray();
+        return engine.Zip(reference).ToArray();
+    }
+
+    private static void Header()
+    {
+        Console.WriteLine($"threads: {Parallelism.MaxThreads}; vector width: {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "512" : "256")} bits; OpenBLAS: {(OpenBlas.TryLoad() ? OpenBlas.Path : "not installed (apt-get install libopenblas0-pthread)")}");
+        Console.WriteLine();
+    }
+
+    /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
+    public static void SquareGemm(int repeats)
+    {
+        Header();
+        var cases = new[] { 256, 512, 1024, 2048 }.Select(n => new GemmCase(n.ToString(CultureInfo.InvariantCulture), false, false, n, n, n)).ToArray();
+        var r = TimeGemm(cases, repeats);
+        Console.WriteLine("| size | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|");
+        for (int i = 0; i < cases.Length; i++)
+            Console.WriteLine($"| {cases[i].Name} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+    }
+
+    /// <summary>The GEMMs of one MLP gradient at batch n (forward, then the backward products).</summary>
+    internal static GemmCase[] MlpGemms(int n) =>
+    [
+        new("fwd X·W1ᵀ", false, true, n, 200, 784),
+        new("fwd H1·W2ᵀ", false, true, n, 200, 200),
+        new("fwd H2·W3ᵀ", false, true, n, 10, 200),
+        new("bwd Ḡ3ᵀ·H2", true, false, 10, 200, n),
+        new("bwd Ḡ3·W3", false, false, n, 200, 10),
+        new("bwd Ḡ2ᵀ·H1", true, false, 200, 200, n),
+        new("bwd Ḡ2·W2", false, false, n, 200, 200),
+        new("bwd Ḡ1ᵀ·X", true, false, 200, 784, n),
+    ];
+
+    /// <summary><c>mlp --quick</c>: the MLP's forward, gradient and HVP at batch 5000, and its GEMMs against OpenBLAS.</summary>
+    public static void Mlp(int repeats)
+    {
+        Header();
+        var rng = new RandomGenerator(0);
+        var mlp = new Lab.Mlp();
+        var w = mlp.Initialize(rng).Select(a => (Tensor)a).ToArray();
+        Tensor x = rng.Normal(new Shape(5000, 784));
+        Tensor y = rng.Integers(new Shape(5000), 10);
+        Func<Tensor[], Tensor> f = p => mlp.Loss(p, x, y, "mse");
+        var v = w.Select(t => (Tensor)rng.Normal(t.Shape)).ToArray();
+        var ms = Timing.InterleavedMedianMs([() => f(w).ToScalar(), () => Derivatives.ValueAndGrad(f, w), () => Derivatives.Hvp(f, w, v)], repeats: repeats);
+
+        var gemms = MlpGemms(5000);
+        var r = TimeGemm(gemms, repeats);
+        double gradFlops = gemms.Sum(g => g.Flops); // every product above is in one gradient
+        double blasSquare = TimeGemm([new GemmCase("2048", false, false, 2048, 2048, 2048)], 5)[0].Blas;
+
+        Console.WriteLine("| MLP 784-200-200-10 tanh, MSE, batch 5000, float32 | ms |");
+        Console.WriteLine("|---|---|");
+        Console.WriteLine($"| forward | {F(ms[0])} |");
+        Console.WriteLine($"| gradient | {F(ms[1])} |");
+        Console.WriteLine($"| HVP | {F(ms[2])} |");
+        Console.WriteLine($"| HVP / gradient | {ms[2] / ms[1]:0.00} |");
+        Console.WriteLine($"| gradient GEMM FLOP/s (GFLOP/s) | {F(gradFlops / ms[1] / 1e6)} |");
+        Console.WriteLine($"| OpenBLAS SGEMM 2048 (GFLOP/s), same run | {F(blasSquare)} |");
+        Console.WriteLine($"| gradient FLOP/s / OpenBLAS SGEMM | {gradFlops / ms[1] / 1e6 / blasSquare:0.00} |");
+        Console.WriteLine();
+        Console.WriteLine("| GEMM in the gradient | m×n×k | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|");
+        for (int i = 0; i < gemms.Length; i++)
+            Console.WriteLine($"| {gemms[i].Name} | {gemms[i].M}×{gemms[i].N}×{gemms[i].K} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+    }
+}
