@@ -3,7 +3,7 @@ using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
-/// <summary>y = tanh x. JVP: ẏ = ẋ ⊙ (1 − y²). VJP: x̄ = ȳ ⊙ (1 − y²).</summary>
+/// <summary>y = tanh x. JVP: ẏ = ẋ ⊙ (1 − y²). VJP: x̄ = ȳ ⊙ (1 − y²). Both are the fused <see cref="TanhBackward"/>.</summary>
 public sealed class Tanh : Primitive
 {
     /// <summary>The op (stateless).</summary>
@@ -13,7 +13,7 @@ public sealed class Tanh : Primitive
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(UnaryOp.Tanh);
     /// <inheritdoc/>
-    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : xDot[0]! * (1.0 - y * y);
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : TanhBackward.Instance.Apply(y, xDot[0]!);
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar * (1.0 - y * y)];
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [TanhBackward.Instance.Apply(y, yBar)];
 }

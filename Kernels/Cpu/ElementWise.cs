@@ -114,6 +114,12 @@ public static class ElementWise
             case BinaryOp.Min:
                 if (xs) TensorPrimitives.Min(yv, *x, d); else if (ys) TensorPrimitives.Min(xv, *y, d); else TensorPrimitives.Min(xv, yv, d);
                 return;
+            case BinaryOp.TanhBackward when !xs && !ys:
+                // Three vector passes over one destination chunk that stays in cache: d = y·(1 − x²).
+                TensorPrimitives.Multiply(xv, xv, d);
+                TensorPrimitives.Subtract(T.One, d, d);
+                TensorPrimitives.Multiply(d, yv, d);
+                return;
             case BinaryOp.Pow:
                 if (xs) TensorPrimitives.Pow(*x, yv, d); else if (ys) TensorPrimitives.Pow(xv, *y, d); else TensorPrimitives.Pow(xv, yv, d);
                 return;
@@ -138,6 +144,7 @@ public static class ElementWise
         BinaryOp.Less => x < y ? T.One : T.Zero,
         BinaryOp.LessEqual => x <= y ? T.One : T.Zero,
         BinaryOp.Equal => x == y ? T.One : T.Zero,
+        BinaryOp.TanhBackward => y * (T.One - x * x),
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown binary op."),
     };
 

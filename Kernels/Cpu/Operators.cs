@@ -50,6 +50,8 @@ public enum BinaryOp
     LessEqual,
     /// <summary>x = y</summary>
     Equal,
+    /// <summary>y · (1 − x²): the backward of tanh, with x = tanh(input) and y the output's cotangent</summary>
+    TanhBackward,
 }
 
 /// <summary>Reductions over axes.</summary>
