@@ -20,18 +20,9 @@ public static class Derivatives
     // ------------------------------------------------------------ reverse mode
 
     /// <summary>f(xs) and the cotangents ȳᵀ·∂f/∂xᵢ for a given output cotangent ȳ.</summary>
-    public static (Tensor Value, Tensor[] Cotangents) Vjp(Func<Tensor[], Tensor> f, Tensor[] xs, Tensor yBar)
-    {
-        int tag = Tensor.NewTag();
-        var leaves = xs.Select(x => Tensor.Reverse(x, null, tag)).ToArray();
-        var y = f(leaves);
-        if (y.Shape != yBar.Shape) throw new ArgumentException($"vjp: the cotangent has shape {yBar.Shape} but f returned {y.Shape}.");
-        if (y.tag != tag || y.kind != Tensor.Kind.Reverse)
-            return (y, xs.Select(x => (Tensor)x.Data.ZerosLike()).ToArray());
-        var adjoints = Backpropagate(y, yBar, tag, leaves);
-        var bars = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
-        return (y.primal!, bars);
-    }
+    public static (Tensor Value, Tensor[] Cotangents) Vjp(Func<Tensor[], Tensor> f, Tensor[] xs, Tensor yBar) =>
+        Reverse(f, xs, y => y.Shape == yBar.Shape ? yBar
+            : throw new ArgumentException($"vjp: the cotangent has shape {yBar.Shape} but f returned {y.Shape}."));
 
     /// <summary>f(x) and ȳᵀ·∂f/∂x.</summary>
     public static (Tensor Value, Tensor Cotangent) Vjp(Func<Tensor, Tensor> f, Tensor x, Tensor yBar)
@@ -41,32 +32,31 @@ public static class Derivatives
     }
 
     /// <summary>f(xs) and ∇f for a scalar-valued f.</summary>
-    public static (Tensor Value, Tensor[] Gradient) ValueAndGrad(Func<Tensor[], Tensor> f, Tensor[] xs)
-    {
-        Tensor? seed = null;
-        Tensor Scalar(Tensor[] a)
-        {
-            var y = f(a);
-            if (y.Data.Size != 1) throw new ArgumentException($"grad: f must return a single element, got shape {y.Shape}.");
-            seed = y.Data.OnesLike();
-            return y;
-        }
-        // The seed's shape is only known after f runs; Vjp checks it against f's output.
-        int tag = Tensor.NewTag();
-        var leaves = xs.Select(x => Tensor.Reverse(x, null, tag)).ToArray();
-        var y = Scalar(leaves);
-        if (y.tag != tag || y.kind != Tensor.Kind.Reverse)
-            return (y, xs.Select(x => (Tensor)x.Data.ZerosLike()).ToArray());
-        var adjoints = Backpropagate(y, seed!, tag, leaves);
-        var grads = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
-        return (y.primal!, grads);
-    }
+    public static (Tensor Value, Tensor[] Gradient) ValueAndGrad(Func<Tensor[], Tensor> f, Tensor[] xs) =>
+        Reverse(f, xs, y => y.Data.Size == 1 ? y.Data.OnesLike()
+            : throw new ArgumentException($"grad: f must return a single element, got shape {y.Shape}."));
 
     /// <summary>f(x) and ∇f(x) for a scalar-valued f.</summary>
     public static (Tensor Value, Tensor Gradient) ValueAndGrad(Func<Tensor, Tensor> f, Tensor x)
     {
         var (v, g) = ValueAndGrad(xs => f(xs[0]), [x]);
         return (v, g[0]);
+    }
+
+    /// <summary>
+    /// Runs f on fresh reverse-mode leaves of a new level, seeds the output with the cotangent that
+    /// <paramref name="seed"/> gives for it, and sweeps back. Arguments f does not depend on get zeros.
+    /// </summary>
+    private static (Tensor Value, Tensor[] Cotangents) Reverse(Func<Tensor[], Tensor> f, Tensor[] xs, Func<Tensor, Tensor> seed)
+    {
+        int tag = Tensor.NewTag();
+        var leaves = xs.Select(x => Tensor.Reverse(x, null, tag)).ToArray();
+        var y = f(leaves);
+        var yBar = seed(y);
+        bool connected = y.tag == tag && y.kind == Tensor.Kind.Reverse;
+        var adjoints = connected ? Backpropagate(y, yBar, tag, leaves) : [];
+        var bars = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
+        return (connected ? y.primal! : y, bars);
     }
 
     /// <summary>∇f(xs) for a scalar-valued f.</summary>
