@@ -16,7 +16,7 @@ public sealed class Add : Primitive
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
         var t = AddOrNull(xDot[0], xDot[1]);
-        return t is null || t.Shape == y.Shape ? t : t.BroadcastTo(y.Shape);
+        return t?.BroadcastTo(y.Shape);
     }
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>

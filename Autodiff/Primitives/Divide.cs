@@ -18,7 +18,7 @@ public sealed class Divide : Primitive
         Tensor? num = xDot[1] is null ? xDot[0] : xDot[0] is null ? -(y * xDot[1]!) : xDot[0]! - y * xDot[1]!;
         if (num is null) return null;
         var t = num / x[1];
-        return t.Shape == y.Shape ? t : t.BroadcastTo(y.Shape);
+        return t.BroadcastTo(y.Shape);
     }
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)

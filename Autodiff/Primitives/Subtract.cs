@@ -16,7 +16,7 @@ public sealed class Subtract : Primitive
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
         Tensor? t = xDot[1] is null ? xDot[0] : xDot[0] is null ? -xDot[1]! : xDot[0]! - xDot[1]!;
-        return t is null || t.Shape == y.Shape ? t : t.BroadcastTo(y.Shape);
+        return t?.BroadcastTo(y.Shape);
     }
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>

@@ -22,7 +22,7 @@ public sealed class TanhBackward : Primitive
         var fromG = xDot[1] is null ? null : Instance.Apply(y, xDot[1]!);
         var fromY = xDot[0] is null ? null : g * y * xDot[0]! * -2.0;
         var t = AddOrNull(fromG, fromY);
-        return t is null || t.Shape == z.Shape ? t : t.BroadcastTo(z.Shape);
+        return t?.BroadcastTo(z.Shape);
     }
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor z, Tensor zBar, bool[] needed)
