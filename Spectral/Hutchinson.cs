@@ -1,0 +1,54 @@
+using Curvature.Engine;
+
+namespace Curvature.Spectral;
+
+/// <summary>A Monte-Carlo estimate with its standard error (sample standard deviation / √probes).</summary>
+public sealed record Estimate(double Value, double StandardError, int Probes);
+
+/// <summary>
+/// Hutchinson's estimators with Rademacher probes z (Hutchinson 1989): tr(A) = E[zᵀAz] and
+/// diag(A) = E[z ⊙ Az]; each reported with its standard error over the probes.
+/// </summary>
+public static class Hutchinson
+{
+    /// <summary>Trace estimate from <paramref name="probes"/> Rademacher probes.</summary>
+    public static Estimate Trace(ILinearOperator op, int probes, RandomGenerator rng)
+    {
+        if (probes < 1) throw new ArgumentOutOfRangeException(nameof(probes), probes, "Hutchinson needs at least one probe.");
+        var samples = new double[probes];
+        for (int i = 0; i < probes; i++)
+        {
+            var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
+            samples[i] = z.Dot(op.Apply(z));
+        }
+        return Summarize(samples);
+    }
+
+    /// <summary>Diagonal estimate (mean of z ⊙ Az) and the element-wise standard errors.</summary>
+    public static (NdArray Diagonal, NdArray StandardError) Diagonal(ILinearOperator op, int probes, RandomGenerator rng)
+    {
+        if (probes < 1) throw new ArgumentOutOfRangeException(nameof(probes), probes, "Hutchinson needs at least one probe.");
+        NdArray? sum = null, sumSq = null;
+        for (int i = 0; i < probes; i++)
+        {
+            var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
+            var s = z * op.Apply(z);
+            sum = sum is null ? s : sum + s;
+            sumSq = sumSq is null ? s * s : sumSq + s * s;
+        }
+        var mean = sum! / probes;
+        if (probes == 1) return (mean, mean.ZerosLike());
+        var variance = (sumSq! / probes - mean * mean) * (probes / (probes - 1.0));
+        var stderr = variance.Apply(Curvature.Kernels.Cpu.BinaryOp.Max, 0).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt) / Math.Sqrt(probes);
+        return (mean, stderr);
+    }
+
+    /// <summary>Mean and standard error of samples.</summary>
+    public static Estimate Summarize(IReadOnlyList<double> samples)
+    {
+        int m = samples.Count;
+        double mean = samples.Average();
+        double var = m > 1 ? samples.Sum(x => (x - mean) * (x - mean)) / (m - 1) : 0;
+        return new Estimate(mean, Math.Sqrt(var / m), m);
+    }
+}

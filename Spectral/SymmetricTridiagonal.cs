@@ -1,0 +1,84 @@
+namespace Curvature.Spectral;
+
+/// <summary>
+/// Eigenvalues and eigenvectors of a real symmetric tridiagonal matrix by the implicit QL algorithm with
+/// Wilkinson shifts (EISPACK tql2; Bowdler, Martin, Reinsch and Wilkinson 1968). All eigenvalues are real by
+/// construction, unlike a general eigen-solver applied to the Lanczos tridiagonal.
+/// </summary>
+public static class SymmetricTridiagonal
+{
+    /// <summary>
+    /// Decomposes T with diagonal <paramref name="diagonal"/> (length m) and off-diagonal
+    /// <paramref name="offDiagonal"/> (length m−1). Returns the eigenvalues ascending and the eigenvectors
+    /// as columns of an m×m matrix (vectors[i, j] = component i of eigenvector j).
+    /// </summary>
+    public static (double[] Values, double[,] Vectors) Decompose(IReadOnlyList<double> diagonal, IReadOnlyList<double> offDiagonal)
+    {
+        int n = diagonal.Count;
+        if (offDiagonal.Count != Math.Max(0, n - 1)) throw new ArgumentException($"tridiagonal: {n} diagonal entries need {n - 1} off-diagonal ones, got {offDiagonal.Count}.");
+        var d = diagonal.ToArray();
+        var e = new double[n];
+        for (int i = 0; i < n - 1; i++) e[i] = offDiagonal[i];
+        var z = new double[n, n];
+        for (int i = 0; i < n; i++) z[i, i] = 1;
+
+        for (int l = 0; l < n; l++)
+        {
+            int iterations = 0;
+            while (true)
+            {
+                int m = l;
+                for (; m < n - 1; m++)
+                {
+                    double dd = Math.Abs(d[m]) + Math.Abs(d[m + 1]);
+                    if (Math.Abs(e[m]) <= 1e-15 * dd) break;
+                }
+                if (m == l) break;
+                if (++iterations > 60) throw new InvalidOperationException("tridiagonal QL did not converge in 60 iterations.");
+                double g = (d[l + 1] - d[l]) / (2 * e[l]);
+                double r = Hypot(g, 1);
+                g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
+                double s = 1, c = 1, p = 0;
+                int i = m - 1;
+                for (; i >= l; i--)
+                {
+                    double f = s * e[i], b = c * e[i];
+                    r = Hypot(f, g);
+                    e[i + 1] = r;
+                    if (r == 0)
+                    {
+                        d[i + 1] -= p;
+                        e[m] = 0;
+                        break;
+                    }
+                    s = f / r; c = g / r;
+                    g = d[i + 1] - p;
+                    r = (d[i] - g) * s + 2 * c * b;
+                    p = s * r;
+                    d[i + 1] = g + p;
+                    g = c * r - b;
+                    for (int k = 0; k < n; k++)
+                    {
+                        f = z[k, i + 1];
+                        z[k, i + 1] = s * z[k, i] + c * f;
+                        z[k, i] = c * z[k, i] - s * f;
+                    }
+                }
+                if (r == 0 && i >= l) continue;
+                d[l] -= p;
+                e[l] = g;
+                e[m] = 0;
+            }
+        }
+
+        // Sort ascending, carrying the vectors.
+        var order = Enumerable.Range(0, n).OrderBy(i => d[i]).ToArray();
+        var values = order.Select(i => d[i]).ToArray();
+        var vectors = new double[n, n];
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < n; k++) vectors[k, j] = z[k, order[j]];
+        return (values, vectors);
+    }
+
+    private static double Hypot(double a, double b) => Math.Sqrt(a * a + b * b);
+}

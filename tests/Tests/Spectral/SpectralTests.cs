@@ -1,0 +1,196 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Lab;
+using Curvature.Spectral;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace Curvature.Tests.Spectral;
+
+/// <summary>The spectral methods on operators whose spectrum is known.</summary>
+public class SpectralTests
+{
+    private static DenseOperator Diagonal(double[] d) => new(NdArray.FromArray(
+        Enumerable.Range(0, d.Length * d.Length).Select(i => i / d.Length == i % d.Length ? d[i / d.Length] : 0.0).ToArray(), new Shape(d.Length, d.Length)));
+
+    /// <summary>A spectrum with a clear top: five separated large eigenvalues over a uniform bulk, one large negative.</summary>
+    private static double[] Planted(int n, RandomGenerator rng)
+    {
+        var bulk = rng.Uniform(new Shape(n - 6), -1, 1, DType.Float64).ToArray<double>();
+        return [50, 30, 20, 12, 8, -40, .. bulk];
+    }
+
+    [Fact]
+    public void Tridiagonal_solver_matches_jacobi_on_random_matrices()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(25), Prop.ForAll(Gen.Choose(1, 25).ToArbitrary(), Gen.Choose(0, 10000).ToArbitrary(), (n, seed) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var d = rng.Normal(new Shape(n), dtype: DType.Float64).ToArray<double>();
+            var e = rng.Normal(new Shape(Math.Max(n - 1, 0)), dtype: DType.Float64).ToArray<double>();
+            if (n == 1) e = [];
+            var dense = new double[n, n];
+            for (int i = 0; i < n; i++) { dense[i, i] = d[i]; if (i + 1 < n) { dense[i, i + 1] = e[i]; dense[i + 1, i] = e[i]; } }
+            var (values, vectors) = SymmetricTridiagonal.Decompose(d, e);
+            var (expected, _) = SymmetricEigen.Decompose(dense);
+            for (int i = 0; i < n; i++) Assert.Equal(expected[i], values[i], 10);
+            // T s = λ s for every column.
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < n; i++)
+                {
+                    double ts = 0;
+                    for (int k = 0; k < n; k++) ts += dense[i, k] * vectors[k, j];
+                    Assert.Equal(values[j] * vectors[i, j], ts, 9);
+                }
+        }));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Lanczos_finds_the_top_eigenvalues_of_a_planted_spectrum(bool conjugated)
+    {
+        var rng = new RandomGenerator(1);
+        var lambda = Planted(150, rng);
+        ILinearOperator op = conjugated ? DenseOperator.Planted(lambda, rng) : Diagonal(lambda);
+        var r = Lanczos.Run(op, iterations: 60, k: 5, which: Which.LargestAlgebraic, vectors: true, rng: rng);
+        Assert.Equal(new double[] { 50, 30, 20, 12, 8 }, r.Values.Select(v => Math.Round(v, 8)).ToArray());
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(r.Residuals[i] < 1e-6, $"residual {r.Residuals[i]:E2} of θ = {r.Values[i]}");
+            var v = r.Vectors![i];
+            double actual = Vectors.Norm(op.Apply(v) - v * r.Values[i]);
+            Assert.True(actual < 1e-6, $"‖Av − θv‖ = {actual:E2} for θ = {r.Values[i]}");
+        }
+        var byMagnitude = Lanczos.Run(op, iterations: 60, k: 3, which: Which.LargestMagnitude, rng: rng);
+        Assert.Equal(new double[] { 50, -40, 30 }, byMagnitude.Values.Select(v => Math.Round(v, 8)).ToArray());
+    }
+
+    [Fact]
+    public void Lanczos_stops_early_at_the_tolerance_and_on_an_invariant_subspace()
+    {
+        var rng = new RandomGenerator(2);
+        var op = DenseOperator.Planted(Planted(120, rng), rng);
+        var r = Lanczos.Run(op, iterations: 120, k: 1, tolerance: 1e-8, rng: rng);
+        Assert.True(r.Iterations < 60, $"took {r.Iterations} iterations");
+        Assert.Equal(50, r.Values[0], 6);
+        // A spectrum of three distinct values makes a 3-dimensional Krylov space.
+        var three = Diagonal(Enumerable.Range(0, 30).Select(i => (double)(i % 3)).ToArray());
+        Assert.Equal(3, Lanczos.Run(three, iterations: 30, k: 1, rng: rng).Iterations);
+    }
+
+    [Fact]
+    public void Full_lanczos_recovers_the_whole_spectrum_without_spurious_copies()
+    {
+        var rng = new RandomGenerator(3);
+        var lambda = Enumerable.Range(0, 40).Select(i => Math.Pow(1.3, i) - 5).ToArray();
+        var op = DenseOperator.Planted(lambda, rng);
+        var r = Lanczos.Run(op, iterations: 40, k: 40, rng: rng);
+        var expected = lambda.OrderDescending().ToArray();
+        for (int i = 0; i < 40; i++) Assert.Equal(expected[i], r.Values[i], 6);
+    }
+
+    [Fact]
+    public void Power_iteration_with_deflation_and_warm_start()
+    {
+        var rng = new RandomGenerator(4);
+        var op = DenseOperator.Planted(Planted(80, rng), rng);
+        var top = PowerIteration.Top(op, 2, maxIterations: 500, tolerance: 1e-12, rng: rng);
+        Assert.Equal(50, top[0].Value, 6);
+        Assert.Equal(-40, top[1].Value, 6);
+        var warm = PowerIteration.Run(op, maxIterations: 500, tolerance: 1e-9, start: top[0].Vector);
+        Assert.True(warm.Iterations <= 3, $"warm start took {warm.Iterations} iterations");
+        Assert.Equal(50, warm.Value, 6);
+    }
+
+    [Fact]
+    public void Hutchinson_trace_is_exact_on_a_diagonal_and_within_its_error_on_a_conjugation()
+    {
+        var rng = new RandomGenerator(5);
+        var lambda = Planted(100, rng);
+        var exact = Hutchinson.Trace(Diagonal(lambda), 7, rng);
+        Assert.Equal(lambda.Sum(), exact.Value, 9);       // zᵀDz = Σ dᵢ for z ∈ {±1}ⁿ
+        Assert.Equal(0, exact.StandardError, 9);
+        var op = DenseOperator.Planted(lambda, rng);
+        var est = Hutchinson.Trace(op, 200, rng);
+        Assert.True(est.StandardError > 0);
+        Assert.True(Math.Abs(est.Value - lambda.Sum()) < 4 * est.StandardError, $"trace {est.Value} ± {est.StandardError} vs {lambda.Sum()}");
+        var (diag, stderr) = Hutchinson.Diagonal(Diagonal(lambda), 3, rng);
+        var estimated = diag.ToArray<double>();
+        for (int i = 0; i < lambda.Length; i++) Assert.Equal(lambda[i], estimated[i], 9);
+        Assert.All(stderr.ToArray<double>(), s => Assert.Equal(0, s, 9));
+    }
+
+    [Fact]
+    public void Slq_density_integrates_to_one_and_matches_the_dense_histogram()
+    {
+        var rng = new RandomGenerator(6);
+        int n = 300;
+        var lambda = rng.Uniform(new Shape(n), 0, 1, DType.Float64).ToArray<double>().Select(x => x * x * 10).ToArray();
+        var op = DenseOperator.Planted(lambda, rng);
+        var density = StochasticLanczosQuadrature.Run(op, iterations: 40, probes: 20, rng: rng, gridPoints: 400, sigma: 0.2);
+        Assert.Equal(1.0, density.Integral(), 2);
+        Assert.Equal(1.0, density.Weights.Sum(), 9);
+        // Mass in five bins against the fraction of true eigenvalues there.
+        double[] edges = [-1, 2, 4, 6, 8, 11];
+        for (int b = 0; b < 5; b++)
+        {
+            double mass = 0;
+            for (int i = 1; i < density.Grid.Length; i++)
+            {
+                double t = 0.5 * (density.Grid[i] + density.Grid[i - 1]);
+                if (t >= edges[b] && t < edges[b + 1]) mass += 0.5 * (density.Density[i] + density.Density[i - 1]) * (density.Grid[i] - density.Grid[i - 1]);
+            }
+            double fraction = lambda.Count(x => x >= edges[b] && x < edges[b + 1]) / (double)n;
+            Assert.True(Math.Abs(mass - fraction) < 0.06, $"bin [{edges[b]}, {edges[b + 1]}): density mass {mass:F3}, dense fraction {fraction:F3}");
+        }
+    }
+
+    private static (HessianOperator Op, Func<Tensor[], Tensor> F, NdArray[] W) TinyMlp(int chunks)
+    {
+        var rng = new RandomGenerator(7);
+        var mlp = new Mlp(4, 3, 3, "tanh");
+        var w = mlp.Initialize(rng, DType.Float64).Select(a => a * 2.0).ToArray();
+        var x = rng.Normal(new Shape(12, 4), dtype: DType.Float64);
+        var y = rng.Integers(new Shape(12), 3);
+        Func<Tensor[], Tensor> full = p => mlp.Loss(p, x, y, "ce");
+        int size = 12 / chunks;
+        var terms = Enumerable.Range(0, chunks).Select(c =>
+        {
+            Tensor xc = x.Rows(c * size, size), yc = y.Rows(c * size, size);
+            return ((Func<Tensor[], Tensor>)(p => mlp.Loss(p, xc, yc, "ce")), 1.0 / chunks);
+        }).ToArray();
+        return (new HessianOperator(terms, w), full, w);
+    }
+
+    [Fact]
+    public void Lanczos_on_an_mlp_hessian_matches_the_dense_hessian()
+    {
+        var (op, _, _) = TinyMlp(1);
+        int n = (int)op.Dimension;
+        var h = new double[n, n];
+        for (int j = 0; j < n; j++)
+        {
+            var e = new double[n]; e[j] = 1;
+            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
+            for (int i = 0; i < n; i++) h[i, j] = col[i];
+        }
+        var (dense, _) = SymmetricEigen.Decompose(h);
+        var r = Lanczos.Run(op, iterations: n, k: 3, rng: new RandomGenerator(8));
+        var expected = dense.OrderDescending().Take(3).ToArray();
+        for (int i = 0; i < 3; i++) Assert.Equal(expected[i], r.Values[i], 8);
+    }
+
+    [Fact]
+    public void Chunked_hessian_operator_equals_the_full_batch_one()
+    {
+        var (chunked, f, w) = TinyMlp(3);
+        var full = new HessianOperator(f, w);
+        var v = new RandomGenerator(9).Normal(new Shape((int)full.Dimension), dtype: DType.Float64);
+        GradCheck.AssertClose(chunked.Apply(v), full.Apply(v), 1e-12, 1e-14, "chunked vs full-batch Hv");
+        var (l1, g1) = chunked.LossAndGradient();
+        var (l2, g2) = full.LossAndGradient();
+        Assert.Equal(l2, l1, 12);
+        GradCheck.AssertClose(g1, g2, 1e-12, 1e-14, "chunked vs full-batch gradient");
+    }
+}
