@@ -28,19 +28,20 @@ public static class Hutchinson
     public static (NdArray Diagonal, NdArray StandardError) Diagonal(ILinearOperator op, int probes, RandomGenerator rng)
     {
         if (probes < 1) throw new ArgumentOutOfRangeException(nameof(probes), probes, "Hutchinson needs at least one probe.");
-        NdArray? sum = null, sumSq = null;
-        for (int i = 0; i < probes; i++)
+        // Welford's update keeps the variance exact when the samples agree (no E[x²] − E[x]² cancellation).
+        NdArray? mean = null, m2 = null;
+        for (int i = 1; i <= probes; i++)
         {
             var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
             var s = z * op.Apply(z);
-            sum = sum is null ? s : sum + s;
-            sumSq = sumSq is null ? s * s : sumSq + s * s;
+            if (mean is null) { mean = s; m2 = s.ZerosLike(); continue; }
+            var delta = s - mean;
+            mean = mean + delta / i;
+            m2 = m2! + delta * (s - mean);
         }
-        var mean = sum! / probes;
-        if (probes == 1) return (mean, mean.ZerosLike());
-        var variance = (sumSq! / probes - mean * mean) * (probes / (probes - 1.0));
-        var stderr = variance.Apply(Curvature.Kernels.Cpu.BinaryOp.Max, 0).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt) / Math.Sqrt(probes);
-        return (mean, stderr);
+        if (probes == 1) return (mean!, mean!.ZerosLike());
+        var stderr = (m2! / (probes - 1.0)).Apply(Curvature.Kernels.Cpu.BinaryOp.Max, 0).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt) / Math.Sqrt(probes);
+        return (mean!, stderr);
     }
 
     /// <summary>Mean and standard error of samples.</summary>
