@@ -77,7 +77,7 @@ public class GemmTests
         for (int i = 0; i < batch; i++)
         {
             var expected = Reference(false, false, m, n, k, a[(i * m * k)..((i + 1) * m * k)], b[(i * k * n)..((i + 1) * k * n)]);
-            for (int j = 0; j < expected.Length; j++) Assert.Equal(expected[j], c[i * m * n + j], 12);
+            for (int j = 0; j < expected.Length; j++) Assert.Equal(expected[j], c[i * m * n + j], 1e-12);
         }
     }
 }
