@@ -4,6 +4,7 @@ using System.Text.Json;
 using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Kernels;
+using Curvature.Models;
 
 namespace Curvature.Lab;
 
@@ -68,14 +69,14 @@ public static class HvpCheck
         return new Report(parameters, grad, hvp, sym, fwd, g, h);
     }
 
-    private static (Mlp Mlp, Func<Tensor[], Tensor> Loss, Tensor[] W, RandomGenerator Rng) Problem(Settings s, DType dtype)
+    private static (Module Model, Func<Tensor[], Tensor> Loss, Tensor[] W, RandomGenerator Rng) Problem(Settings s, DType dtype)
     {
         var rng = new RandomGenerator(s.Seed);
-        var mlp = new Mlp(784, s.Width, 10, s.Activation);
-        var w = mlp.Initialize(rng, dtype).Select(a => (Tensor)a).ToArray();
-        Tensor x = rng.Normal(new Shape(s.N, 784), dtype: dtype);
-        Tensor y = rng.Integers(new Shape(s.N), 10);
-        return (mlp, p => mlp.Loss(p, x, y, s.Loss), w, rng);
+        var model = Mlp.Create(rng, s.Width, s.Activation, dtype: dtype);
+        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var x = rng.Normal(new Shape(s.N, 784), dtype: dtype);
+        var y = rng.Integers(new Shape(s.N), 10);
+        return (model, Loss.Function(model, s.Loss, x, y), w, rng);
     }
 
     private static Tensor[] RandomUnit(RandomGenerator rng, Tensor[] like)
@@ -93,7 +94,7 @@ public static class HvpCheck
     private static (double Grad, double Hvp, double Symmetry, long Parameters) Verify(Settings s)
     {
         const double eps = 1e-5;
-        var (mlp, f, w, rng) = Problem(s, DType.Float64);
+        var (model, f, w, rng) = Problem(s, DType.Float64);
         var (_, g) = Derivatives.ValueAndGrad(f, w);
         double gradErr = 0;
         for (int i = 0; i < s.Directions; i++)
@@ -121,7 +122,7 @@ public static class HvpCheck
         var hu = Derivatives.Hvp(f, w, u2).Product;
         double uHv = Dot(u2, hv), vHu = Dot(v, hu);
         double sym = Math.Abs(uHv - vHu) / Math.Max(Math.Max(Math.Abs(uHv), Math.Abs(vHu)), double.Epsilon);
-        return (gradErr, Math.Sqrt(num / den), sym, mlp.ParameterCount);
+        return (gradErr, Math.Sqrt(num / den), sym, model.ParameterCount());
     }
 
     /// <summary>Float32: median times of the loss, the gradient and the HVP.</summary>

@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using Curvature.Autodiff;
 using Curvature.Engine;
-using Curvature.Lab;
+using Curvature.Models;
 
 namespace Curvature.Bench;
 
@@ -20,12 +20,10 @@ public class MlpBenchmarks
     public void Setup()
     {
         var rng = new RandomGenerator(0);
-        var mlp = new Mlp();
-        w = mlp.Initialize(rng).Select(a => (Tensor)a).ToArray();
+        var model = Mlp.Create(rng);
+        w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
         v = w.Select(t => (Tensor)rng.Normal(t.Shape)).ToArray();
-        Tensor x = rng.Normal(new Shape(Batch, 784));
-        Tensor y = rng.Integers(new Shape(Batch), 10);
-        loss = p => mlp.Loss(p, x, y, "mse");
+        loss = Loss.Function(model, "mse", rng.Normal(new Shape(Batch, 784)), rng.Integers(new Shape(Batch), 10));
     }
 
     [Benchmark(Baseline = true)]

@@ -5,6 +5,7 @@ using Curvature.Engine;
 using Curvature.Kernels;
 using Curvature.Kernels.Cpu;
 using Curvature.Lab;
+using Curvature.Models;
 
 namespace Curvature.Bench;
 
@@ -90,11 +91,9 @@ internal static class QuickTables
     {
         Header();
         var rng = new RandomGenerator(0);
-        var mlp = new Lab.Mlp();
-        var w = mlp.Initialize(rng).Select(a => (Tensor)a).ToArray();
-        Tensor x = rng.Normal(new Shape(5000, 784));
-        Tensor y = rng.Integers(new Shape(5000), 10);
-        Func<Tensor[], Tensor> f = p => mlp.Loss(p, x, y, "mse");
+        var model = Models.Mlp.Create(rng);
+        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var f = Loss.Function(model, "mse", rng.Normal(new Shape(5000, 784)), rng.Integers(new Shape(5000), 10));
         var v = w.Select(t => (Tensor)rng.Normal(t.Shape)).ToArray();
         var ms = Timing.InterleavedMedianMs([() => f(w).ToScalar(), () => Derivatives.ValueAndGrad(f, w), () => Derivatives.Hvp(f, w, v)], repeats: repeats);
 

@@ -1,7 +1,7 @@
 using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Kernels;
-using Curvature.Lab;
+using Curvature.Models;
 using FsCheck;
 using FsCheck.Fluent;
 
@@ -19,11 +19,11 @@ public class MlpHessianTests
     private static Problem Make(ulong seed, string activation, string loss, int inputs = 6, int width = 5, int classes = 3, int n = 7)
     {
         var rng = new RandomGenerator(seed);
-        var mlp = new Mlp(inputs, width, classes, activation);
-        var w = mlp.Initialize(rng, DType.Float64).Select(a => a * 2.0).ToArray();
-        Tensor x = rng.Normal(new Shape(n, inputs), dtype: DType.Float64);
-        Tensor y = rng.Integers(new Shape(n), classes);
-        return new Problem(p => mlp.Loss(p, x, y, loss), w, rng);
+        var model = Mlp.Create(rng, width, activation, inputs, classes, DType.Float64);
+        var w = model.Parameters().Select(p => p.Value * 2.0).ToArray();
+        var x = rng.Normal(new Shape(n, inputs), dtype: DType.Float64);
+        var y = rng.Integers(new Shape(n), classes);
+        return new Problem(Loss.Function(model, loss, x, y), w, rng);
     }
 
     private static Tensor[] T(NdArray[] a) => a.Select(x => (Tensor)x).ToArray();

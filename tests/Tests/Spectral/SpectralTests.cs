@@ -1,6 +1,6 @@
 using Curvature.Autodiff;
 using Curvature.Engine;
-using Curvature.Lab;
+using Curvature.Models;
 using Curvature.Spectral;
 using FsCheck;
 using FsCheck.Fluent;
@@ -149,17 +149,14 @@ public class SpectralTests
     private static (HessianOperator Op, Func<Tensor[], Tensor> F, NdArray[] W) TinyMlp(int chunks)
     {
         var rng = new RandomGenerator(7);
-        var mlp = new Mlp(4, 3, 3, "tanh");
-        var w = mlp.Initialize(rng, DType.Float64).Select(a => a * 2.0).ToArray();
+        var model = Mlp.Create(rng, 3, "tanh", 4, 3, DType.Float64);
+        var w = model.Parameters().Select(p => p.Value * 2.0).ToArray();
         var x = rng.Normal(new Shape(12, 4), dtype: DType.Float64);
         var y = rng.Integers(new Shape(12), 3);
-        Func<Tensor[], Tensor> full = p => mlp.Loss(p, x, y, "ce");
+        var full = Loss.Function(model, "ce", x, y);
         int size = 12 / chunks;
-        var terms = Enumerable.Range(0, chunks).Select(c =>
-        {
-            Tensor xc = x.Rows(c * size, size), yc = y.Rows(c * size, size);
-            return ((Func<Tensor[], Tensor>)(p => mlp.Loss(p, xc, yc, "ce")), 1.0 / chunks);
-        }).ToArray();
+        var terms = Enumerable.Range(0, chunks)
+            .Select(c => (Loss.Function(model, "ce", x.Rows(c * size, size), y.Rows(c * size, size)), 1.0 / chunks)).ToArray();
         return (new HessianOperator(terms, w), full, w);
     }
 

@@ -1,0 +1,40 @@
+using Curvature.Autodiff;
+
+namespace Curvature.Models;
+
+/// <summary>
+/// What a forward pass reads its parameters from: each <see cref="Parameter"/> bound to a differentiable
+/// <see cref="Tensor"/> (so a loss is a function of the parameter tensors that Grad and Hvp can differentiate),
+/// and whether the pass is in training mode. A parameter used twice (weight tying) is one binding.
+/// </summary>
+public sealed class Bindings
+{
+    private readonly Dictionary<Parameter, Tensor> values = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Binds <paramref name="parameters"/>[i] to <paramref name="tensors"/>[i].</summary>
+    public Bindings(IReadOnlyList<Parameter> parameters, IReadOnlyList<Tensor> tensors, bool training)
+    {
+        if (parameters.Count != tensors.Count) throw new ArgumentException($"bindings: {parameters.Count} parameters but {tensors.Count} tensors.");
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (parameters[i].Shape != tensors[i].Shape)
+                throw new ArgumentException($"bindings: parameter {i} has shape {parameters[i].Shape} but its tensor has shape {tensors[i].Shape}.");
+            values[parameters[i]] = tensors[i];
+        }
+        Training = training;
+    }
+
+    /// <summary>Binds every parameter to its current value as a constant.</summary>
+    public static Bindings Constant(Module module, bool training)
+    {
+        var ps = module.Parameters();
+        return new Bindings(ps, ps.Select(p => (Tensor)p.Value).ToArray(), training);
+    }
+
+    /// <summary>True in training mode (dropout on, BatchNorm on batch statistics).</summary>
+    public bool Training { get; }
+
+    /// <summary>The tensor bound to a parameter.</summary>
+    public Tensor this[Parameter p] => values.TryGetValue(p, out var t) ? t
+        : throw new KeyNotFoundException($"bindings: a parameter of shape {p.Shape} is not bound; pass every parameter of the module.");
+}

@@ -1,0 +1,138 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+
+namespace Curvature.Models;
+
+/// <summary>
+/// A network piece with named parameters, buffers and children, named as PyTorch names them: a child's
+/// entries are prefixed by its name and a dot (<c>1.weight</c>, <c>layer1.0.bn1.running_mean</c>). The
+/// forward pass is functional: it reads parameter tensors from <see cref="Bindings"/>, so the loss is a
+/// function of those tensors and can be differentiated to any order.
+/// </summary>
+public abstract class Module
+{
+    private readonly List<(string Name, Parameter Value)> parameters = [];
+    private readonly List<(string Name, Buffer Value)> buffers = [];
+    private readonly List<(string Name, Module Value)> children = [];
+
+    /// <summary>Registers a parameter under a local name.</summary>
+    protected Parameter AddParameter(string name, NdArray value)
+    {
+        var p = new Parameter(value);
+        parameters.Add((name, p));
+        return p;
+    }
+
+    /// <summary>Registers an existing parameter (weight tying: the same object under a second name).</summary>
+    protected Parameter AddParameter(string name, Parameter shared)
+    {
+        parameters.Add((name, shared));
+        return shared;
+    }
+
+    /// <summary>Registers a buffer under a local name.</summary>
+    protected Buffer AddBuffer(string name, NdArray value)
+    {
+        var b = new Buffer(value);
+        buffers.Add((name, b));
+        return b;
+    }
+
+    /// <summary>Registers a child module under a local name.</summary>
+    protected T AddModule<T>(string name, T module) where T : Module
+    {
+        children.Add((name, module));
+        return module;
+    }
+
+    /// <summary>Parameters with their dotted names, in PyTorch's order (own first, then children), each object once.</summary>
+    public IReadOnlyList<(string Name, Parameter Value)> NamedParameters()
+    {
+        var list = new List<(string, Parameter)>();
+        var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        Walk("", (prefix, m) =>
+        {
+            foreach (var (n, p) in m.parameters)
+                if (seen.Add(p)) list.Add((prefix + n, p));
+        });
+        return list;
+    }
+
+    /// <summary>The distinct parameters, in <see cref="NamedParameters"/> order.</summary>
+    public IReadOnlyList<Parameter> Parameters() => NamedParameters().Select(x => x.Value).ToArray();
+
+    /// <summary>Number of trainable scalars.</summary>
+    public long ParameterCount() => Parameters().Sum(p => p.Shape.Size);
+
+    /// <summary>Buffers with their dotted names.</summary>
+    public IReadOnlyList<(string Name, Buffer Value)> NamedBuffers()
+    {
+        var list = new List<(string, Buffer)>();
+        Walk("", (prefix, m) => list.AddRange(m.buffers.Select(b => (prefix + b.Name, b.Value))));
+        return list;
+    }
+
+    private void Walk(string prefix, Action<string, Module> visit)
+    {
+        visit(prefix, this);
+        foreach (var (n, c) in children) c.Walk(prefix + n + ".", visit);
+    }
+
+    /// <summary>
+    /// Every parameter and buffer by dotted name, in PyTorch's state-dict order (each module's parameters,
+    /// then its buffers, then its children). A tied parameter appears once, under its first name.
+    /// </summary>
+    public IReadOnlyList<(string Name, NdArray Value)> StateDict()
+    {
+        var list = new List<(string, NdArray)>();
+        var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        Walk("", (prefix, m) =>
+        {
+            foreach (var (n, p) in m.parameters)
+                if (seen.Add(p)) list.Add((prefix + n, p.Value));
+            foreach (var (n, b) in m.buffers) list.Add((prefix + n, b.Value));
+        });
+        return list;
+    }
+
+    /// <summary>
+    /// Loads values by name. Strict: every entry must exist with the same shape and dtype, every entry of the
+    /// module must be given (a tied parameter may be given under any of its names); otherwise nothing changes
+    /// and one error lists every missing, unexpected and mis-shaped tensor.
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, NdArray> state, string source = "state dict")
+    {
+        var targets = new Dictionary<string, (Shape Shape, DType DType, Action<NdArray> Set, object Owner)>();
+        Walk("", (prefix, m) =>
+        {
+            foreach (var (n, p) in m.parameters) targets[prefix + n] = (p.Shape, p.Value.DType, v => p.Value = v, p);
+            foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Value.Shape, b.Value.DType, v => b.Value = v, b);
+        });
+        var problems = new List<string>();
+        var given = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, value) in state)
+        {
+            if (!targets.TryGetValue(name, out var t)) { problems.Add($"unexpected tensor '{name}' {value.Shape}"); continue; }
+            if (value.Shape != t.Shape) problems.Add($"tensor '{name}' has shape {value.Shape}, expected {t.Shape}");
+            else if (value.DType != t.DType) problems.Add($"tensor '{name}' has dtype {value.DType.Name()}, expected {t.DType.Name()}");
+            given.Add(t.Owner);
+        }
+        foreach (var (name, t) in targets)
+            if (!given.Contains(t.Owner) && !state.ContainsKey(name)) problems.Add($"missing tensor '{name}' {t.Shape}");
+        if (problems.Count > 0)
+            throw new StateDictException($"{source} does not fit the model ({problems.Count} problem{(problems.Count > 1 ? "s" : "")}): " + string.Join("; ", problems.Distinct()) + ".");
+        foreach (var (name, value) in state) targets[name].Set(value);
+    }
+
+    /// <summary>Switches this module and its children to training or evaluation behaviour.</summary>
+    public bool Training { get; private set; } = true;
+
+    /// <summary>Sets training mode on the whole tree.</summary>
+    public void Train(bool on = true) => Walk("", (_, m) => m.Training = on);
+
+    /// <summary>The forward pass, reading parameters from <paramref name="bindings"/>.</summary>
+    public abstract Tensor Forward(Bindings bindings, Tensor x);
+}
+
+/// <summary>A state dict that does not fit a model; the message lists every problem.</summary>
+public sealed class StateDictException(string message) : Exception(message);
