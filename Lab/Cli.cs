@@ -69,8 +69,10 @@ public static class Cli
         {
             return parsed.Invoke(config);
         }
-        catch (LabException e)
+        catch (Exception e) when (e is LabException or IOException or InvalidDataException or ArgumentException
+                                   or Models.SafetensorsException or Models.StateDictException)
         {
+            // Bad input found while running (a file, a shape): one message, no stack trace.
             error.WriteLine($"error: {e.Message}");
             return 1;
         }
