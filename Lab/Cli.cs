@@ -56,6 +56,7 @@ public static class Cli
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand("Curvature Lab: experiments on Hessian spectra and curvature-aware training.");
+        root.Subcommands.Add(Eos.Command(output));
         root.Subcommands.Add(HvpCheck.Command(output));
         var config = new InvocationConfiguration { Output = output, Error = error };
         var parsed = root.Parse(args);

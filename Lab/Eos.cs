@@ -1,0 +1,218 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Lab.Reporting;
+using Curvature.Models;
+using Curvature.Models.Data;
+using Curvature.Optimizers;
+using Curvature.Spectral;
+using ScottPlot;
+
+namespace Curvature.Lab;
+
+/// <summary>
+/// <c>Lab eos</c>: the Edge of Stability on Fashion-MNIST after Cohen et al. 2021, Figure 1. Full-batch gradient
+/// descent on the first N training images with the fc-tanh MLP and the MSE loss, at several learning rates;
+/// every k steps the sharpness (the top Hessian eigenvalue) by Lanczos on exact HVPs, warm-started from the
+/// previous top eigenvector. The sharpness rises until it reaches 2/η and then hovers there.
+/// </summary>
+public static class Eos
+{
+    /// <summary>Settings of an experiment.</summary>
+    public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
+        int Width, string Activation, string Loss, ulong Seed, string Data, string Out);
+
+    /// <summary>The outcome of one learning rate.</summary>
+    public sealed record Run(double LearningRate, int Steps, double FinalLoss, double FinalAccuracy, double MaxSharpness,
+        double MedianEtaSharpnessSecondHalf, int? DivergedAt, double Seconds, List<(int Step, double Loss, double Accuracy, double? Sharpness)> Rows);
+
+    /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
+    public static readonly (int N, double[] Lrs, int Steps, int ProbeEvery) Full = (5000, [0.04, 0.08, 0.16], 1000, 25),
+                                                                         Quick = (1000, [0.08, 0.16], 400, 20);
+
+    internal static Command Command(TextWriter output)
+    {
+        var common = new Cli.CommonOptions();
+        var n = Options.Int("--n", $"Training images used (the first N; default {Full.N}, --quick {Quick.N})", 0, min: 0);
+        var lrs = Options.PositiveList("--lrs", $"Learning rates, comma-separated (default {string.Join(",", Full.Lrs)})", []);
+        var steps = Options.Int("--steps", $"Gradient-descent steps per learning rate (default {Full.Steps})", 0, min: 0);
+        var probe = Options.Int("--probe-every", $"Steps between sharpness probes (default {Full.ProbeEvery})", 0, min: 0);
+        var iters = Options.Int("--lanczos-iters", "Lanczos iterations per probe", 20);
+        var width = Options.Int("--width", "Hidden width of the MLP", 200);
+        var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
+        var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
+        var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
+        var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
+
+        var cmd = new Command("eos", "Full-batch GD on Fashion-MNIST at several learning rates, with the sharpness against 2/η (Cohen et al. 2021)");
+        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, quick, data, outDir }) cmd.Options.Add(o);
+        common.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            common.Apply(r, output);
+            var preset = r.GetValue(quick) ? Quick : Full;
+            int Pick(int v, int fallback) => v > 0 ? v : fallback;
+            var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
+                Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
+                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!);
+            var runs = Execute(s, output);
+            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs every learning rate and writes steps.csv, summary.json and eos.png into the output folder.</summary>
+    public static IReadOnlyList<Run> Execute(Settings s, TextWriter output)
+    {
+        Directory.CreateDirectory(s.Out);
+        var (train, _) = FashionMnist.Load(s.Data);
+        if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
+        var subset = train.Take(s.N);
+        var x = subset.Inputs.Reshape(s.N, -1);
+        output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
+
+        var runs = new List<Run>();
+        var csv = new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
+        ProgressDisplay.Run(output, s.LearningRates.Select(lr => ($"η = {lr}", s.Steps)).ToArray(), tasks =>
+        {
+            for (int i = 0; i < s.LearningRates.Length; i++)
+            {
+                var run = Train(s, s.LearningRates[i], x, subset.Labels, tasks[i]);
+                runs.Add(run);
+                foreach (var row in run.Rows) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
+                csv.Write(Path.Combine(s.Out, "steps.csv"));
+                AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
+            }
+        });
+        Plot(runs, Path.Combine(s.Out, "eos.png"));
+        Print(output, runs, s.Out);
+        return runs;
+    }
+
+    private static Run Train(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress)
+    {
+        var clock = Stopwatch.StartNew();
+        var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation);
+        var ps = model.Parameters();
+        var optimizer = new GradientDescent(lr);
+        var rows = new List<(int, double, double, double?)>();
+        NdArray? top = null;
+        int? diverged = null;
+        double lastLoss = double.NaN, lastAcc = double.NaN;
+        for (int step = 0; step <= s.Steps; step++)
+        {
+            NdArray? logits = null;
+            Tensor F(Tensor[] p)
+            {
+                var outputs = model.Forward(new Bindings(ps, p, training: true), x);
+                logits = outputs.Data;
+                return Loss.Of(s.Loss, outputs, y);
+            }
+            var (value, grads) = Derivatives.ValueAndGrad(F, ps.Select(p => (Tensor)p.Value).ToArray());
+            double loss = value.ToScalar();
+            if (!double.IsFinite(loss)) { diverged = step; break; }
+            double acc = Metrics.Accuracy(logits!, y);
+            double? sharpness = null;
+            if (step % s.ProbeEvery == 0 || step == s.Steps)
+            {
+                var op = new HessianOperator(Loss.Function(model, s.Loss, x, y, training: true), ps.Select(p => p.Value).ToArray());
+                var r = Lanczos.Run(op, s.LanczosIterations, k: 1, tolerance: 1e-4, start: top, rng: new RandomGenerator(s.Seed + 1), vectors: true);
+                sharpness = r.Values[0];
+                top = r.Vectors![0];
+            }
+            rows.Add((step, loss, acc, sharpness));
+            lastLoss = loss; lastAcc = acc;
+            progress.Report(step, $"loss {loss:0.0000}" + (sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : ""));
+            if (step < s.Steps) optimizer.Step(ps, grads.Select(g => g.Data).ToArray());
+        }
+        progress.Report(s.Steps, diverged is null ? $"done, loss {lastLoss:0.0000}" : $"diverged at step {diverged}");
+        var probes = rows.Where(r => r.Item4 is not null).Select(r => (r.Item1, r.Item4!.Value)).ToArray();
+        var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
+        double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
+            : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
+        return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
+            clock.Elapsed.TotalSeconds, rows);
+    }
+
+    private static string F(double v, string format = "0.000") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
+
+    private static void Print(TextWriter o, IReadOnlyList<Run> runs, string outDir)
+    {
+        o.WriteLine();
+        o.WriteLine("| η | 2/η | final loss | final accuracy | max sharpness | median η·sharpness (2nd half) | seconds |");
+        o.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var r in runs)
+            o.WriteLine($"| {r.LearningRate} | {F(2 / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)}{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
+        o.WriteLine();
+        o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
+    }
+
+    /// <summary>The summary document.</summary>
+    public static string SummaryJson(Settings s, IReadOnlyList<Run> runs) => JsonSerializer.Serialize(new
+    {
+        experiment = "eos",
+        model = "mlp",
+        activation = s.Activation,
+        width = s.Width,
+        loss = s.Loss,
+        n = s.N,
+        steps = s.Steps,
+        probe_every = s.ProbeEvery,
+        lanczos_iterations = s.LanczosIterations,
+        seed = s.Seed,
+        runs = runs.Select(r => new
+        {
+            lr = r.LearningRate,
+            two_over_lr = 2 / r.LearningRate,
+            steps_run = r.Steps,
+            final_loss = Finite(r.FinalLoss),
+            final_accuracy = Finite(r.FinalAccuracy),
+            max_sharpness = Finite(r.MaxSharpness),
+            median_lr_times_sharpness_second_half = Finite(r.MedianEtaSharpnessSecondHalf),
+            diverged_at = r.DivergedAt,
+            seconds = r.Seconds,
+        }),
+    }, new JsonSerializerOptions { WriteIndented = true });
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    /// <summary>Training loss (top row) and sharpness with the 2/η line (bottom row), a column per learning rate.</summary>
+    public static void Plot(IReadOnlyList<Run> runs, string path)
+    {
+        var mp = new Multiplot();
+        mp.AddPlots(2 * runs.Count);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(2, runs.Count);
+        for (int i = 0; i < runs.Count; i++)
+        {
+            var r = runs[i];
+            var lossPlot = mp.GetPlot(i);
+            lossPlot.Add.ScatterLine(r.Rows.Select(x => (double)x.Step).ToArray(), r.Rows.Select(x => x.Loss).ToArray());
+            lossPlot.Title($"η = {r.LearningRate}");
+            lossPlot.YLabel("training loss");
+            lossPlot.XLabel("step");
+
+            var sharpPlot = mp.GetPlot(runs.Count + i);
+            var probes = r.Rows.Where(x => x.Sharpness is not null).ToArray();
+            if (probes.Length > 0)
+            {
+                var sc = sharpPlot.Add.ScatterLine(probes.Select(x => (double)x.Step).ToArray(), probes.Select(x => x.Sharpness!.Value).ToArray());
+                sc.LegendText = "sharpness (λmax)";
+                sc.MarkerSize = 3;
+            }
+            var edge = sharpPlot.Add.HorizontalLine(2 / r.LearningRate);
+            edge.LinePattern = LinePattern.Dashed;
+            edge.LegendText = "2/η";
+            sharpPlot.Axes.SetLimitsY(0, Math.Max(2.4 / r.LearningRate, (double.IsFinite(r.MaxSharpness) ? r.MaxSharpness : 0) * 1.1));
+            sharpPlot.YLabel("sharpness");
+            sharpPlot.XLabel("step");
+            sharpPlot.ShowLegend(Alignment.LowerRight);
+        }
+        var image = mp.Render(420 * runs.Count, 640);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
+    }
+}

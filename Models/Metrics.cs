@@ -1,0 +1,32 @@
+using Curvature.Engine;
+
+namespace Curvature.Models;
+
+/// <summary>Classification metrics computed on the host from logits [N, C] and int64 labels [N].</summary>
+public static class Metrics
+{
+    /// <summary>The index of the largest logit of each row (first on ties).</summary>
+    public static int[] Predictions(NdArray logits)
+    {
+        if (logits.Rank != 2) throw new ArgumentException($"predictions: logits have shape {logits.Shape}; expected [N, C].");
+        int n = logits.Shape[0], c = logits.Shape[1];
+        var v = logits.ToDoubleArray();
+        var p = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int best = 0;
+            for (int j = 1; j < c; j++) if (v[i * c + j] > v[i * c + best]) best = j;
+            p[i] = best;
+        }
+        return p;
+    }
+
+    /// <summary>The fraction of rows whose largest logit is at the label.</summary>
+    public static double Accuracy(NdArray logits, NdArray labels)
+    {
+        var p = Predictions(logits);
+        var l = labels.ToArray<long>();
+        if (l.Length != p.Length) throw new ArgumentException($"accuracy: {p.Length} rows of logits but {l.Length} labels.");
+        return p.Length == 0 ? 0 : p.Where((x, i) => x == l[i]).Count() / (double)p.Length;
+    }
+}
