@@ -58,6 +58,7 @@ public static class Cli
         var root = new RootCommand("Curvature Lab: experiments on Hessian spectra and curvature-aware training.");
         root.Subcommands.Add(Eos.Command(output));
         root.Subcommands.Add(HvpCheck.Command(output));
+        root.Subcommands.Add(Spectrum.Command(output));
         var config = new InvocationConfiguration { Output = output, Error = error };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -44,6 +44,13 @@ public static class Hutchinson
         return (mean!, stderr);
     }
 
+    /// <summary>
+    /// The trace estimate of Lanczos runs started at Rademacher probes z: the first Lanczos vector is z/√n, so
+    /// zᵀAz = n·α₁ and each run is one Hutchinson sample at no extra cost (the probes of SLQ give the trace).
+    /// </summary>
+    public static Estimate TraceFromLanczos(IReadOnlyList<LanczosResult> runs, long dimension) =>
+        Summarize(runs.Select(r => dimension * r.Alpha[0]).ToArray());
+
     /// <summary>Mean and standard error of samples.</summary>
     public static Estimate Summarize(IReadOnlyList<double> samples)
     {

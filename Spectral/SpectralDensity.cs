@@ -35,19 +35,28 @@ public static class StochasticLanczosQuadrature
         int gridPoints = 200, double? sigma = null)
     {
         if (probes < 1) throw new ArgumentOutOfRangeException(nameof(probes), probes, "SLQ needs at least one probe.");
+        return FromRuns(Probe(op, iterations, probes, rng), gridPoints, sigma);
+    }
+
+    /// <summary>Lanczos runs of <paramref name="iterations"/> steps from fresh Rademacher probes.</summary>
+    public static LanczosResult[] Probe(ILinearOperator op, int iterations, int probes, RandomGenerator rng) =>
+        Enumerable.Range(0, probes)
+            .Select(_ => Lanczos.Run(op, iterations, k: 1, start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device)))
+            .ToArray();
+
+    /// <summary>The density from Lanczos runs started at Rademacher probes (any number of steps each).</summary>
+    public static SpectralDensity FromRuns(IReadOnlyList<LanczosResult> runs, int gridPoints = 200, double? sigma = null)
+    {
+        if (runs.Count == 0) throw new ArgumentException("SLQ needs at least one Lanczos run.");
         if (gridPoints < 2) throw new ArgumentOutOfRangeException(nameof(gridPoints), gridPoints, "SLQ needs at least two grid points.");
         var nodes = new List<double>();
         var weights = new List<double>();
-        for (int p = 0; p < probes; p++)
-        {
-            var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
-            var r = Lanczos.Run(op, iterations, k: 1, start: z);
+        foreach (var r in runs)
             for (int j = 0; j < r.AllValues.Length; j++)
             {
                 nodes.Add(r.AllValues[j]);
-                weights.Add(r.FirstComponents[j] * r.FirstComponents[j] / probes);
+                weights.Add(r.FirstComponents[j] * r.FirstComponents[j] / runs.Count);
             }
-        }
         double lo = nodes.Min(), hi = nodes.Max();
         double span = Math.Max(hi - lo, 1e-12 * Math.Max(1, Math.Abs(hi)));
         double s = sigma ?? 0.01 * span;

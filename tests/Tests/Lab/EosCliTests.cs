@@ -1,0 +1,56 @@
+using System.Text.Json;
+using Curvature.Lab;
+
+namespace Curvature.Tests.Lab;
+
+/// <summary>The eos verb on a small synthetic data folder: the files it writes and their columns.</summary>
+[Collection(ThreadSettings.Name)]
+public class EosCliTests
+{
+    [Fact]
+    public void Writes_steps_csv_summary_and_plot()
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "eos");
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = Cli.Run(["eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1,0.2", "--steps", "12", "--probe-every", "4",
+            "--lanczos-iters", "6", "--width", "8"], o, e);
+        Assert.True(code == 0, e.ToString() + o);
+
+        var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
+        Assert.Equal("step,loss,accuracy,sharpness,lr", lines[0]);
+        Assert.Equal(1 + 2 * 13, lines.Length);
+        var probes = lines.Skip(1).Where(l => l.Split(',')[3] != "").Select(l => int.Parse(l.Split(',')[0])).ToArray();
+        Assert.Equal(new[] { 0, 4, 8, 12, 0, 4, 8, 12 }, probes);
+        Assert.All(lines.Skip(1), l => Assert.True(double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture) > 0));
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(2, runs.Length);
+        Assert.Equal(20.0, runs[0].GetProperty("two_over_lr").GetDouble(), 1e-12);
+        Assert.True(runs[1].GetProperty("max_sharpness").GetDouble() > 0);
+        var png = File.ReadAllBytes(Path.Combine(outDir, "eos.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
+    }
+
+    [Theory]
+    [InlineData("--lrs", "0.1,abc")]
+    [InlineData("--lrs", "-0.1")]
+    [InlineData("--steps", "-3")]
+    public void Bad_values_exit_with_code_2(string option, string value)
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        Assert.Equal(2, Cli.Run(["eos", option, value, "--out", "/tmp/never-written"], o, e));
+        Assert.False(Directory.Exists("/tmp/never-written"));
+    }
+
+    [Fact]
+    public void Missing_data_folder_fails_with_one_message()
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = Cli.Run(["eos", "--data", "/no/such/fmnist", "--out", Path.Combine(Path.GetTempPath(), "eos-missing")], o, e);
+        Assert.Equal(1, code);
+        Assert.Contains("dataset-fashion-mnist", e.ToString());
+    }
+}
