@@ -30,8 +30,8 @@ public static class Eos
         double MedianEtaSharpnessSecondHalf, int? DivergedAt, double Seconds, List<(int Step, double Loss, double Accuracy, double? Sharpness)> Rows);
 
     /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
-    public static readonly (int N, double[] Lrs, int Steps, int ProbeEvery) Full = (5000, [0.04, 0.08, 0.16], 1000, 25),
-                                                                         Quick = (1000, [0.08, 0.16], 400, 20);
+    public static readonly (int N, double[] Lrs, int Steps, int ProbeEvery) Full = (5000, [0.12, 0.15, 0.18], 1500, 50),
+                                                                         Quick = (1000, [0.12, 0.14], 600, 20);
 
     internal static Command Command(TextWriter output)
     {

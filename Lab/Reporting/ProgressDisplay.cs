@@ -41,11 +41,12 @@ public static class ProgressDisplay
 
     private sealed class PlainTask(TextWriter output, string label, int total) : IProgressTask
     {
-        private readonly Stopwatch clock = Stopwatch.StartNew();
+        private Stopwatch? clock;
         private int nextReport;
 
         public void Report(int completed, string status)
         {
+            clock ??= Stopwatch.StartNew(); // tasks run one after another: time each from its first report
             if (completed < nextReport && completed < total) return;
             nextReport = completed + Math.Max(1, total / 20);
             double rate = completed / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
