@@ -140,7 +140,11 @@ public static unsafe class Gemm
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int ncMax = Math.Min(NC, RoundUp(n, nr));
-        int kcMax = Math.Min(KC, k);
+        // Equal depth blocks (784 → 4 × 196, not 3 × 256 + 16): a thin last block would cost a whole pass over C.
+        // The split depends on k alone, so every element still sums in the same order on any thread count.
+        int kBlocks = (k + KC - 1) / KC;
+        int kcStep = (k + kBlocks - 1) / kBlocks;
+        int kcMax = kcStep;
         int mcMax = Math.Min(MCMax, RoundUp(m, MR));
         T[] packedB = ArrayPool<T>.Shared.Rent(kcMax * ncMax);
         T[] packedA = ArrayPool<T>.Shared.Rent(kcMax * mcMax);
@@ -151,12 +155,15 @@ public static unsafe class Gemm
                 for (int jc = 0; jc < n; jc += NC)
                 {
                     int nc = Math.Min(NC, n - jc);
-                    for (int pc = 0; pc < k; pc += KC)
+                    for (int pc = 0; pc < k; pc += kcStep)
                     {
-                        int kc = Math.Min(KC, k - pc);
+                        int kc = Math.Min(kcStep, k - pc);
                         bool acc = accumulate || pc > 0;
                         for (int jp = 0; jp * nr < nc; jp++)
-                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), nr, bp + (long)jp * nr * kc);
+                        {
+                            int cols = Math.Min(nr, nc - jp * nr);
+                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, cols, PanelWidth(cols, nr), bp + (long)jp * nr * kc);
+                        }
                         for (int ic = 0; ic < m; ic += MCMax)
                         {
                             int mc = Math.Min(MCMax, m - ic);
@@ -237,32 +244,46 @@ public static unsafe class Gemm
         for (int jr = 0; jr < nc; jr += nr)
         {
             int cols = Math.Min(nr, nc - jr);
+            int width = PanelWidth(cols, nr);
+            bool half = width < nr;
             T* bp = bPacked + (long)jr * kc;
             for (int ir = 0; ir < mc; ir += MR)
             {
                 int rows = Math.Min(MR, mc - ir);
                 T* ap = aPacked + (long)ir * kc;
                 T* cp = c + (long)ir * ldc + jr;
-                if (rows == MR && cols == nr)
+                if (rows == MR && cols == width)
                 {
-                    MicroKernel(kc, ap, bp, cp, ldc, acc);
+                    MicroKernel(kc, ap, bp, cp, ldc, acc, half);
                 }
                 else
                 {
-                    MicroKernel(kc, ap, bp, tile, nr, false);
+                    MicroKernel(kc, ap, bp, tile, width, false, half);
                     for (int i = 0; i < rows; i++)
                         for (int j = 0; j < cols; j++)
-                            cp[(long)i * ldc + j] = acc ? cp[(long)i * ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                            cp[(long)i * ldc + j] = acc ? cp[(long)i * ldc + j] + tile[i * width + j] : tile[i * width + j];
                 }
             }
         }
     }
 
+    /// <summary>
+    /// Packed width of a column panel: a last panel of at most half the width (n = 200 leaves 8 columns) is
+    /// packed and computed one vector wide, so it wastes 8 of 16 lanes instead of 24 of 32.
+    /// </summary>
+    private static int PanelWidth(int cols, int nr) =>
+        cols <= nr / 2 && (Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated) ? nr / 2 : nr;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MicroKernel<T>(int kc, T* a, T* b, T* c, int ldc, bool acc)
+    private static void MicroKernel<T>(int kc, T* a, T* b, T* c, int ldc, bool acc, bool half)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, c, ldc, acc);
+        if (half)
+        {
+            if (Vector512.IsHardwareAccelerated) HalfKernel512(kc, a, b, c, ldc, acc);
+            else HalfKernel256(kc, a, b, c, ldc, acc);
+        }
+        else if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, c, ldc, acc);
         else if (Vector256.IsHardwareAccelerated) Kernel256(kc, a, b, c, ldc, acc);
         else Kernel128(kc, a, b, c, ldc, acc);
     }
@@ -346,6 +367,50 @@ public static unsafe class Gemm
             Vector256<T> v0 = s[2 * i], v1 = s[2 * i + 1];
             if (acc) { v0 += Vector256.Load(p); v1 += Vector256.Load(p + w); }
             v0.Store(p); v1.Store(p + w);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HalfKernel512<T>(int kc, T* a, T* b, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector512<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<T> b0 = Vector512.Load(b);
+            c0 = Fma(Vector512.Create(a[0]), b0, c0); c1 = Fma(Vector512.Create(a[1]), b0, c1);
+            c2 = Fma(Vector512.Create(a[2]), b0, c2); c3 = Fma(Vector512.Create(a[3]), b0, c3);
+            c4 = Fma(Vector512.Create(a[4]), b0, c4); c5 = Fma(Vector512.Create(a[5]), b0, c5);
+            c6 = Fma(Vector512.Create(a[6]), b0, c6); c7 = Fma(Vector512.Create(a[7]), b0, c7);
+            a += MR; b += Vector512<T>.Count;
+        }
+        ReadOnlySpan<Vector512<T>> rows = [c0, c1, c2, c3, c4, c5, c6, c7];
+        for (int i = 0; i < MR; i++)
+        {
+            T* p = c + (long)i * ldc;
+            var v = acc ? rows[i] + Vector512.Load(p) : rows[i];
+            v.Store(p);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HalfKernel256<T>(int kc, T* a, T* b, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector256<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<T> b0 = Vector256.Load(b);
+            c0 = Fma(Vector256.Create(a[0]), b0, c0); c1 = Fma(Vector256.Create(a[1]), b0, c1);
+            c2 = Fma(Vector256.Create(a[2]), b0, c2); c3 = Fma(Vector256.Create(a[3]), b0, c3);
+            c4 = Fma(Vector256.Create(a[4]), b0, c4); c5 = Fma(Vector256.Create(a[5]), b0, c5);
+            c6 = Fma(Vector256.Create(a[6]), b0, c6); c7 = Fma(Vector256.Create(a[7]), b0, c7);
+            a += MR; b += Vector256<T>.Count;
+        }
+        ReadOnlySpan<Vector256<T>> rows = [c0, c1, c2, c3, c4, c5, c6, c7];
+        for (int i = 0; i < MR; i++)
+        {
+            T* p = c + (long)i * ldc;
+            var v = acc ? rows[i] + Vector256.Load(p) : rows[i];
+            v.Store(p);
         }
     }
 
