@@ -72,6 +72,9 @@ public abstract class Device
     /// <summary>Draws from the Philox stream (key, counter offset).</summary>
     public abstract NdArray Random(RandomKind kind, ulong key, ulong offset, Shape shape, DType dtype, long high);
 
+    /// <summary>Σᵢ cᵢ·xᵢ for arrays of one shape and dtype, in one pass (Gram-Schmidt, Ritz vectors).</summary>
+    public abstract NdArray LinearCombination(NdArray[] xs, double[] coefficients);
+
     /// <summary>Σ xᵢyᵢ over all elements, accumulated in a fixed order, as a host double.</summary>
     public abstract double Dot(NdArray x, NdArray y);
 

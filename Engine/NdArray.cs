@@ -328,6 +328,19 @@ public sealed class NdArray
         return Device.Dot(this, y);
     }
 
+    /// <summary>Σᵢ cᵢ·xᵢ for arrays of one shape, dtype and device, computed in one pass.</summary>
+    public static NdArray LinearCombination(IReadOnlyList<NdArray> xs, IReadOnlyList<double> coefficients)
+    {
+        if (xs.Count == 0 || xs.Count != coefficients.Count)
+            throw new ArgumentException($"linear_combination: {xs.Count} arrays and {coefficients.Count} coefficients; expected equally many, at least one.");
+        foreach (var x in xs)
+        {
+            CheckPair("linear_combination", xs[0], x);
+            if (x.Shape != xs[0].Shape) throw new ArgumentException($"linear_combination: shapes {xs[0].Shape} and {x.Shape}; expected one shape.");
+        }
+        return xs[0].Device.LinearCombination(xs.ToArray(), coefficients.ToArray());
+    }
+
     // ---------------------------------------------------------------- linear algebra
 
     /// <summary>

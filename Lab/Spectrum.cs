@@ -143,6 +143,7 @@ public static class Spectrum
         {
             var v = plt.Add.VerticalLine(lambda);
             v.LinePattern = LinePattern.Dotted;
+            v.Color = Colors.DarkRed;
             if (i == 0) v.LegendText = $"top {r.TopEigenvalues.Length} eigenvalues (Lanczos)";
         }
         plt.Title("Hessian spectral density");

@@ -55,10 +55,11 @@ public static class Lanczos
             var w = op.Apply(basis[j]);
             double a = basis[j].Dot(w);
             alpha.Add(a);
-            w = w - basis[j] * a;
-            if (j > 0) w = w - basis[j - 1] * beta[j - 1];
+            w = j == 0 ? w - basis[0] * a : w - NdArray.LinearCombination([basis[j], basis[j - 1]], [a, beta[j - 1]]);
+            // Classical Gram-Schmidt against the whole basis, twice ("twice is enough"): the coefficients
+            // first, then one fused pass w − Σ (qᵢ·w) qᵢ.
             for (int pass = 0; pass < 2; pass++)
-                foreach (var qi in basis) w = w - qi * qi.Dot(w);
+                w = w - NdArray.LinearCombination(basis, basis.Select(qi => qi.Dot(w)).ToArray());
             double b = Vectors.Norm(w);
             residualBeta = b;
             bool last = j == m - 1;
@@ -101,9 +102,8 @@ public static class Lanczos
             ritz = new NdArray[picked.Length];
             for (int r = 0; r < picked.Length; r++)
             {
-                var y = basis[0] * s[0, picked[r]];
-                for (int j = 1; j < mm; j++) y = y + basis[j] * s[j, picked[r]];
-                ritz[r] = Vectors.Normalize(y);
+                int column = picked[r];
+                ritz[r] = Vectors.Normalize(NdArray.LinearCombination(basis, Enumerable.Range(0, mm).Select(j => s[j, column]).ToArray()));
             }
         }
         var first = Enumerable.Range(0, mm).Select(i => s[0, i]).ToArray();

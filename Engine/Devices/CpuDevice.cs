@@ -312,6 +312,35 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override unsafe NdArray LinearCombination(NdArray[] xs, double[] coefficients)
+    {
+        var r = New(xs[0].Shape, xs[0].DType);
+        if (r.DType == DType.Float32) Combine<float>(xs, coefficients, r);
+        else Combine<double>(xs, coefficients, r);
+        return r;
+    }
+
+    private static unsafe void Combine<T>(NdArray[] xs, double[] coefficients, NdArray r) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var handles = new System.Runtime.InteropServices.GCHandle[xs.Length];
+        var pointers = new T*[xs.Length];
+        try
+        {
+            for (int i = 0; i < xs.Length; i++)
+            {
+                handles[i] = System.Runtime.InteropServices.GCHandle.Alloc(((CpuStorage)xs[i].Storage).Data, System.Runtime.InteropServices.GCHandleType.Pinned);
+                pointers[i] = (T*)handles[i].AddrOfPinnedObject() + xs[i].Offset;
+            }
+            fixed (T* d = r.Span<T>())
+                ElementWise.LinearCombination(pointers, coefficients.Select(T.CreateChecked).ToArray(), d, r.Size);
+        }
+        finally
+        {
+            foreach (var h in handles) if (h.IsAllocated) h.Free();
+        }
+    }
+
+    /// <inheritdoc/>
     public override double Dot(NdArray x, NdArray y) =>
         x.DType == DType.Float32 ? Reduction.Dot<float>(x.Span<float>(), y.Span<float>()) : Reduction.Dot<double>(x.Span<double>(), y.Span<double>());
 }

@@ -148,6 +148,20 @@ public static class ElementWise
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown binary op."),
     };
 
+    /// <summary>
+    /// dst = Σᵢ cᵢ·xᵢ over equally long arrays, one pass per cache-sized chunk (each xᵢ is read once), terms
+    /// added in index order whatever the thread count.
+    /// </summary>
+    public static unsafe void LinearCombination<T>(T*[] xs, T[] coefficients, T* dst, long length) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Parallelism.ForChunks(length, 1 << 14, (s, n) =>
+        {
+            var d = new Span<T>(dst + s, n);
+            TensorPrimitives.Multiply(new ReadOnlySpan<T>(xs[0] + s, n), coefficients[0], d);
+            for (int i = 1; i < xs.Length; i++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(xs[i] + s, n), coefficients[i], d, d);
+        });
+    }
+
     /// <summary>dst = cond ≠ 0 ? x : y, all four of the same length.</summary>
     public static void Where<T>(ReadOnlySpan<T> cond, ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
     {

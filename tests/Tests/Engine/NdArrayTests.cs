@@ -148,6 +148,22 @@ public class NdArrayTests
     }
 
     [Fact]
+    public void Linear_combination_equals_the_sum_of_scaled_arrays()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Gen.Choose(1, 6).ToArbitrary(), Gen.Choose(1, 40000).ToArbitrary(), (count, length) =>
+        {
+            var rng = new RandomGenerator((ulong)(count * 100000 + length));
+            var xs = Enumerable.Range(0, count).Select(_ => rng.Normal(new Shape(length), dtype: DType.Float64)).ToArray();
+            var c = rng.Normal(new Shape(count), dtype: DType.Float64).ToArray<double>();
+            var expected = xs[0] * c[0];
+            for (int i = 1; i < count; i++) expected = expected + xs[i] * c[i];
+            var got = NdArray.LinearCombination(xs, c).ToArray<double>();
+            var want = expected.ToArray<double>();
+            for (int i = 0; i < length; i++) Assert.Equal(want[i], got[i], 1e-12);
+        }));
+    }
+
+    [Fact]
     public void Matmul_mismatch_names_the_op_and_both_shapes()
     {
         var e = Assert.Throws<ArgumentException>(() => Seq(2, 3).MatMul(Seq(4, 5)));
