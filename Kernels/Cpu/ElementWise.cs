@@ -33,6 +33,9 @@ public static class ElementWise
             case UnaryOp.Neg: TensorPrimitives.Negate(x, d); break;
             case UnaryOp.Exp: TensorPrimitives.Exp(x, d); break;
             case UnaryOp.Log: TensorPrimitives.Log(x, d); break;
+            case UnaryOp.Tanh when typeof(T) == typeof(float):
+                FastTanh.Apply(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
+                break;
             case UnaryOp.Tanh: TensorPrimitives.Tanh(x, d); break;
             case UnaryOp.Sqrt: TensorPrimitives.Sqrt(x, d); break;
             case UnaryOp.Relu: TensorPrimitives.Max(x, T.Zero, d); break;
