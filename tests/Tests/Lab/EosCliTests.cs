@@ -12,10 +12,9 @@ public class EosCliTests
     {
         var data = LabFiles.FakeFashionMnist();
         var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "eos");
-        var o = new StringWriter(); var e = new StringWriter();
-        int code = Cli.Run(["eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1,0.2", "--steps", "12", "--probe-every", "4",
-            "--lanczos-iters", "6", "--width", "8"], o, e);
-        Assert.True(code == 0, e.ToString() + o);
+        var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1,0.2", "--steps", "12",
+            "--probe-every", "4", "--lanczos-iters", "6", "--width", "8");
+        Assert.True(code == 0, err + output);
 
         var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
         Assert.Equal("step,loss,accuracy,sharpness,lr", lines[0]);
@@ -40,17 +39,15 @@ public class EosCliTests
     [InlineData("--steps", "-3")]
     public void Bad_values_exit_with_code_2(string option, string value)
     {
-        var o = new StringWriter(); var e = new StringWriter();
-        Assert.Equal(2, Cli.Run(["eos", option, value, "--out", "/tmp/never-written"], o, e));
+        Assert.Equal(2, LabCli.Run("eos", option, value, "--out", "/tmp/never-written").Code);
         Assert.False(Directory.Exists("/tmp/never-written"));
     }
 
     [Fact]
     public void Missing_data_folder_fails_with_one_message()
     {
-        var o = new StringWriter(); var e = new StringWriter();
-        int code = Cli.Run(["eos", "--data", "/no/such/fmnist", "--out", Path.Combine(Path.GetTempPath(), "eos-missing")], o, e);
+        var (code, _, err) = LabCli.Run("eos", "--data", "/no/such/fmnist", "--out", Path.Combine(Path.GetTempPath(), "eos-missing"));
         Assert.Equal(1, code);
-        Assert.Contains("dataset-fashion-mnist", e.ToString());
+        Assert.Contains("dataset-fashion-mnist", err);
     }
 }

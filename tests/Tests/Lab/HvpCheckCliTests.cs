@@ -7,19 +7,12 @@ namespace Curvature.Tests.Lab;
 [Collection(ThreadSettings.Name)]
 public class HvpCheckCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        int code = Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void Small_check_prints_the_table_and_writes_every_json_key()
     {
         var dir = Directory.CreateTempSubdirectory();
         var json = Path.Combine(dir.FullName, "h.json");
-        var (code, output, err) = Run("hvp-check", "--model", "mlp", "--n", "40", "--width", "16", "--repeats", "1", "--seed", "3", "--json", json);
+        var (code, output, err) = LabCli.Run("hvp-check", "--model", "mlp", "--n", "40", "--width", "16", "--repeats", "1", "--seed", "3", "--json", json);
         Assert.True(code == 0, err);
         Assert.Contains("HVP / gradient", output);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
@@ -39,7 +32,7 @@ public class HvpCheckCliTests
     [InlineData("hvp-chek")]
     public void Bad_usage_exits_with_code_2_and_an_error_before_any_work(params string[] args)
     {
-        var (code, output, err) = Run(args);
+        var (code, output, err) = LabCli.Run(args);
         Assert.Equal(2, code);
         Assert.False(string.IsNullOrWhiteSpace(err + output));
         Assert.DoesNotContain("hvp-check:", output); // the verb never started
@@ -48,7 +41,7 @@ public class HvpCheckCliTests
     [Fact]
     public void Json_into_a_missing_folder_fails_with_one_message_and_keeps_nothing_half_written()
     {
-        var (code, _, err) = Run("hvp-check", "--n", "10", "--width", "4", "--repeats", "1", "--json", "/nonexistent-folder/x.json");
+        var (code, _, err) = LabCli.Run("hvp-check", "--n", "10", "--width", "4", "--repeats", "1", "--json", "/nonexistent-folder/x.json");
         Assert.Equal(1, code);
         Assert.Contains("/nonexistent-folder", err);
     }

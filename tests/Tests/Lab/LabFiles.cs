@@ -3,6 +3,18 @@ using System.IO.Compression;
 
 namespace Curvature.Tests.Lab;
 
+/// <summary>Runs the Lab's command line in-process and captures what it printed.</summary>
+public static class LabCli
+{
+    /// <summary>The exit code, standard output and standard error of one invocation.</summary>
+    public static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = Curvature.Lab.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+}
+
 /// <summary>Small inputs the Lab tests make for themselves (tests never download).</summary>
 public static class LabFiles
 {

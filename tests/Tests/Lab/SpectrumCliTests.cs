@@ -11,12 +11,6 @@ namespace Curvature.Tests.Lab;
 [Collection(ThreadSettings.Name)]
 public class SpectrumCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        return (Cli.Run(args, o, e), o.ToString(), e.ToString());
-    }
-
     private static (string Weights, string Batch, Module Model, Dataset Data) Files(string dir)
     {
         var rng = new RandomGenerator(4);
@@ -35,7 +29,7 @@ public class SpectrumCliTests
         var dir = Directory.CreateTempSubdirectory().FullName;
         var (w, b, model, data) = Files(dir);
         var json = Path.Combine(dir, "s.json");
-        var (code, output, err) = Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "3",
+        var (code, output, err) = LabCli.Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "3",
             "--iters", "83", "--probes", "4", "--chunk", "7", "--json", json, "--out", Path.Combine(dir, "out"));
         Assert.True(code == 0, err + output);
 
@@ -79,7 +73,7 @@ public class SpectrumCliTests
         var bad = Path.Combine(dir, "bad.safetensors");
         var tensors = Safetensors.Read(w).Tensors.Where(t => t.Name != "3.bias").Append(("extra", NdArray.Zeros(new Shape(2)))).ToArray();
         Safetensors.Write(bad, tensors);
-        var (code, _, err) = Run("spectrum", "--weights", bad, "--batch", b);
+        var (code, _, err) = LabCli.Run("spectrum", "--weights", bad, "--batch", b);
         Assert.Equal(1, code);
         Assert.Contains("missing tensor '3.bias'", err);
         Assert.Contains("unexpected tensor 'extra'", err);
@@ -93,7 +87,7 @@ public class SpectrumCliTests
         var (w, _, _, data) = Files(dir);
         var b = Path.Combine(dir, "nolabels.safetensors");
         Safetensors.Write(b, [("inputs", data.Inputs)]);
-        var (code, _, err) = Run("spectrum", "--weights", w, "--batch", b);
+        var (code, _, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b);
         Assert.Equal(1, code);
         Assert.Contains("no tensor 'targets'", err);
     }
@@ -101,7 +95,7 @@ public class SpectrumCliTests
     [Fact]
     public void Missing_required_options_exit_with_code_2()
     {
-        var (code, _, _) = Run("spectrum", "--model", "mlp");
+        var (code, _, _) = LabCli.Run("spectrum", "--model", "mlp");
         Assert.Equal(2, code);
     }
 }
