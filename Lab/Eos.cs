@@ -128,7 +128,7 @@ public static class Eos
             rows.Add((step, loss, acc, sharpness));
             lastLoss = loss; lastAcc = acc;
             progress.Report(step, $"loss {loss:0.0000}" + (sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : ""));
-            if (step < s.Steps) optimizer.Step(ps, grads.Select(g => g.Data).ToArray());
+            if (step < s.Steps) optimizer.Step(new StepContext { Step = step, Loss = loss, Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
         }
         progress.Report(s.Steps, diverged is null ? $"done, loss {lastLoss:0.0000}" : $"diverged at step {diverged}");
         var probes = rows.Where(r => r.Item4 is not null).Select(r => (r.Item1, r.Item4!.Value)).ToArray();

@@ -1,30 +1,49 @@
 using Curvature.Engine;
-using Curvature.Models;
 
 namespace Curvature.Optimizers;
 
 /// <summary>
-/// Plain gradient descent, w ← w − η ∇L(w): full-batch when the gradient is over the whole training set (the
-/// setting of Cohen et al. 2021, where the sharpness rises to 2/η), stochastic when it is over a minibatch.
+/// Plain gradient descent, w ← w − η (∇L(w) + λ w) with optional coupled L2 weight decay λ: full-batch when
+/// the gradient is over the whole training set (the setting of Cohen et al. 2021, where the sharpness rises to
+/// 2/η), stochastic when it is over a minibatch.
 /// </summary>
-public sealed class GradientDescent(double learningRate) : IOptimizer
+public sealed class GradientDescent : IOptimizer
 {
+    /// <summary>A rule with learning rate η and L2 coefficient λ.</summary>
+    public GradientDescent(double learningRate, double weightDecay = 0)
+    {
+        LearningRate = Check.Positive(learningRate, "sgd", "learning rate");
+        WeightDecay = Check.NonNegative(weightDecay, "sgd", "weight decay");
+        Last = new StepLog(LearningRate, 0, WeightDecay, null);
+    }
+
+    /// <summary>η.</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>λ (coupled L2).</summary>
+    public double WeightDecay { get; }
+
     /// <inheritdoc/>
     public string Name => "sgd";
 
     /// <inheritdoc/>
-    public double LearningRate { get; set; } = learningRate > 0 ? learningRate
-        : throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "the learning rate must be positive.");
+    public StepLog Last { get; private set; }
 
     /// <inheritdoc/>
-    public void Step(IReadOnlyList<Parameter> parameters, IReadOnlyList<NdArray> gradients)
+    public void Step(StepContext c)
     {
-        if (parameters.Count != gradients.Count) throw new ArgumentException($"sgd: {parameters.Count} parameters but {gradients.Count} gradients.");
-        for (int i = 0; i < parameters.Count; i++)
+        Check.Gradients(c, Name);
+        for (int i = 0; i < c.Parameters.Count; i++)
         {
-            if (parameters[i].Shape != gradients[i].Shape)
-                throw new ArgumentException($"sgd: parameter {i} has shape {parameters[i].Shape} but its gradient {gradients[i].Shape}.");
-            parameters[i].Value = parameters[i].Value - gradients[i] * LearningRate;
+            var g = WeightDecay > 0 ? c.Gradients[i] + c.Parameters[i].Value * WeightDecay : c.Gradients[i];
+            c.Parameters[i].Value = c.Parameters[i].Value - g * LearningRate;
         }
+        Last = new StepLog(LearningRate, 0, WeightDecay, null);
     }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<(string Name, NdArray Value)> State() => [];
+
+    /// <inheritdoc/>
+    public void LoadState(IReadOnlyDictionary<string, NdArray> state) { }
 }

@@ -1,20 +1,58 @@
 using Curvature.Engine;
 using Curvature.Models;
+using Curvature.Spectral;
 
 namespace Curvature.Optimizers;
 
+/// <summary>What an optimiser sees at one step.</summary>
+public sealed class StepContext
+{
+    /// <summary>Index of this update, from 0.</summary>
+    public required int Step { get; init; }
+
+    /// <summary>The loss at the current parameters, on the batch the gradients come from (L4 needs it).</summary>
+    public required double Loss { get; init; }
+
+    /// <summary>The parameters to update, in a fixed order.</summary>
+    public required IReadOnlyList<Parameter> Parameters { get; init; }
+
+    /// <summary>∇L for each parameter.</summary>
+    public required IReadOnlyList<NdArray> Gradients { get; init; }
+
+    /// <summary>
+    /// The Hessian of the loss on the probe batch at the current parameters, as an operator on the flattened
+    /// parameters (exact HVPs); null when no curvature is available. Curvature-aware optimisers require it on
+    /// the steps where they probe.
+    /// </summary>
+    public Func<ILinearOperator>? Curvature { get; init; }
+}
+
+/// <summary>The hyper-parameters an optimiser used on its last step, for the per-step log.</summary>
+/// <param name="LearningRate">η.</param>
+/// <param name="Momentum">μ (0 when the rule has none).</param>
+/// <param name="WeightDecay">λ (0 when the rule has none).</param>
+/// <param name="Sharpness">The curvature estimate of a probe made on that step, or null.</param>
+public sealed record StepLog(double LearningRate, double Momentum, double WeightDecay, double? Sharpness);
+
 /// <summary>
-/// An update rule: given the parameters and their gradients at the current step, replace the parameter values.
-/// The learning rate is public so schedules and curvature-aware rules can set it between steps.
+/// An update rule: given the context of a step, replace the parameter values. Its state (moment estimates,
+/// step counts, curvature estimates) round-trips through <see cref="State"/> and <see cref="LoadState"/> so a
+/// checkpoint resumes with the same numbers.
 /// </summary>
 public interface IOptimizer
 {
-    /// <summary>A short name (sgd, momentum, …) for logs and reports.</summary>
+    /// <summary>A short name (sgd, momentum, adam, …) for logs and reports.</summary>
     string Name { get; }
 
-    /// <summary>The step size η used by the next <see cref="Step"/>.</summary>
-    double LearningRate { get; set; }
+    /// <summary>The hyper-parameters of the last step.</summary>
+    StepLog Last { get; }
 
-    /// <summary>Applies one update; <paramref name="gradients"/>[i] belongs to <paramref name="parameters"/>[i].</summary>
-    void Step(IReadOnlyList<Parameter> parameters, IReadOnlyList<NdArray> gradients);
+    /// <summary>Applies one update.</summary>
+    void Step(StepContext context);
+
+    /// <summary>The state to checkpoint, by name.</summary>
+    IReadOnlyList<(string Name, NdArray Value)> State();
+
+    /// <summary>Restores state written by <see cref="State"/>; throws naming what is missing or mis-shaped.</summary>
+    void LoadState(IReadOnlyDictionary<string, NdArray> state);
 }

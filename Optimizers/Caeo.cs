@@ -1,0 +1,136 @@
+using Curvature.Engine;
+using Curvature.Spectral;
+
+namespace Curvature.Optimizers;
+
+/// <summary>How CAEO estimates λmax.</summary>
+public enum CurvatureEstimator
+{
+    /// <summary>Power iteration on exact HVPs, warm-started from the last eigenvector.</summary>
+    Power,
+    /// <summary>
+    /// The seed's Hutchinson-style estimate: the largest Rayleigh quotient vᵀHv/‖v‖² over random Rademacher
+    /// probes. A random probe's quotient is a weighted average of all eigenvalues, so this underestimates λmax
+    /// (often by a lot) and the step is correspondingly less conservative.
+    /// </summary>
+    Hutchinson,
+}
+
+/// <summary>
+/// CAEO (Curvature-Adaptive Edge Optimization): every T steps estimate λmax of the loss Hessian on a probe
+/// batch, and step with η = min(η_base, (2 − δ)/λmax), which keeps gradient descent below the Edge of
+/// Stability (Cohen et al. 2021: GD drives λmax to 2/η). With heavy-ball momentum μ the stability limit is
+/// (2 + 2μ)/η, so the momentum variant uses η = min(η_base, (2 + 2μ − δ)/λmax). A non-positive estimate
+/// leaves η = η_base.
+/// </summary>
+public sealed class Caeo : IOptimizer
+{
+    private readonly OptimizerState state = new();
+    private readonly Momentum? heavyBall;
+    private readonly RandomGenerator rng;
+    private NdArray? lastVector;
+
+    /// <summary>A CAEO rule; <paramref name="momentum"/> 0 gives plain GD steps.</summary>
+    public Caeo(double baseLearningRate, double delta = 0.5, int probeEvery = 10, CurvatureEstimator estimator = CurvatureEstimator.Power,
+        double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0)
+    {
+        BaseLearningRate = Check.Positive(baseLearningRate, "caeo", "base learning rate");
+        Delta = delta >= 0 && delta < 2 ? delta : throw new ArgumentOutOfRangeException(nameof(delta), delta, $"caeo: δ must lie in [0, 2), got {delta}.");
+        ProbeEvery = probeEvery >= 1 ? probeEvery : throw new ArgumentOutOfRangeException(nameof(probeEvery), probeEvery, "caeo: probe-every must be at least 1.");
+        Estimator = estimator;
+        Beta = Check.Fraction(momentum, "caeo", "momentum");
+        PowerIterations = powerIterations;
+        PowerTolerance = powerTolerance;
+        HutchinsonProbes = hutchinsonProbes;
+        heavyBall = Beta > 0 ? new Momentum(BaseLearningRate, Beta) : null;
+        rng = new RandomGenerator(seed);
+        Last = new StepLog(BaseLearningRate, Beta, 0, null);
+    }
+
+    /// <summary>η_base.</summary>
+    public double BaseLearningRate { get; }
+    /// <summary>δ, the margin below the edge.</summary>
+    public double Delta { get; }
+    /// <summary>T, steps between probes.</summary>
+    public int ProbeEvery { get; }
+    /// <summary>The λmax estimator.</summary>
+    public CurvatureEstimator Estimator { get; }
+    /// <summary>Heavy-ball momentum μ (0: none).</summary>
+    public double Beta { get; }
+    /// <summary>Power-iteration budget per probe.</summary>
+    public int PowerIterations { get; }
+    /// <summary>Power-iteration relative tolerance.</summary>
+    public double PowerTolerance { get; }
+    /// <summary>Probes of the Hutchinson estimate.</summary>
+    public int HutchinsonProbes { get; }
+
+    /// <summary>The stability limit η·λmax of the base rule: 2 for GD, 2 + 2μ with momentum.</summary>
+    public double StabilityLimit => 2 + 2 * Beta;
+
+    /// <summary>The latest λmax estimate (NaN before the first probe).</summary>
+    public double Sharpness => state.Has("lambda_max") ? state["lambda_max"] : double.NaN;
+
+    /// <inheritdoc/>
+    public string Name => Beta > 0 ? "caeo-momentum" : "caeo";
+
+    /// <inheritdoc/>
+    public StepLog Last { get; private set; }
+
+    /// <summary>η for a given λmax estimate.</summary>
+    public double LearningRateFor(double lambdaMax) =>
+        lambdaMax > 0 ? Math.Min(BaseLearningRate, (StabilityLimit - Delta) / lambdaMax) : BaseLearningRate;
+
+    /// <inheritdoc/>
+    public void Step(StepContext c)
+    {
+        Check.Gradients(c, Name);
+        double? probed = null;
+        if (c.Step % ProbeEvery == 0 || !state.Has("lambda_max"))
+        {
+            var op = Check.Curvature(c, Name);
+            probed = Check.FiniteCurvature(Estimate(op), c, Name);
+            state["lambda_max"] = probed.Value;
+        }
+        double eta = LearningRateFor(state["lambda_max"]);
+        if (heavyBall is null)
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * eta;
+        else
+        {
+            heavyBall.LearningRate = eta;
+            heavyBall.Step(c);
+        }
+        Last = new StepLog(eta, Beta, 0, probed);
+    }
+
+    private double Estimate(ILinearOperator op)
+    {
+        switch (Estimator)
+        {
+            case CurvatureEstimator.Power:
+                var pair = PowerIteration.Run(op, PowerIterations, PowerTolerance, lastVector is { } v && v.Size == op.Dimension ? v : null, rng: rng);
+                lastVector = pair.Vector;
+                return pair.Value;
+            default:
+                double best = double.NegativeInfinity;
+                for (int p = 0; p < HutchinsonProbes; p++)
+                {
+                    var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
+                    best = Math.Max(best, z.Dot(op.Apply(z)) / op.Dimension);
+                }
+                return best;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<(string Name, NdArray Value)> State() =>
+        [.. state.Export(), .. (heavyBall?.State() ?? []).Select(s => ("base." + s.Name, s.Value)),
+         .. lastVector is null ? Array.Empty<(string, NdArray)>() : [("eigenvector", lastVector)]];
+
+    /// <inheritdoc/>
+    public void LoadState(IReadOnlyDictionary<string, NdArray> s)
+    {
+        state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal) && kv.Key != "eigenvector").ToDictionary(), Name);
+        heavyBall?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
+        lastVector = s.TryGetValue("eigenvector", out var v) ? v : null;
+    }
+}

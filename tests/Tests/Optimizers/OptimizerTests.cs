@@ -1,0 +1,265 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Optimizers;
+using Curvature.Spectral;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace Curvature.Tests.Optimizers;
+
+/// <summary>Each update rule against a float64 hand computation, and the curvature rules on quadratics.</summary>
+public class OptimizerTests
+{
+    private static NdArray V(params double[] x) => NdArray.FromArray(x);
+
+    private static StepContext Context(int step, Parameter[] ps, NdArray[] grads, double loss = 1, Func<ILinearOperator>? curvature = null) =>
+        new() { Step = step, Loss = loss, Parameters = ps, Gradients = grads, Curvature = curvature };
+
+    /// <summary>f(w) = ½ Σ λᵢ wᵢ²: gradient λ ⊙ w, Hessian diag(λ).</summary>
+    private sealed class Quadratic(double[] lambda)
+    {
+        public readonly NdArray Lambda = V(lambda);
+        public double Loss(NdArray w) => 0.5 * (w * w).Dot(Lambda);
+        public NdArray Gradient(NdArray w) => w * Lambda;
+        public ILinearOperator Hessian(NdArray w) => new HessianOperator(p => (p[0] * p[0] * (Tensor)Lambda).Sum() * 0.5, [w]);
+        public StepContext Step(int step, Parameter p) => Context(step, [p], [Gradient(p.Value)], Loss(p.Value), () => Hessian(p.Value));
+    }
+
+    private static readonly Gen<double[]> Vectors3 = Gen.Choose(-1000, 1000).Select(i => i / 100.0).ArrayOf(3);
+
+    [Fact]
+    public void Sgd_momentum_and_nesterov_match_hand_computation()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), (w0, g1, g2) =>
+        {
+            const double eta = 0.1, mu = 0.9, wd = 0.01;
+            foreach (bool nesterov in new[] { false, true })
+            {
+                var p = new Parameter(V(w0));
+                var opt = new Momentum(eta, mu, nesterov, wd);
+                var w = (double[])w0.Clone();
+                var b = new double[3];
+                foreach (var g in new[] { g1, g2 })
+                {
+                    var gw = Enumerable.Range(0, 3).Select(i => g[i] + wd * w[i]).ToArray();
+                    for (int i = 0; i < 3; i++) { b[i] = mu * b[i] + gw[i]; w[i] -= eta * (nesterov ? gw[i] + mu * b[i] : b[i]); }
+                    opt.Step(Context(0, [p], [V(g)]));
+                }
+                var got = p.Value.ToArray<double>();
+                for (int i = 0; i < 3; i++) Assert.Equal(w[i], got[i], 1e-12);
+            }
+            var q = new Parameter(V(w0));
+            new GradientDescent(eta).Step(Context(0, [q], [V(g1)]));
+            for (int i = 0; i < 3; i++) Assert.Equal(w0[i] - eta * g1[i], q.Value.ToArray<double>()[i], 1e-12);
+        }));
+    }
+
+    [Fact]
+    public void Adam_and_adamw_match_hand_computation()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), (w0, g1, g2) =>
+        {
+            const double eta = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
+            foreach (bool decoupled in new[] { false, true })
+            {
+                var p = new Parameter(V(w0));
+                var opt = new Adam(eta, b1, b2, eps, wd, decoupled);
+                var w = (double[])w0.Clone();
+                double[] m = new double[3], v = new double[3];
+                int t = 0;
+                foreach (var g in new[] { g1, g2 })
+                {
+                    t++;
+                    for (int i = 0; i < 3; i++)
+                    {
+                        double gi = decoupled ? g[i] : g[i] + wd * w[i];
+                        m[i] = b1 * m[i] + (1 - b1) * gi;
+                        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                        double mh = m[i] / (1 - Math.Pow(b1, t)), vh = v[i] / (1 - Math.Pow(b2, t));
+                        if (decoupled) w[i] *= 1 - eta * wd;
+                        w[i] -= eta * mh / (Math.Sqrt(vh) + eps);
+                    }
+                    opt.Step(Context(t - 1, [p], [V(g)]));
+                }
+                var got = p.Value.ToArray<double>();
+                for (int i = 0; i < 3; i++) Assert.Equal(w[i], got[i], 1e-12);
+            }
+        }));
+    }
+
+    [Fact]
+    public void Adamw_with_a_zero_gradient_shrinks_the_weights_by_exactly_one_minus_eta_lambda()
+    {
+        var w0 = new RandomGenerator(1).Normal(new Shape(50), dtype: DType.Float64);
+        var p = new Parameter(w0);
+        var opt = new Adam(0.01, weightDecay: 0.1, decoupled: true);
+        opt.Step(Context(0, [p], [w0.ZerosLike()]));
+        Assert.Equal((w0 * (1 - 0.01 * 0.1)).ToArray<double>(), p.Value.ToArray<double>());
+    }
+
+    [Fact]
+    public void L4_first_step_matches_the_formula_and_is_unchanged_when_the_direction_is_rescaled()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Gen.Choose(1, 1000).ToArbitrary(), (w0, scale) =>
+        {
+            var q = new Quadratic([1, 2, 3]);
+            if (q.Loss(V(w0)) < 1e-6) return;
+            double s = scale / 10.0;
+            var a = new Parameter(V(w0));
+            var b = new Parameter(V(w0));
+            var la = new L4(c => c.Gradients.ToArray());
+            var lb = new L4(c => c.Gradients.Select(g => g * s).ToArray());
+            for (int step = 0; step < 3; step++)
+            {
+                var ca = q.Step(step, a);
+                if (step == 0)
+                {
+                    // L_min = 0.75 L; ĝ = g (bias-corrected); η = α (L − γ·0.75 L)/(g·g).
+                    double L = ca.Loss, gg = ca.Gradients[0].Dot(ca.Gradients[0]);
+                    var expected = (V(w0) - ca.Gradients[0] * (0.15 * (L - 0.9 * 0.75 * L) / (gg + 1e-12))).ToArray<double>();
+                    la.Step(ca);
+                    var got = a.Value.ToArray<double>();
+                    for (int i = 0; i < 3; i++) Assert.Equal(expected[i], got[i], 1e-10);
+                }
+                else la.Step(ca);
+                lb.Step(q.Step(step, b));
+                var wa = a.Value.ToArray<double>(); var wb = b.Value.ToArray<double>();
+                for (int i = 0; i < 3; i++) Assert.Equal(wa[i], wb[i], 1e-9 * Math.Max(1, Math.Abs(wa[i])));
+            }
+        }));
+    }
+
+    [Fact]
+    public void L4_refuses_a_negative_loss_naming_the_step()
+    {
+        var p = new Parameter(V(1, 2));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new L4().Step(Context(7, [p], [V(1, 1)], loss: -0.5)));
+        Assert.Contains("step 7", e.Message);
+        Assert.Contains("non-negative", e.Message);
+    }
+
+    [Fact]
+    public void On_a_quadratic_gd_beyond_2_over_lambda_diverges_while_caeo_converges_below_the_edge()
+    {
+        var q = new Quadratic([10, 1, 0.1]);
+        double eta = 0.25; // 2/λmax = 0.2 < η
+        var gd = new Parameter(V(1, 1, 1));
+        var opt = new GradientDescent(eta);
+        for (int t = 0; t < 50; t++) opt.Step(q.Step(t, gd));
+        Assert.True(q.Loss(gd.Value) > 1e6, $"GD loss {q.Loss(gd.Value)}");
+
+        foreach (var (delta, momentum) in new[] { (0.5, 0.0), (0.1, 0.0), (1.0, 0.0), (0.5, 0.9) })
+        {
+            var p = new Parameter(V(1, 1, 1));
+            var caeo = new Caeo(eta, delta, probeEvery: 5, momentum: momentum, powerIterations: 100, powerTolerance: 1e-10);
+            for (int t = 0; t < 300; t++)
+            {
+                caeo.Step(q.Step(t, p));
+                if (caeo.Last.Sharpness is { } lambda)
+                {
+                    Assert.Equal(10, lambda, 1e-6);
+                    Assert.True(caeo.Last.LearningRate * lambda <= caeo.StabilityLimit - delta + 1e-9);
+                }
+            }
+            Assert.Equal(Math.Min(eta, (2 + 2 * momentum - delta) / 10), caeo.Last.LearningRate, 1e-9);
+            Assert.True(q.Loss(p.Value) < q.Loss(V(1, 1, 1)) * 0.1, $"CAEO δ={delta} μ={momentum} loss {q.Loss(p.Value)}");
+        }
+    }
+
+    [Fact]
+    public void Caeo_hutchinson_estimate_underestimates_lambda_max()
+    {
+        var q = new Quadratic([10, 1, 0.1, 0.1, 0.1]);
+        var p = new Parameter(V(1, 1, 1, 1, 1));
+        var caeo = new Caeo(1, 0.5, estimator: CurvatureEstimator.Hutchinson, hutchinsonProbes: 20);
+        caeo.Step(q.Step(0, p));
+        Assert.Equal(11.3 / 5, caeo.Last.Sharpness!.Value, 1e-9); // every Rademacher quotient is tr(H)/n on a diagonal
+        Assert.True(caeo.Last.Sharpness < 10);
+    }
+
+    [Fact]
+    public void Dcao_eta_falls_as_rho_grows_and_mu_as_gamma_grows()
+    {
+        var dcao = new Dcao(0.1, 0.9, 0.01, alpha: 0.05, beta: 0.02, c: 0.03);
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(100), Prop.ForAll(Vectors3.ToArbitrary(), Gen.Choose(1, 500).ToArbitrary(), (ritz, grow) =>
+        {
+            var a = dcao.Schedule(ritz);
+            var scaled = ritz.Select(x => x * (1 + grow / 100.0)).ToArray();
+            var b = dcao.Schedule(scaled);
+            Assert.Equal(0.1 * Math.Exp(-0.05 * ritz.Max(Math.Abs)), a.Eta, 1e-12);
+            Assert.Equal(0.9 * Math.Exp(-0.02 * (ritz.Max() - ritz.Min())), a.Mu, 1e-12);
+            Assert.Equal(0.01 * Math.Exp(-0.03 * ritz.Max(Math.Abs)), a.WeightDecay, 1e-12);
+            if (a.Rho > 0) Assert.True(b.Eta < a.Eta);
+            if (a.Gamma > 0) Assert.True(b.Mu < a.Mu);
+        }));
+    }
+
+    [Fact]
+    public void Dcao_steps_with_momentum_and_decoupled_decay_and_its_relative_mode_starts_at_one()
+    {
+        var q = new Quadratic([4, 2, 1]);
+        var p = new Parameter(V(1, -1, 0.5));
+        var dcao = new Dcao(0.1, 0.9, 0.01, alpha: 0.05, beta: 0.02, c: 0.03, k: 3, lanczosIterations: 3);
+        var ctx = q.Step(0, p);
+        var g = ctx.Gradients[0].ToArray<double>();
+        dcao.Step(ctx);
+        double eta = 0.1 * Math.Exp(-0.05 * 4), wd = 0.01 * Math.Exp(-0.03 * 4);
+        Assert.Equal(4, dcao.Last.Sharpness!.Value, 1e-9);
+        Assert.Equal(eta, dcao.Last.LearningRate, 1e-9);
+        Assert.Equal(0.9 * Math.Exp(-0.02 * 3), dcao.Last.Momentum, 1e-9);
+        double[] w0 = [1, -1, 0.5];
+        var got = p.Value.ToArray<double>();
+        for (int i = 0; i < 3; i++) Assert.Equal(w0[i] * (1 - eta * wd) - eta * g[i], got[i], 1e-9);
+
+        var rel = new Dcao(0.1, 0.9, 0, alpha: 1, beta: 1, relative: true, k: 3, lanczosIterations: 3);
+        rel.Step(q.Step(0, new Parameter(V(1, -1, 0.5))));
+        Assert.Equal(0.1 * Math.Exp(-1), rel.Last.LearningRate, 1e-9);
+        Assert.Equal(0.9 * Math.Exp(-1), rel.Last.Momentum, 1e-9);
+    }
+
+    [Fact]
+    public void Hidlr_on_a_separable_quadratic_picks_one_over_lambda_per_group()
+    {
+        double[] lambda = [8, 2, 0.5];
+        var ps = lambda.Select(_ => new Parameter(V(1, -2))).ToArray();
+        NdArray Lam(int k) => V(lambda[k], lambda[k]);
+        var full = new HessianOperator(p => Enumerable.Range(0, 3).Select(k => (p[k] * p[k] * (Tensor)Lam(k)).Sum() * 0.5).Aggregate((a, b) => a + b),
+            ps.Select(p => p.Value).ToArray());
+        var opt = new HiDlr(0.3, [0, 1, 2], refreshEvery: 1);
+        for (int t = 0; t < 120; t++)
+        {
+            var grads = Enumerable.Range(0, 3).Select(k => ps[k].Value * Lam(k)).ToArray();
+            opt.Step(Context(t, ps, grads, curvature: () => full));
+            if (t == 0)
+                for (int k = 0; k < 3; k++) Assert.Equal(1 / lambda[k], opt.LastRatios[k], 1e-12);
+        }
+        var rates = opt.GroupRates;
+        // The smoothed rates approach the exact ratio by 10 % per refresh (GeN smoothing): within 1 % after 120.
+        for (int k = 0; k < 3; k++) Assert.Equal(1 / lambda[k], rates[k], 1e-2 / lambda[k]);
+    }
+
+    [Fact]
+    public void Groups_by_layer_follow_the_parameter_names()
+    {
+        Assert.Equal(new[] { 0, 0, 1, 1, 2 }, HiDlr.ByLayer(["1.weight", "1.bias", "3.weight", "3.bias", "fc.weight"]));
+    }
+
+    [Fact]
+    public void State_round_trips_so_a_resumed_run_takes_the_same_steps()
+    {
+        var q = new Quadratic([3, 1, 0.5]);
+        IOptimizer[] Make() => [new Momentum(0.1, 0.9), new Adam(0.05), new L4(), new Caeo(0.3, 0.5, probeEvery: 2, momentum: 0.5), new Dcao(0.1, k: 3, lanczosIterations: 3)];
+        var first = Make();
+        var second = Make();
+        for (int o = 0; o < first.Length; o++)
+        {
+            var a = new Parameter(V(1, -1, 2));
+            for (int t = 0; t < 3; t++) first[o].Step(q.Step(t, a));
+            var b = new Parameter(a.Value);
+            second[o].LoadState(first[o].State().ToDictionary(s => s.Name, s => s.Value));
+            for (int t = 3; t < 6; t++) { first[o].Step(q.Step(t, a)); second[o].Step(q.Step(t, b)); }
+            Assert.Equal(a.Value.ToArray<double>(), b.Value.ToArray<double>());
+        }
+    }
+}
