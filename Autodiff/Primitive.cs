@@ -27,6 +27,9 @@ public abstract class Primitive
     /// </summary>
     protected internal abstract Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed);
 
+    /// <summary>Floating-point operations of one forward computation (default: one per output element).</summary>
+    protected internal virtual long Flops(NdArray[] x, NdArray y) => y.Size;
+
     /// <summary>Applies the op, stripping one level of derivative information per call (see <see cref="Tensor"/>).</summary>
     public Tensor Apply(params Tensor[] inputs)
     {
@@ -38,7 +41,9 @@ public abstract class Primitive
         {
             var raw = new NdArray[inputs.Length];
             for (int i = 0; i < raw.Length; i++) raw[i] = inputs[i].Data;
-            return Tensor.Constant(Forward(raw));
+            var result = Forward(raw);
+            FlopCounter.Current?.Add(Flops(raw, result));
+            return Tensor.Constant(result);
         }
 
         var primals = new Tensor[inputs.Length];

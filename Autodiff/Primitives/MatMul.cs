@@ -18,6 +18,8 @@ public sealed class MatMul(bool transA, bool transB) : Primitive
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].MatMul(x[1], TransA, TransB);
     /// <inheritdoc/>
+    protected internal override long Flops(NdArray[] x, NdArray y) => 2 * y.Size * (TransA ? x[0].Shape[^2] : x[0].Shape[^1]);
+    /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
         AddOrNull(xDot[0]?.MatMul(x[1], TransA, TransB), xDot[1] is null ? null : x[0].MatMul(xDot[1]!, TransA, TransB));
     /// <inheritdoc/>

@@ -57,3 +57,20 @@ public class ModuleTests
         Assert.Equal(before, model.StateDict().Select(s => s.Value).ToArray());
     }
 }
+
+/// <summary>Calibration error against a hand computation.</summary>
+public class MetricsTests
+{
+    [Fact]
+    public void Expected_calibration_error_matches_a_hand_computation()
+    {
+        // Two classes. Rows 0-1: confidence σ(2) ≈ 0.881 (bin 13), one right one wrong → |0.5 − 0.881|.
+        // Rows 2-3: logits equal → confidence 0.5 (bin 7), both predicted class 0, labels 0 and 0 → |1 − 0.5|.
+        var logits = NdArray.FromArray(new double[] { 2, 0, 2, 0, 0, 0, 0, 0 }, new Shape(4, 2));
+        var labels = NdArray.FromArray(new long[] { 0, 1, 0, 0 }, new Shape(4));
+        double conf = 1 / (1 + Math.Exp(-2));
+        double expected = 0.5 * Math.Abs(0.5 - conf) + 0.5 * Math.Abs(1 - 0.5);
+        Assert.Equal(expected, Curvature.Models.Metrics.ExpectedCalibrationError(logits, labels), 1e-12);
+        Assert.Equal(0.75, Curvature.Models.Metrics.Accuracy(logits, labels), 1e-12);
+    }
+}

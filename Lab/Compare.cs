@@ -1,0 +1,335 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Lab.Reporting;
+using Curvature.Models;
+using Curvature.Models.Data;
+using Curvature.Optimizers;
+using Curvature.Spectral;
+using ScottPlot;
+
+namespace Curvature.Lab;
+
+/// <summary>
+/// <c>Lab compare</c>: trains one model per (optimizer, seed) on a task and reports, as mean ± std over seeds:
+/// steps to a target loss, stability (mean trailing-window loss variance), test accuracy, expected calibration
+/// error, wall-clock, FLOPs per sample (training and curvature probes apart) and the share of time probing.
+/// Each run writes its <c>steps.csv</c>; the folder gets <c>report.md</c>, <c>summary.json</c> and plots.
+/// </summary>
+public static class Compare
+{
+    /// <summary>The tasks; ResNet-20 and GPT come with the models issue.</summary>
+    public static readonly string[] Tasks = ["mlp-fmnist"];
+
+    /// <summary>Settings of a comparison.</summary>
+    public sealed record Settings(string Task, string[] Optimizers, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
+        double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out);
+
+    /// <summary>One (optimizer, seed) run.</summary>
+    public sealed record Run(string Optimizer, int Seed, double[] Losses, double? StepsToTarget, double Stability, double TestAccuracy, double Ece,
+        double Seconds, double ProbeSeconds, double TrainFlopsPerSample, double ProbeFlopsPerSample, List<(int Step, double Lr, double? Sharpness)> Curve);
+
+    internal static Command Command(TextWriter output)
+    {
+        var common = new Cli.CommonOptions();
+        var task = Options.OneOf("--task", "Task", "mlp-fmnist", Tasks);
+        var optimizers = new Option<string>("--optimizers") { Description = $"Comma-separated: {string.Join(",", OptimizerFactory.Defaults.Keys)}", DefaultValueFactory = _ => "sgd,momentum,adam,adamw,l4,hidlr,dcao,caeo" };
+        optimizers.Validators.Add(r =>
+        {
+            try { OptimizerFactory.Parse(r.GetValueOrDefault<string>() ?? ""); }
+            catch (LabException e) { r.AddError($"--optimizers: {e.Message}"); }
+        });
+        var seeds = Options.Int("--seeds", "Seeds per optimizer", 3);
+        var steps = Options.Int("--steps", "Training steps per run", 300);
+        var batch = Options.Int("--batch", "Minibatch size", 128);
+        var train = Options.Int("--train", "Training images used (the first N)", 10000);
+        var probeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 128);
+        var target = new Option<double?>("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
+        var window = Options.Int("--window", "Trailing window W for stability and the target", 20);
+        var probeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
+        var delta = new Option<double>("--delta") { Description = "CAEO's margin δ below the edge", DefaultValueFactory = _ => 0.5 };
+        var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator", "power", "power", "hutchinson");
+        var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        var outDir = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "out/compare" };
+        var cmd = new Command("compare", "Train with several optimizers and seeds; report steps to target, stability, accuracy, calibration, cost");
+        foreach (var o in new Option[] { task, optimizers, seeds, steps, batch, train, probeBatch, target, window, probeEvery, delta, estimator, data, outDir }) cmd.Options.Add(o);
+        common.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            common.Apply(r, output);
+            var s = new Settings(r.GetValue(task)!, OptimizerFactory.Parse(r.GetValue(optimizers)!), r.GetValue(seeds), r.GetValue(steps), r.GetValue(batch),
+                r.GetValue(train), r.GetValue(probeBatch), r.GetValue(target), r.GetValue(window),
+                new OptimizerFactory.Curvature(r.GetValue(probeEvery), r.GetValue(delta), r.GetValue(estimator) == "power" ? CurvatureEstimator.Power : CurvatureEstimator.Hutchinson),
+                r.GetValue(data)!, r.GetValue(outDir)!);
+            if (!(s.Curvature.Delta >= 0 && s.Curvature.Delta < 2)) throw new LabException($"--delta must lie in [0, 2), got {s.Curvature.Delta}.");
+            var runs = Execute(s, output, string.Join(' ', ["compare", .. args(r)]));
+            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
+            return 0;
+        });
+        return cmd;
+
+        static IEnumerable<string> args(ParseResult r) => r.Tokens.Select(t => t.Value);
+    }
+
+    /// <summary>Runs every (optimizer, seed) and writes the report.</summary>
+    public static IReadOnlyList<Run> Execute(Settings s, TextWriter output, string commandLine)
+    {
+        Directory.CreateDirectory(s.Out);
+        var (trainSet, testSet) = FashionMnist.Load(s.Data);
+        if (s.Train > trainSet.Count) throw new LabException($"--train {s.Train} is more than the {trainSet.Count} training images.");
+        var train = trainSet.Take(s.Train);
+        var probe = train.Take(Math.Min(s.ProbeBatch, train.Count));
+        output.WriteLine($"compare: {s.Task}, {string.Join(", ", s.Optimizers)}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, {s.Train} training images, probe batch {probe.Count}, T {s.Curvature.ProbeEvery}");
+        var runs = new List<Run>();
+        var labels = s.Optimizers.SelectMany(o => Enumerable.Range(0, s.Seeds).Select(seed => ($"{o} seed {seed}", s.Steps))).ToArray();
+        ProgressDisplay.Run(output, labels, tasks =>
+        {
+            int t = 0;
+            foreach (var name in s.Optimizers)
+                for (int seed = 0; seed < s.Seeds; seed++)
+                {
+                    runs.Add(Train(s, name, seed, train, probe, testSet, tasks[t++]));
+                    AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
+                }
+        });
+        double target = s.TargetLoss ?? 1.2 * runs.GroupBy(r => r.Optimizer).Min(g => g.Average(r => TrailingMean(r.Losses, s.Window)[^1]));
+        var withTarget = runs.Select(r => r with { StepsToTarget = StepsTo(r.Losses, target, s.Window) }).ToList();
+        AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, withTarget));
+        var report = Report(s, withTarget, target, commandLine);
+        AtomicFile.WriteAllText(Path.Combine(s.Out, "report.md"), report);
+        Plots(s, withTarget);
+        output.WriteLine();
+        output.Write(report);
+        return withTarget;
+    }
+
+    private static Run Train(Settings s, string name, int seed, Dataset train, Dataset probe, Dataset test, IProgressTask progress)
+    {
+        var rng = new RandomGenerator((ulong)seed);
+        var model = Mlp.Create(rng, activation: "tanh");
+        var named = model.NamedParameters();
+        var ps = named.Select(p => p.Value).ToArray();
+        var optimizer = OptimizerFactory.Create(name, s.Curvature, named.Select(p => p.Name).ToArray(), (ulong)seed);
+        var dir = Path.Combine(s.Out, name, $"seed{seed}");
+        Directory.CreateDirectory(dir);
+        var csv = new CsvLog("step", "loss", "lr", "momentum", "weight_decay", "sharpness", "lr_times_sharpness");
+        var losses = new double[s.Steps];
+        var curve = new List<(int, double, double?)>();
+        var trainFlops = new FlopCounter();
+        var probeFlops = new FlopCounter();
+        var probeClock = new Stopwatch();
+        var clock = Stopwatch.StartNew();
+        var probeX = probe.Inputs.Reshape(probe.Count, -1);
+        var batches = Batches(train, s.Batch, rng).GetEnumerator();
+        for (int step = 0; step < s.Steps; step++)
+        {
+            var b = batches.MoveNext() ? batches.Current : throw new InvalidOperationException("batch stream ended");
+            var x = b.Inputs.Reshape(b.Count, -1);
+            (Tensor Value, Tensor[] Grads) vg;
+            using (FlopCounter.Count(trainFlops)) vg = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, b.Labels, training: true), ps.Select(p => (Tensor)p.Value).ToArray());
+            double loss = vg.Value.ToScalar();
+            if (!double.IsFinite(loss)) throw new LabException($"{name} seed {seed}: the loss at step {step} is {loss}; stopping (steps.csv holds the steps so far).");
+            losses[step] = loss;
+            var context = new StepContext
+            {
+                Step = step, Loss = loss, Parameters = ps, Gradients = vg.Grads.Select(g => g.Data).ToArray(),
+                Curvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", probeX, probe.Labels), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
+            };
+            try { optimizer.Step(context); }
+            catch (ArithmeticException e) { csv.Write(Path.Combine(dir, "steps.csv")); throw new LabException($"{name} seed {seed}: {e.Message}"); }
+            catch (ArgumentOutOfRangeException e) { csv.Write(Path.Combine(dir, "steps.csv")); throw new LabException($"{name} seed {seed}: {e.Message.Split(" (Parameter")[0]}"); }
+            var log = optimizer.Last;
+            csv.Add(step, loss, log.LearningRate, log.Momentum, log.WeightDecay, log.Sharpness, log.Sharpness is { } sh ? log.LearningRate * sh : null);
+            curve.Add((step, log.LearningRate, log.Sharpness));
+            progress.Report(step + 1, $"loss {loss:0.0000}  η {log.LearningRate:G3}" + (log.Sharpness is { } l ? $"  λmax {l:0.00}" : ""));
+        }
+        double seconds = clock.Elapsed.TotalSeconds;
+        csv.Write(Path.Combine(dir, "steps.csv"));
+        var (accuracy, ece) = Evaluate(model, test);
+        long samples = (long)s.Steps * s.Batch;
+        return new Run(name, seed, losses, null, Stability(losses, s.Window), accuracy, ece, seconds, probeClock.Elapsed.TotalSeconds,
+            trainFlops.Flops / (double)samples, probeFlops.Flops / (double)samples, curve);
+    }
+
+    /// <summary>An endless stream of shuffled minibatches (a fresh permutation each epoch).</summary>
+    private static IEnumerable<Dataset> Batches(Dataset train, int size, RandomGenerator rng)
+    {
+        while (true)
+            foreach (var b in train.Batches(size, rng))
+                if (b.Count == size || train.Count < size) yield return b;
+    }
+
+    /// <summary>Counts the time and FLOPs of every product on the wrapped operator as probe cost.</summary>
+    private sealed class ProbeTimer(ILinearOperator inner, Stopwatch clock, FlopCounter flops) : ILinearOperator
+    {
+        public long Dimension => inner.Dimension;
+        public DType DType => inner.DType;
+        public Device Device => inner.Device;
+        public NdArray Apply(NdArray v)
+        {
+            clock.Start();
+            try { using (FlopCounter.Count(flops)) return inner.Apply(v); }
+            finally { clock.Stop(); }
+        }
+    }
+
+    private static (double Accuracy, double Ece) Evaluate(Module model, Dataset test)
+    {
+        var logits = new List<NdArray>();
+        var bindings = Bindings.Constant(model, training: false);
+        foreach (var b in test.Batches(2000)) logits.Add(model.Forward(bindings, b.Inputs.Reshape(b.Count, -1)).Data);
+        var all = NdArray.Concat(logits, 0);
+        return (Metrics.Accuracy(all, test.Labels), Metrics.ExpectedCalibrationError(all, test.Labels));
+    }
+
+    /// <summary>Trailing means over a window W (shorter at the start).</summary>
+    public static double[] TrailingMean(double[] x, int w)
+    {
+        var r = new double[x.Length];
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            sum += x[i];
+            if (i >= w) sum -= x[i - w];
+            r[i] = sum / Math.Min(i + 1, w);
+        }
+        return r;
+    }
+
+    /// <summary>The first step whose trailing mean loss is at or below the target, or null.</summary>
+    public static double? StepsTo(double[] losses, double target, int w)
+    {
+        var m = TrailingMean(losses, w);
+        for (int i = 0; i < m.Length; i++) if (m[i] <= target) return i;
+        return null;
+    }
+
+    /// <summary>Mean over steps t ≥ W−1 of the sample variance of the loss in the window ending at t.</summary>
+    public static double Stability(double[] losses, int w)
+    {
+        if (losses.Length < w || w < 2) return double.NaN;
+        double total = 0;
+        int count = 0;
+        for (int t = w - 1; t < losses.Length; t++)
+        {
+            var window = losses.AsSpan(t - w + 1, w);
+            double mean = 0;
+            foreach (var v in window) mean += v;
+            mean /= w;
+            double var = 0;
+            foreach (var v in window) var += (v - mean) * (v - mean);
+            total += var / (w - 1);
+            count++;
+        }
+        return total / count;
+    }
+
+    private static string MeanStd(IEnumerable<double> values, string format)
+    {
+        var v = values.Where(double.IsFinite).ToArray();
+        if (v.Length == 0) return "—";
+        double mean = v.Average(), std = v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1)) : 0;
+        return $"{mean.ToString(format, CultureInfo.InvariantCulture)} ± {std.ToString(format, CultureInfo.InvariantCulture)}";
+    }
+
+    private static string Report(Settings s, IReadOnlyList<Run> runs, double target, string commandLine)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"# Optimizer comparison: {s.Task}");
+        sb.AppendLine();
+        sb.AppendLine($"Command: `./lab {commandLine}`");
+        sb.AppendLine();
+        sb.AppendLine($"MLP 784-200-200-10 tanh, cross-entropy, minibatch {s.Batch} from the first {s.Train} training images, {s.Steps} steps, {s.Seeds} seeds; " +
+                      $"curvature probes every {s.Curvature.ProbeEvery} steps on a fixed batch of {s.ProbeBatch} (δ {s.Curvature.Delta}, estimator {s.Curvature.Estimator.ToString().ToLowerInvariant()}). " +
+                      $"Mean ± std over seeds. Target loss {target.ToString("G4", CultureInfo.InvariantCulture)} (trailing mean over W = {s.Window} steps).");
+        sb.AppendLine();
+        sb.AppendLine("| optimizer | steps to target | stability (loss variance) | test accuracy | ECE (15 bins) | wall-clock s | train GFLOP/sample | probe GFLOP/sample | time probing |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        {
+            int reached = g.Count(r => r.StepsToTarget is not null);
+            sb.AppendLine($"| {g.Key} | {MeanStd(g.Where(r => r.StepsToTarget is not null).Select(r => r.StepsToTarget!.Value), "0")} ({reached}/{g.Count()} reached) | " +
+                          $"{MeanStd(g.Select(r => r.Stability), "0.00e+00")} | {MeanStd(g.Select(r => r.TestAccuracy), "0.0000")} | {MeanStd(g.Select(r => r.Ece), "0.0000")} | " +
+                          $"{MeanStd(g.Select(r => r.Seconds), "0.0")} | {MeanStd(g.Select(r => r.TrainFlopsPerSample / 1e9), "0.0000")} | {MeanStd(g.Select(r => r.ProbeFlopsPerSample / 1e9), "0.0000")} | " +
+                          $"{MeanStd(g.Select(r => r.ProbeSeconds / r.Seconds * 100), "0.0")} % |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("Defaults: " + string.Join("; ", s.Optimizers.Select(o => $"{o}: {OptimizerFactory.Defaults[o]}")) + ".");
+        sb.AppendLine();
+        sb.AppendLine("Plots: `loss.png` (training loss, mean ± std band over seeds, trailing mean), `lr.png` (learning rate, seed 0), `sharpness.png` (probed λmax and 2/η, seed 0).");
+        return sb.ToString();
+    }
+
+    private static string SummaryJson(Settings s, IReadOnlyList<Run> runs) => JsonSerializer.Serialize(new
+    {
+        task = s.Task,
+        steps = s.Steps,
+        batch = s.Batch,
+        train = s.Train,
+        probe_batch = s.ProbeBatch,
+        probe_every = s.Curvature.ProbeEvery,
+        delta = s.Curvature.Delta,
+        runs = runs.Select(r => new
+        {
+            optimizer = r.Optimizer,
+            seed = r.Seed,
+            final_loss = r.Losses[^1],
+            steps_to_target = r.StepsToTarget,
+            stability = double.IsFinite(r.Stability) ? r.Stability : (double?)null,
+            test_accuracy = r.TestAccuracy,
+            ece = r.Ece,
+            seconds = r.Seconds,
+            probe_seconds = r.ProbeSeconds,
+            train_flops_per_sample = r.TrainFlopsPerSample,
+            probe_flops_per_sample = r.ProbeFlopsPerSample,
+        }),
+    }, new JsonSerializerOptions { WriteIndented = true });
+
+    private static void Plots(Settings s, IReadOnlyList<Run> runs)
+    {
+        var loss = new Plot();
+        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        {
+            var curves = g.Select(r => TrailingMean(r.Losses, s.Window)).ToArray();
+            var xs = Enumerable.Range(0, s.Steps).Select(i => (double)i).ToArray();
+            var mean = xs.Select((_, i) => curves.Average(c => c[i])).ToArray();
+            var std = xs.Select((_, i) => Math.Sqrt(curves.Sum(c => (c[i] - mean[i]) * (c[i] - mean[i])) / Math.Max(1, curves.Length - 1))).ToArray();
+            var band = loss.Add.FillY(xs, mean.Zip(std, (m, d) => m - d).ToArray(), mean.Zip(std, (m, d) => m + d).ToArray());
+            var line = loss.Add.ScatterLine(xs, mean);
+            line.LegendText = g.Key;
+            band.FillColor = line.Color.WithAlpha(0.2);
+            band.LineWidth = 0;
+        }
+        loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Alignment.UpperRight);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(900, 550, ImageFormat.Png));
+
+        var lr = new Plot();
+        foreach (var r in runs.Where(r => r.Seed == 0))
+            lr.Add.ScatterLine(r.Curve.Select(c => (double)c.Step).ToArray(), r.Curve.Select(c => c.Lr).ToArray()).LegendText = r.Optimizer;
+        lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Alignment.UpperRight);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(900, 550, ImageFormat.Png));
+
+        var probed = runs.Where(r => r.Seed == 0 && r.Curve.Any(c => c.Sharpness is not null)).ToArray();
+        if (probed.Length == 0) return;
+        var mp = new Multiplot();
+        mp.AddPlots(probed.Length);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, probed.Length);
+        for (int i = 0; i < probed.Length; i++)
+        {
+            var p = mp.GetPlot(i);
+            var pts = probed[i].Curve.Where(c => c.Sharpness is not null).ToArray();
+            p.Add.ScatterLine(pts.Select(c => (double)c.Step).ToArray(), pts.Select(c => c.Sharpness!.Value).ToArray()).LegendText = "λmax (probe batch)";
+            var edge = p.Add.ScatterLine(probed[i].Curve.Select(c => (double)c.Step).ToArray(), probed[i].Curve.Select(c => 2 / c.Lr).ToArray());
+            edge.LinePattern = LinePattern.Dashed;
+            edge.LegendText = "2/η";
+            p.Title(probed[i].Optimizer); p.XLabel("step"); p.YLabel("sharpness");
+            p.Axes.SetLimitsY(0, 1.2 * Math.Max(pts.Max(c => c.Sharpness!.Value), probed[i].Curve.Min(c => 2 / c.Lr)));
+            p.ShowLegend(Alignment.UpperRight);
+        }
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), mp.Render(450 * probed.Length, 450).GetImageBytes(ImageFormat.Png));
+    }
+}

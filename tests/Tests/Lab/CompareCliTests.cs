@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Lab;
+
+namespace Curvature.Tests.Lab;
+
+/// <summary>The compare verb on synthetic data: per-run logs, report, summary, plots, and bad usage.</summary>
+[Collection(ThreadSettings.Name)]
+public class CompareCliTests
+{
+    [Fact]
+    public void Writes_per_run_logs_a_report_and_keeps_caeo_below_the_edge()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
+        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "cmp");
+        var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd,caeo,dcao,hidlr,l4", "--seeds", "2",
+            "--steps", "8", "--batch", "16", "--train", "64", "--probe-batch", "16", "--probe-every", "2", "--window", "3", "--delta", "0.5");
+        Assert.True(code == 0, err + output);
+
+        foreach (var opt in new[] { "sgd", "caeo", "dcao", "hidlr", "l4" })
+            for (int seed = 0; seed < 2; seed++)
+            {
+                var lines = File.ReadAllLines(Path.Combine(outDir, opt, $"seed{seed}", "steps.csv"));
+                Assert.Equal("step,loss,lr,momentum,weight_decay,sharpness,lr_times_sharpness", lines[0]);
+                Assert.Equal(9, lines.Length);
+            }
+        // CAEO: a probe at every second step, and η·λmax ≤ 2 − δ at each.
+        var caeo = File.ReadAllLines(Path.Combine(outDir, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
+        Assert.Equal(new[] { 0, 2, 4, 6 }, caeo.Where(f => f[5] != "").Select(f => int.Parse(f[0], CultureInfo.InvariantCulture)));
+        Assert.All(caeo.Where(f => f[6] != ""), f => Assert.True(double.Parse(f[6], CultureInfo.InvariantCulture) <= 1.5 + 1e-6));
+
+        var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        foreach (var h in new[] { "steps to target", "stability", "test accuracy", "ECE", "wall-clock", "GFLOP/sample", "time probing" }) Assert.Contains(h, report);
+        foreach (var opt in new[] { "| sgd |", "| caeo |", "| dcao |", "| hidlr |", "| l4 |" }) Assert.Contains(opt, report);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(10, runs.Length);
+        Assert.All(runs.Where(r => r.GetProperty("optimizer").GetString() == "sgd"), r => Assert.Equal(0, r.GetProperty("probe_flops_per_sample").GetDouble()));
+        Assert.All(runs.Where(r => r.GetProperty("optimizer").GetString() == "caeo"), r => Assert.True(r.GetProperty("probe_flops_per_sample").GetDouble() > 0));
+        Assert.All(runs, r => Assert.True(r.GetProperty("train_flops_per_sample").GetDouble() > 2 * 199_210));
+        foreach (var png in new[] { "loss.png", "lr.png", "sharpness.png" }) Assert.True(File.Exists(Path.Combine(outDir, png)), png);
+    }
+
+    [Fact]
+    public void An_unknown_optimizer_lists_the_valid_ones_and_exits_with_code_2()
+    {
+        var (code, output, err) = LabCli.Run("compare", "--optimizers", "sgd,adamm", "--out", "/tmp/never-compared");
+        Assert.Equal(2, code);
+        Assert.Contains("adamm", err + output);
+        Assert.Contains("caeo", err + output);
+        Assert.False(Directory.Exists("/tmp/never-compared"));
+    }
+}
