@@ -25,54 +25,85 @@ public static class Compare
     /// <summary>The tasks; ResNet-20 and GPT come with the models issue.</summary>
     public static readonly string[] Tasks = ["mlp-fmnist"];
 
+    /// <summary>One configuration under comparison: a label, how to build its optimiser, and what it is.</summary>
+    public sealed record Variant(string Label, string Description, Func<IReadOnlyList<string>, ulong, IOptimizer> Create);
+
+    /// <summary>The variants for a list of optimizer names with the factory's defaults.</summary>
+    public static Variant[] ForOptimizers(IEnumerable<string> names, OptimizerFactory.Curvature curvature) =>
+        names.Select(n => new Variant(n, OptimizerFactory.Defaults[n], (ps, seed) => OptimizerFactory.Create(n, curvature, ps, seed))).ToArray();
+
     /// <summary>Settings of a comparison.</summary>
-    public sealed record Settings(string Task, string[] Optimizers, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
-        double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out);
+    public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
+        double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out, string? Title = null);
 
     /// <summary>One (optimizer, seed) run.</summary>
     public sealed record Run(string Optimizer, int Seed, double[] Losses, double? StepsToTarget, double Stability, double TestAccuracy, double Ece,
         double Seconds, double ProbeSeconds, double TrainFlopsPerSample, double ProbeFlopsPerSample, List<(int Step, double Lr, double? Sharpness)> Curve);
 
+    /// <summary>The options compare and sweep share: the task, the runs and where their files go.</summary>
+    internal sealed class RunOptions
+    {
+        public readonly Cli.CommonOptions Common = new();
+        public readonly Option<string> Task = Options.OneOf("--task", "Task", "mlp-fmnist", Tasks);
+        public readonly Option<int> Seeds = Options.Int("--seeds", "Seeds per configuration", 3);
+        public readonly Option<int> Steps = Options.Int("--steps", "Training steps per run", 300);
+        public readonly Option<int> Batch = Options.Int("--batch", "Minibatch size", 128);
+        public readonly Option<int> Train = Options.Int("--train", "Training images used (the first N)", 10000);
+        public readonly Option<int> ProbeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 128);
+        public readonly Option<double?> Target = new("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
+        public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
+        public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
+        public readonly Option<string> Data = new("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        public readonly Option<string> Out;
+
+        public RunOptions(string defaultOut) => Out = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => defaultOut };
+
+        public void AddTo(Command c)
+        {
+            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, ProbeBatch, Target, Window, ProbeEvery, Data, Out }) c.Options.Add(o);
+            Common.AddTo(c);
+        }
+
+        public Settings Build(ParseResult r, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
+            new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(ProbeBatch),
+                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title);
+
+        /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
+        public int Execute(ParseResult r, Settings s, TextWriter output, string verb)
+        {
+            var runs = Compare.Execute(s, output, string.Join(' ', [verb, .. r.Tokens.Select(t => t.Value)]));
+            if (r.GetValue(Common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
+            return 0;
+        }
+    }
+
     internal static Command Command(TextWriter output)
     {
-        var common = new Cli.CommonOptions();
-        var task = Options.OneOf("--task", "Task", "mlp-fmnist", Tasks);
+        var run = new RunOptions("out/compare");
         var optimizers = new Option<string>("--optimizers") { Description = $"Comma-separated: {string.Join(",", OptimizerFactory.Defaults.Keys)}", DefaultValueFactory = _ => "sgd,momentum,adam,adamw,l4,hidlr,dcao,caeo" };
         optimizers.Validators.Add(r =>
         {
             try { OptimizerFactory.Parse(r.GetValueOrDefault<string>() ?? ""); }
             catch (LabException e) { r.AddError($"--optimizers: {e.Message}"); }
         });
-        var seeds = Options.Int("--seeds", "Seeds per optimizer", 3);
-        var steps = Options.Int("--steps", "Training steps per run", 300);
-        var batch = Options.Int("--batch", "Minibatch size", 128);
-        var train = Options.Int("--train", "Training images used (the first N)", 10000);
-        var probeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 128);
-        var target = new Option<double?>("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
-        var window = Options.Int("--window", "Trailing window W for stability and the target", 20);
-        var probeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
-        var delta = new Option<double>("--delta") { Description = "CAEO's margin δ below the edge", DefaultValueFactory = _ => 0.5 };
+        var delta = new Option<double>("--delta") { Description = "CAEO's margin δ below the edge, in [0, 2)", DefaultValueFactory = _ => 0.5 };
+        delta.Validators.Add(r =>
+        {
+            double d = r.GetValueOrDefault<double>();
+            if (!(d >= 0 && d < 2)) r.AddError($"--delta must lie in [0, 2), got {d}.");
+        });
         var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator", "power", "power", "hutchinson");
-        var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
-        var outDir = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "out/compare" };
         var cmd = new Command("compare", "Train with several optimizers and seeds; report steps to target, stability, accuracy, calibration, cost");
-        foreach (var o in new Option[] { task, optimizers, seeds, steps, batch, train, probeBatch, target, window, probeEvery, delta, estimator, data, outDir }) cmd.Options.Add(o);
-        common.AddTo(cmd);
+        foreach (var o in new Option[] { optimizers, delta, estimator }) cmd.Options.Add(o);
+        run.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
-            var s = new Settings(r.GetValue(task)!, OptimizerFactory.Parse(r.GetValue(optimizers)!), r.GetValue(seeds), r.GetValue(steps), r.GetValue(batch),
-                r.GetValue(train), r.GetValue(probeBatch), r.GetValue(target), r.GetValue(window),
-                new OptimizerFactory.Curvature(r.GetValue(probeEvery), r.GetValue(delta), r.GetValue(estimator) == "power" ? CurvatureEstimator.Power : CurvatureEstimator.Hutchinson),
-                r.GetValue(data)!, r.GetValue(outDir)!);
-            if (!(s.Curvature.Delta >= 0 && s.Curvature.Delta < 2)) throw new LabException($"--delta must lie in [0, 2), got {s.Curvature.Delta}.");
-            var runs = Execute(s, output, string.Join(' ', ["compare", .. args(r)]));
-            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
-            return 0;
+            run.Common.Apply(r, output);
+            var curvature = new OptimizerFactory.Curvature(r.GetValue(run.ProbeEvery), r.GetValue(delta), r.GetValue(estimator) == "power" ? CurvatureEstimator.Power : CurvatureEstimator.Hutchinson);
+            var s = run.Build(r, ForOptimizers(OptimizerFactory.Parse(r.GetValue(optimizers)!), curvature), curvature, null);
+            return run.Execute(r, s, output, "compare");
         });
         return cmd;
-
-        static IEnumerable<string> args(ParseResult r) => r.Tokens.Select(t => t.Value);
     }
 
     /// <summary>Runs every (optimizer, seed) and writes the report.</summary>
@@ -83,16 +114,16 @@ public static class Compare
         if (s.Train > trainSet.Count) throw new LabException($"--train {s.Train} is more than the {trainSet.Count} training images.");
         var train = trainSet.Take(s.Train);
         var probe = train.Take(Math.Min(s.ProbeBatch, train.Count));
-        output.WriteLine($"compare: {s.Task}, {string.Join(", ", s.Optimizers)}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, {s.Train} training images, probe batch {probe.Count}, T {s.Curvature.ProbeEvery}");
+        output.WriteLine($"compare: {s.Task}, {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, {s.Train} training images, probe batch {probe.Count}, T {s.Curvature.ProbeEvery}");
         var runs = new List<Run>();
-        var labels = s.Optimizers.SelectMany(o => Enumerable.Range(0, s.Seeds).Select(seed => ($"{o} seed {seed}", s.Steps))).ToArray();
+        var labels = s.Variants.SelectMany(v => Enumerable.Range(0, s.Seeds).Select(seed => ($"{v.Label} seed {seed}", s.Steps))).ToArray();
         ProgressDisplay.Run(output, labels, tasks =>
         {
             int t = 0;
-            foreach (var name in s.Optimizers)
+            foreach (var variant in s.Variants)
                 for (int seed = 0; seed < s.Seeds; seed++)
                 {
-                    runs.Add(Train(s, name, seed, train, probe, testSet, tasks[t++]));
+                    runs.Add(Train(s, variant, seed, train, probe, testSet, tasks[t++]));
                     AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
                 }
         });
@@ -107,14 +138,15 @@ public static class Compare
         return withTarget;
     }
 
-    private static Run Train(Settings s, string name, int seed, Dataset train, Dataset probe, Dataset test, IProgressTask progress)
+    private static Run Train(Settings s, Variant variant, int seed, Dataset train, Dataset probe, Dataset test, IProgressTask progress)
     {
+        string name = variant.Label;
         var rng = new RandomGenerator((ulong)seed);
         var model = Mlp.Create(rng, activation: "tanh");
         var named = model.NamedParameters();
         var ps = named.Select(p => p.Value).ToArray();
-        var optimizer = OptimizerFactory.Create(name, s.Curvature, named.Select(p => p.Name).ToArray(), (ulong)seed);
-        var dir = Path.Combine(s.Out, name, $"seed{seed}");
+        var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
+        var dir = Path.Combine(s.Out, string.Concat(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '_')), $"seed{seed}");
         Directory.CreateDirectory(dir);
         var csv = new CsvLog("step", "loss", "lr", "momentum", "weight_decay", "sharpness", "lr_times_sharpness");
         var losses = new double[s.Steps];
@@ -239,7 +271,7 @@ public static class Compare
     private static string Report(Settings s, IReadOnlyList<Run> runs, double target, string commandLine)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"# Optimizer comparison: {s.Task}");
+        sb.AppendLine($"# {(s.Title ?? "Optimizer comparison")}: {s.Task}");
         sb.AppendLine();
         sb.AppendLine($"Command: `./lab {commandLine}`");
         sb.AppendLine();
@@ -258,7 +290,7 @@ public static class Compare
                           $"{MeanStd(g.Select(r => r.ProbeSeconds / r.Seconds * 100), "0.0")} % |");
         }
         sb.AppendLine();
-        sb.AppendLine("Defaults: " + string.Join("; ", s.Optimizers.Select(o => $"{o}: {OptimizerFactory.Defaults[o]}")) + ".");
+        sb.AppendLine("Configurations: " + string.Join("; ", s.Variants.Select(v => $"{v.Label}: {v.Description}")) + ".");
         sb.AppendLine();
         sb.AppendLine("Plots: `loss.png` (training loss, mean ± std band over seeds, trailing mean), `lr.png` (learning rate, seed 0), `sharpness.png` (probed λmax and 2/η, seed 0).");
         return sb.ToString();

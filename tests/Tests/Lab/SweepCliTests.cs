@@ -1,0 +1,43 @@
+using System.Globalization;
+
+namespace Curvature.Tests.Lab;
+
+/// <summary>The sweep verb: presets over CAEO's δ, and one swept option at a time.</summary>
+[Collection(ThreadSettings.Name)]
+public class SweepCliTests
+{
+    [Fact]
+    public void The_delta_preset_runs_three_variants_each_below_its_own_edge()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
+        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "sweep");
+        var (code, output, err) = LabCli.Run("sweep", "--preset", "caeo-delta", "--data", data, "--out", outDir, "--seeds", "1", "--steps", "6",
+            "--batch", "16", "--train", "48", "--probe-batch", "16", "--probe-every", "2", "--window", "3");
+        Assert.True(code == 0, err + output);
+        var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("CAEO ablation over δ", report);
+        foreach (var (label, dir, delta) in new[] { ("δ=0.1", "_0.1", 0.1), ("δ=0.5", "_0.5", 0.5), ("δ=1", "_1", 1.0) })
+        {
+            Assert.Contains($"| {label} |", report);
+            var folder = Directory.GetDirectories(outDir).Single(d => d.EndsWith(dir, StringComparison.Ordinal));
+            var rows = File.ReadAllLines(Path.Combine(folder, "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).Where(f => f[6] != "").ToArray();
+            Assert.NotEmpty(rows);
+            Assert.All(rows, f => Assert.True(double.Parse(f[6], CultureInfo.InvariantCulture) <= 2 - delta + 1e-6, $"{label}: η·λ = {f[6]}"));
+        }
+    }
+
+    [Theory]
+    [InlineData("--delta", "0.1,0.5", "--estimator", "power")]
+    [InlineData("--estimator", "power,kfac")]
+    [InlineData("--optimizer", "dcao", "--delta", "0.5")]
+    [InlineData("--alpha", "0.1,1")]
+    [InlineData("--preset", "caeo-lr")]
+    [InlineData("--delta", "0.5,2.5")]
+    public void Bad_combinations_exit_with_code_2(params string[] args)
+    {
+        var (code, output, err) = LabCli.Run(["sweep", .. args, "--out", "/tmp/never-swept"]);
+        Assert.Equal(2, code);
+        Assert.False(string.IsNullOrWhiteSpace(err + output));
+        Assert.False(Directory.Exists("/tmp/never-swept"));
+    }
+}
