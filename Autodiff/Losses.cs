@@ -20,8 +20,15 @@ public static class Losses
     public static Tensor MeanSquaredError(Tensor outputs, Tensor labels)
     {
         outputs.Data.CheckLogitsAndLabels("mse", labels.Data);
-        var target = NdArray.OneHot(labels.Data, outputs.Shape[1], outputs.DType);
-        var r = outputs - target;
+        return MeanSquaredErrorTo(outputs, NdArray.OneHot(labels.Data, outputs.Shape[1], outputs.DType));
+    }
+
+    /// <summary>0.5 · Σ_c (out_c − target_c)², averaged over the batch, for real-valued targets of the outputs' shape.</summary>
+    public static Tensor MeanSquaredErrorTo(Tensor outputs, NdArray targets)
+    {
+        if (outputs.Rank != 2 || targets.Shape != outputs.Shape)
+            throw new ArgumentException($"mse: outputs {outputs.Shape} and targets {targets.Shape}; expected the same [N, C] shape.");
+        var r = outputs - targets;
         return (r * r).Sum() * (0.5 / outputs.Shape[0]);
     }
 }

@@ -92,14 +92,14 @@ public static class Compare
             double d = r.GetValueOrDefault<double>();
             if (!(d >= 0 && d < 2)) r.AddError($"--delta must lie in [0, 2), got {d}.");
         });
-        var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator", "power", "power", "hutchinson");
+        var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator", "power", "power", "hutchinson", "kfac");
         var cmd = new Command("compare", "Train with several optimizers and seeds; report steps to target, stability, accuracy, calibration, cost");
         foreach (var o in new Option[] { optimizers, delta, estimator }) cmd.Options.Add(o);
         run.AddTo(cmd);
         cmd.SetAction(r =>
         {
             run.Common.Apply(r, output);
-            var curvature = new OptimizerFactory.Curvature(r.GetValue(run.ProbeEvery), r.GetValue(delta), r.GetValue(estimator) == "power" ? CurvatureEstimator.Power : CurvatureEstimator.Hutchinson);
+            var curvature = new OptimizerFactory.Curvature(r.GetValue(run.ProbeEvery), r.GetValue(delta), OptimizerFactory.Estimator(r.GetValue(estimator)!));
             var s = run.Build(r, ForOptimizers(OptimizerFactory.Parse(r.GetValue(optimizers)!), curvature), curvature, null);
             return run.Execute(r, s, output, "compare");
         });
@@ -170,6 +170,12 @@ public static class Compare
             {
                 Step = step, Loss = loss, Parameters = ps, Gradients = vg.Grads.Select(g => g.Data).ToArray(),
                 Curvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", probeX, probe.Labels), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
+                Kfac = () =>
+                {
+                    probeClock.Start();
+                    try { using (FlopCounter.Count(probeFlops)) return KroneckerFactoredCurvature.Compute(model, "ce", probeX, rng); }
+                    finally { probeClock.Stop(); }
+                },
             };
             try { optimizer.Step(context); }
             catch (ArithmeticException e) { csv.Write(Path.Combine(dir, "steps.csv")); throw new LabException($"{name} seed {seed}: {e.Message}"); }

@@ -49,5 +49,14 @@ public static class OptimizerFactory
         return names.Length > 0 ? names : throw new LabException("no optimizer given.");
     }
 
+    /// <summary>The estimator named on the command line (power, hutchinson, kfac).</summary>
+    public static CurvatureEstimator Estimator(string name) => name switch
+    {
+        "power" => CurvatureEstimator.Power,
+        "hutchinson" => CurvatureEstimator.Hutchinson,
+        "kfac" => CurvatureEstimator.Kfac,
+        _ => throw new LabException($"estimator '{name}' is not one of power, hutchinson, kfac."),
+    };
+
     internal static string Format(double v) => v.ToString("G4", CultureInfo.InvariantCulture);
 }

@@ -8,7 +8,7 @@ namespace Curvature.Lab;
 /// <c>Lab sweep</c>: one option of a curvature-aware optimiser over a list of values, with the report of
 /// <c>compare</c>. CAEO's δ (<c>--delta 0.1,0.5,1.0</c>) or estimator (<c>--estimator power,hutchinson</c>);
 /// DCAO's α or β (<c>--alpha</c>, <c>--beta</c>). The seeds' ablations are presets: <c>--preset caeo-delta</c>
-/// (δ ∈ {0.1, 0.5, 1.0}) and <c>--preset caeo-estimator</c> (power against Hutchinson; KFAC joins when it lands).
+/// (δ ∈ {0.1, 0.5, 1.0}) and <c>--preset caeo-estimator</c> (power iteration, Hutchinson and K-FAC).
 /// </summary>
 public static class Sweep
 {
@@ -16,7 +16,7 @@ public static class Sweep
     public static readonly string[] Presets = ["caeo-delta", "caeo-estimator"];
 
     /// <summary>Estimators available to the sweep.</summary>
-    public static readonly string[] Estimators = ["power", "hutchinson"];
+    public static readonly string[] Estimators = ["power", "hutchinson", "kfac"];
 
     internal static Command Command(TextWriter output)
     {
@@ -29,7 +29,7 @@ public static class Sweep
         estimator.Validators.Add(r =>
         {
             foreach (var e in (r.GetValueOrDefault<string?>() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                if (!Estimators.Contains(e)) r.AddError($"--estimator: '{e}' is not one of {string.Join(", ", Estimators)} (kfac is not built yet).");
+                if (!Estimators.Contains(e)) r.AddError($"--estimator: '{e}' is not one of {string.Join(", ", Estimators)}.");
         });
         var alpha = Options.PositiveList("--alpha", "DCAO's α values", []);
         var beta = Options.PositiveList("--beta", "DCAO's β values", []);
@@ -65,7 +65,7 @@ public static class Sweep
                 var c = baseCurvature with { Delta = delta, Estimator = est };
                 return new Compare.Variant(label, $"{name}, δ {F(delta)}, {est.ToString().ToLowerInvariant()}", (ps, seed) => OptimizerFactory.Create(name, c, ps, seed));
             }
-            CurvatureEstimator Est(string e) => e == "power" ? CurvatureEstimator.Power : CurvatureEstimator.Hutchinson;
+            CurvatureEstimator Est(string e) => OptimizerFactory.Estimator(e);
             Compare.Variant[] variants;
             string title;
             switch (r.GetValue(preset))

@@ -31,6 +31,13 @@ public sealed class Bindings
         return new Bindings(ps, ps.Select(p => (Tensor)p.Value).ToArray(), training);
     }
 
+    /// <summary>
+    /// An optional hook on layers that support it (Linear): called with the layer, its input (flattened to rows)
+    /// and its output, and returning the output to use. KFAC records inputs and adds zero perturbations here, whose
+    /// gradients are the per-example output gradients.
+    /// </summary>
+    public Func<Module, Tensor, Tensor, Tensor>? Tap { get; init; }
+
     /// <summary>True in training mode (dropout on, BatchNorm on batch statistics).</summary>
     public bool Training { get; }
 

@@ -25,6 +25,9 @@ public sealed class StepContext
     /// the steps where they probe.
     /// </summary>
     public Func<ILinearOperator>? Curvature { get; init; }
+
+    /// <summary>K-FAC factors of the Fisher on the probe batch at the current parameters, or null.</summary>
+    public Func<KroneckerFactoredCurvature>? Kfac { get; init; }
 }
 
 /// <summary>The hyper-parameters an optimiser used on its last step, for the per-step log.</summary>

@@ -26,6 +26,7 @@ public sealed class Linear : Module
         var flat = x.Rank == 2 ? x : x.Reshape(-1, x.Shape[^1]);
         var y = flat.MatMul(b[Weight], transB: true);
         if (Bias is not null) y = y + b[Bias];
+        if (b.Tap is { } tap) y = tap(this, flat, y);
         return x.Rank == 2 ? y : y.Reshape([.. x.Shape.Take(x.Rank - 1), Weight.Shape[0]]);
     }
 }

@@ -26,9 +26,27 @@ public class SweepCliTests
         }
     }
 
+    [Fact]
+    public void The_estimator_preset_compares_power_hutchinson_and_kfac()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
+        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "est");
+        var (code, output, err) = LabCli.Run("sweep", "--preset", "caeo-estimator", "--data", data, "--out", outDir, "--seeds", "1", "--steps", "4",
+            "--batch", "16", "--train", "48", "--probe-batch", "16", "--probe-every", "2", "--window", "2");
+        Assert.True(code == 0, err + output);
+        var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        foreach (var e in new[] { "power", "hutchinson", "kfac" })
+        {
+            Assert.Contains($"| {e} |", report);
+            var rows = File.ReadAllLines(Path.Combine(outDir, e, "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).Where(f => f[5] != "").ToArray();
+            Assert.Equal(2, rows.Length);
+            Assert.All(rows, f => Assert.True(double.Parse(f[6], CultureInfo.InvariantCulture) <= 1.5 + 1e-6));
+        }
+    }
+
     [Theory]
     [InlineData("--delta", "0.1,0.5", "--estimator", "power")]
-    [InlineData("--estimator", "power,kfac")]
+    [InlineData("--estimator", "power,gauss")]
     [InlineData("--optimizer", "dcao", "--delta", "0.5")]
     [InlineData("--alpha", "0.1,1")]
     [InlineData("--preset", "caeo-lr")]

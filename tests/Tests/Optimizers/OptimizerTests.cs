@@ -179,6 +179,26 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Caeo_with_kfac_steps_below_the_edge_of_the_kronecker_factored_curvature()
+    {
+        var rng = new RandomGenerator(2);
+        var model = Mlp.Create(rng, width: 5, inputs: 4, classes: 3, dtype: DType.Float64);
+        var x = rng.Normal(new Shape(16, 4), dtype: DType.Float64);
+        var y = rng.Integers(new Shape(16), 3);
+        var ps = model.Parameters();
+        var (value, grads) = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, y), ps.Select(p => (Tensor)p.Value).ToArray());
+        double expected = KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(9)).TopEigenvalue();
+        var caeo = new Caeo(100, 0.5, estimator: CurvatureEstimator.Kfac);
+        caeo.Step(new StepContext
+        {
+            Step = 0, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray(),
+            Kfac = () => KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(9)),
+        });
+        Assert.Equal(expected, caeo.Last.Sharpness!.Value, 1e-12);
+        Assert.Equal(1.5 / expected, caeo.Last.LearningRate, 1e-12);
+    }
+
+    [Fact]
     public void Dcao_eta_falls_as_rho_grows_and_mu_as_gamma_grows()
     {
         var dcao = new Dcao(0.1, 0.9, 0.01, alpha: 0.05, beta: 0.02, c: 0.03);

@@ -1,0 +1,97 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Models.Layers;
+using Curvature.Spectral;
+
+namespace Curvature.Tests.Spectral;
+
+/// <summary>K-FAC factors against the explicit Fisher.</summary>
+public class KfacTests
+{
+    private static Sequential OneLayer(RandomGenerator rng) => new(new Linear(3, 4, rng, dtype: DType.Float64));
+
+    [Theory]
+    [InlineData("ce")]
+    [InlineData("mse")]
+    public void For_one_example_of_a_one_layer_network_kfac_is_the_exact_fisher(string loss)
+    {
+        var rng = new RandomGenerator(3);
+        var model = OneLayer(rng);
+        var x = rng.Normal(new Shape(1, 3), dtype: DType.Float64);
+        var kfac = KroneckerFactoredCurvature.Compute(model, loss, x, new RandomGenerator(5));
+        // The explicit Fisher of one example: the outer product of the gradient of −log p(ŷ | x) for the sampled ŷ.
+        var ps = model.Parameters();
+        var grad = Derivatives.Grad(p =>
+        {
+            var o = model.Forward(new Bindings(ps, p, false), x);
+            return loss == "ce" ? Losses.CrossEntropy(o, kfac.SampledTargets!) : Losses.MeanSquaredErrorTo(o, kfac.SampledTargets!);
+        }, ps.Select(p => (Tensor)p.Value).ToArray());
+        var g = Vectors.Flatten(grad.Select(t => t.Data).ToArray());
+        for (int trial = 0; trial < 3; trial++)
+        {
+            var v = rng.Normal(new Shape((int)kfac.Dimension), dtype: DType.Float64);
+            GradCheck.AssertClose(kfac.Apply(v), g * g.Dot(v), 1e-12, 1e-14, $"K-FAC vs explicit Fisher ({loss})");
+        }
+    }
+
+    [Fact]
+    public void Factors_are_the_second_moments_of_inputs_and_output_gradients()
+    {
+        var rng = new RandomGenerator(4);
+        var model = OneLayer(rng);
+        int n = 6;
+        var x = rng.Normal(new Shape(n, 3), dtype: DType.Float64);
+        var kfac = KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(6));
+        var (a, gFactor) = kfac.Factors[0];
+        var xs = x.ToArray<double>();
+        var logits = model.Forward(Bindings.Constant(model, false), x).Data.ToArray<double>();
+        var y = kfac.SampledTargets!.ToArray<long>();
+        var expectedA = new double[16];
+        var expectedG = new double[16];
+        for (int i = 0; i < n; i++)
+        {
+            double[] at = [xs[i * 3], xs[i * 3 + 1], xs[i * 3 + 2], 1];
+            double max = Enumerable.Range(0, 4).Max(j => logits[i * 4 + j]);
+            double z = Enumerable.Range(0, 4).Sum(j => Math.Exp(logits[i * 4 + j] - max));
+            var g = Enumerable.Range(0, 4).Select(j => Math.Exp(logits[i * 4 + j] - max) / z - (j == y[i] ? 1 : 0)).ToArray();
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) { expectedA[r * 4 + c] += at[r] * at[c] / n; expectedG[r * 4 + c] += g[r] * g[c] / n; }
+        }
+        GradCheck.AssertClose(a, NdArray.FromArray(expectedA, new Shape(4, 4)), 1e-12, 1e-14, "A");
+        GradCheck.AssertClose(gFactor, NdArray.FromArray(expectedG, new Shape(4, 4)), 1e-12, 1e-14, "G");
+    }
+
+    [Fact]
+    public void Top_eigenvalue_is_the_largest_product_of_factor_eigenvalues()
+    {
+        var rng = new RandomGenerator(7);
+        var model = Mlp.Create(rng, width: 4, inputs: 3, classes: 3, dtype: DType.Float64);
+        var kfac = KroneckerFactoredCurvature.Compute(model, "ce", rng.Normal(new Shape(10, 3), dtype: DType.Float64), new RandomGenerator(8));
+        int n = (int)kfac.Dimension;
+        var dense = new double[n, n];
+        for (int j = 0; j < n; j++)
+        {
+            var e = new double[n]; e[j] = 1;
+            var col = kfac.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
+            for (int i = 0; i < n; i++) dense[i, j] = col[i];
+        }
+        var (values, _) = SymmetricEigen.Decompose(dense);
+        Assert.Equal(values.Max(), kfac.TopEigenvalue(), 1e-8 * Math.Max(1, values.Max()));
+    }
+
+    [Fact]
+    public void A_model_with_parameters_outside_linear_layers_is_refused()
+    {
+        var e = Assert.Throws<NotSupportedException>(() =>
+            KroneckerFactoredCurvature.Compute(new Odd(), "ce", NdArray.Ones(new Shape(2, 3), DType.Float64), new RandomGenerator(1)));
+        Assert.Contains("Linear", e.Message);
+    }
+
+    private sealed class Odd : Module
+    {
+        private readonly Parameter scale;
+        public Odd() => scale = AddParameter("scale", NdArray.Ones(new Shape(3), DType.Float64));
+        public override Tensor Forward(Bindings b, Tensor x) => x * b[scale];
+    }
+}
