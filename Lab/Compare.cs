@@ -49,7 +49,7 @@ public static class Compare
         public readonly Option<int> Steps = Options.Int("--steps", "Training steps per run", 300);
         public readonly Option<int> Batch = Options.Int("--batch", "Minibatch size", 128);
         public readonly Option<int> Train = Options.Int("--train", "Training images used (the first N)", 10000);
-        public readonly Option<int> ProbeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 128);
+        public readonly Option<int> ProbeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 32);
         public readonly Option<double?> Target = new("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
         public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);

@@ -20,8 +20,8 @@ public static class OptimizerFactory
         ["l4"] = "Adam directions (ε 1e-4), α 0.15, γ 0.9, τ 1000",
         ["hidlr"] = "SGD directions, initial η 0.1, a group per layer, refreshed every T",
         ["dcao"] = "relative mode, η₀ 0.1, μ₀ 0.9, λ₀ 1e-4, α = β = c = 0.5, k 5, 20 Lanczos iterations every T",
-        ["caeo"] = "GD, η_base 0.5, η = min(η_base, (2 − δ)/λmax), λmax every T",
-        ["caeo-momentum"] = "μ 0.9, η_base 0.5, η = min(η_base, (2 + 2μ − δ)/λmax), λmax every T",
+        ["caeo"] = "GD, η_base 0.5, η = min(η_base, (2 − δ)/λmax), λmax every T (power iteration to 1e-2 at the first probe, then one product per probe continuing it)",
+        ["caeo-momentum"] = "μ 0.9, η_base 0.5, η = min(η_base, (2 + 2μ − δ)/λmax), λmax every T (power iteration to 1e-2 at the first probe, then one product per probe continuing it)",
     };
 
     /// <summary>A fresh optimiser of the named kind; an unknown name lists the valid ones.</summary>

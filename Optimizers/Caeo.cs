@@ -38,7 +38,7 @@ public sealed class Caeo : IOptimizer
 
     /// <summary>A CAEO rule; <paramref name="momentum"/> 0 gives plain GD steps.</summary>
     public Caeo(double baseLearningRate, double delta = 0.5, int probeEvery = 10, CurvatureEstimator estimator = CurvatureEstimator.Power,
-        double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0)
+        double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0, int warmIterations = 1)
     {
         BaseLearningRate = Check.Positive(baseLearningRate, "caeo", "base learning rate");
         Delta = delta >= 0 && delta < 2 ? delta : throw new ArgumentOutOfRangeException(nameof(delta), delta, $"caeo: δ must lie in [0, 2), got {delta}.");
@@ -46,6 +46,7 @@ public sealed class Caeo : IOptimizer
         Estimator = estimator;
         Beta = Check.Fraction(momentum, "caeo", "momentum");
         PowerIterations = powerIterations;
+        WarmIterations = Math.Max(1, warmIterations);
         PowerTolerance = powerTolerance;
         HutchinsonProbes = hutchinsonProbes;
         heavyBall = Beta > 0 ? new Momentum(BaseLearningRate, Beta) : null;
@@ -65,6 +66,13 @@ public sealed class Caeo : IOptimizer
     public double Beta { get; }
     /// <summary>Power-iteration budget per probe.</summary>
     public int PowerIterations { get; }
+    /// <summary>
+    /// Products per probe after the first (default 1): the first probe runs power iteration to its tolerance; each
+    /// later one reports the Rayleigh quotient vᵀHv of the carried vector and advances it, v ← Hv/‖Hv‖, so power
+    /// iteration continues across probes while the Hessian moves little in T steps. This keeps the probes a small
+    /// share of the run; the estimate lags the true λmax by at most a few probes.
+    /// </summary>
+    public int WarmIterations { get; }
     /// <summary>Power-iteration relative tolerance.</summary>
     public double PowerTolerance { get; }
     /// <summary>Probes of the Hutchinson estimate.</summary>
@@ -115,7 +123,20 @@ public sealed class Caeo : IOptimizer
         switch (Estimator)
         {
             case CurvatureEstimator.Power:
-                var pair = PowerIteration.Run(op, PowerIterations, PowerTolerance, lastVector is { } v && v.Size == op.Dimension ? v : null, rng: rng);
+                if (lastVector is { } v && v.Size == op.Dimension)
+                {
+                    double rayleigh = double.NaN;
+                    for (int i = 0; i < WarmIterations; i++)
+                    {
+                        var hv = op.Apply(v);
+                        rayleigh = v.Dot(hv);
+                        double norm = Vectors.Norm(hv);
+                        if (norm > 0) v = hv * (1 / norm);
+                    }
+                    lastVector = v;
+                    return rayleigh;
+                }
+                var pair = PowerIteration.Run(op, PowerIterations, PowerTolerance, rng: rng);
                 lastVector = pair.Vector;
                 return pair.Value;
             default:
