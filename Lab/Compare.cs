@@ -69,9 +69,10 @@ public static class Compare
                 r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title);
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
-        public int Execute(ParseResult r, Settings s, TextWriter output, string verb)
+        public int Execute(ParseResult r, Settings s, TextWriter output)
         {
-            var runs = Compare.Execute(s, output, string.Join(' ', [verb, .. r.Tokens.Select(t => t.Value)]));
+            // The parse tokens start with the verb itself.
+            var runs = Compare.Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
             if (r.GetValue(Common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
             return 0;
         }
@@ -101,7 +102,7 @@ public static class Compare
             run.Common.Apply(r, output);
             var curvature = new OptimizerFactory.Curvature(r.GetValue(run.ProbeEvery), r.GetValue(delta), OptimizerFactory.Estimator(r.GetValue(estimator)!));
             var s = run.Build(r, ForOptimizers(OptimizerFactory.Parse(r.GetValue(optimizers)!), curvature), curvature, null);
-            return run.Execute(r, s, output, "compare");
+            return run.Execute(r, s, output);
         });
         return cmd;
     }

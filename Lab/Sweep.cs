@@ -96,7 +96,7 @@ public static class Sweep
                     }
                     break;
             }
-            return run.Execute(r, run.Build(r, variants, baseCurvature, title), output, "sweep");
+            return run.Execute(r, run.Build(r, variants, baseCurvature, title), output);
         });
         return cmd;
     }

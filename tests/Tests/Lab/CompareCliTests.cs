@@ -30,6 +30,7 @@ public class CompareCliTests
         Assert.All(caeo.Where(f => f[6] != ""), f => Assert.True(double.Parse(f[6], CultureInfo.InvariantCulture) <= 1.5 + 1e-6));
 
         var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("Command: `./lab compare --data ", report);
         foreach (var h in new[] { "steps to target", "stability", "test accuracy", "ECE", "wall-clock", "GFLOP/sample", "time probing" }) Assert.Contains(h, report);
         foreach (var opt in new[] { "| sgd |", "| caeo |", "| dcao |", "| hidlr |", "| l4 |" }) Assert.Contains(opt, report);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
