@@ -171,6 +171,7 @@ public static class Compare
             {
                 Step = step, Loss = loss, Parameters = ps, Gradients = vg.Grads.Select(g => g.Data).ToArray(),
                 Curvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", probeX, probe.Labels), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
+                MinibatchCurvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", x, b.Labels, training: true), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
                 Kfac = () =>
                 {
                     probeClock.Start();

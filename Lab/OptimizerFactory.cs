@@ -21,6 +21,7 @@ public static class OptimizerFactory
         ["hidlr"] = "SGD directions, initial η 0.1, a group per layer, refreshed every T",
         ["dcao"] = "relative mode, η₀ 0.1, μ₀ 0.9, λ₀ 1e-4, α = β = c = 0.5, k 5, 20 Lanczos iterations every T",
         ["caeo"] = "GD, η_base 0.5, η = min(η_base, (2 − δ)/λmax), λmax every T (power iteration to 1e-2 at the first probe, then one product per probe continuing it)",
+        ["caeo-adam"] = "Adam, η_base 3e-3, η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H)), preconditioned sharpness every T",
         ["caeo-momentum"] = "μ 0.9, η_base 0.5, η = min(η_base, (2 + 2μ − δ)/λmax), λmax every T (power iteration to 1e-2 at the first probe, then one product per probe continuing it)",
     };
 
@@ -36,6 +37,7 @@ public static class OptimizerFactory
         "hidlr" => new HiDlr(0.1, HiDlr.ByLayer(parameterNames), curvature.ProbeEvery),
         "dcao" => new Dcao(0.1, 0.9, 1e-4, 0.5, 0.5, 0.5, curvature.ProbeEvery, relative: true, seed: seed),
         "caeo" => new Caeo(0.5, curvature.Delta, curvature.ProbeEvery, curvature.Estimator, powerTolerance: 1e-2, seed: seed),
+        "caeo-adam" => new Caeo(3e-3, curvature.Delta, curvature.ProbeEvery, curvature.Estimator, powerTolerance: 1e-2, seed: seed, adaptive: true),
         "caeo-momentum" => new Caeo(0.5, curvature.Delta, curvature.ProbeEvery, curvature.Estimator, momentum: 0.9, powerTolerance: 1e-2, seed: seed),
         _ => throw new LabException($"unknown optimizer '{name}'; valid: {string.Join(", ", Defaults.Keys)}."),
     };

@@ -66,6 +66,16 @@ public sealed class Adam : IOptimizer
         return directions;
     }
 
+    /// <summary>
+    /// The diagonal preconditioner P = √v̂ + ε of parameter i after the last <see cref="Directions"/> call (Adam's
+    /// step is η P⁻¹ m̂).
+    /// </summary>
+    public NdArray Preconditioner(int i, int count, NdArray like)
+    {
+        double t = Math.Max(1, state["t"]);
+        return (state.Buffer("v", i, count, like) * (1 / (1 - Math.Pow(Beta2, t)))).Apply(UnaryOp.Sqrt) + Epsilon;
+    }
+
     /// <inheritdoc/>
     public void Step(StepContext c)
     {

@@ -26,20 +26,26 @@ public enum CurvatureEstimator
 /// CAEO (Curvature-Adaptive Edge Optimization): every T steps estimate λmax of the loss Hessian on a probe
 /// batch, and step with η = min(η_base, (2 − δ)/λmax), which keeps gradient descent below the Edge of
 /// Stability (Cohen et al. 2021: GD drives λmax to 2/η). With heavy-ball momentum μ the stability limit is
-/// (2 + 2μ)/η, so the momentum variant uses η = min(η_base, (2 + 2μ − δ)/λmax). A non-positive estimate
-/// leaves η = η_base.
+/// (2 + 2μ)/η, so the momentum variant uses η = min(η_base, (2 + 2μ − δ)/λmax). With Adam the relevant quantity
+/// is the preconditioned sharpness λmax(P⁻¹H), P = diag(√v̂ + ε), whose stability limit is (2 + 2β₁)/(1 − β₁)/η
+/// (38/η for β₁ = 0.9; Cohen et al. 2022, "Adaptive gradient methods at the edge of stability"), so the Adam
+/// variant uses η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H)), estimated on the symmetric P^-½ H P^-½.
+/// A non-positive estimate leaves η = η_base.
 /// </summary>
 public sealed class Caeo : IOptimizer
 {
     private readonly OptimizerState state = new();
     private readonly Momentum? heavyBall;
+    private readonly Adam? adam;
     private readonly RandomGenerator rng;
     private NdArray? lastVector;
 
     /// <summary>A CAEO rule; <paramref name="momentum"/> 0 gives plain GD steps.</summary>
     public Caeo(double baseLearningRate, double delta = 0.5, int probeEvery = 10, CurvatureEstimator estimator = CurvatureEstimator.Power,
-        double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0, int warmIterations = 1)
+        double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0, int warmIterations = 1,
+        bool adaptive = false)
     {
+        if (adaptive && momentum > 0) throw new ArgumentException("caeo: choose heavy-ball momentum or the Adam variant, not both.");
         BaseLearningRate = Check.Positive(baseLearningRate, "caeo", "base learning rate");
         Delta = delta >= 0 && delta < 2 ? delta : throw new ArgumentOutOfRangeException(nameof(delta), delta, $"caeo: δ must lie in [0, 2), got {delta}.");
         ProbeEvery = probeEvery >= 1 ? probeEvery : throw new ArgumentOutOfRangeException(nameof(probeEvery), probeEvery, "caeo: probe-every must be at least 1.");
@@ -50,6 +56,7 @@ public sealed class Caeo : IOptimizer
         PowerTolerance = powerTolerance;
         HutchinsonProbes = hutchinsonProbes;
         heavyBall = Beta > 0 ? new Momentum(BaseLearningRate, Beta) : null;
+        adam = adaptive ? new Adam(BaseLearningRate) : null;
         rng = new RandomGenerator(seed);
         Last = new StepLog(BaseLearningRate, Beta, 0, null);
     }
@@ -78,14 +85,17 @@ public sealed class Caeo : IOptimizer
     /// <summary>Probes of the Hutchinson estimate.</summary>
     public int HutchinsonProbes { get; }
 
-    /// <summary>The stability limit η·λmax of the base rule: 2 for GD, 2 + 2μ with momentum.</summary>
-    public double StabilityLimit => 2 + 2 * Beta;
+    /// <summary>The stability limit η·λmax of the base rule: 2 for GD, 2 + 2μ with momentum, (2 + 2β₁)/(1 − β₁) with Adam.</summary>
+    public double StabilityLimit => adam is { } a ? (2 + 2 * a.Beta1) / (1 - a.Beta1) : 2 + 2 * Beta;
+
+    /// <summary>True for the Adam variant (preconditioned sharpness).</summary>
+    public bool Adaptive => adam is not null;
 
     /// <summary>The latest λmax estimate (NaN before the first probe).</summary>
     public double Sharpness => state.Has("lambda_max") ? state["lambda_max"] : double.NaN;
 
     /// <inheritdoc/>
-    public string Name => Beta > 0 ? "caeo-momentum" : "caeo";
+    public string Name => adam is not null ? "caeo-adam" : Beta > 0 ? "caeo-momentum" : "caeo";
 
     /// <inheritdoc/>
     public StepLog Last { get; private set; }
@@ -98,6 +108,7 @@ public sealed class Caeo : IOptimizer
     public void Step(StepContext c)
     {
         Check.Gradients(c, Name);
+        var directions = adam?.Directions(c);
         double? probed = null;
         if (c.Step % ProbeEvery == 0 || !state.Has("lambda_max"))
         {
@@ -105,7 +116,9 @@ public sealed class Caeo : IOptimizer
             state["lambda_max"] = probed.Value;
         }
         double eta = LearningRateFor(state["lambda_max"]);
-        if (heavyBall is null)
+        if (directions is not null)
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - directions[i] * eta;
+        else if (heavyBall is null)
             for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * eta;
         else
         {
@@ -120,6 +133,13 @@ public sealed class Caeo : IOptimizer
         if (Estimator == CurvatureEstimator.Kfac)
             return (c.Kfac?.Invoke() ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none.")).TopEigenvalue();
         var op = Check.Curvature(c, Name);
+        if (adam is not null)
+        {
+            // P^-½ H P^-½ has the eigenvalues of P⁻¹H and is symmetric.
+            int n = c.Parameters.Count;
+            var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal)).ToArray());
+            op = new Preconditioned(op, scale);
+        }
         switch (Estimator)
         {
             case CurvatureEstimator.Power:
@@ -150,16 +170,25 @@ public sealed class Caeo : IOptimizer
         }
     }
 
+    /// <summary>D·A·D for a diagonal D given as a vector.</summary>
+    private sealed class Preconditioned(ILinearOperator inner, NdArray d) : ILinearOperator
+    {
+        public long Dimension => inner.Dimension;
+        public DType DType => inner.DType;
+        public Device Device => inner.Device;
+        public NdArray Apply(NdArray v) => d * inner.Apply(d * v);
+    }
+
     /// <inheritdoc/>
     public IReadOnlyList<(string Name, NdArray Value)> State() =>
-        [.. state.Export(), .. (heavyBall?.State() ?? []).Select(s => ("base." + s.Name, s.Value)),
+        [.. state.Export(), .. ((IOptimizer?)heavyBall ?? adam)?.State().Select(s => ("base." + s.Name, s.Value)) ?? [],
          .. lastVector is null ? Array.Empty<(string, NdArray)>() : [("eigenvector", lastVector)]];
 
     /// <inheritdoc/>
     public void LoadState(IReadOnlyDictionary<string, NdArray> s)
     {
         state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal) && kv.Key != "eigenvector").ToDictionary(), Name);
-        heavyBall?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
+        ((IOptimizer?)heavyBall ?? adam)?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
         lastVector = s.TryGetValue("eigenvector", out var v) ? v : null;
     }
 }

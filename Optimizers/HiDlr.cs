@@ -7,7 +7,8 @@ namespace Curvature.Optimizers;
 /// Hi-DLR (Xu, Bu, Zhang and Barnett 2025, arXiv 2501.06954, "Hessian-informed differential learning rate"):
 /// the parameters are split into K groups (one per layer by default); the base rule gives directions d_k; every
 /// Φ steps each group gets its own rate from the quadratic model along d_k, η_k = b_k/A_kk with
-/// b_k = G_kᵀd_k and A_kk = d_kᵀH_kk d_k, and a group whose A_kk ≤ 0 is not updated until the next refresh.
+/// b_k = G_kᵀd_k and A_kk = d_kᵀH_kk d_k, both on the step's minibatch, and a group whose A_kk ≤ 0 is not
+/// updated until the next refresh.
 /// The paper fits b and A from 4K forward passes; here A_kk is exact, one HVP per group with the direction
 /// restricted to that group. Rates are smoothed as GeN does: η_k ← 0.9·η_k + 0.1·clip(b_k/A_kk, η_k/2, 2η_k).
 /// </summary>
@@ -87,7 +88,9 @@ public sealed class HiDlr : IOptimizer
 
     private void Refresh(StepContext c, NdArray[] d)
     {
-        var op = Check.Curvature(c, Name);
+        // b_k comes from this minibatch's gradient, so A_kk must too (the paper fits both on one batch); the
+        // probe-batch Hessian is the fallback when the caller offers only that.
+        var op = c.MinibatchCurvature?.Invoke() ?? Check.Curvature(c, Name);
         var ratios = new double[Groups];
         for (int k = 0; k < Groups; k++)
         {

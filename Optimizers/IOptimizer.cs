@@ -26,6 +26,12 @@ public sealed class StepContext
     /// </summary>
     public Func<ILinearOperator>? Curvature { get; init; }
 
+    /// <summary>
+    /// The Hessian of the loss on this step's own minibatch (the batch the gradients come from), or null. Rules
+    /// that pair a curvature with the gradient along one direction (Hi-DLR's b_k/A_kk) need the same batch for both.
+    /// </summary>
+    public Func<ILinearOperator>? MinibatchCurvature { get; init; }
+
     /// <summary>K-FAC factors of the Fisher on the probe batch at the current parameters, or null.</summary>
     public Func<KroneckerFactoredCurvature>? Kfac { get; init; }
 }

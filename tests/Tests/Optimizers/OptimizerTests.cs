@@ -168,6 +168,22 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Caeo_adam_bounds_the_step_by_the_preconditioned_sharpness()
+    {
+        // After one step v̂ = g², so P = |g| + ε and P⁻¹H = diag(λᵢ / (λᵢ|wᵢ| + ε)).
+        double[] lambda = [10, 1, 0.1], w0 = [0.5, -2, 4];
+        var q = new Quadratic(lambda);
+        var p = new Parameter(V(w0));
+        var caeo = new Caeo(1.0, 0.5, adaptive: true, powerIterations: 200, powerTolerance: 1e-12);
+        caeo.Step(q.Step(0, p));
+        double expected = Enumerable.Range(0, 3).Max(i => lambda[i] / (lambda[i] * Math.Abs(w0[i]) + 1e-8));
+        Assert.Equal(expected, caeo.Last.Sharpness!.Value, 1e-6 * expected);
+        Assert.Equal(38, caeo.StabilityLimit, 1e-12);
+        Assert.Equal(Math.Min(1.0, 37.5 / expected), caeo.Last.LearningRate, 1e-6);
+        Assert.Equal("caeo-adam", caeo.Name);
+    }
+
+    [Fact]
     public void Caeo_hutchinson_estimate_underestimates_lambda_max()
     {
         var q = new Quadratic([10, 1, 0.1, 0.1, 0.1]);
@@ -269,7 +285,8 @@ public class OptimizerTests
     public void State_round_trips_so_a_resumed_run_takes_the_same_steps()
     {
         var q = new Quadratic([3, 1, 0.5]);
-        IOptimizer[] Make() => [new Momentum(0.1, 0.9), new Adam(0.05), new L4(), new Caeo(0.3, 0.5, probeEvery: 2, momentum: 0.5), new Dcao(0.1, k: 3, lanczosIterations: 3)];
+        IOptimizer[] Make() => [new Momentum(0.1, 0.9), new Adam(0.05), new L4(), new Caeo(0.3, 0.5, probeEvery: 2, momentum: 0.5),
+            new Caeo(0.05, 0.5, probeEvery: 2, adaptive: true), new Dcao(0.1, k: 3, lanczosIterations: 3)];
         var first = Make();
         var second = Make();
         for (int o = 0; o < first.Length; o++)
