@@ -34,7 +34,8 @@ public static class Compare
 
     /// <summary>Settings of a comparison.</summary>
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
-        double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out, string? Title = null);
+        double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out, string? Title = null,
+        int CheckpointEvery = 100, bool Resume = false);
 
     /// <summary>One (optimizer, seed) run.</summary>
     public sealed record Run(string Optimizer, int Seed, double[] Losses, double? StepsToTarget, double Stability, double TestAccuracy, double Ece,
@@ -55,18 +56,20 @@ public static class Compare
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
         public readonly Option<string> Data = new("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
         public readonly Option<string> Out;
+        public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
+        public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh)" };
 
         public RunOptions(string defaultOut) => Out = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => defaultOut };
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, ProbeBatch, Target, Window, ProbeEvery, Data, Out }) c.Options.Add(o);
+            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, ProbeBatch, Target, Window, ProbeEvery, Data, Out, CheckpointEvery, Resume }) c.Options.Add(o);
             Common.AddTo(c);
         }
 
         public Settings Build(ParseResult r, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(ProbeBatch),
-                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title);
+                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume));
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -149,6 +152,7 @@ public static class Compare
         var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
         var dir = Path.Combine(s.Out, string.Concat(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '_')), $"seed{seed}");
         Directory.CreateDirectory(dir);
+        string checkpointPath = Path.Combine(dir, "checkpoint.safetensors"), csvPath = Path.Combine(dir, "steps.csv");
         var csv = new CsvLog("step", "loss", "lr", "momentum", "weight_decay", "sharpness", "lr_times_sharpness");
         var losses = new double[s.Steps];
         var curve = new List<(int, double, double?)>();
@@ -157,15 +161,57 @@ public static class Compare
         var probeClock = new Stopwatch();
         var clock = Stopwatch.StartNew();
         var probeX = probe.Inputs.Reshape(probe.Count, -1);
-        var batches = Batches(train, s.Batch, rng).GetEnumerator();
-        for (int step = 0; step < s.Steps; step++)
+        var stream = new BatchStream(train, s.Batch);
+        int first = 0;
+        double secondsBefore = 0, probeSecondsBefore = 0, trainFlopsBefore = 0, probeFlopsBefore = 0;
+        if (s.Resume && File.Exists(checkpointPath))
         {
-            var b = batches.MoveNext() ? batches.Current : throw new InvalidOperationException("batch stream ended");
+            var meta = Checkpoint.Load(checkpointPath, model, optimizer);
+            first = (int)Checkpoint.Integer(meta, "step", checkpointPath);
+            if (first > s.Steps) throw new LabException($"{checkpointPath}: the checkpoint is at step {first}, past --steps {s.Steps}.");
+            stream.Restore((ulong)seed, (ulong)Checkpoint.Integer(meta, "epoch_offset", checkpointPath), (int)Checkpoint.Integer(meta, "position", checkpointPath));
+            rng = new RandomGenerator((ulong)seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpointPath));
+            secondsBefore = double.Parse(meta["seconds"], CultureInfo.InvariantCulture);
+            probeSecondsBefore = double.Parse(meta["probe_seconds"], CultureInfo.InvariantCulture);
+            trainFlopsBefore = double.Parse(meta["train_flops"], CultureInfo.InvariantCulture);
+            probeFlopsBefore = double.Parse(meta["probe_flops"], CultureInfo.InvariantCulture);
+            foreach (var line in File.ReadLines(csvPath).Skip(1).Take(first))
+            {
+                var f = line.Split(',');
+                int step = int.Parse(f[0], CultureInfo.InvariantCulture);
+                double? Opt(string x) => x.Length == 0 ? null : double.Parse(x, CultureInfo.InvariantCulture);
+                double lr = double.Parse(f[2], CultureInfo.InvariantCulture);
+                losses[step] = double.Parse(f[1], CultureInfo.InvariantCulture);
+                curve.Add((step, lr, Opt(f[5])));
+                csv.Add(step, losses[step], lr, double.Parse(f[3], CultureInfo.InvariantCulture), double.Parse(f[4], CultureInfo.InvariantCulture), Opt(f[5]), Opt(f[6]));
+            }
+            if (csv.Count != first) throw new LabException($"{csvPath} holds {csv.Count} steps but the checkpoint is at step {first}.");
+        }
+
+        void Save(int step)
+        {
+            csv.Write(csvPath);
+            Checkpoint.Save(checkpointPath, model, optimizer, step, new Dictionary<string, string>
+            {
+                ["run"] = $"{name} seed {seed}",
+                ["epoch_offset"] = stream.EpochOffset.ToString(CultureInfo.InvariantCulture),
+                ["position"] = stream.Position.ToString(CultureInfo.InvariantCulture),
+                ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
+                ["seconds"] = (secondsBefore + clock.Elapsed.TotalSeconds).ToString("R", CultureInfo.InvariantCulture),
+                ["probe_seconds"] = (probeSecondsBefore + probeClock.Elapsed.TotalSeconds).ToString("R", CultureInfo.InvariantCulture),
+                ["train_flops"] = (trainFlopsBefore + trainFlops.Flops).ToString("R", CultureInfo.InvariantCulture),
+                ["probe_flops"] = (probeFlopsBefore + probeFlops.Flops).ToString("R", CultureInfo.InvariantCulture),
+            });
+        }
+
+        for (int step = first; step < s.Steps; step++)
+        {
+            var b = stream.Next(rng);
             var x = b.Inputs.Reshape(b.Count, -1);
             (Tensor Value, Tensor[] Grads) vg;
             using (FlopCounter.Count(trainFlops)) vg = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, b.Labels, training: true), ps.Select(p => (Tensor)p.Value).ToArray());
             double loss = vg.Value.ToScalar();
-            if (!double.IsFinite(loss)) throw new LabException($"{name} seed {seed}: the loss at step {step} is {loss}; stopping (steps.csv holds the steps so far).");
+            if (!double.IsFinite(loss)) throw new LabException($"{name} seed {seed}: the loss at step {step} is {loss}; stopping (the last checkpoint and steps.csv are kept in {dir}).");
             losses[step] = loss;
             var context = new StepContext
             {
@@ -180,27 +226,56 @@ public static class Compare
                 },
             };
             try { optimizer.Step(context); }
-            catch (ArithmeticException e) { csv.Write(Path.Combine(dir, "steps.csv")); throw new LabException($"{name} seed {seed}: {e.Message}"); }
-            catch (ArgumentOutOfRangeException e) { csv.Write(Path.Combine(dir, "steps.csv")); throw new LabException($"{name} seed {seed}: {e.Message.Split(" (Parameter")[0]}"); }
+            catch (Exception e) when (e is ArithmeticException or ArgumentOutOfRangeException)
+            {
+                throw new LabException($"{name} seed {seed}: {e.Message.Split(" (Parameter")[0]} (the last checkpoint and steps.csv are kept in {dir}).");
+            }
             var log = optimizer.Last;
             csv.Add(step, loss, log.LearningRate, log.Momentum, log.WeightDecay, log.Sharpness, log.Sharpness is { } sh ? log.LearningRate * sh : null);
             curve.Add((step, log.LearningRate, log.Sharpness));
             progress.Report(step + 1, $"loss {loss:0.0000}  η {log.LearningRate:G3}" + (log.Sharpness is { } l ? $"  λmax {l:0.00}" : ""));
+            if ((step + 1) % s.CheckpointEvery == 0 && step + 1 < s.Steps) Save(step + 1);
         }
-        double seconds = clock.Elapsed.TotalSeconds;
-        csv.Write(Path.Combine(dir, "steps.csv"));
+        Save(s.Steps);
+        double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
         var (accuracy, ece) = Evaluate(model, test);
         long samples = (long)s.Steps * s.Batch;
-        return new Run(name, seed, losses, null, Stability(losses, s.Window), accuracy, ece, seconds, probeClock.Elapsed.TotalSeconds,
-            trainFlops.Flops / (double)samples, probeFlops.Flops / (double)samples, curve);
+        return new Run(name, seed, losses, null, Stability(losses, s.Window), accuracy, ece, seconds, probeSecondsBefore + probeClock.Elapsed.TotalSeconds,
+            (trainFlopsBefore + trainFlops.Flops) / samples, (probeFlopsBefore + probeFlops.Flops) / samples, curve);
     }
 
-    /// <summary>An endless stream of shuffled minibatches (a fresh permutation each epoch).</summary>
-    private static IEnumerable<Dataset> Batches(Dataset train, int size, RandomGenerator rng)
+    /// <summary>
+    /// Shuffled minibatches, a fresh permutation each epoch (the last partial batch is dropped). Its cursor is the
+    /// random-stream offset the epoch's permutation was drawn from and the position in it, so a checkpoint can
+    /// restore it exactly.
+    /// </summary>
+    private sealed class BatchStream(Dataset data, int size)
     {
-        while (true)
-            foreach (var b in train.Batches(size, rng))
-                if (b.Count == size || train.Count < size) yield return b;
+        private long[]? order;
+
+        public ulong EpochOffset { get; private set; }
+        public int Position { get; private set; }
+
+        public Dataset Next(RandomGenerator rng)
+        {
+            int take = Math.Min(size, data.Count);
+            if (order is null || Position + take > order.Length)
+            {
+                EpochOffset = rng.Offset;
+                order = Dataset.Permutation(data.Count, rng);
+                Position = 0;
+            }
+            var batch = data.Select(order[Position..(Position + take)]);
+            Position += take;
+            return batch;
+        }
+
+        public void Restore(ulong seed, ulong epochOffset, int position)
+        {
+            EpochOffset = epochOffset;
+            order = Dataset.Permutation(data.Count, new RandomGenerator(seed, epochOffset));
+            Position = position;
+        }
     }
 
     /// <summary>Counts the time and FLOPs of every product on the wrapped operator as probe cost.</summary>

@@ -37,7 +37,7 @@ public sealed class Caeo : IOptimizer
     private readonly OptimizerState state = new();
     private readonly Momentum? heavyBall;
     private readonly Adam? adam;
-    private readonly RandomGenerator rng;
+    private RandomGenerator rng;
     private NdArray? lastVector;
 
     /// <summary>A CAEO rule; <paramref name="momentum"/> 0 gives plain GD steps.</summary>
@@ -180,7 +180,13 @@ public sealed class Caeo : IOptimizer
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<(string Name, NdArray Value)> State() =>
+    public IReadOnlyList<(string Name, NdArray Value)> State()
+    {
+        state["rng_offset"] = rng.Offset;
+        return Export();
+    }
+
+    private IReadOnlyList<(string Name, NdArray Value)> Export() =>
         [.. state.Export(), .. ((IOptimizer?)heavyBall ?? adam)?.State().Select(s => ("base." + s.Name, s.Value)) ?? [],
          .. lastVector is null ? Array.Empty<(string, NdArray)>() : [("eigenvector", lastVector)]];
 
@@ -190,5 +196,6 @@ public sealed class Caeo : IOptimizer
         state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal) && kv.Key != "eigenvector").ToDictionary(), Name);
         ((IOptimizer?)heavyBall ?? adam)?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
         lastVector = s.TryGetValue("eigenvector", out var v) ? v : null;
+        rng = new RandomGenerator(rng.Seed, (ulong)state["rng_offset"]);
     }
 }

@@ -14,7 +14,7 @@ namespace Curvature.Optimizers;
 public sealed class Dcao : IOptimizer
 {
     private readonly OptimizerState state = new();
-    private readonly RandomGenerator rng;
+    private RandomGenerator rng;
 
     /// <summary>A DCAO rule.</summary>
     public Dcao(double eta0, double mu0 = 0.9, double weightDecay0 = 0, double alpha = 0.01, double beta = 0.01, double c = 0.01,
@@ -103,8 +103,16 @@ public sealed class Dcao : IOptimizer
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<(string Name, NdArray Value)> State() => state.Export();
+    public IReadOnlyList<(string Name, NdArray Value)> State()
+    {
+        state["rng_offset"] = rng.Offset;
+        return state.Export();
+    }
 
     /// <inheritdoc/>
-    public void LoadState(IReadOnlyDictionary<string, NdArray> s) => state.Import(s, Name);
+    public void LoadState(IReadOnlyDictionary<string, NdArray> s)
+    {
+        state.Import(s, Name);
+        rng = new RandomGenerator(rng.Seed, (ulong)state["rng_offset"]);
+    }
 }

@@ -43,6 +43,46 @@ public class CompareCliTests
     }
 
     [Fact]
+    public void A_resumed_run_takes_exactly_the_steps_of_an_uninterrupted_one()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
+        string[] Args(string outDir, int steps, params string[] extra) =>
+            ["compare", "--data", data, "--out", outDir, "--optimizers", "caeo,dcao,adam", "--seeds", "1", "--steps", steps.ToString(CultureInfo.InvariantCulture),
+             "--batch", "24", "--train", "64", "--probe-batch", "16", "--probe-every", "3", "--window", "3", "--checkpoint-every", "4", .. extra];
+        var whole = Path.Combine(Directory.CreateTempSubdirectory().FullName, "whole");
+        var parts = Path.Combine(Directory.CreateTempSubdirectory().FullName, "parts");
+        Assert.Equal(0, LabCli.Run(Args(whole, 10)).Code);
+        Assert.Equal(0, LabCli.Run(Args(parts, 6)).Code);
+        var (code, output, err) = LabCli.Run(Args(parts, 10, "--resume"));
+        Assert.True(code == 0, err + output);
+        foreach (var opt in new[] { "caeo", "dcao", "adam" })
+        {
+            var a = File.ReadAllLines(Path.Combine(whole, opt, "seed0", "steps.csv"));
+            var b = File.ReadAllLines(Path.Combine(parts, opt, "seed0", "steps.csv"));
+            Assert.Equal(a, b);
+        }
+        using var da = JsonDocument.Parse(File.ReadAllText(Path.Combine(whole, "summary.json")));
+        using var db = JsonDocument.Parse(File.ReadAllText(Path.Combine(parts, "summary.json")));
+        var ra = da.RootElement.GetProperty("runs").EnumerateArray().Select(r => (r.GetProperty("final_loss").GetDouble(), r.GetProperty("test_accuracy").GetDouble())).ToArray();
+        var rb = db.RootElement.GetProperty("runs").EnumerateArray().Select(r => (r.GetProperty("final_loss").GetDouble(), r.GetProperty("test_accuracy").GetDouble())).ToArray();
+        Assert.Equal(ra, rb);
+    }
+
+    [Fact]
+    public void A_checkpoint_of_another_optimizer_is_refused_naming_the_file()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 32, test: 8);
+        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "cmp");
+        Assert.Equal(0, LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd", "--seeds", "1", "--steps", "2", "--batch", "16", "--train", "32").Code);
+        File.Copy(Path.Combine(outDir, "sgd", "seed0", "checkpoint.safetensors"), Path.Combine(Directory.CreateDirectory(Path.Combine(outDir, "adam", "seed0")).FullName, "checkpoint.safetensors"));
+        File.Copy(Path.Combine(outDir, "sgd", "seed0", "steps.csv"), Path.Combine(outDir, "adam", "seed0", "steps.csv"));
+        var (code, _, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "adam", "--seeds", "1", "--steps", "4", "--batch", "16", "--train", "32", "--resume");
+        Assert.Equal(1, code);
+        Assert.Contains("checkpoint.safetensors", err);
+        Assert.Contains("optimizer 'sgd', not 'adam'", err);
+    }
+
+    [Fact]
     public void An_unknown_optimizer_lists_the_valid_ones_and_exits_with_code_2()
     {
         var (code, output, err) = LabCli.Run("compare", "--optimizers", "sgd,adamm", "--out", "/tmp/never-compared");

@@ -184,6 +184,18 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void A_non_finite_curvature_estimate_stops_the_step_naming_it()
+    {
+        var p = new Parameter(V(1, 2));
+        var before = p.Value.ToArray<double>();
+        var nan = new DenseOperator(NdArray.FromArray(new[] { double.NaN, 0, 0, 1 }, new Shape(2, 2)));
+        var e = Assert.Throws<ArithmeticException>(() => new Caeo(0.1).Step(Context(3, [p], [V(1, 1)], curvature: () => nan)));
+        Assert.Contains("step 3", e.Message);
+        Assert.Equal(before, p.Value.ToArray<double>());
+        Assert.Throws<ArithmeticException>(() => new GradientDescent(0.1).Step(Context(5, [p], [V(1, 1)], loss: double.NaN)));
+    }
+
+    [Fact]
     public void Caeo_hutchinson_estimate_underestimates_lambda_max()
     {
         var q = new Quadratic([10, 1, 0.1, 0.1, 0.1]);
