@@ -54,7 +54,7 @@ public static class Compare
         public readonly Option<double?> Target = new("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
         public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
-        public readonly Option<string> Data = new("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        public readonly Option<string> Data = Options.FashionMnistFolder();
         public readonly Option<string> Out;
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh)" };

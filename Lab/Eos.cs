@@ -45,7 +45,7 @@ public static class Eos
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
         var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
-        var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST IDX gz files", DefaultValueFactory = _ => FashionMnist.DefaultFolder };
+        var data = Options.FashionMnistFolder();
         var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
 
         var cmd = new Command("eos", "Full-batch GD on Fashion-MNIST at several learning rates, with the sharpness against 2/η (Cohen et al. 2021)");

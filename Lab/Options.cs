@@ -44,6 +44,13 @@ internal static class Options
         };
     }
 
+    /// <summary>The folder holding the Fashion-MNIST IDX gz files (default: where Debian's package puts them).</summary>
+    public static Option<string> FashionMnistFolder() => new("--data")
+    {
+        Description = "Folder with the Fashion-MNIST IDX gz files",
+        DefaultValueFactory = _ => Curvature.Models.Data.FashionMnist.DefaultFolder,
+    };
+
     /// <summary>A string option restricted to a set of values.</summary>
     public static Option<string> OneOf(string name, string description, string defaultValue, params string[] allowed)
     {
