@@ -55,6 +55,10 @@ public sealed partial class Tensor
     public Tensor Relu() => Primitives.Relu.Instance.Apply(this);
     /// <summary>max(x, y) element-wise.</summary>
     public Tensor Maximum(Tensor y) => Primitives.Maximum.Instance.Apply(this, y);
+    /// <summary>erf x.</summary>
+    public Tensor Erf() => Primitives.Erf.Instance.Apply(this);
+    /// <summary>The exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)) (composite; PyTorch's default, not the tanh approximation).</summary>
+    public Tensor Gelu() => this * 0.5 * (1.0 + (this * (1 / Math.Sqrt(2))).Erf());
     /// <summary>1 / (1 + exp(−x)) (composite).</summary>
     public Tensor Sigmoid() => 1.0 / (1.0 + (-this).Exp());
 

@@ -42,6 +42,9 @@ public static class ElementWise
             case UnaryOp.Abs: TensorPrimitives.Abs(x, d); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, d); break;
             case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(x, d); break;
+            case UnaryOp.Erf:
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(ErrorFunction.Erf(double.CreateTruncating(x[i])));
+                break;
             default: throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown unary op.");
         }
     }

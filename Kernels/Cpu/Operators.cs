@@ -21,6 +21,8 @@ public enum UnaryOp
     Square,
     /// <summary>1/x</summary>
     Reciprocal,
+    /// <summary>erf x</summary>
+    Erf,
 }
 
 /// <summary>Element-wise functions of two arguments; comparisons give 1 for true and 0 for false.</summary>

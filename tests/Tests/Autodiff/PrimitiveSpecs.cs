@@ -35,6 +35,7 @@ public class PrimitiveSpecs
         new(typeof(Log), "positive [2,3]", r => [Pos(r, 2, 3)], x => x[0].Log()),
         new(typeof(Tanh), "[2,3]", r => [N(r, 2, 3)], x => x[0].Tanh()),
         new(typeof(TanhBackward), "g(1-y²), broadcast [3,4],[4]", r => [N(r, 3, 4), N(r, 4)], x => TanhBackward.Instance.Apply(x[0], x[1])),
+        new(typeof(Erf), "[3,4] over ±3", r => [N(r, 3, 4) * 1.5], x => x[0].Erf()),
         new(typeof(Sqrt), "positive [2,3]", r => [Pos(r, 2, 3)], x => x[0].Sqrt()),
         new(typeof(Power), "x^3", r => [N(r, 2, 3)], x => x[0].Pow(3)),
         new(typeof(Power), "x^-1.5 positive", r => [Pos(r, 4)], x => x[0].Pow(-1.5)),
@@ -90,6 +91,6 @@ public class PrimitiveSpecs
         var covered = Table.Select(s => s.Primitive).ToHashSet();
         var missing = all.Except(covered).Select(t => t.Name).Order().ToArray();
         Assert.True(missing.Length == 0, "primitives missing from the spec table: " + string.Join(", ", missing));
-        Assert.True(all.Count >= 28, $"expected at least 28 primitives, found {all.Count}");
+        Assert.True(all.Count >= 29, $"expected at least 29 primitives, found {all.Count}");
     }
 }
