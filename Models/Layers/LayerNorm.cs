@@ -1,0 +1,38 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+
+namespace Curvature.Models.Layers;
+
+/// <summary>
+/// Layer normalisation over the last axis (Ba, Kiros and Hinton 2016), as PyTorch's nn.LayerNorm:
+/// y = (x − μ)/√(σ² + ε) ⊙ weight + bias with the biased variance σ², ε = 1e-5, weight initialised to 1 and bias
+/// to 0. Written with primitives, so its gradient and Hessian-vector products are exact with no rule of its own.
+/// </summary>
+public sealed class LayerNorm : Module
+{
+    /// <summary>A layer over <paramref name="features"/> features.</summary>
+    public LayerNorm(int features, double epsilon = 1e-5, DType dtype = DType.Float32)
+    {
+        Epsilon = epsilon;
+        Weight = AddParameter("weight", NdArray.Ones(new Shape(features), dtype));
+        Bias = AddParameter("bias", NdArray.Zeros(new Shape(features), dtype));
+    }
+
+    /// <summary>ε.</summary>
+    public double Epsilon { get; }
+
+    /// <summary>The scale, [features].</summary>
+    public Parameter Weight { get; }
+
+    /// <summary>The shift, [features].</summary>
+    public Parameter Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Bindings b, Tensor x)
+    {
+        if (x.Shape[^1] != Weight.Shape[0]) throw new ArgumentException($"layer_norm: input {x.Shape} has {x.Shape[^1]} features; expected {Weight.Shape[0]}.");
+        var centred = x - x.Mean([-1], keepDims: true);
+        var variance = (centred * centred).Mean([-1], keepDims: true);
+        return centred / (variance + Epsilon).Sqrt() * b[Weight] + b[Bias];
+    }
+}
