@@ -170,6 +170,25 @@ public sealed partial class Tensor
     /// <summary>op(this)·op(b) over the last two axes, batched over equal leading axes.</summary>
     public Tensor MatMul(Tensor b, bool transA = false, bool transB = false) => new MatMul(transA, transB).Apply(this, b);
 
+    // ------------------------------------------------------------ convolution
+
+    /// <summary>
+    /// 2-D convolution (PyTorch's cross-correlation) of this [n, c, h, w] input with <paramref name="weight"/>
+    /// [o, c, kh, kw]: im2col, one matrix product, and a layout change to [n, o, oh, ow].
+    /// </summary>
+    public Tensor Conv2d(Tensor weight, int stride = 1, int padding = 0)
+    {
+        if (Rank != 4 || weight.Rank != 4 || weight.Shape[1] != Shape[1])
+            throw new ArgumentException($"conv2d: input {Shape} and weight {weight.Shape}; expected [N, C, H, W] and [O, C, kh, kw].");
+        int n = Shape[0], o = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
+        var (oh, ow) = NdArray.ConvolutionOutput(Shape[2], Shape[3], kh, kw, stride, padding);
+        var cols = new Im2Col(kh, kw, stride, padding).Apply(this);               // [n, c·kh·kw, oh·ow]
+        var k = cols.Shape[1];
+        var flat = cols.Permute(1, 0, 2).Reshape(k, n * oh * ow);              // [c·kh·kw, n·oh·ow]
+        var y = weight.Reshape(o, k).MatMul(flat);                              // [o, n·oh·ow]
+        return y.Reshape(o, n, oh, ow).Permute(1, 0, 2, 3);                     // [n, o, oh, ow]
+    }
+
     // ------------------------------------------------------------ softmax family
 
     /// <summary>log softmax over the last axis.</summary>

@@ -382,6 +382,36 @@ public sealed class NdArray
         return updates.Device.ScatterAdd(indices, updates, rows);
     }
 
+    // ---------------------------------------------------------------- convolution layout
+
+    /// <summary>Output height and width of a kh×kw window with stride and zero padding over h×w.</summary>
+    public static (int Height, int Width) ConvolutionOutput(int h, int w, int kh, int kw, int stride, int padding)
+    {
+        if (kh < 1 || kw < 1 || stride < 1 || padding < 0) throw new ArgumentException($"convolution: kernel {kh}×{kw}, stride {stride}, padding {padding}; expected positive sizes and non-negative padding.");
+        int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
+        if (oh < 1 || ow < 1) throw new ArgumentException($"convolution: a {kh}×{kw} kernel does not fit a {h}×{w} input with padding {padding}.");
+        return (oh, ow);
+    }
+
+    /// <summary>im2col (PyTorch's unfold) of this [n, c, h, w] array: columns [n, c·kh·kw, oh·ow].</summary>
+    public NdArray Im2Col(int kh, int kw, int stride, int padding)
+    {
+        RequireFloat("im2col");
+        if (Rank != 4) throw new ArgumentException($"im2col: input {Shape}; expected [N, C, H, W].");
+        ConvolutionOutput(Shape[2], Shape[3], kh, kw, stride, padding);
+        return Device.Im2Col(this, kh, kw, stride, padding);
+    }
+
+    /// <summary>col2im, the adjoint of im2col: columns [n, c·kh·kw, oh·ow] summed into [n, c, h, w].</summary>
+    public NdArray Col2Im(int c, int h, int w, int kh, int kw, int stride, int padding)
+    {
+        RequireFloat("col2im");
+        var (oh, ow) = ConvolutionOutput(h, w, kh, kw, stride, padding);
+        if (Rank != 3 || Shape[1] != c * kh * kw || Shape[2] != oh * ow)
+            throw new ArgumentException($"col2im: columns {Shape}; expected [N, {c * kh * kw}, {oh * ow}] for {c}×{h}×{w} with a {kh}×{kw} kernel.");
+        return Device.Col2Im(this, c, h, w, kh, kw, stride, padding);
+    }
+
     // ---------------------------------------------------------------- softmax family
 
     /// <summary>log softmax over the last axis.</summary>

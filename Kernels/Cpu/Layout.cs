@@ -82,4 +82,57 @@ public static class Layout
             TensorPrimitives.Add(row, src.Slice(i * width, width), row);
         }
     }
+
+    /// <summary>
+    /// im2col (PyTorch's unfold): x [n, c, h, w] to columns [n, c·kh·kw, oh·ow], where column (i, j) holds the
+    /// kh×kw patch at output position (i, j) with stride and zero padding, channel-major then kernel row and column.
+    /// </summary>
+    public static void Im2Col<T>(ReadOnlySpan<T> x, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> cols)
+        where T : unmanaged
+    {
+        int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, l = oh * ow;
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++)
+                    {
+                        int row = (ch * kh + ki) * kw + kj;
+                        var dst = cols.Slice((b * c * kh * kw + row) * l, l);
+                        for (int i = 0; i < oh; i++)
+                        {
+                            int y = i * stride - pad + ki;
+                            for (int j = 0; j < ow; j++)
+                            {
+                                int xx = j * stride - pad + kj;
+                                dst[i * ow + j] = y >= 0 && y < h && xx >= 0 && xx < w ? x[((b * c + ch) * h + y) * w + xx] : default;
+                            }
+                        }
+                    }
+    }
+
+    /// <summary>col2im, the adjoint of <see cref="Im2Col"/>: columns [n, c·kh·kw, oh·ow] summed back into x [n, c, h, w].</summary>
+    public static void Col2Im<T>(ReadOnlySpan<T> cols, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> x)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, l = oh * ow;
+        x.Clear();
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++)
+                    {
+                        int row = (ch * kh + ki) * kw + kj;
+                        var src = cols.Slice((b * c * kh * kw + row) * l, l);
+                        for (int i = 0; i < oh; i++)
+                        {
+                            int y = i * stride - pad + ki;
+                            if (y < 0 || y >= h) continue;
+                            for (int j = 0; j < ow; j++)
+                            {
+                                int xx = j * stride - pad + kj;
+                                if (xx >= 0 && xx < w) x[((b * c + ch) * h + y) * w + xx] += src[i * ow + j];
+                            }
+                        }
+                    }
+    }
 }
