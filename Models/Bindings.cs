@@ -38,6 +38,13 @@ public sealed class Bindings
     /// </summary>
     public Func<Module, Tensor, Tensor, Tensor>? Tap { get; init; }
 
+    /// <summary>
+    /// Whether this forward pass updates running statistics (BatchNorm's running mean and variance). Off by
+    /// default: a loss evaluated for an HVP or a curvature probe must not change the model; the training step
+    /// turns it on for its own forward pass.
+    /// </summary>
+    public bool UpdateStatistics { get; init; }
+
     /// <summary>True in training mode (dropout on, BatchNorm on batch statistics).</summary>
     public bool Training { get; }
 

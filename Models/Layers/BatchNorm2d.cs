@@ -1,0 +1,71 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+
+namespace Curvature.Models.Layers;
+
+/// <summary>
+/// Batch normalisation over [N, C, H, W] per channel, as PyTorch's nn.BatchNorm2d (eps 1e-5, momentum 0.1).
+/// Training mode normalises with the batch mean and the biased batch variance. It is written with primitives,
+/// so gradients and Hessian-vector products differentiate through the batch statistics. Evaluation mode uses
+/// the running statistics. When the bindings ask for it (<see cref="Bindings.UpdateStatistics"/>), a training
+/// forward pass updates running = (1 − m)·running + m·batch, with the unbiased batch variance for
+/// running_var, and increments num_batches_tracked.
+/// </summary>
+public sealed class BatchNorm2d : Module
+{
+    /// <summary>A layer over <paramref name="channels"/> channels (weight 1, bias 0, running mean 0, running variance 1).</summary>
+    public BatchNorm2d(int channels, double epsilon = 1e-5, double momentum = 0.1, DType dtype = DType.Float32)
+    {
+        Epsilon = epsilon;
+        Momentum = momentum;
+        Weight = AddParameter("weight", NdArray.Ones(new Shape(channels), dtype));
+        Bias = AddParameter("bias", NdArray.Zeros(new Shape(channels), dtype));
+        RunningMean = AddBuffer("running_mean", NdArray.Zeros(new Shape(channels), dtype));
+        RunningVar = AddBuffer("running_var", NdArray.Ones(new Shape(channels), dtype));
+        BatchesTracked = AddBuffer("num_batches_tracked", NdArray.FromArray(new long[] { 0 }, Shape.Scalar));
+    }
+
+    /// <summary>ε.</summary>
+    public double Epsilon { get; }
+    /// <summary>The running-statistics momentum m.</summary>
+    public double Momentum { get; }
+    /// <summary>γ, [C].</summary>
+    public Parameter Weight { get; }
+    /// <summary>β, [C].</summary>
+    public Parameter Bias { get; }
+    /// <summary>Running mean, [C].</summary>
+    public Buffer RunningMean { get; }
+    /// <summary>Running (unbiased) variance, [C].</summary>
+    public Buffer RunningVar { get; }
+    /// <summary>Batches seen in training mode, int64 scalar.</summary>
+    public Buffer BatchesTracked { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Bindings b, Tensor x)
+    {
+        int c = Weight.Shape[0];
+        if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
+        Tensor mean, variance;
+        if (b.Training)
+        {
+            mean = x.Mean([0, 2, 3], keepDims: true);
+            var centred = x - mean;
+            variance = (centred * centred).Mean([0, 2, 3], keepDims: true);
+            if (b.UpdateStatistics)
+            {
+                long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
+                var batchMean = mean.Data.Reshape(c);
+                var unbiased = variance.Data.Reshape(c) * (count / (double)Math.Max(1, count - 1));
+                RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean * Momentum;
+                RunningVar.Value = RunningVar.Value * (1 - Momentum) + unbiased * Momentum;
+                BatchesTracked.Value = NdArray.FromArray(new[] { BatchesTracked.Value.ToArray<long>()[0] + 1 }, Shape.Scalar);
+            }
+        }
+        else
+        {
+            mean = RunningMean.Value.Reshape(1, c, 1, 1);
+            variance = RunningVar.Value.Reshape(1, c, 1, 1);
+        }
+        return (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
+    }
+}
