@@ -182,10 +182,8 @@ public sealed partial class Tensor
             throw new ArgumentException($"conv2d: input {Shape} and weight {weight.Shape}; expected [N, C, H, W] and [O, C, kh, kw].");
         int n = Shape[0], o = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
         var (oh, ow) = NdArray.ConvolutionOutput(Shape[2], Shape[3], kh, kw, stride, padding);
-        var cols = new Im2Col(kh, kw, stride, padding).Apply(this);               // [n, c·kh·kw, oh·ow]
-        var k = cols.Shape[1];
-        var flat = cols.Permute(1, 0, 2).Reshape(k, n * oh * ow);              // [c·kh·kw, n·oh·ow]
-        var y = weight.Reshape(o, k).MatMul(flat);                              // [o, n·oh·ow]
+        var cols = new Im2Col(kh, kw, stride, padding).Apply(this);               // [c·kh·kw, n·oh·ow]
+        var y = weight.Reshape(o, cols.Shape[0]).MatMul(cols);                  // [o, n·oh·ow]
         return y.Reshape(o, n, oh, ow).Permute(1, 0, 2, 3);                     // [n, o, oh, ow]
     }
 

@@ -57,10 +57,10 @@ public abstract class Device
     /// <summary>A zero [rows, width] table with updates[i] added to row indices[i].</summary>
     public abstract NdArray ScatterAdd(NdArray indices, NdArray updates, int rows);
 
-    /// <summary>im2col of x [n, c, h, w]: columns [n, c·kh·kw, oh·ow].</summary>
+    /// <summary>im2col of x [n, c, h, w]: columns [c·kh·kw, n·oh·ow].</summary>
     public abstract NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding);
 
-    /// <summary>col2im (the adjoint of im2col) of columns [n, c·kh·kw, oh·ow] into [n, c, h, w].</summary>
+    /// <summary>col2im (the adjoint of im2col) of columns [c·kh·kw, n·oh·ow] into [n, c, h, w].</summary>
     public abstract NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding);
 
     /// <summary>log softmax over the last axis.</summary>

@@ -393,7 +393,7 @@ public sealed class NdArray
         return (oh, ow);
     }
 
-    /// <summary>im2col (PyTorch's unfold) of this [n, c, h, w] array: columns [n, c·kh·kw, oh·ow].</summary>
+    /// <summary>im2col of this [n, c, h, w] array: columns [c·kh·kw, n·oh·ow], ready for one product with [o, c·kh·kw] kernels.</summary>
     public NdArray Im2Col(int kh, int kw, int stride, int padding)
     {
         RequireFloat("im2col");
@@ -402,13 +402,13 @@ public sealed class NdArray
         return Device.Im2Col(this, kh, kw, stride, padding);
     }
 
-    /// <summary>col2im, the adjoint of im2col: columns [n, c·kh·kw, oh·ow] summed into [n, c, h, w].</summary>
+    /// <summary>col2im, the adjoint of im2col: columns [c·kh·kw, n·oh·ow] summed into [n, c, h, w].</summary>
     public NdArray Col2Im(int c, int h, int w, int kh, int kw, int stride, int padding)
     {
         RequireFloat("col2im");
         var (oh, ow) = ConvolutionOutput(h, w, kh, kw, stride, padding);
-        if (Rank != 3 || Shape[1] != c * kh * kw || Shape[2] != oh * ow)
-            throw new ArgumentException($"col2im: columns {Shape}; expected [N, {c * kh * kw}, {oh * ow}] for {c}×{h}×{w} with a {kh}×{kw} kernel.");
+        if (Rank != 2 || Shape[0] != c * kh * kw || Shape[1] % (oh * ow) != 0)
+            throw new ArgumentException($"col2im: columns {Shape}; expected [{c * kh * kw}, N·{oh * ow}] for {c}×{h}×{w} with a {kh}×{kw} kernel.");
         return Device.Col2Im(this, c, h, w, kh, kw, stride, padding);
     }
 

@@ -3,7 +3,7 @@ using Curvature.Engine;
 namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
-/// x = col2im(cols): columns [n, c·kh·kw, oh·ow] summed back into [n, c, h, w], the adjoint of im2col.
+/// x = col2im(cols): columns [c·kh·kw, n·oh·ow] summed back into [n, c, h, w], the adjoint of im2col.
 /// Linear: JVP: ẋ = col2im(ċols). VJP: c̄ols = im2col(x̄).
 /// </summary>
 public sealed class Col2Im(int channels, int height, int width, int kh, int kw, int stride, int padding) : Primitive

@@ -3,7 +3,7 @@ using Curvature.Engine;
 namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
-/// cols = im2col(x): the kh×kw patches of x [n, c, h, w] as columns [n, c·kh·kw, oh·ow] (PyTorch's unfold).
+/// cols = im2col(x): the kh×kw patches of x [n, c, h, w] as columns [c·kh·kw, n·oh·ow].
 /// Linear: JVP: ċols = im2col(ẋ). VJP: x̄ = col2im(c̄ols), its adjoint.
 /// </summary>
 public sealed class Im2Col(int kh, int kw, int stride, int padding) : Primitive

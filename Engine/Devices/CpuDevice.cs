@@ -220,7 +220,7 @@ public sealed class CpuDevice : Device
     {
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
-        var r = New(new Shape(n, c * kh * kw, oh * ow), x.DType);
+        var r = New(new Shape(c * kh * kw, n * oh * ow), x.DType);
         if (x.DType == DType.Float32) Layout.Im2Col<float>(x.Span<float>(), n, c, h, w, kh, kw, stride, padding, r.Span<float>());
         else Layout.Im2Col<double>(x.Span<double>(), n, c, h, w, kh, kw, stride, padding, r.Span<double>());
         return r;
@@ -229,7 +229,8 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding)
     {
-        int n = cols.Shape[0];
+        var (oh, ow) = NdArray.ConvolutionOutput(h, w, kh, kw, stride, padding);
+        int n = cols.Shape[1] / (oh * ow);
         var r = New(new Shape(n, c, h, w), cols.DType);
         if (cols.DType == DType.Float32) Layout.Col2Im<float>(cols.Span<float>(), n, c, h, w, kh, kw, stride, padding, r.Span<float>());
         else Layout.Col2Im<double>(cols.Span<double>(), n, c, h, w, kh, kw, stride, padding, r.Span<double>());

@@ -84,55 +84,84 @@ public static class Layout
     }
 
     /// <summary>
-    /// im2col (PyTorch's unfold): x [n, c, h, w] to columns [n, c·kh·kw, oh·ow], where column (i, j) holds the
-    /// kh×kw patch at output position (i, j) with stride and zero padding, channel-major then kernel row and column.
+    /// im2col: x [n, c, h, w] to columns [c·kh·kw, n·oh·ow]. Row (ch, ki, kj) holds, for every image and output
+    /// position, the input value under kernel element (ki, kj) of channel ch (zero in the padding), which is the
+    /// layout one matrix product with the kernels [o, c·kh·kw] needs. Rows are filled in parallel.
     /// </summary>
-    public static void Im2Col<T>(ReadOnlySpan<T> x, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> cols)
+    public static unsafe void Im2Col<T>(ReadOnlySpan<T> x, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> cols)
         where T : unmanaged
     {
         int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, l = oh * ow;
-        for (int b = 0; b < n; b++)
-            for (int ch = 0; ch < c; ch++)
-                for (int ki = 0; ki < kh; ki++)
-                    for (int kj = 0; kj < kw; kj++)
+        fixed (T* px = x) fixed (T* pc = cols)
+        {
+            T* xs = px, cs = pc;
+            Parallelism.For(c * kh * kw, row =>
+            {
+                int ch = row / (kh * kw), ki = row / kw % kh, kj = row % kw;
+                T* dst = cs + (long)row * n * l;
+                for (int b = 0; b < n; b++)
+                {
+                    T* plane = xs + ((long)b * c + ch) * h * w;
+                    for (int i = 0; i < oh; i++, dst += ow)
                     {
-                        int row = (ch * kh + ki) * kw + kj;
-                        var dst = cols.Slice((b * c * kh * kw + row) * l, l);
-                        for (int i = 0; i < oh; i++)
+                        int y = i * stride - pad + ki;
+                        if (y < 0 || y >= h) { new Span<T>(dst, ow).Clear(); continue; }
+                        T* src = plane + (long)y * w;
+                        if (stride == 1)
                         {
-                            int y = i * stride - pad + ki;
+                            // Output columns j read input columns j − pad + kj: one contiguous run, zeros at the ends.
+                            int j0 = Math.Max(0, pad - kj), j1 = Math.Min(ow, w + pad - kj);
+                            for (int j = 0; j < j0; j++) dst[j] = default;
+                            if (j1 > j0) new ReadOnlySpan<T>(src + j0 - pad + kj, j1 - j0).CopyTo(new Span<T>(dst + j0, j1 - j0));
+                            for (int j = Math.Max(j0, j1); j < ow; j++) dst[j] = default;
+                        }
+                        else
                             for (int j = 0; j < ow; j++)
                             {
                                 int xx = j * stride - pad + kj;
-                                dst[i * ow + j] = y >= 0 && y < h && xx >= 0 && xx < w ? x[((b * c + ch) * h + y) * w + xx] : default;
+                                dst[j] = xx >= 0 && xx < w ? src[xx] : default;
                             }
-                        }
                     }
+                }
+            });
+        }
     }
 
-    /// <summary>col2im, the adjoint of <see cref="Im2Col"/>: columns [n, c·kh·kw, oh·ow] summed back into x [n, c, h, w].</summary>
-    public static void Col2Im<T>(ReadOnlySpan<T> cols, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> x)
+    /// <summary>
+    /// col2im, the adjoint of <see cref="Im2Col"/>: columns [c·kh·kw, n·oh·ow] summed back into x [n, c, h, w].
+    /// Channels run in parallel (their planes are disjoint); within a channel the sum order is fixed.
+    /// </summary>
+    public static unsafe void Col2Im<T>(ReadOnlySpan<T> cols, int n, int c, int h, int w, int kh, int kw, int stride, int pad, Span<T> x)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1, l = oh * ow;
         x.Clear();
-        for (int b = 0; b < n; b++)
-            for (int ch = 0; ch < c; ch++)
+        fixed (T* pc = cols) fixed (T* px = x)
+        {
+            T* cs = pc, xs = px;
+            Parallelism.For(c, ch =>
+            {
                 for (int ki = 0; ki < kh; ki++)
                     for (int kj = 0; kj < kw; kj++)
                     {
-                        int row = (ch * kh + ki) * kw + kj;
-                        var src = cols.Slice((b * c * kh * kw + row) * l, l);
-                        for (int i = 0; i < oh; i++)
+                        T* src = cs + (long)((ch * kh + ki) * kw + kj) * n * l;
+                        for (int b = 0; b < n; b++)
                         {
-                            int y = i * stride - pad + ki;
-                            if (y < 0 || y >= h) continue;
-                            for (int j = 0; j < ow; j++)
+                            T* plane = xs + ((long)b * c + ch) * h * w;
+                            for (int i = 0; i < oh; i++, src += ow)
                             {
-                                int xx = j * stride - pad + kj;
-                                if (xx >= 0 && xx < w) x[((b * c + ch) * h + y) * w + xx] += src[i * ow + j];
+                                int y = i * stride - pad + ki;
+                                if (y < 0 || y >= h) continue;
+                                T* row = plane + (long)y * w;
+                                for (int j = 0; j < ow; j++)
+                                {
+                                    int xx = j * stride - pad + kj;
+                                    if (xx >= 0 && xx < w) row[xx] += src[j];
+                                }
                             }
                         }
                     }
+            });
+        }
     }
 }
