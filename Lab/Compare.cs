@@ -150,7 +150,7 @@ public static class Compare
         var named = model.NamedParameters();
         var ps = named.Select(p => p.Value).ToArray();
         var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
-        var dir = Path.Combine(s.Out, string.Concat(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '_')), $"seed{seed}");
+        var dir = Path.Combine(s.Out, FolderName(name), $"seed{seed}");
         Directory.CreateDirectory(dir);
         string checkpointPath = Path.Combine(dir, "checkpoint.safetensors"), csvPath = Path.Combine(dir, "steps.csv");
         var csv = new CsvLog("step", "loss", "lr", "momentum", "weight_decay", "sharpness", "lr_times_sharpness");
@@ -243,6 +243,16 @@ public static class Compare
         return new Run(name, seed, losses, null, Stability(losses, s.Window), accuracy, ece, seconds, probeSecondsBefore + probeClock.Elapsed.TotalSeconds,
             (trainFlopsBefore + trainFlops.Flops) / samples, (probeFlopsBefore + probeFlops.Flops) / samples, curve);
     }
+
+    /// <summary>An ASCII folder name for a run label ("δ=0.5" → "delta_0.5").</summary>
+    public static string FolderName(string label) => string.Concat(label.Select(ch => ch switch
+    {
+        'δ' => "delta",
+        'α' => "alpha",
+        'β' => "beta",
+        _ when char.IsAsciiLetterOrDigit(ch) || ch is '-' or '.' => ch.ToString(),
+        _ => "_",
+    }));
 
     /// <summary>
     /// Shuffled minibatches, a fresh permutation each epoch (the last partial batch is dropped). Its cursor is the
