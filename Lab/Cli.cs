@@ -41,14 +41,11 @@ public static class Cli
         }
 
         /// <summary>Applies the thread count and resolves the device, saying which was chosen.</summary>
-        public string Apply(ParseResult r, TextWriter output)
+        public void Apply(ParseResult r, TextWriter output)
         {
             Parallelism.MaxThreads = r.GetValue(Threads);
-            string device = r.GetValue(Device)!;
             // Only the CPU backend exists so far; auto therefore resolves to it and says so.
-            string chosen = "cpu";
-            if (device == "auto") output.WriteLine($"device: auto chose cpu ({Parallelism.MaxThreads} threads; no GPU backend in this build)");
-            return chosen;
+            if (r.GetValue(Device) == "auto") output.WriteLine($"device: auto chose cpu ({Parallelism.MaxThreads} threads; no GPU backend in this build)");
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Curvature.Optimizers;
 
 namespace Curvature.Lab;
@@ -60,5 +59,4 @@ public static class OptimizerFactory
         _ => throw new LabException($"estimator '{name}' is not one of power, hutchinson, kfac."),
     };
 
-    internal static string Format(double v) => v.ToString("G4", CultureInfo.InvariantCulture);
 }

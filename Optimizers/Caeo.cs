@@ -186,15 +186,15 @@ public sealed class Caeo : IOptimizer
         return Export();
     }
 
+    private IOptimizer? Inner => (IOptimizer?)heavyBall ?? adam;
+
     private IReadOnlyList<(string Name, NdArray Value)> Export() =>
-        [.. state.Export(), .. ((IOptimizer?)heavyBall ?? adam)?.State().Select(s => ("base." + s.Name, s.Value)) ?? [],
-         .. lastVector is null ? Array.Empty<(string, NdArray)>() : [("eigenvector", lastVector)]];
+        [.. state.ExportWith(Inner), .. lastVector is null ? Array.Empty<(string, NdArray)>() : [("eigenvector", lastVector)]];
 
     /// <inheritdoc/>
     public void LoadState(IReadOnlyDictionary<string, NdArray> s)
     {
-        state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal) && kv.Key != "eigenvector").ToDictionary(), Name);
-        ((IOptimizer?)heavyBall ?? adam)?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
+        state.ImportWith(s, Name, Inner, "eigenvector");
         lastVector = s.TryGetValue("eigenvector", out var v) ? v : null;
         rng = new RandomGenerator(rng.Seed, (ulong)state["rng_offset"]);
     }

@@ -115,13 +115,8 @@ public sealed class HiDlr : IOptimizer
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<(string Name, NdArray Value)> State() =>
-        [.. state.Export(), .. (adam?.State() ?? []).Select(s => ("base." + s.Name, s.Value))];
+    public IReadOnlyList<(string Name, NdArray Value)> State() => state.ExportWith(adam);
 
     /// <inheritdoc/>
-    public void LoadState(IReadOnlyDictionary<string, NdArray> s)
-    {
-        state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(), Name);
-        adam?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
-    }
+    public void LoadState(IReadOnlyDictionary<string, NdArray> s) => state.ImportWith(s, Name, adam);
 }

@@ -89,15 +89,10 @@ public sealed class L4 : IOptimizer
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<(string Name, NdArray Value)> State() =>
-        [.. state.Export(), .. (baseRule?.State() ?? []).Select(s => ("base." + s.Name, s.Value))];
+    public IReadOnlyList<(string Name, NdArray Value)> State() => state.ExportWith(baseRule);
 
     /// <inheritdoc/>
-    public void LoadState(IReadOnlyDictionary<string, NdArray> s)
-    {
-        state.Import(s.Where(kv => !kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(), Name);
-        baseRule?.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[5..], kv => kv.Value));
-    }
+    public void LoadState(IReadOnlyDictionary<string, NdArray> s) => state.ImportWith(s, Name, baseRule);
 
     /// <summary>The heavy-ball buffer b ← μ b + g as a direction (no step of its own).</summary>
     private sealed class HeavyBallDirection(double momentum) : IOptimizer

@@ -35,6 +35,23 @@ internal sealed class OptimizerState
         return list;
     }
 
+    /// <summary>This state followed by a wrapped rule's (its base directions or update), prefixed "base.".</summary>
+    public IReadOnlyList<(string Name, NdArray Value)> ExportWith(IOptimizer? inner) =>
+        [.. Export(), .. (inner?.State() ?? []).Select(s => (BasePrefix + s.Name, s.Value))];
+
+    /// <summary>
+    /// Splits state written by <see cref="ExportWith"/>: entries prefixed "base." go to the wrapped rule, the
+    /// rest (less the <paramref name="foreign"/> names the caller keeps itself) to this state.
+    /// </summary>
+    public void ImportWith(IReadOnlyDictionary<string, NdArray> state, string optimizer, IOptimizer? inner, params string[] foreign)
+    {
+        Import(state.Where(kv => !kv.Key.StartsWith(BasePrefix, StringComparison.Ordinal) && !foreign.Contains(kv.Key)).ToDictionary(), optimizer);
+        inner?.LoadState(state.Where(kv => kv.Key.StartsWith(BasePrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[BasePrefix.Length..], kv => kv.Value));
+    }
+
+    private const string BasePrefix = "base.";
+
     public void Import(IReadOnlyDictionary<string, NdArray> state, string optimizer)
     {
         buffers.Clear();

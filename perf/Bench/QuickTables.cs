@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Curvature.Autodiff;
 using Curvature.Engine;
@@ -19,14 +18,7 @@ internal static class QuickTables
 {
     private static string F(double v) => v.ToString("0.0", CultureInfo.InvariantCulture);
 
-    private static double MedianSeconds(Action a, int repeats)
-    {
-        a();
-        var t = new double[repeats];
-        for (int i = 0; i < repeats; i++) { var sw = Stopwatch.StartNew(); a(); t[i] = sw.Elapsed.TotalSeconds; }
-        Array.Sort(t);
-        return t[repeats / 2];
-    }
+    private static double MedianSeconds(Action a, int repeats) => Timing.MedianMs(a, warmup: 1, repeats: repeats) / 1000;
 
     private static float[] Random(int n, int seed)
     {
