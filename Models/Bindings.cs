@@ -45,6 +45,13 @@ public sealed class Bindings
     /// </summary>
     public bool UpdateStatistics { get; init; }
 
+    /// <summary>
+    /// Where dropout draws its masks. Dropout is active only in training mode and only when this is set: the
+    /// training step sets it, curvature probes and HVP checks leave it null so the loss they differentiate is
+    /// a deterministic function of the parameters.
+    /// </summary>
+    public Curvature.Engine.RandomGenerator? Noise { get; init; }
+
     /// <summary>True in training mode (dropout on, BatchNorm on batch statistics).</summary>
     public bool Training { get; }
 

@@ -14,6 +14,19 @@ public sealed class Linear : Module
         Bias = bias ? AddParameter("bias", rng.Uniform(new Shape(outFeatures), -bound, bound, dtype)) : null;
     }
 
+    /// <summary>
+    /// A layer over existing parameters: weight tying registers the same <see cref="Parameter"/> under this
+    /// layer's names too (GPT's <c>lm_head.weight</c> is <c>transformer.wte.weight</c>).
+    /// </summary>
+    public Linear(Parameter weight, Parameter? bias = null)
+    {
+        if (weight.Shape.Rank != 2) throw new ArgumentException($"linear: weight {weight.Shape}; expected [out, in].");
+        if (bias is not null && bias.Shape != new Shape(weight.Shape[0]))
+            throw new ArgumentException($"linear: bias {bias.Shape} for weight {weight.Shape}; expected [{weight.Shape[0]}].");
+        Weight = AddParameter("weight", weight);
+        Bias = bias is null ? null : AddParameter("bias", bias);
+    }
+
     /// <summary>W, [out, in].</summary>
     public Parameter Weight { get; }
 
