@@ -41,8 +41,11 @@ public abstract class Primitive
         {
             var raw = new NdArray[inputs.Length];
             for (int i = 0; i < raw.Length; i++) raw[i] = inputs[i].Data;
+            var profile = OpProfile.Current;
+            long start = profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             var result = Forward(raw);
             FlopCounter.Current?.Add(Flops(raw, result));
+            profile?.Add(Name, System.Diagnostics.Stopwatch.GetTimestamp() - start, Flops(raw, result));
             return Tensor.Constant(result);
         }
 

@@ -58,6 +58,7 @@ public static class Cli
         root.Subcommands.Add(HvpCheck.Command(output));
         root.Subcommands.Add(Spectrum.Command(output));
         root.Subcommands.Add(Sweep.Command(output));
+        root.Subcommands.Add(Train.Command(output));
         var config = new InvocationConfiguration { Output = output, Error = error };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -254,40 +254,6 @@ public static class Compare
         _ => "_",
     }));
 
-    /// <summary>
-    /// Shuffled minibatches, a fresh permutation each epoch (the last partial batch is dropped). Its cursor is the
-    /// random-stream offset the epoch's permutation was drawn from and the position in it, so a checkpoint can
-    /// restore it exactly.
-    /// </summary>
-    private sealed class BatchStream(Dataset data, int size)
-    {
-        private long[]? order;
-
-        public ulong EpochOffset { get; private set; }
-        public int Position { get; private set; }
-
-        public Dataset Next(RandomGenerator rng)
-        {
-            int take = Math.Min(size, data.Count);
-            if (order is null || Position + take > order.Length)
-            {
-                EpochOffset = rng.Offset;
-                order = Dataset.Permutation(data.Count, rng);
-                Position = 0;
-            }
-            var batch = data.Select(order[Position..(Position + take)]);
-            Position += take;
-            return batch;
-        }
-
-        public void Restore(ulong seed, ulong epochOffset, int position)
-        {
-            EpochOffset = epochOffset;
-            order = Dataset.Permutation(data.Count, new RandomGenerator(seed, epochOffset));
-            Position = position;
-        }
-    }
-
     /// <summary>Counts the time and FLOPs of every product on the wrapped operator as probe cost.</summary>
     private sealed class ProbeTimer(ILinearOperator inner, Stopwatch clock, FlopCounter flops) : ILinearOperator
     {

@@ -76,10 +76,12 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
     {
-        var c = cond.BroadcastTo(shape); var a = x.BroadcastTo(shape); var b = y.BroadcastTo(shape);
+        // Broadcast operands are read through zero strides, never materialised (attention's [T, T] mask and
+        // scalar fill against [B, H, T, T] scores).
         var r = New(shape, x.DType);
-        if (x.DType == DType.Float32) ElementWise.Where<float>(c.Span<float>(), a.Span<float>(), b.Span<float>(), r.Span<float>());
-        else ElementWise.Where<double>(c.Span<double>(), a.Span<double>(), b.Span<double>(), r.Span<double>());
+        int[] cs = cond.Shape.BroadcastStrides(shape), xs = x.Shape.BroadcastStrides(shape), ys = y.Shape.BroadcastStrides(shape), dims = shape.ToArray();
+        if (x.DType == DType.Float32) ElementWise.Where<float>(cond.Span<float>(), cs, x.Span<float>(), xs, y.Span<float>(), ys, r.Span<float>(), dims);
+        else ElementWise.Where<double>(cond.Span<double>(), cs, x.Span<double>(), xs, y.Span<double>(), ys, r.Span<double>(), dims);
         return r;
     }
 

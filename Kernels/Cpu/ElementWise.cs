@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -42,6 +43,9 @@ public static class ElementWise
             case UnaryOp.Abs: TensorPrimitives.Abs(x, d); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, d); break;
             case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(x, d); break;
+            case UnaryOp.Erf when typeof(T) == typeof(float):
+                FastErf.Apply(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
+                break;
             case UnaryOp.Erf:
                 for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(ErrorFunction.Erf(double.CreateTruncating(x[i])));
                 break;
@@ -168,10 +172,53 @@ public static class ElementWise
         });
     }
 
-    /// <summary>dst = cond ≠ 0 ? x : y, all four of the same length.</summary>
-    public static void Where<T>(ReadOnlySpan<T> cond, ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// dst[outShape] = cond ≠ 0 ? x : y with broadcasting: each operand is read through its element strides over
+    /// the output's axes (0 where broadcast). Rows of the last axis run in parallel chunks, vectorised where all
+    /// three operands are contiguous or constant along it.
+    /// </summary>
+    public static unsafe void Where<T>(ReadOnlySpan<T> cond, int[] cStrides, ReadOnlySpan<T> x, int[] xStrides, ReadOnlySpan<T> y, int[] yStrides,
+        Span<T> dst, int[] outShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (int i = 0; i < dst.Length; i++) dst[i] = cond[i] != T.Zero ? x[i] : y[i];
+        int rank = outShape.Length;
+        if (rank == 0) { dst[0] = cond[0] != T.Zero ? x[0] : y[0]; return; }
+        int inner = outShape[rank - 1];
+        int ci = cStrides[rank - 1], xi = xStrides[rank - 1], yi = yStrides[rank - 1];
+        long rows = 1;
+        for (int a = 0; a < rank - 1; a++) rows *= outShape[a];
+        fixed (T* pc0 = cond) fixed (T* px0 = x) fixed (T* py0 = y) fixed (T* pd0 = dst)
+        {
+            T* pc = pc0, px = px0, py = py0, pd = pd0;
+            void Rows(long r0, int count)
+            {
+                for (long r = r0; r < r0 + count; r++)
+                {
+                    long co = 0, xo = 0, yo = 0, rem = r;
+                    for (int a = rank - 2; a >= 0; a--)
+                    {
+                        long idx = rem % outShape[a]; rem /= outShape[a];
+                        co += idx * cStrides[a]; xo += idx * xStrides[a]; yo += idx * yStrides[a];
+                    }
+                    T* c = pc + co, xp = px + xo, yp = py + yo, d = pd + r * inner;
+                    int i = 0;
+                    if (Vector256.IsHardwareAccelerated && ci == 1 && xi is 0 or 1 && yi is 0 or 1)
+                    {
+                        var zero = Vector256<T>.Zero;
+                        for (; i + Vector256<T>.Count <= inner; i += Vector256<T>.Count)
+                        {
+                            var keep = ~Vector256.Equals(Vector256.Load(c + i), zero);
+                            var a = xi == 0 ? Vector256.Create(*xp) : Vector256.Load(xp + i);
+                            var b = yi == 0 ? Vector256.Create(*yp) : Vector256.Load(yp + i);
+                            Vector256.ConditionalSelect(keep, a, b).Store(d + i);
+                        }
+                    }
+                    for (; i < inner; i++) d[i] = c[(long)i * ci] != T.Zero ? xp[(long)i * xi] : yp[(long)i * yi];
+                }
+            }
+            long rowsPerChunk = Math.Max(1, Chunk / Math.Max(1, inner));
+            if (rows * inner <= Chunk) Rows(0, (int)rows);
+            else Parallelism.ForChunks(rows, (int)rowsPerChunk, Rows);
+        }
     }
 
     /// <summary>

@@ -12,6 +12,9 @@ public sealed class CsvLog(params string[] columns)
     /// <summary>The column names.</summary>
     public IReadOnlyList<string> Columns => columns;
 
+    /// <summary>The rows as written (formatted fields).</summary>
+    public IReadOnlyList<string[]> Rows => rows;
+
     /// <summary>Rows so far.</summary>
     public int Count => rows.Count;
 

@@ -1,4 +1,6 @@
 using Curvature.Kernels.Cpu;
+using FsCheck;
+using FsCheck.Fluent;
 
 namespace Curvature.Tests.Kernels;
 
@@ -30,5 +32,39 @@ public class ErrorFunctionTests
             double fd = (ErrorFunction.Erf(x + 1e-5) - ErrorFunction.Erf(x - 1e-5)) / 2e-5;
             Assert.Equal(2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x), fd, 1e-9);
         }
+    }
+}
+
+/// <summary>The float32 erf kernel against the float64 series: within 2e-7 absolute on both vector and scalar paths.</summary>
+public class FastErfTests
+{
+    [Fact]
+    public void Vector_and_scalar_paths_are_within_2e_7_of_erf()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.ForAll(Gen.Choose(-2000000, 2000000).ToArbitrary(), Gen.Choose(1, 100).ToArbitrary(), (seed, length) =>
+        {
+            var r = new Random(seed);
+            var x = Enumerable.Range(0, length).Select(_ => (float)((r.NextDouble() * 2 - 1) * Math.Pow(10, r.Next(-5, 2)))).ToArray();
+            var d = new float[length];
+            FastErf.Apply(x, d);
+            for (int i = 0; i < length; i++)
+            {
+                double exact = ErrorFunction.Erf(x[i]);
+                Assert.True(Math.Abs(d[i] - exact) <= 2e-7 + 1e-6 * Math.Abs(exact), $"erf({x[i]:R}) = {d[i]:R}, exact {exact:R}");
+            }
+        }));
+    }
+
+    [Fact]
+    public void Limits_oddness_and_nan()
+    {
+        float[] x = [0f, 10f, -10f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0.5f, -0.5f, 4f, 3.9f];
+        var d = new float[x.Length];
+        FastErf.Apply(x, d);
+        Assert.Equal(0f, d[0]);
+        Assert.Equal(1f, d[1]); Assert.Equal(-1f, d[2]); Assert.Equal(1f, d[3]); Assert.Equal(-1f, d[4]);
+        Assert.True(float.IsNaN(d[5]));
+        Assert.Equal(-d[6], d[7]);
+        Assert.True(d[8] <= 1f && d[9] <= 1f);
     }
 }
