@@ -59,7 +59,9 @@ public static class Cli
         root.Subcommands.Add(Spectrum.Command(output));
         root.Subcommands.Add(Sweep.Command(output));
         root.Subcommands.Add(Train.Command(output));
-        var config = new InvocationConfiguration { Output = output, Error = error };
+        root.Subcommands.Add(Sample.Command(output));
+        // Our handler below turns input errors into one line; System.CommandLine's own would print a stack trace.
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -31,7 +31,8 @@ public static class Spectrum
         var model = Options.OneOf("--model", "Model kind", "mlp", ModelFiles.Names);
         var weights = new Option<string>("--weights") { Description = "Weights (safetensors, PyTorch state_dict names)", Required = true };
         var batch = new Option<string>("--batch") { Description = "Batch file (safetensors with 'inputs' and 'targets')", Required = true };
-        var loss = Options.OneOf("--loss", "mse or ce", "mse", Loss.Names);
+        var loss = new Option<string?>("--loss") { Description = "mse or ce (default: mse for mlp, ce for resnet20 and gpt)" };
+        loss.AcceptOnlyFromAmong(Loss.Names);
         var mode = Options.OneOf("--mode", "Loss in eval or train mode (matters for BatchNorm and dropout)", "eval", "eval", "train");
         var topk = Options.Int("--topk", "Largest eigenvalues to report", 5);
         var iters = Options.Int("--iters", "Lanczos iterations (top-k and each SLQ probe)", 40);
@@ -40,20 +41,22 @@ public static class Spectrum
         var activation = new Option<string?>("--activation") { Description = "MLP activation when the file's metadata does not say (tanh, relu)" };
         activation.AcceptOnlyFromAmong("tanh", "relu");
         var outDir = new Option<string?>("--out") { Description = "Folder for spectrum.json and density.png" };
+        var heads = new Option<int?>("--heads") { Description = "GPT heads when the file's metadata has no n_head" };
 
         var cmd = new Command("spectrum", "Hessian spectrum of a model's loss on a batch: top eigenvalues, trace, density");
-        foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir, heads }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
             common.Apply(r, output);
+            string lossName = r.GetValue(loss) ?? (r.GetValue(model) == "mlp" ? "mse" : "ce");
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
-            var (m, _) = ModelFiles.Load(r.GetValue(model)!, weightsPath, r.GetValue(activation));
+            var (m, _) = ModelFiles.Load(r.GetValue(model)!, weightsPath, r.GetValue(activation), r.GetValue(heads));
             var data = BatchFile.Read(batchPath);
-            var report = Run(m, data, r.GetValue(loss)!, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
+            var report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
                 r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)));
-            Print(output, report, r.GetValue(loss)!, r.GetValue(mode)!);
-            var json = ToJson(report, r.GetValue(model)!, r.GetValue(loss)!, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
+            Print(output, report, lossName, r.GetValue(mode)!);
+            var json = ToJson(report, r.GetValue(model)!, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, json);
             if (r.GetValue(outDir) is { } dir)
             {
@@ -73,7 +76,7 @@ public static class Spectrum
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
         var dtype = model.Parameters()[0].Value.DType;
-        var inputs = data.Inputs.DType == dtype ? data.Inputs : data.Inputs.Cast(dtype);
+        var inputs = data.Inputs.DType == dtype || data.Inputs.DType == DType.Int64 ? data.Inputs : data.Inputs.Cast(dtype);
         var terms = new List<(Func<Tensor[], Tensor>, double)>();
         for (int start = 0; start < data.Count; start += chunk)
         {

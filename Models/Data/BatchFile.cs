@@ -20,6 +20,13 @@ public static class BatchFile
         if (inputs.Rank < 2) throw new InvalidDataException($"{path}: tensor 'inputs' has shape {inputs.Shape}; expected [N, …].");
         if (targets.Rank < 1 || targets.Shape[0] != inputs.Shape[0])
             throw new InvalidDataException($"{path}: tensor 'targets' has shape {targets.Shape} but 'inputs' has {inputs.Shape[0]} rows.");
+        if (inputs.DType == DType.Int64)
+        {
+            // Token ids: targets are the next tokens, one per position.
+            if (inputs.Rank != 2 || targets.Shape != inputs.Shape)
+                throw new InvalidDataException($"{path}: token ids 'inputs' {inputs.Shape} need 'targets' of the same [N, T] shape, found {targets.Shape}.");
+            return new Dataset(inputs, targets);
+        }
         return new Dataset(inputs, targets.Rank == 1 ? targets : targets.Reshape(-1));
     }
 

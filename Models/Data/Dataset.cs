@@ -2,14 +2,17 @@ using Curvature.Engine;
 
 namespace Curvature.Models.Data;
 
-/// <summary>Inputs [N, …] (float) and int64 labels [N] of a classification data set, held in memory.</summary>
+/// <summary>
+/// Inputs [N, …] and int64 labels [N] of a classification data set, held in memory; for sequence models the
+/// labels are [N, T] (a target per position).
+/// </summary>
 public sealed class Dataset
 {
     /// <summary>Pairs inputs with labels; the first axes must agree.</summary>
     public Dataset(NdArray inputs, NdArray labels)
     {
-        if (labels.DType != DType.Int64 || labels.Rank != 1 || inputs.Rank < 1 || inputs.Shape[0] != labels.Shape[0])
-            throw new ArgumentException($"dataset: inputs {inputs.Shape} and labels {labels.DType.Name()} {labels.Shape}; expected [N, …] inputs and [N] int64 labels.");
+        if (labels.DType != DType.Int64 || labels.Rank is not (1 or 2) || inputs.Rank < 1 || inputs.Shape[0] != labels.Shape[0])
+            throw new ArgumentException($"dataset: inputs {inputs.Shape} and labels {labels.DType.Name()} {labels.Shape}; expected [N, …] inputs and [N] (or [N, T]) int64 labels.");
         Inputs = inputs;
         Labels = labels;
     }
@@ -17,7 +20,7 @@ public sealed class Dataset
     /// <summary>The inputs, [N, …].</summary>
     public NdArray Inputs { get; }
 
-    /// <summary>The labels, int64 [N].</summary>
+    /// <summary>The labels, int64 [N] (or [N, T]).</summary>
     public NdArray Labels { get; }
 
     /// <summary>Number of examples.</summary>
