@@ -59,6 +59,12 @@ public sealed partial class Tensor
     public Tensor Erf() => Primitives.Erf.Instance.Apply(this);
     /// <summary>The exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)) (composite; PyTorch's default, not the tanh approximation).</summary>
     public Tensor Gelu() => this * 0.5 * (1.0 + (this * (1 / Math.Sqrt(2))).Erf());
+    /// <summary>
+    /// (x − μ)/√(σ² + ε) with a mean and biased variance per group, the group axes being [groupStart, groupEnd)
+    /// and the statistics reducing over the rest (fused; see <see cref="Primitives.Normalize"/>).
+    /// </summary>
+    public Tensor Normalize(int groupStart, int groupEnd, double epsilon) => new Normalize(groupStart, groupEnd, epsilon).Apply(this);
+
     /// <summary>1 / (1 + exp(−x)) (composite).</summary>
     public Tensor Sigmoid() => 1.0 / (1.0 + (-this).Exp());
 

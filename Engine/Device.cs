@@ -63,6 +63,15 @@ public abstract class Device
     /// <summary>col2im (the adjoint of im2col) of columns [c·kh·kw, n·oh·ow] into [n, c, h, w].</summary>
     public abstract NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding);
 
+    /// <summary>
+    /// (x − μ)/√(σ² + ε) per group, x viewed as [a, g, b] with each of the g groups reduced over a and b
+    /// (BatchNorm: [N, C, H·W]; LayerNorm: [1, rows, features]).
+    /// </summary>
+    public abstract NdArray Normalize(NdArray x, int a, int g, int b, double epsilon);
+
+    /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
+    public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);
+
     /// <summary>log softmax over the last axis.</summary>
     public abstract NdArray LogSoftmax(NdArray x);
 

@@ -414,6 +414,38 @@ public sealed class NdArray
 
     // ---------------------------------------------------------------- softmax family
 
+    /// <summary>
+    /// (x − μ)/√(σ² + ε) with one mean and variance per group: the group axes are [groupStart, groupEnd), the
+    /// statistics reduce over all other axes (BatchNorm: groups = channel axis 1; LayerNorm: all but the last).
+    /// </summary>
+    public NdArray Normalize(int groupStart, int groupEnd, double epsilon)
+    {
+        var (a, g, b) = NormalizationGroups("normalize", groupStart, groupEnd);
+        return Device.Normalize(this, a, g, b, epsilon);
+    }
+
+    /// <summary>The Jacobian of <see cref="Normalize"/> at this array applied to <paramref name="u"/> (same shape).</summary>
+    public NdArray NormalizeJacobian(NdArray u, int groupStart, int groupEnd, double epsilon)
+    {
+        var (a, g, b) = NormalizationGroups("normalize_jacobian", groupStart, groupEnd);
+        CheckPair("normalize_jacobian", this, u);
+        if (u.Shape != Shape) throw new ArgumentException($"normalize_jacobian: x {Shape} and u {u.Shape}; expected the same shape.");
+        return Device.NormalizeJacobian(this, u, a, g, b, epsilon);
+    }
+
+    private (int A, int G, int B) NormalizationGroups(string op, int start, int end)
+    {
+        RequireFloat(op);
+        if (start < 0 || end > Rank || start >= end)
+            throw new ArgumentException($"{op}: group axes [{start}, {end}) of a rank-{Rank} array {Shape}; expected 0 ≤ start < end ≤ rank.");
+        long a = 1, g = 1, b = 1;
+        for (int i = 0; i < start; i++) a *= Shape[i];
+        for (int i = start; i < end; i++) g *= Shape[i];
+        for (int i = end; i < Rank; i++) b *= Shape[i];
+        if (a * b < 1) throw new ArgumentException($"{op}: {Shape} has empty groups.");
+        return (checked((int)a), checked((int)g), checked((int)b));
+    }
+
     /// <summary>log softmax over the last axis.</summary>
     public NdArray LogSoftmax()
     {

@@ -240,6 +240,24 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32) Normalization.Normalize<float>(x.Span<float>(), r.Span<float>(), a, g, b, epsilon);
+        else Normalization.Normalize<double>(x.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32) Normalization.Jacobian<float>(x.Span<float>(), u.Span<float>(), r.Span<float>(), a, g, b, epsilon);
+        else Normalization.Jacobian<double>(x.Span<double>(), u.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray LogSoftmax(NdArray x)
     {
         var r = New(x.Shape, x.DType);

@@ -5,8 +5,9 @@ namespace Curvature.Models.Layers;
 
 /// <summary>
 /// Batch normalisation over [N, C, H, W] per channel, as PyTorch's nn.BatchNorm2d (eps 1e-5, momentum 0.1).
-/// Training mode normalises with the batch mean and the biased batch variance. It is written with primitives,
-/// so gradients and Hessian-vector products differentiate through the batch statistics. Evaluation mode uses
+/// Training mode normalises with the batch mean and the biased batch variance through the fused
+/// <see cref="Autodiff.Primitives.Normalize"/> primitive, so gradients and Hessian-vector products differentiate
+/// through the batch statistics exactly. Evaluation mode uses
 /// the running statistics. When the bindings ask for it (<see cref="Bindings.UpdateStatistics"/>), a training
 /// forward pass updates running = (1 − m)·running + m·batch, with the unbiased batch variance for
 /// running_var, and increments num_batches_tracked.
@@ -45,27 +46,26 @@ public sealed class BatchNorm2d : Module
     {
         int c = Weight.Shape[0];
         if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
-        Tensor mean, variance;
+        var gamma = b[Weight].Reshape(1, c, 1, 1);
+        var beta = b[Bias].Reshape(1, c, 1, 1);
         if (b.Training)
         {
-            mean = x.Mean([0, 2, 3], keepDims: true);
-            var centred = x - mean;
-            variance = (centred * centred).Mean([0, 2, 3], keepDims: true);
             if (b.UpdateStatistics)
             {
+                var data = x.Data;
                 long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
-                var batchMean = mean.Data.Reshape(c);
-                var unbiased = variance.Data.Reshape(c) * (count / (double)Math.Max(1, count - 1));
-                RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean * Momentum;
+                var batchMean = data.Sum([0, 2, 3], keepDims: true) * (1.0 / count);
+                var centred = data - batchMean;
+                var unbiased = (centred * centred).Sum([0, 2, 3]) * (1.0 / Math.Max(1, count - 1));
+                RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean.Reshape(c) * Momentum;
                 RunningVar.Value = RunningVar.Value * (1 - Momentum) + unbiased * Momentum;
                 BatchesTracked.Value = NdArray.FromArray(new[] { BatchesTracked.Value.ToArray<long>()[0] + 1 }, Shape.Scalar);
             }
+            // The fused normalisation primitive: batch statistics per channel, exact derivatives through them.
+            return x.Normalize(1, 2, Epsilon) * gamma + beta;
         }
-        else
-        {
-            mean = RunningMean.Value.Reshape(1, c, 1, 1);
-            variance = RunningVar.Value.Reshape(1, c, 1, 1);
-        }
-        return (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
+        Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
+        Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);
+        return (x - mean) / (variance + Epsilon).Sqrt() * gamma + beta;
     }
 }

@@ -6,7 +6,8 @@ namespace Curvature.Models.Layers;
 /// <summary>
 /// Layer normalisation over the last axis (Ba, Kiros and Hinton 2016), as PyTorch's nn.LayerNorm:
 /// y = (x − μ)/√(σ² + ε) ⊙ weight + bias with the biased variance σ², ε = 1e-5, weight initialised to 1 and bias
-/// to 0. Written with primitives, so its gradient and Hessian-vector products are exact with no rule of its own.
+/// to 0. The normalisation is the fused <see cref="Autodiff.Primitives.Normalize"/> primitive (groups = all axes
+/// but the last), whose rules make gradients and Hessian-vector products exact to every order.
 /// </summary>
 public sealed class LayerNorm : Module
 {
@@ -31,8 +32,6 @@ public sealed class LayerNorm : Module
     public override Tensor Forward(Bindings b, Tensor x)
     {
         if (x.Shape[^1] != Weight.Shape[0]) throw new ArgumentException($"layer_norm: input {x.Shape} has {x.Shape[^1]} features; expected {Weight.Shape[0]}.");
-        var centred = x - x.Mean([-1], keepDims: true);
-        var variance = (centred * centred).Mean([-1], keepDims: true);
-        return centred / (variance + Epsilon).Sqrt() * b[Weight] + b[Bias];
+        return x.Normalize(0, x.Rank - 1, Epsilon) * b[Weight] + b[Bias];
     }
 }

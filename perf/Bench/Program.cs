@@ -7,6 +7,7 @@ if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models")
     int repeats = args.Contains("--quick") ? 7 : 21;
     switch (args[0])
     {
+        case "gemm" when args.Contains("--resnet"): QuickTables.ResNetGemm(repeats); break;
         case "gemm": QuickTables.SquareGemm(repeats); break;
         case "mlp": QuickTables.Mlp(repeats); break;
         case "models":

@@ -54,6 +54,32 @@ internal static class QuickTables
         Console.WriteLine();
     }
 
+    /// <summary>The products of one 3×3 convolution per ResNet-20 stage at batch 128 (32×32 input): forward, input gradient, weight gradient.</summary>
+    internal static GemmCase[] ResNetGemms() =>
+    [
+        new("stage 1 fwd W·cols", false, false, 16, 131072, 144),
+        new("stage 1 dcols Wᵀ·Ḡ", true, false, 144, 131072, 16),
+        new("stage 1 dW Ḡ·colsᵀ", false, true, 16, 144, 131072),
+        new("stage 2 fwd", false, false, 32, 32768, 288),
+        new("stage 2 dcols", true, false, 288, 32768, 32),
+        new("stage 2 dW", false, true, 32, 288, 32768),
+        new("stage 3 fwd", false, false, 64, 8192, 576),
+        new("stage 3 dcols", true, false, 576, 8192, 64),
+        new("stage 3 dW", false, true, 64, 576, 8192),
+    ];
+
+    /// <summary><c>gemm --resnet</c>: the convolution GEMMs of ResNet-20 against OpenBLAS.</summary>
+    public static void ResNetGemm(int repeats)
+    {
+        Header();
+        var cases = ResNetGemms();
+        var r = TimeGemm(cases, repeats);
+        Console.WriteLine("| product | m×n×k | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|");
+        for (int i = 0; i < cases.Length; i++)
+            Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+    }
+
     /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
     public static void SquareGemm(int repeats)
     {

@@ -1,0 +1,50 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace Curvature.Tests.Autodiff;
+
+/// <summary>The fused normalisation against its composite definition, in both group layouts and both precisions.</summary>
+public class NormalizeTests
+{
+    private static NdArray Composite(NdArray x, int[] axes, double eps)
+    {
+        var centred = x - x.Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
+        var variance = (centred * centred).Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
+        return centred / (variance + eps).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt);
+    }
+
+    [Fact]
+    public void Matches_the_composite_definition_for_batch_and_layer_groups()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(40), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), seed =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var x = rng.Normal(new Shape(3, 4, 5, 7), 0.5, 2, DType.Float64);
+            GradCheck.AssertClose(x.Normalize(1, 2, 1e-5), Composite(x, [0, 2, 3], 1e-5), 1e-12, 1e-12, "batch-norm groups");
+            GradCheck.AssertClose(x.Normalize(0, 3, 1e-5), Composite(x, [3], 1e-5), 1e-12, 1e-12, "layer-norm groups");
+            var u = rng.Normal(x.Shape, dtype: DType.Float64);
+            // J·u against a central difference of the normalisation.
+            var fd = (x + u * 1e-6).Normalize(1, 2, 1e-5) - (x - u * 1e-6).Normalize(1, 2, 1e-5);
+            GradCheck.AssertClose(x.NormalizeJacobian(u, 1, 2, 1e-5), fd * (1 / 2e-6), 1e-7, 1e-8, "J·u");
+        }));
+    }
+
+    [Fact]
+    public void Float32_statistics_do_not_cancel_on_a_large_mean()
+    {
+        // Values 1000 + N(0, 1): a one-pass E[x²] − E[x]² would lose every digit of the variance in float32.
+        var rng = new RandomGenerator(3);
+        var x64 = rng.Normal(new Shape(8, 3, 16, 16), 1000, 1, DType.Float64);
+        var y32 = x64.Cast(DType.Float32).Normalize(1, 2, 1e-5).Cast(DType.Float64);
+        GradCheck.AssertClose(y32, Composite(x64.Cast(DType.Float32).Cast(DType.Float64), [0, 2, 3], 1e-5), 2e-4, 2e-4, "float32 normalisation");
+    }
+
+    [Fact]
+    public void Bad_group_axes_are_named()
+    {
+        var e = Assert.Throws<ArgumentException>(() => NdArray.Zeros(new Shape(2, 3)).Normalize(1, 3, 1e-5));
+        Assert.Contains("group axes [1, 3) of a rank-2 array", e.Message);
+    }
+}
