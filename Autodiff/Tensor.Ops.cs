@@ -180,18 +180,11 @@ public sealed partial class Tensor
 
     /// <summary>
     /// 2-D convolution (PyTorch's cross-correlation) of this [n, c, h, w] input with <paramref name="weight"/>
-    /// [o, c, kh, kw]: im2col, one matrix product, and a layout change to [n, o, oh, ow].
+    /// [o, c, kh, kw], giving [n, o, oh, ow]: one GEMM per image with the im2col columns packed on the fly
+    /// (see <see cref="Convolution2d"/>).
     /// </summary>
-    public Tensor Conv2d(Tensor weight, int stride = 1, int padding = 0)
-    {
-        if (Rank != 4 || weight.Rank != 4 || weight.Shape[1] != Shape[1])
-            throw new ArgumentException($"conv2d: input {Shape} and weight {weight.Shape}; expected [N, C, H, W] and [O, C, kh, kw].");
-        int n = Shape[0], o = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
-        var (oh, ow) = NdArray.ConvolutionOutput(Shape[2], Shape[3], kh, kw, stride, padding);
-        var cols = new Im2Col(kh, kw, stride, padding).Apply(this);               // [c·kh·kw, n·oh·ow]
-        var y = weight.Reshape(o, cols.Shape[0]).MatMul(cols);                  // [o, n·oh·ow]
-        return y.Reshape(o, n, oh, ow).Permute(1, 0, 2, 3);                     // [n, o, oh, ow]
-    }
+    public Tensor Conv2d(Tensor weight, int stride = 1, int padding = 0) =>
+        new Convolution2d(ConvolutionRole.Forward, Data.ConvolutionWith(weight.Shape, stride, padding)).Apply(this, weight);
 
     // ------------------------------------------------------------ softmax family
 

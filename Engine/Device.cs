@@ -72,6 +72,15 @@ public abstract class Device
     /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
     public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);
 
+    /// <summary>2-D convolution (cross-correlation) of x [N, C, H, W] with w [O, C, KH, KW]: y [N, O, OH, OW].</summary>
+    public abstract NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g);
+
+    /// <summary>The convolution's adjoint in its input: x̄ [N, C, H, W] from ȳ [N, O, OH, OW] and w.</summary>
+    public abstract NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g);
+
+    /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from x and ȳ.</summary>
+    public abstract NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g);
+
     /// <summary>log softmax over the last axis.</summary>
     public abstract NdArray LogSoftmax(NdArray x);
 

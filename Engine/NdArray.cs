@@ -393,6 +393,40 @@ public sealed class NdArray
         return (oh, ow);
     }
 
+    /// <summary>The geometry of convolving this [N, C, H, W] input with a [O, C, KH, KW] kernel; errors name the op and shapes.</summary>
+    public ConvolutionGeometry ConvolutionWith(Shape weight, int stride, int padding, string op = "conv2d")
+    {
+        if (Rank != 4 || weight.Rank != 4 || weight[1] != Shape[1])
+            throw new ArgumentException($"{op}: input {Shape} and weight {weight}; expected [N, C, H, W] and [O, C, kh, kw] with the same C.");
+        ConvolutionOutput(Shape[2], Shape[3], weight[2], weight[3], stride, padding);
+        return new ConvolutionGeometry(Shape[0], Shape[1], Shape[2], Shape[3], weight[0], weight[2], weight[3], stride, padding);
+    }
+
+    /// <summary>2-D convolution (cross-correlation, as PyTorch's conv2d without bias) of this [N, C, H, W] input with w [O, C, KH, KW].</summary>
+    public NdArray Conv2d(NdArray w, int stride, int padding)
+    {
+        CheckPair("conv2d", this, w);
+        return Device.Conv2d(this, w, ConvolutionWith(w.Shape, stride, padding));
+    }
+
+    /// <summary>The convolution's adjoint in its input: this is ȳ [N, O, OH, OW]; returns x̄ of the geometry's input shape.</summary>
+    public NdArray Conv2dInputGradient(NdArray w, ConvolutionGeometry g)
+    {
+        CheckPair("conv2d_input_grad", this, w);
+        if (Shape != new Shape(g.N, g.O, g.OH, g.OW) || w.Shape != new Shape(g.O, g.C, g.KH, g.KW))
+            throw new ArgumentException($"conv2d_input_grad: ȳ {Shape} and weight {w.Shape}; expected [{g.N}, {g.O}, {g.OH}, {g.OW}] and [{g.O}, {g.C}, {g.KH}, {g.KW}].");
+        return Device.Conv2dInputGradient(this, w, g);
+    }
+
+    /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from the input x (this) and ȳ.</summary>
+    public NdArray Conv2dWeightGradient(NdArray gy, ConvolutionGeometry g)
+    {
+        CheckPair("conv2d_weight_grad", this, gy);
+        if (Shape != new Shape(g.N, g.C, g.H, g.W) || gy.Shape != new Shape(g.N, g.O, g.OH, g.OW))
+            throw new ArgumentException($"conv2d_weight_grad: x {Shape} and ȳ {gy.Shape}; expected [{g.N}, {g.C}, {g.H}, {g.W}] and [{g.N}, {g.O}, {g.OH}, {g.OW}].");
+        return Device.Conv2dWeightGradient(this, gy, g);
+    }
+
     /// <summary>im2col of this [n, c, h, w] array: columns [c·kh·kw, n·oh·ow], ready for one product with [o, c·kh·kw] kernels.</summary>
     public NdArray Im2Col(int kh, int kw, int stride, int padding)
     {

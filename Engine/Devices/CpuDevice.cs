@@ -218,6 +218,33 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
+    {
+        var r = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
+        if (x.DType == DType.Float32) Convolution.Forward<float>(x.Span<float>(), w.Span<float>(), r.Span<float>(), g);
+        else Convolution.Forward<double>(x.Span<double>(), w.Span<double>(), r.Span<double>(), g);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
+    {
+        var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
+        if (gy.DType == DType.Float32) Convolution.InputGradient<float>(gy.Span<float>(), w.Span<float>(), r.Span<float>(), g);
+        else Convolution.InputGradient<double>(gy.Span<double>(), w.Span<double>(), r.Span<double>(), g);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
+    {
+        var r = New(new Shape(g.O, g.C, g.KH, g.KW), x.DType);
+        if (x.DType == DType.Float32) Convolution.WeightGradient<float>(x.Span<float>(), gy.Span<float>(), r.Span<float>(), g);
+        else Convolution.WeightGradient<double>(x.Span<double>(), gy.Span<double>(), r.Span<double>(), g);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding)
     {
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];

@@ -137,8 +137,40 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Sequential<T>(bool transA, bool transB, int m, int n, int k,
         T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate, int nr)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Sequential(transA, m, n, k, a, lda, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, nr);
+
+    /// <summary>
+    /// A source of op(B) panels: packs rows [p0, p0+kc) × columns [j0, j0+cols) of op(B) as kc rows of
+    /// <c>width</c> values (zero-padded past cols). Dense matrices are one; a convolution's implicit im2col
+    /// columns are another, so the columns are never materialised.
+    /// </summary>
+    internal interface IPanelSource<T> where T : unmanaged
     {
+        /// <summary>Packs one panel.</summary>
+        void Pack(int p0, int kc, int j0, int cols, int width, T* dst);
+    }
+
+    /// <summary>A stored matrix B (or Bᵀ) with leading dimension ldb.</summary>
+    private readonly struct DenseB<T>(bool transB, T* b, int ldb) : IPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Pack(int p0, int kc, int j0, int cols, int width, T* dst) => PackB(transB, b, ldb, p0, kc, j0, cols, width, dst);
+    }
+
+    /// <summary>
+    /// C[m×n] (+)= op(A)·op(B) on the calling thread, op(B) supplied panel by panel by <paramref name="b"/>.
+    /// The same loop nest, blocking and micro-kernel as the dense product, so the sums run in the same order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Sequential<T, TB>(bool transA, int m, int n, int k, T* a, int lda, TB b, T* c, int ldc, bool accumulate, int nr)
+        where T : unmanaged, IFloatingPointIeee754<T> where TB : struct, IPanelSource<T>
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) new Span<T>(c + (long)i * ldc, n).Clear();
+            return;
+        }
         int ncMax = Math.Min(NC, RoundUp(n, nr));
         // Equal depth blocks (784 → 4 × 196, not 3 × 256 + 16): a thin last block would cost a whole pass over C.
         // The split depends on k alone, so every element still sums in the same order on any thread count.
@@ -162,7 +194,7 @@ public static unsafe class Gemm
                         for (int jp = 0; jp * nr < nc; jp++)
                         {
                             int cols = Math.Min(nr, nc - jp * nr);
-                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, cols, PanelWidth(cols, nr), bp + (long)jp * nr * kc);
+                            b.Pack(pc, kc, jc + jp * nr, cols, PanelWidth(cols, nr), bp + (long)jp * nr * kc);
                         }
                         for (int ic = 0; ic < m; ic += MCMax)
                         {
@@ -181,6 +213,17 @@ public static unsafe class Gemm
             ArrayPool<T>.Shared.Return(packedB);
         }
     }
+
+    /// <summary>C (+)= op(A)·op(B) for dense operands on the calling thread only (for callers that parallelise outside).</summary>
+    internal static void MultiplySequential<T>(bool transA, bool transB, int m, int n, int k, T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if ((long)m * n * k <= SmallWork) Naive(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        else Sequential(transA, m, n, k, a, lda, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>());
+    }
+
+    /// <summary>The register-panel width of op(B) for T (two vectors).</summary>
+    internal static int PanelColumns<T>() where T : unmanaged => NR<T>();
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 

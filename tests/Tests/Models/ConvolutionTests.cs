@@ -6,6 +6,7 @@ using Curvature.Models.Layers;
 namespace Curvature.Tests.Models;
 
 /// <summary>Conv2d in PyTorch's layout: a hand-computed example, stride and padding, adjointness, exact derivatives.</summary>
+[Collection(ThreadSettings.Name)]
 public class ConvolutionTests
 {
     [Fact]
@@ -49,6 +50,49 @@ public class ConvolutionTests
                                 }
                         Assert.Equal(s, y[((b * o + oc) * oh + i) * ow + j], 1e-12);
                     }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 0)]
+    public void Implicit_gemm_kernels_match_im2col_and_a_matrix_product(int stride, int pad)
+    {
+        // Ten images (two chunks of the weight gradient's sum), K = 40·9 = 360 (two depth blocks), rows of 9
+        // outputs (panels straddle output rows).
+        var rng = new RandomGenerator(7);
+        var x = rng.Normal(new Shape(10, 40, 9, 9), dtype: DType.Float64);
+        var w = rng.Normal(new Shape(9, 40, 3, 3), dtype: DType.Float64);
+        var g = x.ConvolutionWith(w.Shape, stride, pad);
+        var cols = x.Im2Col(3, 3, stride, pad);                                               // [K, N·Q]
+        var reference = w.Reshape(9, -1).MatMul(cols).Reshape(9, 10, g.OH, g.OW).Permute(1, 0, 2, 3);
+        GradCheck.AssertClose(x.Conv2d(w, stride, pad), reference, 1e-12, 1e-12, "forward");
+        var gy = rng.Normal(reference.Shape, dtype: DType.Float64);
+        var gyRows = gy.Permute(1, 0, 2, 3).Reshape(9, -1);                                   // [O, N·Q]
+        GradCheck.AssertClose(x.Conv2dWeightGradient(gy, g), gyRows.MatMul(cols, transB: true).Reshape(w.Shape), 1e-12, 1e-12, "weight gradient");
+        var inputGrad = w.Reshape(9, -1).MatMul(gyRows, transA: true).Col2Im(40, 9, 9, 3, 3, stride, pad);
+        GradCheck.AssertClose(gy.Conv2dInputGradient(w, g), inputGrad, 1e-12, 1e-12, "input gradient");
+    }
+
+    [Fact]
+    public void Convolution_kernels_give_the_same_bits_on_one_and_two_threads()
+    {
+        var rng = new RandomGenerator(8);
+        var x = rng.Normal(new Shape(19, 8, 10, 10));
+        var w = rng.Normal(new Shape(16, 8, 3, 3));
+        var g = x.ConvolutionWith(w.Shape, 1, 1);
+        var gy = rng.Normal(new Shape(19, 16, 10, 10));
+        (float[], float[], float[]) Run(int threads)
+        {
+            int saved = Curvature.Kernels.Parallelism.MaxThreads;
+            Curvature.Kernels.Parallelism.MaxThreads = threads;
+            try { return (x.Conv2d(w, 1, 1).ToArray<float>(), x.Conv2dWeightGradient(gy, g).ToArray<float>(), gy.Conv2dInputGradient(w, g).ToArray<float>()); }
+            finally { Curvature.Kernels.Parallelism.MaxThreads = saved; }
+        }
+        var (one, two) = (Run(1), Run(2));
+        Assert.Equal(one.Item1, two.Item1);
+        Assert.Equal(one.Item2, two.Item2);
+        Assert.Equal(one.Item3, two.Item3);
     }
 
     [Fact]

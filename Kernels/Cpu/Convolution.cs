@@ -1,0 +1,194 @@
+using System.Buffers;
+using System.Numerics;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>The shapes of a 2-D convolution: input [N, C, H, W], weight [O, C, KH, KW], stride, zero padding.</summary>
+public readonly record struct ConvolutionGeometry(int N, int C, int H, int W, int O, int KH, int KW, int Stride, int Padding)
+{
+    /// <summary>Output height.</summary>
+    public int OH => (H + 2 * Padding - KH) / Stride + 1;
+    /// <summary>Output width.</summary>
+    public int OW => (W + 2 * Padding - KW) / Stride + 1;
+    /// <summary>Output positions per image.</summary>
+    public int Q => OH * OW;
+    /// <summary>Weights per output channel, C·KH·KW.</summary>
+    public int K => C * KH * KW;
+}
+
+/// <summary>
+/// 2-D convolution as one GEMM per image with the im2col columns packed straight from the image into the GEMM's
+/// panels (implicit im2col, as in cuDNN's implicit-GEMM algorithm): nothing of size C·KH·KW × N·OH·OW is ever
+/// written, and the output lands in [N, O, OH, OW] with no permutation. Forward: y_n = W·cols(x_n). Weight
+/// gradient: W̄ = Σ_n ȳ_n·cols(x_n)ᵀ, summed over fixed chunks of images in a fixed order (bitwise the same on
+/// any thread count). Input gradient: x̄_n = col2im(Wᵀ·ȳ_n), one image at a time in a per-thread buffer.
+/// </summary>
+public static unsafe class Convolution
+{
+    private const int ImagesPerChunk = 8;
+
+    /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]).</summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
+        {
+            T* xs = px, ws = pw, ys = py;
+            int nr = Gemm.PanelColumns<T>();
+            Parallelism.For(g.N, n =>
+                Gemm.Sequential(false, g.O, g.Q, g.K, ws, g.K, new Columns<T>(xs + (long)n * g.C * g.H * g.W, g), ys + (long)n * g.O * g.Q, g.Q, false, nr));
+        }
+    }
+
+    /// <summary>w̄ [O, C, KH, KW] = Σ_n ȳ_n·cols(x_n)ᵀ.</summary>
+    public static void WeightGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
+        int size = g.O * g.K;
+        T[] partial = ArrayPool<T>.Shared.Rent(chunks * size);
+        try
+        {
+            fixed (T* px = x) fixed (T* pg = gy) fixed (T* pp = partial) fixed (T* pw = wBar)
+            {
+                T* xs = px, gs = pg, ps = pp;
+                int nr = Gemm.PanelColumns<T>();
+                Parallelism.For(chunks, chunk =>
+                {
+                    int n0 = chunk * ImagesPerChunk, n1 = Math.Min(g.N, n0 + ImagesPerChunk);
+                    for (int n = n0; n < n1; n++)
+                        Gemm.Sequential(false, g.O, g.K, g.Q, gs + (long)n * g.O * g.Q, g.Q, new TransposedColumns<T>(xs + (long)n * g.C * g.H * g.W, g),
+                            ps + (long)chunk * size, g.K, n > n0, nr);
+                });
+                var sum = new Span<T>(pw, size);
+                new Span<T>(ps, size).CopyTo(sum);
+                for (int c = 1; c < chunks; c++) System.Numerics.Tensors.TensorPrimitives.Add(sum, new ReadOnlySpan<T>(ps + (long)c * size, size), sum);
+            }
+        }
+        finally { ArrayPool<T>.Shared.Return(partial); }
+    }
+
+    /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
+    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
+        {
+            T* gs = pg, ws = pw, xs = px;
+            Parallelism.For(g.N, n =>
+            {
+                T[] cols = ArrayPool<T>.Shared.Rent(g.K * g.Q);
+                try
+                {
+                    fixed (T* cp = cols)
+                    {
+                        Gemm.MultiplySequential(true, false, g.K, g.Q, g.O, ws, g.K, gs + (long)n * g.O * g.Q, g.Q, cp, g.Q, false);
+                        ColumnsToImage(cp, xs + (long)n * g.C * g.H * g.W, g);
+                    }
+                }
+                finally { ArrayPool<T>.Shared.Return(cols); }
+            });
+        }
+    }
+
+    /// <summary>Sums one image's columns [K, Q] back into its planes [C, H, W] (overwriting them).</summary>
+    private static void ColumnsToImage<T>(T* cols, T* image, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        new Span<T>(image, g.C * g.H * g.W).Clear();
+        for (int row = 0; row < g.K; row++)
+        {
+            int ch = row / (g.KH * g.KW), ki = row / g.KW % g.KH, kj = row % g.KW;
+            T* plane = image + (long)ch * g.H * g.W;
+            T* src = cols + (long)row * g.Q;
+            for (int oy = 0; oy < g.OH; oy++, src += g.OW)
+            {
+                int iy = oy * g.Stride - g.Padding + ki;
+                if (iy < 0 || iy >= g.H) continue;
+                T* dst = plane + (long)iy * g.W;
+                if (g.Stride == 1)
+                {
+                    int j0 = Math.Max(0, g.Padding - kj), j1 = Math.Min(g.OW, g.W + g.Padding - kj);
+                    if (j1 > j0)
+                        System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<T>(dst + j0 - g.Padding + kj, j1 - j0), new ReadOnlySpan<T>(src + j0, j1 - j0),
+                            new Span<T>(dst + j0 - g.Padding + kj, j1 - j0));
+                }
+                else
+                    for (int ox = 0; ox < g.OW; ox++)
+                    {
+                        int ix = ox * g.Stride - g.Padding + kj;
+                        if (ix >= 0 && ix < g.W) dst[ix] += src[ox];
+                    }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Copies input row <paramref name="iy"/>'s values for output columns [ox0, ox0+count) at kernel column
+    /// <paramref name="kj"/> to dst[0], dst[step], …; zeros where the window falls in the padding.
+    /// </summary>
+    private static void RowRun<T>(T* plane, int iy, int ox0, int count, int kj, ConvolutionGeometry g, T* dst, int step) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (iy < 0 || iy >= g.H)
+        {
+            for (int t = 0; t < count; t++) dst[(long)t * step] = T.Zero;
+            return;
+        }
+        T* row = plane + (long)iy * g.W;
+        int shift = kj - g.Padding;
+        if (g.Stride == 1 && step == 1)
+        {
+            // Input columns ox + shift: one contiguous run, zeros where it leaves [0, W).
+            int t0 = Math.Clamp(-shift - ox0, 0, count), t1 = Math.Clamp(g.W - shift - ox0, t0, count);
+            for (int t = 0; t < t0; t++) dst[t] = T.Zero;
+            new ReadOnlySpan<T>(row + ox0 + t0 + shift, t1 - t0).CopyTo(new Span<T>(dst + t0, t1 - t0));
+            for (int t = t1; t < count; t++) dst[t] = T.Zero;
+            return;
+        }
+        for (int t = 0; t < count; t++)
+        {
+            int ix = (ox0 + t) * g.Stride + shift;
+            dst[(long)t * step] = ix >= 0 && ix < g.W ? row[ix] : T.Zero;
+        }
+    }
+
+    /// <summary>op(B) = cols(x_n) [K, Q]: row k = (c, ki, kj), column q = (oy, ox).</summary>
+    private readonly struct Columns<T>(T* image, ConvolutionGeometry g) : Gemm.IPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Pack(int p0, int kc, int j0, int cols, int width, T* dst)
+        {
+            for (int p = 0; p < kc; p++)
+            {
+                int k = p0 + p, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
+                T* plane = image + (long)ch * g.H * g.W;
+                T* d = dst + (long)p * width;
+                // The panel's columns split into runs along output rows.
+                for (int q = j0; q < j0 + cols;)
+                {
+                    int oy = q / g.OW, ox = q % g.OW, count = Math.Min(g.OW - ox, j0 + cols - q);
+                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, count, kj, g, d + (q - j0), 1);
+                    q += count;
+                }
+                for (int j = cols; j < width; j++) d[j] = T.Zero;
+            }
+        }
+    }
+
+    /// <summary>op(B) = cols(x_n)ᵀ [Q, K]: row q = (oy, ox), column k = (c, ki, kj).</summary>
+    private readonly struct TransposedColumns<T>(T* image, ConvolutionGeometry g) : Gemm.IPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Pack(int p0, int kc, int j0, int cols, int width, T* dst)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                int k = j0 + j, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
+                T* plane = image + (long)ch * g.H * g.W;
+                for (int q = p0; q < p0 + kc;)
+                {
+                    int oy = q / g.OW, ox = q % g.OW, count = Math.Min(g.OW - ox, p0 + kc - q);
+                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, count, kj, g, dst + (long)(q - p0) * width + j, width);
+                    q += count;
+                }
+            }
+            if (cols < width)
+                for (int p = 0; p < kc; p++)
+                    for (int j = cols; j < width; j++) dst[(long)p * width + j] = T.Zero;
+        }
+    }
+}
