@@ -69,6 +69,9 @@ public abstract class Device
     /// </summary>
     public abstract NdArray Normalize(NdArray x, int a, int g, int b, double epsilon);
 
+    /// <summary>Per-group mean and biased variance of x viewed as [a, g, b] (float64 arrays of g values).</summary>
+    public abstract (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b);
+
     /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
     public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);
 

@@ -458,6 +458,13 @@ public sealed class NdArray
         return Device.Normalize(this, a, g, b, epsilon);
     }
 
+    /// <summary>The per-group mean and biased variance that <see cref="Normalize"/> uses (group axes [groupStart, groupEnd)).</summary>
+    public (double[] Mean, double[] Variance) GroupMoments(int groupStart, int groupEnd)
+    {
+        var (a, g, b) = NormalizationGroups("group_moments", groupStart, groupEnd);
+        return Device.GroupMoments(this, a, g, b);
+    }
+
     /// <summary>The Jacobian of <see cref="Normalize"/> at this array applied to <paramref name="u"/> (same shape).</summary>
     public NdArray NormalizeJacobian(NdArray u, int groupStart, int groupEnd, double epsilon)
     {

@@ -276,6 +276,16 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b)
+    {
+        var mean = new double[g];
+        var variance = new double[g];
+        if (x.DType == DType.Float32) Normalization.Moments<float>(x.Span<float>(), mean, variance, a, g, b);
+        else Normalization.Moments<double>(x.Span<double>(), mean, variance, a, g, b);
+        return (mean, variance);
+    }
+
+    /// <inheritdoc/>
     public override NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon)
     {
         var r = New(x.Shape, x.DType);

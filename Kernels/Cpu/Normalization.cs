@@ -76,6 +76,28 @@ public static class Normalization
         }
     }
 
+    /// <summary>Per-group mean and biased variance (two passes), for running-statistics updates.</summary>
+    public static void Moments<T>(ReadOnlySpan<T> x, Span<double> mean, Span<double> variance, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var means = new double[g];
+        var variances = new double[g];
+        unsafe
+        {
+            fixed (T* px = x)
+            {
+                T* xs = px;
+                Parallelism.For(g, gi =>
+                {
+                    var (m, r) = Statistics(xs, a, g, b, gi, 0);
+                    means[gi] = m;
+                    variances[gi] = 1 / (r * r);
+                });
+            }
+        }
+        means.CopyTo(mean);
+        variances.CopyTo(variance);
+    }
+
     /// <summary>The mean and 1/√(σ² + ε) of group <paramref name="gi"/>, by two passes.</summary>
     private static unsafe (double Mean, double R) Statistics<T>(T* xs, int a, int g, int b, int gi, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -52,12 +52,13 @@ public sealed class BatchNorm2d : Module
         {
             if (b.UpdateStatistics)
             {
-                var data = x.Data;
+                var (batchMean, biased) = x.Data.GroupMoments(1, 2);
                 long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
-                var batchMean = data.Sum([0, 2, 3], keepDims: true) * (1.0 / count);
-                var centred = data - batchMean;
-                var unbiased = (centred * centred).Sum([0, 2, 3]) * (1.0 / Math.Max(1, count - 1));
-                RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean.Reshape(c) * Momentum;
+                double bessel = count / (double)Math.Max(1, count - 1);
+                var dtype = RunningMean.Value.DType;
+                var meanArray = NdArray.FromArray(batchMean, new Shape(c)).Cast(dtype);
+                var unbiased = NdArray.FromArray(biased.Select(v => v * bessel).ToArray(), new Shape(c)).Cast(dtype);
+                RunningMean.Value = RunningMean.Value * (1 - Momentum) + meanArray * Momentum;
                 RunningVar.Value = RunningVar.Value * (1 - Momentum) + unbiased * Momentum;
                 BatchesTracked.Value = NdArray.FromArray(new[] { BatchesTracked.Value.ToArray<long>()[0] + 1 }, Shape.Scalar);
             }
