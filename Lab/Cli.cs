@@ -74,7 +74,7 @@ public static class Cli
             return parsed.Invoke(config);
         }
         catch (Exception e) when (e is LabException or IOException or InvalidDataException or ArgumentException
-                                   or Models.SafetensorsException or Models.StateDictException)
+                                   or NotSupportedException or Models.SafetensorsException or Models.StateDictException)
         {
             // Bad input found while running (a file, a shape): one message, no stack trace.
             error.WriteLine($"error: {e.Message}");

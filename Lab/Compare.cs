@@ -22,8 +22,8 @@ namespace Curvature.Lab;
 /// </summary>
 public static class Compare
 {
-    /// <summary>The tasks; ResNet-20 and GPT come with the models issue.</summary>
-    public static readonly string[] Tasks = ["mlp-fmnist"];
+    /// <summary>The tasks (see <see cref="TrainingTask"/>).</summary>
+    public static readonly string[] Tasks = TrainingTask.Names;
 
     /// <summary>One configuration under comparison: a label, how to build its optimiser, and what it is.</summary>
     public sealed record Variant(string Label, string Description, Func<IReadOnlyList<string>, ulong, IOptimizer> Create);
@@ -35,7 +35,7 @@ public static class Compare
     /// <summary>Settings of a comparison.</summary>
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
         double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out, string? Title = null,
-        int CheckpointEvery = 100, bool Resume = false);
+        int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText);
 
     /// <summary>One (optimizer, seed) run.</summary>
     public sealed record Run(string Optimizer, int Seed, double[] Losses, double? StepsToTarget, double Stability, double TestAccuracy, double Ece,
@@ -55,6 +55,7 @@ public static class Compare
         public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes", 10);
         public readonly Option<string> Data = Options.FashionMnistFolder();
+        public readonly Option<string> Text = new("--text") { Description = "gpt-shakespeare: the character corpus", DefaultValueFactory = _ => Lab.Train.DefaultText };
         public readonly Option<string> Out;
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh)" };
@@ -63,13 +64,13 @@ public static class Compare
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, ProbeBatch, Target, Window, ProbeEvery, Data, Out, CheckpointEvery, Resume }) c.Options.Add(o);
+            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, ProbeBatch, Target, Window, ProbeEvery, Data, Text, Out, CheckpointEvery, Resume }) c.Options.Add(o);
             Common.AddTo(c);
         }
 
         public Settings Build(ParseResult r, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(ProbeBatch),
-                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume));
+                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!);
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -113,12 +114,10 @@ public static class Compare
     /// <summary>Runs every (optimizer, seed) and writes the report.</summary>
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output, string commandLine)
     {
+        var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, s.Task == "gpt-shakespeare" ? null : s.Train);
         Directory.CreateDirectory(s.Out);
-        var (trainSet, testSet) = FashionMnist.Load(s.Data);
-        if (s.Train > trainSet.Count) throw new LabException($"--train {s.Train} is more than the {trainSet.Count} training images.");
-        var train = trainSet.Take(s.Train);
-        var probe = train.Take(Math.Min(s.ProbeBatch, train.Count));
-        output.WriteLine($"compare: {s.Task}, {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, {s.Train} training images, probe batch {probe.Count}, T {s.Curvature.ProbeEvery}");
+        var probe = task.ProbeBatch(s.ProbeBatch);
+        output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, probe batch {probe.Inputs.Shape[0]}, T {s.Curvature.ProbeEvery}");
         var runs = new List<Run>();
         var labels = s.Variants.SelectMany(v => Enumerable.Range(0, s.Seeds).Select(seed => ($"{v.Label} seed {seed}", s.Steps))).ToArray();
         ProgressDisplay.Run(output, labels, tasks =>
@@ -127,14 +126,14 @@ public static class Compare
             foreach (var variant in s.Variants)
                 for (int seed = 0; seed < s.Seeds; seed++)
                 {
-                    runs.Add(Train(s, variant, seed, train, probe, testSet, tasks[t++]));
+                    runs.Add(Train(s, task, variant, seed, probe, tasks[t++]));
                     AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
                 }
         });
         double target = s.TargetLoss ?? 1.2 * runs.GroupBy(r => r.Optimizer).Min(g => g.Average(r => TrailingMean(r.Losses, s.Window)[^1]));
         var withTarget = runs.Select(r => r with { StepsToTarget = StepsTo(r.Losses, target, s.Window) }).ToList();
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, withTarget));
-        var report = Report(s, withTarget, target, commandLine);
+        var report = Report(s, task, withTarget, target, commandLine);
         AtomicFile.WriteAllText(Path.Combine(s.Out, "report.md"), report);
         Plots(s, withTarget);
         output.WriteLine();
@@ -142,11 +141,11 @@ public static class Compare
         return withTarget;
     }
 
-    private static Run Train(Settings s, Variant variant, int seed, Dataset train, Dataset probe, Dataset test, IProgressTask progress)
+    private static Run Train(Settings s, TrainingTask task, Variant variant, int seed, (NdArray Inputs, NdArray Targets) probe, IProgressTask progress)
     {
         string name = variant.Label;
         var rng = new RandomGenerator((ulong)seed);
-        var model = Mlp.Create(rng, activation: "tanh");
+        var model = task.CreateModel((ulong)seed);
         var named = model.NamedParameters();
         var ps = named.Select(p => p.Value).ToArray();
         var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
@@ -160,8 +159,8 @@ public static class Compare
         var probeFlops = new FlopCounter();
         var probeClock = new Stopwatch();
         var clock = Stopwatch.StartNew();
-        var probeX = probe.Inputs.Reshape(probe.Count, -1);
-        var stream = new BatchStream(train, s.Batch);
+        var (probeX, probeY) = probe;
+        var stream = task.Batches((ulong)seed);
         int first = 0;
         double secondsBefore = 0, probeSecondsBefore = 0, trainFlopsBefore = 0, probeFlopsBefore = 0;
         if (s.Resume && File.Exists(checkpointPath))
@@ -169,7 +168,7 @@ public static class Compare
             var meta = Checkpoint.Load(checkpointPath, model, optimizer);
             first = (int)Checkpoint.Integer(meta, "step", checkpointPath);
             if (first > s.Steps) throw new LabException($"{checkpointPath}: the checkpoint is at step {first}, past --steps {s.Steps}.");
-            stream.Restore((ulong)seed, (ulong)Checkpoint.Integer(meta, "epoch_offset", checkpointPath), (int)Checkpoint.Integer(meta, "position", checkpointPath));
+            stream.Restore(meta, checkpointPath);
             rng = new RandomGenerator((ulong)seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpointPath));
             secondsBefore = double.Parse(meta["seconds"], CultureInfo.InvariantCulture);
             probeSecondsBefore = double.Parse(meta["probe_seconds"], CultureInfo.InvariantCulture);
@@ -191,11 +190,9 @@ public static class Compare
         void Save(int step)
         {
             csv.Write(csvPath);
-            Checkpoint.Save(checkpointPath, model, optimizer, step, new Dictionary<string, string>
+            Checkpoint.Save(checkpointPath, model, optimizer, step, new Dictionary<string, string>(stream.Cursor())
             {
                 ["run"] = $"{name} seed {seed}",
-                ["epoch_offset"] = stream.EpochOffset.ToString(CultureInfo.InvariantCulture),
-                ["position"] = stream.Position.ToString(CultureInfo.InvariantCulture),
                 ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
                 ["seconds"] = (secondsBefore + clock.Elapsed.TotalSeconds).ToString("R", CultureInfo.InvariantCulture),
                 ["probe_seconds"] = (probeSecondsBefore + probeClock.Elapsed.TotalSeconds).ToString("R", CultureInfo.InvariantCulture),
@@ -206,18 +203,17 @@ public static class Compare
 
         for (int step = first; step < s.Steps; step++)
         {
-            var b = stream.Next(rng);
-            var x = b.Inputs.Reshape(b.Count, -1);
+            var (x, y) = stream.Next(rng);
             (Tensor Value, Tensor[] Grads) vg;
-            using (FlopCounter.Count(trainFlops)) vg = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, b.Labels, training: true), ps.Select(p => (Tensor)p.Value).ToArray());
+            using (FlopCounter.Count(trainFlops)) vg = Lab.Train.TrainingGradient(model, "ce", x, y, null);
             double loss = vg.Value.ToScalar();
             if (!double.IsFinite(loss)) throw new LabException($"{name} seed {seed}: the loss at step {step} is {loss}; stopping (the last checkpoint and steps.csv are kept in {dir}).");
             losses[step] = loss;
             var context = new StepContext
             {
                 Step = step, Loss = loss, Parameters = ps, Gradients = vg.Grads.Select(g => g.Data).ToArray(),
-                Curvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", probeX, probe.Labels), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
-                MinibatchCurvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", x, b.Labels, training: true), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
+                Curvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", probeX, probeY), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
+                MinibatchCurvature = () => new ProbeTimer(new HessianOperator(Loss.Function(model, "ce", x, y, training: true), ps.Select(p => p.Value).ToArray()), probeClock, probeFlops),
                 Kfac = () =>
                 {
                     probeClock.Start();
@@ -238,7 +234,8 @@ public static class Compare
         }
         Save(s.Steps);
         double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
-        var (accuracy, ece) = Evaluate(model, test);
+        var evaluation = task.Evaluate(model);
+        var (accuracy, ece) = (evaluation.HeldOutAccuracy, evaluation.HeldOutEce);
         long samples = (long)s.Steps * s.Batch;
         return new Run(name, seed, losses, null, Stability(losses, s.Window), accuracy, ece, seconds, probeSecondsBefore + probeClock.Elapsed.TotalSeconds,
             (trainFlopsBefore + trainFlops.Flops) / samples, (probeFlopsBefore + probeFlops.Flops) / samples, curve);
@@ -266,15 +263,6 @@ public static class Compare
             try { using (FlopCounter.Count(flops)) return inner.Apply(v); }
             finally { clock.Stop(); }
         }
-    }
-
-    private static (double Accuracy, double Ece) Evaluate(Module model, Dataset test)
-    {
-        var logits = new List<NdArray>();
-        var bindings = Bindings.Constant(model, training: false);
-        foreach (var b in test.Batches(2000)) logits.Add(model.Forward(bindings, b.Inputs.Reshape(b.Count, -1)).Data);
-        var all = NdArray.Concat(logits, 0);
-        return (Metrics.Accuracy(all, test.Labels), Metrics.ExpectedCalibrationError(all, test.Labels));
     }
 
     /// <summary>Trailing means over a window W (shorter at the start).</summary>
@@ -327,14 +315,14 @@ public static class Compare
         return $"{mean.ToString(format, CultureInfo.InvariantCulture)} ± {std.ToString(format, CultureInfo.InvariantCulture)}";
     }
 
-    private static string Report(Settings s, IReadOnlyList<Run> runs, double target, string commandLine)
+    private static string Report(Settings s, TrainingTask task, IReadOnlyList<Run> runs, double target, string commandLine)
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# {(s.Title ?? "Optimizer comparison")}: {s.Task}");
         sb.AppendLine();
         sb.AppendLine($"Command: `./lab {commandLine}`");
         sb.AppendLine();
-        sb.AppendLine($"MLP 784-200-200-10 tanh, cross-entropy, minibatch {s.Batch} from the first {s.Train} training images, {s.Steps} steps, {s.Seeds} seeds; " +
+        sb.AppendLine($"{task.Describe}; cross-entropy, minibatch {s.Batch}, {s.Steps} steps, {s.Seeds} seeds; " +
                       $"curvature probes every {s.Curvature.ProbeEvery} steps on a fixed batch of {s.ProbeBatch} (δ {s.Curvature.Delta}, estimator {s.Curvature.Estimator.ToString().ToLowerInvariant()}). " +
                       $"Mean ± std over seeds. Target loss {target.ToString("G4", CultureInfo.InvariantCulture)} (trailing mean over W = {s.Window} steps).");
         sb.AppendLine();

@@ -39,14 +39,24 @@ public static class Train
     public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise)
     {
         var ps = model.Parameters();
-        Tensor x = inputs, y = targets;
-        var (value, grads) = Derivatives.ValueAndGrad(
-            p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true, Noise = noise }, x), y),
-            ps.Select(p => (Tensor)p.Value).ToArray());
+        var (value, grads) = TrainingGradient(model, loss, inputs, targets, noise);
         double l = value.ToScalar();
         if (!double.IsFinite(l)) throw new LabException($"the loss at step {step} is {l}");
         optimizer.Step(new StepContext { Step = step, Loss = l, Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
         return l;
+    }
+
+    /// <summary>
+    /// The minibatch loss and its gradient as a training step sees them: training mode, running statistics
+    /// updated, dropout drawn from <paramref name="noise"/> when given.
+    /// </summary>
+    public static (Tensor Value, Tensor[] Gradients) TrainingGradient(Module model, string loss, NdArray inputs, NdArray targets, RandomGenerator? noise)
+    {
+        var ps = model.Parameters();
+        Tensor x = inputs, y = targets;
+        return Derivatives.ValueAndGrad(
+            p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true, Noise = noise }, x), y),
+            ps.Select(p => (Tensor)p.Value).ToArray());
     }
 
     /// <summary>η at a step: linear warm-up over <paramref name="warmup"/> steps, then constant or a cosine decay to zero at the last step.</summary>
@@ -128,141 +138,15 @@ public static class Train
         return cmd;
     }
 
-    /// <summary>What a task supplies: the model, minibatches, and held-out evaluation.</summary>
-    private abstract class Task
-    {
-        public abstract Module Model { get; }
-        public abstract string Describe { get; }
-        public abstract int StepsPerEpoch { get; }
-        public abstract (NdArray X, NdArray Y) Next(RandomGenerator rng);
-        public abstract Dictionary<string, double> Evaluate(RandomGenerator rng);
-        public virtual Dictionary<string, string> Cursor() => [];
-        public virtual void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
-        public virtual Dictionary<string, string> WeightsMetadata() => [];
-    }
-
-    private sealed class ImageTask : Task
-    {
-        private readonly Dataset train, test;
-        private readonly BatchStream stream;
-        private readonly bool augment, flat;
-        private readonly ulong seed;
-
-        public ImageTask(Settings s)
-        {
-            var (trainSet, testSet) = FashionMnist.Load(s.Data);
-            if (s.TrainLimit is { } n && (n < 1 || n > trainSet.Count)) throw new LabException($"--train {n}: expected 1 to {trainSet.Count} training images.");
-            train = s.TrainLimit is { } k ? trainSet.Take(k) : trainSet;
-            test = testSet;
-            if (s.Batch > train.Count) throw new LabException($"--batch {s.Batch} is more than the {train.Count} training images.");
-            stream = new BatchStream(train, s.Batch);
-            augment = s.Augment;
-            flat = s.Model == "mlp";
-            seed = s.Seed;
-            var rng = new RandomGenerator(s.Seed);
-            Model = flat ? Mlp.Create(rng, s.MlpWidth, s.Activation) : ResNet.ResNet20(rng, 1);
-            Describe = flat ? $"MLP 784-{s.MlpWidth}-{s.MlpWidth}-10 {s.Activation}" : "ResNet-20 (C 1)";
-            Describe += $" on Fashion-MNIST ({train.Count} training, {test.Count} test images{(augment ? ", crop and flip" : "")})";
-        }
-
-        public override Module Model { get; }
-        public override string Describe { get; }
-        public override int StepsPerEpoch => stream.BatchesPerEpoch;
-
-        public override (NdArray X, NdArray Y) Next(RandomGenerator rng)
-        {
-            var b = stream.Next(rng);
-            var x = augment ? Augmentation.CropAndFlip(b.Inputs, 2, true, rng) : b.Inputs;
-            return (flat ? x.Reshape(b.Count, -1) : x, b.Labels);
-        }
-
-        public override Dictionary<string, double> Evaluate(RandomGenerator rng)
-        {
-            var (trainLoss, trainAcc) = LossAndAccuracy(train.Take(10_000));
-            var (testLoss, testAcc) = LossAndAccuracy(test);
-            return new() { ["train_loss"] = trainLoss, ["train_accuracy"] = trainAcc, ["test_loss"] = testLoss, ["test_accuracy"] = testAcc };
-        }
-
-        private (double Loss, double Accuracy) LossAndAccuracy(Dataset d)
-        {
-            var bindings = Bindings.Constant(Model, training: false);
-            var logits = new List<NdArray>();
-            foreach (var b in d.Batches(1000)) logits.Add(Model.Forward(bindings, flat ? b.Inputs.Reshape(b.Count, -1) : b.Inputs).Data);
-            var all = NdArray.Concat(logits, 0);
-            return (all.CrossEntropy(d.Labels).ToScalar(), Metrics.Accuracy(all, d.Labels));
-        }
-
-        public override Dictionary<string, string> Cursor() => new()
-        {
-            ["epoch_offset"] = stream.EpochOffset.ToString(CultureInfo.InvariantCulture),
-            ["position"] = stream.Position.ToString(CultureInfo.InvariantCulture),
-        };
-
-        public override void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
-            stream.Restore(seed, (ulong)Checkpoint.Integer(meta, "epoch_offset", path), (int)Checkpoint.Integer(meta, "position", path));
-
-        public override Dictionary<string, string> WeightsMetadata() => flat ? new() { ["model"] = "mlp", ["activation"] = Describe.Contains("relu") ? "relu" : "tanh" } : new() { ["model"] = "resnet20" };
-    }
-
-    private sealed class TextTask : Task
-    {
-        private readonly CharCorpus corpus;
-        private readonly int batch, evalBatches;
-        private readonly GptConfig config;
-
-        public TextTask(Settings s)
-        {
-            if (!File.Exists(s.Text)) throw new LabException($"--text {s.Text}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
-            corpus = CharCorpus.Load(s.Text);
-            config = s.Gpt with { Vocabulary = corpus.Vocabulary.Count };
-            try { config.Validate(); }
-            catch (ArgumentException e) { throw new LabException(e.Message); }
-            batch = s.Batch;
-            evalBatches = s.EvalBatches;
-            Model = new Gpt(config, new RandomGenerator(s.Seed));
-            Describe = $"GPT {config.Layers} layers, d {config.Width}, {config.Heads} heads, T {config.Context}, dropout {config.Dropout} on {Path.GetFileName(s.Text)} " +
-                       $"({corpus.Vocabulary.Count} characters; {corpus.Train.Length:N0} training, {corpus.Validation.Length:N0} validation)";
-        }
-
-        public override Module Model { get; }
-        public override string Describe { get; }
-        public override int StepsPerEpoch => Math.Max(1, corpus.Train.Length / (batch * config.Context));
-        public override (NdArray X, NdArray Y) Next(RandomGenerator rng) => corpus.Batch(batch, config.Context, rng);
-
-        public override Dictionary<string, double> Evaluate(RandomGenerator rng)
-        {
-            // Fixed windows (a stream of their own) so evaluations along a run compare like with like.
-            double Mean(bool validation)
-            {
-                var windows = new RandomGenerator(12345, validation ? 0UL : 1UL << 40);
-                var bindings = Bindings.Constant(Model, training: false);
-                double sum = 0;
-                for (int i = 0; i < evalBatches; i++)
-                {
-                    var (x, y) = corpus.Batch(batch, config.Context, windows, validation);
-                    sum += Loss.Of("ce", Model.Forward(bindings, x), y).ToScalar();
-                }
-                return sum / evalBatches;
-            }
-            double train = Mean(false), val = Mean(true);
-            return new() { ["train_loss"] = train, ["val_loss"] = val, ["val_bits_per_char"] = val / Math.Log(2) };
-        }
-
-        public override Dictionary<string, string> WeightsMetadata() => new()
-        {
-            ["model"] = "gpt",
-            ["n_head"] = config.Heads.ToString(CultureInfo.InvariantCulture),
-            ["vocabulary"] = JsonSerializer.Serialize(new string(corpus.Vocabulary.ToArray())),
-        };
-    }
-
     /// <summary>Runs the training and writes its files; returns summary.json's text.</summary>
     public static string Execute(Settings s, TextWriter output, string commandLine)
     {
-        Task task = s.Model == "gpt" ? new TextTask(s) : new ImageTask(s);
+        var task = TrainingTask.Create(s.Model switch { "mlp" => "mlp-fmnist", "resnet20" => "resnet20-fmnist", _ => "gpt-shakespeare" },
+            s.Data, s.Text, s.Batch, s.TrainLimit, s.Augment, s.MlpWidth, s.Activation, s.Gpt, s.EvalBatches);
         int totalSteps = s.Steps ?? s.Epochs!.Value * task.StepsPerEpoch;
         Directory.CreateDirectory(s.Out);
-        var model = task.Model;
+        var model = task.CreateModel(s.Seed);
+        var stream = task.Batches(s.Seed);
         var named = model.NamedParameters();
         var ps = named.Select(p => p.Value).ToArray();
         var (optimizer, setLr) = CreateOptimizer(s);
@@ -280,7 +164,7 @@ public static class Train
             first = (int)Checkpoint.Integer(meta, "step", checkpointPath);
             if (meta.GetValueOrDefault("model") != s.Model) throw new LabException($"{checkpointPath}: the checkpoint is of model '{meta.GetValueOrDefault("model")}', not '{s.Model}'.");
             if (first > totalSteps) throw new LabException($"{checkpointPath}: the checkpoint is at step {first}, past the {totalSteps} steps asked for.");
-            task.Restore(meta, checkpointPath);
+            stream.Restore(meta, checkpointPath);
             rng = new RandomGenerator(s.Seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpointPath));
             if (noise is not null) noise = new RandomGenerator(s.Seed, (ulong)Checkpoint.Integer(meta, "noise_offset", checkpointPath));
             secondsBefore = double.Parse(meta["seconds"], CultureInfo.InvariantCulture);
@@ -302,7 +186,7 @@ public static class Train
         void Save(int step)
         {
             csv.Write(csvPath);
-            var meta = new Dictionary<string, string>(task.Cursor())
+            var meta = new Dictionary<string, string>(stream.Cursor())
             {
                 ["model"] = s.Model,
                 ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
@@ -313,7 +197,7 @@ public static class Train
             Checkpoint.Save(checkpointPath, model, optimizer, step, meta);
         }
 
-        Dictionary<string, double>? last = null;
+        Evaluation? last = null;
         ProgressDisplay.Run(output, [($"{s.Model}", totalSteps)], tasks =>
         {
             var progress = tasks[0];
@@ -322,7 +206,7 @@ public static class Train
             {
                 double lrNow = LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps);
                 setLr(lrNow);
-                var (x, y) = task.Next(rng);
+                var (x, y) = stream.Next(rng);
                 double loss;
                 try { loss = Step(model, optimizer, "ce", x, y, step, noise); }
                 catch (LabException e) { throw new LabException($"{e.Message}; stopping (the last checkpoint and steps.csv are kept in {s.Out})."); }
@@ -331,10 +215,10 @@ public static class Train
                 object? trainEval = null, heldLoss = null, heldAcc = null;
                 if (evaluate)
                 {
-                    last = task.Evaluate(rng);
-                    trainEval = last["train_loss"];
-                    heldLoss = last.TryGetValue("test_loss", out var tl) ? tl : last["val_loss"];
-                    heldAcc = last.TryGetValue("test_accuracy", out var ta) ? ta : null;
+                    last = task.Evaluate(model);
+                    trainEval = last.TrainLoss;
+                    heldLoss = last.HeldOutLoss;
+                    heldAcc = last.HeldOutAccuracy;
                     evals.Add((step + 1, new() { ["heldout_loss"] = (double)heldLoss }));
                 }
                 csv.Add(step, loss, lrNow, trainEval, heldLoss, heldAcc, Seconds());
@@ -342,11 +226,11 @@ public static class Train
                 if ((step + 1) % s.CheckpointEvery == 0 && step + 1 < totalSteps) Save(step + 1);
             }
         });
-        last ??= task.Evaluate(rng);
+        last ??= task.Evaluate(model);
         Save(totalSteps);
         double seconds = Seconds();
         var weightsPath = Path.Combine(s.Out, "model.safetensors");
-        Safetensors.Write(weightsPath, model.StateDict(), task.WeightsMetadata());
+        Safetensors.Write(weightsPath, model.StateDict(), task.WeightsMetadata(model));
         var summary = JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["model"] = s.Model,
@@ -358,12 +242,12 @@ public static class Train
             ["batch"] = s.Batch,
             ["steps"] = totalSteps,
             ["seconds"] = seconds,
-            ["final"] = last,
+            ["final"] = last.ToDictionary(),
             ["command"] = "./lab " + commandLine,
         }, new JsonSerializerOptions { WriteIndented = true });
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), summary);
         Plot(s, csv, evals);
-        output.WriteLine(string.Join(", ", last.Select(kv => $"{kv.Key} {kv.Value:0.0000}")) + $"; {seconds:0.0} s; files in {s.Out}");
+        output.WriteLine(string.Join(", ", last.ToDictionary().Select(kv => $"{kv.Key} {kv.Value:0.0000}")) + $"; {seconds:0.0} s; files in {s.Out}");
         return summary;
     }
 

@@ -92,3 +92,41 @@ public class CompareCliTests
         Assert.False(Directory.Exists("/tmp/never-compared"));
     }
 }
+
+/// <summary>compare on the ResNet and GPT tasks (tiny runs): the task reaches the report and the probes run through BatchNorm and attention.</summary>
+[Collection(ThreadSettings.Name)]
+public class CompareTaskTests
+{
+    [Fact]
+    public void Resnet_and_gpt_tasks_train_probe_and_report()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
+        var resnet = Path.Combine(Directory.CreateTempSubdirectory().FullName, "resnet");
+        var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", resnet, "--optimizers", "momentum,caeo",
+            "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "2", "--window", "2");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("ResNet-20", File.ReadAllText(Path.Combine(resnet, "report.md")));
+        var caeo = File.ReadAllLines(Path.Combine(resnet, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
+        Assert.True(caeo[0][5].Length > 0 && double.Parse(caeo[0][5], CultureInfo.InvariantCulture) > 0, "CAEO probed λmax through training-mode BatchNorm");
+
+        var text = Path.Combine(Directory.CreateTempSubdirectory().FullName, "t.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 60)));
+        var gpt = Path.Combine(Directory.CreateTempSubdirectory().FullName, "gpt");
+        (code, output, err) = LabCli.Run("compare", "--task", "gpt-shakespeare", "--text", text, "--out", gpt, "--optimizers", "adamw,caeo",
+            "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("GPT 4 layers", File.ReadAllText(Path.Combine(gpt, "report.md")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(gpt, "summary.json")));
+        Assert.All(doc.RootElement.GetProperty("runs").EnumerateArray(), r => Assert.InRange(r.GetProperty("test_accuracy").GetDouble(), 0, 1));
+    }
+
+    [Fact]
+    public void Kfac_on_a_model_with_convolutions_is_one_clear_error()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
+        var (code, _, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", Path.Combine(Directory.CreateTempSubdirectory().FullName, "k"),
+            "--optimizers", "caeo", "--estimator", "kfac", "--seeds", "1", "--steps", "2", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "1");
+        Assert.Equal(1, code);
+        Assert.Contains("K-FAC here covers Linear layers only", err);
+    }
+}

@@ -1,0 +1,244 @@
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Models.Data;
+using Curvature.Optimizers;
+
+namespace Curvature.Lab;
+
+/// <summary>What a held-out evaluation measured: losses are mean cross-entropy, ECE over 15 bins.</summary>
+/// <param name="TrainLoss">Loss on (a fixed sample of) the training data.</param>
+/// <param name="TrainAccuracy">Accuracy there.</param>
+/// <param name="HeldOutLoss">Loss on the test (images) or validation (text) data.</param>
+/// <param name="HeldOutAccuracy">Accuracy there (next-character accuracy for text).</param>
+/// <param name="HeldOutEce">Expected calibration error there.</param>
+/// <param name="HeldOutName">"test" or "val".</param>
+public sealed record Evaluation(double TrainLoss, double TrainAccuracy, double HeldOutLoss, double HeldOutAccuracy, double HeldOutEce, string HeldOutName)
+{
+    /// <summary>The figures by name as <c>summary.json</c> writes them (bits per character for text).</summary>
+    public Dictionary<string, double> ToDictionary()
+    {
+        var d = new Dictionary<string, double>
+        {
+            ["train_loss"] = TrainLoss,
+            ["train_accuracy"] = TrainAccuracy,
+            [$"{HeldOutName}_loss"] = HeldOutLoss,
+            [$"{HeldOutName}_accuracy"] = HeldOutAccuracy,
+            [$"{HeldOutName}_ece"] = HeldOutEce,
+        };
+        if (HeldOutName == "val") d["val_bits_per_char"] = HeldOutLoss / Math.Log(2);
+        return d;
+    }
+}
+
+/// <summary>A stream of minibatches whose cursor a checkpoint can save and restore exactly.</summary>
+public interface IBatchStream
+{
+    /// <summary>The next minibatch (inputs, int64 targets), drawing from <paramref name="rng"/>.</summary>
+    (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng);
+    /// <summary>The cursor as checkpoint metadata.</summary>
+    Dictionary<string, string> Cursor();
+    /// <summary>Restores a cursor written by <see cref="Cursor"/>.</summary>
+    void Restore(IReadOnlyDictionary<string, string> meta, string path);
+}
+
+/// <summary>
+/// A training task shared by <c>train</c>, <c>compare</c> and <c>sweep</c>: the data (loaded once), a model per
+/// seed, minibatch streams, a fixed curvature-probe batch, and held-out evaluation.
+/// </summary>
+public abstract class TrainingTask
+{
+    /// <summary>The task names.</summary>
+    public static readonly string[] Names = ["mlp-fmnist", "resnet20-fmnist", "gpt-shakespeare"];
+
+    /// <summary>The task's name.</summary>
+    public abstract string Name { get; }
+    /// <summary>One line for reports: model, data, sizes.</summary>
+    public abstract string Describe { get; }
+    /// <summary>The model kind (<see cref="ModelFiles.Names"/>).</summary>
+    public abstract string Model { get; }
+    /// <summary>Minibatches in one pass over the training data.</summary>
+    public abstract int StepsPerEpoch { get; }
+    /// <summary>A freshly initialised model.</summary>
+    public abstract Module CreateModel(ulong seed);
+    /// <summary>A minibatch stream for one run.</summary>
+    public abstract IBatchStream Batches(ulong seed);
+    /// <summary>A fixed batch of at most <paramref name="count"/> training examples for curvature probes.</summary>
+    public abstract (NdArray Inputs, NdArray Targets) ProbeBatch(int count);
+    /// <summary>Evaluates a model in evaluation mode.</summary>
+    public abstract Evaluation Evaluate(Module model);
+    /// <summary>Metadata written into <c>model.safetensors</c>.</summary>
+    public abstract Dictionary<string, string> WeightsMetadata(Module model);
+
+    /// <summary>Builds a task; <paramref name="train"/> limits the training images, <paramref name="gpt"/> configures the GPT.</summary>
+    public static TrainingTask Create(string name, string dataFolder, string textPath, int batch, int? train = null, bool augment = false,
+        int mlpWidth = 200, string activation = "tanh", GptConfig? gpt = null, int evalBatches = 20) => name switch
+    {
+        "mlp-fmnist" or "resnet20-fmnist" => new ImageTask(name, dataFolder, batch, train, augment, mlpWidth, activation),
+        "gpt-shakespeare" => new TextTask(textPath, batch, gpt ?? new GptConfig(Context: 128, Layers: 4, Heads: 4, Width: 128), evalBatches),
+        _ => throw new LabException($"task '{name}' is not one of {string.Join(", ", Names)}."),
+    };
+
+    /// <summary>Accuracy and ECE of logits [N, C] (or [N, T, C]) against labels.</summary>
+    private protected static (double Loss, double Accuracy, double Ece) Scores(List<NdArray> logits, List<NdArray> labels)
+    {
+        var all = NdArray.Concat(logits.Select(l => l.Reshape(-1, l.Shape[^1])).ToArray(), 0);
+        var y = NdArray.Concat(labels.Select(l => l.Reshape(-1)).ToArray(), 0);
+        return (all.CrossEntropy(y).ToScalar(), Metrics.Accuracy(all, y), Metrics.ExpectedCalibrationError(all, y));
+    }
+
+    /// <summary>Fashion-MNIST with the MLP (flattened inputs) or ResNet-20 ([N, 1, 28, 28]).</summary>
+    private sealed class ImageTask : TrainingTask
+    {
+        private readonly Dataset train, test;
+        private readonly int batch, mlpWidth;
+        private readonly bool augment, flat;
+        private readonly string activation;
+
+        public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation)
+        {
+            var (trainSet, testSet) = FashionMnist.Load(folder);
+            if (limit is { } n && (n < 1 || n > trainSet.Count)) throw new LabException($"--train {n}: expected 1 to {trainSet.Count} training images.");
+            train = limit is { } k ? trainSet.Take(k) : trainSet;
+            test = testSet;
+            if (batch > train.Count) throw new LabException($"--batch {batch} is more than the {train.Count} training images.");
+            Name = name;
+            this.batch = batch;
+            this.augment = augment;
+            this.mlpWidth = mlpWidth;
+            this.activation = activation;
+            flat = name == "mlp-fmnist";
+            Describe = (flat ? $"MLP 784-{mlpWidth}-{mlpWidth}-10 {activation}" : "ResNet-20 (1 input channel)") +
+                       $" on Fashion-MNIST ({train.Count} training, {test.Count} test images{(augment ? ", random crop (padding 2) and flip" : "")})";
+        }
+
+        public override string Name { get; }
+        public override string Describe { get; }
+        public override string Model => flat ? "mlp" : "resnet20";
+        public override int StepsPerEpoch => train.Count / batch;
+
+        public override Module CreateModel(ulong seed)
+        {
+            var rng = new RandomGenerator(seed);
+            return flat ? Mlp.Create(rng, mlpWidth, activation) : ResNet.ResNet20(rng, 1);
+        }
+
+        private NdArray Shape(NdArray x) => flat ? x.Reshape(x.Shape[0], -1) : x;
+
+        public override IBatchStream Batches(ulong seed) => new Stream(this, seed);
+
+        public override (NdArray Inputs, NdArray Targets) ProbeBatch(int count)
+        {
+            var p = train.Take(Math.Min(count, train.Count));
+            return (Shape(p.Inputs), p.Labels);
+        }
+
+        public override Evaluation Evaluate(Module model)
+        {
+            (double, double, double) On(Dataset d)
+            {
+                var bindings = Bindings.Constant(model, training: false);
+                var logits = new List<NdArray>();
+                var labels = new List<NdArray>();
+                foreach (var b in d.Batches(1000)) { logits.Add(model.Forward(bindings, Shape(b.Inputs)).Data); labels.Add(b.Labels); }
+                return Scores(logits, labels);
+            }
+            var (trainLoss, trainAcc, _) = On(train.Take(10_000));
+            var (testLoss, testAcc, ece) = On(test);
+            return new Evaluation(trainLoss, trainAcc, testLoss, testAcc, ece, "test");
+        }
+
+        public override Dictionary<string, string> WeightsMetadata(Module model) =>
+            flat ? new() { ["model"] = "mlp", ["activation"] = activation } : new() { ["model"] = "resnet20" };
+
+        private sealed class Stream(ImageTask task, ulong seed) : IBatchStream
+        {
+            private readonly BatchStream stream = new(task.train, task.batch);
+
+            public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng)
+            {
+                var b = stream.Next(rng);
+                var x = task.augment ? Augmentation.CropAndFlip(b.Inputs, 2, true, rng) : b.Inputs;
+                return (task.Shape(x), b.Labels);
+            }
+
+            public Dictionary<string, string> Cursor() => new()
+            {
+                ["epoch_offset"] = stream.EpochOffset.ToString(CultureInfo.InvariantCulture),
+                ["position"] = stream.Position.ToString(CultureInfo.InvariantCulture),
+            };
+
+            public void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
+                stream.Restore(seed, (ulong)Checkpoint.Integer(meta, "epoch_offset", path), (int)Checkpoint.Integer(meta, "position", path));
+        }
+    }
+
+    /// <summary>A character corpus (tinyshakespeare) with the GPT: random windows of T + 1 characters.</summary>
+    private sealed class TextTask : TrainingTask
+    {
+        private readonly CharCorpus corpus;
+        private readonly int batch, evalBatches;
+        private readonly GptConfig config;
+
+        public TextTask(string path, int batch, GptConfig gpt, int evalBatches)
+        {
+            if (!File.Exists(path)) throw new LabException($"--text {path}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
+            corpus = CharCorpus.Load(path);
+            config = gpt with { Vocabulary = corpus.Vocabulary.Count };
+            try { config.Validate(); }
+            catch (ArgumentException e) { throw new LabException(e.Message); }
+            this.batch = batch;
+            this.evalBatches = evalBatches;
+            Describe = $"GPT {config.Layers} layers, d {config.Width}, {config.Heads} heads, T {config.Context}, dropout {config.Dropout} on {Path.GetFileName(path)} " +
+                       $"({corpus.Vocabulary.Count} characters; {corpus.Train.Length:N0} training, {corpus.Validation.Length:N0} validation)";
+        }
+
+        public override string Name => "gpt-shakespeare";
+        public override string Describe { get; }
+        public override string Model => "gpt";
+        public override int StepsPerEpoch => Math.Max(1, corpus.Train.Length / (batch * config.Context));
+        public override Module CreateModel(ulong seed) => new Gpt(config, new RandomGenerator(seed));
+        public override IBatchStream Batches(ulong seed) => new Stream(this);
+
+        public override (NdArray Inputs, NdArray Targets) ProbeBatch(int count) =>
+            corpus.Batch(Math.Max(1, count), config.Context, new RandomGenerator(54321));
+
+        public override Evaluation Evaluate(Module model)
+        {
+            // Fixed windows (a stream of their own) so evaluations along a run, and across runs, compare like with like.
+            (double, double, double) On(bool validation)
+            {
+                var windows = new RandomGenerator(12345, validation ? 0UL : 1UL << 40);
+                var bindings = Bindings.Constant(model, training: false);
+                var logits = new List<NdArray>();
+                var labels = new List<NdArray>();
+                for (int i = 0; i < evalBatches; i++)
+                {
+                    var (x, y) = corpus.Batch(batch, config.Context, windows, validation);
+                    logits.Add(model.Forward(bindings, x).Data);
+                    labels.Add(y);
+                }
+                return Scores(logits, labels);
+            }
+            var (trainLoss, trainAcc, _) = On(false);
+            var (valLoss, valAcc, ece) = On(true);
+            return new Evaluation(trainLoss, trainAcc, valLoss, valAcc, ece, "val");
+        }
+
+        public override Dictionary<string, string> WeightsMetadata(Module model) => new()
+        {
+            ["model"] = "gpt",
+            ["n_head"] = config.Heads.ToString(CultureInfo.InvariantCulture),
+            ["vocabulary"] = JsonSerializer.Serialize(new string(corpus.Vocabulary.ToArray())),
+        };
+
+        /// <summary>Windows drawn from the run's own stream: the random-stream offset is the whole cursor.</summary>
+        private sealed class Stream(TextTask task) : IBatchStream
+        {
+            public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng) => task.corpus.Batch(task.batch, task.config.Context, rng);
+            public Dictionary<string, string> Cursor() => [];
+            public void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
+        }
+    }
+}
