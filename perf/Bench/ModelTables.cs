@@ -65,7 +65,7 @@ internal static class ModelTables
         }
     }
 
-    public static void Run(int repeats, string? only)
+    public static void Run(int repeats, string? only, bool trainOnly = false)
     {
         var anchors = LoadAnchors();
         Console.WriteLine("| model | | engine ms | PyTorch 1.13 CPU ms | engine / PyTorch |");
@@ -80,13 +80,16 @@ internal static class ModelTables
             var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape)).ToArray();
             var optimizer = new Momentum(1e-6, 0.9);
             int step = 0;
-            var ms = Timing.InterleavedMedianMs(
-            [
-                () => f(w).ToScalar(),
-                () => Derivatives.ValueAndGrad(f, w),
-                () => Derivatives.Hvp(f, w, v),
-                () => Train.Step(model, optimizer, "ce", x, y, step++, noise: null),
-            ], warmup: 1, repeats: repeats);
+            var ms = trainOnly
+                ? [double.NaN, .. Timing.InterleavedMedianMs([() => Derivatives.ValueAndGrad(f, w)], warmup: 1, repeats: repeats), double.NaN,
+                   .. Timing.InterleavedMedianMs([() => Train.Step(model, optimizer, "ce", x, y, step++, noise: null)], warmup: 1, repeats: repeats)]
+                : Timing.InterleavedMedianMs(
+                [
+                    () => f(w).ToScalar(),
+                    () => Derivatives.ValueAndGrad(f, w),
+                    () => Derivatives.Hvp(f, w, v),
+                    () => Train.Step(model, optimizer, "ce", x, y, step++, noise: null),
+                ], warmup: 1, repeats: repeats);
             anchors.TryGetValue(key, out var a);
             double[] torch = [a?.Fwd ?? double.NaN, a?.Grad ?? double.NaN, a?.Hvp ?? double.NaN, a?.TrainStep ?? double.NaN];
             string[] rows = ["forward", "gradient", "HVP", "train step"];

@@ -80,6 +80,39 @@ internal static class QuickTables
             Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
     }
 
+    /// <summary>
+    /// <c>conv --quick</c>: the three implicit-GEMM convolution kernels on ResNet-20's 3×3 layers at batch 128
+    /// (CIFAR shapes), against OpenBLAS on the same product with the im2col columns given for free.
+    /// </summary>
+    public static void Convolutions(int repeats)
+    {
+        Header();
+        Console.WriteLine("| layer | kernel | engine GFLOP/s | OpenBLAS GEMM alone GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (c, hw) in new[] { (16, 32), (32, 16), (64, 8) })
+        {
+            var g = new ConvolutionGeometry(128, c, hw, hw, c, 3, 3, 1, 1);
+            var x = Random(g.N * g.C * g.H * g.W, 1);
+            var w = Random(g.O * g.K, 2);
+            var gy = Random(g.N * g.O * g.Q, 3);
+            var y = new float[gy.Length];
+            var wBar = new float[w.Length];
+            var xBar = new float[x.Length];
+            double flops = 2.0 * g.N * g.O * g.Q * g.K;
+            double[] engine =
+            [
+                flops / MedianSeconds(() => Convolution.Forward<float>(x, w, y, g), repeats) / 1e9,
+                flops / MedianSeconds(() => Convolution.InputGradient<float>(gy, w, xBar, g), repeats) / 1e9,
+                flops / MedianSeconds(() => Convolution.WeightGradient<float>(x, gy, wBar, g), repeats) / 1e9,
+            ];
+            int p = g.N * g.Q;
+            var blas = TimeGemm([new GemmCase("fwd", false, false, g.O, p, g.K), new GemmCase("dcols", true, false, g.K, p, g.O), new GemmCase("dW", false, true, g.O, g.K, p)], repeats);
+            string[] names = ["forward", "input gradient", "weight gradient"];
+            for (int i = 0; i < 3; i++)
+                Console.WriteLine($"| {(i == 0 ? $"{c}→{c}, {hw}×{hw}" : "")} | {names[i]} | {F(engine[i])} | {F(blas[i].Blas)} | {engine[i] / blas[i].Blas:0.00} |");
+        }
+    }
+
     /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
     public static void SquareGemm(int repeats)
     {
