@@ -69,6 +69,9 @@ public abstract class Device
     /// </summary>
     public abstract NdArray Normalize(NdArray x, int a, int g, int b, double epsilon);
 
+    /// <summary>Per-group mean of x·y, both viewed as [a, g, b] (g float64 values).</summary>
+    public abstract double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
+
     /// <summary>Per-group mean and biased variance of x viewed as [a, g, b] (float64 arrays of g values).</summary>
     public abstract (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b);
 

@@ -458,6 +458,26 @@ public sealed class NdArray
         return Device.Normalize(this, a, g, b, epsilon);
     }
 
+    /// <summary>The shape of one value per group, kept as size-1 axes outside the group axes (broadcasts against this array).</summary>
+    public Shape GroupShape(int groupStart, int groupEnd) =>
+        new(Shape.ToArray().Select((d, i) => i >= groupStart && i < groupEnd ? d : 1).ToArray());
+
+    /// <summary>Per-group mean of this·y (same shape), shaped as <see cref="GroupShape"/>.</summary>
+    public NdArray GroupMeanProduct(NdArray y, int groupStart, int groupEnd)
+    {
+        var (a, g, b) = NormalizationGroups("group_mean_product", groupStart, groupEnd);
+        CheckPair("group_mean_product", this, y);
+        if (y.Shape != Shape) throw new ArgumentException($"group_mean_product: {Shape} and {y.Shape}; expected the same shape.");
+        return FromArray(Device.GroupMeanProduct(this, y, a, g, b), GroupShape(groupStart, groupEnd), Device).Cast(DType);
+    }
+
+    /// <summary>Per-group 1/√(σ² + ε) (biased variance), shaped as <see cref="GroupShape"/>.</summary>
+    public NdArray GroupRstd(int groupStart, int groupEnd, double epsilon)
+    {
+        var (_, variance) = GroupMoments(groupStart, groupEnd);
+        return FromArray(variance.Select(v => 1 / Math.Sqrt(v + epsilon)).ToArray(), GroupShape(groupStart, groupEnd), Device).Cast(DType);
+    }
+
     /// <summary>The per-group mean and biased variance that <see cref="Normalize"/> uses (group axes [groupStart, groupEnd)).</summary>
     public (double[] Mean, double[] Variance) GroupMoments(int groupStart, int groupEnd)
     {

@@ -30,11 +30,10 @@ public sealed class NormalizeJacobian(int groupStart, int groupEnd, double epsil
     /// <summary>∂ₓ(J(x)·u)[v] with Ju = J(x)·u already computed.</summary>
     private Tensor SecondDerivative(Tensor x, Tensor u, Tensor ju, Tensor v)
     {
-        var axes = Normalize.ReducedAxes(x.Rank, GroupStart, GroupEnd);
         var xHat = new Normalize(GroupStart, GroupEnd, Epsilon).Apply(x);
-        var centred = x - x.Mean(axes, keepDims: true);
-        var r = ((centred * centred).Mean(axes, keepDims: true) + Epsilon).Pow(-0.5);
-        return -r * ((xHat * v).Mean(axes, true) * ju + (u * xHat).Mean(axes, true) * J(x, v) + (ju * v).Mean(axes, true) * xHat);
+        var r = new GroupRstd(GroupStart, GroupEnd, Epsilon).Apply(x);
+        var mean = new GroupMeanProduct(GroupStart, GroupEnd);
+        return -r * (mean.Apply(xHat, v) * ju + mean.Apply(u, xHat) * J(x, v) + mean.Apply(ju, v) * xHat);
     }
 
     /// <inheritdoc/>

@@ -276,6 +276,15 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
+    {
+        var r = new double[g];
+        if (x.DType == DType.Float32) Normalization.GroupMeanProduct<float>(x.Span<float>(), y.Span<float>(), r, a, g, b);
+        else Normalization.GroupMeanProduct<double>(x.Span<double>(), y.Span<double>(), r, a, g, b);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b)
     {
         var mean = new double[g];

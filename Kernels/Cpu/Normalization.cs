@@ -76,6 +76,30 @@ public static class Normalization
         }
     }
 
+    /// <summary>Per-group mean of the elementwise product a·b (one read pass over both).</summary>
+    public static void GroupMeanProduct<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<double> result, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = new double[g];
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* py = y)
+            {
+                T* xs = px, ys = py;
+                Parallelism.For(g, gi =>
+                {
+                    double sum = 0;
+                    for (int ai = 0; ai < a; ai++)
+                    {
+                        long o = ((long)ai * g + gi) * b;
+                        sum += double.CreateTruncating(TensorPrimitives.Dot(new ReadOnlySpan<T>(xs + o, b), new ReadOnlySpan<T>(ys + o, b)));
+                    }
+                    r[gi] = sum / ((double)a * b);
+                });
+            }
+        }
+        r.CopyTo(result);
+    }
+
     /// <summary>Per-group mean and biased variance (two passes), for running-statistics updates.</summary>
     public static void Moments<T>(ReadOnlySpan<T> x, Span<double> mean, Span<double> variance, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
