@@ -34,8 +34,18 @@ public static unsafe class Convolution
         {
             T* xs = px, ws = pw, ys = py;
             int nr = Gemm.PanelColumns<T>();
-            Parallelism.For(g.N, n =>
-                Gemm.Sequential(false, g.O, g.Q, g.K, ws, g.K, new Columns<T>(xs + (long)n * g.C * g.H * g.W, g), ys + (long)n * g.O * g.Q, g.Q, false, nr));
+            // The weight is the A operand of every image's product: packed once, not once per image.
+            T[] packed = Gemm.PrepackA(false, ws, g.K, g.O, g.K);
+            try
+            {
+                fixed (T* pa = packed)
+                {
+                    T* aPacked = pa;
+                    Parallelism.For(g.N, n =>
+                        Gemm.Sequential(false, g.O, g.Q, g.K, null, 0, new Columns<T>(xs + (long)n * g.C * g.H * g.W, g), ys + (long)n * g.O * g.Q, g.Q, false, nr, aPacked));
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
 
@@ -72,19 +82,28 @@ public static unsafe class Convolution
         fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
         {
             T* gs = pg, ws = pw, xs = px;
-            Parallelism.For(g.N, n =>
+            T[] packed = Gemm.PrepackA(true, ws, g.K, g.K, g.O); // Wᵀ, shared by every image
+            try
             {
-                T[] cols = ArrayPool<T>.Shared.Rent(g.K * g.Q);
-                try
+                fixed (T* pa = packed)
                 {
-                    fixed (T* cp = cols)
+                    T* aPacked = pa;
+                    Parallelism.For(g.N, n =>
                     {
-                        Gemm.MultiplySequential(true, false, g.K, g.Q, g.O, ws, g.K, gs + (long)n * g.O * g.Q, g.Q, cp, g.Q, false);
-                        ColumnsToImage(cp, xs + (long)n * g.C * g.H * g.W, g);
-                    }
+                        T[] cols = ArrayPool<T>.Shared.Rent(g.K * g.Q);
+                        try
+                        {
+                            fixed (T* cp = cols)
+                            {
+                                Gemm.MultiplyPrepacked(aPacked, g.K, g.Q, g.O, false, gs + (long)n * g.O * g.Q, g.Q, cp, g.Q, false);
+                                ColumnsToImage(cp, xs + (long)n * g.C * g.H * g.W, g);
+                            }
+                        }
+                        finally { ArrayPool<T>.Shared.Return(cols); }
+                    });
                 }
-                finally { ArrayPool<T>.Shared.Return(cols); }
-            });
+            }
+            finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
 

@@ -162,7 +162,7 @@ public static unsafe class Gemm
     /// The same loop nest, blocking and micro-kernel as the dense product, so the sums run in the same order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Sequential<T, TB>(bool transA, int m, int n, int k, T* a, int lda, TB b, T* c, int ldc, bool accumulate, int nr)
+    internal static void Sequential<T, TB>(bool transA, int m, int n, int k, T* a, int lda, TB b, T* c, int ldc, bool accumulate, int nr, T* prepackedA = null)
         where T : unmanaged, IFloatingPointIeee754<T> where TB : struct, IPanelSource<T>
     {
         if (m == 0 || n == 0) return;
@@ -199,9 +199,12 @@ public static unsafe class Gemm
                         for (int ic = 0; ic < m; ic += MCMax)
                         {
                             int mc = Math.Min(MCMax, m - ic);
-                            for (int ip = 0; ip < mc; ip += MR)
-                                PackA(transA, a, lda, ic + ip, Math.Min(MR, mc - ip), pc, kc, ap + (long)ip * kc);
-                            Macro(mc, nc, kc, ap, bp, c + (long)ic * ldc + jc, ldc, acc, nr);
+                            T* block = ap;
+                            if (prepackedA != null) block = prepackedA + PrepackedOffset(m, kcStep, pc, ic, kc);
+                            else
+                                for (int ip = 0; ip < mc; ip += MR)
+                                    PackA(transA, a, lda, ic + ip, Math.Min(MR, mc - ip), pc, kc, ap + (long)ip * kc);
+                            Macro(mc, nc, kc, block, bp, c + (long)ic * ldc + jc, ldc, acc, nr);
                         }
                     }
                 }
@@ -213,6 +216,36 @@ public static unsafe class Gemm
             ArrayPool<T>.Shared.Return(packedB);
         }
     }
+
+    private static long PrepackedOffset(int m, int kcStep, int pc, int ic, int kc) => (long)(pc / kcStep) * RoundUp(m, MR) * kcStep + (long)ic * kc;
+
+    /// <summary>
+    /// op(A) [m×k] packed once in the layout <see cref="Sequential{T, TB}"/> reads, for an operand shared by many
+    /// products (a convolution's weight across the images of a batch). Rent from the pool; return when done.
+    /// </summary>
+    internal static T[] PrepackA<T>(bool transA, T* a, int lda, int m, int k) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kBlocks = (k + KC - 1) / KC;
+        int kcStep = (k + kBlocks - 1) / kBlocks;
+        var packed = ArrayPool<T>.Shared.Rent((int)((long)kBlocks * RoundUp(m, MR) * kcStep));
+        fixed (T* dst = packed)
+            for (int pc = 0; pc < k; pc += kcStep)
+            {
+                int kc = Math.Min(kcStep, k - pc);
+                for (int ic = 0; ic < m; ic += MCMax)
+                {
+                    int mc = Math.Min(MCMax, m - ic);
+                    T* block = dst + PrepackedOffset(m, kcStep, pc, ic, kc);
+                    for (int ip = 0; ip < mc; ip += MR) PackA(transA, a, lda, ic + ip, Math.Min(MR, mc - ip), pc, kc, block + (long)ip * kc);
+                }
+            }
+        return packed;
+    }
+
+    /// <summary>C (+)= op(A)·op(B) with op(A) prepacked by <see cref="PrepackA{T}"/> and a dense B, on the calling thread.</summary>
+    internal static void MultiplyPrepacked<T>(T* packedA, int m, int n, int k, bool transB, T* b, int ldb, T* c, int ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Sequential(false, m, n, k, null, 0, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>(), packedA);
 
     /// <summary>C (+)= op(A)·op(B) for dense operands on the calling thread only (for callers that parallelise outside).</summary>
     internal static void MultiplySequential<T>(bool transA, bool transB, int m, int n, int k, T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate)
