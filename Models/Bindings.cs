@@ -32,8 +32,8 @@ public sealed class Bindings
     }
 
     /// <summary>
-    /// An optional hook on layers that support it (Linear): called with the layer, its input (flattened to rows)
-    /// and its output, and returning the output to use. KFAC records inputs and adds zero perturbations here, whose
+    /// An optional hook on layers that support it: called with the layer, its input (Linear: flattened to rows;
+    /// Conv2d: [N, C, H, W]) and its output, and returning the output to use. KFAC records inputs and adds zero perturbations here, whose
     /// gradients are the per-example output gradients.
     /// </summary>
     public Func<Module, Tensor, Tensor, Tensor>? Tap { get; init; }

@@ -8,7 +8,11 @@ namespace Curvature.Spectral;
 /// <summary>
 /// K-FAC (Martens and Grosse 2015): the Fisher of each Linear layer approximated by a Kronecker product
 /// A ⊗ G, with A = E[ã ãᵀ] over the layer's inputs ã = [a; 1] (the 1 for the bias) and G = E[g gᵀ] over the
-/// gradients of the per-example loss with respect to the layer's outputs. Labels are sampled from the model's
+/// gradients of the per-example loss with respect to the layer's outputs. Convolutions follow KFC (Grosse and
+/// Martens 2016): ã is an input patch (an im2col column), A = E_n[Σ_t ã_t ã_tᵀ] sums over output positions t and
+/// G = E_n[(1/|T|) Σ_t g_t g_tᵀ] averages over them (spatially uncorrelated, homogeneous derivatives). A
+/// sequence model's positions count as examples. Parameters outside Linear and Conv2d layers (BatchNorm,
+/// LayerNorm, embeddings) get a zero block and are listed in <see cref="Uncovered"/>. Labels are sampled from the model's
 /// predictive distribution (the true Fisher, not the empirical one): categorical for cross-entropy, Gaussian
 /// N(output, I) for the MSE of MODELS.md. As an operator on the flattened parameters, a layer's block [W | b]
 /// maps to (G + √λ I)·[W | b]·(A + √λ I) (damping λ); the top eigenvalue of the undamped approximation is
@@ -18,6 +22,10 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
 {
     private readonly IReadOnlyList<Parameter> parameters;
     private readonly List<(int Weight, int Bias, NdArray A, NdArray G)> layers = [];
+    private readonly List<int> uncovered = [];
+
+    /// <summary>Indices (in the parameter list) of parameters no Linear or Conv2d layer owns: their blocks are zero.</summary>
+    public IReadOnlyList<int> Uncovered => uncovered;
 
     private KroneckerFactoredCurvature(IReadOnlyList<Parameter> parameters, double damping)
     {
@@ -47,8 +55,9 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     public IReadOnlyList<(NdArray A, NdArray G)> Factors => layers.Select(l => (l.A, l.G)).ToArray();
 
     /// <summary>
-    /// Computes the factors on a batch. Every parameter of the model must belong to a Linear layer (the MLP);
-    /// convolutions join when the models issue brings them.
+    /// Computes the factors on a batch: one pass records each Linear and Conv2d layer's input and output shape, a
+    /// second differentiates the loss of labels sampled from the model with respect to zero perturbations of the
+    /// layers' outputs, which gives the per-example (per-position) output gradients.
     /// </summary>
     public static KroneckerFactoredCurvature Compute(Module model, string loss, NdArray inputs, RandomGenerator rng, double damping = 0, bool training = false)
     {
@@ -56,25 +65,32 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         var k = new KroneckerFactoredCurvature(ps, damping);
         var values = ps.Select(p => (Tensor)p.Value).ToArray();
 
-        // Pass 1: record each Linear's input and output shape, and the outputs for sampling labels.
-        var taps = new List<(Linear Layer, NdArray Input, Shape Output)>();
+        // Pass 1: record each layer's input and output shape, and the outputs for sampling labels.
+        var taps = new List<(Module Layer, NdArray Input, Shape Output)>();
         var outputs = model.Forward(new Bindings(ps, values, training)
         {
-            Tap = (m, x, y) => { taps.Add(((Linear)m, x.Data, y.Shape)); return y; },
+            Tap = (m, x, y) => { taps.Add((m, x.Data, y.Shape)); return y; },
         }, inputs).Data;
-        int n = outputs.Shape[0];
         var owned = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
-        foreach (var (layer, _, _) in taps) { owned.Add(layer.Weight); if (layer.Bias is not null) owned.Add(layer.Bias); }
-        if (ps.Any(p => !owned.Contains(p))) throw new NotSupportedException("kfac: the model has parameters outside Linear layers; K-FAC here covers Linear layers only.");
+        foreach (var (layer, _, _) in taps)
+            foreach (var p in Owned(layer)) owned.Add(p);
+        for (int i = 0; i < ps.Count; i++) if (!owned.Contains(ps[i])) k.uncovered.Add(i);
 
         // Sampled targets: the loss is Σₙ −log p(ŷₙ | xₙ), so its gradient rows are the per-example gradients.
-        k.SampledTargets = loss switch
+        var rows = outputs.Reshape(-1, outputs.Shape[^1]);
+        int n = rows.Shape[0];
+        var sampled = loss switch
         {
-            "ce" => SampleCategorical(outputs, rng),
-            "mse" => outputs + rng.Normal(outputs.Shape, dtype: outputs.DType),
+            "ce" => SampleCategorical(rows, rng),
+            "mse" => rows + rng.Normal(rows.Shape, dtype: rows.DType),
             _ => throw new ArgumentException($"kfac: loss '{loss}' is not one of mse, ce."),
         };
-        Tensor SummedLoss(Tensor o) => (loss == "ce" ? Losses.CrossEntropy(o, k.SampledTargets) : Losses.MeanSquaredErrorTo(o, k.SampledTargets)) * n;
+        k.SampledTargets = sampled;
+        Tensor SummedLoss(Tensor o)
+        {
+            var flat = o.Reshape(-1, o.Shape[^1]);
+            return (loss == "ce" ? Losses.CrossEntropy(flat, sampled) : Losses.MeanSquaredErrorTo(flat, sampled)) * n;
+        }
         var zeros = taps.Select(t => (Tensor)NdArray.Zeros(t.Output, outputs.DType, outputs.Device)).ToArray();
         var grads = Derivatives.Grad(eps =>
         {
@@ -85,15 +101,40 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
 
         for (int l = 0; l < taps.Count; l++)
         {
-            var (layer, a, _) = taps[l];
-            var aTilde = layer.Bias is null ? a : NdArray.Concat([a, NdArray.Ones(new Shape(a.Shape[0], 1), a.DType, a.Device)], 1);
+            var (layer, input, _) = taps[l];
             var g = grads[l].Data;
-            int rows = a.Shape[0];
-            k.layers.Add((IndexOf(ps, layer.Weight), layer.Bias is null ? -1 : IndexOf(ps, layer.Bias),
-                aTilde.MatMul(aTilde, transA: true) * (1.0 / rows), g.MatMul(g, transA: true) * (1.0 / rows)));
+            switch (layer)
+            {
+                case Linear linear:
+                {
+                    var aTilde = linear.Bias is null ? input : NdArray.Concat([input, NdArray.Ones(new Shape(input.Shape[0], 1), input.DType, input.Device)], 1);
+                    int count = input.Shape[0];
+                    k.layers.Add((IndexOf(ps, linear.Weight), linear.Bias is null ? -1 : IndexOf(ps, linear.Bias),
+                        aTilde.MatMul(aTilde, transA: true) * (1.0 / count), g.MatMul(g, transA: true) * (1.0 / count)));
+                    break;
+                }
+                case Conv2d conv:
+                {
+                    int examples = input.Shape[0], o = conv.Weight.Shape[0], kh = conv.Weight.Shape[2], kw = conv.Weight.Shape[3];
+                    var cols = input.Im2Col(kh, kw, conv.Stride, conv.Padding);                      // [K, N·T]
+                    int positions = cols.Shape[1] / examples;
+                    var aTilde = conv.Bias is null ? cols : NdArray.Concat([cols, NdArray.Ones(new Shape(1, cols.Shape[1]), cols.DType, cols.Device)], 0);
+                    var gRows = g.Permute(1, 0, 2, 3).Reshape(o, -1);                               // [O, N·T]
+                    k.layers.Add((IndexOf(ps, conv.Weight), conv.Bias is null ? -1 : IndexOf(ps, conv.Bias),
+                        aTilde.MatMul(aTilde, transB: true) * (1.0 / examples), gRows.MatMul(gRows, transB: true) * (1.0 / ((double)examples * positions))));
+                    break;
+                }
+            }
         }
         return k;
     }
+
+    private static IEnumerable<Parameter> Owned(Module layer) => layer switch
+    {
+        Linear l => l.Bias is null ? [l.Weight] : [l.Weight, l.Bias],
+        Conv2d c => c.Bias is null ? [c.Weight] : [c.Weight, c.Bias],
+        _ => [],
+    };
 
     private static int IndexOf(IReadOnlyList<Parameter> ps, Parameter p)
     {
@@ -128,11 +169,14 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         double root = Math.Sqrt(Damping);
         foreach (var (w, b, a, g) in layers)
         {
-            var block = b < 0 ? parts[w] : NdArray.Concat([parts[w], parts[b].Reshape(-1, 1)], 1);
+            // A weight as [out, in] (a convolution's [O, C, kh, kw] as [O, C·kh·kw]), the bias as one more column.
+            var shape = parameters[w].Shape;
+            var weight = parts[w].Reshape(shape[0], -1);
+            int inFeatures = weight.Shape[1];
+            var block = b < 0 ? weight : NdArray.Concat([weight, parts[b].Reshape(-1, 1)], 1);
             var gv = g.MatMul(block) + (root > 0 ? block * root : block.ZerosLike());
             var gva = gv.MatMul(a) + (root > 0 ? gv * root : gv.ZerosLike());
-            int inFeatures = parameters[w].Shape[1];
-            result[w] = b < 0 ? gva : gva.Slice(1, 0, inFeatures);
+            result[w] = (b < 0 ? gva : gva.Slice(1, 0, inFeatures)).Reshape(shape);
             if (b >= 0) result[b] = gva.Slice(1, inFeatures, 1).Reshape(-1);
         }
         return Vectors.Flatten(result);
@@ -141,6 +185,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// <summary>max over layers of λmax(A)·λmax(G) (undamped), each factor's top eigenvalue by Lanczos.</summary>
     public double TopEigenvalue()
     {
+        if (layers.Count == 0) throw new NotSupportedException("kfac: the model has no Linear or Conv2d layer to factor.");
         double best = double.NegativeInfinity;
         foreach (var (_, _, a, g) in layers)
         {

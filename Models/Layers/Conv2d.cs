@@ -5,8 +5,9 @@ namespace Curvature.Models.Layers;
 
 /// <summary>
 /// 2-D convolution as PyTorch's nn.Conv2d: weight [out, in, kh, kw], optional bias [out], stride and zero padding,
-/// initialised uniform on ±1/√(in·kh·kw) (PyTorch's default). Computed as im2col and one matrix product, so its
-/// gradients and Hessian-vector products come from those primitives' rules.
+/// initialised uniform on ±1/√(in·kh·kw) (PyTorch's default). Computed by the <see cref="Autodiff.Primitives.Convolution2d"/>
+/// primitive family, whose rules give exact gradients and Hessian-vector products. Supports the bindings' Tap
+/// hook (input [N, C, H, W], output [N, O, OH, OW]) for K-FAC.
 /// </summary>
 public sealed class Conv2d : Module
 {
@@ -38,6 +39,7 @@ public sealed class Conv2d : Module
     public override Tensor Forward(Bindings b, Tensor x)
     {
         var y = x.Conv2d(b[Weight], Stride, Padding);
-        return Bias is null ? y : y + b[Bias].Reshape(1, -1, 1, 1);
+        if (Bias is not null) y = y + b[Bias].Reshape(1, -1, 1, 1);
+        return b.Tap is { } tap ? tap(this, x, y) : y;
     }
 }
