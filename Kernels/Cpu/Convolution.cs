@@ -151,13 +151,23 @@ public static unsafe class Convolution
         }
         T* row = plane + (long)iy * g.W;
         int shift = kj - g.Padding;
-        if (g.Stride == 1 && step == 1)
+        if (g.Stride == 1)
         {
             // Input columns ox + shift: one contiguous run, zeros where it leaves [0, W).
             int t0 = Math.Clamp(-shift - ox0, 0, count), t1 = Math.Clamp(g.W - shift - ox0, t0, count);
-            for (int t = 0; t < t0; t++) dst[t] = T.Zero;
-            new ReadOnlySpan<T>(row + ox0 + t0 + shift, t1 - t0).CopyTo(new Span<T>(dst + t0, t1 - t0));
-            for (int t = t1; t < count; t++) dst[t] = T.Zero;
+            T* src = row + ox0 + shift;
+            if (step == 1)
+            {
+                for (int t = 0; t < t0; t++) dst[t] = T.Zero;
+                new ReadOnlySpan<T>(src + t0, t1 - t0).CopyTo(new Span<T>(dst + t0, t1 - t0));
+                for (int t = t1; t < count; t++) dst[t] = T.Zero;
+            }
+            else
+            {
+                for (int t = 0; t < t0; t++) dst[(long)t * step] = T.Zero;
+                for (int t = t0; t < t1; t++) dst[(long)t * step] = src[t];
+                for (int t = t1; t < count; t++) dst[(long)t * step] = T.Zero;
+            }
             return;
         }
         for (int t = 0; t < count; t++)
@@ -167,22 +177,38 @@ public static unsafe class Convolution
         }
     }
 
+    /// <summary>
+    /// Splits output positions [q0, q0+count) into runs along output rows: (oy, ox, length, offset from q0). Done
+    /// once per panel, so the per-depth loops below carry no divisions (rows of 7 or 8 outputs make many runs).
+    /// </summary>
+    private static int Runs(int q0, int count, int ow, Span<(int Oy, int Ox, int Length, int Offset)> runs)
+    {
+        int r = 0;
+        for (int q = q0; q < q0 + count;)
+        {
+            int oy = q / ow, ox = q % ow, length = Math.Min(ow - ox, q0 + count - q);
+            runs[r++] = (oy, ox, length, q - q0);
+            q += length;
+        }
+        return r;
+    }
+
     /// <summary>op(B) = cols(x_n) [K, Q]: row k = (c, ki, kj), column q = (oy, ox).</summary>
     private readonly struct Columns<T>(T* image, ConvolutionGeometry g) : Gemm.IPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         public void Pack(int p0, int kc, int j0, int cols, int width, T* dst)
         {
+            Span<(int Oy, int Ox, int Length, int Offset)> runs = stackalloc (int, int, int, int)[cols];
+            int count = Runs(j0, cols, g.OW, runs);
             for (int p = 0; p < kc; p++)
             {
                 int k = p0 + p, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
                 T* plane = image + (long)ch * g.H * g.W;
                 T* d = dst + (long)p * width;
-                // The panel's columns split into runs along output rows.
-                for (int q = j0; q < j0 + cols;)
+                for (int r = 0; r < count; r++)
                 {
-                    int oy = q / g.OW, ox = q % g.OW, count = Math.Min(g.OW - ox, j0 + cols - q);
-                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, count, kj, g, d + (q - j0), 1);
-                    q += count;
+                    var (oy, ox, length, offset) = runs[r];
+                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, length, kj, g, d + offset, 1);
                 }
                 for (int j = cols; j < width; j++) d[j] = T.Zero;
             }
@@ -194,15 +220,16 @@ public static unsafe class Convolution
     {
         public void Pack(int p0, int kc, int j0, int cols, int width, T* dst)
         {
+            Span<(int Oy, int Ox, int Length, int Offset)> runs = stackalloc (int, int, int, int)[kc];
+            int count = Runs(p0, kc, g.OW, runs);
             for (int j = 0; j < cols; j++)
             {
                 int k = j0 + j, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
                 T* plane = image + (long)ch * g.H * g.W;
-                for (int q = p0; q < p0 + kc;)
+                for (int r = 0; r < count; r++)
                 {
-                    int oy = q / g.OW, ox = q % g.OW, count = Math.Min(g.OW - ox, p0 + kc - q);
-                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, count, kj, g, dst + (long)(q - p0) * width + j, width);
-                    q += count;
+                    var (oy, ox, length, offset) = runs[r];
+                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, length, kj, g, dst + (long)offset * width + j, width);
                 }
             }
             if (cols < width)
