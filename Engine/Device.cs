@@ -69,6 +69,9 @@ public abstract class Device
     /// </summary>
     public abstract NdArray Normalize(NdArray x, int a, int g, int b, double epsilon);
 
+    /// <summary>x·scale + shift with one scale and shift per group (x viewed as [a, g, b]; scale and shift of g values).</summary>
+    public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b);
+
     /// <summary>Per-group mean of x·y, both viewed as [a, g, b] (g float64 values).</summary>
     public abstract double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
 

@@ -462,6 +462,17 @@ public sealed class NdArray
     public Shape GroupShape(int groupStart, int groupEnd) =>
         new(Shape.ToArray().Select((d, i) => i >= groupStart && i < groupEnd ? d : 1).ToArray());
 
+    /// <summary>this·scale + shift with one scale and one shift per group (each holding as many values as there are groups).</summary>
+    public NdArray ScaleShift(NdArray scale, NdArray shift, int groupStart, int groupEnd)
+    {
+        var (a, g, b) = NormalizationGroups("scale_shift", groupStart, groupEnd);
+        CheckPair("scale_shift", this, scale);
+        CheckPair("scale_shift", this, shift);
+        if (scale.Size != g || shift.Size != g)
+            throw new ArgumentException($"scale_shift: scale {scale.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
+        return Device.ScaleShift(this, scale, shift, a, g, b);
+    }
+
     /// <summary>Per-group mean of this·y (same shape), shaped as <see cref="GroupShape"/>.</summary>
     public NdArray GroupMeanProduct(NdArray y, int groupStart, int groupEnd)
     {

@@ -276,6 +276,15 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32) Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), r.Span<float>(), a, g, b);
+        else Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), r.Span<double>(), a, g, b);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         var r = new double[g];

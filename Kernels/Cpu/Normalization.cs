@@ -76,6 +76,29 @@ public static class Normalization
         }
     }
 
+    /// <summary>y = x·scale[gi] + shift[gi] per group, in one pass (BatchNorm's affine step).</summary>
+    public static void ScaleShift<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift, Span<T> y, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* ps = scale) fixed (T* pt = shift) fixed (T* py = y)
+            {
+                T* xs = px, ss = ps, ts = pt, ys = py;
+                Parallelism.ForChunks((long)a * g, Math.Max(1, 16384 / Math.Max(1, b)), (start, count) =>
+                {
+                    for (long row = start; row < start + count; row++)
+                    {
+                        int gi = (int)(row % g);
+                        var dst = new Span<T>(ys + row * b, b);
+                        TensorPrimitives.Multiply(new ReadOnlySpan<T>(xs + row * b, b), ss[gi], dst);
+                        TensorPrimitives.Add(dst, ts[gi], dst); // the row is still in L1: one pass over memory
+
+                    }
+                });
+            }
+        }
+    }
+
     /// <summary>Per-group mean of the elementwise product a·b (one read pass over both).</summary>
     public static void GroupMeanProduct<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<double> result, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -63,7 +63,7 @@ public sealed class BatchNorm2d : Module
                 BatchesTracked.Value = NdArray.FromArray(new[] { BatchesTracked.Value.ToArray<long>()[0] + 1 }, Shape.Scalar);
             }
             // The fused normalisation primitive: batch statistics per channel, exact derivatives through them.
-            return x.Normalize(1, 2, Epsilon) * gamma + beta;
+            return new Autodiff.Primitives.ScaleShift(1, 2).Apply(x.Normalize(1, 2, Epsilon), b[Weight], b[Bias]);
         }
         Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
         Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);

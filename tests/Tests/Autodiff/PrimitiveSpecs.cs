@@ -67,6 +67,8 @@ public class PrimitiveSpecs
         new(typeof(NormalizeJacobian), "J(x)·u, layer-norm groups", r => [N(r, 4, 6), N(r, 4, 6)], x => new NormalizeJacobian(0, 1, 1e-3).Apply(x[0], x[1])),
         new(typeof(GroupMeanProduct), "per channel of [3,2,2,2]", r => [N(r, 3, 2, 2, 2), N(r, 3, 2, 2, 2)], x => new GroupMeanProduct(1, 2).Apply(x[0], x[1])),
         new(typeof(GroupMeanProduct), "per row of [4,5]", r => [N(r, 4, 5), N(r, 4, 5)], x => new GroupMeanProduct(0, 1).Apply(x[0], x[1])),
+        new(typeof(ScaleShift), "per channel of [3,2,2,2], γ and β [2]", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 2)], x => new ScaleShift(1, 2).Apply(x[0], x[1], x[2])),
+        new(typeof(ScaleShift), "per row of [4,3], γ and β [4,1]", r => [N(r, 4, 3), N(r, 4, 1), N(r, 4, 1)], x => new ScaleShift(0, 1).Apply(x[0], x[1], x[2])),
         new(typeof(GroupRstd), "per channel of [3,2,2,2]", r => [N(r, 3, 2, 2, 2)], x => new GroupRstd(1, 2, 1e-5).Apply(x[0])),
         new(typeof(GroupRstd), "per row of [4,5], ε 0.1", r => [N(r, 4, 5)], x => new GroupRstd(0, 1, 0.1).Apply(x[0])),
         new(typeof(Convolution2d), "conv 3×3 stride 1 pad 1 of [2,3,5,4]", r => [N(r, 2, 3, 5, 4), N(r, 4, 3, 3, 3)], x => x[0].Conv2d(x[1], 1, 1)),
