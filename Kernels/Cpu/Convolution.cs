@@ -49,7 +49,11 @@ public static unsafe class Convolution
         }
     }
 
-    /// <summary>w̄ [O, C, KH, KW] = Σ_n ȳ_n·cols(x_n)ᵀ.</summary>
+    /// <summary>
+    /// w̄ [O, C, KH, KW] = Σ_n ȳ_n·cols(x_n)ᵀ, computed transposed as w̄ᵀ [K, O] = Σ_n cols(x_n)·ȳ_nᵀ: the im2col
+    /// rows become the GEMM's A panels (8 rows, so runs of the image land 8 apart, not a whole panel apart) and
+    /// ȳ_nᵀ the narrow B; one small transposition at the end.
+    /// </summary>
     public static void WeightGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
@@ -60,17 +64,18 @@ public static unsafe class Convolution
             fixed (T* px = x) fixed (T* pg = gy) fixed (T* pp = partial) fixed (T* pw = wBar)
             {
                 T* xs = px, gs = pg, ps = pp;
-                int nr = Gemm.PanelColumns<T>();
                 Parallelism.For(chunks, chunk =>
                 {
                     int n0 = chunk * ImagesPerChunk, n1 = Math.Min(g.N, n0 + ImagesPerChunk);
                     for (int n = n0; n < n1; n++)
-                        Gemm.Sequential(false, g.O, g.K, g.Q, gs + (long)n * g.O * g.Q, g.Q, new TransposedColumns<T>(xs + (long)n * g.C * g.H * g.W, g),
-                            ps + (long)chunk * size, g.K, n > n0, nr);
+                        Gemm.MultiplyWithRows(new ColumnRows<T>(xs + (long)n * g.C * g.H * g.W, g), g.K, g.O, g.Q, true, gs + (long)n * g.O * g.Q, g.Q,
+                            ps + (long)chunk * size, g.O, n > n0);
                 });
-                var sum = new Span<T>(pw, size);
-                new Span<T>(ps, size).CopyTo(sum);
+                // Sum the chunks in order into the first, then transpose [K, O] → [O, K].
+                var sum = new Span<T>(ps, size);
                 for (int c = 1; c < chunks; c++) System.Numerics.Tensors.TensorPrimitives.Add(sum, new ReadOnlySpan<T>(ps + (long)c * size, size), sum);
+                for (int k = 0; k < g.K; k++)
+                    for (int o = 0; o < g.O; o++) pw[(long)o * g.K + k] = ps[(long)k * g.O + o];
             }
         }
         finally { ArrayPool<T>.Shared.Return(partial); }
@@ -215,26 +220,26 @@ public static unsafe class Convolution
         }
     }
 
-    /// <summary>op(B) = cols(x_n)ᵀ [Q, K]: row q = (oy, ox), column k = (c, ki, kj).</summary>
-    private readonly struct TransposedColumns<T>(T* image, ConvolutionGeometry g) : Gemm.IPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>op(A) = cols(x_n) [K, Q] as MR-row panels: row k = (c, ki, kj), depth q = (oy, ox).</summary>
+    private readonly struct ColumnRows<T>(T* image, ConvolutionGeometry g) : Gemm.IRowPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public void Pack(int p0, int kc, int j0, int cols, int width, T* dst)
+        public void Pack(int i0, int rows, int p0, int kc, T* dst)
         {
+            const int mr = 8;
             Span<(int Oy, int Ox, int Length, int Offset)> runs = stackalloc (int, int, int, int)[kc];
             int count = Runs(p0, kc, g.OW, runs);
-            for (int j = 0; j < cols; j++)
+            for (int i = 0; i < rows; i++)
             {
-                int k = j0 + j, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
+                int k = i0 + i, ch = k / (g.KH * g.KW), ki = k / g.KW % g.KH, kj = k % g.KW;
                 T* plane = image + (long)ch * g.H * g.W;
                 for (int r = 0; r < count; r++)
                 {
                     var (oy, ox, length, offset) = runs[r];
-                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, length, kj, g, dst + (long)offset * width + j, width);
+                    RowRun(plane, oy * g.Stride - g.Padding + ki, ox, length, kj, g, dst + (long)offset * mr + i, mr);
                 }
             }
-            if (cols < width)
-                for (int p = 0; p < kc; p++)
-                    for (int j = cols; j < width; j++) dst[(long)p * width + j] = T.Zero;
+            for (int i = rows; i < mr; i++)
+                for (int p = 0; p < kc; p++) dst[(long)p * mr + i] = T.Zero;
         }
     }
 }

@@ -163,7 +163,26 @@ public static unsafe class Gemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Sequential<T, TB>(bool transA, int m, int n, int k, T* a, int lda, TB b, T* c, int ldc, bool accumulate, int nr, T* prepackedA = null)
-        where T : unmanaged, IFloatingPointIeee754<T> where TB : struct, IPanelSource<T>
+        where T : unmanaged, IFloatingPointIeee754<T> where TB : struct, IPanelSource<T> =>
+        Sequential(m, n, k, new DenseA<T>(transA, a, lda), b, c, ldc, accumulate, nr, prepackedA);
+
+    /// <summary>A source of op(A) panels: packs rows [i0, i0+rows) × depth [p0, p0+kc) as kc columns of MR values, zero-padded.</summary>
+    internal interface IRowPanelSource<T> where T : unmanaged
+    {
+        /// <summary>Packs one MR-row panel.</summary>
+        void Pack(int i0, int rows, int p0, int kc, T* dst);
+    }
+
+    /// <summary>A stored matrix A (or Aᵀ) with leading dimension lda.</summary>
+    private readonly struct DenseA<T>(bool transA, T* a, int lda) : IRowPanelSource<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Pack(int i0, int rows, int p0, int kc, T* dst) => PackA(transA, a, lda, i0, rows, p0, kc, dst);
+    }
+
+    /// <summary>The loop nest with both operands supplied panel by panel (or A prepacked).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Sequential<T, TA, TB>(int m, int n, int k, TA a, TB b, T* c, int ldc, bool accumulate, int nr, T* prepackedA = null)
+        where T : unmanaged, IFloatingPointIeee754<T> where TA : struct, IRowPanelSource<T> where TB : struct, IPanelSource<T>
     {
         if (m == 0 || n == 0) return;
         if (k == 0)
@@ -203,7 +222,7 @@ public static unsafe class Gemm
                             if (prepackedA != null) block = prepackedA + PrepackedOffset(m, kcStep, pc, ic, kc);
                             else
                                 for (int ip = 0; ip < mc; ip += MR)
-                                    PackA(transA, a, lda, ic + ip, Math.Min(MR, mc - ip), pc, kc, ap + (long)ip * kc);
+                                    a.Pack(ic + ip, Math.Min(MR, mc - ip), pc, kc, ap + (long)ip * kc);
                             Macro(mc, nc, kc, block, bp, c + (long)ic * ldc + jc, ldc, acc, nr);
                         }
                     }
@@ -246,6 +265,11 @@ public static unsafe class Gemm
     internal static void MultiplyPrepacked<T>(T* packedA, int m, int n, int k, bool transB, T* b, int ldb, T* c, int ldc, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T> =>
         Sequential(false, m, n, k, null, 0, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>(), packedA);
+
+    /// <summary>C (+)= op(A)·op(B) with op(A) from a panel source and a dense B, on the calling thread.</summary>
+    internal static void MultiplyWithRows<T, TA>(TA a, int m, int n, int k, bool transB, T* b, int ldb, T* c, int ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T> where TA : struct, IRowPanelSource<T> =>
+        Sequential(m, n, k, a, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>());
 
     /// <summary>C (+)= op(A)·op(B) for dense operands on the calling thread only (for callers that parallelise outside).</summary>
     internal static void MultiplySequential<T>(bool transA, bool transB, int m, int n, int k, T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate)
