@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Curvature.Kernels.Cpu;
 
@@ -27,9 +28,7 @@ public static class Normalization
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
-                        var seg = new Span<T>(ys + o, b);
-                        TensorPrimitives.Subtract(new ReadOnlySpan<T>(xs + o, b), m, seg);
-                        TensorPrimitives.Multiply(seg, rr, seg);
+                        CentreAndScale(xs + o, ys + o, b, m, rr);
                     }
                 });
             }
@@ -48,28 +47,22 @@ public static class Normalization
                 {
                     var (mean, r) = Statistics(xs, a, g, b, gi, epsilon);
                     T m = T.CreateTruncating(mean);
-                    // Σu and Σu·(x − μ), the centred values staged in y's own segment.
+                    // Σu and Σu·(x − μ) in one pass, then y = r·u − r·mean u − r²·mean(u·x̂)·(x − μ) in another.
                     double sumU = 0, sumUC = 0;
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
-                        var seg = new Span<T>(ys + o, b);
-                        var us_ = new ReadOnlySpan<T>(us + o, b);
-                        TensorPrimitives.Subtract(new ReadOnlySpan<T>(xs + o, b), m, seg);
-                        sumU += double.CreateTruncating(TensorPrimitives.Sum(us_));
-                        sumUC += double.CreateTruncating(TensorPrimitives.Dot(us_, seg));
+                        var (su, suc) = SumAndCentredDot(us + o, xs + o, b, m);
+                        sumU += double.CreateTruncating(su);
+                        sumUC += double.CreateTruncating(suc);
                     }
                     double count = (double)a * b;
                     double meanU = sumU / count, meanUXhat = r * sumUC / count;
-                    // y = r·u − r·mean u − r²·mean(u·x̂)·(x − μ)
                     T ru = T.CreateTruncating(r), shift = T.CreateTruncating(-r * meanU), k = T.CreateTruncating(-r * r * meanUXhat);
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
-                        var seg = new Span<T>(ys + o, b);
-                        TensorPrimitives.Multiply(seg, k, seg);
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(us + o, b), ru, seg, seg);
-                        TensorPrimitives.Add(seg, shift, seg);
+                        Combine(us + o, xs + o, ys + o, b, m, ru, k, shift);
                     }
                 });
             }
@@ -151,21 +144,120 @@ public static class Normalization
         double sum = 0;
         for (int ai = 0; ai < a; ai++) sum += double.CreateTruncating(TensorPrimitives.Sum(new ReadOnlySpan<T>(xs + ((long)ai * g + gi) * b, b)));
         double count = (double)a * b, mean = sum / count;
-        T m = T.CreateTruncating(mean);
         double squares = 0;
-        const int Tile = 1024;
-        Span<T> tile = stackalloc T[Math.Min(b, Tile)];
-        for (int ai = 0; ai < a; ai++)
-        {
-            T* seg = xs + ((long)ai * g + gi) * b;
-            for (int s = 0; s < b; s += Tile)
-            {
-                int n = Math.Min(Tile, b - s);
-                var t = tile[..n];
-                TensorPrimitives.Subtract(new ReadOnlySpan<T>(seg + s, n), m, t);
-                squares += double.CreateTruncating(TensorPrimitives.SumOfSquares<T>(t));
-            }
-        }
+        for (int ai = 0; ai < a; ai++) squares += double.CreateTruncating(CentredSquares(xs + ((long)ai * g + gi) * b, b, T.CreateTruncating(mean)));
         return (mean, 1 / Math.Sqrt(squares / count + epsilon));
+    }
+
+    /// <summary>Σ (x − m)² over one segment in a single vectorised pass (no staging buffer).</summary>
+    private static unsafe T CentredSquares<T>(T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        T total = T.Zero;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count)
+        {
+            var mv = Vector512.Create(m);
+            Vector512<T> acc0 = Vector512<T>.Zero, acc1 = Vector512<T>.Zero;
+            int w = Vector512<T>.Count;
+            for (; i + 2 * w <= n; i += 2 * w)
+            {
+                var d0 = Vector512.Load(x + i) - mv;
+                var d1 = Vector512.Load(x + i + w) - mv;
+                acc0 += d0 * d0;
+                acc1 += d1 * d1;
+            }
+            for (; i + w <= n; i += w)
+            {
+                var d = Vector512.Load(x + i) - mv;
+                acc0 += d * d;
+            }
+            total = Vector512.Sum(acc0 + acc1);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<T> acc = Vector256<T>.Zero;
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var d = Vector256.Load(x + i) - mv;
+                acc += d * d;
+            }
+            total = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) { var d = x[i] - m; total += d * d; }
+        return total;
+    }
+
+    /// <summary>(Σ u, Σ u·(x − m)) over one segment in a single vectorised pass.</summary>
+    private static unsafe (T SumU, T SumUC) SumAndCentredDot<T>(T* u, T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        T su = T.Zero, suc = T.Zero;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var mv = Vector512.Create(m);
+            Vector512<T> a0 = Vector512<T>.Zero, a1 = Vector512<T>.Zero;
+            for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
+            {
+                var uv = Vector512.Load(u + i);
+                a0 += uv;
+                a1 += uv * (Vector512.Load(x + i) - mv);
+            }
+            su = Vector512.Sum(a0);
+            suc = Vector512.Sum(a1);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<T> a0 = Vector256<T>.Zero, a1 = Vector256<T>.Zero;
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var uv = Vector256.Load(u + i);
+                a0 += uv;
+                a1 += uv * (Vector256.Load(x + i) - mv);
+            }
+            su = Vector256.Sum(a0);
+            suc = Vector256.Sum(a1);
+        }
+        for (; i < n; i++) { su += u[i]; suc += u[i] * (x[i] - m); }
+        return (su, suc);
+    }
+
+    /// <summary>y = u·r + (x − m)·k + shift over one segment in a single vectorised pass.</summary>
+    private static unsafe void Combine<T>(T* u, T* x, T* y, int n, T m, T r, T k, T shift) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<T> mv = Vector512.Create(m), rv = Vector512.Create(r), kv = Vector512.Create(k), sv = Vector512.Create(shift);
+            for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
+                (Vector512.Load(u + i) * rv + (Vector512.Load(x + i) - mv) * kv + sv).Store(y + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<T> mv = Vector256.Create(m), rv = Vector256.Create(r), kv = Vector256.Create(k), sv = Vector256.Create(shift);
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+                (Vector256.Load(u + i) * rv + (Vector256.Load(x + i) - mv) * kv + sv).Store(y + i);
+        }
+        for (; i < n; i++) y[i] = u[i] * r + (x[i] - m) * k + shift;
+    }
+
+    /// <summary>y = (x − m)·r over one segment in a single vectorised pass.</summary>
+    private static unsafe void CentreAndScale<T>(T* x, T* y, int n, T m, T r) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var mv = Vector512.Create(m);
+            var rv = Vector512.Create(r);
+            for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count) ((Vector512.Load(x + i) - mv) * rv).Store(y + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var mv = Vector256.Create(m);
+            var rv = Vector256.Create(r);
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count) ((Vector256.Load(x + i) - mv) * rv).Store(y + i);
+        }
+        for (; i < n; i++) y[i] = (x[i] - m) * r;
     }
 }

@@ -2,7 +2,7 @@ using BenchmarkDotNet.Running;
 using Curvature.Bench;
 
 // Quick tables (engine vs OpenBLAS in one run) or the BenchmarkDotNet suites.
-if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "conv")
+if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "conv" or "elementwise")
 {
     int repeats = args.Contains("--quick") ? 7 : 21;
     switch (args[0])
@@ -11,6 +11,7 @@ if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "
         case "gemm": QuickTables.SquareGemm(repeats); break;
         case "mlp": QuickTables.Mlp(repeats); break;
         case "conv": QuickTables.Convolutions(repeats); break;
+        case "elementwise": QuickTables.ElementWiseOps(repeats); break;
         case "models":
             int at = Array.IndexOf(args, "--only");
             string? only = at >= 0 && at + 1 < args.Length ? args[at + 1] : null;

@@ -113,6 +113,32 @@ internal static class QuickTables
         }
     }
 
+    /// <summary>
+    /// <c>elementwise --quick</c>: memory-bound ops on one ResNet stage-1 activation (128×16×32×32 floats, 8 MB),
+    /// each with its output allocated fresh as in training, against the same op into a reused buffer and a copy.
+    /// </summary>
+    public static void ElementWiseOps(int repeats)
+    {
+        var rng = new RandomGenerator(0);
+        var x = rng.Normal(new Shape(128, 16, 32, 32));
+        var y = rng.Normal(new Shape(128, 16, 32, 32));
+        var buffer = new float[x.Size];
+        double bytes = x.Size * 4.0;
+        var rows = new (string Name, Action Run, double Traffic)[]
+        {
+            ("copy into a reused buffer", () => x.Span<float>().CopyTo(buffer), 2),
+            ("relu into a reused buffer", () => System.Numerics.Tensors.TensorPrimitives.Max(x.Span<float>(), 0f, buffer), 2),
+            ("NdArray relu (fresh output)", () => x.Apply(UnaryOp.Relu), 2),
+            ("NdArray add (fresh output)", () => _ = x + y, 3),
+            ("NdArray normalize, channels (fresh output)", () => x.Normalize(1, 2, 1e-5), 4),
+            ("fresh 8 MB array, touched", () => { var a = GC.AllocateUninitializedArray<float>((int)x.Size); for (int i = 0; i < a.Length; i += 1024) a[i] = 1; }, 1),
+        };
+        var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats);
+        Console.WriteLine("| op on 8 MB | ms | GB/s (bytes moved) |");
+        Console.WriteLine("|---|---|---|");
+        for (int i = 0; i < rows.Length; i++) Console.WriteLine($"| {rows[i].Name} | {ms[i]:0.00} | {rows[i].Traffic * bytes / ms[i] / 1e6:0.0} |");
+    }
+
     /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
     public static void SquareGemm(int repeats)
     {
