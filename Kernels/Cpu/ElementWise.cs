@@ -133,9 +133,61 @@ public static class ElementWise
             case BinaryOp.Pow:
                 if (xs) TensorPrimitives.Pow(*x, yv, d); else if (ys) TensorPrimitives.Pow(xv, *y, d); else TensorPrimitives.Pow(xv, yv, d);
                 return;
+            case BinaryOp.Greater or BinaryOp.GreaterEqual or BinaryOp.Less or BinaryOp.LessEqual or BinaryOp.Equal:
+                Compare(op, x, xs, y, ys, d);
+                return;
             default:
                 for (int i = 0; i < n; i++) d[i] = Scalar(op, xs ? *x : x[i], ys ? *y : y[i]);
                 return;
+        }
+    }
+
+    /// <summary>
+    /// Comparisons as 1/0 masks (ReLU's derivative, Maximum's), vectorised: a compare and a select per vector
+    /// instead of a switch per element. Either operand may be a broadcast scalar.
+    /// </summary>
+    private static unsafe void Compare<T>(BinaryOp op, T* x, bool xScalar, T* y, bool yScalar, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = d.Length, i = 0;
+        fixed (T* pd = d)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var one = Vector512<T>.One;
+                for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
+                {
+                    var a = xScalar ? Vector512.Create(*x) : Vector512.Load(x + i);
+                    var b = yScalar ? Vector512.Create(*y) : Vector512.Load(y + i);
+                    var mask = op switch
+                    {
+                        BinaryOp.Greater => Vector512.GreaterThan(a, b),
+                        BinaryOp.GreaterEqual => Vector512.GreaterThanOrEqual(a, b),
+                        BinaryOp.Less => Vector512.LessThan(a, b),
+                        BinaryOp.LessEqual => Vector512.LessThanOrEqual(a, b),
+                        _ => Vector512.Equals(a, b),
+                    };
+                    (mask & one).Store(pd + i);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var one = Vector256<T>.One;
+                for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+                {
+                    var a = xScalar ? Vector256.Create(*x) : Vector256.Load(x + i);
+                    var b = yScalar ? Vector256.Create(*y) : Vector256.Load(y + i);
+                    var mask = op switch
+                    {
+                        BinaryOp.Greater => Vector256.GreaterThan(a, b),
+                        BinaryOp.GreaterEqual => Vector256.GreaterThanOrEqual(a, b),
+                        BinaryOp.Less => Vector256.LessThan(a, b),
+                        BinaryOp.LessEqual => Vector256.LessThanOrEqual(a, b),
+                        _ => Vector256.Equals(a, b),
+                    };
+                    (mask & one).Store(pd + i);
+                }
+            }
+            for (; i < n; i++) pd[i] = Scalar(op, xScalar ? *x : x[i], yScalar ? *y : y[i]);
         }
     }
 

@@ -123,6 +123,8 @@ internal static class QuickTables
         var x = rng.Normal(new Shape(128, 16, 32, 32));
         var y = rng.Normal(new Shape(128, 16, 32, 32));
         var buffer = new float[x.Size];
+        var gamma = rng.Normal(new Shape(16));
+        var beta = rng.Normal(new Shape(16));
         double bytes = x.Size * 4.0;
         var rows = new (string Name, Action Run, double Traffic)[]
         {
@@ -131,6 +133,11 @@ internal static class QuickTables
             ("NdArray relu (fresh output)", () => x.Apply(UnaryOp.Relu), 2),
             ("NdArray add (fresh output)", () => _ = x + y, 3),
             ("NdArray normalize, channels (fresh output)", () => x.Normalize(1, 2, 1e-5), 4),
+            ("NdArray normalize Jacobian, channels", () => x.NormalizeJacobian(y, 1, 2, 1e-5), 6),
+            ("NdArray scale-shift, channels", () => x.ScaleShift(gamma, beta, 1, 2), 2),
+            ("NdArray group mean product, channels", () => x.GroupMeanProduct(y, 1, 2), 2),
+            ("NdArray sum over N, H, W", () => x.Sum([0, 2, 3]), 1),
+            ("NdArray x > 0 mask", () => x.Apply(BinaryOp.Greater, 0), 2),
             ("fresh 8 MB array, touched", () => { var a = GC.AllocateUninitializedArray<float>((int)x.Size); for (int i = 0; i < a.Length; i += 1024) a[i] = 1; }, 1),
         };
         var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats);

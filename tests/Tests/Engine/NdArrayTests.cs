@@ -196,3 +196,39 @@ public class NdArrayTests
         Assert.Contains("label 3", e.Message);
     }
 }
+
+/// <summary>Comparison masks (vectorised) against the scalar definition, with ties, NaN and broadcasting.</summary>
+public class ComparisonMaskTests
+{
+    [Theory]
+    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Greater)]
+    [InlineData(Curvature.Kernels.Cpu.BinaryOp.GreaterEqual)]
+    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Less)]
+    [InlineData(Curvature.Kernels.Cpu.BinaryOp.LessEqual)]
+    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Equal)]
+    public void Masks_match_the_scalar_comparison(Curvature.Kernels.Cpu.BinaryOp op)
+    {
+        // Values on a coarse grid so ties are common; a NaN; 37 columns so vector tails are exercised.
+        var r = new Random(5);
+        var xs = Enumerable.Range(0, 3 * 37).Select(_ => (float)r.Next(-3, 4)).ToArray();
+        xs[10] = float.NaN;
+        var ys = Enumerable.Range(0, 37).Select(_ => (float)r.Next(-3, 4)).ToArray();
+        var x = NdArray.FromArray(xs, new Shape(3, 37));
+        var y = NdArray.FromArray(ys, new Shape(37));
+        bool Cmp(float a, float b) => op switch
+        {
+            Curvature.Kernels.Cpu.BinaryOp.Greater => a > b,
+            Curvature.Kernels.Cpu.BinaryOp.GreaterEqual => a >= b,
+            Curvature.Kernels.Cpu.BinaryOp.Less => a < b,
+            Curvature.Kernels.Cpu.BinaryOp.LessEqual => a <= b,
+            _ => a == b,
+        };
+        var full = x.Apply(op, y).ToArray<float>();
+        var scalar = x.Apply(op, 0.0).ToArray<float>();
+        for (int i = 0; i < xs.Length; i++)
+        {
+            Assert.Equal(Cmp(xs[i], ys[i % 37]) ? 1f : 0f, full[i]);
+            Assert.Equal(Cmp(xs[i], 0f) ? 1f : 0f, scalar[i]);
+        }
+    }
+}
