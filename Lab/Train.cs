@@ -34,7 +34,7 @@ public static class Train
     /// <summary>
     /// One training step: a training-mode forward (BatchNorm on batch statistics and updating its running
     /// statistics, dropout on when <paramref name="noise"/> is given), the gradient, then the optimiser's update.
-    /// Returns the minibatch loss; a non-finite loss throws before anything changes.
+    /// Returns the minibatch loss; a non-finite loss throws before the parameters change.
     /// </summary>
     public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise)
     {

@@ -124,6 +124,8 @@ internal static class QuickTables
         var y = rng.Normal(new Shape(128, 16, 32, 32));
         var buffer = new float[x.Size];
         var gamma = rng.Normal(new Shape(16));
+        var mask = rng.Uniform(new Shape(32, 32)).Apply(BinaryOp.Greater, 0.5);
+        var fill = NdArray.Scalar(-1e9);
         var beta = rng.Normal(new Shape(16));
         double bytes = x.Size * 4.0;
         var rows = new (string Name, Action Run, double Traffic)[]
@@ -138,6 +140,12 @@ internal static class QuickTables
             ("NdArray group mean product, channels", () => x.GroupMeanProduct(y, 1, 2), 2),
             ("NdArray sum over N, H, W", () => x.Sum([0, 2, 3]), 1),
             ("NdArray x > 0 mask", () => x.Apply(BinaryOp.Greater, 0), 2),
+            ("NdArray log-softmax, rows of 256", () => x.Reshape(-1, 256).LogSoftmax(), 2),
+            ("NdArray permute (1, 0, 2, 3)", () => x.Permute(1, 0, 2, 3), 2),
+            ("NdArray where(mask [1024], x, scalar)", () => NdArray.Where(mask, x, fill), 2),
+            ("NdArray erf", () => x.Apply(UnaryOp.Erf), 2),
+            ("NdArray exp", () => x.Apply(UnaryOp.Exp), 2),
+            ("NdArray x·x", () => _ = x * x, 3),
             ("fresh 8 MB array, touched", () => { var a = GC.AllocateUninitializedArray<float>((int)x.Size); for (int i = 0; i < a.Length; i += 1024) a[i] = 1; }, 1),
         };
         var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats);

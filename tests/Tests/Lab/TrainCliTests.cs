@@ -186,4 +186,15 @@ public class TrainCliTests
         Assert.Contains("missing tensor 'transformer.h.1.mlp.c_fc.bias'", err);
         Assert.Contains("'transformer.ln_f.weight' has shape [4], expected [8]", err);
     }
+
+    [Fact]
+    public void Learning_rate_warms_up_linearly_then_follows_the_cosine_to_zero()
+    {
+        Assert.Equal(0.025, Train.LearningRateAt(0.1, "cosine", 4, 0, 104), 12);
+        Assert.Equal(0.1, Train.LearningRateAt(0.1, "cosine", 4, 3, 104), 12);
+        Assert.Equal(0.1, Train.LearningRateAt(0.1, "cosine", 4, 4, 104), 12);
+        Assert.Equal(0.05, Train.LearningRateAt(0.1, "cosine", 4, 54, 104), 12);
+        Assert.True(Train.LearningRateAt(0.1, "cosine", 4, 103, 104) < 1e-4);
+        Assert.Equal(0.1, Train.LearningRateAt(0.1, "constant", 4, 103, 104), 12);
+    }
 }
