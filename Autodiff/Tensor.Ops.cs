@@ -57,8 +57,8 @@ public sealed partial class Tensor
     public Tensor Maximum(Tensor y) => Primitives.Maximum.Instance.Apply(this, y);
     /// <summary>erf x.</summary>
     public Tensor Erf() => Primitives.Erf.Instance.Apply(this);
-    /// <summary>The exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)) (composite; PyTorch's default, not the tanh approximation).</summary>
-    public Tensor Gelu() => this * 0.5 * (1.0 + (this * (1 / Math.Sqrt(2))).Erf());
+    /// <summary>The exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)) (fused; PyTorch's default, not the tanh approximation).</summary>
+    public Tensor Gelu() => Primitives.Gelu.Instance.Apply(this);
     /// <summary>
     /// (x − μ)/√(σ² + ε) with a mean and biased variance per group, the group axes being [groupStart, groupEnd)
     /// and the statistics reducing over the rest (fused; see <see cref="Primitives.Normalize"/>).
@@ -192,5 +192,5 @@ public sealed partial class Tensor
     public Tensor LogSoftmax() => Primitives.LogSoftmax.Instance.Apply(this);
 
     /// <summary>softmax over the last axis (composite: exp of log softmax).</summary>
-    public Tensor Softmax() => LogSoftmax().Exp();
+    public Tensor Softmax() => Primitives.Softmax.Instance.Apply(this);
 }

@@ -93,6 +93,9 @@ public abstract class Device
     /// <summary>log softmax over the last axis.</summary>
     public abstract NdArray LogSoftmax(NdArray x);
 
+    /// <summary>softmax over the last axis.</summary>
+    public abstract NdArray Softmax(NdArray x);
+
     /// <summary>Mean cross-entropy of [N, C] logits against int64 labels, and (softmax − onehot)/N if asked.</summary>
     public abstract (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient);
 

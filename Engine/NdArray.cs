@@ -518,6 +518,14 @@ public sealed class NdArray
         return (checked((int)a), checked((int)g), checked((int)b));
     }
 
+    /// <summary>softmax over the last axis.</summary>
+    public NdArray Softmax()
+    {
+        RequireFloat("softmax");
+        if (Rank < 1) throw new ArgumentException("softmax: expected at least one axis, got a scalar.");
+        return Device.Softmax(this);
+    }
+
     /// <summary>log softmax over the last axis.</summary>
     public NdArray LogSoftmax()
     {

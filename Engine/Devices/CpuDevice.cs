@@ -313,12 +313,22 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray Softmax(NdArray x)
+    {
+        var r = New(x.Shape, x.DType);
+        int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
+        if (x.DType == DType.Float32) Kernels.Cpu.Softmax.SoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
+        else Kernels.Cpu.Softmax.SoftmaxRows<double>(x.Span<double>(), rows, cols, r.Span<double>());
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray LogSoftmax(NdArray x)
     {
         var r = New(x.Shape, x.DType);
         int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
-        if (x.DType == DType.Float32) Softmax.LogSoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
-        else Softmax.LogSoftmaxRows<double>(x.Span<double>(), rows, cols, r.Span<double>());
+        if (x.DType == DType.Float32) Kernels.Cpu.Softmax.LogSoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
+        else Kernels.Cpu.Softmax.LogSoftmaxRows<double>(x.Span<double>(), rows, cols, r.Span<double>());
         return r;
     }
 
@@ -328,8 +338,8 @@ public sealed class CpuDevice : Device
         int rows = logits.Shape[0], cols = logits.Shape[1];
         var g = withGradient ? New(logits.Shape, logits.DType) : null;
         double loss = logits.DType == DType.Float32
-            ? Softmax.CrossEntropy<float>(logits.Span<float>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<float>(), withGradient)
-            : Softmax.CrossEntropy<double>(logits.Span<double>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<double>(), withGradient);
+            ? Kernels.Cpu.Softmax.CrossEntropy<float>(logits.Span<float>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<float>(), withGradient)
+            : Kernels.Cpu.Softmax.CrossEntropy<double>(logits.Span<double>(), rows, cols, labels.Span<long>(), g is null ? default : g.Span<double>(), withGradient);
         return (Full(Shape.Scalar, logits.DType, loss), g);
     }
 

@@ -43,6 +43,15 @@ public static class ElementWise
             case UnaryOp.Abs: TensorPrimitives.Abs(x, d); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, d); break;
             case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(x, d); break;
+            case UnaryOp.Gelu or UnaryOp.GeluDerivative when typeof(T) == typeof(float):
+                Gaussian.Apply(op == UnaryOp.Gelu, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
+                break;
+            case UnaryOp.Gelu:
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.Gelu(double.CreateTruncating(x[i])));
+                break;
+            case UnaryOp.GeluDerivative:
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.GeluDerivative(double.CreateTruncating(x[i])));
+                break;
             case UnaryOp.Erf when typeof(T) == typeof(float):
                 FastErf.Apply(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
                 break;

@@ -23,6 +23,10 @@ public enum UnaryOp
     Reciprocal,
     /// <summary>erf x</summary>
     Erf,
+    /// <summary>The exact GELU, x·Φ(x) = ½x(1 + erf(x/√2))</summary>
+    Gelu,
+    /// <summary>GELU's derivative, Φ(x) + x·φ(x)</summary>
+    GeluDerivative,
 }
 
 /// <summary>Element-wise functions of two arguments; comparisons give 1 for true and 0 for false.</summary>

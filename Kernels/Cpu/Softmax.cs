@@ -28,6 +28,29 @@ public static class Softmax
         }
     }
 
+    /// <summary>dst[i, :] = softmax(x[i, :]): exp(x − max) normalised, in one row-local pass.</summary>
+    public static void SoftmaxRows<T>(ReadOnlySpan<T> x, int rows, int cols, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pd = dst)
+            {
+                T* ppx = px, ppd = pd;
+                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                {
+                    for (long r = r0; r < r0 + n; r++)
+                    {
+                        var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
+                        var dr = new Span<T>(ppd + r * cols, cols);
+                        TensorPrimitives.Subtract(xr, TensorPrimitives.Max(xr), dr);
+                        TensorPrimitives.Exp(dr, dr);
+                        TensorPrimitives.Multiply(dr, T.One / TensorPrimitives.Sum<T>(dr), dr);
+                    }
+                });
+            }
+        }
+    }
+
     /// <summary>log Σ exp x, using <paramref name="scratch"/> (same length) as workspace.</summary>
     private static T LogSumExp<T>(ReadOnlySpan<T> x, Span<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -232,3 +232,16 @@ public class ComparisonMaskTests
         }
     }
 }
+
+/// <summary>The fused softmax against exp(log-softmax), on rows with large logits.</summary>
+public class SoftmaxTests
+{
+    [Fact]
+    public void Softmax_is_exp_of_log_softmax_and_rows_sum_to_one()
+    {
+        var x = new RandomGenerator(2).Normal(new Shape(7, 33), 0, 30, DType.Float64);
+        var p = x.Softmax();
+        GradCheck.AssertClose(p, x.LogSoftmax().Apply(Curvature.Kernels.Cpu.UnaryOp.Exp), 1e-14, 1e-300, "softmax");
+        GradCheck.AssertClose(p.Sum([1]), NdArray.Ones(new Shape(7), DType.Float64), 1e-14, 1e-14, "row sums");
+    }
+}

@@ -68,3 +68,24 @@ public class FastErfTests
         Assert.True(d[8] <= 1f && d[9] <= 1f);
     }
 }
+
+/// <summary>The fused float32 GELU and its derivative against their float64 definitions.</summary>
+public class GaussianKernelTests
+{
+    [Fact]
+    public void Float32_gelu_and_derivative_match_float64_within_float_rounding()
+    {
+        var r = new Random(3);
+        var x = Enumerable.Range(0, 3001).Select(_ => (float)((r.NextDouble() * 2 - 1) * 8)).ToArray(); // tails past the chunk size
+        var y = new float[x.Length];
+        var d = new float[x.Length];
+        Gaussian.Apply(true, x, y);
+        Gaussian.Apply(false, x, d);
+        for (int i = 0; i < x.Length; i++)
+        {
+            double gelu = Gaussian.Gelu(x[i]), slope = Gaussian.GeluDerivative(x[i]);
+            Assert.True(Math.Abs(y[i] - gelu) <= 2e-6 * Math.Max(1, Math.Abs(gelu)), $"gelu({x[i]:R}) = {y[i]:R}, expected {gelu:R}");
+            Assert.True(Math.Abs(d[i] - slope) <= 2e-6, $"gelu'({x[i]:R}) = {d[i]:R}, expected {slope:R}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using Curvature.Engine;
+
+namespace Curvature.Autodiff.Primitives;
+
+/// <summary>
+/// y = softmax(x) over the last axis, fused (attention's probabilities). With the output y:
+/// JVP ẏ = y ⊙ (ẋ − Σ(y ⊙ ẋ)); VJP x̄ = y ⊙ (ȳ − Σ(y ⊙ ȳ)) (sums over the last axis, kept), both written with
+/// primitives of y, so higher derivatives are exact.
+/// </summary>
+public sealed class Softmax : Primitive
+{
+    /// <summary>The op (stateless).</summary>
+    public static readonly Softmax Instance = new();
+    /// <inheritdoc/>
+    public override string Name => "softmax";
+    /// <inheritdoc/>
+    protected internal override NdArray Forward(NdArray[] x) => x[0].Softmax();
+    /// <inheritdoc/>
+    protected internal override long Flops(NdArray[] x, NdArray y) => 3 * y.Size;
+    /// <inheritdoc/>
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
+        xDot[0] is null ? null : y * (xDot[0]! - (y * xDot[0]!).Sum([-1], true));
+    /// <inheritdoc/>
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
+        [y * (yBar - (y * yBar).Sum([-1], true))];
+}
