@@ -7,7 +7,6 @@ using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Lab.Reporting;
 using Curvature.Models;
-using Curvature.Models.Data;
 using Curvature.Optimizers;
 using Curvature.Spectral;
 using ScottPlot;

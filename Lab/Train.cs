@@ -6,7 +6,6 @@ using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Lab.Reporting;
 using Curvature.Models;
-using Curvature.Models.Data;
 using Curvature.Optimizers;
 using ScottPlot;
 
@@ -147,8 +146,6 @@ public static class Train
         Directory.CreateDirectory(s.Out);
         var model = task.CreateModel(s.Seed);
         var stream = task.Batches(s.Seed);
-        var named = model.NamedParameters();
-        var ps = named.Select(p => p.Value).ToArray();
         var (optimizer, setLr) = CreateOptimizer(s);
         string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors"), csvPath = Path.Combine(s.Out, "steps.csv");
         var csv = new CsvLog("step", "loss", "lr", "eval_train_loss", "eval_heldout_loss", "eval_heldout_accuracy", "seconds");
@@ -156,7 +153,7 @@ public static class Train
         var noise = s.Model == "gpt" && s.Gpt.Dropout > 0 ? new RandomGenerator(s.Seed, 1UL << 50) : null;
         int first = 0;
         double secondsBefore = 0;
-        var evals = new List<(int Step, Dictionary<string, double> Metrics)>();
+        var evals = new List<(int Step, double HeldOutLoss)>();
         if (s.Resume)
         {
             if (!File.Exists(checkpointPath)) throw new LabException($"--resume: there is no {checkpointPath} to continue from.");
@@ -174,7 +171,7 @@ public static class Train
                 var f = line.Split(',');
                 object? Cell(int i) => f[i].Length == 0 ? null : double.Parse(f[i], CultureInfo.InvariantCulture);
                 csv.Add(int.Parse(f[0], CultureInfo.InvariantCulture), Cell(1), Cell(2), Cell(3), Cell(4), Cell(5), Cell(6));
-                if (f[4].Length > 0) evals.Add((int.Parse(f[0], CultureInfo.InvariantCulture), new() { ["heldout_loss"] = double.Parse(f[4], CultureInfo.InvariantCulture) }));
+                if (f[4].Length > 0) evals.Add((int.Parse(f[0], CultureInfo.InvariantCulture) + 1, double.Parse(f[4], CultureInfo.InvariantCulture)));
             }
             if (csv.Count != first) throw new LabException($"{csvPath} holds {csv.Count} steps but the checkpoint is at step {first}.");
         }
@@ -219,7 +216,7 @@ public static class Train
                     trainEval = last.TrainLoss;
                     heldLoss = last.HeldOutLoss;
                     heldAcc = last.HeldOutAccuracy;
-                    evals.Add((step + 1, new() { ["heldout_loss"] = (double)heldLoss }));
+                    evals.Add((step + 1, last.HeldOutLoss));
                 }
                 csv.Add(step, loss, lrNow, trainEval, heldLoss, heldAcc, Seconds());
                 progress.Report(step + 1, $"loss {trailing:0.0000}  η {lrNow:G3}" + (heldLoss is double h ? $"  held-out {h:0.0000}" : "") + (heldAcc is double a ? $" ({a:P1})" : ""));
@@ -267,7 +264,7 @@ public static class Train
         }
     }
 
-    private static void Plot(Settings s, CsvLog csv, List<(int Step, Dictionary<string, double> Metrics)> evals)
+    private static void Plot(Settings s, CsvLog csv, List<(int Step, double HeldOutLoss)> evals)
     {
         var rows = csv.Rows;
         var xs = rows.Select(r => double.Parse(r[0], CultureInfo.InvariantCulture)).ToArray();
@@ -276,7 +273,7 @@ public static class Train
         plot.Add.ScatterLine(xs, Compare.TrailingMean(losses, 50)).LegendText = "training loss (minibatch, trailing mean of 50)";
         if (evals.Count > 0)
         {
-            var held = plot.Add.ScatterLine(evals.Select(e => (double)e.Step).ToArray(), evals.Select(e => e.Metrics["heldout_loss"]).ToArray());
+            var held = plot.Add.ScatterLine(evals.Select(e => (double)e.Step).ToArray(), evals.Select(e => e.HeldOutLoss).ToArray());
             held.LegendText = s.Model == "gpt" ? "validation loss" : "test loss";
             held.MarkerSize = 5;
         }
