@@ -3,7 +3,10 @@ using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
-/// <summary>y = max(x, 0). With the constant mask m = [x &gt; 0]: JVP: ẏ = m ⊙ ẋ. VJP: x̄ = m ⊙ ȳ (the second derivative is 0 almost everywhere).</summary>
+/// <summary>
+/// y = max(x, 0). JVP: ẏ = [x &gt; 0] ⊙ ẋ, VJP: x̄ = [x &gt; 0] ⊙ ȳ, both the fused <see cref="ReluBackward"/> (the second
+/// derivative is 0 almost everywhere).
+/// </summary>
 public sealed class Relu : Primitive
 {
     /// <summary>The op (stateless).</summary>
@@ -12,9 +15,8 @@ public sealed class Relu : Primitive
     public override string Name => "relu";
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(UnaryOp.Relu);
-    private static Tensor Mask(Tensor x) => x.Data.Apply(BinaryOp.Greater, 0);
     /// <inheritdoc/>
-    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : xDot[0]! * Mask(x[0]);
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : ReluBackward.Instance.Apply(x[0].Detach(), xDot[0]!);
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar * Mask(x[0])];
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [ReluBackward.Instance.Apply(x[0].Detach(), yBar)];
 }

@@ -58,6 +58,8 @@ public enum BinaryOp
     Equal,
     /// <summary>y · (1 − x²): the backward of tanh, with x = tanh(input) and y the output's cotangent</summary>
     TanhBackward,
+    /// <summary>ReLU's backward: y where x &gt; 0, else 0 (x the ReLU's input, y the cotangent)</summary>
+    ReluBackward,
 }
 
 /// <summary>Reductions over axes.</summary>

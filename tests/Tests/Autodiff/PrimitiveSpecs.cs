@@ -42,6 +42,7 @@ public class PrimitiveSpecs
         new(typeof(Power), "x^3", r => [N(r, 2, 3)], x => x[0].Pow(3)),
         new(typeof(Power), "x^-1.5 positive", r => [Pos(r, 4)], x => x[0].Pow(-1.5)),
         new(typeof(Relu), "[3,4]", r => [N(r, 3, 4)], x => x[0].Relu()),
+        new(typeof(ReluBackward), "g where x > 0, [3,4]", r => [N(r, 3, 4), N(r, 3, 4)], x => ReluBackward.Instance.Apply(x[0].Detach(), x[1])),
         new(typeof(Maximum), "broadcast [3,4],[4]", r => [N(r, 3, 4), N(r, 4)], x => x[0].Maximum(x[1])),
         new(typeof(Where), "broadcast where(c, [3,4], [4])", r => [N(r, 3, 4), N(r, 4)], x => Tensor.Where(Condition, x[0], x[1])),
         new(typeof(Sum), "axis 1 of [2,3,4]", r => [N(r, 2, 3, 4)], x => x[0].Sum([1])),
