@@ -96,6 +96,9 @@ public abstract class Device
     /// <summary>softmax over the last axis.</summary>
     public abstract NdArray Softmax(NdArray x);
 
+    /// <summary>y ⊙ (g − Σ y ⊙ g) over the last axis: softmax's Jacobian at output y applied to g.</summary>
+    public abstract NdArray SoftmaxJacobian(NdArray y, NdArray g);
+
     /// <summary>Mean cross-entropy of [N, C] logits against int64 labels, and (softmax − onehot)/N if asked.</summary>
     public abstract (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient);
 

@@ -526,6 +526,14 @@ public sealed class NdArray
         return Device.Softmax(this);
     }
 
+    /// <summary>this ⊙ (g − Σ this ⊙ g) over the last axis: with this = softmax(x), the softmax's Jacobian applied to g.</summary>
+    public NdArray SoftmaxJacobian(NdArray g)
+    {
+        CheckPair("softmax_jacobian", this, g);
+        if (g.Shape != Shape) throw new ArgumentException($"softmax_jacobian: y {Shape} and g {g.Shape}; expected the same shape.");
+        return Device.SoftmaxJacobian(this, g);
+    }
+
     /// <summary>log softmax over the last axis.</summary>
     public NdArray LogSoftmax()
     {

@@ -4,8 +4,8 @@ namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
 /// y = softmax(x) over the last axis, fused (attention's probabilities). With the output y:
-/// JVP ẏ = y ⊙ (ẋ − Σ(y ⊙ ẋ)); VJP x̄ = y ⊙ (ȳ − Σ(y ⊙ ȳ)) (sums over the last axis, kept), both written with
-/// primitives of y, so higher derivatives are exact.
+/// JVP ẏ = y ⊙ (ẋ − Σ(y ⊙ ẋ)); VJP x̄ = y ⊙ (ȳ − Σ(y ⊙ ȳ)) (sums over the last axis, kept), both the fused
+/// <see cref="SoftmaxJacobian"/>, whose own rules make higher derivatives exact.
 /// </summary>
 public sealed class Softmax : Primitive
 {
@@ -19,8 +19,8 @@ public sealed class Softmax : Primitive
     protected internal override long Flops(NdArray[] x, NdArray y) => 3 * y.Size;
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
-        xDot[0] is null ? null : y * (xDot[0]! - (y * xDot[0]!).Sum([-1], true));
+        xDot[0] is null ? null : SoftmaxJacobian.Instance.Apply(y, xDot[0]!);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
-        [y * (yBar - (y * yBar).Sum([-1], true))];
+        [SoftmaxJacobian.Instance.Apply(y, yBar)];
 }

@@ -323,6 +323,16 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray SoftmaxJacobian(NdArray y, NdArray g)
+    {
+        var r = New(y.Shape, y.DType);
+        int cols = y.Shape[^1], rows = (int)(y.Size / Math.Max(1, cols));
+        if (y.DType == DType.Float32) Kernels.Cpu.Softmax.SoftmaxJacobianRows<float>(y.Span<float>(), g.Span<float>(), rows, cols, r.Span<float>());
+        else Kernels.Cpu.Softmax.SoftmaxJacobianRows<double>(y.Span<double>(), g.Span<double>(), rows, cols, r.Span<double>());
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray LogSoftmax(NdArray x)
     {
         var r = New(x.Shape, x.DType);

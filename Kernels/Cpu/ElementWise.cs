@@ -46,6 +46,12 @@ public static class ElementWise
             case UnaryOp.Gelu or UnaryOp.GeluDerivative when typeof(T) == typeof(float):
                 Gaussian.Apply(op == UnaryOp.Gelu, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
                 break;
+            case UnaryOp.GeluSecondDerivative when typeof(T) == typeof(float):
+                Gaussian.SecondDerivative(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
+                break;
+            case UnaryOp.GeluSecondDerivative:
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.GeluSecondDerivative(double.CreateTruncating(x[i])));
+                break;
             case UnaryOp.Gelu:
                 for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.Gelu(double.CreateTruncating(x[i])));
                 break;

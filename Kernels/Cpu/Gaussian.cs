@@ -17,6 +17,29 @@ public static class Gaussian
     /// <summary>Φ(x) + x·φ(x) in float64.</summary>
     public static double GeluDerivative(double x) => 0.5 * (1 + ErrorFunction.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * Math.Exp(-0.5 * x * x);
 
+    /// <summary>φ(x)·(2 − x²), GELU's second derivative, in float64.</summary>
+    public static double GeluSecondDerivative(double x) => InvSqrt2Pi * Math.Exp(-0.5 * x * x) * (2 - x * x);
+
+    /// <summary>dst = φ(x)·(2 − x²) for float32.</summary>
+    public static void SecondDerivative(ReadOnlySpan<float> x, Span<float> dst)
+    {
+        const int Chunk = 1024;
+        Span<float> t = stackalloc float[Math.Min(Chunk, x.Length)];
+        for (int s = 0; s < x.Length; s += Chunk)
+        {
+            int n = Math.Min(Chunk, x.Length - s);
+            var xs = x.Slice(s, n);
+            var ds = dst.Slice(s, n);
+            var tn = t[..n];
+            TensorPrimitives.Multiply(xs, xs, tn);                 // x²
+            TensorPrimitives.Multiply(tn, -0.5f, ds);
+            TensorPrimitives.Exp(ds, ds);                          // e^(−x²/2)
+            TensorPrimitives.Subtract(2f, tn, tn);                 // 2 − x²
+            TensorPrimitives.Multiply(ds, tn, ds);
+            TensorPrimitives.Multiply(ds, (float)InvSqrt2Pi, ds);
+        }
+    }
+
     /// <summary>dst = GELU(x) (or its derivative) for float32.</summary>
     public static void Apply(bool gelu, ReadOnlySpan<float> x, Span<float> dst)
     {

@@ -27,6 +27,8 @@ public enum UnaryOp
     Gelu,
     /// <summary>GELU's derivative, Φ(x) + x·φ(x)</summary>
     GeluDerivative,
+    /// <summary>GELU's second derivative, φ(x)·(2 − x²)</summary>
+    GeluSecondDerivative,
 }
 
 /// <summary>Element-wise functions of two arguments; comparisons give 1 for true and 0 for false.</summary>

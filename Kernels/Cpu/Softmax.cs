@@ -51,6 +51,30 @@ public static class Softmax
         }
     }
 
+    /// <summary>dst[i, :] = y[i, :] ⊙ (g[i, :] − y[i, :]·g[i, :]): softmax's Jacobian (symmetric) applied to g, row by row.</summary>
+    public static void SoftmaxJacobianRows<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> g, int rows, int cols, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        unsafe
+        {
+            fixed (T* py = y) fixed (T* pg = g) fixed (T* pd = dst)
+            {
+                T* ys = py, gs = pg, ds = pd;
+                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                {
+                    for (long r = r0; r < r0 + n; r++)
+                    {
+                        var yr = new ReadOnlySpan<T>(ys + r * cols, cols);
+                        var gr = new ReadOnlySpan<T>(gs + r * cols, cols);
+                        var dr = new Span<T>(ds + r * cols, cols);
+                        T s = TensorPrimitives.Dot(yr, gr);
+                        TensorPrimitives.Subtract(gr, s, dr);
+                        TensorPrimitives.Multiply(dr, yr, dr);
+                    }
+                });
+            }
+        }
+    }
+
     /// <summary>log Σ exp x, using <paramref name="scratch"/> (same length) as workspace.</summary>
     private static T LogSumExp<T>(ReadOnlySpan<T> x, Span<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
     {
