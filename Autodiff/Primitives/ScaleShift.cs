@@ -5,7 +5,7 @@ namespace Curvature.Autodiff.Primitives;
 /// <summary>
 /// y = x·γ + β with one γ and β per group (group axes [start, end); γ and β hold one value per group, in any
 /// shape of that size, such as BatchNorm's [C]): the affine step of BatchNorm in one pass. JVP:
-/// ẏ = ẋ·γ + x·γ̇ + β̇ (broadcast). VJP: x̄ = ȳ·γ, γ̄ = m·mean(ȳ ⊙ x) per group (one read pass, no product
+/// ẏ = ScaleShift(ẋ, γ, β̇) + ScaleShift(x, γ̇, 0). VJP: x̄ = ȳ·γ, γ̄ = m·mean(ȳ ⊙ x) per group (one read pass, no product
 /// written), β̄ = Σ ȳ per group.
 /// </summary>
 public sealed class ScaleShift(int groupStart, int groupEnd) : Primitive
@@ -26,9 +26,11 @@ public sealed class ScaleShift(int groupStart, int groupEnd) : Primitive
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
-        Tensor? result = xDot[0] is null ? null : xDot[0]! * Grouped(x[1], x[0]);
-        if (xDot[1] is not null) result = AddOrNull(result, x[0] * Grouped(xDot[1]!, x[0]));
-        if (xDot[2] is not null) result = AddOrNull(result, Grouped(xDot[2]!, x[0]).BroadcastTo(y.Shape));
+        // ẋ·γ + β̇ and x·γ̇ are themselves scale-shifts: two fused passes and an add instead of five passes.
+        Tensor Zeros() => Tensor.Constant(NdArray.Zeros(x[1].Shape, x[1].DType, x[1].Data.Device));
+        Tensor? result = xDot[0] is not null ? Apply(xDot[0]!, x[1], xDot[2] ?? Zeros())
+            : xDot[2] is not null ? Grouped(xDot[2]!, x[0]).BroadcastTo(y.Shape) : null;
+        if (xDot[1] is not null) result = AddOrNull(result, Apply(x[0], xDot[1]!, Zeros()));
         return result;
     }
 
