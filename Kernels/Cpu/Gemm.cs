@@ -271,13 +271,6 @@ public static unsafe class Gemm
         where T : unmanaged, IFloatingPointIeee754<T> where TA : struct, IRowPanelSource<T> =>
         Sequential(m, n, k, a, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>());
 
-    /// <summary>C (+)= op(A)·op(B) for dense operands on the calling thread only (for callers that parallelise outside).</summary>
-    internal static void MultiplySequential<T>(bool transA, bool transB, int m, int n, int k, T* a, int lda, T* b, int ldb, T* c, int ldc, bool accumulate)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if ((long)m * n * k <= SmallWork) Naive(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-        else Sequential(transA, m, n, k, a, lda, new DenseB<T>(transB, b, ldb), c, ldc, accumulate, NR<T>());
-    }
 
     /// <summary>The register-panel width of op(B) for T (two vectors).</summary>
     internal static int PanelColumns<T>() where T : unmanaged => NR<T>();

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 
 namespace Curvature.Kernels.Cpu;
 
-/// <summary>Row-wise log-softmax and the fused softmax cross-entropy with its gradient.</summary>
+/// <summary>Row-wise softmax, log-softmax, the softmax Jacobian product, and the fused softmax cross-entropy with its gradient.</summary>
 public static class Softmax
 {
     /// <summary>dst[i, :] = x[i, :] − log Σⱼ exp x[i, j], computed stably (max subtracted first).</summary>
@@ -14,15 +14,11 @@ public static class Softmax
             fixed (T* px = x) fixed (T* pd = dst)
             {
                 T* ppx = px, ppd = pd;
-                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                ForEachRow(rows, cols, r =>
                 {
-                    for (long r = r0; r < r0 + n; r++)
-                    {
-                        var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
-                        var dr = new Span<T>(ppd + r * cols, cols);
-                        T lse = LogSumExp(xr, dr);
-                        TensorPrimitives.Subtract(xr, lse, dr);
-                    }
+                    var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
+                    var dr = new Span<T>(ppd + r * cols, cols);
+                    TensorPrimitives.Subtract(xr, LogSumExp(xr, dr), dr);
                 });
             }
         }
@@ -36,16 +32,13 @@ public static class Softmax
             fixed (T* px = x) fixed (T* pd = dst)
             {
                 T* ppx = px, ppd = pd;
-                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                ForEachRow(rows, cols, r =>
                 {
-                    for (long r = r0; r < r0 + n; r++)
-                    {
-                        var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
-                        var dr = new Span<T>(ppd + r * cols, cols);
-                        TensorPrimitives.Subtract(xr, TensorPrimitives.Max(xr), dr);
-                        TensorPrimitives.Exp(dr, dr);
-                        TensorPrimitives.Multiply(dr, T.One / TensorPrimitives.Sum<T>(dr), dr);
-                    }
+                    var xr = new ReadOnlySpan<T>(ppx + r * cols, cols);
+                    var dr = new Span<T>(ppd + r * cols, cols);
+                    TensorPrimitives.Subtract(xr, TensorPrimitives.Max(xr), dr);
+                    TensorPrimitives.Exp(dr, dr);
+                    TensorPrimitives.Multiply(dr, T.One / TensorPrimitives.Sum<T>(dr), dr);
                 });
             }
         }
@@ -59,21 +52,26 @@ public static class Softmax
             fixed (T* py = y) fixed (T* pg = g) fixed (T* pd = dst)
             {
                 T* ys = py, gs = pg, ds = pd;
-                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                ForEachRow(rows, cols, r =>
                 {
-                    for (long r = r0; r < r0 + n; r++)
-                    {
-                        var yr = new ReadOnlySpan<T>(ys + r * cols, cols);
-                        var gr = new ReadOnlySpan<T>(gs + r * cols, cols);
-                        var dr = new Span<T>(ds + r * cols, cols);
-                        T s = TensorPrimitives.Dot(yr, gr);
-                        TensorPrimitives.Subtract(gr, s, dr);
-                        TensorPrimitives.Multiply(dr, yr, dr);
-                    }
+                    var yr = new ReadOnlySpan<T>(ys + r * cols, cols);
+                    var gr = new ReadOnlySpan<T>(gs + r * cols, cols);
+                    var dr = new Span<T>(ds + r * cols, cols);
+                    TensorPrimitives.Subtract(gr, TensorPrimitives.Dot(yr, gr), dr);
+                    TensorPrimitives.Multiply(dr, yr, dr);
                 });
             }
         }
     }
+
+    /// <summary>Rows in fixed chunks of about 8K elements (independent of the thread count), in parallel when there are several.</summary>
+    private static void ForEachRow(int rows, int cols, Action<long> row) =>
+        Parallelism.ForChunks(rows, RowsPerChunk(cols), (r0, n) =>
+        {
+            for (long r = r0; r < r0 + n; r++) row(r);
+        });
+
+    private static int RowsPerChunk(int cols) => Math.Max(1, 8192 / Math.Max(1, cols));
 
     /// <summary>log Σ exp x, using <paramref name="scratch"/> (same length) as workspace.</summary>
     private static T LogSumExp<T>(ReadOnlySpan<T> x, Span<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
@@ -98,7 +96,8 @@ public static class Softmax
             fixed (T* px = x) fixed (T* pg = gradient) fixed (long* pl = labels)
             {
                 T* ppx = px, ppg = pg; long* ppl = pl;
-                Parallelism.ForChunks(rows, Math.Max(1, 8192 / Math.Max(1, cols)), (r0, n) =>
+                // Chunks, not rows: each chunk allocates its own scratch row once.
+                Parallelism.ForChunks(rows, RowsPerChunk(cols), (r0, n) =>
                 {
                     T[]? scratchArr = withGradient ? null : new T[cols];
                     for (long r = r0; r < r0 + n; r++)

@@ -46,8 +46,6 @@ public sealed class BatchNorm2d : Module
     {
         int c = Weight.Shape[0];
         if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
-        var gamma = b[Weight].Reshape(1, c, 1, 1);
-        var beta = b[Bias].Reshape(1, c, 1, 1);
         if (b.Training)
         {
             if (b.UpdateStatistics)
@@ -67,6 +65,6 @@ public sealed class BatchNorm2d : Module
         }
         Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
         Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);
-        return (x - mean) / (variance + Epsilon).Sqrt() * gamma + beta;
+        return (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
     }
 }

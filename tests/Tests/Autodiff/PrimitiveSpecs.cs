@@ -63,8 +63,6 @@ public class PrimitiveSpecs
         new(typeof(MatMul), "A·Bᵀ", r => [N(r, 3, 4), N(r, 5, 4)], x => x[0].MatMul(x[1], transB: true)),
         new(typeof(MatMul), "Aᵀ·Bᵀ", r => [N(r, 4, 3), N(r, 5, 4)], x => x[0].MatMul(x[1], true, true)),
         new(typeof(MatMul), "batched [2,3,4]·[2,4,5]", r => [N(r, 2, 3, 4), N(r, 2, 4, 5)], x => x[0].MatMul(x[1])),
-        new(typeof(Im2Col), "3×3, stride 2, padding 1 over [2,2,5,4]", r => [N(r, 2, 2, 5, 4)], x => new Im2Col(3, 3, 2, 1).Apply(x[0])),
-        new(typeof(Col2Im), "2×2, stride 1 into [1,2,3,3]", r => [N(r, 8, 4)], x => new Col2Im(2, 3, 3, 2, 2, 1, 0).Apply(x[0])),
         new(typeof(Normalize), "batch-norm groups (axis 1) of [3,2,2,2]", r => [N(r, 3, 2, 2, 2)], x => x[0].Normalize(1, 2, 1e-5)),
         new(typeof(Normalize), "layer-norm groups (rows) of [2,3,5]", r => [N(r, 2, 3, 5)], x => x[0].Normalize(0, 2, 1e-5)),
         new(typeof(NormalizeJacobian), "J(x)·u, batch-norm groups", r => [N(r, 3, 2, 4), N(r, 3, 2, 4)], x => new NormalizeJacobian(1, 2, 1e-5).Apply(x[0], x[1])),
