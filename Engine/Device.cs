@@ -72,11 +72,11 @@ public abstract class Device
     /// <summary>x·scale + shift with one scale and shift per group (x viewed as [a, g, b]; scale and shift of g values).</summary>
     public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b);
 
-    /// <summary>Per-group mean of x·y, both viewed as [a, g, b] (g float64 values).</summary>
-    public abstract double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
+    /// <summary>Per-group mean of x·y, both viewed as [a, g, b]: a float64 array of g values on this device.</summary>
+    public abstract NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
 
-    /// <summary>Per-group mean and biased variance of x viewed as [a, g, b] (float64 arrays of g values).</summary>
-    public abstract (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b);
+    /// <summary>Per-group mean and biased variance of x viewed as [a, g, b]: float64 arrays of g values on this device.</summary>
+    public abstract (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b);
 
     /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
     public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);

@@ -97,6 +97,9 @@ public sealed class NdArray
         return (T[])Device.ToHost(this);
     }
 
+    /// <summary>This array on <paramref name="device"/>: itself when it is already there, else a copy (through host memory).</summary>
+    public NdArray To(Device device) => device == Device ? this : device.FromHost(Device.ToHost(this), Shape);
+
     /// <summary>All elements as float64 on the host, whatever the dtype.</summary>
     public double[] ToDoubleArray() => DType switch
     {
@@ -479,18 +482,21 @@ public sealed class NdArray
         var (a, g, b) = NormalizationGroups("group_mean_product", groupStart, groupEnd);
         CheckPair("group_mean_product", this, y);
         if (y.Shape != Shape) throw new ArgumentException($"group_mean_product: {Shape} and {y.Shape}; expected the same shape.");
-        return FromArray(Device.GroupMeanProduct(this, y, a, g, b), GroupShape(groupStart, groupEnd), Device).Cast(DType);
+        return Device.GroupMeanProduct(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
     }
 
     /// <summary>Per-group 1/√(σ² + ε) (biased variance), shaped as <see cref="GroupShape"/>.</summary>
     public NdArray GroupRstd(int groupStart, int groupEnd, double epsilon)
     {
         var (_, variance) = GroupMoments(groupStart, groupEnd);
-        return FromArray(variance.Select(v => 1 / Math.Sqrt(v + epsilon)).ToArray(), GroupShape(groupStart, groupEnd), Device).Cast(DType);
+        return (variance + epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
     }
 
-    /// <summary>The per-group mean and biased variance that <see cref="Normalize"/> uses (group axes [groupStart, groupEnd)).</summary>
-    public (double[] Mean, double[] Variance) GroupMoments(int groupStart, int groupEnd)
+    /// <summary>
+    /// The per-group mean and biased variance that <see cref="Normalize"/> uses (group axes [groupStart, groupEnd)):
+    /// float64 arrays of one value per group, on this array's device.
+    /// </summary>
+    public (NdArray Mean, NdArray Variance) GroupMoments(int groupStart, int groupEnd)
     {
         var (a, g, b) = NormalizationGroups("group_moments", groupStart, groupEnd);
         return Device.GroupMoments(this, a, g, b);

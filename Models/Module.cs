@@ -64,6 +64,17 @@ public abstract class Module
     /// <summary>Number of trainable scalars.</summary>
     public long ParameterCount() => Parameters().Sum(p => p.Shape.Size);
 
+    /// <summary>
+    /// Moves every parameter and buffer to <paramref name="device"/> (in place: the same Parameter and Buffer
+    /// objects, so tied weights stay tied and optimizers keep their references) and returns this module.
+    /// </summary>
+    public Module To(Device device)
+    {
+        foreach (var (_, p) in NamedParameters()) p.Value = p.Value.To(device);
+        foreach (var (_, b) in NamedBuffers()) b.Value = b.Value.To(device);
+        return this;
+    }
+
     /// <summary>Buffers with their dotted names.</summary>
     public IReadOnlyList<(string Name, Buffer Value)> NamedBuffers()
     {

@@ -285,22 +285,22 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override double[] GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
+    public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         var r = new double[g];
         if (x.DType == DType.Float32) Normalization.GroupMeanProduct<float>(x.Span<float>(), y.Span<float>(), r, a, g, b);
         else Normalization.GroupMeanProduct<double>(x.Span<double>(), y.Span<double>(), r, a, g, b);
-        return r;
+        return FromHost(r, new Shape(g));
     }
 
     /// <inheritdoc/>
-    public override (double[] Mean, double[] Variance) GroupMoments(NdArray x, int a, int g, int b)
+    public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b)
     {
         var mean = new double[g];
         var variance = new double[g];
         if (x.DType == DType.Float32) Normalization.Moments<float>(x.Span<float>(), mean, variance, a, g, b);
         else Normalization.Moments<double>(x.Span<double>(), mean, variance, a, g, b);
-        return (mean, variance);
+        return (FromHost(mean, new Shape(g)), FromHost(variance, new Shape(g)));
     }
 
     /// <inheritdoc/>

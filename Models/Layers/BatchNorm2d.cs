@@ -54,11 +54,12 @@ public sealed class BatchNorm2d : Module
                 long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
                 double bessel = count / (double)Math.Max(1, count - 1);
                 var dtype = RunningMean.Value.DType;
-                var meanArray = NdArray.FromArray(batchMean, new Shape(c)).Cast(dtype);
-                var unbiased = NdArray.FromArray(biased.Select(v => v * bessel).ToArray(), new Shape(c)).Cast(dtype);
+                var meanArray = batchMean.Cast(dtype);
+                var unbiased = (biased * bessel).Cast(dtype);
                 RunningMean.Value = RunningMean.Value * (1 - Momentum) + meanArray * Momentum;
                 RunningVar.Value = RunningVar.Value * (1 - Momentum) + unbiased * Momentum;
-                BatchesTracked.Value = NdArray.FromArray(new[] { BatchesTracked.Value.ToArray<long>()[0] + 1 }, Shape.Scalar);
+                // Counted on the array's device (exact through float64 up to 2⁵³ batches): no host round trip.
+                BatchesTracked.Value = (BatchesTracked.Value.Cast(DType.Float64) + 1).Cast(DType.Int64);
             }
             // The fused normalisation primitive: batch statistics per channel, exact derivatives through them.
             return new Autodiff.Primitives.ScaleShift(1, 2).Apply(x.Normalize(1, 2, Epsilon), b[Weight], b[Bias]);

@@ -1,0 +1,649 @@
+using System.Runtime.InteropServices;
+using Curvature.Kernels.Cpu;
+using Curvature.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+using GpuElementWise = Curvature.Kernels.Gpu.ElementWise;
+using GpuGemm = Curvature.Kernels.Gpu.Gemm;
+using GpuLayout = Curvature.Kernels.Gpu.Layout;
+using GpuNormalization = Curvature.Kernels.Gpu.Normalization;
+using GpuPhilox = Curvature.Kernels.Gpu.Philox;
+using GpuReduction = Curvature.Kernels.Gpu.Reduction;
+using GpuSoftmax = Curvature.Kernels.Gpu.Softmax;
+
+namespace Curvature.Engine;
+
+/// <summary>
+/// An ILGPU accelerator (CUDA, OpenCL, or ILGPU's CPU accelerator, which runs the same kernels on emulated
+/// GPU threads so they can be tested without a GPU) behind the <see cref="Device"/> contract. Ops queue
+/// kernels on the accelerator's default stream and return; only reading values (<see cref="ToHost"/>, a
+/// <see cref="Dot"/> for the host) waits for them. Memory comes from a caching <see cref="DeviceMemoryPool"/>.
+/// Each op allocates its outputs before it takes any view, so a buffer the pool recycles from an
+/// unreachable input is only ever reused by work queued after the input's last reader.
+/// </summary>
+public sealed class AcceleratorDevice : Device, IDisposable
+{
+    private readonly KernelCache kernels;
+
+    /// <summary>Wraps an accelerator (the device takes ownership and disposes it).</summary>
+    public AcceleratorDevice(Accelerator accelerator, string name)
+    {
+        Accelerator = accelerator;
+        Name = name;
+        kernels = new KernelCache(accelerator);
+        Pool = new DeviceMemoryPool(accelerator, name);
+    }
+
+    /// <inheritdoc/>
+    public override string Name { get; }
+
+    /// <summary>The ILGPU accelerator.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The caching allocator.</summary>
+    public DeviceMemoryPool Pool { get; }
+
+    /// <summary>Waits for every queued kernel.</summary>
+    public void Synchronize() => Accelerator.Synchronize();
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Accelerator.Synchronize();
+        Pool.Dispose();
+        Accelerator.Dispose();
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// <inheritdoc/>
+    public override Storage Allocate(DType dtype, long length)
+    {
+        long bytes = Math.Max(1, length) * dtype.Size();
+        var buffer = Pool.Rent(bytes, () => $"a {dtype.Name()} array of {length:N0} elements");
+        return new AcceleratorStorage(this, dtype, length, buffer);
+    }
+
+    private NdArray New(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
+
+    private static ArrayView<T> V<T>(NdArray x) where T : unmanaged =>
+        ((AcceleratorStorage)x.Storage).View<T>(x.Offset, x.Size);
+
+    /// <inheritdoc/>
+    public override NdArray FromHost(Array data, Shape shape)
+    {
+        var r = New(shape, DTypeOf(data));
+        if (shape.Size == 0) return r;
+        switch (data)
+        {
+            case float[] f: V<float>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(f), f.LongLength); break;
+            case double[] d: V<double>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(d), d.LongLength); break;
+            case long[] l: V<long>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(l), l.LongLength); break;
+        }
+        return r;
+    }
+
+    private static DType DTypeOf(Array data) => data switch
+    {
+        float[] => DType.Float32,
+        double[] => DType.Float64,
+        long[] => DType.Int64,
+        _ => throw new ArgumentException($"Device arrays hold float[], double[] or long[], got {data.GetType().Name}.", nameof(data)),
+    };
+
+    /// <inheritdoc/>
+    public override Array ToHost(NdArray x)
+    {
+        switch (x.DType)
+        {
+            case DType.Float32: { var a = new float[x.Size]; if (a.Length > 0) V<float>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
+            case DType.Float64: { var a = new double[x.Size]; if (a.Length > 0) V<double>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
+            default: { var a = new long[x.Size]; if (a.Length > 0) V<long>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
+        }
+    }
+
+    // ---------------------------------------------------------------- element-wise
+
+    /// <inheritdoc/>
+    public override NdArray Full(Shape shape, DType dtype, double value)
+    {
+        var r = New(shape, dtype);
+        if (shape.Size == 0) return r;
+        var config = kernels.Stride(shape.Size);
+        switch (dtype)
+        {
+            case DType.Float32: kernels.Load<ArrayView<float>, float>(GpuElementWise.Fill)(config, V<float>(r), (float)value); break;
+            case DType.Float64: kernels.Load<ArrayView<double>, double>(GpuElementWise.Fill)(config, V<double>(r), value); break;
+            default: kernels.Load<ArrayView<long>, long>(GpuElementWise.Fill)(config, V<long>(r), (long)value); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Unary(UnaryOp op, NdArray x)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, int>(GpuElementWise.Unary<float, Float32Kind>)(config, V<float>(x), V<float>(r), (int)op);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, int>(GpuElementWise.Unary<double, Float64Kind>)(config, V<double>(x), V<double>(r), (int)op);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape)
+    {
+        var r = New(shape, x.DType);
+        if (shape.Size == 0) return r;
+        Kernels.Cpu.ElementWise.Coalesce(shape.ToArray(), x.Shape.BroadcastStrides(shape), y.Shape.BroadcastStrides(shape), out var dims, out var xs, out var ys);
+        var layout = StridedLayout.Of(dims, xs, ys);
+        var config = kernels.Stride(shape.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(GpuElementWise.Binary)(config, V<float>(x), V<float>(y), V<float>(r), layout, (int)op);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, StridedLayout, int>(GpuElementWise.Binary)(config, V<double>(x), V<double>(y), V<double>(r), layout, (int)op);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
+    {
+        var r = New(shape, x.DType);
+        if (shape.Size == 0) return r;
+        var layout = StridedLayout.Of(shape.ToArray(), cond.Shape.BroadcastStrides(shape), x.Shape.BroadcastStrides(shape), y.Shape.BroadcastStrides(shape));
+        var config = kernels.Stride(shape.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout>(GpuElementWise.Where)(config, V<float>(cond), V<float>(x), V<float>(y), V<float>(r), layout);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, StridedLayout>(GpuElementWise.Where)(config, V<double>(cond), V<double>(x), V<double>(y), V<double>(r), layout);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray BroadcastTo(NdArray x, Shape shape) => Strided(x, shape, x.Shape.BroadcastStrides(shape));
+
+    private NdArray Strided(NdArray x, Shape shape, int[] strides)
+    {
+        var r = New(shape, x.DType);
+        if (shape.Size == 0) return r;
+        var contiguous = Kernels.Cpu.Layout.RowMajorStrides(shape.ToArray()).Select(s => (int)s).ToArray();
+        Kernels.Cpu.ElementWise.Coalesce(shape.ToArray(), strides, contiguous, out var dims, out var xs, out _);
+        var layout = StridedLayout.Of(dims, xs);
+        var config = kernels.Stride(shape.Size);
+        switch (x.DType)
+        {
+            case DType.Float32: kernels.Load<ArrayView<float>, ArrayView<float>, StridedLayout>(GpuLayout.Strided)(config, V<float>(x), V<float>(r), layout); break;
+            case DType.Float64: kernels.Load<ArrayView<double>, ArrayView<double>, StridedLayout>(GpuLayout.Strided)(config, V<double>(x), V<double>(r), layout); break;
+            default: kernels.Load<ArrayView<long>, ArrayView<long>, StridedLayout>(GpuLayout.Strided)(config, V<long>(x), V<long>(r), layout); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Cast(NdArray x, DType dtype)
+    {
+        var r = New(x.Shape, dtype);
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(x.Size);
+        switch (x.DType, dtype)
+        {
+            case (DType.Float32, DType.Float32): kernels.Load<ArrayView<float>, ArrayView<float>>(GpuElementWise.Copy)(config, V<float>(x), V<float>(r)); break;
+            case (DType.Float64, DType.Float64): kernels.Load<ArrayView<double>, ArrayView<double>>(GpuElementWise.Copy)(config, V<double>(x), V<double>(r)); break;
+            case (DType.Int64, DType.Int64): kernels.Load<ArrayView<long>, ArrayView<long>>(GpuElementWise.Copy)(config, V<long>(x), V<long>(r)); break;
+            case (DType.Float32, DType.Float64): kernels.Load<ArrayView<float>, ArrayView<double>>(GpuElementWise.Cast<float, Float32Kind, double, Float64Kind>)(config, V<float>(x), V<double>(r)); break;
+            case (DType.Float64, DType.Float32): kernels.Load<ArrayView<double>, ArrayView<float>>(GpuElementWise.Cast<double, Float64Kind, float, Float32Kind>)(config, V<double>(x), V<float>(r)); break;
+            case (DType.Int64, DType.Float32): kernels.Load<ArrayView<long>, ArrayView<float>>(GpuElementWise.Cast<long, Int64Kind, float, Float32Kind>)(config, V<long>(x), V<float>(r)); break;
+            case (DType.Int64, DType.Float64): kernels.Load<ArrayView<long>, ArrayView<double>>(GpuElementWise.Cast<long, Int64Kind, double, Float64Kind>)(config, V<long>(x), V<double>(r)); break;
+            case (DType.Float32, DType.Int64): kernels.Load<ArrayView<float>, ArrayView<long>>(GpuElementWise.Cast<float, Float32Kind, long, Int64Kind>)(config, V<float>(x), V<long>(r)); break;
+            default: kernels.Load<ArrayView<double>, ArrayView<long>>(GpuElementWise.Cast<double, Float64Kind, long, Int64Kind>)(config, V<double>(x), V<long>(r)); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray LinearCombination(NdArray[] xs, double[] coefficients)
+    {
+        var r = New(xs[0].Shape, xs[0].DType);
+        if (r.Size == 0) return r;
+        var config = kernels.Stride(r.Size);
+        for (int i = 0; i < xs.Length; i++)
+        {
+            if (r.DType == DType.Float32)
+                kernels.Load<ArrayView<float>, ArrayView<float>, double, int>(GpuElementWise.Accumulate<float, Float32Kind>)(config, V<float>(xs[i]), V<float>(r), coefficients[i], i == 0 ? 1 : 0);
+            else
+                kernels.Load<ArrayView<double>, ArrayView<double>, double, int>(GpuElementWise.Accumulate<double, Float64Kind>)(config, V<double>(xs[i]), V<double>(r), coefficients[i], i == 0 ? 1 : 0);
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray OneHot(NdArray labels, int classes, DType dtype)
+    {
+        var r = New(new Shape(labels.Shape[0], classes), dtype);
+        if (r.Size == 0) return r;
+        var config = kernels.Stride(r.Size);
+        if (dtype == DType.Float32) kernels.Load<ArrayView<long>, ArrayView<float>, int>(GpuElementWise.OneHot<float, Float32Kind>)(config, V<long>(labels), V<float>(r), classes);
+        else kernels.Load<ArrayView<long>, ArrayView<double>, int>(GpuElementWise.OneHot<double, Float64Kind>)(config, V<long>(labels), V<double>(r), classes);
+        return r;
+    }
+
+    // ---------------------------------------------------------------- reductions
+
+    /// <inheritdoc/>
+    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes)
+    {
+        // Runs of adjacent axes, last run first, each an [outer, length, inner] reduction (as on the CPU).
+        var current = x;
+        var dims = x.Shape.ToArray();
+        int i = axes.Length - 1;
+        while (i >= 0)
+        {
+            int hi = axes[i], lo = hi;
+            while (i > 0 && axes[i - 1] == lo - 1) { i--; lo--; }
+            i--;
+            long outer = 1, length = 1, inner = 1;
+            for (int a = 0; a < lo; a++) outer *= dims[a];
+            for (int a = lo; a <= hi; a++) { length *= dims[a]; dims[a] = 1; }
+            for (int a = hi + 1; a < dims.Length; a++) inner *= dims[a];
+            var next = New(new Shape(dims), x.DType);
+            long outputs = outer * inner;
+            if (outputs > 0 && length > 0) ReduceRun(op, current, next, (int)outputs, (int)length, (int)inner);
+            current = next;
+        }
+        return ReferenceEquals(current, x) ? x.Copy() : current;
+    }
+
+    private void ReduceRun(ReduceOp op, NdArray x, NdArray r, int outputs, int length, int inner)
+    {
+        // Few long reductions: a group each; many: a thread each.
+        bool perGroup = length >= 4 * kernels.GroupSize && outputs <= 64 * kernels.MaxGroups;
+        var config = perGroup ? kernels.GroupPerItem(outputs) : kernels.Stride(outputs);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, int, int, int>(perGroup ? GpuReduction.PerGroup<float, Float32Kind> : GpuReduction.PerThread<float, Float32Kind>)(config, V<float>(x), V<float>(r), length, inner, (int)op);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, int, int, int>(perGroup ? GpuReduction.PerGroup<double, Float64Kind> : GpuReduction.PerThread<double, Float64Kind>)(config, V<double>(x), V<double>(r), length, inner, (int)op);
+    }
+
+    /// <inheritdoc/>
+    public override double Dot(NdArray x, NdArray y)
+    {
+        if (x.Size == 0) return 0;
+        int groups = (int)Math.Clamp((x.Size + kernels.GroupSize - 1) / kernels.GroupSize, 1, kernels.MaxGroups);
+        var partials = New(new Shape(groups), DType.Float64);
+        var config = new KernelConfig(groups, kernels.GroupSize, SharedMemoryConfig.RequestDynamic<double>(kernels.GroupSize));
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>>(GpuReduction.DotPartials<float, Float32Kind>)(config, V<float>(x), V<float>(y), V<double>(partials));
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>>(GpuReduction.DotPartials<double, Float64Kind>)(config, V<double>(x), V<double>(y), V<double>(partials));
+        double s = 0;
+        foreach (var p in (double[])ToHost(partials)) s += p;
+        return s;
+    }
+
+    // ---------------------------------------------------------------- products
+
+    /// <inheritdoc/>
+    public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
+    {
+        var r = New(shape, a.DType);
+        int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
+        if (shape.Size == 0) return r;
+        int batch = (int)(shape.Size / ((long)m * n));
+        var p = new GemmArguments
+        {
+            M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
+            Lda = a.Shape[^1], Ldb = b.Shape[^1], Ldc = n,
+            StrideA = a.Shape[^2] * a.Shape[^1], StrideB = b.Shape[^2] * b.Shape[^1], StrideC = m * n,
+        };
+        if (k == 0) return Full(shape, a.DType, 0);
+        Multiply(V(a), V(b), V(r), p, batch, a.DType);
+        return r;
+    }
+
+    private (ArrayView<float> F, ArrayView<double> D) V(NdArray x) =>
+        x.DType == DType.Float32 ? (V<float>(x), default) : (default, V<double>(x));
+
+    private void Multiply((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
+        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
+    {
+        if (kernels.GemmTile == GemmShape.Large) Multiply<LargeTile>(a, b, c, p, batch, dtype);
+        else Multiply<SmallTile>(a, b, c, p, batch, dtype);
+    }
+
+    private void Multiply<C>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
+        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype) where C : struct, IGemmTile
+    {
+        var (grid, group) = p.Launch<C>(batch);
+        var config = new KernelConfig(grid, group);
+        if (dtype == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArguments>(GpuGemm.Multiply<float, C>)(config, a.F, b.F, c.F, p);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(GpuGemm.Multiply<double, C>)(config, a.D, b.D, c.D, p);
+    }
+
+    // ---------------------------------------------------------------- layout
+
+    /// <inheritdoc/>
+    public override NdArray Permute(NdArray x, int[] axes)
+    {
+        var dims = x.Shape.ToArray();
+        var source = Kernels.Cpu.Layout.RowMajorStrides(dims);
+        return Strided(x, new Shape(axes.Select(a => dims[a]).ToArray()), axes.Select(a => (int)source[a]).ToArray());
+    }
+
+    private static (int Outer, int Inner) Around(Shape s, int axis)
+    {
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= s[i];
+        for (int i = axis + 1; i < s.Rank; i++) inner *= s[i];
+        return ((int)outer, (int)inner);
+    }
+
+    private void CopyBlocks(NdArray src, NdArray dst, BlockCopy b)
+    {
+        if ((long)b.Outer * b.Count == 0) return;
+        var config = kernels.Stride((long)b.Outer * b.Count);
+        switch (src.DType)
+        {
+            case DType.Float32: kernels.Load<ArrayView<float>, ArrayView<float>, BlockCopy>(GpuLayout.CopyBlocks)(config, V<float>(src), V<float>(dst), b); break;
+            case DType.Float64: kernels.Load<ArrayView<double>, ArrayView<double>, BlockCopy>(GpuLayout.CopyBlocks)(config, V<double>(src), V<double>(dst), b); break;
+            default: kernels.Load<ArrayView<long>, ArrayView<long>, BlockCopy>(GpuLayout.CopyBlocks)(config, V<long>(src), V<long>(dst), b); break;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Slice(NdArray x, int axis, int start, int length)
+    {
+        var dims = x.Shape.ToArray();
+        dims[axis] = length;
+        var r = New(new Shape(dims), x.DType);
+        var (outer, inner) = Around(x.Shape, axis);
+        CopyBlocks(x, r, new BlockCopy { Outer = outer, Count = length * inner, SrcRow = x.Shape[axis] * inner, SrcStart = start * inner, DstRow = length * inner, DstStart = 0 });
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Concat(NdArray[] xs, int axis)
+    {
+        var dims = xs[0].Shape.ToArray();
+        dims[axis] = xs.Sum(x => x.Shape[axis]);
+        var r = New(new Shape(dims), xs[0].DType);
+        var (outer, inner) = Around(r.Shape, axis);
+        int dstRow = dims[axis] * inner, at = 0;
+        foreach (var x in xs)
+        {
+            int count = x.Shape[axis] * inner;
+            CopyBlocks(x, r, new BlockCopy { Outer = outer, Count = count, SrcRow = count, SrcStart = 0, DstRow = dstRow, DstStart = at });
+            at += count;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Gather(NdArray table, NdArray indices)
+    {
+        int rows = table.Shape[0], width = table.Shape[1];
+        var r = New(new Shape([.. indices.Shape, width]), table.DType);
+        if (r.Size == 0) return r;
+        var config = kernels.Stride(r.Size);
+        switch (table.DType)
+        {
+            case DType.Float32: kernels.Load<ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int>(GpuLayout.Gather)(config, V<float>(table), V<long>(indices), V<float>(r), rows, width); break;
+            case DType.Float64: kernels.Load<ArrayView<double>, ArrayView<long>, ArrayView<double>, int, int>(GpuLayout.Gather)(config, V<double>(table), V<long>(indices), V<double>(r), rows, width); break;
+            default: kernels.Load<ArrayView<long>, ArrayView<long>, ArrayView<long>, int, int>(GpuLayout.Gather)(config, V<long>(table), V<long>(indices), V<long>(r), rows, width); break;
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray ScatterAdd(NdArray indices, NdArray updates, int rows)
+    {
+        int width = updates.Shape[^1];
+        var r = New(new Shape(rows, width), updates.DType);
+        if (r.Size == 0) return r;
+        if (indices.Size == 0) return Full(r.Shape, updates.DType, 0);
+        var config = kernels.Stride(r.Size);
+        if (updates.DType == DType.Float32)
+            kernels.Load<ArrayView<long>, ArrayView<float>, ArrayView<float>, int>(GpuLayout.ScatterAdd)(config, V<long>(indices), V<float>(updates), V<float>(r), width);
+        else
+            kernels.Load<ArrayView<long>, ArrayView<double>, ArrayView<double>, int>(GpuLayout.ScatterAdd)(config, V<long>(indices), V<double>(updates), V<double>(r), width);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding)
+    {
+        var g = new ConvolutionGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], 1, kh, kw, stride, padding);
+        var r = New(new Shape(g.K, g.N * g.Q), x.DType);
+        Im2Col(x, r, g);
+        return r;
+    }
+
+    private void Im2Col(NdArray x, NdArray cols, ConvolutionGeometry g)
+    {
+        if (cols.Size == 0) return;
+        var config = kernels.Stride(cols.Size);
+        if (x.DType == DType.Float32) kernels.Load<ArrayView<float>, ArrayView<float>, ConvolutionShape>(GpuLayout.Im2Col)(config, V<float>(x), V<float>(cols), ConvolutionShape.Of(g));
+        else kernels.Load<ArrayView<double>, ArrayView<double>, ConvolutionShape>(GpuLayout.Im2Col)(config, V<double>(x), V<double>(cols), ConvolutionShape.Of(g));
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding)
+    {
+        var (oh, ow) = NdArray.ConvolutionOutput(h, w, kh, kw, stride, padding);
+        int n = cols.Shape[1] / (oh * ow);
+        var g = new ConvolutionGeometry(n, c, h, w, 1, kh, kw, stride, padding);
+        var r = New(new Shape(n, c, h, w), cols.DType);
+        Col2Im(cols, r, g);
+        return r;
+    }
+
+    private void Col2Im(NdArray cols, NdArray x, ConvolutionGeometry g)
+    {
+        if (x.Size == 0) return;
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32) kernels.Load<ArrayView<float>, ArrayView<float>, ConvolutionShape>(GpuLayout.Col2Im)(config, V<float>(cols), V<float>(x), ConvolutionShape.Of(g));
+        else kernels.Load<ArrayView<double>, ArrayView<double>, ConvolutionShape>(GpuLayout.Col2Im)(config, V<double>(cols), V<double>(x), ConvolutionShape.Of(g));
+    }
+
+    // ---------------------------------------------------------------- convolution (im2col + GEMM)
+
+    /// <inheritdoc/>
+    public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
+    {
+        // y'[O, N·Q] = W[O, K]·cols[K, N·Q], then [O, N, Q] → [N, O, Q].
+        var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
+        var product = New(new Shape(g.O, g.N * g.Q), x.DType);
+        Im2Col(x, cols, g);
+        if (product.Size > 0)
+            Multiply(V(w), V(cols), V(product), Product(g.O, g.N * g.Q, g.K, false, false), 1, x.DType);
+        return Permute(product.Reshape(g.O, g.N, g.Q), [1, 0, 2]).Reshape(g.N, g.O, g.OH, g.OW);
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
+    {
+        // cols[K, N·Q] = Wᵀ·ȳ'[O, N·Q], then col2im.
+        var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
+        var cols = New(new Shape(g.K, g.N * g.Q), gy.DType);
+        var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
+        if (cols.Size > 0)
+            Multiply(V(w), V(gyT), V(cols), Product(g.K, g.N * g.Q, g.O, true, false), 1, gy.DType);
+        Col2Im(cols, r, g);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
+    {
+        // W̄[O, K] = ȳ'[O, N·Q]·colsᵀ.
+        var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
+        var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
+        var r = New(new Shape(g.O, g.C, g.KH, g.KW), x.DType);
+        Im2Col(x, cols, g);
+        if (g.N * g.Q == 0) return Full(r.Shape, x.DType, 0);
+        Multiply(V(gyT), V(cols), V(r), Product(g.O, g.K, g.N * g.Q, false, true), 1, x.DType);
+        return r;
+    }
+
+    private static GemmArguments Product(int m, int n, int k, bool transA, bool transB) => new()
+    {
+        M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
+        Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, StrideA = 0, StrideB = 0, StrideC = 0,
+    };
+
+    // ---------------------------------------------------------------- normalisation
+
+    private (NdArray Mean, NdArray Variance) Moments(NdArray x, int a, int g, int b)
+    {
+        var mean = New(new Shape(g), DType.Float64);
+        var variance = New(new Shape(g), DType.Float64);
+        var config = kernels.GroupPerItem(g);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<double>, ArrayView<double>, int, int, int>(GpuNormalization.Moments<float, Float32Kind>)(config, V<float>(x), V<double>(mean), V<double>(variance), a, g, b);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int, int>(GpuNormalization.Moments<double, Float64Kind>)(config, V<double>(x), V<double>(mean), V<double>(variance), a, g, b);
+        return (mean, variance);
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b) => Moments(x, a, g, b);
+
+    /// <inheritdoc/>
+    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon)
+    {
+        var r = New(x.Shape, x.DType);
+        var (mean, variance) = Moments(x, a, g, b);
+        var p = new NormalizationGroups { A = a, G = g, B = b, Epsilon = epsilon };
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.Normalize<float, Float32Kind>)(config, V<float>(x), V<double>(mean), V<double>(variance), V<float>(r), p);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.Normalize<double, Float64Kind>)(config, V<double>(x), V<double>(mean), V<double>(variance), V<double>(r), p);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon)
+    {
+        var r = New(x.Shape, x.DType);
+        var meanU = New(new Shape(g), DType.Float64);
+        var meanUXhat = New(new Shape(g), DType.Float64);
+        var (mean, variance) = Moments(x, a, g, b);
+        var p = new NormalizationGroups { A = a, G = g, B = b, Epsilon = epsilon };
+        var groups = kernels.GroupPerItem(g);
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+        {
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.JacobianMoments<float, Float32Kind>)(groups, V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(meanU), V<double>(meanUXhat), p);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.Jacobian<float, Float32Kind>)(config, V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(meanU), V<double>(meanUXhat), V<float>(r), p);
+        }
+        else
+        {
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.JacobianMoments<double, Float64Kind>)(groups, V<double>(x), V<double>(u), V<double>(mean), V<double>(variance), V<double>(meanU), V<double>(meanUXhat), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.Jacobian<double, Float64Kind>)(config, V<double>(x), V<double>(u), V<double>(mean), V<double>(variance), V<double>(meanU), V<double>(meanUXhat), V<double>(r), p);
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
+    {
+        var r = New(new Shape(g), DType.Float64);
+        var config = kernels.GroupPerItem(g);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, int, int, int>(GpuNormalization.MeanProduct<float, Float32Kind>)(config, V<float>(x), V<float>(y), V<double>(r), a, g, b);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int, int>(GpuNormalization.MeanProduct<double, Float64Kind>)(config, V<double>(x), V<double>(y), V<double>(r), a, g, b);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuNormalization.ScaleShift)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(r), g, b);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuNormalization.ScaleShift)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(r), g, b);
+        return r;
+    }
+
+    // ---------------------------------------------------------------- softmax family
+
+    private NdArray Rows(NdArray x, Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> f32,
+        Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int> f64)
+    {
+        var r = New(x.Shape, x.DType);
+        int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(rows);
+        if (x.DType == DType.Float32) f32(config, V<float>(x), V<float>(r), rows, cols);
+        else f64(config, V<double>(x), V<double>(r), rows, cols);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray LogSoftmax(NdArray x) => Rows(x,
+        kernels.Load<ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.LogSoftmaxRows<float, Float32Kind>),
+        kernels.Load<ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.LogSoftmaxRows<double, Float64Kind>));
+
+    /// <inheritdoc/>
+    public override NdArray Softmax(NdArray x) => Rows(x,
+        kernels.Load<ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.SoftmaxRows<float, Float32Kind>),
+        kernels.Load<ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.SoftmaxRows<double, Float64Kind>));
+
+    /// <inheritdoc/>
+    public override NdArray SoftmaxJacobian(NdArray y, NdArray g)
+    {
+        var r = New(y.Shape, y.DType);
+        int cols = y.Shape[^1], rows = (int)(y.Size / Math.Max(1, cols));
+        if (y.Size == 0) return r;
+        var config = kernels.Stride(rows);
+        if (y.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.SoftmaxJacobianRows<float, Float32Kind>)(config, V<float>(y), V<float>(g), V<float>(r), rows, cols);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.SoftmaxJacobianRows<double, Float64Kind>)(config, V<double>(y), V<double>(g), V<double>(r), rows, cols);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient)
+    {
+        int rows = logits.Shape[0], cols = logits.Shape[1];
+        var perRow = New(new Shape(rows), logits.DType);
+        var g = withGradient ? New(logits.Shape, logits.DType) : null;
+        var config = kernels.Stride(rows);
+        if (logits.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<long>, ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.CrossEntropyRows<float, Float32Kind>)(
+                config, V<float>(logits), V<long>(labels), V<float>(perRow), g is null ? V<float>(perRow) : V<float>(g), cols, withGradient ? 1 : 0);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<long>, ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.CrossEntropyRows<double, Float64Kind>)(
+                config, V<double>(logits), V<long>(labels), V<double>(perRow), g is null ? V<double>(perRow) : V<double>(g), cols, withGradient ? 1 : 0);
+        var mean = Binary(BinaryOp.Mul, Reduce(ReduceOp.Sum, perRow, [0]).Reshape(), Full(Shape.Scalar, logits.DType, 1.0 / rows), Shape.Scalar);
+        return (mean, g);
+    }
+
+    // ---------------------------------------------------------------- random numbers
+
+    /// <inheritdoc/>
+    public override NdArray Random(RandomKind kind, ulong key, ulong offset, Shape shape, DType dtype, long high)
+    {
+        var r = New(shape, dtype);
+        if (shape.Size == 0) return r;
+        var config = kernels.Stride((shape.Size + 3) / 4);
+        var draw = new RandomDraw
+        {
+            Key = key, Offset = offset, High = high, Single = dtype == DType.Float32 ? 1 : 0,
+            Kind = kind switch { RandomKind.Uniform => 0, RandomKind.Normal => 1, RandomKind.Integers => 2, _ => 3 },
+        };
+        if (kind == RandomKind.Integers) kernels.Load<ArrayView<long>, RandomDraw>(GpuPhilox.Integers)(config, V<long>(r), draw);
+        else if (dtype == DType.Float32) kernels.Load<ArrayView<float>, RandomDraw>(GpuPhilox.Fill<float, Float32Kind>)(config, V<float>(r), draw);
+        else kernels.Load<ArrayView<double>, RandomDraw>(GpuPhilox.Fill<double, Float64Kind>)(config, V<double>(r), draw);
+        return r;
+    }
+}

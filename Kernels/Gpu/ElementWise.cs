@@ -1,0 +1,123 @@
+using System.Numerics;
+using Curvature.Kernels.Cpu;
+using ILGPU;
+
+namespace Curvature.Kernels.Gpu;
+
+/// <summary>
+/// Element-wise kernels: the same ops and the same formulas as <see cref="Cpu.ElementWise"/>, one thread per
+/// element in a grid-stride loop. Broadcast operands are read through zero strides, never materialised.
+/// </summary>
+public static class ElementWise
+{
+    /// <summary>r[i] = value.</summary>
+    public static void Fill<T>(ArrayView<T> r, T value) where T : unmanaged
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = value;
+    }
+
+    /// <summary>r[i] = op(x[i]).</summary>
+    public static void Unary<T, K>(ArrayView<T> x, ArrayView<T> r, int op)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = Apply<T, K>((UnaryOp)op, x[i]);
+    }
+
+    /// <summary>One unary op on one value.</summary>
+    public static T Apply<T, K>(UnaryOp op, T v) where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        switch (op)
+        {
+            case UnaryOp.Neg: return -v;
+            case UnaryOp.Exp: return T.Exp(v);
+            case UnaryOp.Log: return T.Log(v);
+            case UnaryOp.Tanh: return T.Tanh(v);
+            case UnaryOp.Sqrt: return T.Sqrt(v);
+            case UnaryOp.Relu: return v > T.Zero ? v : (T.IsNaN(v) ? v : T.Zero);
+            case UnaryOp.Abs: return T.Abs(v);
+            case UnaryOp.Square: return v * v;
+            case UnaryOp.Reciprocal: return T.One / v;
+            case UnaryOp.Erf: return k.From(SpecialFunctions.Erf(k.ToDouble(v)));
+            case UnaryOp.Gelu: return k.From(SpecialFunctions.Gelu(k.ToDouble(v)));
+            case UnaryOp.GeluDerivative: return k.From(SpecialFunctions.GeluDerivative(k.ToDouble(v)));
+            default: return k.From(SpecialFunctions.GeluSecondDerivative(k.ToDouble(v)));
+        }
+    }
+
+    /// <summary>r[i] = op(x[·], y[·]) with both operands read through the layout's strides.</summary>
+    public static void Binary<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<T> r, StridedLayout layout, int op)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            layout.Offsets(i, out int a, out int b, out _);
+            r[i] = Apply((BinaryOp)op, x[a], y[b]);
+        }
+    }
+
+    /// <summary>One binary op on two values (the semantics of <see cref="Cpu.ElementWise.Scalar{T}"/>).</summary>
+    public static T Apply<T>(BinaryOp op, T x, T y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        switch (op)
+        {
+            case BinaryOp.Add: return x + y;
+            case BinaryOp.Sub: return x - y;
+            case BinaryOp.Mul: return x * y;
+            case BinaryOp.Div: return x / y;
+            case BinaryOp.Max: return T.IsNaN(x) || T.IsNaN(y) ? T.NaN : (x > y ? x : y);
+            case BinaryOp.Min: return T.IsNaN(x) || T.IsNaN(y) ? T.NaN : (x < y ? x : y);
+            case BinaryOp.Pow: return T.Pow(x, y);
+            case BinaryOp.Greater: return x > y ? T.One : T.Zero;
+            case BinaryOp.GreaterEqual: return x >= y ? T.One : T.Zero;
+            case BinaryOp.Less: return x < y ? T.One : T.Zero;
+            case BinaryOp.LessEqual: return x <= y ? T.One : T.Zero;
+            case BinaryOp.Equal: return x == y ? T.One : T.Zero;
+            case BinaryOp.TanhBackward: return y * (T.One - x * x);
+            default: return x > T.Zero ? y : T.Zero; // ReluBackward
+        }
+    }
+
+    /// <summary>r[i] = cond[·] ≠ 0 ? x[·] : y[·], all three read through the layout's strides.</summary>
+    public static void Where<T>(ArrayView<T> cond, ArrayView<T> x, ArrayView<T> y, ArrayView<T> r, StridedLayout layout)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            layout.Offsets(i, out int c, out int a, out int b);
+            r[i] = cond[c] != T.Zero ? x[a] : y[b];
+        }
+    }
+
+    /// <summary>r[i] = x[i] converted (through float64, as the CPU converts).</summary>
+    public static void Cast<TIn, KIn, TOut, KOut>(ArrayView<TIn> x, ArrayView<TOut> r)
+        where TIn : unmanaged where KIn : struct, IScalarKind<TIn> where TOut : unmanaged where KOut : struct, IScalarKind<TOut>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = default(KOut).From(default(KIn).ToDouble(x[i]));
+    }
+
+    /// <summary>r[i] = x[i] (a copy).</summary>
+    public static void Copy<T>(ArrayView<T> x, ArrayView<T> r) where T : unmanaged
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = x[i];
+    }
+
+    /// <summary>r[i] = first ? c·x[i] : r[i] + c·x[i]: one term of a linear combination, added in index order of the terms.</summary>
+    public static void Accumulate<T, K>(ArrayView<T> x, ArrayView<T> r, double coefficient, int first)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        T c = default(K).From(coefficient);
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = first != 0 ? c * x[i] : r[i] + c * x[i];
+    }
+
+    /// <summary>Rows of one-hot values: r[i, labels[i]] = 1, zero elsewhere (labels outside [0, classes) give a zero row).</summary>
+    public static void OneHot<T, K>(ArrayView<long> labels, ArrayView<T> r, int classes)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int row = i / classes, column = i - row * classes;
+            r[i] = labels[row] == column ? T.One : T.Zero;
+        }
+    }
+}

@@ -1,0 +1,136 @@
+using System.Numerics;
+using ILGPU;
+
+namespace Curvature.Kernels.Gpu;
+
+/// <summary>
+/// Normalisation over groups (the formulas of <see cref="Cpu.Normalization"/>): data viewed as [A, G, B], group
+/// g holding x[a, g, b]. Statistics take one thread group per normalisation group, summed in float64 with a
+/// tree in shared memory (two passes for the variance, so nothing cancels); the element-wise passes read them.
+/// </summary>
+public static class Normalization
+{
+    /// <summary>mean[g] and biased variance[g] (grid = G groups).</summary>
+    public static void Moments<T, K>(ArrayView<T> x, ArrayView<double> mean, ArrayView<double> variance, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        int gi = Grid.IdxX, count = a * b;
+        double s = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, gi, g, b)]);
+        double mu = TreeSum(s) / count;
+        double q = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX)
+        {
+            double d = k.ToDouble(x[At(j, gi, g, b)]) - mu;
+            q += d * d;
+        }
+        double v = TreeSum(q) / count;
+        if (Group.IdxX == 0) { mean[gi] = mu; variance[gi] = v; }
+    }
+
+    /// <summary>r[g] = mean of x·y over group g (grid = G groups).</summary>
+    public static void MeanProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> r, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        int gi = Grid.IdxX, count = a * b;
+        double s = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX)
+        {
+            int at = At(j, gi, g, b);
+            s += k.ToDouble(x[at]) * k.ToDouble(y[at]);
+        }
+        double m = TreeSum(s) / count;
+        if (Group.IdxX == 0) r[gi] = m;
+    }
+
+    /// <summary>meanU[g] = mean u and meanUXhat[g] = mean u·x̂ over group g, x̂ = (x − μ)/√(σ² + ε) (grid = G groups).</summary>
+    public static void JacobianMoments<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
+        ArrayView<double> meanU, ArrayView<double> meanUXhat, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        int gi = Grid.IdxX, count = p.A * p.B;
+        double mu = mean[gi], rstd = 1 / Math.Sqrt(variance[gi] + p.Epsilon), su = 0, sux = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX)
+        {
+            int at = At(j, gi, p.G, p.B);
+            double uv = k.ToDouble(u[at]);
+            su += uv;
+            sux += uv * (k.ToDouble(x[at]) - mu) * rstd;
+        }
+        double mU = TreeSum(su) / count, mUX = TreeSum(sux) / count;
+        if (Group.IdxX == 0) { meanU[gi] = mU; meanUXhat[gi] = mUX; }
+    }
+
+    /// <summary>r = (x − μ)·r per group.</summary>
+    public static void Normalize<T, K>(ArrayView<T> x, ArrayView<double> mean, ArrayView<double> variance, ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int gi = i / p.B % p.G;
+            r[i] = k.From((k.ToDouble(x[i]) - mean[gi]) / Math.Sqrt(variance[gi] + p.Epsilon));
+        }
+    }
+
+    /// <summary>J·u = r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
+    public static void Jacobian<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
+        ArrayView<double> meanU, ArrayView<double> meanUXhat, ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int gi = i / p.B % p.G;
+            double rstd = 1 / Math.Sqrt(variance[gi] + p.Epsilon), xhat = (k.ToDouble(x[i]) - mean[gi]) * rstd;
+            r[i] = k.From(rstd * (k.ToDouble(u[i]) - meanU[gi] - xhat * meanUXhat[gi]));
+        }
+    }
+
+    /// <summary>r = x·scale[g] + shift[g] per group.</summary>
+    public static void ScaleShift<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> r, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int gi = i / b % g;
+            r[i] = x[i] * scale[gi] + shift[gi];
+        }
+    }
+
+    /// <summary>Element j of group gi (j = a·B + b) in the [A, G, B] view.</summary>
+    private static int At(int j, int gi, int g, int b)
+    {
+        int ai = j / b;
+        return (ai * g + gi) * b + (j - ai * b);
+    }
+
+    /// <summary>The sum of every thread's <paramref name="v"/>, returned to all threads of the group.</summary>
+    internal static double TreeSum(double v)
+    {
+        var scratch = SharedMemory.GetDynamic<double>();
+        int t = Group.IdxX;
+        scratch[t] = v;
+        Group.Barrier();
+        for (int w = Group.DimX / 2; w > 0; w /= 2)
+        {
+            if (t < w) scratch[t] += scratch[t + w];
+            Group.Barrier();
+        }
+        double total = scratch[0];
+        Group.Barrier();
+        return total;
+    }
+}
+
+/// <summary>The [A, G, B] view of a normalisation and its ε.</summary>
+public struct NormalizationGroups
+{
+    /// <summary>Sizes of the view.</summary>
+    public int A, G, B;
+    /// <summary>Added to the variance.</summary>
+    public double Epsilon;
+}

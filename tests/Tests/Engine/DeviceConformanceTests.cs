@@ -1,0 +1,360 @@
+using Curvature.Engine;
+using Curvature.Kernels.Cpu;
+using Curvature.Models;
+using Curvature.Spectral;
+
+namespace Curvature.Tests.Engine;
+
+/// <summary>
+/// The device conformance suite, written once: every op on an accelerator device against the CPU device on the
+/// same inputs. It runs on ILGPU's CPU accelerator always (so CI checks the GPU kernels without a GPU) and on
+/// CUDA and OpenCL devices when a driver offers one; the <see cref="CudaFactAttribute"/> and
+/// <see cref="OpenClFactAttribute"/> tests report themselves skipped where none is present.
+/// Tolerances: float64 agrees to 1e-12 relative (different summation orders). float32 results are held to the
+/// float64 truth computed from the same inputs: the device's error may be 2e-5 relative to the result's scale
+/// (1e-4 where a GEMM sums hundreds of products or erf runs through float64 on the device and Eigen's rational
+/// form on the CPU) plus twice the CPU's own error at that element, so a device that computes more
+/// accurately than the CPU (float64 accumulation where the CPU cancels in float32) passes.
+/// </summary>
+public class DeviceConformanceTests
+{
+    public static TheoryData<string> Devices()
+    {
+        var d = new TheoryData<string> { "ilgpu-cpu" };
+        foreach (var (name, _) in DeviceCatalog.Accelerators())
+            if (name is "cuda:0" or "opencl:0") d.Add(name);
+        return d;
+    }
+
+    private static readonly DType[] Floats = [DType.Float32, DType.Float64];
+
+    private static double Rtol(DType t, bool loose = false) => t == DType.Float64 ? 1e-12 : loose ? 1e-4 : 2e-5;
+
+    /// <summary>op on the CPU and on the device (inputs copied there), compared element by element.</summary>
+    private static void Same(Device device, Func<NdArray[], NdArray> op, NdArray[] inputs, double rtol, string what, double atol = 0)
+    {
+        var expected = op(inputs);
+        var actual = op(inputs.Select(x => x.To(device)).ToArray());
+        Assert.Equal(device, actual.Device);
+        Assert.Equal(expected.DType, actual.DType);
+        atol = atol == 0 ? rtol * 1e-3 : atol;
+        if (expected.DType != DType.Float32)
+        {
+            GradCheck.AssertClose(actual.To(CpuDevice.Instance), expected, rtol, atol, $"{what} on {device.Name}");
+            return;
+        }
+        var truth = op(inputs.Select(x => x.DType == DType.Float32 ? x.Cast(DType.Float64) : x).ToArray()).ToDoubleArray();
+        double[] a = actual.ToDoubleArray(), e = expected.ToDoubleArray();
+        Assert.Equal(expected.Shape, actual.Shape);
+        double scale = truth.Length == 0 ? 0 : truth.Max(Math.Abs);
+        for (int i = 0; i < a.Length; i++)
+        {
+            double allowed = atol + rtol * Math.Max(scale, Math.Abs(truth[i])) + 2 * Math.Abs(e[i] - truth[i]);
+            double err = Math.Abs(a[i] - truth[i]);
+            if (!(err <= allowed) && !(a[i] == e[i]))
+                Assert.Fail($"{what} on {device.Name}: element {i} is {a[i]:R}, the CPU gives {e[i]:R}, float64 gives {truth[i]:R} (error {err:E2}, allowed {allowed:E2}).");
+        }
+    }
+
+    private static NdArray Normal(RandomGenerator rng, DType t, params int[] shape) => rng.Normal(new Shape(shape), dtype: t);
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Transfers_fill_and_casts_round_trip_every_dtype(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var f = new float[] { 1.5f, -2.25f, 3e-8f, 7 };
+        var l = new long[] { -3, 0, 1L << 40, 9 };
+        Assert.Equal(f, NdArray.FromArray(f, new Shape(2, 2), d).ToArray<float>());
+        Assert.Equal(l, NdArray.FromArray(l, new Shape(4), d).ToArray<long>());
+        Assert.Equal(new[] { 2.5, 2.5, 2.5 }, NdArray.Full(new Shape(3), 2.5, DType.Float64, d).ToArray<double>());
+        Assert.Equal(new long[] { 7, 7 }, NdArray.Full(new Shape(2), 7, DType.Int64, d).ToArray<long>());
+        var x = NdArray.FromArray(new[] { -2.75, 0.5, 3.25, 1e10 }, new Shape(4), d);
+        Assert.Equal(new long[] { -2, 0, 3, 10_000_000_000 }, x.Cast(DType.Int64).ToArray<long>());
+        Assert.Equal(new float[] { -2.75f, 0.5f, 3.25f, 1e10f }, x.Cast(DType.Float32).ToArray<float>());
+        Assert.Equal(new double[] { -3, 0, 1L << 40, 9 }, NdArray.FromArray(l, new Shape(4), d).Cast(DType.Float64).ToArray<double>());
+        Assert.Empty(NdArray.Zeros(new Shape(0, 3), DType.Float32, d).ToArray<float>());
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Unary_ops_agree_with_the_cpu(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(1);
+        foreach (var t in Floats)
+            foreach (var op in Enum.GetValues<UnaryOp>())
+            {
+                var x = Normal(rng, t, 5, 7) * 2;
+                if (op is UnaryOp.Log or UnaryOp.Sqrt) x = x.Apply(UnaryOp.Abs) + 0.1;
+                bool loose = op is UnaryOp.Erf or UnaryOp.Gelu or UnaryOp.GeluDerivative or UnaryOp.GeluSecondDerivative or UnaryOp.Tanh;
+                Same(d, a => a[0].Apply(op), [x], Rtol(t, loose), $"{op} {t}", t == DType.Float32 ? 1e-6 : 1e-14);
+            }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Binary_ops_and_where_broadcast_as_on_the_cpu(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(2);
+        foreach (var t in Floats)
+        {
+            foreach (var op in Enum.GetValues<BinaryOp>())
+            {
+                var x = Normal(rng, t, 3, 1, 5);
+                var y = Normal(rng, t, 4, 1);
+                if (op == BinaryOp.Pow) { x = x.Apply(UnaryOp.Abs) + 0.5; }
+                if (op == BinaryOp.Equal) y = x.Slice(2, 0, 1).Reshape(3, 1, 1);
+                Same(d, a => a[0].Apply(op, a[1]), [x, y], Rtol(t), $"{op} {t}");
+            }
+            Same(d, a => a[0] * 3.5 - 1, [Normal(rng, t, 6)], Rtol(t), "scalar operands");
+            var cond = Normal(rng, t, 4, 1).Apply(BinaryOp.Greater, NdArray.Scalar(0, t));
+            Same(d, a => NdArray.Where(a[0], a[1], a[2]), [cond, Normal(rng, t, 2, 1, 3), NdArray.Scalar(-1e9, t)], Rtol(t), "where");
+            Same(d, a => a[0].BroadcastTo(new Shape(2, 4, 3)), [Normal(rng, t, 4, 1)], Rtol(t), "broadcast_to");
+        }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Reductions_dot_and_linear_combinations_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(3);
+        foreach (var t in Floats)
+        {
+            var x = Normal(rng, t, 3, 4, 5);
+            foreach (var axes in new[] { new[] { 0 }, [1], [2], [0, 1], [1, 2], [0, 2], [0, 1, 2] })
+            {
+                Same(d, a => a[0].Sum(axes), [x], Rtol(t), $"sum over {string.Join(",", axes)}");
+                Same(d, a => a[0].Max(axes), [x], Rtol(t), $"max over {string.Join(",", axes)}");
+            }
+            // Long reductions take the group-per-output path.
+            var tall = Normal(rng, t, 3, 1000);
+            Same(d, a => a[0].Sum([1]), [tall], Rtol(t, true), "long sum");
+            Same(d, a => a[0].Max([1]), [tall], Rtol(t), "long max");
+            Same(d, a => a[0].Sum(), [Normal(rng, t, 2500)], Rtol(t, true), "sum of all");
+            var u = Normal(rng, t, 777);
+            var v = Normal(rng, t, 777);
+            Assert.Equal(u.Dot(v), u.To(d).Dot(v.To(d)), t == DType.Float64 ? 1e-11 : 1e-4);
+            var xs = new[] { Normal(rng, t, 9), Normal(rng, t, 9), Normal(rng, t, 9) };
+            Same(d, a => NdArray.LinearCombination(a, [0.5, -2, 3]), xs, Rtol(t), "linear combination");
+        }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Matrix_products_agree_for_every_transpose_and_batch(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(4);
+        foreach (var t in Floats)
+            foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+            {
+                // Sizes that are not multiples of any tile: the edges are exercised.
+                int m = 19, n = 21, k = 37;
+                var a = Normal(rng, t, ta ? [k, m] : [m, k]);
+                var b = Normal(rng, t, tb ? [n, k] : [k, n]);
+                Same(d, x => x[0].MatMul(x[1], ta, tb), [a, b], Rtol(t, true), $"matmul {ta},{tb} {t}");
+                var ab = Normal(rng, t, ta ? [3, k, 5] : [3, 5, k]);
+                var bb = Normal(rng, t, tb ? [3, 6, k] : [3, k, 6]);
+                Same(d, x => x[0].MatMul(x[1], ta, tb), [ab, bb], Rtol(t, true), $"batched matmul {ta},{tb} {t}");
+            }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Layout_ops_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(5);
+        foreach (var t in Floats)
+        {
+            var x = Normal(rng, t, 2, 3, 4, 5);
+            Same(d, a => a[0].Permute(3, 1, 0, 2), [x], 0, "permute");
+            Same(d, a => a[0].Transpose(), [Normal(rng, t, 7, 3)], 0, "transpose");
+            Same(d, a => a[0].Slice(2, 1, 2), [x], 0, "slice");
+            Same(d, a => NdArray.Concat([a[0], a[1]], 1), [x, Normal(rng, t, 2, 2, 4, 5)], 0, "concat");
+            var table = Normal(rng, t, 6, 4);
+            var idx = NdArray.FromArray(new long[] { 5, 0, 2, 2, 1, 5 }, new Shape(2, 3));
+            Same(d, a => a[0].Gather(a[1]), [table, idx], 0, "gather");
+            Same(d, a => NdArray.ScatterAdd(a[0], a[1], 6), [idx, Normal(rng, t, 2, 3, 4)], Rtol(t), "scatter_add");
+            var img = Normal(rng, t, 2, 3, 5, 6);
+            Same(d, a => a[0].Im2Col(3, 3, 2, 1), [img], 0, "im2col");
+            Same(d, a => a[0].Col2Im(3, 5, 6, 3, 3, 2, 1), [Normal(rng, t, 27, 2 * 3 * 3)], Rtol(t), "col2im");
+        }
+        var ints = NdArray.FromArray(Enumerable.Range(0, 24).Select(i => (long)i).ToArray(), new Shape(2, 3, 4));
+        Assert.Equal(ints.Permute(2, 0, 1).ToArray<long>(), ints.To(d).Permute(2, 0, 1).ToArray<long>());
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Convolutions_and_their_adjoints_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(6);
+        foreach (var t in Floats)
+            foreach (var (stride, padding) in new[] { (1, 1), (2, 1), (1, 0) })
+            {
+                var x = Normal(rng, t, 2, 3, 7, 6);
+                var w = Normal(rng, t, 4, 3, 3, 3);
+                var g = x.ConvolutionWith(w.Shape, stride, padding);
+                var gy = Normal(rng, t, g.N, g.O, g.OH, g.OW);
+                Same(d, a => a[0].Conv2d(a[1], stride, padding), [x, w], Rtol(t, true), $"conv2d s{stride} p{padding}");
+                Same(d, a => a[0].Conv2dInputGradient(a[1], g), [gy, w], Rtol(t, true), $"conv2d input gradient s{stride} p{padding}");
+                Same(d, a => a[0].Conv2dWeightGradient(a[1], g), [x, gy], Rtol(t, true), $"conv2d weight gradient s{stride} p{padding}");
+            }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Normalisation_ops_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(7);
+        foreach (var t in Floats)
+        {
+            var x = Normal(rng, t, 4, 3, 5, 2) * 3 + 1;
+            var u = Normal(rng, t, 4, 3, 5, 2);
+            foreach (var (s, e) in new[] { (1, 2), (0, 3) })
+            {
+                Same(d, a => a[0].Normalize(s, e, 1e-5), [x], Rtol(t, true), $"normalize [{s},{e})");
+                Same(d, a => a[0].NormalizeJacobian(a[1], s, e, 1e-5), [x, u], Rtol(t, true), $"normalize jacobian [{s},{e})");
+                Same(d, a => a[0].GroupMeanProduct(a[1], s, e), [x, u], Rtol(t, true), $"group mean product [{s},{e})");
+                Same(d, a => a[0].GroupRstd(s, e, 1e-5), [x], Rtol(t, true), $"group rstd [{s},{e})");
+                Same(d, a => a[0].GroupMoments(s, e).Variance, [x], Rtol(t, true), $"group variance [{s},{e})");
+            }
+            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
+        }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Softmax_family_and_cross_entropy_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(8);
+        foreach (var t in Floats)
+        {
+            var x = Normal(rng, t, 6, 11) * 4;
+            Same(d, a => a[0].Softmax(), [x], Rtol(t, true), "softmax");
+            Same(d, a => a[0].LogSoftmax(), [x], Rtol(t, true), "log_softmax");
+            Same(d, a => a[0].Softmax().SoftmaxJacobian(a[1]), [x, Normal(rng, t, 6, 11)], Rtol(t, true), "softmax jacobian");
+            var labels = rng.Integers(new Shape(6), 11);
+            Same(d, a => a[0].CrossEntropy(a[1]), [x, labels], Rtol(t, true), "cross-entropy");
+            Same(d, a => a[0].CrossEntropyGradient(a[1]), [x, labels], Rtol(t, true), "cross-entropy gradient");
+            Same(d, a => NdArray.OneHot(a[0], 11, t), [labels], 0, "one_hot");
+        }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Random_draws_are_the_cpu_stream(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        foreach (var t in Floats)
+        {
+            Assert.Equal(new RandomGenerator(9).Uniform(new Shape(1001), dtype: t).ToDoubleArray(), new RandomGenerator(9).Uniform(new Shape(1001), dtype: t, device: d).ToDoubleArray());
+            Assert.Equal(new RandomGenerator(9).Rademacher(new Shape(333), t).ToDoubleArray(), new RandomGenerator(9).Rademacher(new Shape(333), t, d).ToDoubleArray());
+            GradCheck.AssertClose(new RandomGenerator(9).Normal(new Shape(1001), dtype: t, device: d).To(CpuDevice.Instance),
+                new RandomGenerator(9).Normal(new Shape(1001), dtype: t), t == DType.Float64 ? 1e-13 : 1e-6, 1e-7, "normal draws");
+        }
+        Assert.Equal(new RandomGenerator(9).Integers(new Shape(257), 1000).ToArray<long>(), new RandomGenerator(9).Integers(new Shape(257), 1000, d).ToArray<long>());
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void The_mlp_hessian_vector_product_on_the_device_equals_the_cpus(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(10);
+        var model = Mlp.Create(rng, width: 8, inputs: 12, classes: 4, dtype: DType.Float64);
+        var x = rng.Normal(new Shape(6, 12), dtype: DType.Float64);
+        var y = rng.Integers(new Shape(6), 4);
+        var v = rng.Normal(new Shape((int)model.ParameterCount()), dtype: DType.Float64);
+        var cpu = new HessianOperator(Loss.Function(model, "ce", x, y), model.Parameters().Select(p => p.Value).ToArray());
+        var hvCpu = cpu.Apply(v);
+        var (lossCpu, gradCpu) = cpu.LossAndGradient();
+
+        model.To(d);
+        Assert.All(model.Parameters(), p => Assert.Equal(d, p.Value.Device));
+        var gpu = new HessianOperator(Loss.Function(model, "ce", x.To(d), y.To(d)), model.Parameters().Select(p => p.Value).ToArray());
+        var hvGpu = gpu.Apply(v.To(d));
+        var (lossGpu, gradGpu) = gpu.LossAndGradient();
+        Assert.Equal(d, hvGpu.Device);
+        Assert.Equal(lossCpu, lossGpu, 1e-12);
+        GradCheck.AssertClose(gradGpu.To(CpuDevice.Instance), gradCpu, 1e-11, 1e-14, "gradient");
+        GradCheck.AssertClose(hvGpu.To(CpuDevice.Instance), hvCpu, 1e-11, 1e-14, "HVP");
+    }
+
+    [Fact]
+    public void The_memory_pool_reuses_the_buffers_of_unreachable_arrays()
+    {
+        var d = DeviceCatalog.IlgpuCpu;
+        static void Churn(Device d) { for (int i = 0; i < 20; i++) _ = NdArray.Full(new Shape(12345), i, DType.Float32, d); }
+        Churn(d);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long reusedBefore = d.Pool.Reused, allocatedBefore = d.Pool.Allocated;
+        Churn(d);
+        Assert.True(d.Pool.Reused - reusedBefore >= 1, $"no buffer was reused ({d.Pool.Reused - reusedBefore} reused, {d.Pool.Allocated - allocatedBefore} new)");
+        Assert.Equal(DeviceMemoryPool.SizeClass(12345 * 4), DeviceMemoryPool.SizeClass(12345 * 4 - 100));
+        Assert.True(DeviceMemoryPool.SizeClass(12345 * 4) >= 12345 * 4);
+    }
+
+    [Fact]
+    public void Devices_that_are_absent_or_unknown_are_named_with_what_was_found()
+    {
+        var unknown = Assert.Throws<ArgumentException>(() => DeviceCatalog.Resolve("tpu"));
+        Assert.Contains("'tpu'", unknown.Message);
+        Assert.Contains("auto, cpu, cuda", unknown.Message);
+        Assert.Contains("Devices found: cpu", unknown.Message);
+        if (!DeviceCatalog.Accelerators().Any(a => a.Name.StartsWith("cuda", StringComparison.Ordinal)))
+        {
+            var cuda = Assert.Throws<ArgumentException>(() => DeviceCatalog.Resolve("cuda"));
+            Assert.Contains("'cuda:0' is not present", cuda.Message);
+            Assert.Contains("ilgpu-cpu", cuda.Message);
+            Assert.Same(CpuDevice.Instance, DeviceCatalog.Resolve("auto", out var choice));
+            Assert.Contains("auto chose cpu (no CUDA device found", choice);
+        }
+        Assert.Throws<ArgumentException>(() => DeviceCatalog.Resolve("cuda:x"));
+    }
+
+    [Fact]
+    public void Operands_on_different_devices_are_refused_by_name()
+    {
+        var a = NdArray.Ones(new Shape(3));
+        var b = NdArray.Ones(new Shape(3), device: DeviceCatalog.IlgpuCpu);
+        var e = Assert.Throws<ArgumentException>(() => a + b);
+        Assert.Contains("different devices", e.Message);
+        Assert.Contains("ilgpu-cpu", e.Message);
+    }
+
+    [CudaFact]
+    public void The_conformance_suite_passes_on_cuda() => RunAll("cuda:0");
+
+    [OpenClFact]
+    public void The_conformance_suite_passes_on_opencl() => RunAll("opencl:0");
+
+    private void RunAll(string name)
+    {
+        Transfers_fill_and_casts_round_trip_every_dtype(name);
+        Unary_ops_agree_with_the_cpu(name);
+        Binary_ops_and_where_broadcast_as_on_the_cpu(name);
+        Reductions_dot_and_linear_combinations_agree(name);
+        Matrix_products_agree_for_every_transpose_and_batch(name);
+        Layout_ops_agree(name);
+        Convolutions_and_their_adjoints_agree(name);
+        Normalisation_ops_agree(name);
+        Softmax_family_and_cross_entropy_agree(name);
+        Random_draws_are_the_cpu_stream(name);
+        The_mlp_hessian_vector_product_on_the_device_equals_the_cpus(name);
+    }
+}
+
+/// <summary>A test that needs a CUDA device; reported as skipped where the driver offers none.</summary>
+public sealed class CudaFactAttribute : FactAttribute
+{
+    public CudaFactAttribute()
+    {
+        if (!DeviceCatalog.Accelerators().Any(a => a.Name == "cuda:0")) Skip = "no CUDA device on this machine";
+    }
+}
+
+/// <summary>A test that needs an OpenCL device ILGPU accepts; reported as skipped where there is none.</summary>
+public sealed class OpenClFactAttribute : FactAttribute
+{
+    public OpenClFactAttribute()
+    {
+        if (!DeviceCatalog.Accelerators().Any(a => a.Name == "opencl:0")) Skip = "no OpenCL device that ILGPU accepts on this machine";
+    }
+}
