@@ -19,7 +19,7 @@ public static class Cli
     {
         public Option<string> Device { get; } = new("--device")
         {
-            Description = "Where to compute: auto (CUDA when present, else CPU) or cpu",
+            Description = "Where to compute: auto (CUDA when present, else CPU), cpu, cuda[:N], opencl[:N], or ilgpu-cpu (the GPU kernels on ILGPU's CPU accelerator; for testing)",
             DefaultValueFactory = _ => "auto",
         };
         public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of the counter-based random stream", DefaultValueFactory = _ => 0UL };
@@ -28,7 +28,6 @@ public static class Cli
 
         public CommonOptions()
         {
-            Device.AcceptOnlyFromAmong("auto", "cpu");
             Threads.Validators.Add(r =>
             {
                 if (r.GetValueOrDefault<int>() < 1) r.AddError($"--threads must be at least 1, got {r.GetValueOrDefault<int>()}.");
@@ -40,12 +39,16 @@ public static class Cli
             c.Options.Add(Device); c.Options.Add(Seed); c.Options.Add(Json); c.Options.Add(Threads);
         }
 
-        /// <summary>Applies the thread count and resolves the device, saying which was chosen.</summary>
-        public void Apply(ParseResult r, TextWriter output)
+        /// <summary>
+        /// Applies the thread count and resolves the device, saying which was chosen; a device that is not
+        /// present is an error listing the devices found (never a silent fallback).
+        /// </summary>
+        public Engine.Device Apply(ParseResult r, TextWriter output)
         {
             Parallelism.MaxThreads = r.GetValue(Threads);
-            // Only the CPU backend exists so far; auto therefore resolves to it and says so.
-            if (r.GetValue(Device) == "auto") output.WriteLine($"device: auto chose cpu ({Parallelism.MaxThreads} threads; no GPU backend in this build)");
+            var device = Engine.DeviceCatalog.Resolve(r.GetValue(Device)!, out var choice);
+            output.WriteLine(device == Engine.CpuDevice.Instance ? $"{choice}, {Parallelism.MaxThreads} threads" : choice);
+            return device;
         }
     }
 
@@ -74,7 +77,8 @@ public static class Cli
             return parsed.Invoke(config);
         }
         catch (Exception e) when (e is LabException or IOException or InvalidDataException or ArgumentException
-                                   or NotSupportedException or Models.SafetensorsException or Models.StateDictException)
+                                   or NotSupportedException or Models.SafetensorsException or Models.StateDictException
+                                   or Engine.DeviceMemoryException)
         {
             // Bad input found while running (a file, a shape): one message, no stack trace.
             error.WriteLine($"error: {e.Message}");

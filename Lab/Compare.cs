@@ -34,7 +34,7 @@ public static class Compare
     /// <summary>Settings of a comparison.</summary>
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int ProbeBatch,
         double? TargetLoss, int Window, OptimizerFactory.Curvature Curvature, string Data, string Out, string? Title = null,
-        int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText);
+        int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText, Engine.Device? Device = null);
 
     /// <summary>One (optimizer, seed) run.</summary>
     public sealed record Run(string Optimizer, int Seed, double[] Losses, double? StepsToTarget, double Stability, double TestAccuracy, double Ece,
@@ -69,7 +69,8 @@ public static class Compare
 
         public Settings Build(ParseResult r, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(ProbeBatch),
-                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!);
+                r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!,
+                Engine.DeviceCatalog.Resolve(r.GetValue(Common.Device)!));
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -114,6 +115,7 @@ public static class Compare
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output, string commandLine)
     {
         var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, s.Task == "gpt-shakespeare" ? null : s.Train);
+        task.Device = s.Device ?? Engine.CpuDevice.Instance;
         Directory.CreateDirectory(s.Out);
         var probe = task.ProbeBatch(s.ProbeBatch);
         output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, probe batch {probe.Inputs.Shape[0]}, T {s.Curvature.ProbeEvery}");

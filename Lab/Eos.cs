@@ -23,7 +23,7 @@ public static class Eos
 {
     /// <summary>Settings of an experiment.</summary>
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
-        int Width, string Activation, string Loss, ulong Seed, string Data, string Out);
+        int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null);
 
     /// <summary>The outcome of one learning rate.</summary>
     public sealed record Run(double LearningRate, int Steps, double FinalLoss, double FinalAccuracy, double MaxSharpness,
@@ -53,12 +53,12 @@ public static class Eos
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
+            var device = common.Apply(r, output);
             var preset = r.GetValue(quick) ? Quick : Full;
             int Pick(int v, int fallback) => v > 0 ? v : fallback;
             var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
-                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!);
+                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device);
             var runs = Execute(s, output);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
             return 0;
@@ -73,7 +73,8 @@ public static class Eos
         var (train, _) = FashionMnist.Load(s.Data);
         if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
         var subset = train.Take(s.N);
-        var x = subset.Inputs.Reshape(s.N, -1);
+        var device = s.Device ?? Engine.CpuDevice.Instance;
+        var x = subset.Inputs.Reshape(s.N, -1).To(device);
         output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
 
         var runs = new List<Run>();
@@ -82,7 +83,7 @@ public static class Eos
         {
             for (int i = 0; i < s.LearningRates.Length; i++)
             {
-                var run = Train(s, s.LearningRates[i], x, subset.Labels, tasks[i]);
+                var run = Train(s, s.LearningRates[i], x, subset.Labels.To(device), tasks[i]);
                 runs.Add(run);
                 foreach (var row in run.Rows) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
@@ -97,7 +98,7 @@ public static class Eos
     private static Run Train(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress)
     {
         var clock = Stopwatch.StartNew();
-        var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation);
+        var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(x.Device);
         var ps = model.Parameters();
         var optimizer = new GradientDescent(lr);
         var rows = new List<(int, double, double, double?)>();

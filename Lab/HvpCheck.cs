@@ -16,7 +16,8 @@ namespace Curvature.Lab;
 public static class HvpCheck
 {
     /// <summary>The settings of one check.</summary>
-    public sealed record Settings(string Model, int N, int Width, string Activation, string Loss, ulong Seed, int Repeats, int Directions, bool Training = false);
+    public sealed record Settings(string Model, int N, int Width, string Activation, string Loss, ulong Seed, int Repeats, int Directions, bool Training = false,
+        Engine.Device? Device = null);
 
     /// <summary>What one check measured.</summary>
     public sealed record Report(
@@ -55,11 +56,11 @@ public static class HvpCheck
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
+            var device = common.Apply(r, output);
             string m = r.GetValue(model)!;
             var s = new Settings(m, r.GetValue(n) ?? m switch { "mlp" => 5000, "resnet20" => 128, _ => 8 }, r.GetValue(width) ?? (m == "gpt" ? 128 : 200),
                 r.GetValue(activation)!, r.GetValue(loss) ?? (m == "mlp" ? "mse" : "ce"), r.GetValue(common.Seed), r.GetValue(repeats), Directions: 4,
-                Training: r.GetValue(mode) == "train");
+                Training: r.GetValue(mode) == "train", Device: device);
             var report = Run(s);
             Print(output, s, report);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, ToJson(s, report));
@@ -85,13 +86,15 @@ public static class HvpCheck
             "resnet20" => (ResNet.ResNet20(rng, 1, dtype), rng.Normal(new Shape(s.N, 1, 28, 28), dtype: dtype), rng.Integers(new Shape(s.N), 10)),
             _ => (new Gpt(new GptConfig(Context: 128, Layers: 4, Heads: 4, Width: s.Width), rng, dtype), rng.Integers(new Shape(s.N, 128), 65), rng.Integers(new Shape(s.N, 128), 65)),
         };
+        var device = s.Device ?? Engine.CpuDevice.Instance;
+        model.To(device);
         var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
-        return (model, Loss.Function(model, s.Loss, x, y, s.Training), w, rng);
+        return (model, Loss.Function(model, s.Loss, x.To(device), y.To(device), s.Training), w, rng);
     }
 
     private static Tensor[] RandomUnit(RandomGenerator rng, Tensor[] like)
     {
-        var v = like.Select(t => rng.Normal(t.Shape, dtype: t.DType)).ToArray();
+        var v = like.Select(t => rng.Normal(t.Shape, dtype: t.DType, device: t.Device)).ToArray();
         double norm = Math.Sqrt(v.Sum(a => a.Dot(a)));
         return v.Select(a => (Tensor)(a / norm)).ToArray();
     }

@@ -35,9 +35,10 @@ public static class Sample
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
+            var device = common.Apply(r, output);
             var path = r.GetValue(weights)!;
             var (model, file) = ModelFiles.Load("gpt", path, null, r.GetValue(heads));
+            model.To(device);
             var vocabulary = Vocabulary(file, path, r.GetValue(text));
             var gpt = (Gpt)model;
             if (vocabulary.Count != gpt.Config.Vocabulary)
@@ -84,7 +85,7 @@ public static class Sample
         {
             // The model refuses sequences longer than its context: condition on the last T characters.
             var window = context.Skip(Math.Max(0, context.Count - gpt.Config.Context)).ToArray();
-            var logits = gpt.Forward(bindings, NdArray.FromArray(window, new Shape(1, window.Length))).Data;
+            var logits = gpt.Forward(bindings, NdArray.FromArray(window, new Shape(1, window.Length), gpt.Parameters()[0].Value.Device)).Data;
             var last = logits.Slice(1, window.Length - 1, 1).Cast(DType.Float64).ToArray<double>();
             double cutoff = double.NegativeInfinity;
             if (topK > 0 && topK < last.Length) cutoff = last.OrderByDescending(v => v).ElementAt(topK - 1);

@@ -48,11 +48,13 @@ public static class Spectrum
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
+            var device = common.Apply(r, output);
             string lossName = r.GetValue(loss) ?? (r.GetValue(model) == "mlp" ? "mse" : "ce");
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, _) = ModelFiles.Load(r.GetValue(model)!, weightsPath, r.GetValue(activation), r.GetValue(heads));
-            var data = BatchFile.Read(batchPath);
+            m.To(device);
+            var read = BatchFile.Read(batchPath);
+            var data = new Dataset(read.Inputs.To(device), read.Labels.To(device));
             var report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
                 r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)));
             Print(output, report, lossName, r.GetValue(mode)!);

@@ -28,7 +28,7 @@ public static class Train
     /// <summary>Everything a run depends on.</summary>
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
         int Batch, int? Steps, int? Epochs, int EvalEvery, int EvalBatches, bool Augment, GptConfig Gpt, int MlpWidth, string Activation,
-        string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit);
+        string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null);
 
     /// <summary>
     /// One training step: a training-mode forward (BatchNorm on batch statistics and updating its running
@@ -116,7 +116,7 @@ public static class Train
         });
         cmd.SetAction(r =>
         {
-            common.Apply(r, output);
+            var device = common.Apply(r, output);
             string m = r.GetValue(model)!, opt = r.GetValue(optimizer)!;
             bool adam = opt is "adam" or "adamw";
             int w = r.GetValue(width);
@@ -129,7 +129,7 @@ public static class Train
                 r.GetValue(steps), r.GetValue(epochs), r.GetValue(evalEvery), r.GetValue(evalBatches), r.GetValue(augment),
                 new GptConfig(Context: r.GetValue(context), Layers: r.GetValue(layers), Heads: r.GetValue(heads), Width: w > 0 ? w : 128, Dropout: r.GetValue(dropout)),
                 w > 0 ? w : 200, r.GetValue(activation)!, r.GetValue(data)!, r.GetValue(text)!, r.GetValue(output_)!, r.GetValue(checkpointEvery),
-                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train));
+                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device);
             var summary = Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, summary);
             return 0;
@@ -142,6 +142,7 @@ public static class Train
     {
         var task = TrainingTask.Create(s.Model switch { "mlp" => "mlp-fmnist", "resnet20" => "resnet20-fmnist", _ => "gpt-shakespeare" },
             s.Data, s.Text, s.Batch, s.TrainLimit, s.Augment, s.MlpWidth, s.Activation, s.Gpt, s.EvalBatches);
+        task.Device = s.Device ?? Engine.CpuDevice.Instance;
         int totalSteps = s.Steps ?? s.Epochs!.Value * task.StepsPerEpoch;
         Directory.CreateDirectory(s.Out);
         var model = task.CreateModel(s.Seed);

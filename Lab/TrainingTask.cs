@@ -61,11 +61,40 @@ public abstract class TrainingTask
     /// <summary>Minibatches in one pass over the training data.</summary>
     public abstract int StepsPerEpoch { get; }
     /// <summary>A freshly initialised model.</summary>
-    public abstract Module CreateModel(ulong seed);
+    public Module CreateModel(ulong seed) => CreateHostModel(seed).To(Device);
+
+    /// <summary>The device models and batches are put on (the CPU unless the verb's --device says otherwise).</summary>
+    public Device Device { get; set; } = CpuDevice.Instance;
+
+    /// <summary>A freshly initialised model on the CPU for a seed.</summary>
+    protected abstract Module CreateHostModel(ulong seed);
     /// <summary>A minibatch stream for one run.</summary>
-    public abstract IBatchStream Batches(ulong seed);
+    public IBatchStream Batches(ulong seed) => new OnDevice(HostBatches(seed), Device);
+
+    /// <summary>The training batches as host arrays.</summary>
+    protected abstract IBatchStream HostBatches(ulong seed);
     /// <summary>A fixed batch of at most <paramref name="count"/> training examples for curvature probes.</summary>
-    public abstract (NdArray Inputs, NdArray Targets) ProbeBatch(int count);
+    public (NdArray Inputs, NdArray Targets) ProbeBatch(int count)
+    {
+        var (x, y) = HostProbeBatch(count);
+        return (x.To(Device), y.To(Device));
+    }
+
+    /// <summary>The probe batch as host arrays.</summary>
+    protected abstract (NdArray Inputs, NdArray Targets) HostProbeBatch(int count);
+
+    private sealed class OnDevice(IBatchStream inner, Device device) : IBatchStream
+    {
+        public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng)
+        {
+            var (x, y) = inner.Next(rng);
+            return (x.To(device), y.To(device));
+        }
+
+        public Dictionary<string, string> Cursor() => inner.Cursor();
+
+        public void Restore(IReadOnlyDictionary<string, string> meta, string path) => inner.Restore(meta, path);
+    }
     /// <summary>Evaluates a model in evaluation mode.</summary>
     public abstract Evaluation Evaluate(Module model);
     /// <summary>Metadata written into <c>model.safetensors</c>.</summary>
@@ -118,7 +147,7 @@ public abstract class TrainingTask
         public override string Model => flat ? "mlp" : "resnet20";
         public override int StepsPerEpoch => train.Count / batch;
 
-        public override Module CreateModel(ulong seed)
+        protected override Module CreateHostModel(ulong seed)
         {
             var rng = new RandomGenerator(seed);
             return flat ? Mlp.Create(rng, mlpWidth, activation) : ResNet.ResNet20(rng, 1);
@@ -126,9 +155,9 @@ public abstract class TrainingTask
 
         private NdArray Shape(NdArray x) => flat ? x.Reshape(x.Shape[0], -1) : x;
 
-        public override IBatchStream Batches(ulong seed) => new Stream(this, seed);
+        protected override IBatchStream HostBatches(ulong seed) => new Stream(this, seed);
 
-        public override (NdArray Inputs, NdArray Targets) ProbeBatch(int count)
+        protected override (NdArray Inputs, NdArray Targets) HostProbeBatch(int count)
         {
             var p = train.Take(Math.Min(count, train.Count));
             return (Shape(p.Inputs), p.Labels);
@@ -141,7 +170,7 @@ public abstract class TrainingTask
                 var bindings = Bindings.Constant(model, training: false);
                 var logits = new List<NdArray>();
                 var labels = new List<NdArray>();
-                foreach (var b in d.Batches(1000)) { logits.Add(model.Forward(bindings, Shape(b.Inputs)).Data); labels.Add(b.Labels); }
+                foreach (var b in d.Batches(1000)) { logits.Add(model.Forward(bindings, Shape(b.Inputs).To(Device)).Data.To(CpuDevice.Instance)); labels.Add(b.Labels); }
                 return Scores(logits, labels);
             }
             var (trainLoss, trainAcc, _) = On(train.Take(10_000));
@@ -198,10 +227,10 @@ public abstract class TrainingTask
         public override string Describe { get; }
         public override string Model => "gpt";
         public override int StepsPerEpoch => Math.Max(1, corpus.Train.Length / (batch * config.Context));
-        public override Module CreateModel(ulong seed) => new Gpt(config, new RandomGenerator(seed));
-        public override IBatchStream Batches(ulong seed) => new Stream(this);
+        protected override Module CreateHostModel(ulong seed) => new Gpt(config, new RandomGenerator(seed));
+        protected override IBatchStream HostBatches(ulong seed) => new Stream(this);
 
-        public override (NdArray Inputs, NdArray Targets) ProbeBatch(int count) =>
+        protected override (NdArray Inputs, NdArray Targets) HostProbeBatch(int count) =>
             corpus.Batch(Math.Max(1, count), config.Context, new RandomGenerator(54321));
 
         public override Evaluation Evaluate(Module model)
@@ -216,7 +245,7 @@ public abstract class TrainingTask
                 for (int i = 0; i < evalBatches; i++)
                 {
                     var (x, y) = corpus.Batch(batch, config.Context, windows, validation);
-                    logits.Add(model.Forward(bindings, x).Data);
+                    logits.Add(model.Forward(bindings, x.To(Device)).Data.To(CpuDevice.Instance));
                     labels.Add(y);
                 }
                 return Scores(logits, labels);

@@ -105,7 +105,7 @@ public sealed class Gpt : Module
         private readonly Dropout drop;
         private readonly Sequential h;
         private readonly LayerNorm lnF;
-        private readonly Dictionary<int, Tensor> positions = [];
+        private readonly Dictionary<(int T, Device Device), Tensor> positions = [];
 
         public Trunk(GptConfig c, RandomGenerator rng, DType dtype)
         {
@@ -123,8 +123,8 @@ public sealed class Gpt : Module
             int t = ids.Shape[1];
             Tensor pos;
             lock (positions)
-                if (!positions.TryGetValue(t, out pos!))
-                    positions[t] = pos = Tensor.Constant(NdArray.FromArray(Enumerable.Range(0, t).Select(i => (long)i).ToArray(), new Shape(t)));
+                if (!positions.TryGetValue((t, ids.Device), out pos!))
+                    positions[(t, ids.Device)] = pos = Tensor.Constant(NdArray.FromArray(Enumerable.Range(0, t).Select(i => (long)i).ToArray(), new Shape(t), ids.Device));
             var x = drop.Forward(b, Wte.Forward(b, ids) + wpe.Forward(b, pos));
             return lnF.Forward(b, h.Forward(b, x));
         }

@@ -116,8 +116,8 @@ public abstract class Module
         var targets = new Dictionary<string, (Shape Shape, DType DType, Action<NdArray> Set, object Owner)>();
         Walk("", (prefix, m) =>
         {
-            foreach (var (n, p) in m.parameters) targets[prefix + n] = (p.Shape, p.Value.DType, v => p.Value = v, p);
-            foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Value.Shape, b.Value.DType, v => b.Value = v, b);
+            foreach (var (n, p) in m.parameters) targets[prefix + n] = (p.Shape, p.Value.DType, v => p.Value = v.To(p.Value.Device), p);
+            foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Value.Shape, b.Value.DType, v => b.Value = v.To(b.Value.Device), b);
         });
         var problems = new List<string>();
         var given = new HashSet<object>(ReferenceEqualityComparer.Instance);

@@ -46,7 +46,9 @@ public static class Checkpoint
             throw new InvalidDataException($"{path}: the checkpoint is of optimizer '{meta.GetValueOrDefault("optimizer")}', not '{optimizer.Name}'.");
         var byName = file.ByName();
         model.LoadStateDict(byName.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value), path);
-        optimizer.LoadState(byName.Where(kv => kv.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[10..], kv => kv.Value));
+        // Optimizer state goes to the device the model's parameters live on.
+        var device = model.Parameters().FirstOrDefault()?.Value.Device ?? CpuDevice.Instance;
+        optimizer.LoadState(byName.Where(kv => kv.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[10..], kv => kv.Value.To(device)));
         return meta;
     }
 

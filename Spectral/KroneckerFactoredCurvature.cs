@@ -82,7 +82,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         var sampled = loss switch
         {
             "ce" => SampleCategorical(rows, rng),
-            "mse" => rows + rng.Normal(rows.Shape, dtype: rows.DType),
+            "mse" => rows + rng.Normal(rows.Shape, dtype: rows.DType, device: rows.Device),
             _ => throw new ArgumentException($"kfac: loss '{loss}' is not one of mse, ce."),
         };
         k.SampledTargets = sampled;

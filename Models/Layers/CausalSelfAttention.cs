@@ -13,7 +13,7 @@ namespace Curvature.Models.Layers;
 public sealed class CausalSelfAttention : Module
 {
     private readonly Dropout attentionDropout, residualDropout;
-    private readonly Dictionary<(int T, DType DType), (Tensor Mask, Tensor Fill)> masks = [];
+    private readonly Dictionary<(int T, DType DType, Device Device), (Tensor Mask, Tensor Fill)> masks = [];
 
     /// <summary>Attention of width <paramref name="dim"/> split into <paramref name="heads"/> heads.</summary>
     public CausalSelfAttention(int dim, int heads, RandomGenerator rng, double dropout = 0, bool bias = true, DType dtype = DType.Float32)
@@ -48,7 +48,7 @@ public sealed class CausalSelfAttention : Module
         Tensor Head(int part) => qkv.Slice(2, part * Dim, Dim).Reshape(n, t, Heads, hd).Permute(0, 2, 1, 3);
         var (q, k, v) = (Head(0), Head(1), Head(2));
         var scores = q.MatMul(k, transB: true) * (1 / Math.Sqrt(hd));
-        var (mask, fill) = CausalMask(t, x.DType);
+        var (mask, fill) = CausalMask(t, x.DType, x.Device);
         var p = attentionDropout.Forward(b, Tensor.Where(mask, scores, fill).Softmax());
         var y = p.MatMul(v).Permute(0, 2, 1, 3).Reshape(n, t, Dim);
         return residualDropout.Forward(b, Output.Forward(b, y));
@@ -58,16 +58,16 @@ public sealed class CausalSelfAttention : Module
     /// The [T, T] mask (1 where key ≤ query) and the fill for masked scores. The fill is a large finite negative
     /// rather than −∞: exp underflows to exactly 0 either way, and no ∞ − ∞ can appear in any derivative.
     /// </summary>
-    private (Tensor Mask, Tensor Fill) CausalMask(int t, DType dtype)
+    private (Tensor Mask, Tensor Fill) CausalMask(int t, DType dtype, Device device)
     {
         lock (masks)
         {
-            if (masks.TryGetValue((t, dtype), out var m)) return m;
+            if (masks.TryGetValue((t, dtype, device), out var m)) return m;
             var ones = new float[t * t];
             for (int i = 0; i < t; i++)
                 for (int j = 0; j <= i; j++) ones[i * t + j] = 1;
-            m = (Tensor.Constant(NdArray.FromArray(ones, new Shape(t, t)).Cast(dtype)), Tensor.Constant(NdArray.Scalar(-1e9, dtype)));
-            masks[(t, dtype)] = m;
+            m = (Tensor.Constant(NdArray.FromArray(ones, new Shape(t, t), device).Cast(dtype)), Tensor.Constant(NdArray.Scalar(-1e9, dtype, device)));
+            masks[(t, dtype, device)] = m;
             return m;
         }
     }

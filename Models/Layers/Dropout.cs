@@ -26,7 +26,7 @@ public sealed class Dropout : Module
     public override Tensor Forward(Bindings b, Tensor x)
     {
         if (P == 0 || !b.Training || b.Noise is null) return x;
-        var u = b.Noise.Uniform(x.Shape, dtype: x.DType);
+        var u = b.Noise.Uniform(x.Shape, dtype: x.DType, device: x.Device);
         var keep = u.Apply(BinaryOp.GreaterEqual, P) * (1 / (1 - P));
         return x * Tensor.Constant(keep);
     }

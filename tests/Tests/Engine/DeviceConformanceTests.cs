@@ -276,6 +276,43 @@ public class DeviceConformanceTests
         GradCheck.AssertClose(hvGpu.To(CpuDevice.Instance), hvCpu, 1e-11, 1e-14, "HVP");
     }
 
+    /// <summary>Gradient and HVP of a model on the device against the CPU's (the model is copied, then moved).</summary>
+    private static void SameCurvature(Device d, Func<Module> build, NdArray x, NdArray y, bool training, double rtol)
+    {
+        var rng = new RandomGenerator(11);
+        var model = build();
+        var v = rng.Normal(new Shape((int)model.ParameterCount()), dtype: DType.Float64);
+        var cpu = new HessianOperator(Loss.Function(model, "ce", x, y, training), model.Parameters().Select(p => p.Value).ToArray());
+        var hvCpu = cpu.Apply(v);
+        var (lossCpu, gradCpu) = cpu.LossAndGradient();
+        model.To(d);
+        var dev = new HessianOperator(Loss.Function(model, "ce", x.To(d), y.To(d), training), model.Parameters().Select(p => p.Value).ToArray());
+        var hvDev = dev.Apply(v.To(d));
+        var (lossDev, gradDev) = dev.LossAndGradient();
+        Assert.Equal(lossCpu, lossDev, 1e-10);
+        GradCheck.AssertClose(gradDev.To(CpuDevice.Instance), gradCpu, rtol, 1e-14, "gradient");
+        GradCheck.AssertClose(hvDev.To(CpuDevice.Instance), hvCpu, rtol, 1e-14, "HVP");
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void A_small_resnets_hvp_through_training_mode_batchnorm_equals_the_cpus(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(12);
+        SameCurvature(d, () => new ResNet(new RandomGenerator(1), inputChannels: 2, classes: 3, width: 2, blocksPerStage: 1, dtype: DType.Float64),
+            rng.Normal(new Shape(3, 2, 8, 8), dtype: DType.Float64), rng.Integers(new Shape(3), 3), training: true, 1e-10);
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void A_small_gpts_hvp_through_attention_equals_the_cpus(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var config = new GptConfig(Vocabulary: 7, Context: 5, Layers: 1, Heads: 2, Width: 4);
+        var ids = NdArray.FromArray(new long[] { 1, 4, 2, 6, 0, 3, 3, 5 }, new Shape(2, 4));
+        var next = NdArray.FromArray(new long[] { 4, 2, 6, 0, 3, 3, 5, 1 }, new Shape(2, 4));
+        SameCurvature(d, () => new Gpt(config, new RandomGenerator(2), DType.Float64), ids, next, training: false, 1e-10);
+    }
+
     [Fact]
     public void The_memory_pool_reuses_the_buffers_of_unreachable_arrays()
     {
