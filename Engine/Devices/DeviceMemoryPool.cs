@@ -139,8 +139,8 @@ public sealed class DeviceMemoryPool : IDisposable
 
 /// <summary>The device ran out of memory even after the pool was flushed and unreachable arrays collected.</summary>
 public sealed class DeviceMemoryException(string device, string what, long bytes, long freeBytes) : InvalidOperationException(
-    $"Out of memory on {device} allocating {what} ({Mib(bytes)}); " +
-    (freeBytes >= 0 ? $"the device has {Mib(freeBytes)} free. " : "") +
+    $"Out of memory on {device} allocating {what} ({Mib(bytes)}). " +
+    (freeBytes >= 0 ? $"The device has {Mib(freeBytes)} free. " : "") +
     "Use a smaller --batch, or --device cpu.")
 {
     private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024.0):F1} MiB";

@@ -329,6 +329,17 @@ public class DeviceConformanceTests
     }
 
     [Fact]
+    public void Out_of_device_memory_names_the_array_and_suggests_a_way_out()
+    {
+        var e = Assert.Throws<DeviceMemoryException>(() => NdArray.Zeros(new Shape(1 << 30, 1 << 12), DType.Float32, DeviceCatalog.IlgpuCpu));
+        Assert.Contains("ilgpu-cpu", e.Message);
+        Assert.Contains("float32 array of 4,398,046,511,104 elements", e.Message);
+        Assert.Contains("smaller --batch, or --device cpu", e.Message);
+        // The device still works afterwards.
+        Assert.Equal(new float[] { 2, 2 }, NdArray.Full(new Shape(2), 2, DType.Float32, DeviceCatalog.IlgpuCpu).ToArray<float>());
+    }
+
+    [Fact]
     public void Devices_that_are_absent_or_unknown_are_named_with_what_was_found()
     {
         var unknown = Assert.Throws<ArgumentException>(() => DeviceCatalog.Resolve("tpu"));

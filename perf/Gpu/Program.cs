@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Optimizers;
+using Curvature.Spectral;
+
+// perf/Gpu: one command that times the GPU backend against PyTorch on the H100 (perf/anchors/torch_h100.json,
+// embedded): SGEMM at 4096 and 8192, then forward, gradient, HVP, train step and 20 Lanczos iterations of the
+// MLP (full batch 5000), ResNet-20 (batch 128) and the GPT (6 layers, d 384, T 256, batch 64). Every timing is
+// the median of --repeats runs after a warm-up, each ended by a device synchronisation.
+//   Gpu [--device auto|cuda|opencl|ilgpu-cpu|cpu] [--only sgemm,mlp,resnet,gpt] [--repeats N] [--quick]
+// --quick shrinks every size (a smoke test that runs on ILGPU's CPU accelerator; no PyTorch column then).
+namespace Curvature.Gpu;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        string deviceName = Arg(args, "--device") ?? "auto";
+        var only = (Arg(args, "--only") ?? "sgemm,mlp,resnet,gpt").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        int repeats = int.Parse(Arg(args, "--repeats") ?? "10", CultureInfo.InvariantCulture);
+        bool quick = args.Contains("--quick");
+        Device device;
+        try { device = DeviceCatalog.Resolve(deviceName, out var choice); Console.WriteLine(choice); }
+        catch (ArgumentException e) { Console.Error.WriteLine($"error: {e.Message}"); return 1; }
+
+        using var anchorStream = typeof(Program).Assembly.GetManifestResourceStream("torch_h100.json")!;
+        using var anchors = JsonDocument.Parse(anchorStream);
+        var table = new List<string[]>();
+        var h = new Harness(device, repeats);
+
+        if (only.Contains("sgemm"))
+            foreach (int n in quick ? [64, 128] : new[] { 4096, 8192 })
+            {
+                var rng = new RandomGenerator(0);
+                var a = rng.Normal(new Shape(n, n), device: device);
+                var b = rng.Normal(new Shape(n, n), device: device);
+                double ms = h.Time(() => a.MatMul(b));
+                double tflops = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
+                double? torch = quick ? null : Number(anchors.RootElement, $"sgemm_{n}_fp32_tflops");
+                table.Add([$"SGEMM {n}, fp32", "TFLOP/s", F(tflops), F(torch), Ratio(tflops, torch), "≥ 0.5 of cuBLAS at 4096"]);
+                Console.WriteLine($"SGEMM {n}: {ms:F3} ms, {tflops:F3} TFLOP/s");
+            }
+
+        if (only.Contains("mlp"))
+        {
+            int batch = quick ? 16 : 5000, width = quick ? 16 : 200;
+            var rng = new RandomGenerator(0);
+            var model = Mlp.Create(rng, width).To(device);
+            Model(h, table, anchors.RootElement, quick ? null : "mlp_tanh_fullbatch5k", $"MLP 784-{width}-{width}-10 tanh, MSE, batch {batch}", model, "mse",
+                rng.Normal(new Shape(batch, 784)).To(device), rng.Integers(new Shape(batch), 10).To(device));
+        }
+        if (only.Contains("resnet"))
+        {
+            int batch = quick ? 2 : 128, side = quick ? 8 : 32;
+            var rng = new RandomGenerator(0);
+            var model = (quick ? new ResNet(rng, 3, 10, width: 4, blocksPerStage: 1) : ResNet.ResNet20(rng, 3)).To(device);
+            Model(h, table, anchors.RootElement, quick ? null : "resnet20_b128", quick ? $"ResNet-8 width 4, 3×8×8, batch {batch}" : $"ResNet-20, 3×32×32, batch {batch}", model, "ce",
+                rng.Normal(new Shape(batch, 3, side, side)).To(device), rng.Integers(new Shape(batch), 10).To(device));
+        }
+        if (only.Contains("gpt"))
+        {
+            var config = quick ? new GptConfig(Context: 8, Layers: 1, Heads: 2, Width: 16) : new GptConfig();
+            int batch = quick ? 2 : 64;
+            var rng = new RandomGenerator(0);
+            var model = new Gpt(config, rng).To(device);
+            Model(h, table, anchors.RootElement, quick ? null : "gpt6L384_T256_b64", $"GPT {config.Layers}L d{config.Width} T{config.Context}, batch {batch}", model, "ce",
+                rng.Integers(new Shape(batch, config.Context), 65).To(device), rng.Integers(new Shape(batch, config.Context), 65).To(device));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"| {device.Name} | | engine | PyTorch 2.11 H100 | engine / PyTorch | target |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var row in table) Console.WriteLine("| " + string.Join(" | ", row) + " |");
+        if (device is AcceleratorDevice acc)
+            Console.WriteLine($"\nmemory pool: {acc.Pool.Allocated} allocations, {acc.Pool.Reused} reuses, {acc.Pool.BytesInUse / 1048576.0:F0} MiB in use, {acc.Pool.BytesCached / 1048576.0:F0} MiB cached");
+        return 0;
+    }
+
+    private static void Model(Harness h, List<string[]> table, JsonElement anchors, string? key, string name, Module model, string loss, NdArray x, NdArray y)
+    {
+        var ps = model.Parameters();
+        var w = ps.Select(p => (Tensor)p.Value).ToArray();
+        var f = Loss.Function(model, loss, x, y, training: true);
+        var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape, dtype: t.DType, device: t.Device)).ToArray();
+        var optimizer = new Momentum(1e-6, 0.9);
+        int step = 0;
+        Console.WriteLine($"{name}: timing forward, gradient, HVP, train step, Lanczos");
+        double fwd = h.Time(() => f(w).Data);
+        double grad = h.Time(() => Derivatives.ValueAndGrad(f, w).Gradient[^1].Data);
+        double hvp = h.Time(() => Derivatives.Hvp(f, w, v).Product[^1].Data);
+        double train = h.Time(() =>
+        {
+            var (value, grads) = Derivatives.ValueAndGrad(p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true }, x), y), ps.Select(p => (Tensor)p.Value).ToArray());
+            optimizer.Step(new StepContext { Step = step++, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
+            return ps[^1].Value;
+        });
+        var op = new HessianOperator(f, ps.Select(p => p.Value).ToArray());
+        double lanczos = h.Time(() => { Lanczos.Run(op, 20, k: 5, rng: new RandomGenerator(2)); return ps[0].Value; }, repeats: Math.Max(1, h.Repeats / 5));
+        JsonElement a = default;
+        bool has = key is not null && anchors.TryGetProperty(key, out a);
+        double? T(string k) => has ? Number(a, k) : null;
+        string P = $"{name} ({model.ParameterCount():N0} parameters)";
+        table.Add([P, "forward ms", F(fwd), F(T("fwd_ms")), Ratio(fwd, T("fwd_ms")), ""]);
+        table.Add(["", "gradient ms", F(grad), F(T("grad_ms")), Ratio(grad, T("grad_ms")), ""]);
+        table.Add(["", "HVP ms", F(hvp), F(T("hvp_ms")), Ratio(hvp, T("hvp_ms")), key == "mlp_tanh_fullbatch5k" ? "≤ PyTorch" : ""]);
+        table.Add(["", "HVP / gradient", F(hvp / grad), F(T("hvp_over_grad")), "", "≤ 3"]);
+        table.Add(["", "train step ms", F(train), F(T("train_step_ms")), Ratio(train, T("train_step_ms")), key == "resnet20_b128" ? "≤ 2 × PyTorch" : ""]);
+        table.Add(["", "Lanczos, 20 iterations, ms", F(lanczos), F(T("lanczos20_ms")), Ratio(lanczos, T("lanczos20_ms")), ""]);
+    }
+
+    private static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static double? Number(JsonElement e, string key) => e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+
+    private static string F(double? v) => v is { } x && double.IsFinite(x) ? x.ToString(x >= 100 ? "0" : x >= 10 ? "0.0" : "0.000", CultureInfo.InvariantCulture) : "—";
+
+    /// <summary>engine / PyTorch (for times, below 1 is faster; for rates, above 1 is faster).</summary>
+    private static string Ratio(double engine, double? torch) => torch is { } t && t != 0 ? (engine / t).ToString("0.00", CultureInfo.InvariantCulture) : "—";
+}
+
+/// <summary>Median wall-clock of an action that returns an array, synchronising the device after each run.</summary>
+internal sealed class Harness(Device device, int repeats)
+{
+    public int Repeats => repeats;
+
+    public double Time(Func<object> action, int? repeats = null)
+    {
+        int n = repeats ?? this.Repeats;
+        Sync(action()); // warm-up: compiles kernels, fills the memory pool
+        var times = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Sync(action());
+            times[i] = clock.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[n / 2];
+    }
+
+    private void Sync(object result)
+    {
+        if (device is AcceleratorDevice a) a.Synchronize();
+        GC.KeepAlive(result);
+    }
+}
