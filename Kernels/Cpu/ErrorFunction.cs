@@ -8,7 +8,8 @@ namespace Curvature.Kernels.Cpu;
 /// </summary>
 public static class ErrorFunction
 {
-    private static readonly double TwoOverRootPi = 2 / Math.Sqrt(Math.PI);
+    // Constants, not static fields: the GPU kernels compile this same function with ILGPU.
+    private const double TwoOverRootPi = 1.1283791670955126, InvSqrtPi = 0.56418958354775629;
 
     /// <summary>erf x in double precision.</summary>
     public static double Erf(double x)
@@ -48,6 +49,6 @@ public static class ErrorFunction
             f *= delta;
             if (Math.Abs(delta - 1) < 1e-16) break;
         }
-        return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
+        return Math.Exp(-x * x) * InvSqrtPi / f;
     }
 }

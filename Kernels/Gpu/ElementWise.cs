@@ -5,8 +5,8 @@ using ILGPU;
 namespace Curvature.Kernels.Gpu;
 
 /// <summary>
-/// Element-wise kernels: the same ops and the same formulas as <see cref="Cpu.ElementWise"/>, one thread per
-/// element in a grid-stride loop. Broadcast operands are read through zero strides, never materialised.
+/// Element-wise kernels: the same ops and the same formulas as <see cref="Cpu.ElementWise"/> (erf and GELU are
+/// the CPU's float64 scalar functions, compiled by ILGPU), one thread per element in a grid-stride loop. Broadcast operands are read through zero strides, never materialised.
 /// </summary>
 public static class ElementWise
 {
@@ -38,10 +38,10 @@ public static class ElementWise
             case UnaryOp.Abs: return T.Abs(v);
             case UnaryOp.Square: return v * v;
             case UnaryOp.Reciprocal: return T.One / v;
-            case UnaryOp.Erf: return k.From(SpecialFunctions.Erf(k.ToDouble(v)));
-            case UnaryOp.Gelu: return k.From(SpecialFunctions.Gelu(k.ToDouble(v)));
-            case UnaryOp.GeluDerivative: return k.From(SpecialFunctions.GeluDerivative(k.ToDouble(v)));
-            default: return k.From(SpecialFunctions.GeluSecondDerivative(k.ToDouble(v)));
+            case UnaryOp.Erf: return k.From(ErrorFunction.Erf(k.ToDouble(v)));
+            case UnaryOp.Gelu: return k.From(Gaussian.Gelu(k.ToDouble(v)));
+            case UnaryOp.GeluDerivative: return k.From(Gaussian.GeluDerivative(k.ToDouble(v)));
+            default: return k.From(Gaussian.GeluSecondDerivative(k.ToDouble(v)));
         }
     }
 
