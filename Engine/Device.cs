@@ -119,4 +119,37 @@ public abstract class Device
 
     /// <inheritdoc/>
     public override string ToString() => Name;
+
+    /// <summary>
+    /// A reduction over the sorted <paramref name="axes"/> as runs of adjacent axes, last run first, each an
+    /// [outer, length, inner] reduction of the previous result into a new array of the given shape (with the run's
+    /// axes kept as size 1) made by <paramref name="run"/>. Reducing no axes returns a copy.
+    /// </summary>
+    protected static NdArray ReduceByRuns(NdArray x, int[] axes, Func<NdArray, Shape, (int Outer, int Length, int Inner), NdArray> run)
+    {
+        var current = x;
+        var dims = x.Shape.ToArray();
+        int i = axes.Length - 1;
+        while (i >= 0)
+        {
+            int hi = axes[i], lo = hi;
+            while (i > 0 && axes[i - 1] == lo - 1) { i--; lo--; }
+            i--;
+            long outer = 1, length = 1, inner = 1;
+            for (int a = 0; a < lo; a++) outer *= dims[a];
+            for (int a = lo; a <= hi; a++) { length *= dims[a]; dims[a] = 1; }
+            for (int a = hi + 1; a < dims.Length; a++) inner *= dims[a];
+            current = run(current, new Shape(dims), ((int)outer, (int)length, (int)inner));
+        }
+        return ReferenceEquals(current, x) ? x.Copy() : current;
+    }
+
+    /// <summary>The element counts before and after <paramref name="axis"/> (a slice or concatenation's blocks).</summary>
+    protected static (int Outer, int Inner) Around(Shape s, int axis)
+    {
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= s[i];
+        for (int i = axis + 1; i < s.Rank; i++) inner *= s[i];
+        return ((int)outer, (int)inner);
+    }
 }

@@ -67,10 +67,10 @@ public static class Compare
             Common.AddTo(c);
         }
 
-        public Settings Build(ParseResult r, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
+        public Settings Build(ParseResult r, Engine.Device device, Variant[] variants, OptimizerFactory.Curvature curvature, string? title) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(ProbeBatch),
                 r.GetValue(Target), r.GetValue(Window), curvature, r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!,
-                Engine.DeviceCatalog.Resolve(r.GetValue(Common.Device)!));
+                device);
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -103,9 +103,9 @@ public static class Compare
         run.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            run.Common.Apply(r, output);
+            var device = run.Common.Apply(r, output);
             var curvature = new OptimizerFactory.Curvature(r.GetValue(run.ProbeEvery), r.GetValue(delta), OptimizerFactory.Estimator(r.GetValue(estimator)!));
-            var s = run.Build(r, ForOptimizers(OptimizerFactory.Parse(r.GetValue(optimizers)!), curvature), curvature, null);
+            var s = run.Build(r, device, ForOptimizers(OptimizerFactory.Parse(r.GetValue(optimizers)!), curvature), curvature, null);
             return run.Execute(r, s, output);
         });
         return cmd;

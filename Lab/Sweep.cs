@@ -55,7 +55,7 @@ public static class Sweep
         }
         cmd.SetAction(r =>
         {
-            run.Common.Apply(r, output);
+            var device = run.Common.Apply(r, output);
             int t = r.GetValue(run.ProbeEvery);
             var baseCurvature = new OptimizerFactory.Curvature(t);
             string name = r.GetValue(optimizer)!;
@@ -96,7 +96,7 @@ public static class Sweep
                     }
                     break;
             }
-            return run.Execute(r, run.Build(r, variants, baseCurvature, title), output);
+            return run.Execute(r, run.Build(r, device, variants, baseCurvature, title), output);
         });
         return cmd;
     }

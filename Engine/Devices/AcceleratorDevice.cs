@@ -232,28 +232,13 @@ public sealed class AcceleratorDevice : Device, IDisposable
     // ---------------------------------------------------------------- reductions
 
     /// <inheritdoc/>
-    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes)
+    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes) => ReduceByRuns(x, axes, (current, shape, run) =>
     {
-        // Runs of adjacent axes, last run first, each an [outer, length, inner] reduction (as on the CPU).
-        var current = x;
-        var dims = x.Shape.ToArray();
-        int i = axes.Length - 1;
-        while (i >= 0)
-        {
-            int hi = axes[i], lo = hi;
-            while (i > 0 && axes[i - 1] == lo - 1) { i--; lo--; }
-            i--;
-            long outer = 1, length = 1, inner = 1;
-            for (int a = 0; a < lo; a++) outer *= dims[a];
-            for (int a = lo; a <= hi; a++) { length *= dims[a]; dims[a] = 1; }
-            for (int a = hi + 1; a < dims.Length; a++) inner *= dims[a];
-            var next = New(new Shape(dims), x.DType);
-            long outputs = outer * inner;
-            if (outputs > 0 && length > 0) ReduceRun(op, current, next, (int)outputs, (int)length, (int)inner);
-            current = next;
-        }
-        return ReferenceEquals(current, x) ? x.Copy() : current;
-    }
+        var next = New(shape, x.DType);
+        long outputs = (long)run.Outer * run.Inner;
+        if (outputs > 0 && run.Length > 0) ReduceRun(op, current, next, (int)outputs, run.Length, run.Inner);
+        return next;
+    });
 
     private void ReduceRun(ReduceOp op, NdArray x, NdArray r, int outputs, int length, int inner)
     {
@@ -331,14 +316,6 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var dims = x.Shape.ToArray();
         var source = Kernels.Cpu.Layout.RowMajorStrides(dims);
         return Strided(x, new Shape(axes.Select(a => dims[a]).ToArray()), axes.Select(a => (int)source[a]).ToArray());
-    }
-
-    private static (int Outer, int Inner) Around(Shape s, int axis)
-    {
-        long outer = 1, inner = 1;
-        for (int i = 0; i < axis; i++) outer *= s[i];
-        for (int i = axis + 1; i < s.Rank; i++) inner *= s[i];
-        return ((int)outer, (int)inner);
     }
 
     private void CopyBlocks(NdArray src, NdArray dst, BlockCopy b)
@@ -575,27 +552,25 @@ public sealed class AcceleratorDevice : Device, IDisposable
 
     // ---------------------------------------------------------------- softmax family
 
-    private NdArray Rows(NdArray x, Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> f32,
-        Action<KernelConfig, ArrayView<double>, ArrayView<double>, int, int> f64)
+    // The kernels are method groups, loaded (compiled on first use) only for the dtype at hand.
+    private NdArray Rows(NdArray x, Action<ArrayView<float>, ArrayView<float>, int, int> f32, Action<ArrayView<double>, ArrayView<double>, int, int> f64)
     {
         var r = New(x.Shape, x.DType);
         int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
         if (x.Size == 0) return r;
         var config = kernels.Stride(rows);
-        if (x.DType == DType.Float32) f32(config, V<float>(x), V<float>(r), rows, cols);
-        else f64(config, V<double>(x), V<double>(r), rows, cols);
+        if (x.DType == DType.Float32) kernels.Load(f32)(config, V<float>(x), V<float>(r), rows, cols);
+        else kernels.Load(f64)(config, V<double>(x), V<double>(r), rows, cols);
         return r;
     }
 
     /// <inheritdoc/>
-    public override NdArray LogSoftmax(NdArray x) => Rows(x,
-        kernels.Load<ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.LogSoftmaxRows<float, Float32Kind>),
-        kernels.Load<ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.LogSoftmaxRows<double, Float64Kind>));
+    public override NdArray LogSoftmax(NdArray x) =>
+        Rows(x, GpuSoftmax.LogSoftmaxRows<float, Float32Kind>, GpuSoftmax.LogSoftmaxRows<double, Float64Kind>);
 
     /// <inheritdoc/>
-    public override NdArray Softmax(NdArray x) => Rows(x,
-        kernels.Load<ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.SoftmaxRows<float, Float32Kind>),
-        kernels.Load<ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.SoftmaxRows<double, Float64Kind>));
+    public override NdArray Softmax(NdArray x) =>
+        Rows(x, GpuSoftmax.SoftmaxRows<float, Float32Kind>, GpuSoftmax.SoftmaxRows<double, Float64Kind>);
 
     /// <inheritdoc/>
     public override NdArray SoftmaxJacobian(NdArray y, NdArray g)

@@ -86,28 +86,13 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes)
+    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes) => ReduceByRuns(x, axes, (current, shape, run) =>
     {
-        // Reduce runs of adjacent axes one run at a time, last run first: each is an [outer, r, inner] reduction.
-        var current = x;
-        var dims = x.Shape.ToArray();
-        int i = axes.Length - 1;
-        while (i >= 0)
-        {
-            int hi = axes[i], lo = hi;
-            while (i > 0 && axes[i - 1] == lo - 1) { i--; lo--; }
-            i--;
-            long outer = 1, r = 1, inner = 1;
-            for (int a = 0; a < lo; a++) outer *= dims[a];
-            for (int a = lo; a <= hi; a++) { r *= dims[a]; dims[a] = 1; }
-            for (int a = hi + 1; a < dims.Length; a++) inner *= dims[a];
-            var next = New(new Shape(dims), x.DType);
-            if (x.DType == DType.Float32) Reduction.Reduce<float>(op, current.Span<float>(), (int)outer, (int)r, (int)inner, next.Span<float>());
-            else Reduction.Reduce<double>(op, current.Span<double>(), (int)outer, (int)r, (int)inner, next.Span<double>());
-            current = next;
-        }
-        return ReferenceEquals(current, x) ? x.Copy() : current;
-    }
+        var next = New(shape, x.DType);
+        if (x.DType == DType.Float32) Reduction.Reduce<float>(op, current.Span<float>(), run.Outer, run.Length, run.Inner, next.Span<float>());
+        else Reduction.Reduce<double>(op, current.Span<double>(), run.Outer, run.Length, run.Inner, next.Span<double>());
+        return next;
+    });
 
     /// <inheritdoc/>
     public override NdArray BroadcastTo(NdArray x, Shape shape)
@@ -144,14 +129,6 @@ public sealed class CpuDevice : Device
             default: Layout.Permute<long>(x.Span<long>(), dims, axes, r.Span<long>()); break;
         }
         return r;
-    }
-
-    private static (int Outer, int Inner) Around(Shape s, int axis)
-    {
-        long outer = 1, inner = 1;
-        for (int i = 0; i < axis; i++) outer *= s[i];
-        for (int i = axis + 1; i < s.Rank; i++) inner *= s[i];
-        return ((int)outer, (int)inner);
     }
 
     /// <inheritdoc/>

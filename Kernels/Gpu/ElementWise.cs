@@ -56,7 +56,10 @@ public static class ElementWise
         }
     }
 
-    /// <summary>One binary op on two values (the semantics of <see cref="Cpu.ElementWise.Scalar{T}"/>).</summary>
+    /// <summary>
+    /// One binary op on two values: the semantics of <see cref="Cpu.ElementWise.Scalar{T}"/>, written again because
+    /// ILGPU cannot compile that one's throwing default arm.
+    /// </summary>
     public static T Apply<T>(BinaryOp op, T x, T y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         switch (op)
