@@ -30,6 +30,13 @@ public static unsafe class Convolution
     /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]).</summary>
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (DirectConvolution.Supports(g)) DirectConvolution.Forward(x, w, y, g);
+        else ForwardImplicitGemm(x, w, y, g);
+    }
+
+    /// <summary><see cref="Forward{T}"/> by implicit im2col GEMM, whatever the geometry.</summary>
+    public static void ForwardImplicitGemm<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
         {
             T* xs = px, ws = pw, ys = py;
@@ -55,6 +62,13 @@ public static unsafe class Convolution
     /// ȳ_nᵀ the narrow B; one small transposition at the end.
     /// </summary>
     public static void WeightGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (DirectConvolution.Supports(g)) DirectConvolution.WeightGradient(x, gy, wBar, g);
+        else WeightGradientImplicitGemm(x, gy, wBar, g);
+    }
+
+    /// <summary><see cref="WeightGradient{T}"/> by implicit im2col GEMM, whatever the geometry.</summary>
+    public static void WeightGradientImplicitGemm<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
         int size = g.O * g.K;
@@ -83,6 +97,13 @@ public static unsafe class Convolution
 
     /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (DirectConvolution.Supports(g)) DirectConvolution.InputGradient(gy, w, xBar, g);
+        else InputGradientImplicitGemm(gy, w, xBar, g);
+    }
+
+    /// <summary><see cref="InputGradient{T}"/> by implicit im2col GEMM and col2im, whatever the geometry.</summary>
+    public static void InputGradientImplicitGemm<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
         {

@@ -384,7 +384,7 @@ public static unsafe class Gemm
 
     // Vector512/256.FusedMultiplyAdd exist only for float and double; the type test folds away per T.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> Fma<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c) where T : unmanaged
+    internal static Vector512<T> Fma<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c) where T : unmanaged
     {
         if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>();
         return Vector512.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();

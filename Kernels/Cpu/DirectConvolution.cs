@@ -1,0 +1,313 @@
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Curvature.Kernels.Cpu;
+
+/// <summary>
+/// Stride-1 convolution on the zero-padded image's grid (the "shifted GEMM" form of direct convolution). With one
+/// image padded to Hp×Wp and the outputs numbered p = oy·Wp + ox over the padded width, the im2col element
+/// (k = (c, ki, kj), p) is xp[c·Hp·Wp + ki·Wp + kj + p]: each row of the im2col matrix is a contiguous run of the
+/// padded image at a fixed offset. The micro-kernels read those runs in place with unaligned vector loads, so
+/// nothing is packed but the weights (small) and, for the weight gradient, the output gradient; the price is KW − 1
+/// discarded outputs per row (6 % of the work at 32×32, 22 % at 7×7). The input gradient is the same correlation
+/// of the padded output gradient with the flipped, transposed weights. Every output element is summed over k (and,
+/// for the weight gradient, over images in fixed chunks) in a fixed order, so results are bitwise the same on any
+/// thread count. Needs AVX-512 (two 512-bit vectors of accumulators per row, eight rows).
+/// </summary>
+public static unsafe class DirectConvolution
+{
+    private const int MR = 8;
+    private const int ImagesPerChunk = 8;
+
+    /// <summary>Whether this CPU and geometry can use the direct kernels: AVX-512, stride 1, padding below the kernel size.</summary>
+    public static bool Supports(ConvolutionGeometry g) =>
+        Vector512.IsHardwareAccelerated && g.Stride == 1 && g.Padding < g.KH && g.Padding < g.KW;
+
+    /// <summary>A padded image's grid: channels × (H + 2·padH) × (W + 2·padW), correlated with a KH×KW kernel.</summary>
+    private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW)
+    {
+        public int Hp => H + 2 * PadH;
+        public int Wp => W + 2 * PadW;
+        public int OH => Hp - KH + 1;
+        public int OW => Wp - KW + 1;
+        /// <summary>Output positions over the padded width, discarded columns included.</summary>
+        public int Positions => OH * Wp;
+        /// <summary>The last tile reads up to KW − 1 + one panel past the image: zeros, never stored.</summary>
+        public int Length<T>() => Channels * Hp * Wp + KW + 2 * Vector512<T>.Count;
+
+        /// <summary>off[k] for k = (c, ki, kj) in weight order.</summary>
+        public int[] Offsets()
+        {
+            var off = new int[Channels * KH * KW];
+            for (int c = 0, k = 0; c < Channels; c++)
+                for (int ki = 0; ki < KH; ki++)
+                    for (int kj = 0; kj < KW; kj++) off[k++] = c * Hp * Wp + ki * Wp + kj;
+            return off;
+        }
+
+        /// <summary>Copies one image [Channels, H, W] into its zero-padded grid.</summary>
+        public void Pad<T>(T* image, T* grid) where T : unmanaged
+        {
+            new Span<T>(grid, Length<T>()).Clear();
+            for (int c = 0; c < Channels; c++)
+                for (int y = 0; y < H; y++)
+                    new ReadOnlySpan<T>(image + ((long)c * H + y) * W, W).CopyTo(new Span<T>(grid + (long)c * Hp * Wp + (y + PadH) * Wp + PadW, W));
+        }
+    }
+
+    /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]), stride 1.</summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Require(g);
+        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW);
+        fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
+        {
+            T* xs = px, ys = py, ws = pw;
+            T[] packed = PackRows(g.O, g.K, (o, k) => ws[(long)o * g.K + k]);
+            try { Correlate(xs, g.C * g.H * g.W, ys, g.O * g.Q, g.N, grid, packed, g.O); }
+            finally { ArrayPool<T>.Shared.Return(packed); }
+        }
+    }
+
+    /// <summary>
+    /// x̄ [N, C, H, W] from ȳ [N, O, OH, OW]: the correlation of ȳ padded by KH − 1 − P (KW − 1 − P) with
+    /// w'[c, o, ki, kj] = w[o, c, KH − 1 − ki, KW − 1 − kj] (stride 1: the transposed convolution is a convolution).
+    /// </summary>
+    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Require(g);
+        var grid = new Grid(g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
+        int taps = g.KH * g.KW;
+        fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
+        {
+            T* gs = pg, xs = px, ws = pw;
+            // Row c, depth k' = (o, ki, kj) in the grid's offset order.
+            T[] packed = PackRows(g.C, g.O * taps, (c, k) =>
+            {
+                int o = k / taps, ki = k / g.KW % g.KH, kj = k % g.KW;
+                return ws[(((long)o * g.C + c) * g.KH + g.KH - 1 - ki) * g.KW + g.KW - 1 - kj];
+            });
+            try { Correlate(gs, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C); }
+            finally { ArrayPool<T>.Shared.Return(packed); }
+        }
+    }
+
+    /// <summary>
+    /// w̄ [O, C, KH, KW] = Σ_n Σ_p ȳ_n[o, p]·xp_n[off(k) + p], computed transposed (w̄ᵀ [K, O]): eight rows k read
+    /// as broadcasts from their runs of the padded image, ȳ_nᵀ packed once per image as [p, O] with zeros in the
+    /// discarded columns. Images are summed in fixed chunks, the chunks in order.
+    /// </summary>
+    public static void WeightGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Require(g);
+        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW);
+        int lanes = Vector512<T>.Count;
+        int width = RoundUp(g.O, lanes), rows = RoundUp(g.K, MR);
+        int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
+        long size = (long)rows * width;
+        int[] offsets = grid.Offsets();
+        T[] partial = ArrayPool<T>.Shared.Rent(checked((int)(chunks * size)));
+        try
+        {
+            fixed (T* px = x) fixed (T* pg = gy) fixed (T* pp = partial) fixed (T* pw = wBar) fixed (int* po = offsets)
+            {
+                T* xs = px, gs = pg, ps = pp;
+                int* off = po;
+                Parallelism.For(chunks, chunk =>
+                {
+                    T[] image = ArrayPool<T>.Shared.Rent(grid.Length<T>());
+                    T[] transposed = ArrayPool<T>.Shared.Rent(grid.Positions * width);
+                    try
+                    {
+                        fixed (T* xp = image) fixed (T* gt = transposed)
+                        {
+                            T* c0 = ps + chunk * size;
+                            int n0 = chunk * ImagesPerChunk, n1 = Math.Min(g.N, n0 + ImagesPerChunk);
+                            int* tile = stackalloc int[MR];
+                            for (int n = n0; n < n1; n++)
+                            {
+                                grid.Pad(xs + (long)n * g.C * g.H * g.W, xp);
+                                TransposeOnGrid(gs + (long)n * g.O * g.Q, g.O, g.OH, g.OW, grid.Wp, gt, width);
+                                for (int k0 = 0; k0 < g.K; k0 += MR)
+                                {
+                                    // Rows past K repeat the last one; their sums land in padding rows, never read.
+                                    for (int i = 0; i < MR; i++) tile[i] = off[Math.Min(k0 + i, g.K - 1)];
+                                    for (int o0 = 0; o0 < width; o0 += 2 * lanes)
+                                    {
+                                        T* c = c0 + (long)k0 * width + o0;
+                                        if (width - o0 >= 2 * lanes) WeightTile2(grid.Positions, xp, tile, gt + o0, width, c, width, n > n0);
+                                        else WeightTile1(grid.Positions, xp, tile, gt + o0, width, c, width, n > n0);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<T>.Shared.Return(transposed);
+                        ArrayPool<T>.Shared.Return(image);
+                    }
+                });
+                var sum = new Span<T>(ps, (int)size);
+                for (int c = 1; c < chunks; c++) System.Numerics.Tensors.TensorPrimitives.Add(sum, new ReadOnlySpan<T>(ps + c * size, (int)size), sum);
+                for (int k = 0; k < g.K; k++)
+                    for (int o = 0; o < g.O; o++) pw[(long)o * g.K + k] = ps[(long)k * width + o];
+            }
+        }
+        finally { ArrayPool<T>.Shared.Return(partial); }
+    }
+
+    private static void Require(ConvolutionGeometry g)
+    {
+        if (!Supports(g))
+            throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
+    }
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>A [rows, depth] packed as panels of MR rows, depth-major within a panel (zero rows past the end). Rent; return when done.</summary>
+    private static T[] PackRows<T>(int rows, int depth, Func<int, int, T> value) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int padded = RoundUp(rows, MR);
+        var packed = ArrayPool<T>.Shared.Rent(padded * depth);
+        for (int r0 = 0; r0 < padded; r0 += MR)
+            for (int k = 0; k < depth; k++)
+                for (int i = 0; i < MR; i++)
+                    packed[r0 * depth + k * MR + i] = r0 + i < rows ? value(r0 + i, k) : T.Zero;
+        return packed;
+    }
+
+    /// <summary>
+    /// For each of <paramref name="count"/> images: pad <paramref name="source"/>'s image onto the grid, correlate it
+    /// with the packed rows, and compact the outputs (dropping the discarded columns) into <paramref name="target"/>.
+    /// </summary>
+    private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int nr = 2 * Vector512<T>.Count;
+        int depth = grid.Channels * grid.KH * grid.KW;
+        int panels = RoundUp(grid.Positions, nr), padded = RoundUp(rows, MR);
+        int[] offsets = grid.Offsets();
+        fixed (T* pa = packed) fixed (int* po = offsets)
+        {
+            T* a = pa;
+            int* off = po;
+            Parallelism.For(count, n =>
+            {
+                T[] image = ArrayPool<T>.Shared.Rent(grid.Length<T>());
+                T[] outputs = ArrayPool<T>.Shared.Rent(padded * panels);
+                try
+                {
+                    fixed (T* xp = image) fixed (T* yp = outputs)
+                    {
+                        grid.Pad(source + (long)n * sourceStride, xp);
+                        for (int r0 = 0; r0 < padded; r0 += MR)
+                            for (int p0 = 0; p0 < panels; p0 += nr)
+                                Tile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
+                        T* dst = target + (long)n * targetStride;
+                        for (int r = 0; r < rows; r++)
+                            for (int oy = 0; oy < grid.OH; oy++)
+                                new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.Wp, grid.OW).CopyTo(new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW));
+                    }
+                }
+                finally
+                {
+                    ArrayPool<T>.Shared.Return(outputs);
+                    ArrayPool<T>.Shared.Return(image);
+                }
+            });
+        }
+    }
+
+    /// <summary>gt[p, o] = ȳ[o, oy, ox] at p = oy·Wp + ox, zero in the discarded columns (ox ≥ OW) and past O.</summary>
+    private static void TransposeOnGrid<T>(T* gy, int o, int oh, int ow, int wp, T* gt, int width) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        new Span<T>(gt, oh * wp * width).Clear();
+        for (int c = 0; c < o; c++)
+        {
+            T* src = gy + (long)c * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) gt[(long)(oy * wp + ox) * width + c] = src[oy * ow + ox];
+        }
+    }
+
+    /// <summary>C[8, 2 vectors] = Σ_k a[k, i]·x[off[k] + j]: eight packed rows against runs of the padded image.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<T>(int depth, T* a, T* x, int* off, T* c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<T> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < depth; k++)
+        {
+            T* b = x + off[k];
+            Vector512<T> b0 = Vector512.Load(b), b1 = Vector512.Load(b + w);
+            c00 = Gemm.Fma(Vector512.Create(a[0]), b0, c00); c01 = Gemm.Fma(Vector512.Create(a[0]), b1, c01);
+            c10 = Gemm.Fma(Vector512.Create(a[1]), b0, c10); c11 = Gemm.Fma(Vector512.Create(a[1]), b1, c11);
+            c20 = Gemm.Fma(Vector512.Create(a[2]), b0, c20); c21 = Gemm.Fma(Vector512.Create(a[2]), b1, c21);
+            c30 = Gemm.Fma(Vector512.Create(a[3]), b0, c30); c31 = Gemm.Fma(Vector512.Create(a[3]), b1, c31);
+            c40 = Gemm.Fma(Vector512.Create(a[4]), b0, c40); c41 = Gemm.Fma(Vector512.Create(a[4]), b1, c41);
+            c50 = Gemm.Fma(Vector512.Create(a[5]), b0, c50); c51 = Gemm.Fma(Vector512.Create(a[5]), b1, c51);
+            c60 = Gemm.Fma(Vector512.Create(a[6]), b0, c60); c61 = Gemm.Fma(Vector512.Create(a[6]), b1, c61);
+            c70 = Gemm.Fma(Vector512.Create(a[7]), b0, c70); c71 = Gemm.Fma(Vector512.Create(a[7]), b1, c71);
+            a += MR;
+        }
+        c00.Store(c); c01.Store(c + w); c += ldc; c10.Store(c); c11.Store(c + w); c += ldc;
+        c20.Store(c); c21.Store(c + w); c += ldc; c30.Store(c); c31.Store(c + w); c += ldc;
+        c40.Store(c); c41.Store(c + w); c += ldc; c50.Store(c); c51.Store(c + w); c += ldc;
+        c60.Store(c); c61.Store(c + w); c += ldc; c70.Store(c); c71.Store(c + w);
+    }
+
+    /// <summary>C[8, 2 vectors] (+)= Σ_p x[off_i + p]·gt[p, j]: eight im2col rows broadcast from the padded image.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightTile2<T>(int positions, T* x, int* off, T* gt, int ldg, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        T* x0 = x + off[0], x1 = x + off[1], x2 = x + off[2], x3 = x + off[3], x4 = x + off[4], x5 = x + off[5], x6 = x + off[6], x7 = x + off[7];
+        Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<T> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < positions; p++, gt += ldg)
+        {
+            Vector512<T> b0 = Vector512.Load(gt), b1 = Vector512.Load(gt + w);
+            c00 = Gemm.Fma(Vector512.Create(x0[p]), b0, c00); c01 = Gemm.Fma(Vector512.Create(x0[p]), b1, c01);
+            c10 = Gemm.Fma(Vector512.Create(x1[p]), b0, c10); c11 = Gemm.Fma(Vector512.Create(x1[p]), b1, c11);
+            c20 = Gemm.Fma(Vector512.Create(x2[p]), b0, c20); c21 = Gemm.Fma(Vector512.Create(x2[p]), b1, c21);
+            c30 = Gemm.Fma(Vector512.Create(x3[p]), b0, c30); c31 = Gemm.Fma(Vector512.Create(x3[p]), b1, c31);
+            c40 = Gemm.Fma(Vector512.Create(x4[p]), b0, c40); c41 = Gemm.Fma(Vector512.Create(x4[p]), b1, c41);
+            c50 = Gemm.Fma(Vector512.Create(x5[p]), b0, c50); c51 = Gemm.Fma(Vector512.Create(x5[p]), b1, c51);
+            c60 = Gemm.Fma(Vector512.Create(x6[p]), b0, c60); c61 = Gemm.Fma(Vector512.Create(x6[p]), b1, c61);
+            c70 = Gemm.Fma(Vector512.Create(x7[p]), b0, c70); c71 = Gemm.Fma(Vector512.Create(x7[p]), b1, c71);
+        }
+        Store(c, acc, c00, c01, w); c += ldc; Store(c, acc, c10, c11, w); c += ldc;
+        Store(c, acc, c20, c21, w); c += ldc; Store(c, acc, c30, c31, w); c += ldc;
+        Store(c, acc, c40, c41, w); c += ldc; Store(c, acc, c50, c51, w); c += ldc;
+        Store(c, acc, c60, c61, w); c += ldc; Store(c, acc, c70, c71, w);
+    }
+
+    /// <summary>The one-vector-wide <see cref="WeightTile2{T}"/> (16 output channels in float32, a last odd vector).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightTile1<T>(int positions, T* x, int* off, T* gt, int ldg, T* c, int ldc, bool acc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T* x0 = x + off[0], x1 = x + off[1], x2 = x + off[2], x3 = x + off[3], x4 = x + off[4], x5 = x + off[5], x6 = x + off[6], x7 = x + off[7];
+        Vector512<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < positions; p++, gt += ldg)
+        {
+            Vector512<T> b0 = Vector512.Load(gt);
+            c0 = Gemm.Fma(Vector512.Create(x0[p]), b0, c0); c1 = Gemm.Fma(Vector512.Create(x1[p]), b0, c1);
+            c2 = Gemm.Fma(Vector512.Create(x2[p]), b0, c2); c3 = Gemm.Fma(Vector512.Create(x3[p]), b0, c3);
+            c4 = Gemm.Fma(Vector512.Create(x4[p]), b0, c4); c5 = Gemm.Fma(Vector512.Create(x5[p]), b0, c5);
+            c6 = Gemm.Fma(Vector512.Create(x6[p]), b0, c6); c7 = Gemm.Fma(Vector512.Create(x7[p]), b0, c7);
+        }
+        ReadOnlySpan<Vector512<T>> rows = [c0, c1, c2, c3, c4, c5, c6, c7];
+        for (int i = 0; i < MR; i++, c += ldc) (acc ? rows[i] + Vector512.Load(c) : rows[i]).Store(c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(T* c, bool acc, Vector512<T> v0, Vector512<T> v1, int w) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (acc) { v0 += Vector512.Load(c); v1 += Vector512.Load(c + w); }
+        v0.Store(c); v1.Store(c + w);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Runtime.Intrinsics;
+using Curvature.Kernels;
+using Curvature.Kernels.Cpu;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace Curvature.Tests.Kernels;
+
+/// <summary>
+/// The direct (padded-grid) stride-1 convolution kernels against the implicit-GEMM ones, over geometries that hit
+/// every edge: channel counts off the 8-row panels and the 16-lane vectors, widths whose padded rows straddle
+/// panels, kernels from 1×1 to 5×3, padding 0 to KH − 1, more images than one weight-gradient chunk.
+/// </summary>
+[Collection(ThreadSettings.Name)]
+public class DirectConvolutionTests
+{
+    private static double[] Random(System.Random r, long n) => Enumerable.Range(0, (int)n).Select(_ => r.NextDouble() * 2 - 1).ToArray();
+
+    [Fact]
+    public void Direct_kernels_match_implicit_gemm_in_float64_and_float32()
+    {
+        if (!Vector512.IsHardwareAccelerated) return; // the direct kernels need AVX-512; Convolution falls back elsewhere
+        var cases = from n in Gen.Choose(1, 11) from c in Gen.Choose(1, 20) from o in Gen.Choose(1, 40)
+                    from h in Gen.Choose(1, 12) from w in Gen.Choose(1, 35) from kh in Gen.Choose(1, 5) from kw in Gen.Choose(1, 3)
+                    from pad in Gen.Choose(0, 4)
+                    select new ConvolutionGeometry(n, c, h + kh, w + kw, o, kh, kw, 1, Math.Min(pad, Math.Min(kh, kw) - 1));
+        var prop = Prop.ForAll(cases.ToArbitrary(), g =>
+        {
+            Assert.True(DirectConvolution.Supports(g));
+            var r = new System.Random(g.GetHashCode());
+            var x = Random(r, (long)g.N * g.C * g.H * g.W);
+            var w = Random(r, (long)g.O * g.K);
+            var gy = Random(r, (long)g.N * g.O * g.Q);
+            Compare(g, x, w, gy, 1e-12);
+            Compare(g, x.Select(v => (float)v).ToArray(), w.Select(v => (float)v).ToArray(), gy.Select(v => (float)v).ToArray(), 1e-4f);
+        });
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), prop);
+    }
+
+    private static void Compare<T>(ConvolutionGeometry g, T[] x, T[] w, T[] gy, T tolerance) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var (y0, y1) = (new T[g.N * g.O * g.Q], new T[g.N * g.O * g.Q]);
+        Convolution.ForwardImplicitGemm<T>(x, w, y0, g);
+        DirectConvolution.Forward<T>(x, w, y1, g);
+        AssertClose(y0, y1, tolerance, $"forward {g}");
+        var (x0, x1) = (new T[x.Length], new T[x.Length]);
+        Convolution.InputGradientImplicitGemm<T>(gy, w, x0, g);
+        DirectConvolution.InputGradient<T>(gy, w, x1, g);
+        AssertClose(x0, x1, tolerance, $"input gradient {g}");
+        var (w0, w1) = (new T[w.Length], new T[w.Length]);
+        Convolution.WeightGradientImplicitGemm<T>(x, gy, w0, g);
+        DirectConvolution.WeightGradient<T>(x, gy, w1, g);
+        AssertClose(w0, w1, tolerance * T.CreateChecked(g.N), $"weight gradient {g}");
+    }
+
+    private static void AssertClose<T>(T[] expected, T[] actual, T tolerance, string what) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(T.Abs(expected[i] - actual[i]) <= tolerance * (T.One + T.Abs(expected[i])), $"{what}: [{i}] {actual[i]} vs {expected[i]}");
+    }
+
+    [Fact]
+    public void Direct_kernels_give_the_same_bits_on_one_and_two_threads()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        var g = new ConvolutionGeometry(19, 8, 10, 10, 24, 3, 3, 1, 1);
+        var r = new System.Random(3);
+        var x = Random(r, (long)g.N * g.C * g.H * g.W).Select(v => (float)v).ToArray();
+        var w = Random(r, (long)g.O * g.K).Select(v => (float)v).ToArray();
+        var gy = Random(r, (long)g.N * g.O * g.Q).Select(v => (float)v).ToArray();
+        (float[], float[], float[]) Run(int threads)
+        {
+            int saved = Parallelism.MaxThreads;
+            Parallelism.MaxThreads = threads;
+            try
+            {
+                var (y, xb, wb) = (new float[gy.Length], new float[x.Length], new float[w.Length]);
+                DirectConvolution.Forward<float>(x, w, y, g);
+                DirectConvolution.InputGradient<float>(gy, w, xb, g);
+                DirectConvolution.WeightGradient<float>(x, gy, wb, g);
+                return (y, xb, wb);
+            }
+            finally { Parallelism.MaxThreads = saved; }
+        }
+        var (one, two) = (Run(1), Run(2));
+        Assert.Equal(one.Item1, two.Item1);
+        Assert.Equal(one.Item2, two.Item2);
+        Assert.Equal(one.Item3, two.Item3);
+    }
+
+    [Fact]
+    public void Strided_or_over_padded_geometries_are_refused()
+    {
+        Assert.False(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1)));
+        Assert.False(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 1, 3)));
+        var ex = Assert.Throws<NotSupportedException>(() => DirectConvolution.Forward<float>(new float[64], new float[9], new float[16], new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1)));
+        Assert.Contains("stride 2", ex.Message);
+    }
+}
