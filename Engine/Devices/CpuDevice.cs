@@ -19,12 +19,7 @@ public sealed class CpuDevice : Device
     public override string Name => "cpu";
 
     /// <inheritdoc/>
-    public override Storage Allocate(DType dtype, long length) => new CpuStorage(dtype switch
-    {
-        DType.Float32 => GC.AllocateUninitializedArray<float>(checked((int)length)),
-        DType.Float64 => GC.AllocateUninitializedArray<double>(checked((int)length)),
-        _ => GC.AllocateUninitializedArray<long>(checked((int)length)),
-    });
+    public override Storage Allocate(DType dtype, long length) => new CpuStorage(dtype, length);
 
     private NdArray New(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
 
@@ -32,12 +27,16 @@ public sealed class CpuDevice : Device
     public override NdArray FromHost(Array data, Shape shape) => new(new CpuStorage(data), 0, shape);
 
     /// <inheritdoc/>
-    public override Array ToHost(NdArray x) => x.DType switch
+    public override Array ToHost(NdArray x)
     {
-        DType.Float32 => x.Span<float>().ToArray(),
-        DType.Float64 => x.Span<double>().ToArray(),
-        _ => x.Span<long>().ToArray(),
-    };
+        using var alive = new KeepAlive(x);
+        return x.DType switch
+        {
+            DType.Float32 => x.Span<float>().ToArray(),
+            DType.Float64 => x.Span<double>().ToArray(),
+            _ => x.Span<long>().ToArray(),
+        };
+    }
 
     /// <inheritdoc/>
     public override NdArray Full(Shape shape, DType dtype, double value)
@@ -55,6 +54,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Unary(UnaryOp op, NdArray x)
     {
+        using var alive = new KeepAlive(x);
         var r = New(x.Shape, x.DType);
         if (x.DType == DType.Float32) ElementWise.Unary<float>(op, x.Span<float>(), r.Span<float>());
         else ElementWise.Unary<double>(op, x.Span<double>(), r.Span<double>());
@@ -64,6 +64,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape)
     {
+        using var alive = new KeepAlive(x, y);
         var r = New(shape, x.DType);
         var xs = x.Shape.BroadcastStrides(shape);
         var ys = y.Shape.BroadcastStrides(shape);
@@ -76,6 +77,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
     {
+        using var alive = new KeepAlive(cond, x, y);
         // Broadcast operands are read through zero strides, never materialised (attention's [T, T] mask and
         // scalar fill against [B, H, T, T] scores).
         var r = New(shape, x.DType);
@@ -97,6 +99,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray BroadcastTo(NdArray x, Shape shape)
     {
+        using var alive = new KeepAlive(x);
         var zero = Full(Shape.Scalar, x.DType, 0);
         return Binary(BinaryOp.Add, x, zero, shape);
     }
@@ -104,6 +107,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
     {
+        using var alive = new KeepAlive(a, b);
         var r = New(shape, a.DType);
         int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
         int batch = (int)(shape.Size / Math.Max(1L, (long)m * n));
@@ -120,6 +124,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Permute(NdArray x, int[] axes)
     {
+        using var alive = new KeepAlive(x);
         var dims = x.Shape.ToArray();
         var r = New(new Shape(axes.Select(a => dims[a]).ToArray()), x.DType);
         switch (x.DType)
@@ -134,6 +139,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Slice(NdArray x, int axis, int start, int length)
     {
+        using var alive = new KeepAlive(x);
         var dims = x.Shape.ToArray();
         dims[axis] = length;
         var r = New(new Shape(dims), x.DType);
@@ -151,6 +157,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Concat(NdArray[] xs, int axis)
     {
+        using var alive = new KeepAlive(xs);
         var dims = xs[0].Shape.ToArray();
         dims[axis] = xs.Sum(x => x.Shape[axis]);
         var r = New(new Shape(dims), xs[0].DType);
@@ -173,6 +180,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Gather(NdArray table, NdArray indices)
     {
+        using var alive = new KeepAlive(table, indices);
         int rows = table.Shape[0], width = table.Shape[1];
         var r = New(new Shape([.. indices.Shape, width]), table.DType);
         switch (table.DType)
@@ -187,6 +195,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray ScatterAdd(NdArray indices, NdArray updates, int rows)
     {
+        using var alive = new KeepAlive(indices, updates);
         int width = updates.Shape[^1];
         var r = Full(new Shape(rows, width), updates.DType, 0);
         if (updates.DType == DType.Float32) Layout.ScatterAdd<float>(updates.Span<float>(), width, indices.Span<long>(), r.Span<float>(), rows);
@@ -197,6 +206,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
     {
+        using var alive = new KeepAlive(x, w);
         var r = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
         if (x.DType == DType.Float32) Convolution.Forward<float>(x.Span<float>(), w.Span<float>(), r.Span<float>(), g);
         else Convolution.Forward<double>(x.Span<double>(), w.Span<double>(), r.Span<double>(), g);
@@ -206,6 +216,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
     {
+        using var alive = new KeepAlive(gy, w);
         var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
         if (gy.DType == DType.Float32) Convolution.InputGradient<float>(gy.Span<float>(), w.Span<float>(), r.Span<float>(), g);
         else Convolution.InputGradient<double>(gy.Span<double>(), w.Span<double>(), r.Span<double>(), g);
@@ -215,6 +226,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
     {
+        using var alive = new KeepAlive(x, gy);
         var r = New(new Shape(g.O, g.C, g.KH, g.KW), x.DType);
         if (x.DType == DType.Float32) Convolution.WeightGradient<float>(x.Span<float>(), gy.Span<float>(), r.Span<float>(), g);
         else Convolution.WeightGradient<double>(x.Span<double>(), gy.Span<double>(), r.Span<double>(), g);
@@ -224,6 +236,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding)
     {
+        using var alive = new KeepAlive(x);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
         var r = New(new Shape(c * kh * kw, n * oh * ow), x.DType);
@@ -235,6 +248,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding)
     {
+        using var alive = new KeepAlive(cols);
         var (oh, ow) = NdArray.ConvolutionOutput(h, w, kh, kw, stride, padding);
         int n = cols.Shape[1] / (oh * ow);
         var r = New(new Shape(n, c, h, w), cols.DType);
@@ -246,6 +260,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon)
     {
+        using var alive = new KeepAlive(x);
         var r = New(x.Shape, x.DType);
         if (x.DType == DType.Float32) Normalization.Normalize<float>(x.Span<float>(), r.Span<float>(), a, g, b, epsilon);
         else Normalization.Normalize<double>(x.Span<double>(), r.Span<double>(), a, g, b, epsilon);
@@ -255,6 +270,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b)
     {
+        using var alive = new KeepAlive(x, scale, shift);
         var r = New(x.Shape, x.DType);
         if (x.DType == DType.Float32) Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), r.Span<float>(), a, g, b);
         else Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), r.Span<double>(), a, g, b);
@@ -264,6 +280,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
+        using var alive = new KeepAlive(x, y);
         var r = new double[g];
         if (x.DType == DType.Float32) Normalization.GroupMeanProduct<float>(x.Span<float>(), y.Span<float>(), r, a, g, b);
         else Normalization.GroupMeanProduct<double>(x.Span<double>(), y.Span<double>(), r, a, g, b);
@@ -273,6 +290,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b)
     {
+        using var alive = new KeepAlive(x);
         var mean = new double[g];
         var variance = new double[g];
         if (x.DType == DType.Float32) Normalization.Moments<float>(x.Span<float>(), mean, variance, a, g, b);
@@ -283,6 +301,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon)
     {
+        using var alive = new KeepAlive(x, u);
         var r = New(x.Shape, x.DType);
         if (x.DType == DType.Float32) Normalization.Jacobian<float>(x.Span<float>(), u.Span<float>(), r.Span<float>(), a, g, b, epsilon);
         else Normalization.Jacobian<double>(x.Span<double>(), u.Span<double>(), r.Span<double>(), a, g, b, epsilon);
@@ -292,6 +311,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Softmax(NdArray x)
     {
+        using var alive = new KeepAlive(x);
         var r = New(x.Shape, x.DType);
         int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
         if (x.DType == DType.Float32) Kernels.Cpu.Softmax.SoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
@@ -302,6 +322,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray SoftmaxJacobian(NdArray y, NdArray g)
     {
+        using var alive = new KeepAlive(y, g);
         var r = New(y.Shape, y.DType);
         int cols = y.Shape[^1], rows = (int)(y.Size / Math.Max(1, cols));
         if (y.DType == DType.Float32) Kernels.Cpu.Softmax.SoftmaxJacobianRows<float>(y.Span<float>(), g.Span<float>(), rows, cols, r.Span<float>());
@@ -312,6 +333,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray LogSoftmax(NdArray x)
     {
+        using var alive = new KeepAlive(x);
         var r = New(x.Shape, x.DType);
         int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
         if (x.DType == DType.Float32) Kernels.Cpu.Softmax.LogSoftmaxRows<float>(x.Span<float>(), rows, cols, r.Span<float>());
@@ -322,6 +344,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient)
     {
+        using var alive = new KeepAlive(logits, labels);
         int rows = logits.Shape[0], cols = logits.Shape[1];
         var g = withGradient ? New(logits.Shape, logits.DType) : null;
         double loss = logits.DType == DType.Float32
@@ -333,6 +356,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray OneHot(NdArray labels, int classes, DType dtype)
     {
+        using var alive = new KeepAlive(labels);
         var r = Full(new Shape(labels.Shape[0], classes), dtype, 0);
         var l = labels.Span<long>();
         for (int i = 0; i < l.Length; i++)
@@ -347,6 +371,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Cast(NdArray x, DType dtype)
     {
+        using var alive = new KeepAlive(x);
         var r = New(x.Shape, dtype);
         switch (x.DType, dtype)
         {
@@ -408,6 +433,7 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override unsafe NdArray LinearCombination(NdArray[] xs, double[] coefficients)
     {
+        using var alive = new KeepAlive(xs);
         var r = New(xs[0].Shape, xs[0].DType);
         if (r.DType == DType.Float32) Combine<float>(xs, coefficients, r);
         else Combine<double>(xs, coefficients, r);
@@ -435,6 +461,9 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override double Dot(NdArray x, NdArray y) =>
-        x.DType == DType.Float32 ? Reduction.Dot<float>(x.Span<float>(), y.Span<float>()) : Reduction.Dot<double>(x.Span<double>(), y.Span<double>());
+    public override double Dot(NdArray x, NdArray y)
+    {
+        using var alive = new KeepAlive(x, y);
+        return x.DType == DType.Float32 ? Reduction.Dot<float>(x.Span<float>(), y.Span<float>()) : Reduction.Dot<double>(x.Span<double>(), y.Span<double>());
+    }
 }
