@@ -186,9 +186,10 @@ public static unsafe class DirectConvolution
     private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int nr = 2 * Vector512<T>.Count;
+        int w = Vector512<T>.Count;
         int depth = grid.Channels * grid.KH * grid.KW;
-        int panels = RoundUp(grid.Positions, nr), padded = RoundUp(rows, MR);
+        // Tiles two vectors wide, the last one vector wide when that covers the rest (8×8 images: 80 = 2·32 + 16).
+        int panels = RoundUp(grid.Positions, w), padded = RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
         fixed (T* pa = packed) fixed (int* po = offsets)
         {
@@ -204,8 +205,11 @@ public static unsafe class DirectConvolution
                     {
                         grid.Pad(source + (long)n * sourceStride, xp);
                         for (int r0 = 0; r0 < padded; r0 += MR)
-                            for (int p0 = 0; p0 < panels; p0 += nr)
-                                Tile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
+                            for (int p0 = 0; p0 < panels; p0 += 2 * w)
+                            {
+                                if (panels - p0 > w) Tile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
+                                else HalfTile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
+                            }
                         T* dst = target + (long)n * targetStride;
                         for (int r = 0; r < rows; r++)
                             for (int oy = 0; oy < grid.OH; oy++)
@@ -258,6 +262,24 @@ public static unsafe class DirectConvolution
         c20.Store(c); c21.Store(c + w); c += ldc; c30.Store(c); c31.Store(c + w); c += ldc;
         c40.Store(c); c41.Store(c + w); c += ldc; c50.Store(c); c51.Store(c + w); c += ldc;
         c60.Store(c); c61.Store(c + w); c += ldc; c70.Store(c); c71.Store(c + w);
+    }
+
+    /// <summary>The one-vector-wide <see cref="Tile{T}"/>, for a last tile that one vector covers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HalfTile<T>(int depth, T* a, T* x, int* off, T* c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Vector512<T> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int k = 0; k < depth; k++)
+        {
+            Vector512<T> b0 = Vector512.Load(x + off[k]);
+            c0 = Gemm.Fma(Vector512.Create(a[0]), b0, c0); c1 = Gemm.Fma(Vector512.Create(a[1]), b0, c1);
+            c2 = Gemm.Fma(Vector512.Create(a[2]), b0, c2); c3 = Gemm.Fma(Vector512.Create(a[3]), b0, c3);
+            c4 = Gemm.Fma(Vector512.Create(a[4]), b0, c4); c5 = Gemm.Fma(Vector512.Create(a[5]), b0, c5);
+            c6 = Gemm.Fma(Vector512.Create(a[6]), b0, c6); c7 = Gemm.Fma(Vector512.Create(a[7]), b0, c7);
+            a += MR;
+        }
+        c0.Store(c); c += ldc; c1.Store(c); c += ldc; c2.Store(c); c += ldc; c3.Store(c); c += ldc;
+        c4.Store(c); c += ldc; c5.Store(c); c += ldc; c6.Store(c); c += ldc; c7.Store(c);
     }
 
     /// <summary>C[8, 2 vectors] (+)= Σ_p x[off_i + p]·gt[p, j]: eight im2col rows broadcast from the padded image.</summary>
