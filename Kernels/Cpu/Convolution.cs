@@ -98,7 +98,7 @@ public static unsafe class Convolution
     /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.Supports(g)) DirectConvolution.InputGradient(gy, w, xBar, g);
+        if (DirectConvolution.SupportsInputGradient(g)) DirectConvolution.InputGradient(gy, w, xBar, g);
         else InputGradientImplicitGemm(gy, w, xBar, g);
     }
 

@@ -6,7 +6,7 @@ using System.Runtime.Intrinsics;
 namespace Curvature.Kernels.Cpu;
 
 /// <summary>
-/// Stride-1 convolution on the zero-padded image's grid (the "shifted GEMM" form of direct convolution). With one
+/// Convolution on the zero-padded image's grid (the "shifted GEMM" form of direct convolution). With one
 /// image padded to Hp×Wp and the outputs numbered p = oy·Wp + ox over the padded width, the im2col element
 /// (k = (c, ki, kj), p) is xp[c·Hp·Wp + ki·Wp + kj + p]: each row of the im2col matrix is a contiguous run of the
 /// padded image at a fixed offset. The micro-kernels read those runs in place with unaligned vector loads, so
@@ -14,28 +14,46 @@ namespace Curvature.Kernels.Cpu;
 /// discarded outputs per row (6 % of the work at 32×32, 22 % at 7×7). The input gradient is the same correlation
 /// of the padded output gradient with the flipped, transposed weights. Every output element is summed over k (and,
 /// for the weight gradient, over images in fixed chunks) in a fixed order, so results are bitwise the same on any
-/// thread count. Needs AVX-512 (two 512-bit vectors of accumulators per row, eight rows).
+/// thread count. Stride 2 (forward and weight gradient) splits each padded channel into its four phase planes,
+/// which turns the strided taps into fixed offsets again (see <see cref="Grid"/>). Needs AVX-512 (two 512-bit vectors
+/// of accumulators per row, eight rows).
 /// </summary>
 public static unsafe class DirectConvolution
 {
     private const int MR = 8;
     private const int ImagesPerChunk = 8;
 
-    /// <summary>Whether this CPU and geometry can use the direct kernels: AVX-512, stride 1, padding below the kernel size.</summary>
+    /// <summary>
+    /// Whether this CPU and geometry can use the direct forward and weight-gradient kernels: AVX-512, stride 1 or 2,
+    /// padding below the kernel size.
+    /// </summary>
     public static bool Supports(ConvolutionGeometry g) =>
-        Vector512.IsHardwareAccelerated && g.Stride == 1 && g.Padding < g.KH && g.Padding < g.KW;
+        Vector512.IsHardwareAccelerated && g.Stride is 1 or 2 && g.Padding < g.KH && g.Padding < g.KW;
 
-    /// <summary>A padded image's grid: channels × (H + 2·padH) × (W + 2·padW), correlated with a KH×KW kernel.</summary>
-    private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW)
+    /// <summary>Whether the direct input-gradient kernel applies: as <see cref="Supports"/>, stride 1 only.</summary>
+    public static bool SupportsInputGradient(ConvolutionGeometry g) => Supports(g) && g.Stride == 1;
+
+    /// <summary>
+    /// A padded image laid out for a correlation with a KH×KW kernel at stride s. Stride 1: each channel's padded
+    /// plane Hp×Wp. Stride 2: each channel split into s² phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded
+    /// pixels (s·i + r, s·j + t)), so tap (ki, kj) of output (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase
+    /// (ki mod s, kj mod s): again a fixed offset from the output's position on the plane grid, and the stride-1
+    /// kernels apply unchanged.
+    /// </summary>
+    private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1)
     {
-        public int Hp => H + 2 * PadH;
-        public int Wp => W + 2 * PadW;
-        public int OH => Hp - KH + 1;
-        public int OW => Wp - KW + 1;
-        /// <summary>Output positions over the padded width, discarded columns included.</summary>
-        public int Positions => OH * Wp;
-        /// <summary>The last tile reads up to KW − 1 + one panel past the image: zeros, never stored.</summary>
-        public int Length<T>() => Channels * Hp * Wp + KW + 2 * Vector512<T>.Count;
+        private int Hp => H + 2 * PadH;
+        private int Wp => W + 2 * PadW;
+        private int PlaneH => (Hp + Stride - 1) / Stride;
+        /// <summary>Row length of the planes: output positions are numbered p = oy·PlaneW + ox.</summary>
+        public int PlaneW => (Wp + Stride - 1) / Stride;
+        private int PlaneSize => PlaneH * PlaneW;
+        public int OH => (Hp - KH) / Stride + 1;
+        public int OW => (Wp - KW) / Stride + 1;
+        /// <summary>Output positions on the plane grid, discarded columns included.</summary>
+        public int Positions => OH * PlaneW;
+        /// <summary>The last tile reads up to KW − 1 + one panel past the planes: zeros, never stored.</summary>
+        public int Length<T>() => Channels * Stride * Stride * PlaneSize + KW + 2 * Vector512<T>.Count;
 
         /// <summary>off[k] for k = (c, ki, kj) in weight order.</summary>
         public int[] Offsets()
@@ -43,25 +61,40 @@ public static unsafe class DirectConvolution
             var off = new int[Channels * KH * KW];
             for (int c = 0, k = 0; c < Channels; c++)
                 for (int ki = 0; ki < KH; ki++)
-                    for (int kj = 0; kj < KW; kj++) off[k++] = c * Hp * Wp + ki * Wp + kj;
+                    for (int kj = 0; kj < KW; kj++)
+                        off[k++] = ((c * Stride + ki % Stride) * Stride + kj % Stride) * PlaneSize + ki / Stride * PlaneW + kj / Stride;
             return off;
         }
 
-        /// <summary>Copies one image [Channels, H, W] into its zero-padded grid.</summary>
+        /// <summary>Copies one image [Channels, H, W] into its zero-padded planes.</summary>
         public void Pad<T>(T* image, T* grid) where T : unmanaged
         {
             new Span<T>(grid, Length<T>()).Clear();
             for (int c = 0; c < Channels; c++)
                 for (int y = 0; y < H; y++)
-                    new ReadOnlySpan<T>(image + ((long)c * H + y) * W, W).CopyTo(new Span<T>(grid + (long)c * Hp * Wp + (y + PadH) * Wp + PadW, W));
+                {
+                    T* src = image + ((long)c * H + y) * W;
+                    int py = y + PadH;
+                    if (Stride == 1)
+                    {
+                        new ReadOnlySpan<T>(src, W).CopyTo(new Span<T>(grid + (long)c * PlaneSize + py * PlaneW + PadW, W));
+                        continue;
+                    }
+                    T* phases = grid + (long)(c * Stride + py % Stride) * Stride * PlaneSize + py / Stride * PlaneW;
+                    for (int x = 0; x < W; x++)
+                    {
+                        int px = x + PadW;
+                        phases[(long)(px % Stride) * PlaneSize + px / Stride] = src[x];
+                    }
+                }
         }
     }
 
     /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]), stride 1.</summary>
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Require(g);
-        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW);
+        Require(Supports(g), g);
+        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
         fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
         {
             T* xs = px, ys = py, ws = pw;
@@ -77,7 +110,7 @@ public static unsafe class DirectConvolution
     /// </summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Require(g);
+        Require(SupportsInputGradient(g), g);
         var grid = new Grid(g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
         int taps = g.KH * g.KW;
         fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
@@ -101,8 +134,8 @@ public static unsafe class DirectConvolution
     /// </summary>
     public static void WeightGradient<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gy, Span<T> wBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Require(g);
-        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW);
+        Require(Supports(g), g);
+        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
         int lanes = Vector512<T>.Count;
         int width = RoundUp(g.O, lanes), rows = RoundUp(g.K, MR);
         int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
@@ -129,7 +162,7 @@ public static unsafe class DirectConvolution
                             for (int n = n0; n < n1; n++)
                             {
                                 grid.Pad(xs + (long)n * g.C * g.H * g.W, xp);
-                                TransposeOnGrid(gs + (long)n * g.O * g.Q, g.O, g.OH, g.OW, grid.Wp, gt, width);
+                                TransposeOnGrid(gs + (long)n * g.O * g.Q, g.O, g.OH, g.OW, grid.PlaneW, gt, width);
                                 for (int k0 = 0; k0 < g.K; k0 += MR)
                                 {
                                     // Rows past K repeat the last one; their sums land in padding rows, never read.
@@ -159,10 +192,10 @@ public static unsafe class DirectConvolution
         finally { ArrayPool<T>.Shared.Return(partial); }
     }
 
-    private static void Require(ConvolutionGeometry g)
+    private static void Require(bool supported, ConvolutionGeometry g)
     {
-        if (!Supports(g))
-            throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
+        if (!supported)
+            throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 (2 for the forward and weight gradient) and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
     }
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
@@ -213,7 +246,7 @@ public static unsafe class DirectConvolution
                         T* dst = target + (long)n * targetStride;
                         for (int r = 0; r < rows; r++)
                             for (int oy = 0; oy < grid.OH; oy++)
-                                new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.Wp, grid.OW).CopyTo(new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW));
+                                new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.PlaneW, grid.OW).CopyTo(new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW));
                     }
                 }
                 finally
