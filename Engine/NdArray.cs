@@ -47,7 +47,10 @@ public sealed class NdArray
     /// <summary>Number of axes.</summary>
     public int Rank => Shape.Rank;
 
-    /// <summary>The elements as a span (CPU arrays only).</summary>
+    /// <summary>
+    /// The elements as a span (CPU arrays only). Valid while this array is reachable: large CPU buffers return to
+    /// <see cref="HostMemoryPool"/> when their array is collected, so keep the array alive while using the span.
+    /// </summary>
     public Span<T> Span<T>()
     {
         if (Storage is not CpuStorage cpu) throw new InvalidOperationException($"Span: the array is on {Device.Name}; read it with ToArray.");
