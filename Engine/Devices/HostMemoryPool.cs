@@ -18,8 +18,18 @@ public static class HostMemoryPool
     private static readonly Lock Gate = new();
     private static readonly Dictionary<(DType, int), Stack<Array>> Idle = [];
     private static long lentSinceCollect;
-    private static readonly long IdleLimit = Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+    private static long idleLimit;
     private const long CollectAfter = 128L << 20;
+
+    /// <summary>The most bytes kept in idle buffers: a quarter of the memory the GC may use (at least 256 MiB).</summary>
+    public static long IdleLimitBytes
+    {
+        get
+        {
+            if (idleLimit == 0) idleLimit = Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+            return idleLimit;
+        }
+    }
 
     /// <summary>Bytes in idle buffers kept for reuse.</summary>
     public static long BytesCached { get; private set; }
@@ -92,7 +102,7 @@ public static class HostMemoryPool
         long bytes = buffer.LongLength * ElementSize(dtype);
         lock (Gate)
         {
-            if (BytesCached + bytes > IdleLimit) return;
+            if (BytesCached + bytes > IdleLimitBytes) return;
             if (!Idle.TryGetValue((dtype, buffer.Length), out var stack)) Idle[(dtype, buffer.Length)] = stack = new Stack<Array>();
             stack.Push(buffer);
             BytesCached += bytes;
