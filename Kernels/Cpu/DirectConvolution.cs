@@ -137,7 +137,7 @@ public static unsafe class DirectConvolution
         Require(Supports(g), g);
         var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
         int lanes = Vector512<T>.Count;
-        int width = RoundUp(g.O, lanes), rows = RoundUp(g.K, MR);
+        int width = Gemm.RoundUp(g.O, lanes), rows = Gemm.RoundUp(g.K, MR);
         int chunks = (g.N + ImagesPerChunk - 1) / ImagesPerChunk;
         long size = (long)rows * width;
         int[] offsets = grid.Offsets();
@@ -198,12 +198,10 @@ public static unsafe class DirectConvolution
             throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 (2 for the forward and weight gradient) and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
     }
 
-    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
-
     /// <summary>A [rows, depth] packed as panels of MR rows, depth-major within a panel (zero rows past the end). Rent; return when done.</summary>
     private static T[] PackRows<T>(int rows, int depth, Func<int, int, T> value) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int padded = RoundUp(rows, MR);
+        int padded = Gemm.RoundUp(rows, MR);
         var packed = ArrayPool<T>.Shared.Rent(padded * depth);
         for (int r0 = 0; r0 < padded; r0 += MR)
             for (int k = 0; k < depth; k++)
@@ -222,7 +220,7 @@ public static unsafe class DirectConvolution
         int w = Vector512<T>.Count;
         int depth = grid.Channels * grid.KH * grid.KW;
         // Tiles two vectors wide, the last one vector wide when that covers the rest (8×8 images: 80 = 2·32 + 16).
-        int panels = RoundUp(grid.Positions, w), padded = RoundUp(rows, MR);
+        int panels = Gemm.RoundUp(grid.Positions, w), padded = Gemm.RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
         fixed (T* pa = packed) fixed (int* po = offsets)
         {
@@ -335,10 +333,10 @@ public static unsafe class DirectConvolution
             c60 = Gemm.Fma(Vector512.Create(x6[p]), b0, c60); c61 = Gemm.Fma(Vector512.Create(x6[p]), b1, c61);
             c70 = Gemm.Fma(Vector512.Create(x7[p]), b0, c70); c71 = Gemm.Fma(Vector512.Create(x7[p]), b1, c71);
         }
-        Store(c, acc, c00, c01, w); c += ldc; Store(c, acc, c10, c11, w); c += ldc;
-        Store(c, acc, c20, c21, w); c += ldc; Store(c, acc, c30, c31, w); c += ldc;
-        Store(c, acc, c40, c41, w); c += ldc; Store(c, acc, c50, c51, w); c += ldc;
-        Store(c, acc, c60, c61, w); c += ldc; Store(c, acc, c70, c71, w);
+        Gemm.Store512(c, 0, ldc, w, acc, c00, c01); Gemm.Store512(c, 1, ldc, w, acc, c10, c11);
+        Gemm.Store512(c, 2, ldc, w, acc, c20, c21); Gemm.Store512(c, 3, ldc, w, acc, c30, c31);
+        Gemm.Store512(c, 4, ldc, w, acc, c40, c41); Gemm.Store512(c, 5, ldc, w, acc, c50, c51);
+        Gemm.Store512(c, 6, ldc, w, acc, c60, c61); Gemm.Store512(c, 7, ldc, w, acc, c70, c71);
     }
 
     /// <summary>The one-vector-wide <see cref="WeightTile2{T}"/> (16 output channels in float32, a last odd vector).</summary>
@@ -357,12 +355,5 @@ public static unsafe class DirectConvolution
         }
         ReadOnlySpan<Vector512<T>> rows = [c0, c1, c2, c3, c4, c5, c6, c7];
         for (int i = 0; i < MR; i++, c += ldc) (acc ? rows[i] + Vector512.Load(c) : rows[i]).Store(c);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<T>(T* c, bool acc, Vector512<T> v0, Vector512<T> v1, int w) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (acc) { v0 += Vector512.Load(c); v1 += Vector512.Load(c + w); }
-        v0.Store(c); v1.Store(c + w);
     }
 }

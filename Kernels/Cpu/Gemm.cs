@@ -275,7 +275,7 @@ public static unsafe class Gemm
     /// <summary>The register-panel width of op(B) for T (two vectors).</summary>
     internal static int PanelColumns<T>() where T : unmanaged => NR<T>();
 
-    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+    internal static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>Packs rows [i0, i0+rows) × columns [p0, p0+kc) of op(A) as kc columns of MR values, zero-padded.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -425,7 +425,7 @@ public static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store512<T>(T* c, int row, int ldc, int w, bool acc, Vector512<T> v0, Vector512<T> v1) where T : unmanaged
+    internal static void Store512<T>(T* c, int row, int ldc, int w, bool acc, Vector512<T> v0, Vector512<T> v1) where T : unmanaged
     {
         T* p = c + (long)row * ldc;
         if (acc) { v0 += Vector512.Load(p); v1 += Vector512.Load(p + w); }
