@@ -294,6 +294,16 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Groups_by_block_cut_the_module_path_to_its_first_parts()
+    {
+        string[] names = ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer1.0.bn2.bias",
+            "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight", "layer2.1.conv1.weight", "fc.weight", "fc.bias"];
+        Assert.Equal(new[] { 0, 1, 1, 2, 2, 3, 3, 4, 5, 5 }, HiDlr.ByPrefix(names, 2));
+        Assert.Equal(new[] { 0, 1, 1, 2, 2, 3, 3, 3, 4, 4 }, HiDlr.ByPrefix(names, 1));
+        Assert.Equal(HiDlr.ByLayer(names), HiDlr.ByPrefix(names, 9));
+    }
+
+    [Fact]
     public void State_round_trips_so_a_resumed_run_takes_the_same_steps()
     {
         var q = new Quadratic([3, 1, 0.5]);
