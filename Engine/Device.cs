@@ -81,6 +81,12 @@ public abstract class Device
     /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
     public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);
 
+    /// <summary>
+    /// The tangent of J(x)·u along (v, w): ∂ₓ(J u)[v] + J·w, given ju = J(x)·u; <paramref name="w"/> null means zero
+    /// (all arrays viewed as [a, g, b]).
+    /// </summary>
+    public abstract NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon);
+
     /// <summary>2-D convolution (cross-correlation) of x [N, C, H, W] with w [O, C, KH, KW]: y [N, O, OH, OW].</summary>
     public abstract NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g);
 

@@ -514,6 +514,22 @@ public sealed class NdArray
         return Device.NormalizeJacobian(this, u, a, g, b, epsilon);
     }
 
+    /// <summary>
+    /// The tangent of J(x)·u (<see cref="NormalizeJacobian"/> at this array x) along (v, w): ∂ₓ(J u)[v] + J·w, given
+    /// <paramref name="ju"/> = J(x)·u; <paramref name="w"/> null means zero. All arrays have this array's shape.
+    /// </summary>
+    public NdArray NormalizeJacobianTangent(NdArray u, NdArray ju, NdArray v, NdArray? w, int groupStart, int groupEnd, double epsilon)
+    {
+        var (a, g, b) = NormalizationGroups("normalize_jacobian_tangent", groupStart, groupEnd);
+        foreach (var (name, other) in new[] { ("u", u), ("ju", ju), ("v", v), ("w", w) })
+        {
+            if (other is null) continue;
+            CheckPair("normalize_jacobian_tangent", this, other);
+            if (other.Shape != Shape) throw new ArgumentException($"normalize_jacobian_tangent: x {Shape} and {name} {other.Shape}; expected the same shape.");
+        }
+        return Device.NormalizeJacobianTangent(this, u, ju, v, w, a, g, b, epsilon);
+    }
+
     private (int A, int G, int B) NormalizationGroups(string op, int start, int end)
     {
         RequireFloat(op);

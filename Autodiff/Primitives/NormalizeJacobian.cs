@@ -7,8 +7,8 @@ namespace Curvature.Autodiff.Primitives;
 /// group. Linear and symmetric in u, so with respect to u the JVP is J·u̇ and the VJP J·ȳ. With respect to x
 /// (differentiating J·u once more, r' = −r·mean(x̂ẋ)·r and x̂' = J·ẋ):
 /// ∂ₓ(J u)[v] = −r·(mean(x̂ v)·J u + mean(u x̂)·J v + mean(J u · v)·x̂), which is symmetric in (u, v) up to the
-/// roles of its arguments, so the same expression with v = ẋ is the JVP and with v = ȳ the VJP. Written with
-/// primitives, so every order of derivative is exact.
+/// roles of its arguments, so the same expression with v = ẋ is the JVP and with v = ȳ the VJP: both the fused
+/// <see cref="NormalizeJacobianTangent"/>, whose own derivatives are exact too.
 /// </summary>
 public sealed class NormalizeJacobian(int groupStart, int groupEnd, double epsilon) : Primitive
 {
@@ -27,20 +27,18 @@ public sealed class NormalizeJacobian(int groupStart, int groupEnd, double epsil
 
     private Tensor J(Tensor x, Tensor v) => Apply(x, v);
 
-    /// <summary>∂ₓ(J(x)·u)[v] with Ju = J(x)·u already computed.</summary>
-    private Tensor SecondDerivative(Tensor x, Tensor u, Tensor ju, Tensor v)
-    {
-        var xHat = new Normalize(GroupStart, GroupEnd, Epsilon).Apply(x);
-        var r = new GroupRstd(GroupStart, GroupEnd, Epsilon).Apply(x);
-        var mean = new GroupMeanProduct(GroupStart, GroupEnd);
-        return -r * (mean.Apply(xHat, v) * ju + mean.Apply(u, xHat) * J(x, v) + mean.Apply(ju, v) * xHat);
-    }
+    private NormalizeJacobianTangent Tangent => new(GroupStart, GroupEnd, Epsilon);
 
     /// <inheritdoc/>
-    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
-        AddOrNull(xDot[0] is null ? null : SecondDerivative(x[0], x[1], y, xDot[0]!), xDot[1] is null ? null : J(x[0], xDot[1]!));
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => (xDot[0], xDot[1]) switch
+    {
+        (null, null) => null,
+        (null, { } uDot) => J(x[0], uDot),
+        ({ } xDot0, null) => Tangent.Apply(x[0], x[1], y, xDot0),
+        ({ } xDot0, { } uDot) => Tangent.Apply(x[0], x[1], y, xDot0, uDot),
+    };
 
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
-        [needed[0] ? SecondDerivative(x[0], x[1], y, yBar) : null, needed[1] ? J(x[0], yBar) : null];
+        [needed[0] ? Tangent.Apply(x[0], x[1], y, yBar) : null, needed[1] ? J(x[0], yBar) : null];
 }

@@ -526,6 +526,28 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
+    public override NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon)
+    {
+        var r = New(x.Shape, x.DType);
+        var coefficients = New(new Shape(6 * g), DType.Float64);
+        var p = new TangentGroups { A = a, G = g, B = b, Epsilon = epsilon, HasW = w is null ? 0 : 1 };
+        var ww = w ?? v; // read only when HasW is 1
+        var groups = kernels.GroupPerItem(g);
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+        {
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, TangentGroups>(GpuNormalization.JacobianTangentMoments<float, Float32Kind>)(groups, V<float>(x), V<float>(u), V<float>(ju), V<float>(v), V<float>(ww), V<double>(coefficients), p);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, TangentGroups>(GpuNormalization.JacobianTangent<float, Float32Kind>)(config, V<float>(x), V<float>(ju), V<float>(v), V<float>(ww), V<double>(coefficients), V<float>(r), p);
+        }
+        else
+        {
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, TangentGroups>(GpuNormalization.JacobianTangentMoments<double, Float64Kind>)(groups, V<double>(x), V<double>(u), V<double>(ju), V<double>(v), V<double>(ww), V<double>(coefficients), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, TangentGroups>(GpuNormalization.JacobianTangent<double, Float64Kind>)(config, V<double>(x), V<double>(ju), V<double>(v), V<double>(ww), V<double>(coefficients), V<double>(r), p);
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         var r = New(new Shape(g), DType.Float64);

@@ -309,6 +309,19 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon)
+    {
+        using var alive = new KeepAlive(x, u, ju);
+        using var alsoAlive = new KeepAlive(v, w);
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32)
+            Normalization.JacobianTangent<float>(x.Span<float>(), u.Span<float>(), ju.Span<float>(), v.Span<float>(), w is null ? default : w.Span<float>(), r.Span<float>(), a, g, b, epsilon);
+        else
+            Normalization.JacobianTangent<double>(x.Span<double>(), u.Span<double>(), ju.Span<double>(), v.Span<double>(), w is null ? default : w.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray Softmax(NdArray x)
     {
         using var alive = new KeepAlive(x);

@@ -69,6 +69,137 @@ public static class Normalization
         }
     }
 
+    /// <summary>
+    /// The tangent of J(x)·u along (v, w), y = ∂ₓ(J u)[v] + J·w, given ju = J(x)·u (w may be empty: zero). With
+    /// c = x − μ and the per-group means S_v = mean v, S_vc = mean(v c), S_uc = mean(u c), S_jv = mean(ju v),
+    /// S_w = mean w, S_wc = mean(w c), the composed rule −r·(mean(x̂v)·ju + mean(ux̂)·Jv + mean(ju v)·x̂) + Jw
+    /// expands to the per-group linear combination
+    /// y = −r²S_vc·ju − r³S_uc·v + r·w + (r⁵S_ucS_vc − r²S_jv − r³S_wc)·c + r³S_ucS_v − r·S_w:
+    /// the statistics pass, one read pass for the six means and one write pass, instead of some fifteen passes.
+    /// </summary>
+    public static void JacobianTangent<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> ju, ReadOnlySpan<T> v, ReadOnlySpan<T> w,
+        Span<T> y, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        bool hasW = !w.IsEmpty;
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pu = u) fixed (T* pj = ju) fixed (T* pv = v) fixed (T* pw = w) fixed (T* py = y)
+            {
+                T* xs = px, us = pu, js = pj, vs = pv, ws = pw, ys = py;
+                Parallelism.For(g, gi =>
+                {
+                    var (mean, r) = Statistics(xs, a, g, b, gi, epsilon);
+                    T m = T.CreateTruncating(mean);
+                    Span<double> sums = stackalloc double[6];
+                    for (int ai = 0; ai < a; ai++)
+                    {
+                        long o = ((long)ai * g + gi) * b;
+                        TangentSums(xs + o, us + o, js + o, vs + o, hasW ? ws + o : null, b, m, sums);
+                    }
+                    double count = (double)a * b;
+                    double sv = sums[0] / count, svc = sums[1] / count, suc = sums[2] / count, sjv = sums[3] / count, sw = sums[4] / count, swc = sums[5] / count;
+                    double r2 = r * r, r3 = r2 * r;
+                    T kj = T.CreateTruncating(-r2 * svc), kv = T.CreateTruncating(-r3 * suc), kw = T.CreateTruncating(r);
+                    T kc = T.CreateTruncating(r3 * r2 * suc * svc - r2 * sjv - r3 * swc), k0 = T.CreateTruncating(r3 * suc * sv - r * sw);
+                    for (int ai = 0; ai < a; ai++)
+                    {
+                        long o = ((long)ai * g + gi) * b;
+                        TangentCombine(xs + o, js + o, vs + o, hasW ? ws + o : null, ys + o, b, m, kj, kv, kw, kc, k0);
+                    }
+                });
+            }
+        }
+    }
+
+    /// <summary>Adds Σv, Σv·c, Σu·c, Σju·v, Σw, Σw·c (c = x − m) of one segment to <paramref name="sums"/>; w may be null.</summary>
+    private static unsafe void TangentSums<T>(T* x, T* u, T* ju, T* v, T* w, int n, T m, Span<double> sums) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        T sv = T.Zero, svc = T.Zero, suc = T.Zero, sjv = T.Zero, sw = T.Zero, swc = T.Zero;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count)
+        {
+            var mv = Vector512.Create(m);
+            Vector512<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
+            {
+                var c = Vector512.Load(x + i) - mv;
+                var vv = Vector512.Load(v + i);
+                a0 += vv;
+                a1 += vv * c;
+                a2 += Vector512.Load(u + i) * c;
+                a3 += Vector512.Load(ju + i) * vv;
+                if (w != null)
+                {
+                    var wv = Vector512.Load(w + i);
+                    a4 += wv;
+                    a5 += wv * c;
+                }
+            }
+            sv = Vector512.Sum(a0); svc = Vector512.Sum(a1); suc = Vector512.Sum(a2); sjv = Vector512.Sum(a3); sw = Vector512.Sum(a4); swc = Vector512.Sum(a5);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var c = Vector256.Load(x + i) - mv;
+                var vv = Vector256.Load(v + i);
+                a0 += vv;
+                a1 += vv * c;
+                a2 += Vector256.Load(u + i) * c;
+                a3 += Vector256.Load(ju + i) * vv;
+                if (w != null)
+                {
+                    var wv = Vector256.Load(w + i);
+                    a4 += wv;
+                    a5 += wv * c;
+                }
+            }
+            sv = Vector256.Sum(a0); svc = Vector256.Sum(a1); suc = Vector256.Sum(a2); sjv = Vector256.Sum(a3); sw = Vector256.Sum(a4); swc = Vector256.Sum(a5);
+        }
+        for (; i < n; i++)
+        {
+            T c = x[i] - m;
+            sv += v[i]; svc += v[i] * c; suc += u[i] * c; sjv += ju[i] * v[i];
+            if (w != null) { sw += w[i]; swc += w[i] * c; }
+        }
+        sums[0] += double.CreateTruncating(sv); sums[1] += double.CreateTruncating(svc); sums[2] += double.CreateTruncating(suc);
+        sums[3] += double.CreateTruncating(sjv); sums[4] += double.CreateTruncating(sw); sums[5] += double.CreateTruncating(swc);
+    }
+
+    /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − m) + k0 over one segment; w may be null (zero).</summary>
+    private static unsafe void TangentCombine<T>(T* x, T* ju, T* v, T* w, T* y, int n, T m, T kj, T kv, T kw, T kc, T k0) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<T> mv = Vector512.Create(m), jv = Vector512.Create(kj), vv = Vector512.Create(kv), wv = Vector512.Create(kw), cv = Vector512.Create(kc), zv = Vector512.Create(k0);
+            for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
+            {
+                var t = Vector512.Load(ju + i) * jv + Vector512.Load(v + i) * vv + (Vector512.Load(x + i) - mv) * cv + zv;
+                if (w != null) t += Vector512.Load(w + i) * wv;
+                t.Store(y + i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<T> mv = Vector256.Create(m), jv = Vector256.Create(kj), vv = Vector256.Create(kv), wv = Vector256.Create(kw), cv = Vector256.Create(kc), zv = Vector256.Create(k0);
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var t = Vector256.Load(ju + i) * jv + Vector256.Load(v + i) * vv + (Vector256.Load(x + i) - mv) * cv + zv;
+                if (w != null) t += Vector256.Load(w + i) * wv;
+                t.Store(y + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            T t = ju[i] * kj + v[i] * kv + (x[i] - m) * kc + k0;
+            if (w != null) t += w[i] * kw;
+            y[i] = t;
+        }
+    }
+
     /// <summary>y = x·scale[gi] + shift[gi] per group, in one pass (BatchNorm's affine step).</summary>
     public static void ScaleShift<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift, Span<T> y, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -90,6 +90,59 @@ public static class Normalization
         }
     }
 
+    /// <summary>
+    /// The coefficients of <see cref="Cpu.Normalization.JacobianTangent{T}"/> per group (grid = G groups): coefficients[6g..6g+6) =
+    /// (μ, kj, kv, kw, kc, k0) of y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0; w counts only when p.HasW is 1.
+    /// </summary>
+    public static void JacobianTangentMoments<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w,
+        ArrayView<double> coefficients, TangentGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        int gi = Grid.IdxX, count = p.A * p.B;
+        double s = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, gi, p.G, p.B)]);
+        double mu = TreeSum(s) / count;
+        double q = 0, sv = 0, svc = 0, suc = 0, sjv = 0, sw = 0, swc = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX)
+        {
+            int at = At(j, gi, p.G, p.B);
+            double c = k.ToDouble(x[at]) - mu, vv = k.ToDouble(v[at]);
+            q += c * c;
+            sv += vv; svc += vv * c; suc += k.ToDouble(u[at]) * c; sjv += k.ToDouble(ju[at]) * vv;
+            if (p.HasW != 0) { double wv = k.ToDouble(w[at]); sw += wv; swc += wv * c; }
+        }
+        double r = 1 / Math.Sqrt(TreeSum(q) / count + p.Epsilon), r2 = r * r, r3 = r2 * r;
+        sv = TreeSum(sv) / count; svc = TreeSum(svc) / count; suc = TreeSum(suc) / count;
+        sjv = TreeSum(sjv) / count; sw = TreeSum(sw) / count; swc = TreeSum(swc) / count;
+        if (Group.IdxX == 0)
+        {
+            int o = 6 * gi;
+            coefficients[o] = mu;
+            coefficients[o + 1] = -r2 * svc;
+            coefficients[o + 2] = -r3 * suc;
+            coefficients[o + 3] = r;
+            coefficients[o + 4] = r3 * r2 * suc * svc - r2 * sjv - r3 * swc;
+            coefficients[o + 5] = r3 * suc * sv - r * sw;
+        }
+    }
+
+    /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0 with the coefficients of <see cref="JacobianTangentMoments{T, K}"/>.</summary>
+    public static void JacobianTangent<T, K>(ArrayView<T> x, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w, ArrayView<double> coefficients,
+        ArrayView<T> r, TangentGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int o = 6 * (i / p.B % p.G);
+            double t = coefficients[o + 1] * k.ToDouble(ju[i]) + coefficients[o + 2] * k.ToDouble(v[i])
+                       + coefficients[o + 4] * (k.ToDouble(x[i]) - coefficients[o]) + coefficients[o + 5];
+            if (p.HasW != 0) t += coefficients[o + 3] * k.ToDouble(w[i]);
+            r[i] = k.From(t);
+        }
+    }
+
     /// <summary>r = x·scale[g] + shift[g] per group.</summary>
     public static void ScaleShift<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> r, int g, int b)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -131,6 +184,17 @@ public struct NormalizationGroups
 {
     /// <summary>Sizes of the view.</summary>
     public int A, G, B;
+    /// <summary>Added to the variance.</summary>
+    public double Epsilon;
+}
+
+/// <summary>The [A, G, B] view of <see cref="Normalization.JacobianTangent{T, K}"/>, its ε and whether w is present (1) or zero (0).</summary>
+public struct TangentGroups
+{
+    /// <summary>Sizes of the view.</summary>
+    public int A, G, B;
+    /// <summary>1 when the w input counts, 0 when it is zero.</summary>
+    public int HasW;
     /// <summary>Added to the variance.</summary>
     public double Epsilon;
 }

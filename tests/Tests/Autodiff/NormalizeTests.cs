@@ -32,6 +32,29 @@ public class NormalizeTests
     }
 
     [Fact]
+    public void Fused_jacobian_tangent_matches_its_composed_definition_and_finite_differences()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(true, false).ToArbitrary(), (seed, withW) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var shape = new Shape(3, 4, 5, 7);
+            var (x, u, v, w) = (rng.Normal(shape, 0.5, 2, DType.Float64), rng.Normal(shape, dtype: DType.Float64), rng.Normal(shape, dtype: DType.Float64), rng.Normal(shape, dtype: DType.Float64));
+            foreach (var (s, e) in new[] { (1, 2), (0, 3) })
+            {
+                var ju = x.NormalizeJacobian(u, s, e, 1e-5);
+                var fused = x.NormalizeJacobianTangent(u, ju, v, withW ? w : null, s, e, 1e-5);
+                var op = new Curvature.Autodiff.Primitives.NormalizeJacobianTangent(s, e, 1e-5);
+                Tensor[] inputs = withW ? [x, u, ju, v, w] : [x, u, ju, v];
+                GradCheck.AssertClose(fused, op.Reference(inputs).Data, 1e-11, 1e-11, $"fused vs composed [{s},{e})");
+                // The tangent of (x, u) ↦ J(x)·u along (v, w), by a central difference.
+                var wOr0 = withW ? w : u.ZerosLike();
+                var fd = (x + v * 1e-6).NormalizeJacobian(u + wOr0 * 1e-6, s, e, 1e-5) - (x - v * 1e-6).NormalizeJacobian(u - wOr0 * 1e-6, s, e, 1e-5);
+                GradCheck.AssertClose(fused, fd * (1 / 2e-6), 1e-6, 1e-7, $"tangent vs finite difference [{s},{e})");
+            }
+        }));
+    }
+
+    [Fact]
     public void Float32_statistics_do_not_cancel_on_a_large_mean()
     {
         // Values 1000 + N(0, 1): a one-pass E[x²] − E[x]² would lose every digit of the variance in float32.
