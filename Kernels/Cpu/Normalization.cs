@@ -7,7 +7,7 @@ namespace Curvature.Kernels.Cpu;
 /// <summary>
 /// Normalisation over groups: data viewed as [A, G, B], each of the G groups holding the A·B elements
 /// x[a, g, b]. BatchNorm is A = N, G = C, B = H·W; LayerNorm is A = 1, G = rows, B = features. Per group:
-/// μ = mean x, σ² = mean (x − μ)² (two passes, so no cancellation), r = 1/√(σ² + ε), x̂ = (x − μ)·r; and the
+/// μ = mean x, σ² = mean (x − μ)² (segments centred on their own means, so no cancellation), r = 1/√(σ² + ε), x̂ = (x − μ)·r; and the
 /// Jacobian product J·u = r·(u − mean u − x̂·mean(u·x̂)), which is also the VJP (J is symmetric). Groups run in
 /// parallel; sums are accumulated in float64 over float32 segments.
 /// </summary>
@@ -45,17 +45,22 @@ public static class Normalization
                 T* xs = px, us = pu, ys = py;
                 Parallelism.For(g, gi =>
                 {
-                    var (mean, r) = Statistics(xs, a, g, b, gi, epsilon);
-                    T m = T.CreateTruncating(mean);
-                    // Σu and Σu·(x − μ) in one pass, then y = r·u − r·mean u − r²·mean(u·x̂)·(x − μ) in another.
-                    double sumU = 0, sumUC = 0;
+                    // One read pass: each segment's moments (centred on its own mean while it sits in L1), Σu and
+                    // Σu·(x − m̃ₛ); then Σu·(x − μ) = Σₛ [Σu·(x − m̃ₛ) + m̃ₛ·Σuₛ] − μ·Σu in float64.
+                    var moments = new RunningMoments();
+                    double sumU = 0, sumUC = 0, shifted = 0;
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
-                        var (su, suc) = SumAndCentredDot(us + o, xs + o, b, m);
+                        T centre = moments.AddSegment(xs + o, b);
+                        var (su, suc) = SumAndCentredDot(us + o, xs + o, b, centre);
                         sumU += double.CreateTruncating(su);
                         sumUC += double.CreateTruncating(suc);
+                        shifted += double.CreateTruncating(centre) * double.CreateTruncating(su);
                     }
+                    double mean = moments.Mean, r = moments.Rstd(epsilon);
+                    sumUC += shifted - mean * sumU;
+                    T m = T.CreateTruncating(mean);
                     double count = (double)a * b;
                     double meanU = sumU / count, meanUXhat = r * sumUC / count;
                     T ru = T.CreateTruncating(r), shift = T.CreateTruncating(-r * meanU), k = T.CreateTruncating(-r * r * meanUXhat);
@@ -88,14 +93,26 @@ public static class Normalization
                 T* xs = px, us = pu, js = pj, vs = pv, ws = pw, ys = py;
                 Parallelism.For(g, gi =>
                 {
-                    var (mean, r) = Statistics(xs, a, g, b, gi, epsilon);
-                    T m = T.CreateTruncating(mean);
-                    Span<double> sums = stackalloc double[6];
+                    // One read pass for the statistics and the sums, each segment centred on its own mean m̃ₛ:
+                    // Σz·(x − μ) = Σₛ [Σz·(x − m̃ₛ) + m̃ₛ·Σzₛ] − μ·Σz for z = v, u, w (sums[6] holds Σu).
+                    var moments = new RunningMoments();
+                    Span<double> sums = stackalloc double[7];
+                    double shiftV = 0, shiftU = 0, shiftW = 0;
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
-                        TangentSums(xs + o, us + o, js + o, vs + o, hasW ? ws + o : null, b, m, sums);
+                        T centre = moments.AddSegment(xs + o, b);
+                        double c = double.CreateTruncating(centre), v0 = sums[0], u0 = sums[6], w0 = sums[4];
+                        TangentSums(xs + o, us + o, js + o, vs + o, hasW ? ws + o : null, b, centre, sums);
+                        shiftV += c * (sums[0] - v0);
+                        shiftU += c * (sums[6] - u0);
+                        shiftW += c * (sums[4] - w0);
                     }
+                    double mean = moments.Mean, r = moments.Rstd(epsilon);
+                    sums[1] += shiftV - mean * sums[0];
+                    sums[2] += shiftU - mean * sums[6];
+                    sums[5] += shiftW - mean * sums[4];
+                    T m = T.CreateTruncating(mean);
                     double count = (double)a * b;
                     double sv = sums[0] / count, svc = sums[1] / count, suc = sums[2] / count, sjv = sums[3] / count, sw = sums[4] / count, swc = sums[5] / count;
                     double r2 = r * r, r3 = r2 * r;
@@ -111,22 +128,24 @@ public static class Normalization
         }
     }
 
-    /// <summary>Adds Σv, Σv·c, Σu·c, Σju·v, Σw, Σw·c (c = x − m) of one segment to <paramref name="sums"/>; w may be null.</summary>
+    /// <summary>Adds Σv, Σv·c, Σu·c, Σju·v, Σw, Σw·c, Σu (c = x − m) of one segment to <paramref name="sums"/>; w may be null.</summary>
     private static unsafe void TangentSums<T>(T* x, T* u, T* ju, T* v, T* w, int n, T m, Span<double> sums) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
-        T sv = T.Zero, svc = T.Zero, suc = T.Zero, sjv = T.Zero, sw = T.Zero, swc = T.Zero;
+        T sv = T.Zero, svc = T.Zero, suc = T.Zero, sjv = T.Zero, sw = T.Zero, swc = T.Zero, su = T.Zero;
         if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count)
         {
             var mv = Vector512.Create(m);
-            Vector512<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            Vector512<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
             for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
             {
                 var c = Vector512.Load(x + i) - mv;
                 var vv = Vector512.Load(v + i);
                 a0 += vv;
                 a1 += vv * c;
-                a2 += Vector512.Load(u + i) * c;
+                var uv = Vector512.Load(u + i);
+                a2 += uv * c;
+                a6 += uv;
                 a3 += Vector512.Load(ju + i) * vv;
                 if (w != null)
                 {
@@ -135,19 +154,21 @@ public static class Normalization
                     a5 += wv * c;
                 }
             }
-            sv = Vector512.Sum(a0); svc = Vector512.Sum(a1); suc = Vector512.Sum(a2); sjv = Vector512.Sum(a3); sw = Vector512.Sum(a4); swc = Vector512.Sum(a5);
+            sv = Vector512.Sum(a0); svc = Vector512.Sum(a1); suc = Vector512.Sum(a2); sjv = Vector512.Sum(a3); sw = Vector512.Sum(a4); swc = Vector512.Sum(a5); su = Vector512.Sum(a6);
         }
         else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count)
         {
             var mv = Vector256.Create(m);
-            Vector256<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            Vector256<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
             for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
             {
                 var c = Vector256.Load(x + i) - mv;
                 var vv = Vector256.Load(v + i);
                 a0 += vv;
                 a1 += vv * c;
-                a2 += Vector256.Load(u + i) * c;
+                var uv = Vector256.Load(u + i);
+                a2 += uv * c;
+                a6 += uv;
                 a3 += Vector256.Load(ju + i) * vv;
                 if (w != null)
                 {
@@ -156,16 +177,17 @@ public static class Normalization
                     a5 += wv * c;
                 }
             }
-            sv = Vector256.Sum(a0); svc = Vector256.Sum(a1); suc = Vector256.Sum(a2); sjv = Vector256.Sum(a3); sw = Vector256.Sum(a4); swc = Vector256.Sum(a5);
+            sv = Vector256.Sum(a0); svc = Vector256.Sum(a1); suc = Vector256.Sum(a2); sjv = Vector256.Sum(a3); sw = Vector256.Sum(a4); swc = Vector256.Sum(a5); su = Vector256.Sum(a6);
         }
         for (; i < n; i++)
         {
             T c = x[i] - m;
-            sv += v[i]; svc += v[i] * c; suc += u[i] * c; sjv += ju[i] * v[i];
+            sv += v[i]; svc += v[i] * c; suc += u[i] * c; sjv += ju[i] * v[i]; su += u[i];
             if (w != null) { sw += w[i]; swc += w[i] * c; }
         }
         sums[0] += double.CreateTruncating(sv); sums[1] += double.CreateTruncating(svc); sums[2] += double.CreateTruncating(suc);
         sums[3] += double.CreateTruncating(sjv); sums[4] += double.CreateTruncating(sw); sums[5] += double.CreateTruncating(swc);
+        sums[6] += double.CreateTruncating(su);
     }
 
     /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − m) + k0 over one segment; w may be null (zero).</summary>
@@ -269,15 +291,43 @@ public static class Normalization
         variances.CopyTo(variance);
     }
 
-    /// <summary>The mean and 1/√(σ² + ε) of group <paramref name="gi"/>, by two passes.</summary>
+    /// <summary>The mean and 1/√(σ² + ε) of group <paramref name="gi"/>, in one pass over memory (see <see cref="RunningMoments"/>).</summary>
     private static unsafe (double Mean, double R) Statistics<T>(T* xs, int a, int g, int b, int gi, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double sum = 0;
-        for (int ai = 0; ai < a; ai++) sum += double.CreateTruncating(TensorPrimitives.Sum(new ReadOnlySpan<T>(xs + ((long)ai * g + gi) * b, b)));
-        double count = (double)a * b, mean = sum / count;
-        double squares = 0;
-        for (int ai = 0; ai < a; ai++) squares += double.CreateTruncating(CentredSquares(xs + ((long)ai * g + gi) * b, b, T.CreateTruncating(mean)));
-        return (mean, 1 / Math.Sqrt(squares / count + epsilon));
+        var moments = new RunningMoments();
+        for (int ai = 0; ai < a; ai++) moments.AddSegment(xs + ((long)ai * g + gi) * b, b);
+        return (moments.Mean, moments.Rstd(epsilon));
+    }
+
+    /// <summary>
+    /// A group's count, mean and centred sum of squares, built segment by segment: each segment of B contiguous
+    /// values is summed, then its squares are taken about its own mean while it is still in L1 (two passes over the
+    /// segment, one over memory, and nothing cancels), and segments merge by Chan, Golub and LeVeque's pairwise
+    /// update (1979): δ = m̄ₛ − m̄, M₂ += M₂ₛ + δ²·n·nₛ/(n + nₛ).
+    /// </summary>
+    private struct RunningMoments
+    {
+        private double count, mean, m2;
+
+        public readonly double Mean => mean;
+
+        public readonly double Rstd(double epsilon) => 1 / Math.Sqrt(m2 / count + epsilon);
+
+        /// <summary>Adds one segment; returns the centre its squares were taken about (its mean, rounded to T).</summary>
+        public unsafe T AddSegment<T>(T* x, int n) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            double segmentMean = double.CreateTruncating(TensorPrimitives.Sum(new ReadOnlySpan<T>(x, n))) / n;
+            T centre = T.CreateTruncating(segmentMean);
+            // Σ(x − m̃)² = Σ(x − m̄)² + n·(m̄ − m̃)²: remove the rounding of the centre.
+            double offset = segmentMean - double.CreateTruncating(centre);
+            double segmentM2 = Math.Max(0, double.CreateTruncating(CentredSquares(x, n, centre)) - n * offset * offset);
+            if (count == 0) { count = n; mean = segmentMean; m2 = segmentM2; return centre; }
+            double total = count + n, delta = segmentMean - mean;
+            mean += delta * n / total;
+            m2 += segmentM2 + delta * delta * count * n / total;
+            count = total;
+            return centre;
+        }
     }
 
     /// <summary>Σ (x − m)² over one segment in a single vectorised pass (no staging buffer).</summary>

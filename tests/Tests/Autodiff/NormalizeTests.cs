@@ -62,6 +62,13 @@ public class NormalizeTests
         var x64 = rng.Normal(new Shape(8, 3, 16, 16), 1000, 1, DType.Float64);
         var y32 = x64.Cast(DType.Float32).Normalize(1, 2, 1e-5).Cast(DType.Float64);
         GradCheck.AssertClose(y32, Composite(x64.Cast(DType.Float32).Cast(DType.Float64), [0, 2, 3], 1e-5), 2e-4, 2e-4, "float32 normalisation");
+        // The Jacobian product and its tangent centre each segment on its own mean: no cancellation either.
+        var x = x64.Cast(DType.Float32);
+        var (u, v, w) = (rng.Normal(x.Shape, dtype: DType.Float32), rng.Normal(x.Shape, dtype: DType.Float32), rng.Normal(x.Shape, dtype: DType.Float32));
+        var ju = x.NormalizeJacobian(u, 1, 2, 1e-5);
+        GradCheck.AssertClose(ju.Cast(DType.Float64), x.Cast(DType.Float64).NormalizeJacobian(u.Cast(DType.Float64), 1, 2, 1e-5), 2e-3, 2e-3, "float32 J·u");
+        var t64 = x.Cast(DType.Float64).NormalizeJacobianTangent(u.Cast(DType.Float64), ju.Cast(DType.Float64), v.Cast(DType.Float64), w.Cast(DType.Float64), 1, 2, 1e-5);
+        GradCheck.AssertClose(x.NormalizeJacobianTangent(u, ju, v, w, 1, 2, 1e-5).Cast(DType.Float64), t64, 2e-3, 2e-3, "float32 tangent");
     }
 
     [Fact]
