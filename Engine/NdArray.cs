@@ -479,6 +479,17 @@ public sealed class NdArray
         return Device.ScaleShift(this, scale, shift, a, g, b);
     }
 
+    /// <summary>this·scale + x2·scale2 + shift with one scale, scale2 and shift per group; x2 has this array's shape.</summary>
+    public NdArray ScaleShift(NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int groupStart, int groupEnd)
+    {
+        var (a, g, b) = NormalizationGroups("scale_shift", groupStart, groupEnd);
+        foreach (var other in new[] { scale, shift, x2, scale2 }) CheckPair("scale_shift", this, other);
+        if (x2.Shape != Shape) throw new ArgumentException($"scale_shift: x {Shape} and x2 {x2.Shape}; expected the same shape.");
+        if (scale.Size != g || shift.Size != g || scale2.Size != g)
+            throw new ArgumentException($"scale_shift: scale {scale.Shape}, scale2 {scale2.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
+        return Device.ScaleShift(this, scale, shift, x2, scale2, a, g, b);
+    }
+
     /// <summary>Per-group mean of this·y (same shape), shaped as <see cref="GroupShape"/>.</summary>
     public NdArray GroupMeanProduct(NdArray y, int groupStart, int groupEnd)
     {

@@ -572,6 +572,19 @@ public sealed class AcceleratorDevice : Device, IDisposable
         return r;
     }
 
+    /// <inheritdoc/>
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b)
+    {
+        var r = New(x.Shape, x.DType);
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuNormalization.ScaleShiftPair)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(x2), V<float>(scale2), V<float>(r), g, b);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuNormalization.ScaleShiftPair)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(x2), V<double>(scale2), V<double>(r), g, b);
+        return r;
+    }
+
     // ---------------------------------------------------------------- softmax family
 
     // The kernels are method groups, loaded (compiled on first use) only for the dtype at hand.

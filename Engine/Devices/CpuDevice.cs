@@ -272,8 +272,21 @@ public sealed class CpuDevice : Device
     {
         using var alive = new KeepAlive(x, scale, shift);
         var r = New(x.Shape, x.DType);
-        if (x.DType == DType.Float32) Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), r.Span<float>(), a, g, b);
-        else Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), r.Span<double>(), a, g, b);
+        if (x.DType == DType.Float32) Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), default, default, r.Span<float>(), a, g, b);
+        else Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), default, default, r.Span<double>(), a, g, b);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b)
+    {
+        using var alive = new KeepAlive(x, scale, shift);
+        using var alsoAlive = new KeepAlive(x2, scale2);
+        var r = New(x.Shape, x.DType);
+        if (x.DType == DType.Float32)
+            Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), x2.Span<float>(), scale2.Span<float>(), r.Span<float>(), a, g, b);
+        else
+            Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), x2.Span<double>(), scale2.Span<double>(), r.Span<double>(), a, g, b);
         return r;
     }
 

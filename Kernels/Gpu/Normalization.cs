@@ -154,6 +154,17 @@ public static class Normalization
         }
     }
 
+    /// <summary>r = x·scale[g] + x2·scale2[g] + shift[g] per group (the tangent of a scale-shift in one pass).</summary>
+    public static void ScaleShiftPair<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> x2, ArrayView<T> scale2, ArrayView<T> r, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            int gi = i / b % g;
+            r[i] = x[i] * scale[gi] + x2[i] * scale2[gi] + shift[gi];
+        }
+    }
+
     /// <summary>Element j of group gi (j = a·B + b) in the [A, G, B] view.</summary>
     private static int At(int j, int gi, int g, int b)
     {

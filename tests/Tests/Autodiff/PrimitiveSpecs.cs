@@ -74,6 +74,8 @@ public class PrimitiveSpecs
         new(typeof(GroupMeanProduct), "per channel of [3,2,2,2]", r => [N(r, 3, 2, 2, 2), N(r, 3, 2, 2, 2)], x => new GroupMeanProduct(1, 2).Apply(x[0], x[1])),
         new(typeof(GroupMeanProduct), "per row of [4,5]", r => [N(r, 4, 5), N(r, 4, 5)], x => new GroupMeanProduct(0, 1).Apply(x[0], x[1])),
         new(typeof(ScaleShift), "per channel of [3,2,2,2], γ and β [2]", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 2)], x => new ScaleShift(1, 2).Apply(x[0], x[1], x[2])),
+        new(typeof(ScaleShift), "pair x·γ + x₂·γ₂ + β per channel of [3,2,2,2]", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 2), N(r, 3, 2, 2, 2), N(r, 2)],
+            x => new ScaleShift(1, 2).Apply(x)),
         new(typeof(ScaleShift), "per row of [4,3], γ and β [4,1]", r => [N(r, 4, 3), N(r, 4, 1), N(r, 4, 1)], x => new ScaleShift(0, 1).Apply(x[0], x[1], x[2])),
         new(typeof(GroupRstd), "per channel of [3,2,2,2]", r => [N(r, 3, 2, 2, 2)], x => new GroupRstd(1, 2, 1e-5).Apply(x[0])),
         new(typeof(GroupRstd), "per row of [4,5], ε 0.1", r => [N(r, 4, 5)], x => new GroupRstd(0, 1, 0.1).Apply(x[0])),

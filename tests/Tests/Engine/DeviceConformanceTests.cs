@@ -220,6 +220,7 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].GroupMoments(s, e).Variance, [x], Rtol(t, true), $"group variance [{s},{e})");
             }
             Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
+            Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3)], Rtol(t), "scale_shift pair");
         }
     }
 
