@@ -96,6 +96,13 @@ public abstract class Device
     /// <summary>The convolution's adjoint in its input: x̄ [N, C, H, W] from ȳ [N, O, OH, OW] and w.</summary>
     public abstract NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g);
 
+    /// <summary>conv(x, w) + conv(x2, w2), one geometry. By default two convolutions and an add; a device may accumulate in its kernel.</summary>
+    public virtual NdArray Conv2dSum(NdArray x, NdArray w, NdArray x2, NdArray w2, ConvolutionGeometry g) => Conv2d(x, w, g) + Conv2d(x2, w2, g);
+
+    /// <summary>The input adjoints of (gy, w) and (gy2, w2) summed, one geometry; by default two adjoints and an add.</summary>
+    public virtual NdArray Conv2dInputGradientSum(NdArray gy, NdArray w, NdArray gy2, NdArray w2, ConvolutionGeometry g) =>
+        Conv2dInputGradient(gy, w, g) + Conv2dInputGradient(gy2, w2, g);
+
     /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from x and ȳ.</summary>
     public abstract NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g);
 

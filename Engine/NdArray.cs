@@ -424,6 +424,26 @@ public sealed class NdArray
         return Device.Conv2dInputGradient(this, w, g);
     }
 
+    /// <summary>conv(this, w) + conv(x2, w2) with one geometry (x2 shaped as this, w2 as w): a bilinear JVP's two terms.</summary>
+    public NdArray Conv2dSum(NdArray w, NdArray x2, NdArray w2, ConvolutionGeometry g)
+    {
+        foreach (var other in new[] { w, x2, w2 }) CheckPair("conv2d", this, other);
+        var (xs, ws) = (new Shape(g.N, g.C, g.H, g.W), new Shape(g.O, g.C, g.KH, g.KW));
+        if (Shape != xs || x2.Shape != xs || w.Shape != ws || w2.Shape != ws)
+            throw new ArgumentException($"conv2d: inputs {Shape} and {x2.Shape}, weights {w.Shape} and {w2.Shape}; expected {xs} and {ws}.");
+        return Device.Conv2dSum(this, w, x2, w2, g);
+    }
+
+    /// <summary>The input adjoint of (this, w) plus that of (gy2, w2), with one geometry: a bilinear JVP's two terms.</summary>
+    public NdArray Conv2dInputGradientSum(NdArray w, NdArray gy2, NdArray w2, ConvolutionGeometry g)
+    {
+        foreach (var other in new[] { w, gy2, w2 }) CheckPair("conv2d_input_grad", this, other);
+        var (ys, ws) = (new Shape(g.N, g.O, g.OH, g.OW), new Shape(g.O, g.C, g.KH, g.KW));
+        if (Shape != ys || gy2.Shape != ys || w.Shape != ws || w2.Shape != ws)
+            throw new ArgumentException($"conv2d_input_grad: ȳ {Shape} and {gy2.Shape}, weights {w.Shape} and {w2.Shape}; expected {ys} and {ws}.");
+        return Device.Conv2dInputGradientSum(this, w, gy2, w2, g);
+    }
+
     /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from the input x (this) and ȳ.</summary>
     public NdArray Conv2dWeightGradient(NdArray gy, ConvolutionGeometry g)
     {

@@ -224,6 +224,44 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray Conv2dSum(NdArray x, NdArray w, NdArray x2, NdArray w2, ConvolutionGeometry g)
+    {
+        using var alive = new KeepAlive(x, w);
+        using var alsoAlive = new KeepAlive(x2, w2);
+        var r = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
+        if (x.DType == DType.Float32)
+        {
+            Convolution.Forward<float>(x.Span<float>(), w.Span<float>(), r.Span<float>(), g);
+            Convolution.Forward<float>(x2.Span<float>(), w2.Span<float>(), r.Span<float>(), g, accumulate: true);
+        }
+        else
+        {
+            Convolution.Forward<double>(x.Span<double>(), w.Span<double>(), r.Span<double>(), g);
+            Convolution.Forward<double>(x2.Span<double>(), w2.Span<double>(), r.Span<double>(), g, accumulate: true);
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray Conv2dInputGradientSum(NdArray gy, NdArray w, NdArray gy2, NdArray w2, ConvolutionGeometry g)
+    {
+        using var alive = new KeepAlive(gy, w);
+        using var alsoAlive = new KeepAlive(gy2, w2);
+        var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
+        if (gy.DType == DType.Float32)
+        {
+            Convolution.InputGradient<float>(gy.Span<float>(), w.Span<float>(), r.Span<float>(), g);
+            Convolution.InputGradient<float>(gy2.Span<float>(), w2.Span<float>(), r.Span<float>(), g, accumulate: true);
+        }
+        else
+        {
+            Convolution.InputGradient<double>(gy.Span<double>(), w.Span<double>(), r.Span<double>(), g);
+            Convolution.InputGradient<double>(gy2.Span<double>(), w2.Span<double>(), r.Span<double>(), g, accumulate: true);
+        }
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
     {
         using var alive = new KeepAlive(x, gy);

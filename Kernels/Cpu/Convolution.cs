@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace Curvature.Kernels.Cpu;
 
@@ -27,11 +28,27 @@ public static unsafe class Convolution
 {
     private const int ImagesPerChunk = 8;
 
-    /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]).</summary>
-    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]); with <paramref name="accumulate"/>, y += conv(x, w)
+    /// (a bilinear JVP's second term, added as the output is stored rather than by a separate pass).
+    /// </summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.Supports(g)) DirectConvolution.Forward(x, w, y, g);
-        else ForwardImplicitGemm(x, w, y, g);
+        if (DirectConvolution.Supports(g)) DirectConvolution.Forward(x, w, y, g, accumulate);
+        else if (!accumulate) ForwardImplicitGemm(x, w, y, g);
+        else
+        {
+            T[] t = ArrayPool<T>.Shared.Rent(y.Length);
+            ForwardImplicitGemm(x, w, t.AsSpan(0, y.Length), g);
+            AddAndReturn(y, t);
+        }
+    }
+
+    /// <summary>y += t, then t goes back to the pool.</summary>
+    private static void AddAndReturn<T>(Span<T> y, T[] t) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        try { TensorPrimitives.Add(y, t.AsSpan(0, y.Length), y); }
+        finally { ArrayPool<T>.Shared.Return(t); }
     }
 
     /// <summary><see cref="Forward{T}"/> by implicit im2col GEMM, whatever the geometry.</summary>
@@ -96,10 +113,16 @@ public static unsafe class Convolution
     }
 
     /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
-    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.SupportsInputGradient(g)) DirectConvolution.InputGradient(gy, w, xBar, g);
-        else InputGradientImplicitGemm(gy, w, xBar, g);
+        if (DirectConvolution.SupportsInputGradient(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);
+        else if (!accumulate) InputGradientImplicitGemm(gy, w, xBar, g);
+        else
+        {
+            T[] t = ArrayPool<T>.Shared.Rent(xBar.Length);
+            InputGradientImplicitGemm(gy, w, t.AsSpan(0, xBar.Length), g);
+            AddAndReturn(xBar, t);
+        }
     }
 
     /// <summary><see cref="InputGradient{T}"/> by implicit im2col GEMM and col2im, whatever the geometry.</summary>

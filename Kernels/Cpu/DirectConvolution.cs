@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -90,8 +91,8 @@ public static unsafe class DirectConvolution
         }
     }
 
-    /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]), stride 1.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]); with <paramref name="accumulate"/>, y += conv(x, w).</summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(Supports(g), g);
         var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
@@ -99,7 +100,7 @@ public static unsafe class DirectConvolution
         {
             T* xs = px, ys = py, ws = pw;
             T[] packed = PackRows(g.O, g.K, (o, k) => ws[(long)o * g.K + k]);
-            try { Correlate(xs, g.C * g.H * g.W, ys, g.O * g.Q, g.N, grid, packed, g.O); }
+            try { Correlate(xs, g.C * g.H * g.W, ys, g.O * g.Q, g.N, grid, packed, g.O, accumulate); }
             finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
@@ -107,8 +108,9 @@ public static unsafe class DirectConvolution
     /// <summary>
     /// x̄ [N, C, H, W] from ȳ [N, O, OH, OW]: the correlation of ȳ padded by KH − 1 − P (KW − 1 − P) with
     /// w'[c, o, ki, kj] = w[o, c, KH − 1 − ki, KW − 1 − kj] (stride 1: the transposed convolution is a convolution).
+    /// With <paramref name="accumulate"/>, x̄ += the result.
     /// </summary>
-    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(SupportsInputGradient(g), g);
         var grid = new Grid(g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
@@ -122,7 +124,7 @@ public static unsafe class DirectConvolution
                 int o = k / taps, ki = k / g.KW % g.KH, kj = k % g.KW;
                 return ws[(((long)o * g.C + c) * g.KH + g.KH - 1 - ki) * g.KW + g.KW - 1 - kj];
             });
-            try { Correlate(gs, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C); }
+            try { Correlate(gs, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C, accumulate); }
             finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
@@ -214,7 +216,7 @@ public static unsafe class DirectConvolution
     /// For each of <paramref name="count"/> images: pad <paramref name="source"/>'s image onto the grid, correlate it
     /// with the packed rows, and compact the outputs (dropping the discarded columns) into <paramref name="target"/>.
     /// </summary>
-    private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows)
+    private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
@@ -244,7 +246,12 @@ public static unsafe class DirectConvolution
                         T* dst = target + (long)n * targetStride;
                         for (int r = 0; r < rows; r++)
                             for (int oy = 0; oy < grid.OH; oy++)
-                                new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.PlaneW, grid.OW).CopyTo(new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW));
+                            {
+                                var row = new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.PlaneW, grid.OW);
+                                var into = new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW);
+                                if (accumulate) TensorPrimitives.Add(row, into, into);
+                                else row.CopyTo(into);
+                            }
                     }
                 }
                 finally

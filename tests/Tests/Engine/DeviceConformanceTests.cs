@@ -195,6 +195,14 @@ public class DeviceConformanceTests
                 var gy = Normal(rng, t, g.N, g.O, g.OH, g.OW);
                 Same(d, a => a[0].Conv2d(a[1], stride, padding), [x, w], Rtol(t, true), $"conv2d s{stride} p{padding}");
                 Same(d, a => a[0].Conv2dInputGradient(a[1], g), [gy, w], Rtol(t, true), $"conv2d input gradient s{stride} p{padding}");
+                // Pairs: the sum of two members, accumulated in the kernel, against the two computed apart (on the CPU).
+                var (x2, w2, gy2) = (Normal(rng, t, 2, 3, 7, 6), Normal(rng, t, 4, 3, 3, 3), Normal(rng, t, g.N, g.O, g.OH, g.OW));
+                Same(d, a => a[0].Conv2dSum(a[1], a[2], a[3], g), [x, w, x2, w2], Rtol(t, true), $"conv2d pair s{stride} p{padding}");
+                Same(d, a => a[0].Conv2dInputGradientSum(a[1], a[2], a[3], g), [gy, w, gy2, w2], Rtol(t, true), $"conv2d input gradient pair s{stride} p{padding}");
+                GradCheck.AssertClose(x.Conv2dSum(w, x2, w2, g).Cast(DType.Float64), (x.Conv2d(w, stride, padding) + x2.Conv2d(w2, stride, padding)).Cast(DType.Float64),
+                    Rtol(t, true), Rtol(t, true), $"conv2d pair = sum s{stride} p{padding}");
+                GradCheck.AssertClose(gy.Conv2dInputGradientSum(w, gy2, w2, g).Cast(DType.Float64), (gy.Conv2dInputGradient(w, g) + gy2.Conv2dInputGradient(w2, g)).Cast(DType.Float64),
+                    Rtol(t, true), Rtol(t, true), $"conv2d input gradient pair = sum s{stride} p{padding}");
                 Same(d, a => a[0].Conv2dWeightGradient(a[1], g), [x, gy], Rtol(t, true), $"conv2d weight gradient s{stride} p{padding}");
             }
     }
