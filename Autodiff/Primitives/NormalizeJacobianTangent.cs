@@ -7,7 +7,7 @@ namespace Curvature.Autodiff.Primitives;
 /// given ju = J(x)·u: inputs (x, u, ju, v) or (x, u, ju, v, w). Differentiating J·u once more
 /// (r' = −r·mean(x̂ẋ)·r, x̂' = J·ẋ) gives ∂ₓ(J u)[v] = −r·(mean(x̂ v)·ju + mean(u x̂)·J v + mean(ju v)·x̂).
 /// This is the innermost rule of every Hessian-vector product through BatchNorm or LayerNorm, so it runs as one
-/// fused kernel (three passes instead of some fifteen); its own derivatives (third order) are those of the
+/// fused kernel (two passes over memory instead of some fifteen); its own derivatives (third order) are those of the
 /// composed definition <see cref="Reference"/>, taken by a nested forward or reverse pass.
 /// </summary>
 public sealed class NormalizeJacobianTangent(int groupStart, int groupEnd, double epsilon) : Primitive

@@ -80,7 +80,7 @@ public static class Normalization
     /// S_w = mean w, S_wc = mean(w c), the composed rule −r·(mean(x̂v)·ju + mean(ux̂)·Jv + mean(ju v)·x̂) + Jw
     /// expands to the per-group linear combination
     /// y = −r²S_vc·ju − r³S_uc·v + r·w + (r⁵S_ucS_vc − r²S_jv − r³S_wc)·c + r³S_ucS_v − r·S_w:
-    /// the statistics pass, one read pass for the six means and one write pass, instead of some fifteen passes.
+    /// one read pass for the statistics and the six means, one write pass, instead of some fifteen passes.
     /// </summary>
     public static void JacobianTangent<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> ju, ReadOnlySpan<T> v, ReadOnlySpan<T> w,
         Span<T> y, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
@@ -241,10 +241,10 @@ public static class Normalization
                     for (long row = start; row < start + count; row++)
                     {
                         int gi = (int)(row % g);
-                        var dst = new Span<T>(ys + row * b, b);
                         if (pair) MultiplyPairAdd(xs + row * b, ss[gi], x2s + row * b, s2s[gi], ts[gi], ys + row * b, b);
                         else
                         {
+                            var dst = new Span<T>(ys + row * b, b);
                             TensorPrimitives.Multiply(new ReadOnlySpan<T>(xs + row * b, b), ss[gi], dst);
                             TensorPrimitives.Add(dst, ts[gi], dst); // the row is still in L1: one pass over memory
                         }
