@@ -39,16 +39,7 @@ public sealed class HiDlr : IOptimizer
     }
 
     /// <summary>Groups by layer: parameters whose names share everything before the last dot.</summary>
-    public static int[] ByLayer(IReadOnlyList<string> names)
-    {
-        var index = new Dictionary<string, int>();
-        return names.Select(n =>
-        {
-            string layer = n.Contains('.') ? n[..n.LastIndexOf('.')] : n;
-            if (!index.TryGetValue(layer, out int g)) index[layer] = g = index.Count;
-            return g;
-        }).ToArray();
-    }
+    public static int[] ByLayer(IReadOnlyList<string> names) => ByPrefix(names, int.MaxValue);
 
     /// <summary>
     /// Groups by module prefix: parameters whose module paths (the name without its last part) agree in their first

@@ -35,24 +35,11 @@ public static unsafe class Convolution
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (DirectConvolution.Supports(g)) DirectConvolution.Forward(x, w, y, g, accumulate);
-        else if (!accumulate) ForwardImplicitGemm(x, w, y, g);
-        else
-        {
-            T[] t = ArrayPool<T>.Shared.Rent(y.Length);
-            ForwardImplicitGemm(x, w, t.AsSpan(0, y.Length), g);
-            AddAndReturn(y, t);
-        }
+        else ForwardImplicitGemm(x, w, y, g, accumulate);
     }
 
-    /// <summary>y += t, then t goes back to the pool.</summary>
-    private static void AddAndReturn<T>(Span<T> y, T[] t) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        try { TensorPrimitives.Add(y, t.AsSpan(0, y.Length), y); }
-        finally { ArrayPool<T>.Shared.Return(t); }
-    }
-
-    /// <summary><see cref="Forward{T}"/> by implicit im2col GEMM, whatever the geometry.</summary>
-    public static void ForwardImplicitGemm<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary><see cref="Forward{T}"/> by implicit im2col GEMM, whatever the geometry (the GEMM accumulates when asked).</summary>
+    public static void ForwardImplicitGemm<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
         {
@@ -66,7 +53,7 @@ public static unsafe class Convolution
                 {
                     T* aPacked = pa;
                     Parallelism.For(g.N, n =>
-                        Gemm.Sequential(false, g.O, g.Q, g.K, null, 0, new Columns<T>(xs + (long)n * g.C * g.H * g.W, g), ys + (long)n * g.O * g.Q, g.Q, false, nr, aPacked));
+                        Gemm.Sequential(false, g.O, g.Q, g.K, null, 0, new Columns<T>(xs + (long)n * g.C * g.H * g.W, g), ys + (long)n * g.O * g.Q, g.Q, accumulate, nr, aPacked));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(packed); }
@@ -104,7 +91,7 @@ public static unsafe class Convolution
                 });
                 // Sum the chunks in order into the first, then transpose [K, O] → [O, K].
                 var sum = new Span<T>(ps, size);
-                for (int c = 1; c < chunks; c++) System.Numerics.Tensors.TensorPrimitives.Add(sum, new ReadOnlySpan<T>(ps + (long)c * size, size), sum);
+                for (int c = 1; c < chunks; c++) TensorPrimitives.Add(sum, new ReadOnlySpan<T>(ps + (long)c * size, size), sum);
                 for (int k = 0; k < g.K; k++)
                     for (int o = 0; o < g.O; o++) pw[(long)o * g.K + k] = ps[(long)k * g.O + o];
             }
@@ -116,17 +103,11 @@ public static unsafe class Convolution
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (DirectConvolution.SupportsInputGradient(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);
-        else if (!accumulate) InputGradientImplicitGemm(gy, w, xBar, g);
-        else
-        {
-            T[] t = ArrayPool<T>.Shared.Rent(xBar.Length);
-            InputGradientImplicitGemm(gy, w, t.AsSpan(0, xBar.Length), g);
-            AddAndReturn(xBar, t);
-        }
+        else InputGradientImplicitGemm(gy, w, xBar, g, accumulate);
     }
 
-    /// <summary><see cref="InputGradient{T}"/> by implicit im2col GEMM and col2im, whatever the geometry.</summary>
-    public static void InputGradientImplicitGemm<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary><see cref="InputGradient{T}"/> by implicit im2col GEMM and col2im, whatever the geometry (col2im adds into x̄ when asked).</summary>
+    public static void InputGradientImplicitGemm<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
         {
@@ -145,7 +126,7 @@ public static unsafe class Convolution
                             fixed (T* cp = cols)
                             {
                                 Gemm.MultiplyPrepacked(aPacked, g.K, g.Q, g.O, false, gs + (long)n * g.O * g.Q, g.Q, cp, g.Q, false);
-                                ColumnsToImage(cp, xs + (long)n * g.C * g.H * g.W, g);
+                                ColumnsToImage(cp, xs + (long)n * g.C * g.H * g.W, g, accumulate);
                             }
                         }
                         finally { ArrayPool<T>.Shared.Return(cols); }
@@ -156,10 +137,10 @@ public static unsafe class Convolution
         }
     }
 
-    /// <summary>Sums one image's columns [K, Q] back into its planes [C, H, W] (overwriting them).</summary>
-    private static void ColumnsToImage<T>(T* cols, T* image, ConvolutionGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Sums one image's columns [K, Q] back into its planes [C, H, W] (overwriting them, or adding to them).</summary>
+    private static void ColumnsToImage<T>(T* cols, T* image, ConvolutionGeometry g, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        new Span<T>(image, g.C * g.H * g.W).Clear();
+        if (!accumulate) new Span<T>(image, g.C * g.H * g.W).Clear();
         for (int row = 0; row < g.K; row++)
         {
             int ch = row / (g.KH * g.KW), ki = row / g.KW % g.KH, kj = row % g.KW;
@@ -174,7 +155,7 @@ public static unsafe class Convolution
                 {
                     int j0 = Math.Max(0, g.Padding - kj), j1 = Math.Min(g.OW, g.W + g.Padding - kj);
                     if (j1 > j0)
-                        System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<T>(dst + j0 - g.Padding + kj, j1 - j0), new ReadOnlySpan<T>(src + j0, j1 - j0),
+                        TensorPrimitives.Add(new ReadOnlySpan<T>(dst + j0 - g.Padding + kj, j1 - j0), new ReadOnlySpan<T>(src + j0, j1 - j0),
                             new Span<T>(dst + j0 - g.Padding + kj, j1 - j0));
                 }
                 else

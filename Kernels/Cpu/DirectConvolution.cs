@@ -1,6 +1,6 @@
-using System.Numerics.Tensors;
 using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 

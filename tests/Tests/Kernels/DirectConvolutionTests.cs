@@ -43,12 +43,24 @@ public class DirectConvolutionTests
         Convolution.ForwardImplicitGemm<T>(x, w, y0, g);
         DirectConvolution.Forward<T>(x, w, y1, g);
         AssertClose(y0, y1, tolerance, $"forward {g}");
+        // Accumulating onto a result adds the same product again: 2·y on both paths.
+        var twice = y0.Select(v => v + v).ToArray();
+        var (y2, y3) = (y0.ToArray(), y1.ToArray());
+        Convolution.ForwardImplicitGemm<T>(x, w, y2, g, accumulate: true);
+        DirectConvolution.Forward<T>(x, w, y3, g, accumulate: true);
+        AssertClose(twice, y2, tolerance, $"accumulated implicit forward {g}");
+        AssertClose(twice, y3, tolerance, $"accumulated direct forward {g}");
+        var (x0, x1) = (new T[x.Length], new T[x.Length]);
+        Convolution.InputGradientImplicitGemm<T>(gy, w, x0, g);
+        var x2 = x0.ToArray();
+        Convolution.InputGradientImplicitGemm<T>(gy, w, x2, g, accumulate: true);
+        AssertClose(x0.Select(v => v + v).ToArray(), x2, tolerance, $"accumulated implicit input gradient {g}");
         if (DirectConvolution.SupportsInputGradient(g))
         {
-            var (x0, x1) = (new T[x.Length], new T[x.Length]);
-            Convolution.InputGradientImplicitGemm<T>(gy, w, x0, g);
             DirectConvolution.InputGradient<T>(gy, w, x1, g);
             AssertClose(x0, x1, tolerance, $"input gradient {g}");
+            DirectConvolution.InputGradient<T>(gy, w, x1, g, accumulate: true);
+            AssertClose(x0.Select(v => v + v).ToArray(), x1, tolerance, $"accumulated direct input gradient {g}");
         }
         var (w0, w1) = (new T[w.Length], new T[w.Length]);
         Convolution.WeightGradientImplicitGemm<T>(x, gy, w0, g);
