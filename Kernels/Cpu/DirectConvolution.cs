@@ -67,27 +67,72 @@ public static unsafe class DirectConvolution
             return off;
         }
 
-        /// <summary>Copies one image [Channels, H, W] into its zero-padded planes.</summary>
+        /// <summary>
+        /// Copies one image [Channels, H, W] into its zero-padded planes, writing each grid element once in order
+        /// (no clear-then-copy; no division in the inner loops: at stride 2 the per-element modulo was most of the cost).
+        /// </summary>
         public void Pad<T>(T* image, T* grid) where T : unmanaged
         {
-            new Span<T>(grid, Length<T>()).Clear();
-            for (int c = 0; c < Channels; c++)
-                for (int y = 0; y < H; y++)
+            T* dst = grid;
+            if (Stride == 1)
+            {
+                for (int c = 0; c < Channels; c++)
                 {
-                    T* src = image + ((long)c * H + y) * W;
-                    int py = y + PadH;
-                    if (Stride == 1)
+                    Zero(dst, PadH * PlaneW + PadW);
+                    dst += PadH * PlaneW + PadW;
+                    for (int y = 0; y < H; y++, dst += W, image += W)
                     {
-                        new ReadOnlySpan<T>(src, W).CopyTo(new Span<T>(grid + (long)c * PlaneSize + py * PlaneW + PadW, W));
-                        continue;
-                    }
-                    T* phases = grid + (long)(c * Stride + py % Stride) * Stride * PlaneSize + py / Stride * PlaneW;
-                    for (int x = 0; x < W; x++)
-                    {
-                        int px = x + PadW;
-                        phases[(long)(px % Stride) * PlaneSize + px / Stride] = src[x];
+                        Copy(image, dst, W);
+                        // The right padding of this row and the left of the next (or the bottom rows).
+                        int gap = y < H - 1 ? 2 * PadW : PadW + PadH * PlaneW;
+                        Zero(dst + W, gap);
+                        dst += gap;
                     }
                 }
+            }
+            else
+            {
+                for (int c = 0; c < Channels; c++, image += H * W)
+                    for (int r = 0; r < Stride; r++)
+                        for (int t = 0; t < Stride; t++)
+                        {
+                            // Phase (r, t), pixel (i, j) is padded pixel (s·i + r, s·j + t), image pixel (s·i + r − PadH, s·j + t − PadW).
+                            int j0 = Math.Max(0, CeilDiv(PadW - t, Stride)), j1 = Math.Min(PlaneW, CeilDiv(W + PadW - t, Stride));
+                            int x0 = Stride * j0 + t - PadW;
+                            for (int i = 0; i < PlaneH; i++, dst += PlaneW)
+                            {
+                                int y = Stride * i + r - PadH;
+                                if (y < 0 || y >= H || j1 <= j0)
+                                {
+                                    Zero(dst, PlaneW);
+                                    continue;
+                                }
+                                Zero(dst, j0);
+                                T* src = image + y * W + x0;
+                                for (int j = j0; j < j1; j++, src += Stride) dst[j] = *src;
+                                Zero(dst + j1, PlaneW - j1);
+                            }
+                        }
+            }
+            Zero(dst, (int)(grid + Length<T>() - dst));
+        }
+
+        private static int CeilDiv(int a, int b) => a <= 0 ? -(-a / b) : (a + b - 1) / b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Copy<T>(T* src, T* dst, int n) where T : unmanaged
+        {
+            int i = 0;
+            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count) Vector512.Store(Vector512.Load(src + i), dst + i);
+            for (; i < n; i++) dst[i] = src[i];
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Zero<T>(T* dst, int n) where T : unmanaged
+        {
+            int i = 0;
+            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count) Vector512.Store(Vector512<T>.Zero, dst + i);
+            for (; i < n; i++) dst[i] = default;
         }
     }
 
