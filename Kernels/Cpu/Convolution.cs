@@ -102,7 +102,7 @@ public static unsafe class Convolution
     /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.SupportsInputGradient(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);
+        if (DirectConvolution.Supports(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);
         else InputGradientImplicitGemm(gy, w, xBar, g, accumulate);
     }
 

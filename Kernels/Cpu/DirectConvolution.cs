@@ -15,8 +15,9 @@ namespace Curvature.Kernels.Cpu;
 /// discarded outputs per row (6 % of the work at 32×32, 22 % at 7×7). The input gradient is the same correlation
 /// of the padded output gradient with the flipped, transposed weights. Every output element is summed over k (and,
 /// for the weight gradient, over images in fixed chunks) in a fixed order, so results are bitwise the same on any
-/// thread count. Stride 2 (forward and weight gradient) splits each padded channel into its four phase planes,
-/// which turns the strided taps into fixed offsets again (see <see cref="Grid"/>). Needs AVX-512 (two 512-bit vectors
+/// thread count. Stride 2 splits each padded channel into its four phase planes, which turns the strided taps into
+/// fixed offsets again (see <see cref="Grid"/>); its input gradient runs phase by phase of x̄ (see
+/// <see cref="StridedInputGradient"/>). Needs AVX-512 (two 512-bit vectors
 /// of accumulators per row, eight rows).
 /// </summary>
 public static unsafe class DirectConvolution
@@ -25,14 +26,10 @@ public static unsafe class DirectConvolution
     private const int ImagesPerChunk = 8;
 
     /// <summary>
-    /// Whether this CPU and geometry can use the direct forward and weight-gradient kernels: AVX-512, stride 1 or 2,
-    /// padding below the kernel size.
+    /// Whether this CPU and geometry can use the direct kernels: AVX-512, stride 1 or 2, padding below the kernel size.
     /// </summary>
     public static bool Supports(ConvolutionGeometry g) =>
         Vector512.IsHardwareAccelerated && g.Stride is 1 or 2 && g.Padding < g.KH && g.Padding < g.KW;
-
-    /// <summary>Whether the direct input-gradient kernel applies: as <see cref="Supports"/>, stride 1 only.</summary>
-    public static bool SupportsInputGradient(ConvolutionGeometry g) => Supports(g) && g.Stride == 1;
 
     /// <summary>
     /// A padded image laid out for a correlation with a KH×KW kernel at stride s. Stride 1: each channel's padded
@@ -99,10 +96,13 @@ public static unsafe class DirectConvolution
                             // Phase (r, t), pixel (i, j) is padded pixel (s·i + r, s·j + t), image pixel (s·i + r − PadH, s·j + t − PadW).
                             int j0 = Math.Max(0, CeilDiv(PadW - t, Stride)), j1 = Math.Min(PlaneW, CeilDiv(W + PadW - t, Stride));
                             int x0 = Stride * j0 + t - PadW;
+                            // A phase no tap reads (r ≥ KH or t ≥ KW: three of a 1×1 kernel's four) is zeroed, not
+                            // gathered from the image.
+                            bool read = r < KH && t < KW;
                             for (int i = 0; i < PlaneH; i++, dst += PlaneW)
                             {
                                 int y = Stride * i + r - PadH;
-                                if (y < 0 || y >= H || j1 <= j0)
+                                if (!read || y < 0 || y >= H || j1 <= j0)
                                 {
                                     Zero(dst, PlaneW);
                                     continue;
@@ -152,12 +152,17 @@ public static unsafe class DirectConvolution
 
     /// <summary>
     /// x̄ [N, C, H, W] from ȳ [N, O, OH, OW]: the correlation of ȳ padded by KH − 1 − P (KW − 1 − P) with
-    /// w'[c, o, ki, kj] = w[o, c, KH − 1 − ki, KW − 1 − kj] (stride 1: the transposed convolution is a convolution).
-    /// With <paramref name="accumulate"/>, x̄ += the result.
+    /// w'[c, o, ki, kj] = w[o, c, KH − 1 − ki, KW − 1 − kj] (stride 1: the transposed convolution is a convolution);
+    /// stride 2 by phases (<see cref="StridedInputGradient"/>). With <paramref name="accumulate"/>, x̄ += the result.
     /// </summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Require(SupportsInputGradient(g), g);
+        Require(Supports(g), g);
+        if (g.Stride > 1)
+        {
+            StridedInputGradient(gy, w, xBar, g, accumulate);
+            return;
+        }
         var grid = new Grid(g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
         int taps = g.KH * g.KW;
         fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
@@ -172,6 +177,122 @@ public static unsafe class DirectConvolution
             try { Correlate(gs, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C, accumulate); }
             finally { ArrayPool<T>.Shared.Return(packed); }
         }
+    }
+
+    /// <summary>
+    /// x̄ at stride s, one phase of x̄ at a time. Pixel y = s·i + r of x̄ (r = y mod s) receives w[.., ki, ..]·ȳ[.., oy, ..]
+    /// where s·oy + ki = y + P, so ki ≡ r + P (mod s): with ki = s·a + ρ, ρ = (r + P) mod s and d = (r + P − ρ)/s,
+    /// x̄_r[i] = Σ_a w[s·a + ρ]·ȳ[i + d − a], a stride-1 correlation of ȳ with that phase's sub-kernel (2×2, 2×1, 1×2
+    /// and 1×1 for a 3×3 kernel at stride 2), and likewise along the width. ȳ is padded once, enough for every phase;
+    /// each phase reads its taps at fixed offsets on that grid and writes exactly its own pixels of x̄ (⌈H/s⌉×⌈W/s⌉
+    /// outputs, no discarded ones but the grid's few padding columns); a phase without taps (three of a 1×1
+    /// kernel's four) is zero.
+    /// </summary>
+    private static void StridedInputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = g.Stride;
+        // One axis of a phase: its taps k = s·a + ρ, the shift d, and the pixels it covers.
+        (int Rho, int Taps, int D, int Count) Axis(int r, int kernel, int size)
+        {
+            int rho = (r + g.Padding) % s;
+            return (rho, rho < kernel ? (kernel - rho + s - 1) / s : 0, (r + g.Padding - rho) / s, (size - r + s - 1) / s);
+        }
+        // Padding of ȳ that every phase's reads ȳ[i + d − a] fit in: above, d − a ≥ −pad; below, i + d < OH + pad.
+        int pad = 0;
+        for (int r = 0; r < s; r++)
+        {
+            var (_, th, dh, nh) = Axis(r, g.KH, g.H);
+            var (_, tw, dw, nw) = Axis(r, g.KW, g.W);
+            if (th > 0) pad = Math.Max(pad, Math.Max(th - 1 - dh, nh - 1 + dh - (g.OH - 1)));
+            if (tw > 0) pad = Math.Max(pad, Math.Max(tw - 1 - dw, nw - 1 + dw - (g.OW - 1)));
+        }
+        var grid = new Grid(g.O, g.OH, g.OW, pad, pad, 2 * pad + 1, 2 * pad + 1);
+        int planeSize = (g.OH + 2 * pad) * grid.PlaneW;
+        int rowsOut = (g.H + s - 1) / s;
+        int panels = Gemm.RoundUp(rowsOut * grid.PlaneW, Vector512<T>.Count), padded = Gemm.RoundUp(g.C, MR);
+        // The last tile of the last channel may read up to 2·pad rows and columns and a panel past its outputs.
+        int length = Math.Max(grid.Length<T>(), (g.O - 1) * planeSize + 2 * pad * (grid.PlaneW + 1) + panels + 2 * Vector512<T>.Count);
+        var phases = new List<(int R, int T, int Depth, T[] Packed, int[] Offsets)>();
+        fixed (T* pw = w)
+        {
+            T* ws = pw;
+            for (int r = 0; r < s; r++)
+                for (int t = 0; t < s; t++)
+                {
+                    var (rh, th, dh, _) = Axis(r, g.KH, g.H);
+                    var (rw, tw, dw, _) = Axis(t, g.KW, g.W);
+                    if (th * tw == 0) continue;
+                    // Depth k = (o, a, b); tap (a, b) reads ȳ[i + d − a, j + d' − b], padded by pad.
+                    int[] offsets = new int[g.O * th * tw];
+                    for (int o = 0, k = 0; o < g.O; o++)
+                        for (int a = 0; a < th; a++)
+                            for (int b = 0; b < tw; b++)
+                                offsets[k++] = o * planeSize + (dh - a + pad) * grid.PlaneW + dw - b + pad;
+                    int taps = th * tw;
+                    T[] packed = PackRows(g.C, g.O * taps, (c, k) =>
+                    {
+                        int o = k / taps, a = k % taps / tw, b = k % tw;
+                        return ws[(((long)o * g.C + c) * g.KH + s * a + rh) * g.KW + s * b + rw];
+                    });
+                    phases.Add((r, t, g.O * taps, packed, offsets));
+                }
+        }
+        try
+        {
+            fixed (T* pg = gy) fixed (T* px = xBar)
+            {
+                T* gs = pg, xs = px;
+                bool clear = !accumulate && phases.Count < s * s;
+                Parallelism.For(g.N, n =>
+                {
+                    T[] image = ArrayPool<T>.Shared.Rent(length);
+                    T[] outputs = ArrayPool<T>.Shared.Rent(padded * panels);
+                    try
+                    {
+                        fixed (T* xp = image) fixed (T* yp = outputs)
+                        {
+                            grid.Pad(gs + (long)n * g.O * g.Q, xp);
+                            new Span<T>(xp + grid.Length<T>(), length - grid.Length<T>()).Clear();
+                            T* dst = xs + (long)n * g.C * g.H * g.W;
+                            if (clear) new Span<T>(dst, g.C * g.H * g.W).Clear();
+                            foreach (var phase in phases)
+                            {
+                                fixed (T* pa = phase.Packed) fixed (int* po = phase.Offsets)
+                                    CorrelateImage(phase.Depth, pa, padded, xp, po, yp, panels);
+                                ScatterPhase(yp, panels, grid.PlaneW, phase.R, phase.T, g, dst, accumulate);
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<T>.Shared.Return(outputs);
+                        ArrayPool<T>.Shared.Return(image);
+                    }
+                });
+            }
+        }
+        finally
+        {
+            foreach (var phase in phases) ArrayPool<T>.Shared.Return(phase.Packed);
+        }
+    }
+
+    /// <summary>x̄[c, s·i + r, s·j + t] (+)= y[c, i·rowLength + j] over the phase's pixels.</summary>
+    private static void ScatterPhase<T>(T* y, int panels, int rowLength, int r, int t, ConvolutionGeometry g, T* xBar, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = g.Stride, rows = (g.H - r + s - 1) / s, cols = (g.W - t + s - 1) / s;
+        for (int c = 0; c < g.C; c++)
+            for (int i = 0; i < rows; i++)
+            {
+                T* src = y + (long)c * panels + i * rowLength;
+                T* row = xBar + ((long)c * g.H + s * i + r) * g.W + t;
+                if (accumulate)
+                    for (int j = 0; j < cols; j++) row[s * j] += src[j];
+                else
+                    for (int j = 0; j < cols; j++) row[s * j] = src[j];
+            }
     }
 
     /// <summary>
@@ -242,7 +363,7 @@ public static unsafe class DirectConvolution
     private static void Require(bool supported, ConvolutionGeometry g)
     {
         if (!supported)
-            throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 (2 for the forward and weight gradient) and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
+            throw new NotSupportedException($"Direct convolution needs AVX-512, stride 1 or 2 and padding below the kernel size; got stride {g.Stride}, padding {g.Padding}, kernel {g.KH}×{g.KW}.");
     }
 
     /// <summary>A [rows, depth] packed as panels of MR rows, depth-major within a panel (zero rows past the end). Rent; return when done.</summary>
@@ -264,10 +385,8 @@ public static unsafe class DirectConvolution
     private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int w = Vector512<T>.Count;
         int depth = grid.Channels * grid.KH * grid.KW;
-        // Tiles two vectors wide, the last one vector wide when that covers the rest (8×8 images: 80 = 2·32 + 16).
-        int panels = Gemm.RoundUp(grid.Positions, w), padded = Gemm.RoundUp(rows, MR);
+        int panels = Gemm.RoundUp(grid.Positions, Vector512<T>.Count), padded = Gemm.RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
         fixed (T* pa = packed) fixed (int* po = offsets)
         {
@@ -282,12 +401,7 @@ public static unsafe class DirectConvolution
                     fixed (T* xp = image) fixed (T* yp = outputs)
                     {
                         grid.Pad(source + (long)n * sourceStride, xp);
-                        for (int r0 = 0; r0 < padded; r0 += MR)
-                            for (int p0 = 0; p0 < panels; p0 += 2 * w)
-                            {
-                                if (panels - p0 > w) Tile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
-                                else HalfTile(depth, a + (long)r0 * depth, xp + p0, off, yp + (long)r0 * panels + p0, panels);
-                            }
+                        CorrelateImage(depth, a, padded, xp, off, yp, panels);
                         T* dst = target + (long)n * targetStride;
                         for (int r = 0; r < rows; r++)
                             for (int oy = 0; oy < grid.OH; oy++)
@@ -306,6 +420,21 @@ public static unsafe class DirectConvolution
                 }
             });
         }
+    }
+
+    /// <summary>
+    /// y[rows, panels] = a[rows, depth]·(the runs of the padded image xp at off[k]): every row panel against every
+    /// two-vector tile of positions, the last tile one vector wide when that covers the rest (8×8 images: 80 = 2·32 + 16).
+    /// </summary>
+    private static void CorrelateImage<T>(int depth, T* a, int paddedRows, T* xp, int* off, T* y, int panels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        for (int r0 = 0; r0 < paddedRows; r0 += MR)
+            for (int p0 = 0; p0 < panels; p0 += 2 * w)
+            {
+                if (panels - p0 > w) Tile(depth, a + (long)r0 * depth, xp + p0, off, y + (long)r0 * panels + p0, panels);
+                else HalfTile(depth, a + (long)r0 * depth, xp + p0, off, y + (long)r0 * panels + p0, panels);
+            }
     }
 
     /// <summary>gt[p, o] = ȳ[o, oy, ox] at p = oy·Wp + ox, zero in the discarded columns (ox ≥ OW) and past O.</summary>

@@ -55,7 +55,7 @@ public class DirectConvolutionTests
         var x2 = x0.ToArray();
         Convolution.InputGradientImplicitGemm<T>(gy, w, x2, g, accumulate: true);
         AssertClose(x0.Select(v => v + v).ToArray(), x2, tolerance, $"accumulated implicit input gradient {g}");
-        if (DirectConvolution.SupportsInputGradient(g))
+        if (DirectConvolution.Supports(g))
         {
             DirectConvolution.InputGradient<T>(gy, w, x1, g);
             AssertClose(x0, x1, tolerance, $"input gradient {g}");
@@ -102,7 +102,7 @@ public class DirectConvolutionTests
         Assert.Equal(one.Item1, two.Item1);
         Assert.Equal(one.Item2, two.Item2);
         Assert.Equal(one.Item3, two.Item3);
-        (float[], float[]) RunStrided(int threads)
+        (float[], float[], float[]) RunStrided(int threads)
         {
             int saved = Parallelism.MaxThreads;
             Parallelism.MaxThreads = threads;
@@ -111,25 +111,28 @@ public class DirectConvolutionTests
                 var (y, wb) = (new float[strided.N * strided.O * strided.Q], new float[w.Length]);
                 var xs = x.Concat(x.Take(strided.N * strided.C * strided.W)).ToArray();
                 var gys = gy.Take(y.Length).ToArray();
+                var xb = new float[xs.Length];
                 DirectConvolution.Forward<float>(xs, w, y, strided);
+                DirectConvolution.InputGradient<float>(gys, w, xb, strided);
                 DirectConvolution.WeightGradient<float>(xs, gys, wb, strided);
-                return (y, wb);
+                return (y, xb, wb);
             }
             finally { Parallelism.MaxThreads = saved; }
         }
         var (s1, s2) = (RunStrided(1), RunStrided(2));
         Assert.Equal(s1.Item1, s2.Item1);
         Assert.Equal(s1.Item2, s2.Item2);
+        Assert.Equal(s1.Item3, s2.Item3);
     }
 
     [Fact]
-    public void Stride_3_over_padding_and_strided_input_gradients_are_refused()
+    public void Stride_3_and_padding_past_the_kernel_are_refused()
     {
-        Assert.False(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 3, 1)));
+        var stride3 = new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 3, 1);
+        Assert.False(DirectConvolution.Supports(stride3));
         Assert.False(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 1, 3)));
-        var strided = new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1);
-        Assert.False(DirectConvolution.SupportsInputGradient(strided));
-        var ex = Assert.Throws<NotSupportedException>(() => DirectConvolution.InputGradient<float>(new float[16], new float[9], new float[64], strided));
-        Assert.Contains("stride 2", ex.Message);
+        Assert.True(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1)));
+        var ex = Assert.Throws<NotSupportedException>(() => DirectConvolution.InputGradient<float>(new float[9], new float[9], new float[64], stride3));
+        Assert.Contains("got stride 3", ex.Message);
     }
 }
