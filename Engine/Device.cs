@@ -69,6 +69,17 @@ public abstract class Device
     /// </summary>
     public abstract NdArray Normalize(NdArray x, int a, int g, int b, double epsilon);
 
+    /// <summary>
+    /// <see cref="Normalize"/> and the per-group mean and biased variance it used (float64 arrays of g values), for
+    /// BatchNorm's running statistics. The default runs <see cref="GroupMoments"/> besides; devices whose
+    /// normalisation computes the moments anyway return those.
+    /// </summary>
+    public virtual (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon)
+    {
+        var (mean, variance) = GroupMoments(x, a, g, b);
+        return (Normalize(x, a, g, b, epsilon), mean, variance);
+    }
+
     /// <summary>x·scale + shift with one scale and shift per group (x viewed as [a, g, b]; scale and shift of g values).</summary>
     public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b);
 

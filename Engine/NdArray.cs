@@ -484,6 +484,17 @@ public sealed class NdArray
         return Device.Normalize(this, a, g, b, epsilon);
     }
 
+    /// <summary>
+    /// <see cref="Normalize"/> and the per-group mean and biased variance it used: float64 arrays of one value per
+    /// group on this array's device (what <see cref="GroupMoments"/> gives, without a second pass where the device
+    /// computes them anyway).
+    /// </summary>
+    public (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(int groupStart, int groupEnd, double epsilon)
+    {
+        var (a, g, b) = NormalizationGroups("normalize", groupStart, groupEnd);
+        return Device.NormalizeWithMoments(this, a, g, b, epsilon);
+    }
+
     /// <summary>The shape of one value per group, kept as size-1 axes outside the group axes (broadcasts against this array).</summary>
     public Shape GroupShape(int groupStart, int groupEnd) =>
         new(Shape.ToArray().Select((d, i) => i >= groupStart && i < groupEnd ? d : 1).ToArray());

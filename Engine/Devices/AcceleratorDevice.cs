@@ -489,7 +489,10 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b) => Moments(x, a, g, b);
 
     /// <inheritdoc/>
-    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon)
+    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon) => NormalizeWithMoments(x, a, g, b, epsilon).Normalized;
+
+    /// <inheritdoc/>
+    public override (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon)
     {
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
@@ -499,7 +502,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
             kernels.Load<ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.Normalize<float, Float32Kind>)(config, V<float>(x), V<double>(mean), V<double>(variance), V<float>(r), p);
         else
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.Normalize<double, Float64Kind>)(config, V<double>(x), V<double>(mean), V<double>(variance), V<double>(r), p);
-        return r;
+        return (r, mean, variance);
     }
 
     /// <inheritdoc/>

@@ -296,12 +296,22 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon)
+    public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon) => Normalize(x, a, g, b, epsilon, null, null);
+
+    /// <inheritdoc/>
+    public override (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon)
+    {
+        var (mean, variance) = (new double[g], new double[g]);
+        var r = Normalize(x, a, g, b, epsilon, mean, variance);
+        return (r, FromHost(mean, new Shape(g)), FromHost(variance, new Shape(g)));
+    }
+
+    private NdArray Normalize(NdArray x, int a, int g, int b, double epsilon, double[]? mean, double[]? variance)
     {
         using var alive = new KeepAlive(x);
         var r = New(x.Shape, x.DType);
-        if (x.DType == DType.Float32) Normalization.Normalize<float>(x.Span<float>(), r.Span<float>(), a, g, b, epsilon);
-        else Normalization.Normalize<double>(x.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        if (x.DType == DType.Float32) Normalization.Normalize<float>(x.Span<float>(), r.Span<float>(), a, g, b, epsilon, mean, variance);
+        else Normalization.Normalize<double>(x.Span<double>(), r.Span<double>(), a, g, b, epsilon, mean, variance);
         return r;
     }
 

@@ -13,8 +13,12 @@ namespace Curvature.Kernels.Cpu;
 /// </summary>
 public static class Normalization
 {
-    /// <summary>y = (x − μ)·r per group.</summary>
-    public static void Normalize<T>(ReadOnlySpan<T> x, Span<T> y, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// y = (x − μ)·r per group; when <paramref name="mean"/> and <paramref name="variance"/> are given (g values each),
+    /// they receive μ and the biased σ² that were used, so a running-statistics update needs no second pass.
+    /// </summary>
+    public static void Normalize<T>(ReadOnlySpan<T> x, Span<T> y, int a, int g, int b, double epsilon, double[]? mean = null, double[]? variance = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         unsafe
         {
@@ -23,8 +27,10 @@ public static class Normalization
                 T* xs = px, ys = py;
                 Parallelism.For(g, gi =>
                 {
-                    var (mean, r) = Statistics(xs, a, g, b, gi, epsilon);
-                    T m = T.CreateTruncating(mean), rr = T.CreateTruncating(r);
+                    var (mu, r) = Statistics(xs, a, g, b, gi, epsilon, out double biased);
+                    if (mean is not null) mean[gi] = mu;
+                    if (variance is not null) variance[gi] = biased;
+                    T m = T.CreateTruncating(mu), rr = T.CreateTruncating(r);
                     for (int ai = 0; ai < a; ai++)
                     {
                         long o = ((long)ai * g + gi) * b;
@@ -297,7 +303,7 @@ public static class Normalization
         r.CopyTo(result);
     }
 
-    /// <summary>Per-group mean and biased variance (two passes), for running-statistics updates.</summary>
+    /// <summary>Per-group mean and biased variance (one pass over memory).</summary>
     public static void Moments<T>(ReadOnlySpan<T> x, Span<double> mean, Span<double> variance, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var means = new double[g];
@@ -307,23 +313,20 @@ public static class Normalization
             fixed (T* px = x)
             {
                 T* xs = px;
-                Parallelism.For(g, gi =>
-                {
-                    var (m, r) = Statistics(xs, a, g, b, gi, 0);
-                    means[gi] = m;
-                    variances[gi] = 1 / (r * r);
-                });
+                Parallelism.For(g, gi => (means[gi], _) = Statistics(xs, a, g, b, gi, 0, out variances[gi]));
             }
         }
         means.CopyTo(mean);
         variances.CopyTo(variance);
     }
 
-    /// <summary>The mean and 1/√(σ² + ε) of group <paramref name="gi"/>, in one pass over memory (see <see cref="RunningMoments"/>).</summary>
-    private static unsafe (double Mean, double R) Statistics<T>(T* xs, int a, int g, int b, int gi, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>The mean, 1/√(σ² + ε) and biased σ² of group <paramref name="gi"/>, in one pass over memory (see <see cref="RunningMoments"/>).</summary>
+    private static unsafe (double Mean, double R) Statistics<T>(T* xs, int a, int g, int b, int gi, double epsilon, out double variance)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         var moments = new RunningMoments();
         for (int ai = 0; ai < a; ai++) moments.AddSegment(xs + ((long)ai * g + gi) * b, b);
+        variance = moments.Variance;
         return (moments.Mean, moments.Rstd(epsilon));
     }
 
@@ -338,6 +341,8 @@ public static class Normalization
         private double count, mean, m2;
 
         public readonly double Mean => mean;
+
+        public readonly double Variance => m2 / count;
 
         public readonly double Rstd(double epsilon) => 1 / Math.Sqrt(m2 / count + epsilon);
 

@@ -48,24 +48,25 @@ public sealed class BatchNorm2d : Module
         if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
         if (b.Training)
         {
-            if (b.UpdateStatistics)
-            {
-                var (batchMean, biased) = x.Data.GroupMoments(1, 2);
-                long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
-                double bessel = count / (double)Math.Max(1, count - 1);
-                var dtype = RunningMean.Value.DType;
-                var meanArray = batchMean.Cast(dtype);
-                var unbiased = (biased * bessel).Cast(dtype);
-                RunningMean.Value = RunningMean.Value * (1 - Momentum) + meanArray * Momentum;
-                RunningVar.Value = RunningVar.Value * (1 - Momentum) + unbiased * Momentum;
-                // Counted on the array's device (exact through float64 up to 2⁵³ batches): no host round trip.
-                BatchesTracked.Value = (BatchesTracked.Value.Cast(DType.Float64) + 1).Cast(DType.Int64);
-            }
-            // The fused normalisation primitive: batch statistics per channel, exact derivatives through them.
-            return new Autodiff.Primitives.ScaleShift(1, 2).Apply(x.Normalize(1, 2, Epsilon), b[Weight], b[Bias]);
+            long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
+            // The fused normalisation primitive: batch statistics per channel, exact derivatives through them; the
+            // running statistics take the moments it computed.
+            var normalize = new Autodiff.Primitives.Normalize(1, 2, Epsilon) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
+            return new Autodiff.Primitives.ScaleShift(1, 2).Apply(normalize.Apply(x), b[Weight], b[Bias]);
         }
         Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
         Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);
         return (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
+    }
+
+    /// <summary>running = (1 − m)·running + m·batch, the variance unbiased by count/(count − 1); one more batch tracked.</summary>
+    private void UpdateStatistics(NdArray batchMean, NdArray biased, long count)
+    {
+        double bessel = count / (double)Math.Max(1, count - 1);
+        var dtype = RunningMean.Value.DType;
+        RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean.Cast(dtype) * Momentum;
+        RunningVar.Value = RunningVar.Value * (1 - Momentum) + (biased * bessel).Cast(dtype) * Momentum;
+        // Counted on the array's device (exact through float64 up to 2⁵³ batches): no host round trip.
+        BatchesTracked.Value = (BatchesTracked.Value.Cast(DType.Float64) + 1).Cast(DType.Int64);
     }
 }

@@ -32,6 +32,23 @@ public class NormalizeTests
     }
 
     [Fact]
+    public void Normalising_with_moments_gives_the_same_output_and_the_moments_GroupMoments_gives()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(20), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(DType.Float32, DType.Float64).ToArbitrary(), (seed, dtype) =>
+        {
+            var x = new RandomGenerator((ulong)seed).Normal(new Shape(3, 4, 5, 7), 1.5, 2, dtype);
+            foreach (var (s, e) in new[] { (1, 2), (0, 3) })
+            {
+                var (normalized, mean, variance) = x.NormalizeWithMoments(s, e, 1e-5);
+                var (groupMean, groupVariance) = x.GroupMoments(s, e);
+                Assert.Equal(x.Normalize(s, e, 1e-5).Cast(DType.Float64).ToArray<double>(), normalized.Cast(DType.Float64).ToArray<double>());
+                Assert.Equal(groupMean.ToArray<double>(), mean.ToArray<double>());
+                Assert.Equal(groupVariance.ToArray<double>(), variance.ToArray<double>());
+            }
+        }));
+    }
+
+    [Fact]
     public void Fused_jacobian_tangent_matches_its_composed_definition_and_finite_differences()
     {
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(true, false).ToArbitrary(), (seed, withW) =>

@@ -226,6 +226,9 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].GroupMeanProduct(a[1], s, e), [x, u], Rtol(t, true), $"group mean product [{s},{e})");
                 Same(d, a => a[0].GroupRstd(s, e, 1e-5), [x], Rtol(t, true), $"group rstd [{s},{e})");
                 Same(d, a => a[0].GroupMoments(s, e).Variance, [x], Rtol(t, true), $"group variance [{s},{e})");
+                Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Normalized, [x], Rtol(t, true), $"normalize with moments [{s},{e})");
+                Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Mean, [x], Rtol(t, true), $"normalize's mean [{s},{e})");
+                Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Variance, [x], Rtol(t, true), $"normalize's variance [{s},{e})");
             }
             Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
             Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3)], Rtol(t), "scale_shift pair");
