@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Curvature.Kernels.Cpu;
 
@@ -437,16 +438,78 @@ public static unsafe class DirectConvolution
             }
     }
 
-    /// <summary>gt[p, o] = ȳ[o, oy, ox] at p = oy·Wp + ox, zero in the discarded columns (ox ≥ OW) and past O.</summary>
+    /// <summary>
+    /// gt[p, o] = ȳ[o, oy, ox] at p = oy·Wp + ox, zero in the discarded columns (ox ≥ OW) and past O. In float32 with
+    /// AVX-512, blocks of 16 channels × 16 positions are transposed in registers (a scalar scatter cost as much as the
+    /// products for 16-channel layers, whose gt outgrows L1); the rest element by element.
+    /// </summary>
     private static void TransposeOnGrid<T>(T* gy, int o, int oh, int ow, int wp, T* gt, int width) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        new Span<T>(gt, oh * wp * width).Clear();
-        for (int c = 0; c < o; c++)
+        if (typeof(T) != typeof(float) || !Avx512F.IsSupported || o < 16 || ow < 16)
         {
-            T* src = gy + (long)c * oh * ow;
-            for (int oy = 0; oy < oh; oy++)
-                for (int ox = 0; ox < ow; ox++) gt[(long)(oy * wp + ox) * width + c] = src[oy * ow + ox];
+            new Span<T>(gt, oh * wp * width).Clear();
+            for (int c = 0; c < o; c++)
+            {
+                T* src = gy + (long)c * oh * ow;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) gt[(long)(oy * wp + ox) * width + c] = src[oy * ow + ox];
+            }
+            return;
         }
+        float* g = (float*)gy, t = (float*)gt;
+        int plane = oh * ow, blocksC = o / 16 * 16, blocksX = ow / 16 * 16;
+        for (int oy = 0; oy < oh; oy++)
+        {
+            float* row = t + (long)oy * wp * width;
+            for (int ox0 = 0; ox0 < blocksX; ox0 += 16)
+                for (int c0 = 0; c0 < blocksC; c0 += 16)
+                    Transpose16(g + (long)c0 * plane + oy * ow + ox0, plane, row + ox0 * width + c0, width);
+            // Channels past the last whole block, positions past the last whole block, zeros past O and OW.
+            for (int ox = 0; ox < wp; ox++)
+            {
+                float* dst = row + ox * width;
+                int c = ox < blocksX ? blocksC : 0;
+                if (ox < ow)
+                    for (; c < o; c++) dst[c] = g[(long)c * plane + oy * ow + ox];
+                for (; c < width; c++) dst[c] = 0;
+            }
+        }
+    }
+
+    /// <summary>dst[i·dstStride + j] = src[j·srcStride + i] for a 16×16 float block, in registers (unpack, shuffle, then two 128-bit lane shuffles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose16(float* src, int srcStride, float* dst, int dstStride)
+    {
+        Vector512<float> r0 = Avx512F.LoadVector512(src), r1 = Avx512F.LoadVector512(src + srcStride);
+        Vector512<float> r2 = Avx512F.LoadVector512(src + 2 * srcStride), r3 = Avx512F.LoadVector512(src + 3 * srcStride);
+        Vector512<float> r4 = Avx512F.LoadVector512(src + 4 * srcStride), r5 = Avx512F.LoadVector512(src + 5 * srcStride);
+        Vector512<float> r6 = Avx512F.LoadVector512(src + 6 * srcStride), r7 = Avx512F.LoadVector512(src + 7 * srcStride);
+        Vector512<float> r8 = Avx512F.LoadVector512(src + 8 * srcStride), r9 = Avx512F.LoadVector512(src + 9 * srcStride);
+        Vector512<float> r10 = Avx512F.LoadVector512(src + 10 * srcStride), r11 = Avx512F.LoadVector512(src + 11 * srcStride);
+        Vector512<float> r12 = Avx512F.LoadVector512(src + 12 * srcStride), r13 = Avx512F.LoadVector512(src + 13 * srcStride);
+        Vector512<float> r14 = Avx512F.LoadVector512(src + 14 * srcStride), r15 = Avx512F.LoadVector512(src + 15 * srcStride);
+        // Interleave pairs of rows, then pairs of pairs: each 128-bit lane holds a 4×4 block transposed.
+        Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1), t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+        Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5), t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+        Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9), t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
+        Vector512<float> t12 = Avx512F.UnpackLow(r12, r13), t13 = Avx512F.UnpackHigh(r12, r13), t14 = Avx512F.UnpackLow(r14, r15), t15 = Avx512F.UnpackHigh(r14, r15);
+        r0 = Avx512F.Shuffle(t0, t2, 0x44); r1 = Avx512F.Shuffle(t0, t2, 0xEE); r2 = Avx512F.Shuffle(t1, t3, 0x44); r3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        r4 = Avx512F.Shuffle(t4, t6, 0x44); r5 = Avx512F.Shuffle(t4, t6, 0xEE); r6 = Avx512F.Shuffle(t5, t7, 0x44); r7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        r8 = Avx512F.Shuffle(t8, t10, 0x44); r9 = Avx512F.Shuffle(t8, t10, 0xEE); r10 = Avx512F.Shuffle(t9, t11, 0x44); r11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        r12 = Avx512F.Shuffle(t12, t14, 0x44); r13 = Avx512F.Shuffle(t12, t14, 0xEE); r14 = Avx512F.Shuffle(t13, t15, 0x44); r15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        // Then move the 4×4 blocks between lanes.
+        t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88); t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+        t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD); t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
+        t8 = Avx512F.Shuffle4x128(r8, r12, 0x88); t9 = Avx512F.Shuffle4x128(r9, r13, 0x88); t10 = Avx512F.Shuffle4x128(r10, r14, 0x88); t11 = Avx512F.Shuffle4x128(r11, r15, 0x88);
+        t12 = Avx512F.Shuffle4x128(r8, r12, 0xDD); t13 = Avx512F.Shuffle4x128(r9, r13, 0xDD); t14 = Avx512F.Shuffle4x128(r10, r14, 0xDD); t15 = Avx512F.Shuffle4x128(r11, r15, 0xDD);
+        Avx512F.Store(dst, Avx512F.Shuffle4x128(t0, t8, 0x88)); Avx512F.Store(dst + dstStride, Avx512F.Shuffle4x128(t1, t9, 0x88));
+        Avx512F.Store(dst + 2 * dstStride, Avx512F.Shuffle4x128(t2, t10, 0x88)); Avx512F.Store(dst + 3 * dstStride, Avx512F.Shuffle4x128(t3, t11, 0x88));
+        Avx512F.Store(dst + 4 * dstStride, Avx512F.Shuffle4x128(t4, t12, 0x88)); Avx512F.Store(dst + 5 * dstStride, Avx512F.Shuffle4x128(t5, t13, 0x88));
+        Avx512F.Store(dst + 6 * dstStride, Avx512F.Shuffle4x128(t6, t14, 0x88)); Avx512F.Store(dst + 7 * dstStride, Avx512F.Shuffle4x128(t7, t15, 0x88));
+        Avx512F.Store(dst + 8 * dstStride, Avx512F.Shuffle4x128(t0, t8, 0xDD)); Avx512F.Store(dst + 9 * dstStride, Avx512F.Shuffle4x128(t1, t9, 0xDD));
+        Avx512F.Store(dst + 10 * dstStride, Avx512F.Shuffle4x128(t2, t10, 0xDD)); Avx512F.Store(dst + 11 * dstStride, Avx512F.Shuffle4x128(t3, t11, 0xDD));
+        Avx512F.Store(dst + 12 * dstStride, Avx512F.Shuffle4x128(t4, t12, 0xDD)); Avx512F.Store(dst + 13 * dstStride, Avx512F.Shuffle4x128(t5, t13, 0xDD));
+        Avx512F.Store(dst + 14 * dstStride, Avx512F.Shuffle4x128(t6, t14, 0xDD)); Avx512F.Store(dst + 15 * dstStride, Avx512F.Shuffle4x128(t7, t15, 0xDD));
     }
 
     /// <summary>C[8, 2 vectors] = Σ_k a[k, i]·x[off[k] + j]: eight packed rows against runs of the padded image.</summary>

@@ -37,6 +37,23 @@ public class DirectConvolutionTests
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(80), prop);
     }
 
+    [Theory]
+    [InlineData(2, 3, 20, 33, 1, 1)] // two whole 16×16 transpose blocks of channels and a tail, one block of positions and a tail
+    [InlineData(3, 16, 32, 16, 1, 1)] // ResNet-20's first stage: whole blocks only
+    [InlineData(2, 5, 35, 48, 2, 1)] // stride 2: 17 positions per row
+    public void Weight_gradient_transposes_whole_and_partial_blocks_exactly(int n, int c, int size, int o, int stride, int pad)
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        var g = new ConvolutionGeometry(n, c, size, size, o, 3, 3, stride, pad);
+        var r = new System.Random(5);
+        var x = Random(r, (long)g.N * g.C * g.H * g.W).Select(v => (float)v).ToArray();
+        var gy = Random(r, (long)g.N * g.O * g.Q).Select(v => (float)v).ToArray();
+        var (w0, w1) = (new float[g.O * g.K], new float[g.O * g.K]);
+        Convolution.WeightGradientImplicitGemm<float>(x, gy, w0, g);
+        DirectConvolution.WeightGradient<float>(x, gy, w1, g);
+        AssertClose(w0, w1, 1e-4f * g.N, $"weight gradient {g}");
+    }
+
     private static void Compare<T>(ConvolutionGeometry g, T[] x, T[] w, T[] gy, T tolerance) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         var (y0, y1) = (new T[g.N * g.O * g.Q], new T[g.N * g.O * g.Q]);
