@@ -9,17 +9,17 @@ namespace Curvature.Kernels.Cpu;
 
 /// <summary>
 /// Convolution on the zero-padded image's grid (the "shifted GEMM" form of direct convolution). With one
-/// image padded to Hp×Wp and the outputs numbered p = oy·Wp + ox over the padded width, the im2col element
-/// (k = (c, ki, kj), p) is xp[c·Hp·Wp + ki·Wp + kj + p]: each row of the im2col matrix is a contiguous run of the
+/// image padded onto rows of length Wr and the outputs numbered p = oy·Wr + ox over that width, the im2col element
+/// (k = (c, ki, kj), p) is xp[c·plane + ki·Wr + kj + p]: each row of the im2col matrix is a contiguous run of the
 /// padded image at a fixed offset. The micro-kernels read those runs in place with unaligned vector loads, so
-/// nothing is packed but the weights (small) and, for the weight gradient, the output gradient; the price is KW − 1
-/// discarded outputs per row (6 % of the work at 32×32, 22 % at 7×7). The input gradient is the same correlation
-/// of the padded output gradient with the flipped, transposed weights. Every output element is summed over k (and,
-/// for the weight gradient, over images in fixed chunks) in a fixed order, so results are bitwise the same on any
-/// thread count. Stride 2 splits each padded channel into its four phase planes, which turns the strided taps into
-/// fixed offsets again (see <see cref="Grid"/>); its input gradient runs phase by phase of x̄ (see
-/// <see cref="StridedInputGradient"/>). Needs AVX-512 (two 512-bit vectors
-/// of accumulators per row, eight rows).
+/// nothing is packed but the weights (small) and, for the weight gradient, the output gradient; the price is
+/// KW − 1 − P discarded outputs per row with padding P, rows sharing their padding (3 % of the work at 32×32, 12 % at
+/// 7×7; see <see cref="Grid"/>). The input gradient is the same correlation of the padded output gradient with the
+/// flipped, transposed weights. Every output element is summed over k (and, for the weight gradient, over images in
+/// fixed chunks) in a fixed order, so results are bitwise the same on any thread count. Stride 2 splits each padded
+/// channel into its four phase planes, which turns the strided taps into fixed offsets again (see <see cref="Grid"/>);
+/// its input gradient runs phase by phase of x̄ (see <see cref="StridedInputGradient"/>). Needs AVX-512 (two 512-bit
+/// vectors of accumulators per row, eight rows).
 /// </summary>
 public static unsafe class DirectConvolution
 {
@@ -34,7 +34,9 @@ public static unsafe class DirectConvolution
 
     /// <summary>
     /// A padded image laid out for a correlation with a KH×KW kernel at stride s. Stride 1: each channel's padded
-    /// plane Hp×Wp. Stride 2: each channel split into s² phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded
+    /// plane Hp rows of W + PadW, each row its left padding then its pixels, the right padding being the next row's
+    /// left (reads past a row's end land in those zeros), so only KW − 1 − PadW columns per row are discarded outputs
+    /// (one of 33 at 32×32, one of 17 at 16×16, instead of two of 34 and 18). Stride 2: each channel split into s² phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded
     /// pixels (s·i + r, s·j + t)), so tap (ki, kj) of output (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase
     /// (ki mod s, kj mod s): again a fixed offset from the output's position on the plane grid, and the stride-1
     /// kernels apply unchanged.
@@ -45,7 +47,7 @@ public static unsafe class DirectConvolution
         private int Wp => W + 2 * PadW;
         private int PlaneH => (Hp + Stride - 1) / Stride;
         /// <summary>Row length of the planes: output positions are numbered p = oy·PlaneW + ox.</summary>
-        public int PlaneW => (Wp + Stride - 1) / Stride;
+        public int PlaneW => Stride == 1 ? W + PadW : (Wp + Stride - 1) / Stride;
         private int PlaneSize => PlaneH * PlaneW;
         public int OH => (Hp - KH) / Stride + 1;
         public int OW => (Wp - KW) / Stride + 1;
@@ -76,16 +78,15 @@ public static unsafe class DirectConvolution
             {
                 for (int c = 0; c < Channels; c++)
                 {
-                    Zero(dst, PadH * PlaneW + PadW);
-                    dst += PadH * PlaneW + PadW;
-                    for (int y = 0; y < H; y++, dst += W, image += W)
+                    Zero(dst, PadH * PlaneW);
+                    dst += PadH * PlaneW;
+                    for (int y = 0; y < H; y++, dst += PlaneW, image += W)
                     {
-                        Copy(image, dst, W);
-                        // The right padding of this row and the left of the next (or the bottom rows).
-                        int gap = y < H - 1 ? 2 * PadW : PadW + PadH * PlaneW;
-                        Zero(dst + W, gap);
-                        dst += gap;
+                        Zero(dst, PadW);
+                        Copy(image, dst + PadW, W);
                     }
+                    Zero(dst, PadH * PlaneW);
+                    dst += PadH * PlaneW;
                 }
             }
             else
