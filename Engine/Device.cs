@@ -42,6 +42,10 @@ public abstract class Device
     /// <summary>op(a)·op(b) over the last two axes, with equal leading (batch) axes.</summary>
     public abstract NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape);
 
+    /// <summary>op(a)·op(b) + op(a2)·op(b2), one pair of transposes, into <paramref name="shape"/>: a bilinear JVP's two terms; by default two products and an add.</summary>
+    public virtual NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape) =>
+        MatMul(a, b, transA, transB, shape) + MatMul(a2, b2, transA, transB, shape);
+
     /// <summary>Axes permuted: result axis i is x axis <paramref name="axes"/>[i].</summary>
     public abstract NdArray Permute(NdArray x, int[] axes);
 

@@ -353,7 +353,18 @@ public sealed class NdArray
     /// op(this)·op(b) over the last two axes (op = transpose when the flag is set); leading axes are a
     /// batch and must be equal.
     /// </summary>
-    public NdArray MatMul(NdArray b, bool transA = false, bool transB = false)
+    public NdArray MatMul(NdArray b, bool transA = false, bool transB = false) => Device.MatMul(this, b, transA, transB, MatMulShape(b, transA, transB));
+
+    /// <summary>op(this)·op(b) + op(a2)·op(b2) with one pair of transposes (a2 shaped as this, b2 as b): a bilinear JVP's two terms.</summary>
+    public NdArray MatMulSum(NdArray b, NdArray a2, NdArray b2, bool transA = false, bool transB = false)
+    {
+        foreach (var other in new[] { a2, b2 }) CheckPair("matmul", this, other);
+        if (a2.Shape != Shape || b2.Shape != b.Shape)
+            throw new ArgumentException($"matmul: pairs {Shape}·{b.Shape} and {a2.Shape}·{b2.Shape}; expected the same shapes.");
+        return Device.MatMulSum(this, b, a2, b2, transA, transB, MatMulShape(b, transA, transB));
+    }
+
+    private Shape MatMulShape(NdArray b, bool transA, bool transB)
     {
         CheckPair("matmul", this, b);
         if (Rank < 2 || b.Rank != Rank)
@@ -366,7 +377,7 @@ public sealed class NdArray
             throw new ArgumentException($"matmul: inner dimensions differ for {Shape}{(transA ? "ᵀ" : "")} · {b.Shape}{(transB ? "ᵀ" : "")} ({ka} vs {kb}).");
         var dims = Shape.ToArray();
         dims[^2] = m; dims[^1] = n;
-        return Device.MatMul(this, b, transA, transB, new Shape(dims));
+        return new Shape(dims);
     }
 
     // ---------------------------------------------------------------- indexing

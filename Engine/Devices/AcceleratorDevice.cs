@@ -272,19 +272,35 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
     {
+        int k = transA ? a.Shape[^2] : a.Shape[^1];
+        if (shape.Size == 0 || k == 0) return Full(shape, a.DType, 0);
         var r = New(shape, a.DType);
+        MultiplyInto(a, b, transA, transB, r, accumulate: false);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape)
+    {
+        var r = MatMul(a, b, transA, transB, shape);
+        if (shape.Size > 0 && (transA ? a.Shape[^2] : a.Shape[^1]) > 0) MultiplyInto(a2, b2, transA, transB, r, accumulate: true);
+        return r;
+    }
+
+    /// <summary>r (+)= op(a)·op(b), batched over the leading axes.</summary>
+    private void MultiplyInto(NdArray a, NdArray b, bool transA, bool transB, NdArray r, bool accumulate)
+    {
+        var shape = r.Shape;
         int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
-        if (shape.Size == 0) return r;
         int batch = (int)(shape.Size / ((long)m * n));
         var p = new GemmArguments
         {
             M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
             Lda = a.Shape[^1], Ldb = b.Shape[^1], Ldc = n,
             StrideA = a.Shape[^2] * a.Shape[^1], StrideB = b.Shape[^2] * b.Shape[^1], StrideC = m * n,
+            Accumulate = accumulate ? 1 : 0,
         };
-        if (k == 0) return Full(shape, a.DType, 0);
         Multiply(V(a), V(b), V(r), p, batch, a.DType);
-        return r;
     }
 
     private (ArrayView<float> F, ArrayView<double> D) V(NdArray x) =>

@@ -109,16 +109,34 @@ public sealed class CpuDevice : Device
     {
         using var alive = new KeepAlive(a, b);
         var r = New(shape, a.DType);
+        MultiplyInto(a, b, transA, transB, r, accumulate: false);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape)
+    {
+        using var alive = new KeepAlive(a, b);
+        using var alsoAlive = new KeepAlive(a2, b2);
+        var r = New(shape, a.DType);
+        MultiplyInto(a, b, transA, transB, r, accumulate: false);
+        MultiplyInto(a2, b2, transA, transB, r, accumulate: true); // the second product lands on the first in the GEMM's store
+        return r;
+    }
+
+    /// <summary>r (+)= op(a)·op(b) over the last two axes, batched over the leading ones.</summary>
+    private static void MultiplyInto(NdArray a, NdArray b, bool transA, bool transB, NdArray r, bool accumulate)
+    {
+        var shape = r.Shape;
+        if (shape.Size == 0) return;
         int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
         int batch = (int)(shape.Size / Math.Max(1L, (long)m * n));
-        if (shape.Size == 0) return r;
         int lda = a.Shape[^1], ldb = b.Shape[^1];
         long sa = (long)a.Shape[^2] * a.Shape[^1], sb = (long)b.Shape[^2] * b.Shape[^1], sc = (long)m * n;
         if (a.DType == DType.Float32)
-            Gemm.MultiplyBatched<float>(batch, transA, transB, m, n, k, a.Span<float>(), lda, sa, b.Span<float>(), ldb, sb, r.Span<float>(), n, sc, false);
+            Gemm.MultiplyBatched<float>(batch, transA, transB, m, n, k, a.Span<float>(), lda, sa, b.Span<float>(), ldb, sb, r.Span<float>(), n, sc, accumulate);
         else
-            Gemm.MultiplyBatched<double>(batch, transA, transB, m, n, k, a.Span<double>(), lda, sa, b.Span<double>(), ldb, sb, r.Span<double>(), n, sc, false);
-        return r;
+            Gemm.MultiplyBatched<double>(batch, transA, transB, m, n, k, a.Span<double>(), lda, sa, b.Span<double>(), ldb, sb, r.Span<double>(), n, sc, accumulate);
     }
 
     /// <inheritdoc/>

@@ -69,6 +69,8 @@ public struct GemmArguments
     public int Lda, Ldb, Ldc;
     /// <summary>Elements between consecutive matrices of the batch.</summary>
     public int StrideA, StrideB, StrideC;
+    /// <summary>1 to add the product to C (a bilinear JVP's second term), 0 to overwrite C.</summary>
+    public int Accumulate;
 
     /// <summary>The launch: one group per BM×BN block of C per batch entry.</summary>
     public readonly (Index3D Grid, Index3D Group) Launch<C>(int batch) where C : struct, IGemmTile
@@ -84,7 +86,7 @@ public struct GemmArguments
 /// </summary>
 public static class Gemm
 {
-    /// <summary>C[b] = op(A[b])·op(B[b]).</summary>
+    /// <summary>C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1.</summary>
     public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, GemmArguments p)
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
@@ -138,7 +140,9 @@ public static class Gemm
             for (int s = 0; s < rn; s++)
             {
                 int gj = j0 + tx * rn + s;
-                if (gj < p.N) c[offC + gi * p.Ldc + gj] = acc[r * rn + s];
+                if (gj >= p.N) continue;
+                int at = offC + gi * p.Ldc + gj;
+                c[at] = p.Accumulate != 0 ? c[at] + acc[r * rn + s] : acc[r * rn + s];
             }
         }
     }

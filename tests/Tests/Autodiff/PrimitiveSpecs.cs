@@ -63,6 +63,8 @@ public class PrimitiveSpecs
         new(typeof(MatMul), "A·Bᵀ", r => [N(r, 3, 4), N(r, 5, 4)], x => x[0].MatMul(x[1], transB: true)),
         new(typeof(MatMul), "Aᵀ·Bᵀ", r => [N(r, 4, 3), N(r, 5, 4)], x => x[0].MatMul(x[1], true, true)),
         new(typeof(MatMul), "batched [2,3,4]·[2,4,5]", r => [N(r, 2, 3, 4), N(r, 2, 4, 5)], x => x[0].MatMul(x[1])),
+        new(typeof(MatMul), "pair A·B + A₂·B₂", r => [N(r, 3, 4), N(r, 4, 5), N(r, 3, 4), N(r, 4, 5)], x => new MatMul(false, false).Apply(x[0], x[1], x[2], x[3])),
+        new(typeof(MatMul), "pair Aᵀ·Bᵀ + A₂ᵀ·B₂ᵀ, batched", r => [N(r, 2, 4, 3), N(r, 2, 5, 4), N(r, 2, 4, 3), N(r, 2, 5, 4)], x => new MatMul(true, true).Apply(x[0], x[1], x[2], x[3])),
         new(typeof(Normalize), "batch-norm groups (axis 1) of [3,2,2,2]", r => [N(r, 3, 2, 2, 2)], x => x[0].Normalize(1, 2, 1e-5)),
         new(typeof(Normalize), "layer-norm groups (rows) of [2,3,5]", r => [N(r, 2, 3, 5)], x => x[0].Normalize(0, 2, 1e-5)),
         new(typeof(NormalizeJacobian), "J(x)·u, batch-norm groups", r => [N(r, 3, 2, 4), N(r, 3, 2, 4)], x => new NormalizeJacobian(1, 2, 1e-5).Apply(x[0], x[1])),

@@ -154,6 +154,15 @@ public class DeviceConformanceTests
                 var ab = Normal(rng, t, ta ? [3, k, 5] : [3, 5, k]);
                 var bb = Normal(rng, t, tb ? [3, 6, k] : [3, k, 6]);
                 Same(d, x => x[0].MatMul(x[1], ta, tb), [ab, bb], Rtol(t, true), $"batched matmul {ta},{tb} {t}");
+                // The pair form (a JVP's two terms): the sum of the two products, on this device and against the CPU.
+                foreach (var (p, q) in new[] { (a, b), (ab, bb) })
+                {
+                    var (p2, q2) = (Normal(rng, t, p.Shape.ToArray()), Normal(rng, t, q.Shape.ToArray()));
+                    Same(d, x => x[0].MatMulSum(x[1], x[2], x[3], ta, tb), [p, q, p2, q2], Rtol(t, true), $"matmul pair {ta},{tb} {t} {p.Shape}");
+                    var onDevice = p.To(d).MatMulSum(q.To(d), p2.To(d), q2.To(d), ta, tb).To(CpuDevice.Instance).Cast(DType.Float64);
+                    var twoProducts = (p.MatMul(q, ta, tb) + p2.MatMul(q2, ta, tb)).Cast(DType.Float64);
+                    GradCheck.AssertClose(onDevice, twoProducts, Rtol(t, true), Rtol(t, true), $"matmul pair = two products {ta},{tb} {t} on {d.Name}");
+                }
             }
     }
 
