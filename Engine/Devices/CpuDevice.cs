@@ -247,16 +247,8 @@ public sealed class CpuDevice : Device
         using var alive = new KeepAlive(x, w);
         using var alsoAlive = new KeepAlive(x2, w2);
         var r = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
-        if (x.DType == DType.Float32)
-        {
-            Convolution.Forward<float>(x.Span<float>(), w.Span<float>(), r.Span<float>(), g);
-            Convolution.Forward<float>(x2.Span<float>(), w2.Span<float>(), r.Span<float>(), g, accumulate: true);
-        }
-        else
-        {
-            Convolution.Forward<double>(x.Span<double>(), w.Span<double>(), r.Span<double>(), g);
-            Convolution.Forward<double>(x2.Span<double>(), w2.Span<double>(), r.Span<double>(), g, accumulate: true);
-        }
+        if (x.DType == DType.Float32) Convolution.ForwardPair<float>(x.Span<float>(), w.Span<float>(), x2.Span<float>(), w2.Span<float>(), r.Span<float>(), g);
+        else Convolution.ForwardPair<double>(x.Span<double>(), w.Span<double>(), x2.Span<double>(), w2.Span<double>(), r.Span<double>(), g);
         return r;
     }
 
@@ -266,16 +258,8 @@ public sealed class CpuDevice : Device
         using var alive = new KeepAlive(gy, w);
         using var alsoAlive = new KeepAlive(gy2, w2);
         var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
-        if (gy.DType == DType.Float32)
-        {
-            Convolution.InputGradient<float>(gy.Span<float>(), w.Span<float>(), r.Span<float>(), g);
-            Convolution.InputGradient<float>(gy2.Span<float>(), w2.Span<float>(), r.Span<float>(), g, accumulate: true);
-        }
-        else
-        {
-            Convolution.InputGradient<double>(gy.Span<double>(), w.Span<double>(), r.Span<double>(), g);
-            Convolution.InputGradient<double>(gy2.Span<double>(), w2.Span<double>(), r.Span<double>(), g, accumulate: true);
-        }
+        if (gy.DType == DType.Float32) Convolution.InputGradientPair<float>(gy.Span<float>(), w.Span<float>(), gy2.Span<float>(), w2.Span<float>(), r.Span<float>(), g);
+        else Convolution.InputGradientPair<double>(gy.Span<double>(), w.Span<double>(), gy2.Span<double>(), w2.Span<double>(), r.Span<double>(), g);
         return r;
     }
 

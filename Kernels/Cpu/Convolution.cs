@@ -38,6 +38,18 @@ public static unsafe class Convolution
         else ForwardImplicitGemm(x, w, y, g, accumulate);
     }
 
+    /// <summary>y = conv(x, w) + conv(x₂, w₂) (a JVP's two terms): one direct correlation over both where it applies, else the second accumulated onto the first.</summary>
+    public static void ForwardPair<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> x2, ReadOnlySpan<T> w2, Span<T> y, ConvolutionGeometry g)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (DirectConvolution.Supports(g)) DirectConvolution.ForwardPair(x, w, x2, w2, y, g);
+        else
+        {
+            ForwardImplicitGemm(x, w, y, g);
+            ForwardImplicitGemm(x2, w2, y, g, accumulate: true);
+        }
+    }
+
     /// <summary><see cref="Forward{T}"/> by implicit im2col GEMM, whatever the geometry (the GEMM accumulates when asked).</summary>
     public static void ForwardImplicitGemm<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -104,6 +116,18 @@ public static unsafe class Convolution
     {
         if (DirectConvolution.Supports(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);
         else InputGradientImplicitGemm(gy, w, xBar, g, accumulate);
+    }
+
+    /// <summary>x̄ = IA(ȳ, w) + IA(ȳ₂, w₂) (a JVP's two terms): one direct correlation over both where it applies, else the second accumulated onto the first.</summary>
+    public static void InputGradientPair<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, ReadOnlySpan<T> gy2, ReadOnlySpan<T> w2, Span<T> xBar, ConvolutionGeometry g)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (DirectConvolution.Supports(g)) DirectConvolution.InputGradientPair(gy, w, gy2, w2, xBar, g);
+        else
+        {
+            InputGradientImplicitGemm(gy, w, xBar, g);
+            InputGradientImplicitGemm(gy2, w2, xBar, g, accumulate: true);
+        }
     }
 
     /// <summary><see cref="InputGradient{T}"/> by implicit im2col GEMM and col2im, whatever the geometry (col2im adds into x̄ when asked).</summary>

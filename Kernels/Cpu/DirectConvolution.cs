@@ -49,12 +49,14 @@ public static unsafe class DirectConvolution
         /// <summary>Row length of the planes: output positions are numbered p = oy·PlaneW + ox.</summary>
         public int PlaneW => Stride == 1 ? W + PadW : (Wp + Stride - 1) / Stride;
         private int PlaneSize => PlaneH * PlaneW;
+        /// <summary>Elements of all the channels' planes (where a second image's channels start in a pair's grid).</summary>
+        public int PlanesLength => Channels * Stride * Stride * PlaneSize;
         public int OH => (Hp - KH) / Stride + 1;
         public int OW => (Wp - KW) / Stride + 1;
         /// <summary>Output positions on the plane grid, discarded columns included.</summary>
         public int Positions => OH * PlaneW;
         /// <summary>The last tile reads up to KW − 1 + one panel past the planes: zeros, never stored.</summary>
-        public int Length<T>() => Channels * Stride * Stride * PlaneSize + KW + 2 * Vector512<T>.Count;
+        public int Length<T>() => PlanesLength + KW + 2 * Vector512<T>.Count;
 
         /// <summary>off[k] for k = (c, ki, kj) in weight order.</summary>
         public int[] Offsets()
@@ -139,15 +141,28 @@ public static unsafe class DirectConvolution
     }
 
     /// <summary>y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]); with <paramref name="accumulate"/>, y += conv(x, w).</summary>
-    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Forward(x, w, default, default, y, g, accumulate);
+
+    /// <summary>
+    /// y = conv(x, w) + conv(x₂, w₂), one convolution over the channels of both: each image and its partner padded
+    /// onto one grid of 2C channels, the weights packed as one depth of 2K, so the sum is formed in the accumulators
+    /// and the output written once (a JVP's two terms, f(ẋ, w) + f(x, ẇ)).
+    /// </summary>
+    public static void ForwardPair<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> x2, ReadOnlySpan<T> w2, Span<T> y, ConvolutionGeometry g)
+        where T : unmanaged, IFloatingPointIeee754<T> => Forward(x, w, x2, w2, y, g, accumulate: false);
+
+    private static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> x2, ReadOnlySpan<T> w2, Span<T> y, ConvolutionGeometry g, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(Supports(g), g);
-        var grid = new Grid(g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
-        fixed (T* px = x) fixed (T* pw = w) fixed (T* py = y)
+        int sources = x2.IsEmpty ? 1 : 2;
+        var grid = new Grid(sources * g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
+        fixed (T* px = x) fixed (T* pw = w) fixed (T* px2 = x2) fixed (T* pw2 = w2) fixed (T* py = y)
         {
-            T* xs = px, ys = py, ws = pw;
-            T[] packed = PackRows(g.O, g.K, (o, k) => ws[(long)o * g.K + k]);
-            try { Correlate(xs, g.C * g.H * g.W, ys, g.O * g.Q, g.N, grid, packed, g.O, accumulate); }
+            T* xs = px, ys = py, ws = pw, ws2 = pw2;
+            T[] packed = PackRows(g.O, sources * g.K, (o, k) => k < g.K ? ws[(long)o * g.K + k] : ws2[(long)o * g.K + k - g.K]);
+            try { Correlate(xs, px2, g.C * g.H * g.W, ys, g.O * g.Q, g.N, grid, packed, g.O, accumulate); }
             finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
@@ -160,23 +175,44 @@ public static unsafe class DirectConvolution
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(Supports(g), g);
+        if (g.Stride > 1) StridedInputGradient(gy, w, xBar, g, accumulate);
+        else InputGradient(gy, w, default, default, xBar, g, accumulate);
+    }
+
+    /// <summary>
+    /// x̄ = IA(ȳ, w) + IA(ȳ₂, w₂): at stride 1 one correlation over the 2·O channels of both output gradients (see
+    /// <see cref="ForwardPair"/>); at stride 2 the second phase-wise pass accumulates onto the first.
+    /// </summary>
+    public static void InputGradientPair<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, ReadOnlySpan<T> gy2, ReadOnlySpan<T> w2, Span<T> xBar, ConvolutionGeometry g)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Require(Supports(g), g);
         if (g.Stride > 1)
         {
-            StridedInputGradient(gy, w, xBar, g, accumulate);
-            return;
+            StridedInputGradient(gy, w, xBar, g, accumulate: false);
+            StridedInputGradient(gy2, w2, xBar, g, accumulate: true);
         }
-        var grid = new Grid(g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
-        int taps = g.KH * g.KW;
-        fixed (T* pg = gy) fixed (T* pw = w) fixed (T* px = xBar)
+        else InputGradient(gy, w, gy2, w2, xBar, g, accumulate: false);
+    }
+
+    private static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, ReadOnlySpan<T> gy2, ReadOnlySpan<T> w2, Span<T> xBar, ConvolutionGeometry g, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int sources = gy2.IsEmpty ? 1 : 2;
+        var grid = new Grid(sources * g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
+        int taps = g.KH * g.KW, depth = g.O * taps;
+        fixed (T* pg = gy) fixed (T* pg2 = gy2) fixed (T* pw = w) fixed (T* pw2 = w2) fixed (T* px = xBar)
         {
-            T* gs = pg, xs = px, ws = pw;
-            // Row c, depth k' = (o, ki, kj) in the grid's offset order.
-            T[] packed = PackRows(g.C, g.O * taps, (c, k) =>
+            T* gs = pg, xs = px, ws = pw, ws2 = pw2;
+            // Row c, depth k' = (source, o, ki, kj) in the grid's offset order.
+            T[] packed = PackRows(g.C, sources * depth, (c, k) =>
             {
+                T* from = k < depth ? ws : ws2;
+                k %= depth;
                 int o = k / taps, ki = k / g.KW % g.KH, kj = k % g.KW;
-                return ws[(((long)o * g.C + c) * g.KH + g.KH - 1 - ki) * g.KW + g.KW - 1 - kj];
+                return from[(((long)o * g.C + c) * g.KH + g.KH - 1 - ki) * g.KW + g.KW - 1 - kj];
             });
-            try { Correlate(gs, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C, accumulate); }
+            try { Correlate(gs, pg2, g.O * g.Q, xs, g.C * g.H * g.W, g.N, grid, packed, g.C, accumulate); }
             finally { ArrayPool<T>.Shared.Return(packed); }
         }
     }
@@ -381,12 +417,14 @@ public static unsafe class DirectConvolution
     }
 
     /// <summary>
-    /// For each of <paramref name="count"/> images: pad <paramref name="source"/>'s image onto the grid, correlate it
-    /// with the packed rows, and compact the outputs (dropping the discarded columns) into <paramref name="target"/>.
+    /// For each of <paramref name="count"/> images: pad <paramref name="source"/>'s image onto the grid (and, when
+    /// <paramref name="source2"/> is given, its image onto the grid's second half of channels), correlate it with the
+    /// packed rows, and compact the outputs (dropping the discarded columns) into <paramref name="target"/>.
     /// </summary>
-    private static void Correlate<T>(T* source, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows, bool accumulate)
+    private static void Correlate<T>(T* source, T* source2, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var half = grid with { Channels = grid.Channels / 2 };
         int depth = grid.Channels * grid.KH * grid.KW;
         int panels = Gemm.RoundUp(grid.Positions, Vector512<T>.Count), padded = Gemm.RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
@@ -402,7 +440,12 @@ public static unsafe class DirectConvolution
                 {
                     fixed (T* xp = image) fixed (T* yp = outputs)
                     {
-                        grid.Pad(source + (long)n * sourceStride, xp);
+                        if (source2 is null) grid.Pad(source + (long)n * sourceStride, xp);
+                        else
+                        {
+                            half.Pad(source + (long)n * sourceStride, xp);
+                            half.Pad(source2 + (long)n * sourceStride, xp + half.PlanesLength);
+                        }
                         CorrelateImage(depth, a, padded, xp, off, yp, panels);
                         T* dst = target + (long)n * targetStride;
                         for (int r = 0; r < rows; r++)

@@ -79,6 +79,16 @@ public class DirectConvolutionTests
             DirectConvolution.InputGradient<T>(gy, w, x1, g, accumulate: true);
             AssertClose(x0.Select(v => v + v).ToArray(), x1, tolerance, $"accumulated direct input gradient {g}");
         }
+        // Pairs (a JVP's two terms) in one correlation: the sum of the two implicit-GEMM results.
+        var (xb, wb, gyb) = (x.Select(v => v * T.CreateChecked(0.5) - T.One).ToArray(), w.Reverse().ToArray(), gy.Reverse().ToArray());
+        var (yPair, ySecond) = (new T[y0.Length], new T[y0.Length]);
+        DirectConvolution.ForwardPair<T>(x, w, xb, wb, yPair, g);
+        Convolution.ForwardImplicitGemm<T>(xb, wb, ySecond, g);
+        AssertClose(y0.Zip(ySecond, (a, b) => a + b).ToArray(), yPair, tolerance, $"forward pair {g}");
+        var (xPair, xSecond) = (new T[x.Length], new T[x.Length]);
+        DirectConvolution.InputGradientPair<T>(gy, w, gyb, wb, xPair, g);
+        Convolution.InputGradientImplicitGemm<T>(gyb, wb, xSecond, g);
+        AssertClose(x0.Zip(xSecond, (a, b) => a + b).ToArray(), xPair, tolerance, $"input gradient pair {g}");
         var (w0, w1) = (new T[w.Length], new T[w.Length]);
         Convolution.WeightGradientImplicitGemm<T>(x, gy, w0, g);
         DirectConvolution.WeightGradient<T>(x, gy, w1, g);
