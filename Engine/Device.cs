@@ -84,11 +84,14 @@ public abstract class Device
         return (Normalize(x, a, g, b, epsilon), mean, variance);
     }
 
-    /// <summary>x·scale + shift with one scale and shift per group (x viewed as [a, g, b]; scale and shift of g values).</summary>
-    public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b);
+    /// <summary>
+    /// x·scale + shift with one scale and shift per group (x viewed as [a, g, b]; scale and shift of g values), plus
+    /// <paramref name="addend"/> (x's shape) when given, then max(·, 0) when <paramref name="relu"/> is set.
+    /// </summary>
+    public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false);
 
-    /// <summary>x·scale + x2·scale2 + shift with one scale, scale2 and shift per group (x and x2 viewed as [a, g, b]).</summary>
-    public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b);
+    /// <summary>x·scale + x2·scale2 + shift with one scale, scale2 and shift per group (x and x2 viewed as [a, g, b]), plus <paramref name="addend"/> when given.</summary>
+    public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null);
 
     /// <summary>Per-group mean of x·y, both viewed as [a, g, b]: a float64 array of g values on this device.</summary>
     public abstract NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);

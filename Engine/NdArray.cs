@@ -510,26 +510,38 @@ public sealed class NdArray
     public Shape GroupShape(int groupStart, int groupEnd) =>
         new(Shape.ToArray().Select((d, i) => i >= groupStart && i < groupEnd ? d : 1).ToArray());
 
-    /// <summary>this·scale + shift with one scale and one shift per group (each holding as many values as there are groups).</summary>
-    public NdArray ScaleShift(NdArray scale, NdArray shift, int groupStart, int groupEnd)
+    /// <summary>
+    /// this·scale + shift with one scale and one shift per group (each holding as many values as there are groups),
+    /// plus <paramref name="addend"/> (this array's shape) when given, then max(·, 0) when <paramref name="relu"/> is set.
+    /// </summary>
+    public NdArray ScaleShift(NdArray scale, NdArray shift, int groupStart, int groupEnd, NdArray? addend = null, bool relu = false)
     {
         var (a, g, b) = NormalizationGroups("scale_shift", groupStart, groupEnd);
         CheckPair("scale_shift", this, scale);
         CheckPair("scale_shift", this, shift);
         if (scale.Size != g || shift.Size != g)
             throw new ArgumentException($"scale_shift: scale {scale.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
-        return Device.ScaleShift(this, scale, shift, a, g, b);
+        CheckAddend(addend);
+        return Device.ScaleShift(this, scale, shift, a, g, b, addend, relu);
     }
 
-    /// <summary>this·scale + x2·scale2 + shift with one scale, scale2 and shift per group; x2 has this array's shape.</summary>
-    public NdArray ScaleShift(NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int groupStart, int groupEnd)
+    /// <summary>this·scale + x2·scale2 + shift with one scale, scale2 and shift per group, plus <paramref name="addend"/> when given; x2 and the addend have this array's shape.</summary>
+    public NdArray ScaleShift(NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int groupStart, int groupEnd, NdArray? addend = null)
     {
         var (a, g, b) = NormalizationGroups("scale_shift", groupStart, groupEnd);
         foreach (var other in new[] { scale, shift, x2, scale2 }) CheckPair("scale_shift", this, other);
         if (x2.Shape != Shape) throw new ArgumentException($"scale_shift: x {Shape} and x2 {x2.Shape}; expected the same shape.");
         if (scale.Size != g || shift.Size != g || scale2.Size != g)
             throw new ArgumentException($"scale_shift: scale {scale.Shape}, scale2 {scale2.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
-        return Device.ScaleShift(this, scale, shift, x2, scale2, a, g, b);
+        CheckAddend(addend);
+        return Device.ScaleShift(this, scale, shift, x2, scale2, a, g, b, addend);
+    }
+
+    private void CheckAddend(NdArray? addend)
+    {
+        if (addend is null) return;
+        CheckPair("scale_shift", this, addend);
+        if (addend.Shape != Shape) throw new ArgumentException($"scale_shift: x {Shape} and addend {addend.Shape}; expected the same shape.");
     }
 
     /// <summary>Per-group mean of this·y (same shape), shaped as <see cref="GroupShape"/>.</summary>

@@ -50,7 +50,7 @@ public sealed class ResNet : Module
     public override Tensor Forward(Bindings b, Tensor x)
     {
         if (x.Rank != 4) throw new ArgumentException($"resnet: input {x.Shape}; expected [N, C, H, W].");
-        var h = bn1.Forward(b, conv1.Forward(b, x)).Relu();
+        var h = bn1.Forward(b, conv1.Forward(b, x), null, relu: true);
         foreach (var stage in stages) h = stage.Forward(b, h);
         return fc.Forward(b, h.Mean([2, 3]));
     }
@@ -74,9 +74,9 @@ public sealed class ResNet : Module
 
         public override Tensor Forward(Bindings b, Tensor x)
         {
-            var h = bn1.Forward(b, conv1.Forward(b, x)).Relu();
-            h = bn2.Forward(b, conv2.Forward(b, h));
-            return (h + (downsample?.Forward(b, x) ?? x)).Relu();
+            // BatchNorm, ReLU and the residual add fused where they meet (one pass each instead of two and three).
+            var h = bn1.Forward(b, conv1.Forward(b, x), null, relu: true);
+            return bn2.Forward(b, conv2.Forward(b, h), downsample?.Forward(b, x) ?? x, relu: true);
         }
     }
 }

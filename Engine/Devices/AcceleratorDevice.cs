@@ -579,28 +579,32 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
-    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b)
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false)
     {
         var r = New(x.Shape, x.DType);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
+        var z = addend ?? x; // read only when the addend flag is 1
+        var p = new AffineGroups { G = g, B = b, Addend = addend is null ? 0 : 1, Relu = relu ? 1 : 0 };
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuNormalization.ScaleShift)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(r), g, b);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AffineGroups>(GpuNormalization.ScaleShift)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(z), V<float>(r), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuNormalization.ScaleShift)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(r), g, b);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, AffineGroups>(GpuNormalization.ScaleShift)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(z), V<double>(r), p);
         return r;
     }
 
     /// <inheritdoc/>
-    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b)
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null)
     {
         var r = New(x.Shape, x.DType);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
+        var z = addend ?? x;
+        var p = new AffineGroups { G = g, B = b, Addend = addend is null ? 0 : 1 };
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuNormalization.ScaleShiftPair)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(x2), V<float>(scale2), V<float>(r), g, b);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AffineGroups>(GpuNormalization.ScaleShiftPair)(config, V<float>(x), V<float>(scale), V<float>(shift), V<float>(x2), V<float>(scale2), V<float>(z), V<float>(r), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuNormalization.ScaleShiftPair)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(x2), V<double>(scale2), V<double>(r), g, b);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, AffineGroups>(GpuNormalization.ScaleShiftPair)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(x2), V<double>(scale2), V<double>(z), V<double>(r), p);
         return r;
     }
 

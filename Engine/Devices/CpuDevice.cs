@@ -318,25 +318,28 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b)
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false)
     {
         using var alive = new KeepAlive(x, scale, shift);
+        using var alsoAlive = new KeepAlive(addend);
         var r = New(x.Shape, x.DType);
-        if (x.DType == DType.Float32) Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), default, default, r.Span<float>(), a, g, b);
-        else Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), default, default, r.Span<double>(), a, g, b);
+        if (x.DType == DType.Float32)
+            Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), default, default, r.Span<float>(), a, g, b, addend is null ? default : addend.Span<float>(), relu);
+        else
+            Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), default, default, r.Span<double>(), a, g, b, addend is null ? default : addend.Span<double>(), relu);
         return r;
     }
 
     /// <inheritdoc/>
-    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b)
+    public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null)
     {
         using var alive = new KeepAlive(x, scale, shift);
-        using var alsoAlive = new KeepAlive(x2, scale2);
+        using var alsoAlive = new KeepAlive(x2, scale2, addend);
         var r = New(x.Shape, x.DType);
         if (x.DType == DType.Float32)
-            Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), x2.Span<float>(), scale2.Span<float>(), r.Span<float>(), a, g, b);
+            Normalization.ScaleShift<float>(x.Span<float>(), scale.Span<float>(), shift.Span<float>(), x2.Span<float>(), scale2.Span<float>(), r.Span<float>(), a, g, b, addend is null ? default : addend.Span<float>());
         else
-            Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), x2.Span<double>(), scale2.Span<double>(), r.Span<double>(), a, g, b);
+            Normalization.ScaleShift<double>(x.Span<double>(), scale.Span<double>(), shift.Span<double>(), x2.Span<double>(), scale2.Span<double>(), r.Span<double>(), a, g, b, addend is null ? default : addend.Span<double>());
         return r;
     }
 

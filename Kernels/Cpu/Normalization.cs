@@ -230,53 +230,67 @@ public static class Normalization
 
     /// <summary>
     /// y = x·scale[gi] + shift[gi] per group, in one pass (BatchNorm's affine step); with a second pair,
-    /// y = x·scale[gi] + x2·scale2[gi] + shift[gi] (the tangent of a scale-shift, ẋ·γ + x·γ̇ + β̇, in one pass).
-    /// Empty x2 and scale2 mean no second pair.
+    /// y = x·scale[gi] + x2·scale2[gi] + shift[gi] (the tangent of a scale-shift, ẋ·γ + x·γ̇ + β̇, in one pass); with
+    /// an addend z, + z (a residual connection); with <paramref name="relu"/>, max(·, 0) of the whole (BatchNorm, the
+    /// residual add and the ReLU of a ResNet block's end in one pass instead of three). Empty x2 and scale2 mean no
+    /// second pair, an empty z no addend.
     /// </summary>
     public static void ScaleShift<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> scale, ReadOnlySpan<T> shift, ReadOnlySpan<T> x2, ReadOnlySpan<T> scale2,
-        Span<T> y, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int a, int g, int b, ReadOnlySpan<T> z = default, bool relu = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        bool pair = !x2.IsEmpty;
+        bool pair = !x2.IsEmpty, addend = !z.IsEmpty;
         unsafe
         {
-            fixed (T* px = x) fixed (T* ps = scale) fixed (T* pt = shift) fixed (T* px2 = x2) fixed (T* ps2 = scale2) fixed (T* py = y)
+            fixed (T* px = x) fixed (T* ps = scale) fixed (T* pt = shift) fixed (T* px2 = x2) fixed (T* ps2 = scale2) fixed (T* pz = z) fixed (T* py = y)
             {
-                T* xs = px, ss = ps, ts = pt, x2s = px2, s2s = ps2, ys = py;
+                T* xs = px, ss = ps, ts = pt, x2s = px2, s2s = ps2, zs = pz, ys = py;
                 Parallelism.ForChunks((long)a * g, Math.Max(1, 16384 / Math.Max(1, b)), (start, count) =>
                 {
                     for (long row = start; row < start + count; row++)
                     {
                         int gi = (int)(row % g);
-                        if (pair) MultiplyPairAdd(xs + row * b, ss[gi], x2s + row * b, s2s[gi], ts[gi], ys + row * b, b);
-                        else
-                        {
-                            var dst = new Span<T>(ys + row * b, b);
-                            TensorPrimitives.Multiply(new ReadOnlySpan<T>(xs + row * b, b), ss[gi], dst);
-                            TensorPrimitives.Add(dst, ts[gi], dst); // the row is still in L1: one pass over memory
-                        }
+                        long o = row * b;
+                        Affine(xs + o, ss[gi], pair ? x2s + o : null, pair ? s2s[gi] : T.Zero, ts[gi], addend ? zs + o : null, relu, ys + o, b);
                     }
                 });
             }
         }
     }
 
-    /// <summary>y = x·s + x2·s2 + t over one segment in a single vectorised pass.</summary>
-    private static unsafe void MultiplyPairAdd<T>(T* x, T s, T* x2, T s2, T t, T* y, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y = x·s (+ x2·s2) + t (+ z), then max(·, 0) when asked, over one segment in a single vectorised pass.</summary>
+    private static unsafe void Affine<T>(T* x, T s, T* x2, T s2, T t, T* z, bool relu, T* y, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             Vector512<T> sv = Vector512.Create(s), s2v = Vector512.Create(s2), tv = Vector512.Create(t);
             for (; i + Vector512<T>.Count <= n; i += Vector512<T>.Count)
-                (Vector512.Load(x + i) * sv + Vector512.Load(x2 + i) * s2v + tv).Store(y + i);
+            {
+                var v = Vector512.Load(x + i) * sv;
+                v = x2 != null ? v + Vector512.Load(x2 + i) * s2v + tv : v + tv;
+                if (z != null) v += Vector512.Load(z + i);
+                if (relu) v = Vector512.Max(v, Vector512<T>.Zero);
+                v.Store(y + i);
+            }
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             Vector256<T> sv = Vector256.Create(s), s2v = Vector256.Create(s2), tv = Vector256.Create(t);
             for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
-                (Vector256.Load(x + i) * sv + Vector256.Load(x2 + i) * s2v + tv).Store(y + i);
+            {
+                var v = Vector256.Load(x + i) * sv;
+                v = x2 != null ? v + Vector256.Load(x2 + i) * s2v + tv : v + tv;
+                if (z != null) v += Vector256.Load(z + i);
+                if (relu) v = Vector256.Max(v, Vector256<T>.Zero);
+                v.Store(y + i);
+            }
         }
-        for (; i < n; i++) y[i] = x[i] * s + x2[i] * s2 + t;
+        for (; i < n; i++)
+        {
+            T v = x2 != null ? x[i] * s + x2[i] * s2 + t : x[i] * s + t;
+            if (z != null) v += z[i];
+            y[i] = relu && v < T.Zero ? T.Zero : v; // NaN passes, as Vector512.Max lets it
+        }
     }
 
     /// <summary>Per-group mean of the elementwise product a·b (one read pass over both).</summary>

@@ -143,25 +143,28 @@ public static class Normalization
         }
     }
 
-    /// <summary>r = x·scale[g] + shift[g] per group.</summary>
-    public static void ScaleShift<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> r, int g, int b)
+    /// <summary>r = x·scale[g] + shift[g] per group, + z when the addend flag is 1 (z is read only then), then max(·, 0) when the ReLU flag is 1.</summary>
+    public static void ScaleShift<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> z, ArrayView<T> r, AffineGroups p)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
         {
-            int gi = i / b % g;
-            r[i] = x[i] * scale[gi] + shift[gi];
+            int gi = i / p.B % p.G;
+            T v = x[i] * scale[gi] + shift[gi];
+            if (p.Addend != 0) v += z[i];
+            r[i] = p.Relu != 0 && v < T.Zero ? T.Zero : v;
         }
     }
 
-    /// <summary>r = x·scale[g] + x2·scale2[g] + shift[g] per group (the tangent of a scale-shift in one pass).</summary>
-    public static void ScaleShiftPair<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> x2, ArrayView<T> scale2, ArrayView<T> r, int g, int b)
+    /// <summary>r = x·scale[g] + x2·scale2[g] + shift[g] per group (the tangent of a scale-shift in one pass), + z when the addend flag is 1.</summary>
+    public static void ScaleShiftPair<T>(ArrayView<T> x, ArrayView<T> scale, ArrayView<T> shift, ArrayView<T> x2, ArrayView<T> scale2, ArrayView<T> z, ArrayView<T> r, AffineGroups p)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
         {
-            int gi = i / b % g;
-            r[i] = x[i] * scale[gi] + x2[i] * scale2[gi] + shift[gi];
+            int gi = i / p.B % p.G;
+            T v = x[i] * scale[gi] + x2[i] * scale2[gi] + shift[gi];
+            r[i] = p.Addend != 0 ? v + z[i] : v;
         }
     }
 
@@ -188,6 +191,15 @@ public static class Normalization
         Group.Barrier();
         return total;
     }
+}
+
+/// <summary>The groups of a scale-shift (G groups of B contiguous values, repeating) and its options: an addend (1) and a ReLU (1).</summary>
+public struct AffineGroups
+{
+    /// <summary>Groups and the contiguous run of one group.</summary>
+    public int G, B;
+    /// <summary>1 to add z, 1 to clamp at zero.</summary>
+    public int Addend, Relu;
 }
 
 /// <summary>The [A, G, B] view of a normalisation and its ε.</summary>

@@ -42,7 +42,13 @@ public sealed class BatchNorm2d : Module
     public Buffer BatchesTracked { get; }
 
     /// <inheritdoc/>
-    public override Tensor Forward(Bindings b, Tensor x)
+    public override Tensor Forward(Bindings b, Tensor x) => Forward(b, x, null, relu: false);
+
+    /// <summary>
+    /// relu(bn(x) + residual), each part optional: in training mode the affine step, the residual add and the ReLU are
+    /// one pass (a ResNet block's end), in evaluation mode the same composed.
+    /// </summary>
+    public Tensor Forward(Bindings b, Tensor x, Tensor? residual, bool relu)
     {
         int c = Weight.Shape[0];
         if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
@@ -52,11 +58,14 @@ public sealed class BatchNorm2d : Module
             // The fused normalisation primitive: batch statistics per channel, exact derivatives through them; the
             // running statistics take the moments it computed.
             var normalize = new Autodiff.Primitives.Normalize(1, 2, Epsilon) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
-            return new Autodiff.Primitives.ScaleShift(1, 2).Apply(normalize.Apply(x), b[Weight], b[Bias]);
+            var affine = new Autodiff.Primitives.ScaleShift(1, 2, relu);
+            return residual is null ? affine.Apply(normalize.Apply(x), b[Weight], b[Bias]) : affine.Apply(normalize.Apply(x), b[Weight], b[Bias], residual);
         }
         Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
         Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);
-        return (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
+        var y = (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
+        if (residual is not null) y += residual;
+        return relu ? y.Relu() : y;
     }
 
     /// <summary>running = (1 − m)·running + m·batch, the variance unbiased by count/(count − 1); one more batch tracked.</summary>

@@ -241,6 +241,9 @@ public class DeviceConformanceTests
             }
             Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
             Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3)], Rtol(t), "scale_shift pair");
+            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, a[3], relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3), u], Rtol(t), "scale_shift + addend, relu");
+            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift, relu");
+            Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2, a[5]), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3), Normal(rng, t, 4, 3, 5, 2)], Rtol(t), "scale_shift pair + addend");
         }
     }
 

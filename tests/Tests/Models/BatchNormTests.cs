@@ -34,6 +34,25 @@ public class BatchNormTests
         Assert.Equal(before, bn.RunningMean.Value.ToArray<double>());
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_fused_residual_and_relu_equal_the_composed_ones(bool training)
+    {
+        var bn = new BatchNorm2d(3, dtype: DType.Float64);
+        var rng = new RandomGenerator(2);
+        bn.Weight.Value = rng.Normal(new Shape(3), dtype: DType.Float64);
+        bn.Bias.Value = rng.Normal(new Shape(3), dtype: DType.Float64);
+        var x = rng.Normal(new Shape(4, 3, 2, 5), mean: 1, std: 2, dtype: DType.Float64);
+        var residual = rng.Normal(x.Shape, dtype: DType.Float64);
+        var bindings = Bindings.Constant(bn, training);
+        var composed = (bn.Forward(bindings, x) + residual).Relu().Data;
+        var fused = bn.Forward(bindings, x, residual, relu: true).Data;
+        GradCheck.AssertClose(fused, composed, 1e-14, 1e-14, $"relu(bn(x) + z), training {training}");
+        Assert.Contains(0.0, fused.ToArray<double>()); // the clamp is exercised
+        GradCheck.AssertClose(bn.Forward(bindings, x, null, relu: true).Data, bn.Forward(bindings, x).Relu().Data, 1e-14, 1e-14, "relu(bn(x))");
+    }
+
     [Fact]
     public void Evaluation_mode_uses_the_running_statistics()
     {
