@@ -111,7 +111,10 @@ public static unsafe class Convolution
         finally { ArrayPool<T>.Shared.Return(partial); }
     }
 
-    /// <summary>x̄ [N, C, H, W] = col2im(Wᵀ·ȳ_n) for each image.</summary>
+    /// <summary>
+    /// x̄ [N, C, H, W], the convolution's adjoint in its input: the direct kernels where they apply, else col2im(Wᵀ·ȳ_n)
+    /// for each image; with <paramref name="accumulate"/>, x̄ += the result.
+    /// </summary>
     public static void InputGradient<T>(ReadOnlySpan<T> gy, ReadOnlySpan<T> w, Span<T> xBar, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (DirectConvolution.Supports(g)) DirectConvolution.InputGradient(gy, w, xBar, g, accumulate);

@@ -36,10 +36,10 @@ public static unsafe class DirectConvolution
     /// A padded image laid out for a correlation with a KH×KW kernel at stride s. Stride 1: each channel's padded
     /// plane Hp rows of W + PadW, each row its left padding then its pixels, the right padding being the next row's
     /// left (reads past a row's end land in those zeros), so only KW − 1 − PadW columns per row are discarded outputs
-    /// (one of 33 at 32×32, one of 17 at 16×16, instead of two of 34 and 18). Stride 2: each channel split into s² phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded
-    /// pixels (s·i + r, s·j + t)), so tap (ki, kj) of output (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase
-    /// (ki mod s, kj mod s): again a fixed offset from the output's position on the plane grid, and the stride-1
-    /// kernels apply unchanged.
+    /// (one of 33 at 32×32, one of 17 at 16×16, instead of two of 34 and 18). Stride 2: each channel split into s²
+    /// phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded pixels (s·i + r, s·j + t)), so tap (ki, kj) of
+    /// output (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase (ki mod s, kj mod s): again a fixed offset from the
+    /// output's position on the plane grid, and the stride-1 kernels apply unchanged.
     /// </summary>
     private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1)
     {
