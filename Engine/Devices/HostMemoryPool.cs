@@ -18,8 +18,8 @@ public static class HostMemoryPool
     private static readonly Lock Gate = new();
     private static readonly Dictionary<(DType, int), Stack<Array>> Idle = [];
     private static long lentSinceCollect;
-    private static long idleLimit;
-    private const long CollectAfter = 128L << 20;
+    private static long idleLimit, collectAfter;
+    private static long collectTicks;
 
     /// <summary>The most bytes kept in idle buffers: a quarter of the memory the GC may use (at least 256 MiB).</summary>
     public static long IdleLimitBytes
@@ -30,6 +30,26 @@ public static class HostMemoryPool
             return idleLimit;
         }
     }
+
+    /// <summary>
+    /// Bytes handed out between the collections the pool asks for: a thirty-second of the memory the GC may use, from
+    /// 128 to 512 MiB. A ResNet-20 training step (batch 128) hands out about 1.5 GB: at 128 MiB that was three
+    /// collections and 4.1–4.7 ms a step, at 512 MiB one and 2.0–2.4 ms, with no more fresh allocations.
+    /// </summary>
+    public static long CollectAfterBytes
+    {
+        get
+        {
+            if (collectAfter == 0) collectAfter = Math.Clamp(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 32, 128L << 20, 512L << 20);
+            return collectAfter;
+        }
+    }
+
+    /// <summary>Collections the pool has run to get unreachable arrays' buffers back.</summary>
+    public static long Collections { get; private set; }
+
+    /// <summary>Time spent in those collections and in waiting for the finalizers that return the buffers.</summary>
+    public static TimeSpan CollectionTime => TimeSpan.FromSeconds(Interlocked.Read(ref collectTicks) / (double)System.Diagnostics.Stopwatch.Frequency);
 
     /// <summary>Bytes in idle buffers kept for reuse.</summary>
     public static long BytesCached { get; private set; }
@@ -61,14 +81,20 @@ public static class HostMemoryPool
         long bytes = (long)size * ElementSize(dtype);
         if (TryTake(dtype, size, bytes) is { } reused) return reused;
         bool collect;
-        lock (Gate) collect = lentSinceCollect > CollectAfter;
+        lock (Gate) collect = lentSinceCollect > CollectAfterBytes;
         if (collect)
         {
             // Much was handed out since the last collection: most of it is likely unreachable by now (the last
             // step's activations), so one collection returns it instead of faulting in fresh pages.
-            lock (Gate) lentSinceCollect = 0;
+            lock (Gate)
+            {
+                lentSinceCollect = 0;
+                Collections++;
+            }
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             GC.Collect();
             GC.WaitForPendingFinalizers();
+            Interlocked.Add(ref collectTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
             if (TryTake(dtype, size, bytes) is { } returned) return returned;
         }
         lock (Gate)

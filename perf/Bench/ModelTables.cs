@@ -97,7 +97,7 @@ internal static class ModelTables
                 Console.WriteLine($"| {(i == 0 ? $"{name} ({model.ParameterCount():N0} parameters)" : "")} | {rows[i]} | {F(ms[i])} | {F(torch[i])} | {(double.IsNaN(torch[i]) ? "—" : (ms[i] / torch[i]).ToString("0.00", CultureInfo.InvariantCulture))} |");
             Console.WriteLine($"| | HVP / gradient | {ms[2] / ms[1]:0.00} | {(a?.Hvp / a?.Grad)?.ToString("0.00", CultureInfo.InvariantCulture) ?? "—"} | |");
         }
-        Console.WriteLine($"\nHost memory pool: {HostMemoryPool.Reused:N0} requests reused, {HostMemoryPool.Allocated:N0} allocated (idle limit {HostMemoryPool.IdleLimitBytes >> 20:N0} MiB); {GC.CollectionCount(2)} full collections, {GC.CollectionCount(0)} in all, {GC.GetTotalPauseDuration().TotalMilliseconds:N0} ms paused.");
+        Console.WriteLine($"\nHost memory pool: {HostMemoryPool.Reused:N0} requests reused, {HostMemoryPool.Allocated:N0} allocated (idle limit {HostMemoryPool.IdleLimitBytes >> 20:N0} MiB); {GC.CollectionCount(2)} full collections, {GC.CollectionCount(0)} in all, {GC.GetTotalPauseDuration().TotalMilliseconds:N0} ms paused; {HostMemoryPool.Collections:N0} run by the pool (every {HostMemoryPool.CollectAfterBytes >> 20:N0} MiB handed out), {HostMemoryPool.CollectionTime.TotalMilliseconds:N0} ms in them with their finalizers.");
     }
 
     private sealed record Anchor(double? Fwd, double? Grad, double? Hvp, double? TrainStep);

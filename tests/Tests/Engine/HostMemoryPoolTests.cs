@@ -56,6 +56,14 @@ public class HostMemoryPoolTests
     }
 
     [Fact]
+    public void The_pool_collects_after_a_thirty_second_of_memory_handed_out_between_128_and_512_MiB()
+    {
+        long total = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        Assert.Equal(Math.Clamp(total / 32, 128L << 20, 512L << 20), HostMemoryPool.CollectAfterBytes);
+        Assert.InRange(HostMemoryPool.CollectAfterBytes, 128L << 20, 512L << 20);
+    }
+
+    [Fact]
     public void Small_arrays_and_wrapped_user_arrays_are_never_pooled()
     {
         Assert.False(HostMemoryPool.Pools(DType.Float32, HostMemoryPool.MinimumBytes / 4 - 1));
