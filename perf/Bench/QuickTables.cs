@@ -81,20 +81,33 @@ internal static class QuickTables
     }
 
     /// <summary>
-    /// <c>conv --quick</c>: the three implicit-GEMM convolution kernels on ResNet-20's 3×3 layers at batch 128
-    /// (CIFAR shapes), against OpenBLAS on the same product with the im2col columns given for free.
+    /// <c>conv --quick</c>: the convolution kernels (forward, both adjoints) on every kind of ResNet-20 layer at batch
+    /// 128 (CIFAR shapes: the stem, the 3×3 stride-1 layers of each stage, the stride-2 3×3 and 1×1 layers), against
+    /// OpenBLAS on the same product with the im2col columns given for free; then the pair forms a JVP uses,
+    /// f(a, b) + f(a₂, b₂) in one call, against the same two terms as two passes.
     /// </summary>
     public static void Convolutions(int repeats)
     {
         Header();
+        var layers = new (string Name, ConvolutionGeometry G)[]
+        {
+            ("stem 3→16, 32×32", new(128, 3, 32, 32, 16, 3, 3, 1, 1)),
+            ("16→16, 32×32", new(128, 16, 32, 32, 16, 3, 3, 1, 1)),
+            ("32→32, 16×16", new(128, 32, 16, 16, 32, 3, 3, 1, 1)),
+            ("64→64, 8×8", new(128, 64, 8, 8, 64, 3, 3, 1, 1)),
+            ("16→32 3×3 stride 2", new(128, 16, 32, 32, 32, 3, 3, 2, 1)),
+            ("16→32 1×1 stride 2", new(128, 16, 32, 32, 32, 1, 1, 2, 0)),
+            ("32→64 3×3 stride 2", new(128, 32, 16, 16, 64, 3, 3, 2, 1)),
+        };
         Console.WriteLine("| layer | kernel | engine GFLOP/s | OpenBLAS GEMM alone GFLOP/s | ratio |");
         Console.WriteLine("|---|---|---|---|---|");
-        foreach (var (c, hw) in new[] { (16, 32), (32, 16), (64, 8) })
+        var pairs = new List<(string Layer, double Forward, double ForwardTwo, double Input, double InputTwo)>();
+        foreach (var (name, g) in layers)
         {
-            var g = new ConvolutionGeometry(128, c, hw, hw, c, 3, 3, 1, 1);
             var x = Random(g.N * g.C * g.H * g.W, 1);
             var w = Random(g.O * g.K, 2);
             var gy = Random(g.N * g.O * g.Q, 3);
+            var (x2, w2, gy2) = (Random(x.Length, 4), Random(w.Length, 5), Random(gy.Length, 6));
             var y = new float[gy.Length];
             var wBar = new float[w.Length];
             var xBar = new float[x.Length];
@@ -109,7 +122,24 @@ internal static class QuickTables
             var blas = TimeGemm([new GemmCase("fwd", false, false, g.O, p, g.K), new GemmCase("dcols", true, false, g.K, p, g.O), new GemmCase("dW", false, true, g.O, g.K, p)], repeats);
             string[] names = ["forward", "input gradient", "weight gradient"];
             for (int i = 0; i < 3; i++)
-                Console.WriteLine($"| {(i == 0 ? $"{c}→{c}, {hw}×{hw}" : "")} | {names[i]} | {F(engine[i])} | {F(blas[i].Blas)} | {engine[i] / blas[i].Blas:0.00} |");
+                Console.WriteLine($"| {(i == 0 ? name : "")} | {names[i]} | {F(engine[i])} | {F(blas[i].Blas)} | {engine[i] / blas[i].Blas:0.00} |");
+            // One call and two passes interleaved, so that their ratio survives a noisy machine.
+            var ms = Timing.InterleavedMedianMs(
+            [
+                () => Convolution.ForwardPair<float>(x, w, x2, w2, y, g),
+                () => { Convolution.Forward<float>(x, w, y, g); Convolution.Forward<float>(x2, w2, y, g, accumulate: true); },
+                () => Convolution.InputGradientPair<float>(gy, w, gy2, w2, xBar, g),
+                () => { Convolution.InputGradient<float>(gy, w, xBar, g); Convolution.InputGradient<float>(gy2, w2, xBar, g, accumulate: true); },
+            ], warmup: 1, repeats: repeats);
+            pairs.Add((name, 2 * flops / ms[0] / 1e6, 2 * flops / ms[1] / 1e6, 2 * flops / ms[2] / 1e6, 2 * flops / ms[3] / 1e6));
+        }
+        Console.WriteLine();
+        Console.WriteLine("| layer | pair | one call GFLOP/s | two passes GFLOP/s | one / two |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (layer, forward, forwardTwo, input, inputTwo) in pairs)
+        {
+            Console.WriteLine($"| {layer} | forward | {F(forward)} | {F(forwardTwo)} | {forward / forwardTwo:0.00} |");
+            Console.WriteLine($"|  | input gradient | {F(input)} | {F(inputTwo)} | {input / inputTwo:0.00} |");
         }
     }
 
