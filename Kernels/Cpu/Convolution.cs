@@ -29,8 +29,9 @@ public static unsafe class Convolution
     private const int ImagesPerChunk = 8;
 
     /// <summary>
-    /// y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]); with <paramref name="accumulate"/>, y += conv(x, w)
-    /// (a bilinear JVP's second term, added as the output is stored rather than by a separate pass).
+    /// y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]); with <paramref name="accumulate"/>, y += conv(x, w),
+    /// added as the output is stored rather than by a separate pass (a JVP's two terms take <see cref="ForwardPair{T}"/>,
+    /// one call over both).
     /// </summary>
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, ConvolutionGeometry g, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
