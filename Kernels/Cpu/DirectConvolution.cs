@@ -36,21 +36,25 @@ public static unsafe class DirectConvolution
     /// A padded image laid out for a correlation with a KH×KW kernel at stride s. Stride 1: each channel's padded
     /// plane Hp rows of W + PadW, each row its left padding then its pixels, the right padding being the next row's
     /// left (reads past a row's end land in those zeros), so only KW − 1 − PadW columns per row are discarded outputs
-    /// (one of 33 at 32×32, one of 17 at 16×16, instead of two of 34 and 18). Stride 2: each channel split into s²
-    /// phase planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded pixels (s·i + r, s·j + t)), so tap (ki, kj) of
-    /// output (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase (ki mod s, kj mod s): again a fixed offset from the
-    /// output's position on the plane grid, and the stride-1 kernels apply unchanged.
+    /// (one of 33 at 32×32, one of 17 at 16×16, instead of two of 34 and 18). Stride 2: each channel split into phase
+    /// planes of ⌈Hp/s⌉×⌈Wp/s⌉ (phase (r, t) holds the padded pixels (s·i + r, s·j + t)), so tap (ki, kj) of output
+    /// (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase (ki mod s, kj mod s): again a fixed offset from the output's
+    /// position on the plane grid, and the stride-1 kernels apply unchanged. Only the phases some tap reads are laid
+    /// out (r &lt; KH, t &lt; KW): all four for a 3×3 kernel, one for a 1×1, whose grid is then just the subsampled image.
     /// </summary>
     private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1)
     {
         private int Hp => H + 2 * PadH;
         private int Wp => W + 2 * PadW;
         private int PlaneH => (Hp + Stride - 1) / Stride;
+        /// <summary>Phases laid out per axis: those some tap reads.</summary>
+        private int PhasesH => Math.Min(Stride, KH);
+        private int PhasesW => Math.Min(Stride, KW);
         /// <summary>Row length of the planes: output positions are numbered p = oy·PlaneW + ox.</summary>
         public int PlaneW => Stride == 1 ? W + PadW : (Wp + Stride - 1) / Stride;
         private int PlaneSize => PlaneH * PlaneW;
         /// <summary>Elements of all the channels' planes (where a second image's channels start in a pair's grid).</summary>
-        public int PlanesLength => Channels * Stride * Stride * PlaneSize;
+        public int PlanesLength => Channels * PhasesH * PhasesW * PlaneSize;
         public int OH => (Hp - KH) / Stride + 1;
         public int OW => (Wp - KW) / Stride + 1;
         /// <summary>Output positions on the plane grid, discarded columns included.</summary>
@@ -65,7 +69,7 @@ public static unsafe class DirectConvolution
             for (int c = 0, k = 0; c < Channels; c++)
                 for (int ki = 0; ki < KH; ki++)
                     for (int kj = 0; kj < KW; kj++)
-                        off[k++] = ((c * Stride + ki % Stride) * Stride + kj % Stride) * PlaneSize + ki / Stride * PlaneW + kj / Stride;
+                        off[k++] = ((c * PhasesH + ki % Stride) * PhasesW + kj % Stride) * PlaneSize + ki / Stride * PlaneW + kj / Stride;
             return off;
         }
 
@@ -94,19 +98,16 @@ public static unsafe class DirectConvolution
             else
             {
                 for (int c = 0; c < Channels; c++, image += H * W)
-                    for (int r = 0; r < Stride; r++)
-                        for (int t = 0; t < Stride; t++)
+                    for (int r = 0; r < PhasesH; r++)
+                        for (int t = 0; t < PhasesW; t++)
                         {
                             // Phase (r, t), pixel (i, j) is padded pixel (s·i + r, s·j + t), image pixel (s·i + r − PadH, s·j + t − PadW).
                             int j0 = Math.Max(0, CeilDiv(PadW - t, Stride)), j1 = Math.Min(PlaneW, CeilDiv(W + PadW - t, Stride));
                             int x0 = Stride * j0 + t - PadW;
-                            // A phase no tap reads (r ≥ KH or t ≥ KW: three of a 1×1 kernel's four) is zeroed, not
-                            // gathered from the image.
-                            bool read = r < KH && t < KW;
                             for (int i = 0; i < PlaneH; i++, dst += PlaneW)
                             {
                                 int y = Stride * i + r - PadH;
-                                if (!read || y < 0 || y >= H || j1 <= j0)
+                                if (y < 0 || y >= H || j1 <= j0)
                                 {
                                     Zero(dst, PlaneW);
                                     continue;
@@ -448,11 +449,13 @@ public static unsafe class DirectConvolution
                         }
                         CorrelateImage(depth, a, padded, xp, off, yp, panels);
                         T* dst = target + (long)n * targetStride;
+                        // Without discarded columns (a 1×1 kernel at stride 2) a row's outputs are one run.
+                        int runs = grid.PlaneW == grid.OW ? 1 : grid.OH, run = grid.OH * grid.OW / runs;
                         for (int r = 0; r < rows; r++)
-                            for (int oy = 0; oy < grid.OH; oy++)
+                            for (int i = 0; i < runs; i++)
                             {
-                                var row = new ReadOnlySpan<T>(yp + (long)r * panels + oy * grid.PlaneW, grid.OW);
-                                var into = new Span<T>(dst + ((long)r * grid.OH + oy) * grid.OW, grid.OW);
+                                var row = new ReadOnlySpan<T>(yp + (long)r * panels + i * grid.PlaneW, run);
+                                var into = new Span<T>(dst + ((long)r * runs + i) * run, run);
                                 if (accumulate) TensorPrimitives.Add(row, into, into);
                                 else row.CopyTo(into);
                             }
