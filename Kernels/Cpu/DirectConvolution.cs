@@ -41,8 +41,11 @@ public static unsafe class DirectConvolution
     /// (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase (ki mod s, kj mod s): again a fixed offset from the output's
     /// position on the plane grid, and the stride-1 kernels apply unchanged. Only the phases some tap reads are laid
     /// out (r &lt; KH, t &lt; KW): all four for a 3×3 kernel, one for a 1×1, whose grid is then just the subsampled image.
+    /// At stride 1 a grid may hold several images side by side (<see cref="Images"/>): each plane row is their rows in
+    /// turn, each after its left padding, so small images fill whole tiles (8×8: 72 positions per image round up to
+    /// 80, four images' 288 to 288).
     /// </summary>
-    private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1)
+    private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1, int Images = 1)
     {
         private int Hp => H + 2 * PadH;
         private int Wp => W + 2 * PadW;
@@ -50,8 +53,10 @@ public static unsafe class DirectConvolution
         /// <summary>Phases laid out per axis: those some tap reads.</summary>
         private int PhasesH => Math.Min(Stride, KH);
         private int PhasesW => Math.Min(Stride, KW);
+        /// <summary>One image's span of a plane row: image j's outputs of row oy are positions oy·PlaneW + j·ImageW + ox.</summary>
+        public int ImageW => Stride == 1 ? W + PadW : (Wp + Stride - 1) / Stride;
         /// <summary>Row length of the planes: output positions are numbered p = oy·PlaneW + ox.</summary>
-        public int PlaneW => Stride == 1 ? W + PadW : (Wp + Stride - 1) / Stride;
+        public int PlaneW => Images * ImageW;
         private int PlaneSize => PlaneH * PlaneW;
         /// <summary>Elements of all the channels' planes (where a second image's channels start in a pair's grid).</summary>
         public int PlanesLength => Channels * PhasesH * PhasesW * PlaneSize;
@@ -73,11 +78,15 @@ public static unsafe class DirectConvolution
             return off;
         }
 
+        /// <summary>Copies one image [Channels, H, W] into its zero-padded planes.</summary>
+        public void Pad<T>(T* image, T* grid) where T : unmanaged => Pad(image, 0, 1, grid);
+
         /// <summary>
-        /// Copies one image [Channels, H, W] into its zero-padded planes, writing each grid element once in order
-        /// (no clear-then-copy; no division in the inner loops: at stride 2 the per-element modulo was most of the cost).
+        /// Copies <paramref name="present"/> images [Channels, H, W], <paramref name="imageStride"/> apart, into the
+        /// zero-padded planes (the grid's places past them zero), writing each grid element once in order (no
+        /// clear-then-copy; no division in the inner loops: at stride 2 the per-element modulo was most of the cost).
         /// </summary>
-        public void Pad<T>(T* image, T* grid) where T : unmanaged
+        public void Pad<T>(T* image, long imageStride, int present, T* grid) where T : unmanaged
         {
             T* dst = grid;
             if (Stride == 1)
@@ -86,11 +95,13 @@ public static unsafe class DirectConvolution
                 {
                     Zero(dst, PadH * PlaneW);
                     dst += PadH * PlaneW;
-                    for (int y = 0; y < H; y++, dst += PlaneW, image += W)
-                    {
-                        Zero(dst, PadW);
-                        Copy(image, dst + PadW, W);
-                    }
+                    for (int y = 0; y < H; y++)
+                        for (int j = 0; j < Images; j++, dst += ImageW)
+                        {
+                            Zero(dst, PadW);
+                            if (j < present) Copy(image + j * imageStride + ((long)c * H + y) * W, dst + PadW, W);
+                            else Zero(dst + PadW, W);
+                        }
                     Zero(dst, PadH * PlaneW);
                     dst += PadH * PlaneW;
                 }
@@ -159,6 +170,7 @@ public static unsafe class DirectConvolution
         Require(Supports(g), g);
         int sources = x2.IsEmpty ? 1 : 2;
         var grid = new Grid(sources * g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
+        if (g.Stride == 1) grid = grid with { Images = ImagesPerGrid<T>(grid, g.N) };
         fixed (T* px = x) fixed (T* pw = w) fixed (T* px2 = x2) fixed (T* pw2 = w2) fixed (T* py = y)
         {
             T* xs = px, ys = py, ws = pw, ws2 = pw2;
@@ -201,6 +213,7 @@ public static unsafe class DirectConvolution
     {
         int sources = gy2.IsEmpty ? 1 : 2;
         var grid = new Grid(sources * g.O, g.OH, g.OW, g.KH - 1 - g.Padding, g.KW - 1 - g.Padding, g.KH, g.KW);
+        grid = grid with { Images = ImagesPerGrid<T>(grid, g.N) };
         int taps = g.KH * g.KW, depth = g.O * taps;
         fixed (T* pg = gy) fixed (T* pg2 = gy2) fixed (T* pw = w) fixed (T* pw2 = w2) fixed (T* px = xBar)
         {
@@ -418,47 +431,52 @@ public static unsafe class DirectConvolution
     }
 
     /// <summary>
-    /// For each of <paramref name="count"/> images: pad <paramref name="source"/>'s image onto the grid (and, when
-    /// <paramref name="source2"/> is given, its image onto the grid's second half of channels), correlate it with the
-    /// packed rows, and compact the outputs (dropping the discarded columns) into <paramref name="target"/>.
+    /// For each of <paramref name="count"/> images, <see cref="Grid.Images"/> at a time: pad <paramref name="source"/>'s
+    /// images onto the grid (and, when <paramref name="source2"/> is given, its images onto the grid's second half of
+    /// channels), correlate them with the packed rows, and compact the outputs (dropping the discarded columns) into
+    /// <paramref name="target"/>.
     /// </summary>
     private static void Correlate<T>(T* source, T* source2, int sourceStride, T* target, int targetStride, int count, Grid grid, T[] packed, int rows, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var half = grid with { Channels = grid.Channels / 2 };
-        int depth = grid.Channels * grid.KH * grid.KW;
+        int depth = grid.Channels * grid.KH * grid.KW, images = grid.Images;
         int panels = Gemm.RoundUp(grid.Positions, Vector512<T>.Count), padded = Gemm.RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
         fixed (T* pa = packed) fixed (int* po = offsets)
         {
             T* a = pa;
             int* off = po;
-            Parallelism.For(count, n =>
+            Parallelism.For((count + images - 1) / images, item =>
             {
+                int n0 = item * images, present = Math.Min(images, count - n0);
                 T[] image = ArrayPool<T>.Shared.Rent(grid.Length<T>());
                 T[] outputs = ArrayPool<T>.Shared.Rent(padded * panels);
                 try
                 {
                     fixed (T* xp = image) fixed (T* yp = outputs)
                     {
-                        if (source2 is null) grid.Pad(source + (long)n * sourceStride, xp);
+                        if (source2 is null) grid.Pad(source + (long)n0 * sourceStride, sourceStride, present, xp);
                         else
                         {
-                            half.Pad(source + (long)n * sourceStride, xp);
-                            half.Pad(source2 + (long)n * sourceStride, xp + half.PlanesLength);
+                            half.Pad(source + (long)n0 * sourceStride, sourceStride, present, xp);
+                            half.Pad(source2 + (long)n0 * sourceStride, sourceStride, present, xp + half.PlanesLength);
                         }
                         CorrelateImage(depth, a, padded, xp, off, yp, panels);
-                        T* dst = target + (long)n * targetStride;
-                        // Without discarded columns (a 1×1 kernel at stride 2) a row's outputs are one run.
+                        // Without discarded columns (a 1×1 kernel at stride 2) an image's outputs of a row are one run.
                         int runs = grid.PlaneW == grid.OW ? 1 : grid.OH, run = grid.OH * grid.OW / runs;
-                        for (int r = 0; r < rows; r++)
-                            for (int i = 0; i < runs; i++)
-                            {
-                                var row = new ReadOnlySpan<T>(yp + (long)r * panels + i * grid.PlaneW, run);
-                                var into = new Span<T>(dst + ((long)r * runs + i) * run, run);
-                                if (accumulate) TensorPrimitives.Add(row, into, into);
-                                else row.CopyTo(into);
-                            }
+                        for (int j = 0; j < present; j++)
+                        {
+                            T* dst = target + (long)(n0 + j) * targetStride;
+                            for (int r = 0; r < rows; r++)
+                                for (int i = 0; i < runs; i++)
+                                {
+                                    var row = new ReadOnlySpan<T>(yp + (long)r * panels + i * grid.PlaneW + j * grid.ImageW, run);
+                                    var into = new Span<T>(dst + ((long)r * runs + i) * run, run);
+                                    if (accumulate) TensorPrimitives.Add(row, into, into);
+                                    else row.CopyTo(into);
+                                }
+                        }
                     }
                 }
                 finally
@@ -468,6 +486,25 @@ public static unsafe class DirectConvolution
                 }
             });
         }
+    }
+
+    /// <summary>
+    /// Images per stride-1 grid: the count of {1, 2, 4} that computes the fewest two-vector tiles per image (ties to
+    /// fewer), within 256 KiB of grid so the padded images stay in L2. Small images gain: 8×8 computes 80 → 72
+    /// positions per image, with no one-vector tile.
+    /// </summary>
+    private static int ImagesPerGrid<T>(Grid grid, int count) where T : unmanaged
+    {
+        int best = 1, tile = 2 * Vector512<T>.Count;
+        double bestCost = double.MaxValue;
+        for (int k = 1; k <= Math.Min(4, count); k *= 2)
+        {
+            var candidate = grid with { Images = k };
+            if (k > 1 && (long)candidate.Length<T>() * Unsafe.SizeOf<T>() > 256 << 10) break;
+            double cost = Gemm.RoundUp(candidate.Positions, tile) / (double)k;
+            if (cost < bestCost) (best, bestCost) = (k, cost);
+        }
+        return best;
     }
 
     /// <summary>

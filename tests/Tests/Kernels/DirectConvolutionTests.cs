@@ -7,9 +7,10 @@ using FsCheck.Fluent;
 namespace Curvature.Tests.Kernels;
 
 /// <summary>
-/// The direct (padded-grid) stride-1 convolution kernels against the implicit-GEMM ones, over geometries that hit
-/// every edge: strides 1 and 2, channel counts off the 8-row panels and the 16-lane vectors, widths whose padded rows straddle
-/// panels, kernels from 1×1 to 5×3, padding 0 to KH − 1, more images than one weight-gradient chunk.
+/// The direct (padded-grid) convolution kernels against the implicit-GEMM ones, over geometries that hit every edge:
+/// strides 1 and 2, channel counts off the 8-row panels and the 16-lane vectors, widths whose padded rows straddle
+/// panels, kernels from 1×1 to 5×3, padding 0 to KH − 1, more images than one weight-gradient chunk, small images
+/// several to a grid with a last group short of images.
 /// </summary>
 [Collection(ThreadSettings.Name)]
 public class DirectConvolutionTests
@@ -52,6 +53,23 @@ public class DirectConvolutionTests
         Convolution.WeightGradientImplicitGemm<float>(x, gy, w0, g);
         DirectConvolution.WeightGradient<float>(x, gy, w1, g);
         AssertClose(w0, w1, 1e-4f * g.N, $"weight gradient {g}");
+    }
+
+    [Theory]
+    [InlineData(7, 64, 8, 8, 64)] // four 8×8 images per grid: one whole group and one of three
+    [InlineData(5, 6, 8, 8, 10)] // channels off the panels
+    [InlineData(3, 32, 16, 16, 32)] // two 16×16 images per grid: one group and a lone image
+    [InlineData(1, 3, 8, 5, 9)] // one image where a grid holds more
+    public void Small_images_sharing_one_grid_match_implicit_gemm(int n, int c, int h, int w, int o)
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        var g = new ConvolutionGeometry(n, c, h, w, o, 3, 3, 1, 1);
+        var r = new System.Random(11);
+        var x = Random(r, (long)g.N * g.C * g.H * g.W);
+        var wt = Random(r, (long)g.O * g.K);
+        var gy = Random(r, (long)g.N * g.O * g.Q);
+        Compare(g, x, wt, gy, 1e-12);
+        Compare(g, x.Select(v => (float)v).ToArray(), wt.Select(v => (float)v).ToArray(), gy.Select(v => (float)v).ToArray(), 1e-4f);
     }
 
     private static void Compare<T>(ConvolutionGeometry g, T[] x, T[] w, T[] gy, T tolerance) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
