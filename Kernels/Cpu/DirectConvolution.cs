@@ -41,9 +41,9 @@ public static unsafe class DirectConvolution
     /// (oy, ox) is pixel (oy + ki/s, ox + kj/s) of phase (ki mod s, kj mod s): again a fixed offset from the output's
     /// position on the plane grid, and the stride-1 kernels apply unchanged. Only the phases some tap reads are laid
     /// out (r &lt; KH, t &lt; KW): all four for a 3×3 kernel, one for a 1×1, whose grid is then just the subsampled image.
-    /// At stride 1 a grid may hold several images side by side (<see cref="Images"/>): each plane row is their rows in
-    /// turn, each after its left padding, so small images fill whole tiles (8×8: 72 positions per image round up to
-    /// 80, four images' 288 to 288).
+    /// A grid may hold several images side by side (<see cref="Images"/>): each plane row is their rows in turn (at
+    /// stride 1 each after its left padding), so small images fill whole tiles (8×8: 72 positions per image round
+    /// up to 80, four images' 288 to 288).
     /// </summary>
     private readonly record struct Grid(int Channels, int H, int W, int PadH, int PadW, int KH, int KW, int Stride = 1, int Images = 1)
     {
@@ -89,44 +89,50 @@ public static unsafe class DirectConvolution
         public void Pad<T>(T* image, long imageStride, int present, T* grid) where T : unmanaged
         {
             T* dst = grid;
-            if (Stride == 1)
+            // The record's computed sizes held in locals: the loops below run per row.
+            int s = Stride, images = Images, imageW = ImageW, planeW = PlaneW, planeH = PlaneH;
+            if (s == 1)
             {
                 for (int c = 0; c < Channels; c++)
                 {
-                    Zero(dst, PadH * PlaneW);
-                    dst += PadH * PlaneW;
+                    Zero(dst, PadH * planeW);
+                    dst += PadH * planeW;
                     for (int y = 0; y < H; y++)
-                        for (int j = 0; j < Images; j++, dst += ImageW)
+                        for (int j = 0; j < images; j++, dst += imageW)
                         {
                             Zero(dst, PadW);
                             if (j < present) Copy(image + j * imageStride + ((long)c * H + y) * W, dst + PadW, W);
                             else Zero(dst + PadW, W);
                         }
-                    Zero(dst, PadH * PlaneW);
-                    dst += PadH * PlaneW;
+                    Zero(dst, PadH * planeW);
+                    dst += PadH * planeW;
                 }
             }
             else
             {
-                for (int c = 0; c < Channels; c++, image += H * W)
+                for (int c = 0; c < Channels; c++)
                     for (int r = 0; r < PhasesH; r++)
                         for (int t = 0; t < PhasesW; t++)
                         {
                             // Phase (r, t), pixel (i, j) is padded pixel (s·i + r, s·j + t), image pixel (s·i + r − PadH, s·j + t − PadW).
-                            int j0 = Math.Max(0, CeilDiv(PadW - t, Stride)), j1 = Math.Min(PlaneW, CeilDiv(W + PadW - t, Stride));
-                            int x0 = Stride * j0 + t - PadW;
-                            for (int i = 0; i < PlaneH; i++, dst += PlaneW)
+                            int j0 = Math.Max(0, CeilDiv(PadW - t, s)), j1 = Math.Min(imageW, CeilDiv(W + PadW - t, s));
+                            int x0 = s * j0 + t - PadW;
+                            for (int i = 0; i < planeH; i++)
                             {
-                                int y = Stride * i + r - PadH;
-                                if (y < 0 || y >= H || j1 <= j0)
+                                int y = s * i + r - PadH;
+                                bool inside = y >= 0 && y < H && j0 < j1;
+                                for (int k = 0; k < images; k++, dst += imageW)
                                 {
-                                    Zero(dst, PlaneW);
-                                    continue;
+                                    if (!inside || k >= present)
+                                    {
+                                        Zero(dst, imageW);
+                                        continue;
+                                    }
+                                    Zero(dst, j0);
+                                    T* src = image + k * imageStride + ((long)c * H + y) * W + x0;
+                                    for (int j = j0; j < j1; j++, src += s) dst[j] = *src;
+                                    Zero(dst + j1, imageW - j1);
                                 }
-                                Zero(dst, j0);
-                                T* src = image + y * W + x0;
-                                for (int j = j0; j < j1; j++, src += Stride) dst[j] = *src;
-                                Zero(dst + j1, PlaneW - j1);
                             }
                         }
             }
@@ -170,7 +176,7 @@ public static unsafe class DirectConvolution
         Require(Supports(g), g);
         int sources = x2.IsEmpty ? 1 : 2;
         var grid = new Grid(sources * g.C, g.H, g.W, g.Padding, g.Padding, g.KH, g.KW, g.Stride);
-        if (g.Stride == 1) grid = grid with { Images = ImagesPerGrid<T>(grid, g.N) };
+        grid = grid with { Images = ImagesPerGrid<T>(grid, g.N) };
         fixed (T* px = x) fixed (T* pw = w) fixed (T* px2 = x2) fixed (T* pw2 = w2) fixed (T* py = y)
         {
             T* xs = px, ys = py, ws = pw, ws2 = pw2;
@@ -489,7 +495,7 @@ public static unsafe class DirectConvolution
     }
 
     /// <summary>
-    /// Images per stride-1 grid: the count of {1, 2, 4} that computes the fewest two-vector tiles per image (ties to
+    /// Images per grid: the count of {1, 2, 4} that computes the fewest two-vector tiles per image (ties to
     /// fewer), within 256 KiB of grid so the padded images stay in L2. Small images gain: 8×8 computes 80 → 72
     /// positions per image, with no one-vector tile.
     /// </summary>

@@ -56,14 +56,17 @@ public class DirectConvolutionTests
     }
 
     [Theory]
-    [InlineData(7, 64, 8, 8, 64)] // four 8×8 images per grid: one whole group and one of three
-    [InlineData(5, 6, 8, 8, 10)] // channels off the panels
-    [InlineData(3, 32, 16, 16, 32)] // two 16×16 images per grid: one group and a lone image
-    [InlineData(1, 3, 8, 5, 9)] // one image where a grid holds more
-    public void Small_images_sharing_one_grid_match_implicit_gemm(int n, int c, int h, int w, int o)
+    [InlineData(7, 64, 8, 8, 64, 1)] // four 8×8 images per grid: one whole group and one of three
+    [InlineData(5, 6, 8, 8, 10, 1)] // channels off the panels
+    [InlineData(3, 32, 16, 16, 32, 1)] // two 16×16 images per grid: one group and a lone image
+    [InlineData(1, 3, 8, 5, 9, 1)] // one image where a grid holds more
+    [InlineData(7, 32, 16, 16, 64, 2)] // stride 2 to 8×8: four images' phase rows side by side
+    [InlineData(3, 16, 32, 32, 32, 2)] // stride 2 to 16×16: two per grid, then a lone image
+    [InlineData(5, 5, 13, 11, 9, 2)] // odd sizes: phase rows of unequal lengths
+    public void Small_images_sharing_one_grid_match_implicit_gemm(int n, int c, int h, int w, int o, int stride)
     {
         if (!Vector512.IsHardwareAccelerated) return;
-        var g = new ConvolutionGeometry(n, c, h, w, o, 3, 3, 1, 1);
+        var g = new ConvolutionGeometry(n, c, h, w, o, 3, 3, stride, 1);
         var r = new System.Random(11);
         var x = Random(r, (long)g.N * g.C * g.H * g.W);
         var wt = Random(r, (long)g.O * g.K);
