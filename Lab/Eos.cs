@@ -69,8 +69,8 @@ public static class Eos
     /// <summary>Runs every learning rate and writes steps.csv, summary.json and eos.png into the output folder.</summary>
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output)
     {
-        Directory.CreateDirectory(s.Out);
         var (train, _) = FashionMnist.Load(s.Data);
+        Directory.CreateDirectory(s.Out);
         if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
         var subset = train.Take(s.N);
         var device = s.Device ?? Engine.CpuDevice.Instance;

@@ -23,7 +23,14 @@ public static class Timing
     /// Median milliseconds of each action, measured in interleaved rounds (each round runs every action
     /// once), so that a noisy neighbour slows all of them alike and their ratios stay meaningful.
     /// </summary>
-    public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9)
+    public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9) =>
+        InterleavedMs(actions, warmup, repeats).Select(Median).ToArray();
+
+    /// <summary>
+    /// Every run's milliseconds, [action][round], measured as in <see cref="InterleavedMedianMs"/>: for a median and a
+    /// minimum from the same runs (the minimum is the machine at its quietest).
+    /// </summary>
+    public static double[][] InterleavedMs(Action[] actions, int warmup = 2, int repeats = 9)
     {
         for (int i = 0; i < warmup; i++) foreach (var a in actions) a();
         var times = new double[actions.Length][];
@@ -35,10 +42,11 @@ public static class Timing
                 actions[j]();
                 times[j][i] = sw.Elapsed.TotalMilliseconds;
             }
-        return times.Select(Median).ToArray();
+        return times;
     }
 
-    private static double Median(double[] times)
+    /// <summary>The median of <paramref name="times"/>.</summary>
+    public static double Median(double[] times)
     {
         var t = (double[])times.Clone();
         Array.Sort(t);

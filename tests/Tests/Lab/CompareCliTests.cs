@@ -12,7 +12,7 @@ public class CompareCliTests
     public void Writes_per_run_logs_a_report_and_keeps_caeo_below_the_edge()
     {
         var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
-        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "cmp");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "cmp");
         var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd,caeo,dcao,hidlr,l4", "--seeds", "2",
             "--steps", "8", "--batch", "16", "--train", "64", "--probe-batch", "16", "--probe-every", "2", "--window", "3", "--delta", "0.5");
         Assert.True(code == 0, err + output);
@@ -49,8 +49,8 @@ public class CompareCliTests
         string[] Args(string outDir, int steps, params string[] extra) =>
             ["compare", "--data", data, "--out", outDir, "--optimizers", "caeo,dcao,adam", "--seeds", "1", "--steps", steps.ToString(CultureInfo.InvariantCulture),
              "--batch", "24", "--train", "64", "--probe-batch", "16", "--probe-every", "3", "--window", "3", "--checkpoint-every", "4", .. extra];
-        var whole = Path.Combine(Directory.CreateTempSubdirectory().FullName, "whole");
-        var parts = Path.Combine(Directory.CreateTempSubdirectory().FullName, "parts");
+        var whole = Path.Combine(Scratch.NewDirectory(), "whole");
+        var parts = Path.Combine(Scratch.NewDirectory(), "parts");
         Assert.Equal(0, LabCli.Run(Args(whole, 10)).Code);
         Assert.Equal(0, LabCli.Run(Args(parts, 6)).Code);
         var (code, output, err) = LabCli.Run(Args(parts, 10, "--resume"));
@@ -72,7 +72,7 @@ public class CompareCliTests
     public void A_checkpoint_of_another_optimizer_is_refused_naming_the_file()
     {
         var data = LabFiles.FakeFashionMnist(train: 32, test: 8);
-        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "cmp");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "cmp");
         Assert.Equal(0, LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd", "--seeds", "1", "--steps", "2", "--batch", "16", "--train", "32").Code);
         File.Copy(Path.Combine(outDir, "sgd", "seed0", "checkpoint.safetensors"), Path.Combine(Directory.CreateDirectory(Path.Combine(outDir, "adam", "seed0")).FullName, "checkpoint.safetensors"));
         File.Copy(Path.Combine(outDir, "sgd", "seed0", "steps.csv"), Path.Combine(outDir, "adam", "seed0", "steps.csv"));
@@ -85,11 +85,12 @@ public class CompareCliTests
     [Fact]
     public void An_unknown_optimizer_lists_the_valid_ones_and_exits_with_code_2()
     {
-        var (code, output, err) = LabCli.Run("compare", "--optimizers", "sgd,adamm", "--out", "/tmp/never-compared");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "never-compared");
+        var (code, output, err) = LabCli.Run("compare", "--optimizers", "sgd,adamm", "--out", outDir);
         Assert.Equal(2, code);
         Assert.Contains("adamm", err + output);
         Assert.Contains("caeo", err + output);
-        Assert.False(Directory.Exists("/tmp/never-compared"));
+        Assert.False(Directory.Exists(outDir));
     }
 }
 
@@ -101,7 +102,7 @@ public class CompareTaskTests
     public void Resnet_and_gpt_tasks_train_probe_and_report()
     {
         var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
-        var resnet = Path.Combine(Directory.CreateTempSubdirectory().FullName, "resnet");
+        var resnet = Path.Combine(Scratch.NewDirectory(), "resnet");
         var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", resnet, "--optimizers", "momentum,caeo",
             "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "2", "--window", "2");
         Assert.True(code == 0, err + output);
@@ -109,9 +110,9 @@ public class CompareTaskTests
         var caeo = File.ReadAllLines(Path.Combine(resnet, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
         Assert.True(caeo[0][5].Length > 0 && double.Parse(caeo[0][5], CultureInfo.InvariantCulture) > 0, "CAEO probed λmax through training-mode BatchNorm");
 
-        var text = Path.Combine(Directory.CreateTempSubdirectory().FullName, "t.txt");
+        var text = Path.Combine(Scratch.NewDirectory(), "t.txt");
         File.WriteAllText(text, string.Concat(Enumerable.Repeat("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 60)));
-        var gpt = Path.Combine(Directory.CreateTempSubdirectory().FullName, "gpt");
+        var gpt = Path.Combine(Scratch.NewDirectory(), "gpt");
         (code, output, err) = LabCli.Run("compare", "--task", "gpt-shakespeare", "--text", text, "--out", gpt, "--optimizers", "adamw,caeo",
             "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2");
         Assert.True(code == 0, err + output);
@@ -124,7 +125,7 @@ public class CompareTaskTests
     public void Caeo_with_kfac_runs_on_resnet()
     {
         var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "k");
+        var dir = Path.Combine(Scratch.NewDirectory(), "k");
         var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", dir,
             "--optimizers", "caeo", "--estimator", "kfac", "--seeds", "1", "--steps", "2", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "1");
         Assert.True(code == 0, err + output);

@@ -15,7 +15,7 @@ public class DeviceCliTests
     public void Training_on_the_ilgpu_device_follows_the_cpu_run()
     {
         var data = LabFiles.FakeFashionMnist(train: 32, test: 8);
-        var root = Directory.CreateTempSubdirectory().FullName;
+        var root = Scratch.NewDirectory();
         string[] Args(string device) => ["train", "--model", "mlp", "--data", data, "--out", Path.Combine(root, device), "--steps", "4", "--batch", "8",
             "--width", "16", "--lr", "0.05", "--eval-every", "2", "--device", device];
         var cpu = LabCli.Run(Args("cpu"));
@@ -43,7 +43,7 @@ public class DeviceCliTests
     public void An_absent_device_is_named_with_the_devices_found_and_nothing_runs()
     {
         if (DeviceCatalog.Accelerators().Any(a => a.Name == "cuda:0")) return; // the machine has one: nothing to refuse
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "never");
+        var dir = Path.Combine(Scratch.NewDirectory(), "never");
         var (code, _, err) = LabCli.Run("hvp-check", "--model", "mlp", "--n", "8", "--device", "cuda");
         Assert.Equal(1, code);
         Assert.Contains("'cuda:0' is not present", err);

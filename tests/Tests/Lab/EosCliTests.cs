@@ -11,7 +11,7 @@ public class EosCliTests
     public void Writes_steps_csv_summary_and_plot()
     {
         var data = LabFiles.FakeFashionMnist();
-        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "eos");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "eos");
         var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1,0.2", "--steps", "12",
             "--probe-every", "4", "--lanczos-iters", "6", "--width", "8");
         Assert.True(code == 0, err + output);
@@ -39,15 +39,18 @@ public class EosCliTests
     [InlineData("--steps", "-3")]
     public void Bad_values_exit_with_code_2(string option, string value)
     {
-        Assert.Equal(2, LabCli.Run("eos", option, value, "--out", "/tmp/never-written").Code);
-        Assert.False(Directory.Exists("/tmp/never-written"));
+        var outDir = Path.Combine(Scratch.NewDirectory(), "never-written");
+        Assert.Equal(2, LabCli.Run("eos", option, value, "--out", outDir).Code);
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]
     public void Missing_data_folder_fails_with_one_message()
     {
-        var (code, _, err) = LabCli.Run("eos", "--data", "/no/such/fmnist", "--out", Path.Combine(Path.GetTempPath(), "eos-missing"));
+        var outDir = Path.Combine(Scratch.NewDirectory(), "eos-missing");
+        var (code, _, err) = LabCli.Run("eos", "--data", "/no/such/fmnist", "--out", outDir);
         Assert.Equal(1, code);
         Assert.Contains("dataset-fashion-mnist", err);
+        Assert.False(Directory.Exists(outDir), "the output folder is made only once the data has loaded");
     }
 }

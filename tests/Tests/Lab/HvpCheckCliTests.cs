@@ -10,8 +10,8 @@ public class HvpCheckCliTests
     [Fact]
     public void Small_check_prints_the_table_and_writes_every_json_key()
     {
-        var dir = Directory.CreateTempSubdirectory();
-        var json = Path.Combine(dir.FullName, "h.json");
+        var dir = Scratch.NewDirectory();
+        var json = Path.Combine(dir, "h.json");
         var (code, output, err) = LabCli.Run("hvp-check", "--model", "mlp", "--n", "40", "--width", "16", "--repeats", "1", "--seed", "3", "--json", json);
         Assert.True(code == 0, err);
         Assert.Contains("HVP / gradient", output);
@@ -21,7 +21,7 @@ public class HvpCheckCliTests
         Assert.True(doc.RootElement.GetProperty("hvp_fd_rel_error").GetDouble() < 1e-6);
         Assert.True(doc.RootElement.GetProperty("grad_fd_rel_error").GetDouble() < 1e-6);
         Assert.True(doc.RootElement.GetProperty("symmetry_rel_error").GetDouble() < 1e-8);
-        Assert.Empty(Directory.GetFiles(dir.FullName, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
     }
 
     [Theory]

@@ -21,7 +21,7 @@ public static class LabFiles
     /// <summary>A folder with the four Fashion-MNIST IDX gz files holding random images of the right shape.</summary>
     public static string FakeFashionMnist(int train = 64, int test = 16, int seed = 1)
     {
-        var dir = Directory.CreateTempSubdirectory("fmnist").FullName;
+        var dir = Scratch.NewDirectory("fmnist");
         var r = new Random(seed);
         void Write(string name, int[] dims, byte[] data)
         {

@@ -26,7 +26,7 @@ public class SpectrumCliTests
     [Fact]
     public void Top_eigenvalues_and_trace_match_the_dense_hessian()
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = Scratch.NewDirectory();
         var (w, b, model, data) = Files(dir);
         var json = Path.Combine(dir, "s.json");
         var (code, output, err) = LabCli.Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "3",
@@ -68,7 +68,7 @@ public class SpectrumCliTests
     [Fact]
     public void Weights_for_another_shape_list_every_problem()
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = Scratch.NewDirectory();
         var (w, b, _, _) = Files(dir);
         var bad = Path.Combine(dir, "bad.safetensors");
         var tensors = Safetensors.Read(w).Tensors.Where(t => t.Name != "3.bias").Append(("extra", NdArray.Zeros(new Shape(2)))).ToArray();
@@ -83,7 +83,7 @@ public class SpectrumCliTests
     [Fact]
     public void A_batch_file_without_targets_is_named()
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = Scratch.NewDirectory();
         var (w, _, _, data) = Files(dir);
         var b = Path.Combine(dir, "nolabels.safetensors");
         Safetensors.Write(b, [("inputs", data.Inputs)]);

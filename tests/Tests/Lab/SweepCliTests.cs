@@ -10,7 +10,7 @@ public class SweepCliTests
     public void The_delta_preset_runs_three_variants_each_below_its_own_edge()
     {
         var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
-        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "sweep");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "sweep");
         var (code, output, err) = LabCli.Run("sweep", "--preset", "caeo-delta", "--data", data, "--out", outDir, "--seeds", "1", "--steps", "6",
             "--batch", "16", "--train", "48", "--probe-batch", "16", "--probe-every", "2", "--window", "3");
         Assert.True(code == 0, err + output);
@@ -30,7 +30,7 @@ public class SweepCliTests
     public void The_estimator_preset_compares_power_hutchinson_and_kfac()
     {
         var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
-        var outDir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "est");
+        var outDir = Path.Combine(Scratch.NewDirectory(), "est");
         var (code, output, err) = LabCli.Run("sweep", "--preset", "caeo-estimator", "--data", data, "--out", outDir, "--seeds", "1", "--steps", "4",
             "--batch", "16", "--train", "48", "--probe-batch", "16", "--probe-every", "2", "--window", "2");
         Assert.True(code == 0, err + output);
@@ -53,9 +53,10 @@ public class SweepCliTests
     [InlineData("--delta", "0.5,2.5")]
     public void Bad_combinations_exit_with_code_2(params string[] args)
     {
-        var (code, output, err) = LabCli.Run(["sweep", .. args, "--out", "/tmp/never-swept"]);
+        var outDir = Path.Combine(Scratch.NewDirectory(), "never-swept");
+        var (code, output, err) = LabCli.Run(["sweep", .. args, "--out", outDir]);
         Assert.Equal(2, code);
         Assert.False(string.IsNullOrWhiteSpace(err + output));
-        Assert.False(Directory.Exists("/tmp/never-swept"));
+        Assert.False(Directory.Exists(outDir));
     }
 }

@@ -13,7 +13,7 @@ public class TrainCliTests
 {
     private static string TinyText()
     {
-        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "tiny.txt");
+        var path = Path.Combine(Scratch.NewDirectory(), "tiny.txt");
         File.WriteAllText(path, string.Concat(Enumerable.Repeat("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", 40)));
         return path;
     }
@@ -24,7 +24,7 @@ public class TrainCliTests
     public void Mlp_training_writes_logs_summary_weights_checkpoint_and_plot()
     {
         var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "mlp");
+        var dir = Path.Combine(Scratch.NewDirectory(), "mlp");
         var (code, output, err) = LabCli.Run("train", "--model", "mlp", "--data", data, "--out", dir, "--epochs", "3", "--batch", "16", "--width", "32",
             "--lr", "0.05", "--eval-every", "4");
         Assert.True(code == 0, err + output);
@@ -52,8 +52,8 @@ public class TrainCliTests
         string[] Args(string dir, int steps, params string[] extra) =>
             ["train", "--model", "mlp", "--data", data, "--out", dir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--batch", "24", "--width", "16",
              "--schedule", "constant", "--warmup", "3", "--augment", "--checkpoint-every", "4", "--eval-every", "3", .. extra];
-        var whole = Path.Combine(Directory.CreateTempSubdirectory().FullName, "whole");
-        var parts = Path.Combine(Directory.CreateTempSubdirectory().FullName, "parts");
+        var whole = Path.Combine(Scratch.NewDirectory(), "whole");
+        var parts = Path.Combine(Scratch.NewDirectory(), "parts");
         Assert.Equal(0, LabCli.Run(Args(whole, 9)).Code);
         Assert.Equal(0, LabCli.Run(Args(parts, 5)).Code);
         var (code, output, err) = LabCli.Run(Args(parts, 9, "--resume"));
@@ -72,7 +72,7 @@ public class TrainCliTests
     public void Resnet_training_with_augmentation_saves_weights_that_load_by_shape()
     {
         var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "resnet");
+        var dir = Path.Combine(Scratch.NewDirectory(), "resnet");
         var (code, output, err) = LabCli.Run("train", "--model", "resnet20", "--data", data, "--out", dir, "--steps", "2", "--batch", "16", "--augment");
         Assert.True(code == 0, err + output);
         var (model, _) = ModelFiles.Load("resnet20", Path.Combine(dir, "model.safetensors"), null);
@@ -87,7 +87,7 @@ public class TrainCliTests
     public void Gpt_training_reports_bits_per_character_and_sampling_is_seeded_and_in_vocabulary()
     {
         var text = TinyText();
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "gpt");
+        var dir = Path.Combine(Scratch.NewDirectory(), "gpt");
         var (code, output, err) = LabCli.Run(["train", .. TinyGpt, "--text", text, "--out", dir, "--steps", "6", "--eval-every", "3", "--eval-batches", "2",
             "--optimizer", "adamw", "--lr", "0.01", "--dropout", "0.1"]);
         Assert.True(code == 0, err + output);
@@ -115,7 +115,7 @@ public class TrainCliTests
     public void Sampling_names_every_character_outside_the_vocabulary()
     {
         var text = TinyText();
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "gpt");
+        var dir = Path.Combine(Scratch.NewDirectory(), "gpt");
         Assert.Equal(0, LabCli.Run(["train", .. TinyGpt, "--text", text, "--out", dir, "--steps", "1"]).Code);
         var (code, _, err) = LabCli.Run("sample", "--weights", Path.Combine(dir, "model.safetensors"), "--prompt", "Zebra € to be", "--tokens", "3");
         Assert.Equal(1, code);
@@ -132,7 +132,7 @@ public class TrainCliTests
     [InlineData(new[] { "--steps", "3", "--model", "gpt", "--width", "30", "--heads", "4" }, "--width 30 is not divisible by --heads 4")]
     public void Bad_usage_is_refused_before_any_work(string[] args, string message)
     {
-        var dir = Path.Combine(Directory.CreateTempSubdirectory().FullName, "bad");
+        var dir = Path.Combine(Scratch.NewDirectory(), "bad");
         var (code, _, err) = LabCli.Run(["train", "--out", dir, .. args]);
         Assert.Equal(Cli.UsageError, code);
         Assert.Contains(message, err);
@@ -142,15 +142,17 @@ public class TrainCliTests
     [Fact]
     public void A_missing_corpus_is_one_clear_error()
     {
-        var (code, _, err) = LabCli.Run(["train", .. TinyGpt, "--text", "/nonexistent/shakespeare.txt", "--steps", "2", "--out", Path.Combine(Path.GetTempPath(), "never")]);
+        var outDir = Path.Combine(Scratch.NewDirectory(), "never");
+        var (code, _, err) = LabCli.Run(["train", .. TinyGpt, "--text", "/nonexistent/shakespeare.txt", "--steps", "2", "--out", outDir]);
         Assert.Equal(1, code);
         Assert.Contains("--text /nonexistent/shakespeare.txt: no such file", err);
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]
     public void Hvp_check_and_spectrum_take_the_gpt()
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = Scratch.NewDirectory();
         var json = Path.Combine(dir, "h.json");
         var (code, output, err) = LabCli.Run("hvp-check", "--model", "gpt", "--n", "1", "--width", "8", "--repeats", "1", "--mode", "train", "--json", json);
         Assert.True(code == 0, err + output);

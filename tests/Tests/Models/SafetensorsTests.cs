@@ -94,7 +94,7 @@ public class SafetensorsTests
     [Fact]
     public void Saving_and_loading_a_module_through_a_file_is_atomic_and_strict()
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = Scratch.NewDirectory();
         var path = Path.Combine(dir, "mlp.safetensors");
         var a = Mlp.Create(new RandomGenerator(1), width: 6);
         Safetensors.Save(a, path, new Dictionary<string, string> { ["model"] = "mlp" });
