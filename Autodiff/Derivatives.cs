@@ -158,10 +158,14 @@ public static class Derivatives
 
     /// <summary>
     /// f(w), ∇f(w) and the exact Hessian-vector product H(w)·v, as the JVP of the gradient along v
-    /// (forward-over-reverse): one forward pass and one backward pass, each carrying tangents.
+    /// (forward-over-reverse): one forward pass and one backward pass, each carrying tangents. The gradient is
+    /// computed only if read: a weight's cotangent xᵀ·ȳ is a product whose tangent ẋᵀ·ȳ + xᵀ·ȳ̇ is H·v's share and
+    /// whose own value nothing else needs, so a caller that reads only <see cref="HvpResult.Product"/> (Lanczos,
+    /// power iteration) skips one product of every three per weight in the backward pass.
     /// </summary>
     public static HvpResult Hvp(Func<Tensor[], Tensor> f, Tensor[] w, Tensor[] v)
     {
+        using var deferred = Primitive.DeferringPrimals();
         var (values, tangents) = JvpMany(ws =>
         {
             var (value, grad) = ValueAndGrad(f, ws);

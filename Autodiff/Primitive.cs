@@ -27,6 +27,31 @@ public abstract class Primitive
     /// </summary>
     protected internal abstract Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed);
 
+    /// <summary>
+    /// Whether <see cref="Jvp"/> reads its output primal y. Those that do not (the bilinear products) may have y
+    /// deferred inside <see cref="DeferringPrimals"/>: computed when something reads it, never if nothing does.
+    /// </summary>
+    protected internal virtual bool JvpReadsOutput => true;
+
+    private static readonly AsyncLocal<bool> deferring = new();
+
+    /// <summary>
+    /// Until disposed, on this async flow, the primals of tangent-carrying results of primitives whose JVP does not
+    /// read them are computed only when read. A Hessian-vector product is the tangent of the gradient: the gradient's
+    /// own value — one product of every three per weight in the sweep — is then never computed unless asked for.
+    /// </summary>
+    internal static IDisposable DeferringPrimals()
+    {
+        bool previous = deferring.Value;
+        deferring.Value = true;
+        return new DeferralScope(previous);
+    }
+
+    private sealed class DeferralScope(bool previous) : IDisposable
+    {
+        public void Dispose() => deferring.Value = previous;
+    }
+
     /// <summary>Floating-point operations of one forward computation (default: one per output element).</summary>
     protected internal virtual long Flops(NdArray[] x, NdArray y) => y.Size;
 
@@ -50,8 +75,15 @@ public abstract class Primitive
         }
 
         var primals = new Tensor[inputs.Length];
-        for (int i = 0; i < inputs.Length; i++) primals[i] = inputs[i].tag == tag ? inputs[i].primal! : inputs[i];
-        var y = Apply(primals);
+        bool innermost = true;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            primals[i] = inputs[i].tag == tag ? inputs[i].primal! : inputs[i];
+            innermost &= primals[i].IsConstant;
+        }
+        var y = lead.kind == Tensor.Kind.Forward && innermost && !JvpReadsOutput && deferring.Value
+            ? Tensor.Deferred(() => Apply(primals).Data)
+            : Apply(primals);
 
         if (lead.kind == Tensor.Kind.Forward)
         {

@@ -21,10 +21,19 @@ public sealed partial class Tensor
     internal readonly Tensor? tangent;
     internal readonly ReverseNode? node;
 
+    private NdArray? data;
+    private Func<NdArray>? pending;
+
     private Tensor(NdArray data)
     {
         kind = Kind.Constant;
-        Data = data;
+        this.data = data;
+    }
+
+    private Tensor(Func<NdArray> compute)
+    {
+        kind = Kind.Constant;
+        pending = compute;
     }
 
     private Tensor(Kind kind, int tag, Tensor primal, Tensor? tangent, ReverseNode? node)
@@ -34,11 +43,20 @@ public sealed partial class Tensor
         this.primal = primal;
         this.tangent = tangent;
         this.node = node;
-        Data = primal.Data;
+        data = primal.data; // null while the primal is deferred: read through it then
     }
 
     /// <summary>A constant (no derivative information).</summary>
     public static Tensor Constant(NdArray data) => new(data);
+
+    /// <summary>
+    /// A constant whose value is computed the first time it is read (see <see cref="Primitive.Apply"/>: inside a
+    /// Hessian-vector product the gradient's own value is never read, so its products are never computed).
+    /// </summary>
+    internal static Tensor Deferred(Func<NdArray> compute) => new(compute);
+
+    /// <summary>Whether the value is still to be computed.</summary>
+    internal bool IsDeferred => data is null && (pending is not null || primal!.IsDeferred);
 
     /// <summary>Wraps an array as a constant tensor.</summary>
     public static implicit operator Tensor(NdArray data) => new(data);
@@ -51,7 +69,16 @@ public sealed partial class Tensor
     internal static int NewTag() => Interlocked.Increment(ref lastTag);
 
     /// <summary>The value with every level of derivative information stripped.</summary>
-    public NdArray Data { get; }
+    public NdArray Data => data ?? Resolve();
+
+    private NdArray Resolve()
+    {
+        if (pending is not { } compute) return data ?? (data = primal!.Data);
+        // Two threads reading at once may both compute: the values are equal, the first one stays.
+        var value = Interlocked.CompareExchange(ref data, compute(), null) ?? data!;
+        pending = null; // drops what the computation captured
+        return value;
+    }
 
     /// <summary>Shape of the value.</summary>
     public Shape Shape => Data.Shape;

@@ -12,6 +12,8 @@ public sealed class Reshape(Shape shape) : Primitive
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].Reshape(Target);
     /// <inheritdoc/>
+    protected internal override bool JvpReadsOutput => false;
+    /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0]?.Reshape(Target);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar.Reshape(x[0].Shape)];

@@ -16,6 +16,8 @@ public sealed class Sum(int[] axes, bool keepDims) : Primitive
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].Sum(Axes, KeepDims);
     /// <inheritdoc/>
+    protected internal override bool JvpReadsOutput => false;
+    /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0]?.Sum(Axes, KeepDims);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>

@@ -15,6 +15,8 @@ public sealed class SumTo(Shape shape) : Primitive
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) => x[0].SumTo(Target);
     /// <inheritdoc/>
+    protected internal override bool JvpReadsOutput => false;
+    /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0]?.SumTo(Target);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar.BroadcastTo(x[0].Shape)];

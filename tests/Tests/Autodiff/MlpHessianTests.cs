@@ -48,6 +48,29 @@ public class MlpHessianTests
     });
 
     [Fact]
+    public void Hvp_computes_the_gradient_only_when_it_is_read()
+    {
+        var p = Make(5, "tanh", "ce");
+        var v = GradCheck.RandomLike(p.Rng, p.W);
+        int weights = p.W.Count(w => w.Rank == 2);
+        long MatMuls(Action action)
+        {
+            var profile = new OpProfile();
+            using (OpProfile.Record(profile)) action();
+            return profile.ByTime().Where(e => e.Name == "matmul").Sum(e => e.Totals.Calls);
+        }
+        HvpResult r = null!;
+        long forProduct = MatMuls(() => { r = Derivatives.Hvp(p.F, T(p.W), T(v)); _ = D(r.Product); });
+        long forGradient = MatMuls(() => _ = D(r.Gradient));
+        // Each weight's cotangent xᵀ·ȳ is computed once, when read, and equals the gradient's bit for bit.
+        Assert.Equal(weights, forGradient);
+        Assert.True(forProduct > 0);
+        var g = D(Derivatives.Grad(p.F, T(p.W)));
+        for (int i = 0; i < g.Length; i++) Assert.Equal(g[i].ToArray<double>(), r.Gradient[i].Data.ToArray<double>());
+        Assert.Equal(0, MatMuls(() => _ = D(r.Gradient)));
+    }
+
+    [Fact]
     public void Hvp_matches_finite_differences_of_gradients() => ForAllSeeds((seed, act, loss) =>
     {
         var p = Make(seed, act, loss);
