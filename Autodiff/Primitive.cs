@@ -95,6 +95,21 @@ public abstract class Primitive
         return Tensor.Reverse(y, new ReverseNode(this, inputs, primals, y), tag);
     }
 
+    /// <summary>
+    /// The non-zero terms of a bilinear op's tangent over its pairs (a, b, a₂, b₂, …): (ȧ, b) and (a, ḃ) for each
+    /// pair whose tangents are given, in order, so that f(ẋ) = Σ f(term).
+    /// </summary>
+    protected static List<(Tensor A, Tensor B)> BilinearTerms(Tensor[] x, Tensor?[] xDot)
+    {
+        var terms = new List<(Tensor A, Tensor B)>(4);
+        for (int p = 0; p < x.Length; p += 2)
+        {
+            if (xDot[p] is { } aDot) terms.Add((aDot, x[p + 1]));
+            if (xDot[p + 1] is { } bDot) terms.Add((x[p], bDot));
+        }
+        return terms;
+    }
+
     /// <summary>Sum of two possibly-zero (null) tangents.</summary>
     protected static Tensor? AddOrNull(Tensor? a, Tensor? b) => a is null ? b : b is null ? a : a + b;
 

@@ -55,9 +55,6 @@ public sealed partial class Tensor
     /// </summary>
     internal static Tensor Deferred(Func<NdArray> compute) => new(compute);
 
-    /// <summary>Whether the value is still to be computed.</summary>
-    internal bool IsDeferred => data is null && (pending is not null || primal!.IsDeferred);
-
     /// <summary>Wraps an array as a constant tensor.</summary>
     public static implicit operator Tensor(NdArray data) => new(data);
 

@@ -64,12 +64,7 @@ public sealed class Convolution2d(ConvolutionRole role, ConvolutionGeometry geom
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
         // Every non-zero term f(ȧ, b) or f(a, ḃ) is one pair; forward and input-adjoint members take two per call.
-        var pairs = new List<(Tensor A, Tensor B)>(4);
-        for (int p = 0; p < x.Length; p += 2)
-        {
-            if (xDot[p] is { } aDot) pairs.Add((aDot, x[p + 1]));
-            if (xDot[p + 1] is { } bDot) pairs.Add((x[p], bDot));
-        }
+        var pairs = BilinearTerms(x, xDot);
         var member = new Convolution2d(Role, Geometry);
         Tensor? result = null;
         for (int i = 0; i < pairs.Count; i += Pairs ? 2 : 1)

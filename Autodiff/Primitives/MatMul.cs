@@ -34,12 +34,7 @@ public sealed class MatMul(bool transA, bool transB) : Primitive
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
-        var pairs = new List<(Tensor A, Tensor B)>(4);
-        for (int p = 0; p < x.Length; p += 2)
-        {
-            if (xDot[p] is { } aDot) pairs.Add((aDot, x[p + 1]));
-            if (xDot[p + 1] is { } bDot) pairs.Add((x[p], bDot));
-        }
+        var pairs = BilinearTerms(x, xDot);
         Tensor? result = null;
         for (int i = 0; i < pairs.Count; i += 2)
             result = AddOrNull(result, i + 1 < pairs.Count
