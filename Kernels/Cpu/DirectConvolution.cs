@@ -449,6 +449,9 @@ public static unsafe class DirectConvolution
         int depth = grid.Channels * grid.KH * grid.KW, images = grid.Images;
         int panels = Gemm.RoundUp(grid.Positions, Vector512<T>.Count), padded = Gemm.RoundUp(rows, MR);
         int[] offsets = grid.Offsets();
+        // Without discarded columns (a 1×1 kernel at stride 2) an image's outputs of a row are one run.
+        int planeW = grid.PlaneW, imageW = grid.ImageW;
+        int runs = planeW == grid.OW ? 1 : grid.OH, run = grid.OH * grid.OW / runs;
         fixed (T* pa = packed) fixed (int* po = offsets)
         {
             T* a = pa;
@@ -469,15 +472,13 @@ public static unsafe class DirectConvolution
                             half.Pad(source2 + (long)n0 * sourceStride, sourceStride, present, xp + half.PlanesLength);
                         }
                         CorrelateImage(depth, a, padded, xp, off, yp, panels);
-                        // Without discarded columns (a 1×1 kernel at stride 2) an image's outputs of a row are one run.
-                        int runs = grid.PlaneW == grid.OW ? 1 : grid.OH, run = grid.OH * grid.OW / runs;
                         for (int j = 0; j < present; j++)
                         {
                             T* dst = target + (long)(n0 + j) * targetStride;
                             for (int r = 0; r < rows; r++)
                                 for (int i = 0; i < runs; i++)
                                 {
-                                    var row = new ReadOnlySpan<T>(yp + (long)r * panels + i * grid.PlaneW + j * grid.ImageW, run);
+                                    var row = new ReadOnlySpan<T>(yp + (long)r * panels + i * planeW + j * imageW, run);
                                     var into = new Span<T>(dst + ((long)r * runs + i) * run, run);
                                     if (accumulate) TensorPrimitives.Add(row, into, into);
                                     else row.CopyTo(into);
