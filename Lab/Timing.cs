@@ -23,14 +23,16 @@ public static class Timing
     /// Median milliseconds of each action, measured in interleaved rounds (each round runs every action
     /// once), so that a noisy neighbour slows all of them alike and their ratios stay meaningful.
     /// </summary>
-    public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9) =>
-        InterleavedMs(actions, warmup, repeats).Select(Median).ToArray();
+    public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9, Action? betweenRounds = null) =>
+        InterleavedMs(actions, warmup, repeats, betweenRounds).Select(Median).ToArray();
 
     /// <summary>
     /// Every run's milliseconds, [action][round], measured as in <see cref="InterleavedMedianMs"/>: for a median and a
-    /// minimum from the same runs (the minimum is the machine at its quietest).
+    /// minimum from the same runs (the minimum is the machine at its quietest). <paramref name="betweenRounds"/>, when
+    /// given, runs untimed before every round (a benchmark of single kernels collects there, so that the arrays the
+    /// last round dropped are back in <c>HostMemoryPool</c>, as they are in a training loop's steady state).
     /// </summary>
-    public static double[][] InterleavedMs(Action[] actions, int warmup = 2, int repeats = 9)
+    public static double[][] InterleavedMs(Action[] actions, int warmup = 2, int repeats = 9, Action? betweenRounds = null)
     {
         for (int i = 0; i < warmup; i++) foreach (var a in actions) a();
         var times = new double[actions.Length][];
@@ -38,6 +40,7 @@ public static class Timing
         for (int i = 0; i < repeats; i++)
             for (int j = 0; j < actions.Length; j++)
             {
+                if (j == 0) betweenRounds?.Invoke();
                 var sw = Stopwatch.StartNew();
                 actions[j]();
                 times[j][i] = sw.Elapsed.TotalMilliseconds;

@@ -145,7 +145,8 @@ internal static class QuickTables
 
     /// <summary>
     /// <c>elementwise --quick</c>: memory-bound ops on one ResNet stage-1 activation (128×16×32×32 floats, 8 MB),
-    /// each with its output allocated fresh as in training, against the same op into a reused buffer and a copy.
+    /// each with its output allocated fresh as in training, against the same op into a reused buffer and a copy; then
+    /// the normalisation kernels at every BatchNorm shape of ResNet-20.
     /// </summary>
     public static void ElementWiseOps(int repeats)
     {
@@ -164,8 +165,8 @@ internal static class QuickTables
             ("relu into a reused buffer", () => System.Numerics.Tensors.TensorPrimitives.Max(x.Span<float>(), 0f, buffer), 2),
             ("NdArray relu (fresh output)", () => x.Apply(UnaryOp.Relu), 2),
             ("NdArray add (fresh output)", () => _ = x + y, 3),
-            ("NdArray normalize, channels (fresh output)", () => x.Normalize(1, 2, 1e-5), 4),
-            ("NdArray normalize Jacobian, channels", () => x.NormalizeJacobian(y, 1, 2, 1e-5), 6),
+            ("NdArray normalize, channels (fresh output)", () => x.Normalize(1, 2, 1e-5), 3),
+            ("NdArray normalize Jacobian, channels", () => x.NormalizeJacobian(y, 1, 2, 1e-5), 5),
             ("NdArray scale-shift, channels", () => x.ScaleShift(gamma, beta, 1, 2), 2),
             ("NdArray group mean product, channels", () => x.GroupMeanProduct(y, 1, 2), 2),
             ("NdArray sum over N, H, W", () => x.Sum([0, 2, 3]), 1),
@@ -182,6 +183,48 @@ internal static class QuickTables
         Console.WriteLine("| op on 8 MB | ms | GB/s (bytes moved) |");
         Console.WriteLine("|---|---|---|");
         for (int i = 0; i < rows.Length; i++) Console.WriteLine($"| {rows[i].Name} | {ms[i]:0.00} | {rows[i].Traffic * bytes / ms[i] / 1e6:0.0} |");
+        Console.WriteLine();
+        NormalizationShapes(repeats);
+    }
+
+    /// <summary>
+    /// The normalisation kernels at each of ResNet-20's BatchNorm shapes (batch 128), with a streaming scale-shift of
+    /// the same array in the same interleaved rounds as the bandwidth they should reach. Bytes moved count each
+    /// array once per pass over memory: the statistics pass reads, the write pass reads and writes.
+    /// </summary>
+    private static void NormalizationShapes(int repeats)
+    {
+        Console.WriteLine("| BatchNorm shape (N 128) | kernel | ms | GB/s (bytes moved) | / scale-shift GB/s |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (c, side) in new[] { (16, 32), (32, 16), (64, 8) })
+        {
+            var rng = new RandomGenerator((ulong)c);
+            var shape = new Shape(128, c, side, side);
+            NdArray x = rng.Normal(shape, 1, 2), u = rng.Normal(shape), v = rng.Normal(shape), w = rng.Normal(shape);
+            NdArray gamma = rng.Normal(new Shape(c)), beta = rng.Normal(new Shape(c));
+            var ju = x.NormalizeJacobian(u, 1, 2, 1e-5);
+            var rows = new (string Name, Action Run, double Traffic)[]
+            {
+                ("scale-shift (streaming reference)", () => x.ScaleShift(gamma, beta, 1, 2), 2),
+                ("normalize", () => x.Normalize(1, 2, 1e-5), 3),
+                ("normalize Jacobian", () => x.NormalizeJacobian(u, 1, 2, 1e-5), 5),
+                ("normalize Jacobian tangent", () => x.NormalizeJacobianTangent(u, ju, v, w, 1, 2, 1e-5), 10),
+                ("group mean product", () => x.GroupMeanProduct(u, 1, 2), 2),
+            };
+            // Collected between rounds, so outputs come from the pool as in training (a fresh 2 MB array's page faults
+            // cost ten times the kernel).
+            var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats, betweenRounds: () =>
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            });
+            double bytes = shape.Size * 4.0, reference = rows[0].Traffic * bytes / ms[0] / 1e6;
+            for (int i = 0; i < rows.Length; i++)
+            {
+                double rate = rows[i].Traffic * bytes / ms[i] / 1e6;
+                Console.WriteLine($"| {(i == 0 ? $"{c}×{side}×{side}" : "")} | {rows[i].Name} | {ms[i]:0.000} | {rate:0.0} | {rate / reference:0.00} |");
+            }
+        }
     }
 
     /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
