@@ -68,7 +68,7 @@ public static class Normalization
                 for (int gi = 0; gi < g; gi++)
                 {
                     double mean = moments[gi].Mean, r = moments[gi].Rstd(epsilon), sumU = sums[3 * gi];
-                    double sumUC = sums[3 * gi + 1] + sums[3 * gi + 2] - mean * sumU;
+                    double sumUC = sums[3 * gi + 1] + (sums[3 * gi + 2] - mean * sumU);
                     double meanU = sumU / count, meanUXhat = r * sumUC / count;
                     m[gi] = T.CreateTruncating(mean);
                     coefficients[3 * gi] = T.CreateTruncating(r);
@@ -115,8 +115,8 @@ public static class Normalization
                 {
                     var s = sums.AsSpan(10 * gi, 10);
                     double mean = moments[gi].Mean, r = moments[gi].Rstd(epsilon);
-                    double sv = s[0] / count, svc = (s[1] + s[7] - mean * s[0]) / count, suc = (s[2] + s[8] - mean * s[6]) / count;
-                    double sjv = s[3] / count, sw = s[4] / count, swc = (s[5] + s[9] - mean * s[4]) / count;
+                    double sv = s[0] / count, svc = (s[1] + (s[7] - mean * s[0])) / count, suc = (s[2] + (s[8] - mean * s[6])) / count;
+                    double sjv = s[3] / count, sw = s[4] / count, swc = (s[5] + (s[9] - mean * s[4])) / count;
                     double r2 = r * r, r3 = r2 * r;
                     m[gi] = T.CreateTruncating(mean);
                     k[5 * gi] = T.CreateTruncating(-r2 * svc);

@@ -5,63 +5,110 @@ namespace Curvature.Kernels.Gpu;
 
 /// <summary>
 /// Normalisation over groups (the formulas of <see cref="Cpu.Normalization"/>): data viewed as [A, G, B], group
-/// g holding x[a, g, b]. Statistics take one thread group per normalisation group, summed in float64 with a
-/// tree in shared memory (two passes for the variance, so nothing cancels); the element-wise passes read them.
+/// g holding x[a, g, b]. Statistics run in two launches: each group is split into <see cref="Splits"/> blocks of
+/// whole images, one thread group each, which sum their part in float64 with a tree in shared memory (two passes
+/// for the moments, so nothing cancels); then one thread per group merges its blocks in order (moments by Chan,
+/// Golub and LeVeque's update, sums added). One thread group per normalisation group would put BatchNorm's 16 to 64
+/// groups on a GPU of 132 multiprocessors. The element-wise passes read the merged statistics.
 /// </summary>
 public static class Normalization
 {
-    /// <summary>mean[g] and biased variance[g] (grid = G groups).</summary>
-    public static void Moments<T, K>(ArrayView<T> x, ArrayView<double> mean, ArrayView<double> variance, int a, int g, int b)
+    /// <summary>
+    /// Blocks per group: whole images of at least 2,048 values each, at most 64 per group. A function of the shape
+    /// alone, so every device adds in the same order.
+    /// </summary>
+    public static int Splits(int a, int b) => (int)Math.Clamp((long)a * b / 2048, 1, Math.Max(1, Math.Min(a, 64)));
+
+    /// <summary>partial[3k..3k+3) = (count, mean, centred sum of squares) of block k = g·S + s (grid = G·S groups).</summary>
+    public static void PartialMoments<T, K>(ArrayView<T> x, ArrayView<double> partial, SplitGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int gi = Grid.IdxX, count = a * b;
+        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
         double s = 0;
-        for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, gi, g, b)]);
-        double mu = TreeSum(s) / count;
+        for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, a0, gi, p)]);
+        double mu = TreeSum(s) / Math.Max(1, count);
         double q = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
-            double d = k.ToDouble(x[At(j, gi, g, b)]) - mu;
+            double d = k.ToDouble(x[At(j, a0, gi, p)]) - mu;
             q += d * d;
         }
-        double v = TreeSum(q) / count;
-        if (Group.IdxX == 0) { mean[gi] = mu; variance[gi] = v; }
+        double m2 = TreeSum(q);
+        if (Group.IdxX == 0) { partial[3 * block] = count; partial[3 * block + 1] = mu; partial[3 * block + 2] = m2; }
     }
 
-    /// <summary>r[g] = mean of x·y over group g (grid = G groups).</summary>
-    public static void MeanProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> r, int a, int g, int b)
+    /// <summary>mean[g] and biased variance[g] from the blocks of <see cref="PartialMoments{T, K}"/>, merged in order (grid-stride over G).</summary>
+    public static void MergeMoments(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, SplitGroups p)
+    {
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double n = 0, mu = 0, m2 = 0;
+            for (int s = 0; s < p.S; s++)
+            {
+                int o = 3 * (gi * p.S + s);
+                double nb = partial[o];
+                if (nb == 0) continue;
+                if (n == 0) { n = nb; mu = partial[o + 1]; m2 = partial[o + 2]; continue; }
+                double total = n + nb, delta = partial[o + 1] - mu;
+                mu += delta * nb / total;
+                m2 += partial[o + 2] + delta * delta * n * nb / total;
+                n = total;
+            }
+            mean[gi] = mu;
+            variance[gi] = m2 / n;
+        }
+    }
+
+    /// <summary>partial[k] = Σ x·y over block k of group g (grid = G·S groups).</summary>
+    public static void PartialProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> partial, SplitGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int gi = Grid.IdxX, count = a * b;
+        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
         double s = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
-            int at = At(j, gi, g, b);
+            int at = At(j, a0, gi, p);
             s += k.ToDouble(x[at]) * k.ToDouble(y[at]);
         }
-        double m = TreeSum(s) / count;
-        if (Group.IdxX == 0) r[gi] = m;
+        double total = TreeSum(s);
+        if (Group.IdxX == 0) partial[block] = total;
     }
 
-    /// <summary>meanU[g] = mean u and meanUXhat[g] = mean u·x̂ over group g, x̂ = (x − μ)/√(σ² + ε) (grid = G groups).</summary>
-    public static void JacobianMoments<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
-        ArrayView<double> meanU, ArrayView<double> meanUXhat, NormalizationGroups p)
+    /// <summary>
+    /// partial[2k] = Σ u and partial[2k + 1] = Σ u·x̂ over block k, x̂ = (x − μ)/√(σ² + ε) with the merged moments
+    /// (grid = G·S groups).
+    /// </summary>
+    public static void PartialJacobianSums<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
+        ArrayView<double> partial, SplitGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int gi = Grid.IdxX, count = p.A * p.B;
+        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
         double mu = mean[gi], rstd = 1 / Math.Sqrt(variance[gi] + p.Epsilon), su = 0, sux = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
-            int at = At(j, gi, p.G, p.B);
+            int at = At(j, a0, gi, p);
             double uv = k.ToDouble(u[at]);
             su += uv;
             sux += uv * (k.ToDouble(x[at]) - mu) * rstd;
         }
-        double mU = TreeSum(su) / count, mUX = TreeSum(sux) / count;
-        if (Group.IdxX == 0) { meanU[gi] = mU; meanUXhat[gi] = mUX; }
+        double sumU = TreeSum(su), sumUXhat = TreeSum(sux);
+        if (Group.IdxX == 0) { partial[2 * block] = sumU; partial[2 * block + 1] = sumUXhat; }
+    }
+
+    /// <summary>means[g·k + j] = (Σ over the blocks of group g of partial[(g·S + s)·k + j]) / (A·B) (grid-stride over G).</summary>
+    public static void MergeMeans(ArrayView<double> partial, ArrayView<double> means, int k, SplitGroups p)
+    {
+        double count = (double)p.A * p.B;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+            for (int j = 0; j < k; j++)
+            {
+                double s = 0;
+                for (int b = 0; b < p.S; b++) s += partial[(gi * p.S + b) * k + j];
+                means[gi * k + j] = s / count;
+            }
     }
 
     /// <summary>r = (x − μ)·r per group.</summary>
@@ -76,9 +123,9 @@ public static class Normalization
         }
     }
 
-    /// <summary>J·u = r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
+    /// <summary>J·u = r·(u − mean u − x̂·mean(u·x̂)) per group, means[2g] = mean u and means[2g + 1] = mean u·x̂.</summary>
     public static void Jacobian<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
-        ArrayView<double> meanU, ArrayView<double> meanUXhat, ArrayView<T> r, NormalizationGroups p)
+        ArrayView<double> means, ArrayView<T> r, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
@@ -86,44 +133,60 @@ public static class Normalization
         {
             int gi = i / p.B % p.G;
             double rstd = 1 / Math.Sqrt(variance[gi] + p.Epsilon), xhat = (k.ToDouble(x[i]) - mean[gi]) * rstd;
-            r[i] = k.From(rstd * (k.ToDouble(u[i]) - meanU[gi] - xhat * meanUXhat[gi]));
+            r[i] = k.From(rstd * (k.ToDouble(u[i]) - means[2 * gi] - xhat * means[2 * gi + 1]));
         }
     }
 
     /// <summary>
-    /// The coefficients of <see cref="Cpu.Normalization.JacobianTangent{T}"/> per group (grid = G groups): coefficients[6g..6g+6) =
-    /// (μ, kj, kv, kw, kc, k0) of y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0; w counts only when p.HasW is 1.
+    /// The six sums of <see cref="Cpu.Normalization.JacobianTangent{T}"/> over block k, with c = x − μ (merged
+    /// moments): partial[6k..6k+6) = (Σv, Σv·c, Σu·c, Σju·v, Σw, Σw·c); w counts only when p.HasW is 1 (grid = G·S groups).
     /// </summary>
-    public static void JacobianTangentMoments<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w,
-        ArrayView<double> coefficients, TangentGroups p)
+    public static void PartialTangentSums<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w,
+        ArrayView<double> mean, ArrayView<double> partial, SplitGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int gi = Grid.IdxX, count = p.A * p.B;
-        double s = 0;
-        for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, gi, p.G, p.B)]);
-        double mu = TreeSum(s) / count;
-        double q = 0, sv = 0, svc = 0, suc = 0, sjv = 0, sw = 0, swc = 0;
+        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
+        double mu = mean[gi], sv = 0, svc = 0, suc = 0, sjv = 0, sw = 0, swc = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
-            int at = At(j, gi, p.G, p.B);
+            int at = At(j, a0, gi, p);
             double c = k.ToDouble(x[at]) - mu, vv = k.ToDouble(v[at]);
-            q += c * c;
             sv += vv; svc += vv * c; suc += k.ToDouble(u[at]) * c; sjv += k.ToDouble(ju[at]) * vv;
             if (p.HasW != 0) { double wv = k.ToDouble(w[at]); sw += wv; swc += wv * c; }
         }
-        double r = 1 / Math.Sqrt(TreeSum(q) / count + p.Epsilon), r2 = r * r, r3 = r2 * r;
-        sv = TreeSum(sv) / count; svc = TreeSum(svc) / count; suc = TreeSum(suc) / count;
-        sjv = TreeSum(sjv) / count; sw = TreeSum(sw) / count; swc = TreeSum(swc) / count;
+        sv = TreeSum(sv); svc = TreeSum(svc); suc = TreeSum(suc); sjv = TreeSum(sjv); sw = TreeSum(sw); swc = TreeSum(swc);
         if (Group.IdxX == 0)
         {
-            int o = 6 * gi;
-            coefficients[o] = mu;
-            coefficients[o + 1] = -r2 * svc;
-            coefficients[o + 2] = -r3 * suc;
-            coefficients[o + 3] = r;
-            coefficients[o + 4] = r3 * r2 * suc * svc - r2 * sjv - r3 * swc;
-            coefficients[o + 5] = r3 * suc * sv - r * sw;
+            int o = 6 * block;
+            partial[o] = sv; partial[o + 1] = svc; partial[o + 2] = suc; partial[o + 3] = sjv; partial[o + 4] = sw; partial[o + 5] = swc;
+        }
+    }
+
+    /// <summary>
+    /// The coefficients of <see cref="Cpu.Normalization.JacobianTangent{T}"/> per group from the blocks' sums
+    /// (grid-stride over G): coefficients[6g..6g+6) = (μ, kj, kv, kw, kc, k0) of y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0.
+    /// </summary>
+    public static void TangentCoefficients(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> coefficients, SplitGroups p)
+    {
+        double count = (double)p.A * p.B;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double sv = 0, svc = 0, suc = 0, sjv = 0, sw = 0, swc = 0;
+            for (int b = 0; b < p.S; b++)
+            {
+                int o = 6 * (gi * p.S + b);
+                sv += partial[o]; svc += partial[o + 1]; suc += partial[o + 2]; sjv += partial[o + 3]; sw += partial[o + 4]; swc += partial[o + 5];
+            }
+            sv /= count; svc /= count; suc /= count; sjv /= count; sw /= count; swc /= count;
+            double r = 1 / Math.Sqrt(variance[gi] + p.Epsilon), r2 = r * r, r3 = r2 * r;
+            int c = 6 * gi;
+            coefficients[c] = mean[gi];
+            coefficients[c + 1] = -r2 * svc;
+            coefficients[c + 2] = -r3 * suc;
+            coefficients[c + 3] = r;
+            coefficients[c + 4] = r3 * r2 * suc * svc - r2 * sjv - r3 * swc;
+            coefficients[c + 5] = r3 * suc * sv - r * sw;
         }
     }
 
@@ -168,11 +231,14 @@ public static class Normalization
         }
     }
 
-    /// <summary>Element j of group gi (j = a·B + b) in the [A, G, B] view.</summary>
-    private static int At(int j, int gi, int g, int b)
+    /// <summary>The first image of block s of a group (block S is one past the last image).</summary>
+    private static int BlockStart(int s, SplitGroups p) => (int)((long)s * p.A / p.S);
+
+    /// <summary>Element j of group gi counted from image a0 (j = (a − a0)·B + b) in the [A, G, B] view.</summary>
+    private static int At(int j, int a0, int gi, SplitGroups p)
     {
-        int ai = j / b;
-        return (ai * g + gi) * b + (j - ai * b);
+        int ai = j / p.B;
+        return ((a0 + ai) * p.G + gi) * p.B + (j - ai * p.B);
     }
 
     /// <summary>The sum of every thread's <paramref name="v"/>, returned to all threads of the group.</summary>
@@ -200,6 +266,17 @@ public struct AffineGroups
     public int G, B;
     /// <summary>1 to add z, 1 to clamp at zero.</summary>
     public int Addend, Relu;
+}
+
+/// <summary>The [A, G, B] view of a statistics pass split into S blocks per group, with ε and whether w counts (1).</summary>
+public struct SplitGroups
+{
+    /// <summary>Sizes of the view and the blocks per group.</summary>
+    public int A, G, B, S;
+    /// <summary>1 when the tangent's w input counts, 0 when it is zero.</summary>
+    public int HasW;
+    /// <summary>Added to the variance.</summary>
+    public double Epsilon;
 }
 
 /// <summary>The [A, G, B] view of a normalisation and its ε.</summary>

@@ -223,13 +223,15 @@ public class DeviceConformanceTests
         var rng = new RandomGenerator(7);
         foreach (var t in Floats)
         {
-            var x = Normal(rng, t, 4, 3, 5, 2) * 3 + 1;
-            var u = Normal(rng, t, 4, 3, 5, 2);
-            foreach (var (s, e) in new[] { (1, 2), (0, 3) })
+            // [4, 3, 5, 2] is one statistics block per group; [8, 3, 32, 32] is four (GPU statistics split a group into
+            // blocks of whole images, merged per group).
+            foreach (var (s, e, dims) in new[] { (1, 2, new[] { 4, 3, 5, 2 }), (0, 3, new[] { 4, 3, 5, 2 }), (1, 2, new[] { 8, 3, 32, 32 }) })
             {
+                var x = Normal(rng, t, dims) * 3 + 1;
+                var u = Normal(rng, t, dims);
                 Same(d, a => a[0].Normalize(s, e, 1e-5), [x], Rtol(t, true), $"normalize [{s},{e})");
                 Same(d, a => a[0].NormalizeJacobian(a[1], s, e, 1e-5), [x, u], Rtol(t, true), $"normalize jacobian [{s},{e})");
-                var (ju, v, w) = (Normal(rng, t, 4, 3, 5, 2), Normal(rng, t, 4, 3, 5, 2), Normal(rng, t, 4, 3, 5, 2));
+                var (ju, v, w) = (Normal(rng, t, dims), Normal(rng, t, dims), Normal(rng, t, dims));
                 Same(d, a => a[0].NormalizeJacobianTangent(a[1], a[2], a[3], a[4], s, e, 1e-5), [x, u, ju, v, w], Rtol(t, true), $"normalize jacobian tangent [{s},{e})");
                 Same(d, a => a[0].NormalizeJacobianTangent(a[1], a[2], a[3], null, s, e, 1e-5), [x, u, ju, v], Rtol(t, true), $"normalize jacobian tangent, w = 0 [{s},{e})");
                 Same(d, a => a[0].GroupMeanProduct(a[1], s, e), [x, u], Rtol(t, true), $"group mean product [{s},{e})");
@@ -239,11 +241,15 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Mean, [x], Rtol(t, true), $"normalize's mean [{s},{e})");
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Variance, [x], Rtol(t, true), $"normalize's variance [{s},{e})");
             }
-            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
-            Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3)], Rtol(t), "scale_shift pair");
-            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, a[3], relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3), u], Rtol(t), "scale_shift + addend, relu");
-            Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift, relu");
-            Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2, a[5]), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3), Normal(rng, t, 4, 3, 5, 2)], Rtol(t), "scale_shift pair + addend");
+            {
+                var x = Normal(rng, t, 4, 3, 5, 2) * 3 + 1;
+                var u = Normal(rng, t, 4, 3, 5, 2);
+                Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift");
+                Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3)], Rtol(t), "scale_shift pair");
+                Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, a[3], relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3), u], Rtol(t), "scale_shift + addend, relu");
+                Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift, relu");
+                Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2, a[5]), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3), Normal(rng, t, 4, 3, 5, 2)], Rtol(t), "scale_shift pair + addend");
+            }
         }
     }
 
