@@ -11,9 +11,9 @@ namespace Curvature.Kernels.Cpu;
 /// Jacobian product J·u = r·(u − mean u − x̂·mean(u·x̂)), which is also the VJP (J is symmetric). Every kernel is
 /// two passes in memory order: one reads the rows and accumulates per-group sums (chunks of whole rows, each
 /// with its own partial sums, merged in chunk order, so results do not depend on the thread count), one writes
-/// the rows from per-group coefficients. Walking a group at a time instead, a BatchNorm group is N segments a
-/// whole image apart, which ran at a quarter of the streaming bandwidth (20–37 against 85–110 GB/s, measured
-/// on ResNet-20's shapes). Sums are accumulated in float64 over float32 segments.
+/// the rows from per-group coefficients. Walking a group at a time instead reads a BatchNorm group as N segments a
+/// whole image apart: in a ResNet-20 gradient the Jacobian took 23.5 ms that way and 12.7 ms streaming, the
+/// normalisation 15.6 and 10.5 (`Bench models --profile`). Sums are accumulated in float64 over float32 segments.
 /// </summary>
 public static class Normalization
 {
