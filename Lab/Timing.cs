@@ -38,13 +38,15 @@ public static class Timing
         var times = new double[actions.Length][];
         for (int j = 0; j < actions.Length; j++) times[j] = new double[repeats];
         for (int i = 0; i < repeats; i++)
+        {
+            betweenRounds?.Invoke();
             for (int j = 0; j < actions.Length; j++)
             {
-                if (j == 0) betweenRounds?.Invoke();
                 var sw = Stopwatch.StartNew();
                 actions[j]();
                 times[j][i] = sw.Elapsed.TotalMilliseconds;
             }
+        }
         return times;
     }
 

@@ -489,24 +489,24 @@ public sealed class AcceleratorDevice : Device, IDisposable
 
     // ---------------------------------------------------------------- normalisation
 
-    /// <summary>The [A, G, B] view split into blocks of whole images for the statistics launches.</summary>
-    private static SplitGroups Split(int a, int g, int b, double epsilon = 0, int hasW = 0) =>
+    /// <summary>The [A, G, B] view, split into blocks of whole images for the statistics launches.</summary>
+    private static NormalizationGroups Groups(int a, int g, int b, double epsilon = 0, int hasW = 0) =>
         new() { A = a, G = g, B = b, S = GpuNormalization.Splits(a, b), Epsilon = epsilon, HasW = hasW };
 
     /// <summary>One thread group per block of every group, with the tree reduction's scratch.</summary>
-    private KernelConfig Blocks(SplitGroups p) => kernels.GroupPerItem(p.G * p.S);
+    private KernelConfig Blocks(NormalizationGroups p) => kernels.GroupPerItem(p.G * p.S);
 
     private (NdArray Mean, NdArray Variance) Moments(NdArray x, int a, int g, int b)
     {
         var mean = New(new Shape(g), DType.Float64);
         var variance = New(new Shape(g), DType.Float64);
-        var p = Split(a, g, b);
+        var p = Groups(a, g, b);
         var partial = New(new Shape(3 * g * p.S), DType.Float64);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialMoments<float, Float32Kind>)(Blocks(p), V<float>(x), V<double>(partial), p);
+            kernels.Load<ArrayView<float>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialMoments<float, Float32Kind>)(Blocks(p), V<float>(x), V<double>(partial), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialMoments<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(partial), p);
-        kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.MergeMoments)(kernels.Stride(g), V<double>(partial), V<double>(mean), V<double>(variance), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialMoments<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.MergeMoments)(kernels.Stride(g), V<double>(partial), V<double>(mean), V<double>(variance), p);
         return (mean, variance);
     }
 
@@ -521,7 +521,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     {
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
-        var p = new NormalizationGroups { A = a, G = g, B = b, Epsilon = epsilon };
+        var p = Groups(a, g, b, epsilon);
         var config = kernels.Stride(x.Size);
         if (x.DType == DType.Float32)
             kernels.Load<ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.Normalize<float, Float32Kind>)(config, V<float>(x), V<double>(mean), V<double>(variance), V<float>(r), p);
@@ -535,16 +535,15 @@ public sealed class AcceleratorDevice : Device, IDisposable
     {
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
-        var split = Split(a, g, b, epsilon);
-        var partial = New(new Shape(2 * g * split.S), DType.Float64);
+        var p = Groups(a, g, b, epsilon);
+        var partial = New(new Shape(2 * g * p.S), DType.Float64);
         var means = New(new Shape(2 * g), DType.Float64);
-        var p = new NormalizationGroups { A = a, G = g, B = b, Epsilon = epsilon };
         var config = kernels.Stride(x.Size);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialJacobianSums<float, Float32Kind>)(Blocks(split), V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(partial), split);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(partial), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialJacobianSums<double, Float64Kind>)(Blocks(split), V<double>(x), V<double>(u), V<double>(mean), V<double>(variance), V<double>(partial), split);
-        kernels.Load<ArrayView<double>, ArrayView<double>, int, SplitGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(means), 2, split);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(u), V<double>(mean), V<double>(variance), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<double>, int, NormalizationGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(means), 2, p);
         if (x.DType == DType.Float32)
             kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.Jacobian<float, Float32Kind>)(config, V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(means), V<float>(r), p);
         else
@@ -557,21 +556,20 @@ public sealed class AcceleratorDevice : Device, IDisposable
     {
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
-        var split = Split(a, g, b, epsilon, w is null ? 0 : 1);
-        var partial = New(new Shape(6 * g * split.S), DType.Float64);
+        var p = Groups(a, g, b, epsilon, w is null ? 0 : 1);
+        var partial = New(new Shape(6 * g * p.S), DType.Float64);
         var coefficients = New(new Shape(6 * g), DType.Float64);
-        var p = new TangentGroups { A = a, G = g, B = b, Epsilon = epsilon, HasW = split.HasW };
         var ww = w ?? v; // read only when HasW is 1
         var config = kernels.Stride(x.Size);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialTangentSums<float, Float32Kind>)(Blocks(split), V<float>(x), V<float>(u), V<float>(ju), V<float>(v), V<float>(ww), V<double>(mean), V<double>(partial), split);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialTangentSums<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(u), V<float>(ju), V<float>(v), V<float>(ww), V<double>(mean), V<double>(partial), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialTangentSums<double, Float64Kind>)(Blocks(split), V<double>(x), V<double>(u), V<double>(ju), V<double>(v), V<double>(ww), V<double>(mean), V<double>(partial), split);
-        kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.TangentCoefficients)(kernels.Stride(g), V<double>(partial), V<double>(mean), V<double>(variance), V<double>(coefficients), split);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialTangentSums<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(u), V<double>(ju), V<double>(v), V<double>(ww), V<double>(mean), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.TangentCoefficients)(kernels.Stride(g), V<double>(partial), V<double>(mean), V<double>(variance), V<double>(coefficients), p);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, TangentGroups>(GpuNormalization.JacobianTangent<float, Float32Kind>)(config, V<float>(x), V<float>(ju), V<float>(v), V<float>(ww), V<double>(coefficients), V<float>(r), p);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.JacobianTangent<float, Float32Kind>)(config, V<float>(x), V<float>(ju), V<float>(v), V<float>(ww), V<double>(coefficients), V<float>(r), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, TangentGroups>(GpuNormalization.JacobianTangent<double, Float64Kind>)(config, V<double>(x), V<double>(ju), V<double>(v), V<double>(ww), V<double>(coefficients), V<double>(r), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.JacobianTangent<double, Float64Kind>)(config, V<double>(x), V<double>(ju), V<double>(v), V<double>(ww), V<double>(coefficients), V<double>(r), p);
         return r;
     }
 
@@ -579,13 +577,13 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         var r = New(new Shape(g), DType.Float64);
-        var p = Split(a, g, b);
+        var p = Groups(a, g, b);
         var partial = New(new Shape(g * p.S), DType.Float64);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialProduct<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(y), V<double>(partial), p);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialProduct<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(y), V<double>(partial), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, SplitGroups>(GpuNormalization.PartialProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(partial), p);
-        kernels.Load<ArrayView<double>, ArrayView<double>, int, SplitGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(r), 1, p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<double>, int, NormalizationGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(r), 1, p);
         return r;
     }
 

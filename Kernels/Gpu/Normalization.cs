@@ -20,11 +20,12 @@ public static class Normalization
     public static int Splits(int a, int b) => (int)Math.Clamp((long)a * b / 2048, 1, Math.Max(1, Math.Min(a, 64)));
 
     /// <summary>partial[3k..3k+3) = (count, mean, centred sum of squares) of block k = g·S + s (grid = G·S groups).</summary>
-    public static void PartialMoments<T, K>(ArrayView<T> x, ArrayView<double> partial, SplitGroups p)
+    public static void PartialMoments<T, K>(ArrayView<T> x, ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
+        var block = BlockOf(Grid.IdxX, p);
+        int gi = block.Group, a0 = block.FirstImage, count = block.Count;
         double s = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX) s += k.ToDouble(x[At(j, a0, gi, p)]);
         double mu = TreeSum(s) / Math.Max(1, count);
@@ -35,11 +36,11 @@ public static class Normalization
             q += d * d;
         }
         double m2 = TreeSum(q);
-        if (Group.IdxX == 0) { partial[3 * block] = count; partial[3 * block + 1] = mu; partial[3 * block + 2] = m2; }
+        if (Group.IdxX == 0) { partial[3 * block.Index] = count; partial[3 * block.Index + 1] = mu; partial[3 * block.Index + 2] = m2; }
     }
 
     /// <summary>mean[g] and biased variance[g] from the blocks of <see cref="PartialMoments{T, K}"/>, merged in order (grid-stride over G).</summary>
-    public static void MergeMoments(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, SplitGroups p)
+    public static void MergeMoments(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, NormalizationGroups p)
     {
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
         {
@@ -61,11 +62,12 @@ public static class Normalization
     }
 
     /// <summary>partial[k] = Σ x·y over block k of group g (grid = G·S groups).</summary>
-    public static void PartialProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> partial, SplitGroups p)
+    public static void PartialProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
+        var block = BlockOf(Grid.IdxX, p);
+        int gi = block.Group, a0 = block.FirstImage, count = block.Count;
         double s = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
@@ -73,7 +75,7 @@ public static class Normalization
             s += k.ToDouble(x[at]) * k.ToDouble(y[at]);
         }
         double total = TreeSum(s);
-        if (Group.IdxX == 0) partial[block] = total;
+        if (Group.IdxX == 0) partial[block.Index] = total;
     }
 
     /// <summary>
@@ -81,11 +83,12 @@ public static class Normalization
     /// (grid = G·S groups).
     /// </summary>
     public static void PartialJacobianSums<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<double> mean, ArrayView<double> variance,
-        ArrayView<double> partial, SplitGroups p)
+        ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
+        var block = BlockOf(Grid.IdxX, p);
+        int gi = block.Group, a0 = block.FirstImage, count = block.Count;
         double mu = mean[gi], rstd = 1 / Math.Sqrt(variance[gi] + p.Epsilon), su = 0, sux = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
@@ -95,11 +98,11 @@ public static class Normalization
             sux += uv * (k.ToDouble(x[at]) - mu) * rstd;
         }
         double sumU = TreeSum(su), sumUXhat = TreeSum(sux);
-        if (Group.IdxX == 0) { partial[2 * block] = sumU; partial[2 * block + 1] = sumUXhat; }
+        if (Group.IdxX == 0) { partial[2 * block.Index] = sumU; partial[2 * block.Index + 1] = sumUXhat; }
     }
 
     /// <summary>means[g·k + j] = (Σ over the blocks of group g of partial[(g·S + s)·k + j]) / (A·B) (grid-stride over G).</summary>
-    public static void MergeMeans(ArrayView<double> partial, ArrayView<double> means, int k, SplitGroups p)
+    public static void MergeMeans(ArrayView<double> partial, ArrayView<double> means, int k, NormalizationGroups p)
     {
         double count = (double)p.A * p.B;
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
@@ -142,11 +145,12 @@ public static class Normalization
     /// moments): partial[6k..6k+6) = (Σv, Σv·c, Σu·c, Σju·v, Σw, Σw·c); w counts only when p.HasW is 1 (grid = G·S groups).
     /// </summary>
     public static void PartialTangentSums<T, K>(ArrayView<T> x, ArrayView<T> u, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w,
-        ArrayView<double> mean, ArrayView<double> partial, SplitGroups p)
+        ArrayView<double> mean, ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
-        int block = Grid.IdxX, gi = block / p.S, a0 = BlockStart(block % p.S, p), count = (BlockStart(block % p.S + 1, p) - a0) * p.B;
+        var block = BlockOf(Grid.IdxX, p);
+        int gi = block.Group, a0 = block.FirstImage, count = block.Count;
         double mu = mean[gi], sv = 0, svc = 0, suc = 0, sjv = 0, sw = 0, swc = 0;
         for (int j = Group.IdxX; j < count; j += Group.DimX)
         {
@@ -158,7 +162,7 @@ public static class Normalization
         sv = TreeSum(sv); svc = TreeSum(svc); suc = TreeSum(suc); sjv = TreeSum(sjv); sw = TreeSum(sw); swc = TreeSum(swc);
         if (Group.IdxX == 0)
         {
-            int o = 6 * block;
+            int o = 6 * block.Index;
             partial[o] = sv; partial[o + 1] = svc; partial[o + 2] = suc; partial[o + 3] = sjv; partial[o + 4] = sw; partial[o + 5] = swc;
         }
     }
@@ -167,7 +171,7 @@ public static class Normalization
     /// The coefficients of <see cref="Cpu.Normalization.JacobianTangent{T}"/> per group from the blocks' sums
     /// (grid-stride over G): coefficients[6g..6g+6) = (μ, kj, kv, kw, kc, k0) of y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0.
     /// </summary>
-    public static void TangentCoefficients(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> coefficients, SplitGroups p)
+    public static void TangentCoefficients(ArrayView<double> partial, ArrayView<double> mean, ArrayView<double> variance, ArrayView<double> coefficients, NormalizationGroups p)
     {
         double count = (double)p.A * p.B;
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
@@ -192,7 +196,7 @@ public static class Normalization
 
     /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0 with the coefficients of <see cref="JacobianTangentMoments{T, K}"/>.</summary>
     public static void JacobianTangent<T, K>(ArrayView<T> x, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w, ArrayView<double> coefficients,
-        ArrayView<T> r, TangentGroups p)
+        ArrayView<T> r, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
@@ -231,11 +235,15 @@ public static class Normalization
         }
     }
 
-    /// <summary>The first image of block s of a group (block S is one past the last image).</summary>
-    private static int BlockStart(int s, SplitGroups p) => (int)((long)s * p.A / p.S);
+    /// <summary>Statistics block <paramref name="index"/> (= g·S + s): its group, first image and element count.</summary>
+    private static StatisticsBlock BlockOf(int index, NormalizationGroups p)
+    {
+        int s = index % p.S, first = (int)((long)s * p.A / p.S), end = (int)((long)(s + 1) * p.A / p.S);
+        return new StatisticsBlock { Index = index, Group = index / p.S, FirstImage = first, Count = (end - first) * p.B };
+    }
 
     /// <summary>Element j of group gi counted from image a0 (j = (a − a0)·B + b) in the [A, G, B] view.</summary>
-    private static int At(int j, int a0, int gi, SplitGroups p)
+    private static int At(int j, int a0, int gi, NormalizationGroups p)
     {
         int ai = j / p.B;
         return ((a0 + ai) * p.G + gi) * p.B + (j - ai * p.B);
@@ -268,32 +276,22 @@ public struct AffineGroups
     public int Addend, Relu;
 }
 
-/// <summary>The [A, G, B] view of a statistics pass split into S blocks per group, with ε and whether w counts (1).</summary>
-public struct SplitGroups
+/// <summary>One block of a statistics launch: whole images [FirstImage, FirstImage + Count/B) of one group.</summary>
+internal struct StatisticsBlock
+{
+    /// <summary>The block (g·S + s), its group, its first image and its element count.</summary>
+    public int Index, Group, FirstImage, Count;
+}
+
+/// <summary>
+/// The [A, G, B] view of a normalisation: its sizes, the statistics blocks per group S (see
+/// <see cref="Normalization.Splits"/>; the element-wise passes ignore it), ε, and whether the tangent's w counts (1).
+/// </summary>
+public struct NormalizationGroups
 {
     /// <summary>Sizes of the view and the blocks per group.</summary>
     public int A, G, B, S;
     /// <summary>1 when the tangent's w input counts, 0 when it is zero.</summary>
-    public int HasW;
-    /// <summary>Added to the variance.</summary>
-    public double Epsilon;
-}
-
-/// <summary>The [A, G, B] view of a normalisation and its ε.</summary>
-public struct NormalizationGroups
-{
-    /// <summary>Sizes of the view.</summary>
-    public int A, G, B;
-    /// <summary>Added to the variance.</summary>
-    public double Epsilon;
-}
-
-/// <summary>The [A, G, B] view of <see cref="Normalization.JacobianTangent{T, K}"/>, its ε and whether w is present (1) or zero (0).</summary>
-public struct TangentGroups
-{
-    /// <summary>Sizes of the view.</summary>
-    public int A, G, B;
-    /// <summary>1 when the w input counts, 0 when it is zero.</summary>
     public int HasW;
     /// <summary>Added to the variance.</summary>
     public double Epsilon;
