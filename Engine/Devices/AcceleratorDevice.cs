@@ -20,10 +20,16 @@ namespace Curvature.Engine;
 /// <see cref="Dot"/> for the host) waits for them. Memory comes from a caching <see cref="DeviceMemoryPool"/>.
 /// Each op allocates its outputs before it takes any view, so a buffer the pool recycles from an
 /// unreachable input is only ever reused by work queued after the input's last reader.
+/// A device may be shared by threads: each op runs under the device's lock from its first allocation to its last
+/// launch. Without it, an input that became unreachable between two launches of one thread's op gave its buffer
+/// to another thread's op, whose writes (a copy from the host runs at once on ILGPU's CPU accelerator) landed
+/// before the first op had read it (wrong values in CI when two test classes shared the device).
 /// </summary>
 public sealed class AcceleratorDevice : Device, IDisposable
 {
     private readonly KernelCache kernels;
+    // Reentrant: ops that call other ops (MatMulSum, Normalize) take it again.
+    private readonly Lock gate = new();
 
     /// <summary>Wraps an accelerator (the device takes ownership and disposes it).</summary>
     public AcceleratorDevice(Accelerator accelerator, string name)
@@ -44,11 +50,16 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public DeviceMemoryPool Pool { get; }
 
     /// <summary>Waits for every queued kernel.</summary>
-    public void Synchronize() => Accelerator.Synchronize();
+    public void Synchronize()
+    {
+        using var turn = gate.EnterScope();
+        Accelerator.Synchronize();
+    }
 
     /// <inheritdoc/>
     public void Dispose()
     {
+        using var turn = gate.EnterScope();
         Accelerator.Synchronize();
         Pool.Dispose();
         Accelerator.Dispose();
@@ -59,6 +70,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override Storage Allocate(DType dtype, long length)
     {
+        using var turn = gate.EnterScope();
         long bytes = Math.Max(1, length) * dtype.Size();
         var buffer = Pool.Rent(bytes, () => $"a {dtype.Name()} array of {length:N0} elements");
         return new AcceleratorStorage(this, dtype, length, buffer);
@@ -72,6 +84,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray FromHost(Array data, Shape shape)
     {
+        using var turn = gate.EnterScope();
         var r = New(shape, DTypeOf(data));
         if (shape.Size == 0) return r;
         switch (data)
@@ -94,6 +107,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override Array ToHost(NdArray x)
     {
+        using var turn = gate.EnterScope();
         switch (x.DType)
         {
             case DType.Float32: { var a = new float[x.Size]; if (a.Length > 0) V<float>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
@@ -107,6 +121,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Full(Shape shape, DType dtype, double value)
     {
+        using var turn = gate.EnterScope();
         var r = New(shape, dtype);
         if (shape.Size == 0) return r;
         var config = kernels.Stride(shape.Size);
@@ -122,6 +137,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Unary(UnaryOp op, NdArray x)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
@@ -135,6 +151,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape)
     {
+        using var turn = gate.EnterScope();
         var r = New(shape, x.DType);
         if (shape.Size == 0) return r;
         Kernels.Cpu.ElementWise.Coalesce(shape.ToArray(), x.Shape.BroadcastStrides(shape), y.Shape.BroadcastStrides(shape), out var dims, out var xs, out var ys);
@@ -150,6 +167,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
     {
+        using var turn = gate.EnterScope();
         var r = New(shape, x.DType);
         if (shape.Size == 0) return r;
         var layout = StridedLayout.Of(shape.ToArray(), cond.Shape.BroadcastStrides(shape), x.Shape.BroadcastStrides(shape), y.Shape.BroadcastStrides(shape));
@@ -162,7 +180,11 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
-    public override NdArray BroadcastTo(NdArray x, Shape shape) => Strided(x, shape, x.Shape.BroadcastStrides(shape));
+    public override NdArray BroadcastTo(NdArray x, Shape shape)
+    {
+        using var turn = gate.EnterScope();
+        return Strided(x, shape, x.Shape.BroadcastStrides(shape));
+    }
 
     private NdArray Strided(NdArray x, Shape shape, int[] strides)
     {
@@ -184,6 +206,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Cast(NdArray x, DType dtype)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, dtype);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
@@ -205,6 +228,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray LinearCombination(NdArray[] xs, double[] coefficients)
     {
+        using var turn = gate.EnterScope();
         var r = New(xs[0].Shape, xs[0].DType);
         if (r.Size == 0) return r;
         var config = kernels.Stride(r.Size);
@@ -221,6 +245,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray OneHot(NdArray labels, int classes, DType dtype)
     {
+        using var turn = gate.EnterScope();
         var r = New(new Shape(labels.Shape[0], classes), dtype);
         if (r.Size == 0) return r;
         var config = kernels.Stride(r.Size);
@@ -232,13 +257,17 @@ public sealed class AcceleratorDevice : Device, IDisposable
     // ---------------------------------------------------------------- reductions
 
     /// <inheritdoc/>
-    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes) => ReduceByRuns(x, axes, (current, shape, run) =>
+    public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes)
     {
-        var next = New(shape, x.DType);
-        long outputs = (long)run.Outer * run.Inner;
-        if (outputs > 0 && run.Length > 0) ReduceRun(op, current, next, (int)outputs, run.Length, run.Inner);
-        return next;
-    });
+        using var turn = gate.EnterScope();
+        return ReduceByRuns(x, axes, (current, shape, run) =>
+        {
+            var next = New(shape, x.DType);
+            long outputs = (long)run.Outer * run.Inner;
+            if (outputs > 0 && run.Length > 0) ReduceRun(op, current, next, (int)outputs, run.Length, run.Inner);
+            return next;
+        });
+    }
 
     private void ReduceRun(ReduceOp op, NdArray x, NdArray r, int outputs, int length, int inner)
     {
@@ -254,6 +283,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override double Dot(NdArray x, NdArray y)
     {
+        using var turn = gate.EnterScope();
         if (x.Size == 0) return 0;
         int groups = (int)Math.Clamp((x.Size + kernels.GroupSize - 1) / kernels.GroupSize, 1, kernels.MaxGroups);
         var partials = New(new Shape(groups), DType.Float64);
@@ -272,6 +302,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
     {
+        using var turn = gate.EnterScope();
         int k = transA ? a.Shape[^2] : a.Shape[^1];
         if (shape.Size == 0 || k == 0) return Full(shape, a.DType, 0);
         var r = New(shape, a.DType);
@@ -282,6 +313,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape)
     {
+        using var turn = gate.EnterScope();
         var r = MatMul(a, b, transA, transB, shape);
         if (shape.Size > 0 && (transA ? a.Shape[^2] : a.Shape[^1]) > 0) MultiplyInto(a2, b2, transA, transB, r, accumulate: true);
         return r;
@@ -329,6 +361,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Permute(NdArray x, int[] axes)
     {
+        using var turn = gate.EnterScope();
         var dims = x.Shape.ToArray();
         var source = Kernels.Cpu.Layout.RowMajorStrides(dims);
         return Strided(x, new Shape(axes.Select(a => dims[a]).ToArray()), axes.Select(a => (int)source[a]).ToArray());
@@ -349,6 +382,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Slice(NdArray x, int axis, int start, int length)
     {
+        using var turn = gate.EnterScope();
         var dims = x.Shape.ToArray();
         dims[axis] = length;
         var r = New(new Shape(dims), x.DType);
@@ -360,6 +394,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Concat(NdArray[] xs, int axis)
     {
+        using var turn = gate.EnterScope();
         var dims = xs[0].Shape.ToArray();
         dims[axis] = xs.Sum(x => x.Shape[axis]);
         var r = New(new Shape(dims), xs[0].DType);
@@ -377,6 +412,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Gather(NdArray table, NdArray indices)
     {
+        using var turn = gate.EnterScope();
         int rows = table.Shape[0], width = table.Shape[1];
         var r = New(new Shape([.. indices.Shape, width]), table.DType);
         if (r.Size == 0) return r;
@@ -393,6 +429,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray ScatterAdd(NdArray indices, NdArray updates, int rows)
     {
+        using var turn = gate.EnterScope();
         int width = updates.Shape[^1];
         var r = New(new Shape(rows, width), updates.DType);
         if (r.Size == 0) return r;
@@ -408,6 +445,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding)
     {
+        using var turn = gate.EnterScope();
         var g = new ConvolutionGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], 1, kh, kw, stride, padding);
         var r = New(new Shape(g.K, g.N * g.Q), x.DType);
         Im2Col(x, r, g);
@@ -425,6 +463,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding)
     {
+        using var turn = gate.EnterScope();
         var (oh, ow) = NdArray.ConvolutionOutput(h, w, kh, kw, stride, padding);
         int n = cols.Shape[1] / (oh * ow);
         var g = new ConvolutionGeometry(n, c, h, w, 1, kh, kw, stride, padding);
@@ -446,6 +485,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
     {
+        using var turn = gate.EnterScope();
         // y'[O, N·Q] = W[O, K]·cols[K, N·Q], then [O, N, Q] → [N, O, Q].
         var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
         var product = New(new Shape(g.O, g.N * g.Q), x.DType);
@@ -458,6 +498,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
     {
+        using var turn = gate.EnterScope();
         // cols[K, N·Q] = Wᵀ·ȳ'[O, N·Q], then col2im.
         var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
         var cols = New(new Shape(g.K, g.N * g.Q), gy.DType);
@@ -471,6 +512,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
     {
+        using var turn = gate.EnterScope();
         // W̄[O, K] = ȳ'[O, N·Q]·colsᵀ.
         var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
         var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
@@ -511,7 +553,11 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
-    public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b) => Moments(x, a, g, b);
+    public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b)
+    {
+        using var turn = gate.EnterScope();
+        return Moments(x, a, g, b);
+    }
 
     /// <inheritdoc/>
     public override NdArray Normalize(NdArray x, int a, int g, int b, double epsilon) => NormalizeWithMoments(x, a, g, b, epsilon).Normalized;
@@ -519,6 +565,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
         var p = Groups(a, g, b, epsilon);
@@ -533,6 +580,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
         var p = Groups(a, g, b, epsilon);
@@ -554,6 +602,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         var (mean, variance) = Moments(x, a, g, b);
         var p = Groups(a, g, b, epsilon, w is null ? 0 : 1);
@@ -576,6 +625,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
+        using var turn = gate.EnterScope();
         var r = New(new Shape(g), DType.Float64);
         var p = Groups(a, g, b);
         var partial = New(new Shape(g * p.S), DType.Float64);
@@ -590,6 +640,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
@@ -605,6 +656,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null)
     {
+        using var turn = gate.EnterScope();
         var r = New(x.Shape, x.DType);
         if (x.Size == 0) return r;
         var config = kernels.Stride(x.Size);
@@ -632,16 +684,23 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
-    public override NdArray LogSoftmax(NdArray x) =>
-        Rows(x, GpuSoftmax.LogSoftmaxRows<float, Float32Kind>, GpuSoftmax.LogSoftmaxRows<double, Float64Kind>);
+    public override NdArray LogSoftmax(NdArray x)
+    {
+        using var turn = gate.EnterScope();
+        return Rows(x, GpuSoftmax.LogSoftmaxRows<float, Float32Kind>, GpuSoftmax.LogSoftmaxRows<double, Float64Kind>);
+    }
 
     /// <inheritdoc/>
-    public override NdArray Softmax(NdArray x) =>
-        Rows(x, GpuSoftmax.SoftmaxRows<float, Float32Kind>, GpuSoftmax.SoftmaxRows<double, Float64Kind>);
+    public override NdArray Softmax(NdArray x)
+    {
+        using var turn = gate.EnterScope();
+        return Rows(x, GpuSoftmax.SoftmaxRows<float, Float32Kind>, GpuSoftmax.SoftmaxRows<double, Float64Kind>);
+    }
 
     /// <inheritdoc/>
     public override NdArray SoftmaxJacobian(NdArray y, NdArray g)
     {
+        using var turn = gate.EnterScope();
         var r = New(y.Shape, y.DType);
         int cols = y.Shape[^1], rows = (int)(y.Size / Math.Max(1, cols));
         if (y.Size == 0) return r;
@@ -656,6 +715,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient)
     {
+        using var turn = gate.EnterScope();
         int rows = logits.Shape[0], cols = logits.Shape[1];
         var perRow = New(new Shape(rows), logits.DType);
         var g = withGradient ? New(logits.Shape, logits.DType) : null;
@@ -675,6 +735,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <inheritdoc/>
     public override NdArray Random(RandomKind kind, ulong key, ulong offset, Shape shape, DType dtype, long high)
     {
+        using var turn = gate.EnterScope();
         var r = New(shape, dtype);
         if (shape.Size == 0) return r;
         var config = kernels.Stride((shape.Size + 3) / 4);

@@ -348,6 +348,59 @@ public class DeviceConformanceTests
     }
 
     [Fact]
+    public void A_device_shared_by_threads_gives_each_its_own_results()
+    {
+        // One thread runs kernels on temporaries that become unreachable while the next kernel reads them; the
+        // others copy arrays of the same size in from the host and collect garbage, so a temporary's buffer comes
+        // back to the pool mid-kernel. Unless the device serialises its ops, another thread rents that buffer and
+        // overwrites it before the kernel has read it (wrong values in CI when two test classes shared the device).
+        var d = DeviceCatalog.IlgpuCpu;
+        const int length = 1 << 14;
+        var x = new RandomGenerator(40).Normal(new Shape(length), dtype: DType.Float64);
+        // Optimised at once: unoptimised code keeps temporaries alive to the end of the method, which hides the race.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+        static NdArray Work(NdArray x)
+        {
+            var t = x * 2.0;
+            for (int i = 0; i < 6; i++) t = t.Apply(UnaryOp.Gelu); // slow kernels: long windows
+            return t;
+        }
+        var xd = x.To(d);
+        double[] expected = Work(xd).ToArray<double>(), filler = Enumerable.Repeat(1e6, length).ToArray();
+        const int rounds = 24;
+        int wrong = 0;
+        bool done = false;
+        // Threads of their own: the pool's workers are busy with other tests on a 2-core machine.
+        var helpers = new[]
+        {
+            new Thread(() =>
+            {
+                // Takes every buffer that comes back (and keeps it, so the pool's idle buffers are the worker's).
+                var kept = new List<NdArray>();
+                while (!Volatile.Read(ref done))
+                    if (d.Pool.BytesCached > 0) kept.Add(NdArray.FromArray(filler, new Shape(length), d));
+                    else Thread.Yield();
+            }),
+            new Thread(() =>
+            {
+                while (!Volatile.Read(ref done)) { GC.Collect(); GC.WaitForPendingFinalizers(); Thread.Sleep(1); }
+            }),
+        };
+        foreach (var h in helpers) h.Start();
+        try
+        {
+            for (int r = 0; r < rounds; r++)
+                if (!Work(xd).ToArray<double>().AsSpan().SequenceEqual(expected)) wrong++;
+        }
+        finally
+        {
+            Volatile.Write(ref done, true);
+            foreach (var h in helpers) h.Join();
+        }
+        Assert.True(wrong == 0, $"{wrong} of {rounds} rounds gave wrong values");
+    }
+
+    [Fact]
     public void Out_of_device_memory_names_the_array_and_suggests_a_way_out()
     {
         var e = Assert.Throws<DeviceMemoryException>(() => NdArray.Zeros(new Shape(1 << 30, 1 << 12), DType.Float32, DeviceCatalog.IlgpuCpu));
