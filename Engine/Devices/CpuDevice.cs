@@ -90,6 +90,9 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override NdArray Reduce(ReduceOp op, NdArray x, int[] axes) => ReduceByRuns(x, axes, (current, shape, run) =>
     {
+        // An intermediate run's result is otherwise unreachable while the kernel reads it: its buffer could go back
+        // to the pool and to another thread's array mid-read.
+        using var alive = new KeepAlive(current);
         var next = New(shape, x.DType);
         if (x.DType == DType.Float32) Reduction.Reduce<float>(op, current.Span<float>(), run.Outer, run.Length, run.Inner, next.Span<float>());
         else Reduction.Reduce<double>(op, current.Span<double>(), run.Outer, run.Length, run.Inner, next.Span<double>());
