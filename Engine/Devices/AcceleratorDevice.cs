@@ -21,9 +21,10 @@ namespace Curvature.Engine;
 /// Each op allocates its outputs before it takes any view, so a buffer the pool recycles from an
 /// unreachable input is only ever reused by work queued after the input's last reader.
 /// A device may be shared by threads: each op runs under the device's lock from its first allocation to its last
-/// launch. Without it, an input that became unreachable between two launches of one thread's op gave its buffer
-/// to another thread's op, whose writes (a copy from the host runs at once on ILGPU's CPU accelerator) landed
-/// before the first op had read it (wrong values in CI when two test classes shared the device).
+/// launch. Without it, an input that became unreachable while one thread's op still read it gave its buffer back
+/// (from its finalizer) to another thread's op, whose writes landed before the read: a copy from the host runs at
+/// once on ILGPU's CPU accelerator, and on a GPU another thread's launches can queue between one op's launches
+/// (wrong values in CI when two test classes shared the device).
 /// </summary>
 public sealed class AcceleratorDevice : Device, IDisposable
 {
