@@ -7,7 +7,8 @@ namespace Curvature.Engine;
 /// A caching allocator for one accelerator: buffers are kept by (rounded) byte size and handed out again
 /// when an array that used one becomes unreachable. Reuse is safe in stream order: every launch goes to the
 /// accelerator's one default stream, so work queued by an earlier owner runs before anything a later owner
-/// queues. The pool holds every buffer it made, so none is finalised behind its back; the arrays'
+/// queues, and <see cref="AcceleratorDevice"/> runs each op under its lock, so with several threads a later owner's
+/// work still comes after the earlier owner's whole op (a buffer can come back while its op is reading it). The pool holds every buffer it made, so none is finalised behind its back; the arrays'
 /// <see cref="AcceleratorStorage"/> give theirs back from their finalizers. On out-of-memory it frees its
 /// idle buffers, runs the garbage collector so unreachable arrays return theirs, and tries once more.
 /// </summary>
