@@ -96,6 +96,12 @@ public abstract class Device
     /// <summary>Per-group mean of x·y, both viewed as [a, g, b]: a float64 array of g values on this device.</summary>
     public abstract NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
 
+    /// <summary>
+    /// Per-group covariance mean((x − mean x)·(y − mean y)), both viewed as [a, g, b]: a float64 array of g values on
+    /// this device, computed without the cancellation of mean(x·y) − mean x·mean y.
+    /// </summary>
+    public abstract NdArray GroupCovariance(NdArray x, NdArray y, int a, int g, int b);
+
     /// <summary>Per-group mean and biased variance of x viewed as [a, g, b]: float64 arrays of g values on this device.</summary>
     public abstract (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b);
 

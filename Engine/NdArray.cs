@@ -553,6 +553,18 @@ public sealed class NdArray
         return Device.GroupMeanProduct(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
     }
 
+    /// <summary>
+    /// Per-group covariance mean((this − mean this)·(y − mean y)) (same shape), shaped as <see cref="GroupShape"/>:
+    /// without the cancellation of mean(this·y) − mean this·mean y when the means are large.
+    /// </summary>
+    public NdArray GroupCovariance(NdArray y, int groupStart, int groupEnd)
+    {
+        var (a, g, b) = NormalizationGroups("group_covariance", groupStart, groupEnd);
+        CheckPair("group_covariance", this, y);
+        if (y.Shape != Shape) throw new ArgumentException($"group_covariance: {Shape} and {y.Shape}; expected the same shape.");
+        return Device.GroupCovariance(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
+    }
+
     /// <summary>Per-group 1/√(σ² + ε) (biased variance), shaped as <see cref="GroupShape"/>.</summary>
     public NdArray GroupRstd(int groupStart, int groupEnd, double epsilon)
     {

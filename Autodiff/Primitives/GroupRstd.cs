@@ -1,11 +1,13 @@
 using Curvature.Engine;
+using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
 /// r = 1/√(σ² + ε) per group (biased variance over all axes outside [start, end), kept as size-1 axes), the
-/// scale of <see cref="Normalize"/>. With x̂ = (x − μ)·r: JVP ṙ = −r²·mean(x̂ ⊙ ẋ); VJP x̄ = −(r²·r̄/m)·x̂
-/// (m elements per group), both written with primitives.
+/// scale of <see cref="Normalize"/>. With x̂ = (x − μ)·r and dσ² = 2·C(ẋ, x) (<see cref="GroupCovariance"/>):
+/// JVP ṙ = −r³·C(ẋ, x) (one read pass of ẋ and x, nothing written); VJP x̄ = −(r²·r̄/m)·x̂ (m elements per group),
+/// both written with primitives.
 /// </summary>
 public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Primitive
 {
@@ -17,8 +19,13 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
     public double Epsilon { get; } = epsilon;
     /// <inheritdoc/>
     public override string Name => "group_rstd";
+    /// <summary>Moments already computed from the input, if any (the forward then only takes r from the variance).</summary>
+    internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x) => x[0].GroupRstd(GroupStart, GroupEnd, Epsilon);
+    protected internal override NdArray Forward(NdArray[] x) =>
+        Known?.For(x[0]) is { } known
+            ? (known.Variance + Epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal).Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType)
+            : x[0].GroupRstd(GroupStart, GroupEnd, Epsilon);
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => 3 * x[0].Size;
 
@@ -26,7 +33,7 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
-        xDot[0] is null ? null : -(y * y) * new GroupMeanProduct(GroupStart, GroupEnd).Apply(Normalized(x[0]), xDot[0]!);
+        xDot[0] is null ? null : -(y * y * y) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot[0]!, x[0]);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [-(y * y * yBar * ((double)y.Shape.Size / x[0].Shape.Size)) * Normalized(x[0])];

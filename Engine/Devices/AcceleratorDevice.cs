@@ -624,6 +624,22 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
+    public override NdArray GroupCovariance(NdArray x, NdArray y, int a, int g, int b)
+    {
+        using var turn = gate.EnterScope();
+        var r = New(new Shape(g), DType.Float64);
+        var (mean, _) = Moments(y, a, g, b);
+        var p = Groups(a, g, b);
+        var partial = New(new Shape(g * p.S), DType.Float64);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCentredProduct<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(y), V<double>(mean), V<double>(partial), p);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCentredProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(mean), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<double>, int, NormalizationGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(r), 1, p);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         using var turn = gate.EnterScope();

@@ -357,6 +357,16 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray GroupCovariance(NdArray x, NdArray y, int a, int g, int b)
+    {
+        using var alive = new KeepAlive(x, y);
+        var r = new double[g];
+        if (x.DType == DType.Float32) Normalization.GroupCovariance<float>(x.Span<float>(), y.Span<float>(), r, a, g, b);
+        else Normalization.GroupCovariance<double>(x.Span<double>(), y.Span<double>(), r, a, g, b);
+        return FromHost(r, new Shape(g));
+    }
+
+    /// <inheritdoc/>
     public override (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b)
     {
         using var alive = new KeepAlive(x);

@@ -305,6 +305,34 @@ public static class Normalization
         }
     }
 
+    /// <summary>
+    /// Per-group covariance mean((x − mean x)·(y − mean y)) = mean(x·(y − mean y)) in one read pass over both: each
+    /// segment of y is centred on its own mean while it sits in L1 (as in <see cref="Jacobian{T}"/>), so nothing cancels
+    /// when the means are large.
+    /// </summary>
+    public static void GroupCovariance<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<double> result, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* py = y)
+            {
+                T* xs = px, ys = py;
+                var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
+                {
+                    T centre = moment.AddSegment(ys + o, b);
+                    var (sx, sxc) = SumAndCentredDot(xs + o, ys + o, b, centre);
+                    s[0] += double.CreateTruncating(sx);
+                    s[1] += double.CreateTruncating(sxc);
+                    s[2] += double.CreateTruncating(centre) * double.CreateTruncating(sx);
+                });
+                double count = (double)a * b;
+                // Σx·(y − μ) = Σₛ [Σx·(y − m̃ₛ) + m̃ₛ·Σxₛ] − μ·Σx.
+                for (int gi = 0; gi < g; gi++)
+                    result[gi] = (sums[3 * gi + 1] + (sums[3 * gi + 2] - moments[gi].Mean * sums[3 * gi])) / count;
+            }
+        }
+    }
+
     /// <summary>Per-group mean and biased variance (one pass over memory).</summary>
     public static void Moments<T>(ReadOnlySpan<T> x, Span<double> mean, Span<double> variance, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -78,6 +78,23 @@ public static class Normalization
         if (Group.IdxX == 0) partial[block.Index] = total;
     }
 
+    /// <summary>partial[k] = Σ x·(y − μ_y) over block k of group g, μ_y the merged mean of y (grid = G·S groups).</summary>
+    public static void PartialCentredProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> mean, ArrayView<double> partial, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        var block = BlockOf(Grid.IdxX, p);
+        int gi = block.Group, a0 = block.FirstImage, count = block.Count;
+        double mu = mean[gi], s = 0;
+        for (int j = Group.IdxX; j < count; j += Group.DimX)
+        {
+            int at = At(j, a0, gi, p);
+            s += k.ToDouble(x[at]) * (k.ToDouble(y[at]) - mu);
+        }
+        double total = TreeSum(s);
+        if (Group.IdxX == 0) partial[block.Index] = total;
+    }
+
     /// <summary>
     /// partial[2k] = Σ u and partial[2k + 1] = Σ u·x̂ over block k, x̂ = (x − μ)/√(σ² + ε) with the merged moments
     /// (grid = G·S groups).

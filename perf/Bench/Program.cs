@@ -2,7 +2,7 @@ using BenchmarkDotNet.Running;
 using Curvature.Bench;
 
 // Quick tables (engine vs OpenBLAS in one run) or the BenchmarkDotNet suites.
-if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "conv" or "elementwise")
+if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "conv" or "elementwise" or "batchnorm")
 {
     int repeats = args.Contains("--quick") ? 7 : 21;
     switch (args[0])
@@ -12,6 +12,7 @@ if (args.Length >= 1 && args[0] is "gemm" or "mlp" or "lanczos" or "models" or "
         case "mlp": QuickTables.Mlp(repeats); break;
         case "conv": QuickTables.Convolutions(repeats); break;
         case "elementwise": QuickTables.ElementWiseOps(repeats); break;
+        case "batchnorm": QuickTables.BatchNormLayer(repeats); break;
         case "models":
             int at = Array.IndexOf(args, "--only");
             string? only = at >= 0 && at + 1 < args.Length ? args[at + 1] : null;

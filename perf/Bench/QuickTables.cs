@@ -227,6 +227,45 @@ internal static class QuickTables
         }
     }
 
+    /// <summary>
+    /// <c>batchnorm</c>: a ResNet block's training-mode BatchNorm, relu(bn(x) + z), at each of ResNet-20's shapes
+    /// (batch 128): the fused <see cref="Autodiff.Primitives.NormalizeScaleShift"/> against the same layer composed of
+    /// <see cref="Autodiff.Primitives.Normalize"/> and <see cref="Autodiff.Primitives.ScaleShift"/>, forward, gradient
+    /// and Hessian-vector product of the scalar Σ y·w, interleaved in one run so the ratio survives a noisy host.
+    /// </summary>
+    public static void BatchNormLayer(int repeats)
+    {
+        Console.WriteLine("| BatchNorm shape (N 128) | pass | composed ms | fused ms | fused / composed |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (c, side) in new[] { (16, 32), (32, 16), (64, 8) })
+        {
+            var rng = new RandomGenerator((ulong)c);
+            var shape = new Shape(128, c, side, side);
+            NdArray x = rng.Normal(shape, 1, 2), z = rng.Normal(shape), w = rng.Normal(shape);
+            NdArray gamma = rng.Normal(new Shape(c), 1, 0.2), beta = rng.Normal(new Shape(c), 0, 0.2);
+            Tensor[] at = [x, gamma, beta, z];
+            Tensor[] direction = [rng.Normal(shape), rng.Normal(new Shape(c)), rng.Normal(new Shape(c)), rng.Normal(shape)];
+            Tensor Composed(Tensor[] p) =>
+                (new Autodiff.Primitives.ScaleShift(1, 2, relu: true).Apply(p[0].Normalize(1, 2, 1e-5), p[1], p[2], p[3]) * w).Sum();
+            Tensor Fused(Tensor[] p) => (new Autodiff.Primitives.NormalizeScaleShift(1, 2, 1e-5, relu: true).Apply(p) * w).Sum();
+            var passes = new (string Name, Func<Func<Tensor[], Tensor>, Action> Run)[]
+            {
+                ("forward", f => () => _ = f(at).Data),
+                ("gradient", f => () => _ = Derivatives.Grad(f, at)[0].Data),
+                ("HVP", f => () => _ = Derivatives.Hvp(f, at, direction).Product[0].Data),
+            };
+            foreach (var (name, run) in passes)
+            {
+                var ms = Timing.InterleavedMedianMs([run(Composed), run(Fused)], warmup: 2, repeats: repeats, betweenRounds: () =>
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                });
+                Console.WriteLine($"| {(name == "forward" ? $"{c}×{side}×{side}" : "")} | {name} | {ms[0]:0.00} | {ms[1]:0.00} | {ms[1] / ms[0]:0.00} |");
+            }
+        }
+    }
+
     /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
     public static void SquareGemm(int repeats)
     {

@@ -86,6 +86,13 @@ public class NormalizeTests
         GradCheck.AssertClose(ju.Cast(DType.Float64), x.Cast(DType.Float64).NormalizeJacobian(u.Cast(DType.Float64), 1, 2, 1e-5), 2e-3, 2e-3, "float32 J·u");
         var t64 = x.Cast(DType.Float64).NormalizeJacobianTangent(u.Cast(DType.Float64), ju.Cast(DType.Float64), v.Cast(DType.Float64), w.Cast(DType.Float64), 1, 2, 1e-5);
         GradCheck.AssertClose(x.NormalizeJacobianTangent(u, ju, v, w, 1, 2, 1e-5).Cast(DType.Float64), t64, 2e-3, 2e-3, "float32 tangent");
+        // The covariance centres y's segments too, and the fused BatchNorm's x·(γr) + (β − μγr) loses only x's rounding.
+        var x32as64 = x.Cast(DType.Float64);
+        GradCheck.AssertClose(u.GroupCovariance(x, 1, 2).Cast(DType.Float64), u.Cast(DType.Float64).GroupCovariance(x32as64, 1, 2), 2e-4, 2e-4, "float32 covariance");
+        var (gamma, beta) = (rng.Normal(new Shape(3), dtype: DType.Float32), rng.Normal(new Shape(3), dtype: DType.Float32));
+        var fused = new Curvature.Autodiff.Primitives.NormalizeScaleShift(1, 2, 1e-5).Apply(x, gamma, beta).Data.Cast(DType.Float64);
+        var reference = x32as64.Normalize(1, 2, 1e-5).ScaleShift(gamma.Cast(DType.Float64), beta.Cast(DType.Float64), 1, 2);
+        GradCheck.AssertClose(fused, reference, 2e-4, 2e-4, "float32 fused BatchNorm");
     }
 
     [Fact]

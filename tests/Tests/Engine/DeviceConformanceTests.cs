@@ -235,6 +235,7 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].NormalizeJacobianTangent(a[1], a[2], a[3], a[4], s, e, 1e-5), [x, u, ju, v, w], Rtol(t, true), $"normalize jacobian tangent [{s},{e})");
                 Same(d, a => a[0].NormalizeJacobianTangent(a[1], a[2], a[3], null, s, e, 1e-5), [x, u, ju, v], Rtol(t, true), $"normalize jacobian tangent, w = 0 [{s},{e})");
                 Same(d, a => a[0].GroupMeanProduct(a[1], s, e), [x, u], Rtol(t, true), $"group mean product [{s},{e})");
+                Same(d, a => a[0].GroupCovariance(a[1], s, e), [u, x], Rtol(t, true), $"group covariance [{s},{e})");
                 Same(d, a => a[0].GroupRstd(s, e, 1e-5), [x], Rtol(t, true), $"group rstd [{s},{e})");
                 Same(d, a => a[0].GroupMoments(s, e).Variance, [x], Rtol(t, true), $"group variance [{s},{e})");
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Normalized, [x], Rtol(t, true), $"normalize with moments [{s},{e})");

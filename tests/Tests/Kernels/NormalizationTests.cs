@@ -79,6 +79,11 @@ public class NormalizationTests
         var product = new double[g];
         Normalization.GroupMeanProduct<double>(x, u, product, a, g, b);
         AssertClose(Enumerable.Range(0, g).Select(gi => Group(a, g, b, gi).Average(i => x[i] * u[i])).ToArray(), product, 1e-13, "mean x·u");
+
+        var covariance = new double[g];
+        Normalization.GroupCovariance<double>(u, x, covariance, a, g, b);
+        // Two passes by the definition: mean u·(x − mean x).
+        AssertClose(Enumerable.Range(0, g).Select(gi => Group(a, g, b, gi).Average(i => u[i] * (x[i] - stats[gi].Mean))).ToArray(), covariance, 1e-12, "covariance of u and x");
     }
 
     [Theory]

@@ -1,0 +1,114 @@
+using Curvature.Engine;
+using Curvature.Kernels.Cpu;
+
+namespace Curvature.Autodiff.Primitives;
+
+/// <summary>
+/// y = x̂·γ + β (+ z) (then max(·, 0) with <see cref="Relu"/>), x̂ = (x − μ)·r the per-group normalisation of
+/// <see cref="Normalize"/> and γ, β one value per group: BatchNorm in training mode, with a ResNet block's residual add
+/// and ReLU, as <see cref="ScaleShift"/> of <see cref="Normalize"/> but without x̂ in memory. Inputs (x, γ, β) or
+/// (x, γ, β, z). The forward takes the moments in one read pass and writes y = x·s + t in one more, s = γ·r and
+/// t = β − μ·s, as PyTorch's CPU kernel does (in float32 that rounds y by about 6e-8·|μ|/σ, where x̂ first would round
+/// it by 6e-8); x̂ is never written, which also saves its memory. Its rules use the moments
+/// that pass computed (<see cref="GroupMean"/> and <see cref="GroupRstd"/> of x, whose derivatives are exact, so
+/// nested derivatives are too). With C(a, b) the per-group covariance (<see cref="GroupCovariance"/>), m the group size:
+/// JVP: μ̇ = mean ẋ and ṙ = −r³·C(ẋ, x) give ṡ = γ̇·r + γ·ṙ and ṫ = β̇ − μ̇·s − μ·ṡ, and ẏ = ẋ·s + x·ṡ + ṫ + ż, one
+/// two-pair scale-shift (masked where y = 0 with the ReLU).
+/// VJP, g = ȳ masked likewise: β̄ = Σg, γ̄ = m·r·C(g, x) (= Σ g·x̂), z̄ = g, and x̄ = γ·J(x)·g
+/// = γr·(g − mean g − x̂·mean(g·x̂)) = g·(γr) + x·k + (−γr·mean g − μ·k) with k = −γr³·C(g, x): one two-pair scale-shift
+/// from the statistics (Ioffe and Szegedy 2015, eq. in §3). A training-mode BatchNorm layer is then about four passes
+/// over memory forward and six back, where Normalize, ScaleShift and their rules took six and fourteen.
+/// </summary>
+public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double epsilon, bool relu = false) : Primitive
+{
+    /// <summary>First group axis.</summary>
+    public int GroupStart { get; } = groupStart;
+    /// <summary>One past the last group axis.</summary>
+    public int GroupEnd { get; } = groupEnd;
+    /// <summary>ε.</summary>
+    public double Epsilon { get; } = epsilon;
+    /// <summary>Whether the result is clamped at zero (max(·, 0)).</summary>
+    public bool Relu { get; } = relu;
+    /// <summary>
+    /// Called with the per-group mean and biased variance (float64) each time the forward runs: BatchNorm's
+    /// running-statistics update takes them from the pass that normalises instead of reading x again.
+    /// </summary>
+    public Action<NdArray, NdArray>? OnMoments { get; init; }
+    /// <inheritdoc/>
+    public override string Name => Relu ? "normalize_scale_shift_relu" : "normalize_scale_shift";
+
+    /// <summary>The moments of the last forward, which the rules reuse when they see the same x.</summary>
+    private GroupMoments? moments;
+
+    private static bool HasAddend(int inputs) => inputs == 4;
+
+    /// <inheritdoc/>
+    protected internal override NdArray Forward(NdArray[] x)
+    {
+        if (x.Length is not (3 or 4)) throw new ArgumentException($"normalize_scale_shift: {x.Length} inputs; expected (x, γ, β) or (x, γ, β, z).");
+        var (mean, variance) = x[0].GroupMoments(GroupStart, GroupEnd);
+        moments = new GroupMoments(x[0], mean, variance);
+        OnMoments?.Invoke(mean, variance);
+        // s = γ·r and t = β − μ·s in float64, rounded once to x's precision.
+        var groups = new Shape((int)mean.Size);
+        var scale = x[1].Cast(DType.Float64).Reshape(groups) * (variance + Epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal);
+        var shift = x[2].Cast(DType.Float64).Reshape(groups) - mean * scale;
+        return x[0].ScaleShift(scale.Cast(x[0].DType), shift.Cast(x[0].DType), GroupStart, GroupEnd, HasAddend(x.Length) ? x[3] : null, Relu);
+    }
+    /// <inheritdoc/>
+    protected internal override long Flops(NdArray[] x, NdArray y) => (HasAddend(x.Length) ? 6 : 5) * y.Size;
+
+    private Tensor Grouped(Tensor perGroup, Tensor like) => perGroup.Reshape(like.Data.GroupShape(GroupStart, GroupEnd));
+    private Tensor Mean(Tensor x) => new GroupMean(GroupStart, GroupEnd) { Known = moments }.Apply(x);
+    private Tensor Rstd(Tensor x) => new GroupRstd(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(x);
+    private Tensor Covariance(Tensor a, Tensor b) => new GroupCovariance(GroupStart, GroupEnd).Apply(a, b);
+
+    /// <inheritdoc/>
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
+    {
+        Tensor input = x[0], gamma = Grouped(x[1], input);
+        Tensor? inputDot = xDot[0], gammaDot = xDot[1] is { } gd ? Grouped(gd, input) : null, betaDot = xDot[2] is { } bd ? Grouped(bd, input) : null;
+        Tensor? addendDot = HasAddend(x.Length) ? xDot[3] : null;
+        if (inputDot is null && gammaDot is null && betaDot is null && addendDot is null) return null;
+        Tensor mean = Mean(input), r = Rstd(input), scale = gamma * r;
+        Tensor shift = Grouped(x[2], input) - mean * scale;
+        Tensor? meanDot = null, rDot = null;
+        if (inputDot is not null)
+        {
+            meanDot = new GroupMean(GroupStart, GroupEnd).Apply(inputDot);
+            rDot = -(r * r * r) * Covariance(inputDot, input);
+        }
+        var scaleDot = AddOrNull(gammaDot is null ? null : gammaDot * r, rDot is null ? null : gamma * rDot);
+        var shiftDot = AddOrNull(AddOrNull(betaDot, meanDot is null ? null : -(meanDot * scale)), scaleDot is null ? null : -(mean * scaleDot));
+        // The tangent of y = ScaleShift(x, s, t, z) along (ẋ, ṡ, ṫ, ż): that primitive's own rule.
+        var affine = new ScaleShift(GroupStart, GroupEnd, Relu);
+        return HasAddend(x.Length)
+            ? affine.Jvp([input, scale, shift, x[3]], [inputDot, scaleDot, shiftDot, addendDot], y)
+            : affine.Jvp([input, scale, shift], [inputDot, scaleDot, shiftDot], y);
+    }
+
+    /// <inheritdoc/>
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
+    {
+        var g = Relu ? ReluBackward.Instance.Apply(y.Detach(), yBar) : yBar;
+        Tensor input = x[0];
+        double perGroup = (double)input.Shape.Size / x[1].Shape.Size;
+        var bars = new Tensor?[x.Length];
+        Tensor? sum = needed[0] || needed[2] ? g.Sum(Normalize.ReducedAxes(input.Rank, GroupStart, GroupEnd), keepDims: true) : null;
+        if (needed[0] || needed[1])
+        {
+            Tensor r = Rstd(input), covariance = Covariance(g, input);
+            if (needed[1]) bars[1] = (r * covariance * perGroup).Reshape(x[1].Shape);
+            if (needed[0])
+            {
+                var gammaR = Grouped(x[1], input) * r;
+                var k = -(gammaR * r * r * covariance);
+                var shift = -(gammaR * sum! * (1 / perGroup)) - Mean(input) * k;
+                bars[0] = new ScaleShift(GroupStart, GroupEnd).Apply(g, gammaR, shift, input, k);
+            }
+        }
+        if (needed[2]) bars[2] = sum!.Reshape(x[2].Shape);
+        if (HasAddend(x.Length) && needed[3]) bars[3] = g;
+        return bars;
+    }
+}
