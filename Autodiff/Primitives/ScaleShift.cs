@@ -9,8 +9,8 @@ namespace Curvature.Autodiff.Primitives;
 /// ẋ·γ + x·γ̇ + β̇ and the cotangent's tangent ȳ̇·γ + ȳ·γ̇ each take one pass instead of three. A last input z of
 /// x's shape (inputs of even count: (x, γ, β, z) or (x, γ, β, x₂, γ₂, z)) is added, and with <see cref="Relu"/> the
 /// result is clamped at zero: a ResNet block's BatchNorm, residual add and ReLU in one pass instead of three.
-/// JVP: the sum over pairs of ẋ·γ + x·γ̇, plus β̇ and ż, grouped two pairs per call; through the ReLU, masked where
-/// y = 0. VJP with g = ȳ masked likewise: x̄ = g·γ (a scale-shift), γ̄ = m·mean(g ⊙ x) per group (one read pass, no
+/// JVP: the sum over pairs of ẋ·γ + x·γ̇, plus β̇ and ż, grouped two pairs per call, each call after the first adding
+/// the sum so far as its addend; through the ReLU, masked where y = 0. VJP with g = ȳ masked likewise: x̄ = g·γ (a scale-shift), γ̄ = m·mean(g ⊙ x) per group (one read pass, no
 /// product written), β̄ = Σ g per group, z̄ = g, and the same for x₂, γ₂.
 /// </summary>
 public sealed class ScaleShift(int groupStart, int groupEnd, bool relu = false) : Primitive
@@ -68,14 +68,15 @@ public sealed class ScaleShift(int groupStart, int groupEnd, bool relu = false) 
             result = AddOrNull(shiftDot is null ? null : Grouped(shiftDot, x[0]).BroadcastTo(y.Shape), addendDot);
         else
         {
-            result = null;
+            // Each pass after the first takes the sum so far as its addend: no separate add pass.
+            result = addendDot;
             for (int i = 0; i < pairs.Count; i += 2)
             {
                 var shift = i == 0 && shiftDot is not null ? shiftDot : Zeros(x[1]);
                 var inputs = new List<Tensor> { pairs[i].Array, pairs[i].Scale, shift };
                 if (i + 1 < pairs.Count) inputs.AddRange([pairs[i + 1].Array, pairs[i + 1].Scale]);
-                if (i == 0 && addendDot is not null) inputs.Add(addendDot);
-                result = AddOrNull(result, Affine.Apply([.. inputs]));
+                if (result is not null) inputs.Add(result);
+                result = Affine.Apply([.. inputs]);
             }
         }
         return result is null || !Relu ? result : ReluBackward.Instance.Apply(y.Detach(), result);
