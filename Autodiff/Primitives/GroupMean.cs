@@ -27,7 +27,12 @@ public sealed class GroupMean(int groupStart, int groupEnd) : Primitive
     /// <inheritdoc/>
     protected internal override bool JvpReadsOutput => false;
     /// <inheritdoc/>
-    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is null ? null : new GroupMean(GroupStart, GroupEnd).Apply(xDot[0]!);
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
+    {
+        if (xDot[0] is not { } along) return null;
+        Tensor Compute() => new GroupMean(GroupStart, GroupEnd).Apply(along);
+        return Known?.For(x[0].Data) is { } known ? known.MeanTangent(along, Compute) : Compute();
+    }
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [(yBar * ((double)y.Shape.Size / x[0].Shape.Size)).BroadcastTo(x[0].Shape)];

@@ -33,7 +33,11 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
-        xDot[0] is null ? null : -(y * y * y) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot[0]!, x[0]);
+        xDot[0] is not { } along ? null
+        : Known?.For(x[0].Data) is { } known ? known.RstdTangent(along, () => Tangent(x[0], along, y)) : Tangent(x[0], along, y);
+
+    /// <summary>ṙ = −r³·C(ẋ, x).</summary>
+    internal Tensor Tangent(Tensor x, Tensor xDot, Tensor r) => -(r * r * r) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot, x);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [-(y * y * yBar * ((double)y.Shape.Size / x[0].Shape.Size)) * Normalized(x[0])];

@@ -75,8 +75,12 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
         Tensor? meanDot = null, rDot = null;
         if (inputDot is not null)
         {
-            meanDot = new GroupMean(GroupStart, GroupEnd).Apply(inputDot);
-            rDot = -(r * r * r) * Covariance(inputDot, input);
+            // μ̇ and ṙ as GroupMean's and GroupRstd's own rules give them (remembered for the backward's rules).
+            var known = moments?.For(input.Data);
+            Tensor MeanDot() => new GroupMean(GroupStart, GroupEnd).Apply(inputDot);
+            Tensor RDot() => new GroupRstd(GroupStart, GroupEnd, Epsilon).Tangent(input, inputDot, r);
+            meanDot = known is null ? MeanDot() : known.MeanTangent(inputDot, MeanDot);
+            rDot = known is null ? RDot() : known.RstdTangent(inputDot, RDot);
         }
         var scaleDot = AddOrNull(gammaDot is null ? null : gammaDot * r, rDot is null ? null : gamma * rDot);
         var shiftDot = AddOrNull(AddOrNull(betaDot, meanDot is null ? null : -(meanDot * scale)), scaleDot is null ? null : -(mean * scaleDot));
