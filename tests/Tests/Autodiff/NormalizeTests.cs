@@ -96,6 +96,37 @@ public class NormalizeTests
     }
 
     [Fact]
+    public void Fused_batchnorm_equals_normalize_then_scale_shift_in_value_gradient_and_hvp()
+    {
+        // relu(x̂·γ + β + z) as one primitive against the same layer composed of Normalize and ScaleShift: the loss
+        // Σ y·w, its gradient in every input and its Hessian-vector product (which runs the fused rules' shared
+        // tangents of μ and r) agree to float64 rounding, with and without the residual and the ReLU.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(12), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(true, false).ToArbitrary(), (seed, relu) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var shape = new Shape(4, 3, 5, 6);
+            var w = rng.Normal(shape, dtype: DType.Float64);
+            foreach (bool residual in new[] { true, false })
+            {
+                Tensor[] at = residual
+                    ? [rng.Normal(shape, 2, 3, DType.Float64), rng.Normal(new Shape(3), dtype: DType.Float64), rng.Normal(new Shape(3), dtype: DType.Float64), rng.Normal(shape, dtype: DType.Float64)]
+                    : [rng.Normal(shape, 2, 3, DType.Float64), rng.Normal(new Shape(3), dtype: DType.Float64), rng.Normal(new Shape(3), dtype: DType.Float64)];
+                var direction = at.Select(t => (Tensor)rng.Normal(t.Shape, dtype: DType.Float64)).ToArray();
+                Tensor Fused(Tensor[] p) => (new Curvature.Autodiff.Primitives.NormalizeScaleShift(1, 2, 1e-5, relu).Apply(p) * w).Sum();
+                Tensor Composed(Tensor[] p) => (new Curvature.Autodiff.Primitives.ScaleShift(1, 2, relu).Apply([p[0].Normalize(1, 2, 1e-5), .. p[1..]]) * w).Sum();
+                var (fused, composed) = (Derivatives.Hvp(Fused, at, direction), Derivatives.Hvp(Composed, at, direction));
+                string what = $"relu {relu}, residual {residual}";
+                GradCheck.AssertClose(fused.Value.Data, composed.Value.Data, 1e-12, 1e-12, $"value, {what}");
+                for (int i = 0; i < at.Length; i++)
+                {
+                    GradCheck.AssertClose(fused.Gradient[i].Data, composed.Gradient[i].Data, 1e-10, 1e-10, $"gradient {i}, {what}");
+                    GradCheck.AssertClose(fused.Product[i].Data, composed.Product[i].Data, 1e-9, 1e-9, $"HVP {i}, {what}");
+                }
+            }
+        }));
+    }
+
+    [Fact]
     public void Bad_group_axes_are_named()
     {
         var e = Assert.Throws<ArgumentException>(() => NdArray.Zeros(new Shape(2, 3)).Normalize(1, 3, 1e-5));
