@@ -10,8 +10,15 @@ namespace Curvature.Autodiff.Primitives;
 /// ṙ = −r³·C(ẋ, x) along the same ẋ; the first to compute one remembers it here for the other (keyed by the tangent
 /// tensor itself, so a nested level with its own tangents computes its own).
 /// </summary>
-internal sealed record GroupMoments(NdArray Source, NdArray Mean, NdArray Variance)
+internal sealed class GroupMoments(NdArray source, NdArray mean, NdArray variance)
 {
+    /// <summary>The array the moments are of.</summary>
+    public NdArray Source { get; } = source;
+    /// <summary>Per-group mean, float64.</summary>
+    public NdArray Mean { get; } = mean;
+    /// <summary>Per-group biased variance, float64.</summary>
+    public NdArray Variance { get; } = variance;
+
     private sealed record Remembered(Tensor Along, Tensor? MeanDot, Tensor? RstdDot);
 
     private Remembered? remembered;
@@ -20,22 +27,17 @@ internal sealed record GroupMoments(NdArray Source, NdArray Mean, NdArray Varian
     public GroupMoments? For(NdArray x) => ReferenceEquals(Source, x) ? this : null;
 
     /// <summary>μ̇ along <paramref name="xDot"/>: the remembered tensor, or <paramref name="compute"/>'s, then remembered.</summary>
-    public Tensor MeanTangent(Tensor xDot, Func<Tensor> compute)
-    {
-        var known = remembered;
-        if (known is not null && ReferenceEquals(known.Along, xDot) && known.MeanDot is { } m) return m;
-        var result = compute();
-        remembered = known is not null && ReferenceEquals(known.Along, xDot) ? known with { MeanDot = result } : new Remembered(xDot, result, null);
-        return result;
-    }
+    public Tensor MeanTangent(Tensor xDot, Func<Tensor> compute) => Tangent(xDot, compute, rstd: false);
 
     /// <summary>ṙ along <paramref name="xDot"/>: the remembered tensor, or <paramref name="compute"/>'s, then remembered.</summary>
-    public Tensor RstdTangent(Tensor xDot, Func<Tensor> compute)
+    public Tensor RstdTangent(Tensor xDot, Func<Tensor> compute) => Tangent(xDot, compute, rstd: true);
+
+    private Tensor Tangent(Tensor xDot, Func<Tensor> compute, bool rstd)
     {
-        var known = remembered;
-        if (known is not null && ReferenceEquals(known.Along, xDot) && known.RstdDot is { } r) return r;
-        var result = compute();
-        remembered = known is not null && ReferenceEquals(known.Along, xDot) ? known with { RstdDot = result } : new Remembered(xDot, null, result);
+        var known = remembered is { } r && ReferenceEquals(r.Along, xDot) ? r : new Remembered(xDot, null, null);
+        if ((rstd ? known.RstdDot : known.MeanDot) is { } result) return result;
+        result = compute();
+        remembered = rstd ? known with { RstdDot = result } : known with { MeanDot = result };
         return result;
     }
 }

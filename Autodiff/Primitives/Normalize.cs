@@ -17,21 +17,10 @@ public sealed class Normalize(int groupStart, int groupEnd, double epsilon) : Pr
     public int GroupEnd { get; } = groupEnd;
     /// <summary>ε.</summary>
     public double Epsilon { get; } = epsilon;
-    /// <summary>
-    /// Called with the per-group mean and biased variance (float64) each time the forward runs: BatchNorm's
-    /// running-statistics update takes them from the pass that normalises instead of reading x again.
-    /// </summary>
-    public Action<NdArray, NdArray>? OnMoments { get; init; }
     /// <inheritdoc/>
     public override string Name => "normalize";
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x)
-    {
-        if (OnMoments is null) return x[0].Normalize(GroupStart, GroupEnd, Epsilon);
-        var (normalized, mean, variance) = x[0].NormalizeWithMoments(GroupStart, GroupEnd, Epsilon);
-        OnMoments(mean, variance);
-        return normalized;
-    }
+    protected internal override NdArray Forward(NdArray[] x) => x[0].Normalize(GroupStart, GroupEnd, Epsilon);
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => 5 * y.Size;
     /// <inheritdoc/>

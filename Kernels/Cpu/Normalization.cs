@@ -52,24 +52,14 @@ public static class Normalization
             fixed (T* px = x) fixed (T* pu = u) fixed (T* py = y)
             {
                 T* xs = px, us = pu, ys = py;
-                // One read pass: each segment's moments (centred on its own mean while it sits in L1), Σu and
-                // Σu·(x − m̃ₛ) and m̃ₛ·Σuₛ; then Σu·(x − μ) = Σₛ [Σu·(x − m̃ₛ) + m̃ₛ·Σuₛ] − μ·Σu in float64.
-                var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
-                {
-                    T centre = moment.AddSegment(xs + o, b);
-                    var (su, suc) = SumAndCentredDot(us + o, xs + o, b, centre);
-                    s[0] += double.CreateTruncating(su);
-                    s[1] += double.CreateTruncating(suc);
-                    s[2] += double.CreateTruncating(centre) * double.CreateTruncating(su);
-                });
+                var (moments, sumU, sumUC) = CentredProductSums(us, xs, a, g, b);
                 var m = new T[g];
                 var coefficients = new T[3 * g];
                 double count = (double)a * b;
                 for (int gi = 0; gi < g; gi++)
                 {
-                    double mean = moments[gi].Mean, r = moments[gi].Rstd(epsilon), sumU = sums[3 * gi];
-                    double sumUC = sums[3 * gi + 1] + (sums[3 * gi + 2] - mean * sumU);
-                    double meanU = sumU / count, meanUXhat = r * sumUC / count;
+                    double mean = moments[gi].Mean, r = moments[gi].Rstd(epsilon);
+                    double meanU = sumU[gi] / count, meanUXhat = r * sumUC[gi] / count;
                     m[gi] = T.CreateTruncating(mean);
                     coefficients[3 * gi] = T.CreateTruncating(r);
                     coefficients[3 * gi + 1] = T.CreateTruncating(-r * r * meanUXhat);
@@ -306,9 +296,8 @@ public static class Normalization
     }
 
     /// <summary>
-    /// Per-group covariance mean((x − mean x)·(y − mean y)) = mean(x·(y − mean y)) in one read pass over both: each
-    /// segment of y is centred on its own mean while it sits in L1 (as in <see cref="Jacobian{T}"/>), so nothing cancels
-    /// when the means are large.
+    /// Per-group covariance mean((x − mean x)·(y − mean y)) = mean(x·(y − mean y)) in one read pass over both, each
+    /// segment of y centred on its own mean (as in <see cref="Jacobian{T}"/>), so nothing cancels when the means are large.
     /// </summary>
     public static void GroupCovariance<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<double> result, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -316,19 +305,8 @@ public static class Normalization
         {
             fixed (T* px = x) fixed (T* py = y)
             {
-                T* xs = px, ys = py;
-                var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
-                {
-                    T centre = moment.AddSegment(ys + o, b);
-                    var (sx, sxc) = SumAndCentredDot(xs + o, ys + o, b, centre);
-                    s[0] += double.CreateTruncating(sx);
-                    s[1] += double.CreateTruncating(sxc);
-                    s[2] += double.CreateTruncating(centre) * double.CreateTruncating(sx);
-                });
-                double count = (double)a * b;
-                // Σx·(y − μ) = Σₛ [Σx·(y − m̃ₛ) + m̃ₛ·Σxₛ] − μ·Σx.
-                for (int gi = 0; gi < g; gi++)
-                    result[gi] = (sums[3 * gi + 1] + (sums[3 * gi + 2] - moments[gi].Mean * sums[3 * gi])) / count;
+                var (_, _, sumXC) = CentredProductSums(px, py, a, g, b);
+                for (int gi = 0; gi < g; gi++) result[gi] = sumXC[gi] / ((double)a * b);
             }
         }
     }
@@ -348,6 +326,32 @@ public static class Normalization
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// One read pass over u and x: each group's moments of x, Σu and Σu·(x − μ). Each segment of x is centred on its own
+    /// mean while it sits in L1, giving Σu·(x − m̃ₛ) and m̃ₛ·Σuₛ; then Σu·(x − μ) = Σₛ [Σu·(x − m̃ₛ) + m̃ₛ·Σuₛ] − μ·Σu in
+    /// float64, so nothing cancels when the means are large.
+    /// </summary>
+    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CentredProductSums<T>(T* us, T* xs, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
+        {
+            T centre = moment.AddSegment(xs + o, b);
+            var (su, suc) = SumAndCentredDot(us + o, xs + o, b, centre);
+            s[0] += double.CreateTruncating(su);
+            s[1] += double.CreateTruncating(suc);
+            s[2] += double.CreateTruncating(centre) * double.CreateTruncating(su);
+        });
+        var sumU = new double[g];
+        var sumUC = new double[g];
+        for (int gi = 0; gi < g; gi++)
+        {
+            sumU[gi] = sums[3 * gi];
+            sumUC[gi] = sums[3 * gi + 1] + (sums[3 * gi + 2] - moments[gi].Mean * sums[3 * gi]);
+        }
+        return (moments, sumU, sumUC);
     }
 
     /// <summary>Each group's moments (see <see cref="RunningMoments"/>) in one pass over memory.</summary>
