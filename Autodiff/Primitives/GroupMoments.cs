@@ -1,4 +1,5 @@
 using Curvature.Engine;
+using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
@@ -22,6 +23,9 @@ internal sealed class GroupMoments(NdArray source, NdArray mean, NdArray varianc
     private sealed record Remembered(Tensor Along, Tensor? MeanDot, Tensor? RstdDot);
 
     private Remembered? remembered;
+
+    /// <summary>r = 1/√(σ² + ε) per group, float64.</summary>
+    public NdArray Rstd(double epsilon) => (Variance + epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal);
 
     /// <summary>These moments when they were computed from <paramref name="x"/> itself (the same array), else null.</summary>
     public GroupMoments? For(NdArray x) => ReferenceEquals(Source, x) ? this : null;

@@ -1,5 +1,4 @@
 using Curvature.Engine;
-using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
@@ -24,7 +23,7 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x) =>
         Known?.For(x[0]) is { } known
-            ? (known.Variance + Epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal).Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType)
+            ? known.Rstd(Epsilon).Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType)
             : x[0].GroupRstd(GroupStart, GroupEnd, Epsilon);
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => 3 * x[0].Size;
@@ -37,7 +36,7 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
         : Known?.For(x[0].Data) is { } known ? known.RstdTangent(along, () => Tangent(x[0], along, y)) : Tangent(x[0], along, y);
 
     /// <summary>ṙ = −r³·C(ẋ, x).</summary>
-    internal Tensor Tangent(Tensor x, Tensor xDot, Tensor r) => -(r * r * r) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot, x);
+    private Tensor Tangent(Tensor x, Tensor xDot, Tensor r) => -(r * r * r) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot, x);
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [-(y * y * yBar * ((double)y.Shape.Size / x[0].Shape.Size)) * Normalized(x[0])];

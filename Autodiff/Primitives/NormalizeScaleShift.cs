@@ -1,5 +1,4 @@
 using Curvature.Engine;
-using Curvature.Kernels.Cpu;
 
 namespace Curvature.Autodiff.Primitives;
 
@@ -47,11 +46,12 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     {
         if (x.Length is not (3 or 4)) throw new ArgumentException($"normalize_scale_shift: {x.Length} inputs; expected (x, γ, β) or (x, γ, β, z).");
         var (mean, variance) = x[0].GroupMoments(GroupStart, GroupEnd);
-        moments = new GroupMoments(x[0], mean, variance);
+        var known = new GroupMoments(x[0], mean, variance);
+        moments = known;
         OnMoments?.Invoke(mean, variance);
         // s = γ·r and t = β − μ·s in float64, rounded once to x's precision.
         var groups = new Shape((int)mean.Size);
-        var scale = x[1].Cast(DType.Float64).Reshape(groups) * (variance + Epsilon).Apply(UnaryOp.Sqrt).Apply(UnaryOp.Reciprocal);
+        var scale = x[1].Cast(DType.Float64).Reshape(groups) * known.Rstd(Epsilon);
         var shift = x[2].Cast(DType.Float64).Reshape(groups) - mean * scale;
         return x[0].ScaleShift(scale.Cast(x[0].DType), shift.Cast(x[0].DType), GroupStart, GroupEnd, HasAddend(x.Length) ? x[3] : null, Relu);
     }
@@ -59,8 +59,10 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     protected internal override long Flops(NdArray[] x, NdArray y) => (HasAddend(x.Length) ? 6 : 5) * y.Size;
 
     private Tensor Grouped(Tensor perGroup, Tensor like) => perGroup.Reshape(like.Data.GroupShape(GroupStart, GroupEnd));
-    private Tensor Mean(Tensor x) => new GroupMean(GroupStart, GroupEnd) { Known = moments }.Apply(x);
-    private Tensor Rstd(Tensor x) => new GroupRstd(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(x);
+    private GroupMean MeanOp => new(GroupStart, GroupEnd) { Known = moments };
+    private GroupRstd RstdOp => new(GroupStart, GroupEnd, Epsilon) { Known = moments };
+    private Tensor Mean(Tensor x) => MeanOp.Apply(x);
+    private Tensor Rstd(Tensor x) => RstdOp.Apply(x);
     private Tensor Covariance(Tensor a, Tensor b) => new GroupCovariance(GroupStart, GroupEnd).Apply(a, b);
 
     /// <inheritdoc/>
@@ -75,12 +77,9 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
         Tensor? meanDot = null, rDot = null;
         if (inputDot is not null)
         {
-            // μ̇ and ṙ as GroupMean's and GroupRstd's own rules give them (remembered for the backward's rules).
-            var known = moments?.For(input.Data);
-            Tensor MeanDot() => new GroupMean(GroupStart, GroupEnd).Apply(inputDot);
-            Tensor RDot() => new GroupRstd(GroupStart, GroupEnd, Epsilon).Tangent(input, inputDot, r);
-            meanDot = known is null ? MeanDot() : known.MeanTangent(inputDot, MeanDot);
-            rDot = known is null ? RDot() : known.RstdTangent(inputDot, RDot);
+            // μ̇ and ṙ from GroupMean's and GroupRstd's own rules (which remember them for the backward's rules).
+            meanDot = MeanOp.Jvp([input], [inputDot], mean);
+            rDot = RstdOp.Jvp([input], [inputDot], r);
         }
         var scaleDot = AddOrNull(gammaDot is null ? null : gammaDot * r, rDot is null ? null : gamma * rDot);
         var shiftDot = AddOrNull(AddOrNull(betaDot, meanDot is null ? null : -(meanDot * scale)), scaleDot is null ? null : -(mean * scaleDot));

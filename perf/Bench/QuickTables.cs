@@ -18,6 +18,13 @@ internal static class QuickTables
 {
     private static string F(double v) => v.ToString("0.0", CultureInfo.InvariantCulture);
 
+    /// <summary>Between timing rounds: collected, so outputs come from the pool as in training.</summary>
+    private static void CollectGarbage()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
     private static double MedianSeconds(Action a, int repeats) => Timing.MedianMs(a, warmup: 1, repeats: repeats) / 1000;
 
     private static float[] Random(int n, int seed)
@@ -213,11 +220,7 @@ internal static class QuickTables
             };
             // Collected between rounds, so outputs come from the pool as in training (a fresh 2 MB array's page faults
             // cost ten times the kernel).
-            var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats, betweenRounds: () =>
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            });
+            var ms = Timing.InterleavedMedianMs(rows.Select(r => r.Run).ToArray(), warmup: 2, repeats: repeats, betweenRounds: CollectGarbage);
             double bytes = shape.Size * 4.0, reference = rows[0].Traffic * bytes / ms[0] / 1e6;
             for (int i = 0; i < rows.Length; i++)
             {
@@ -256,11 +259,7 @@ internal static class QuickTables
             };
             foreach (var (name, run) in passes)
             {
-                var ms = Timing.InterleavedMedianMs([run(Composed), run(Fused)], warmup: 2, repeats: repeats, betweenRounds: () =>
-                {
-                    GC.Collect();
-                    GC.WaitForPendingFinalizers();
-                });
+                var ms = Timing.InterleavedMedianMs([run(Composed), run(Fused)], warmup: 2, repeats: repeats, betweenRounds: CollectGarbage);
                 Console.WriteLine($"| {(name == "forward" ? $"{c}×{side}×{side}" : "")} | {name} | {ms[0]:0.00} | {ms[1]:0.00} | {ms[1] / ms[0]:0.00} |");
             }
         }
