@@ -19,8 +19,21 @@ public static class GradCheck
 
     private static Tensor[] T(NdArray[] xs) => xs.Select(x => (Tensor)x).ToArray();
 
-    public static NdArray FiniteDifference(Func<Tensor[], Tensor> f, NdArray[] xs, NdArray[] v) =>
-        (f(T(Axpy(xs, Eps, v))).Data - f(T(Axpy(xs, -Eps, v))).Data) / (2 * Eps);
+    public static NdArray FiniteDifference(Func<Tensor[], Tensor> f, NdArray[] xs, NdArray[] v, double h = Eps) =>
+        (f(T(Axpy(xs, h, v))).Data - f(T(Axpy(xs, -h, v))).Data) / (2 * h);
+
+    /// <summary>
+    /// True when f is smooth on the segment xs ± Eps·v, as far as finite differences can tell: the central
+    /// differences at Eps and Eps/2 agree to 1e-8 of their scale. Where f is smooth they differ by O(Eps²); where a
+    /// kink (a ReLU's zero) lies on the segment they differ by O(the jump in slope), and neither is a derivative.
+    /// A wrong derivative rule does not change the differences, so this condition cannot hide one.
+    /// </summary>
+    public static bool SmoothAlong(Func<Tensor[], Tensor> f, NdArray[] xs, NdArray[] v)
+    {
+        var (h, half) = (FiniteDifference(f, xs, v).ToDoubleArray(), FiniteDifference(f, xs, v, Eps / 2).ToDoubleArray());
+        double scale = Math.Max(1, h.Max(Math.Abs));
+        return h.Zip(half, (a, b) => Math.Abs(a - b)).Max() <= 1e-8 * scale;
+    }
 
     public static void AssertClose(NdArray actual, NdArray expected, double rtol, double atol, string what)
     {

@@ -32,19 +32,27 @@ public class MlpHessianTests
 
     private static readonly (string Activation, string Loss)[] Variants = [("tanh", "mse"), ("tanh", "ce"), ("relu", "ce"), ("relu", "mse")];
 
-    private static void ForAllSeeds(Action<ulong, string, string> body, int tests = 6) =>
+    private static void ForAllSeeds(Func<ulong, string, string, Property> body, int tests = 6) =>
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(tests),
             Prop.ForAll(Gen.Choose(0, int.MaxValue).ToArbitrary(), Gen.Elements(Variants).ToArbitrary(), (seed, v) => body((ulong)seed, v.Activation, v.Loss)));
+
+    private static void ForAllSeeds(Action<ulong, string, string> body, int tests = 6) =>
+        ForAllSeeds((seed, act, loss) => Prop.When(true, () => body(seed, act, loss)), tests);
 
     [Fact]
     public void Gradient_matches_directional_finite_differences() => ForAllSeeds((seed, act, loss) =>
     {
         var p = Make(seed, act, loss);
-        var g = D(Derivatives.Grad(p.F, T(p.W)));
         var u = GradCheck.RandomLike(p.Rng, p.W);
-        double fd = GradCheck.FiniteDifference(p.F, p.W, u).ToScalar();
-        double exact = Dot(g, u);
-        Assert.True(Math.Abs(exact - fd) <= 1e-7 * Math.Max(1, Math.Abs(fd)), $"g·u = {exact:R}, finite difference {fd:R}");
+        // A ReLU network has kinks; a point within Eps of one along u has no central difference to compare with
+        // (seed 18112399, relu and ce: one-sided differences -0.0930 and -0.2545), so it is discarded.
+        return Prop.When(GradCheck.SmoothAlong(p.F, p.W, u), () =>
+        {
+            var g = D(Derivatives.Grad(p.F, T(p.W)));
+            double fd = GradCheck.FiniteDifference(p.F, p.W, u).ToScalar();
+            double exact = Dot(g, u);
+            Assert.True(Math.Abs(exact - fd) <= 1e-7 * Math.Max(1, Math.Abs(fd)), $"g·u = {exact:R}, finite difference {fd:R}");
+        });
     });
 
     [Fact]
@@ -75,9 +83,14 @@ public class MlpHessianTests
     {
         var p = Make(seed, act, loss);
         var v = GradCheck.RandomLike(p.Rng, p.W);
-        var hv = GradCheck.Flatten(Derivatives.Hvp(p.F, T(p.W), T(v)).Product).Data;
-        var fd = GradCheck.FiniteDifference(a => GradCheck.Flatten(Derivatives.Grad(p.F, a)), p.W, v);
-        GradCheck.AssertClose(hv, fd, 1e-6, 1e-8, $"HVP ({act}, {loss})");
+        Tensor Gradient(Tensor[] a) => GradCheck.Flatten(Derivatives.Grad(p.F, a));
+        // The gradient jumps at a ReLU's kink: a point within Eps of one along v is discarded, as above.
+        return Prop.When(GradCheck.SmoothAlong(Gradient, p.W, v), () =>
+        {
+            var hv = GradCheck.Flatten(Derivatives.Hvp(p.F, T(p.W), T(v)).Product).Data;
+            var fd = GradCheck.FiniteDifference(Gradient, p.W, v);
+            GradCheck.AssertClose(hv, fd, 1e-6, 1e-8, $"HVP ({act}, {loss})");
+        });
     });
 
     [Fact]
