@@ -339,11 +339,25 @@ public sealed class AcceleratorDevice : Device, IDisposable
     private (ArrayView<float> F, ArrayView<double> D) V(NdArray x) =>
         x.DType == DType.Float32 ? (V<float>(x), default) : (default, V<double>(x));
 
+    /// <summary>
+    /// The large tiling (8×8 per thread) when it makes enough groups to give every multiprocessor two; else the
+    /// small one (4×4 per thread, a quarter of the block), so a product of few or thin blocks (a 16-channel
+    /// convolution) is spread over the device instead of leaving most of it idle.
+    /// </summary>
     private void Multiply((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
         (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
     {
-        if (kernels.GemmTile == GemmShape.Large) Multiply<LargeTile>(a, b, c, p, batch, dtype);
-        else Multiply<SmallTile>(a, b, c, p, batch, dtype);
+        long enough = 2L * Math.Max(1, Accelerator.NumMultiprocessors);
+        if (kernels.WideGroups)
+        {
+            if (p.Groups<GpuLargeTile>(batch) >= enough) Multiply<GpuLargeTile>(a, b, c, p, batch, dtype);
+            else Multiply<GpuSmallTile>(a, b, c, p, batch, dtype);
+        }
+        else
+        {
+            if (p.Groups<CpuLargeTile>(batch) >= enough) Multiply<CpuLargeTile>(a, b, c, p, batch, dtype);
+            else Multiply<CpuSmallTile>(a, b, c, p, batch, dtype);
+        }
     }
 
     private void Multiply<C>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,

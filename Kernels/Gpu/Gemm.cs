@@ -3,59 +3,72 @@ using ILGPU;
 
 namespace Curvature.Kernels.Gpu;
 
-/// <summary>A GEMM tiling: each group computes a BM×BN block of C, stepping through K in BK-deep slices held in
-/// shared memory; each thread keeps an RM×RN block of C in registers (register blocking).</summary>
+/// <summary>
+/// A GEMM tiling. A group of TX×TY threads computes a BM×BN block of C, with BM = 4·TY·H and BN = 4·TX·H. It
+/// steps through K in slices <see cref="Gemm.Depth"/> deep, held in shared memory. Each thread keeps H×H
+/// blocks of 4×4 of C in registers. Its rows are ty·4 + r and, when H = 2, TY·4 + ty·4 + r; its columns
+/// follow the same rule with tx and TX.
+/// </summary>
+/// <remarks>
+/// Splitting a thread's rows into two quads TY·4 apart is what lets a warp read its A and B fragments as
+/// 16-byte vectors without bank conflicts. Consecutive tx read consecutive quads of a B row, and threads of
+/// one ty read the same A quad, which is a broadcast. This is the layout of the classic register-blocked
+/// SGEMM (Volkov and Demmel 2008; the "2D block tiling, vectorised" kernel of S. Boehm's CUDA SGEMM notes).
+/// </remarks>
 public interface IGemmTile
 {
-    /// <summary>Rows of C per group.</summary>
-    int BM { get; }
-    /// <summary>Columns of C per group.</summary>
-    int BN { get; }
-    /// <summary>Depth of one shared-memory slice.</summary>
-    int BK { get; }
-    /// <summary>Rows of C per thread.</summary>
-    int RM { get; }
-    /// <summary>Columns of C per thread.</summary>
-    int RN { get; }
+    /// <summary>Threads along a row of C's block (columns of threads).</summary>
+    int TX { get; }
+    /// <summary>Threads along a column of C's block (rows of threads).</summary>
+    int TY { get; }
+    /// <summary>Quads per thread along each axis: 1 (4×4 per thread) or 2 (8×8).</summary>
+    int H { get; }
 }
 
-/// <summary>64×64 blocks, 16 deep, 4×4 per thread: 256 threads (GPUs).</summary>
-public readonly struct LargeTile : IGemmTile
+/// <summary>128×128 blocks, 8×8 per thread, 256 threads: a GPU's large products (SGEMM at 4096).</summary>
+public readonly struct GpuLargeTile : IGemmTile
 {
     /// <inheritdoc/>
-    public int BM => 64;
+    public int TX => 16;
     /// <inheritdoc/>
-    public int BN => 64;
+    public int TY => 16;
     /// <inheritdoc/>
-    public int BK => 16;
-    /// <inheritdoc/>
-    public int RM => 4;
-    /// <inheritdoc/>
-    public int RN => 4;
+    public int H => 2;
 }
 
-/// <summary>16×16 blocks, 8 deep, 4×4 per thread: 16 threads (ILGPU's CPU accelerator, which allows at most 16 per group).</summary>
-public readonly struct SmallTile : IGemmTile
+/// <summary>64×64 blocks, 4×4 per thread, 256 threads: a GPU's products too small or too thin to fill it with
+/// 128×128 blocks (ResNet-20's convolutions of 16-64 channels).</summary>
+public readonly struct GpuSmallTile : IGemmTile
 {
     /// <inheritdoc/>
-    public int BM => 16;
+    public int TX => 16;
     /// <inheritdoc/>
-    public int BN => 16;
+    public int TY => 16;
     /// <inheritdoc/>
-    public int BK => 8;
-    /// <inheritdoc/>
-    public int RM => 4;
-    /// <inheritdoc/>
-    public int RN => 4;
+    public int H => 1;
 }
 
-/// <summary>Which <see cref="IGemmTile"/> a device uses.</summary>
-public enum GemmShape
+/// <summary>32×32 blocks, 8×8 per thread, 16 threads: the large kernel's code on ILGPU's CPU accelerator, which
+/// allows at most 16 threads per group.</summary>
+public readonly struct CpuLargeTile : IGemmTile
 {
-    /// <summary><see cref="SmallTile"/>.</summary>
-    Small,
-    /// <summary><see cref="LargeTile"/>.</summary>
-    Large,
+    /// <inheritdoc/>
+    public int TX => 4;
+    /// <inheritdoc/>
+    public int TY => 4;
+    /// <inheritdoc/>
+    public int H => 2;
+}
+
+/// <summary>16×16 blocks, 4×4 per thread, 16 threads: the small kernel's code on ILGPU's CPU accelerator.</summary>
+public readonly struct CpuSmallTile : IGemmTile
+{
+    /// <inheritdoc/>
+    public int TX => 4;
+    /// <inheritdoc/>
+    public int TY => 4;
+    /// <inheritdoc/>
+    public int H => 1;
 }
 
 /// <summary>Sizes, transposes, leading dimensions and batch strides of a batched product C = op(A)·op(B).</summary>
@@ -72,12 +85,52 @@ public struct GemmArguments
     /// <summary>1 to add the product to C (a bilinear JVP's second term), 0 to overwrite C.</summary>
     public int Accumulate;
 
-    /// <summary>The launch: one group per BM×BN block of C per batch entry.</summary>
+    /// <summary>Groups the tiling <typeparamref name="C"/> launches for <paramref name="batch"/> products.</summary>
+    public readonly long Groups<C>(int batch) where C : struct, IGemmTile
+    {
+        C t = default;
+        int bm = 4 * t.TY * t.H, bn = 4 * t.TX * t.H;
+        return (long)((M + bm - 1) / bm) * ((N + bn - 1) / bn) * batch;
+    }
+
+    /// <summary>The launch: one group per block of C per batch entry.</summary>
     public readonly (Index3D Grid, Index3D Group) Launch<C>(int batch) where C : struct, IGemmTile
     {
         C t = default;
-        return (new Index3D((N + t.BN - 1) / t.BN, (M + t.BM - 1) / t.BM, batch), new Index3D(t.BM / t.RM * (t.BN / t.RN), 1, 1));
+        int bm = 4 * t.TY * t.H, bn = 4 * t.TX * t.H;
+        return (new Index3D((N + bn - 1) / bn, (M + bm - 1) / bm, batch), new Index3D(t.TX * t.TY, 1, 1));
     }
+}
+
+/// <summary>Four consecutive elements: one 16-byte (float) or two 16-byte (double) shared-memory loads.</summary>
+public readonly struct Quad<T>(T x, T y, T z, T w) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The elements in order.</summary>
+    public readonly T X = x, Y = y, Z = z, W = w;
+
+    /// <summary>This + s·b, element by element.</summary>
+    public Quad<T> Add(T s, Quad<T> b) => new(X + s * b.X, Y + s * b.Y, Z + s * b.Z, W + s * b.W);
+}
+
+/// <summary>A 4×4 block of accumulators, by rows: values, not memory, so ILGPU keeps them in registers.</summary>
+public readonly struct Block4<T>(Quad<T> r0, Quad<T> r1, Quad<T> r2, Quad<T> r3) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The rows.</summary>
+    public readonly Quad<T> R0 = r0, R1 = r1, R2 = r2, R3 = r3;
+
+    /// <summary>This + a·bᵀ (a rank-one update: 16 multiply-adds).</summary>
+    public Block4<T> Add(Quad<T> a, Quad<T> b) => new(R0.Add(a.X, b), R1.Add(a.Y, b), R2.Add(a.Z, b), R3.Add(a.W, b));
+
+    /// <summary>Row <paramref name="r"/>.</summary>
+    public Quad<T> Row(int r) => r == 0 ? R0 : r == 1 ? R1 : r == 2 ? R2 : R3;
+}
+
+/// <summary>A thread's blocks of C: <c>C00</c> alone when H = 1; the four quadrants when H = 2.</summary>
+public readonly struct Accumulators<T>(Block4<T> c00, Block4<T> c01, Block4<T> c10, Block4<T> c11)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The blocks at (rows, columns) offset (0, 0), (0, TX·4), (TY·4, 0), (TY·4, TX·4).</summary>
+    public readonly Block4<T> C00 = c00, C01 = c01, C10 = c10, C11 = c11;
 }
 
 /// <summary>
@@ -86,64 +139,104 @@ public struct GemmArguments
 /// </summary>
 public static class Gemm
 {
+    /// <summary>Depth of one shared-memory slice of K.</summary>
+    public const int Depth = 8;
+
     /// <summary>C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1.</summary>
     public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, GemmArguments p)
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
         C tile = default;
-        int bm = tile.BM, bn = tile.BN, bk = tile.BK, rm = tile.RM, rn = tile.RN;
-        var sa = SharedMemory.Allocate<T>(tile.BM * tile.BK);
-        var sb = SharedMemory.Allocate<T>(tile.BK * tile.BN);
-        var acc = LocalMemory.Allocate<T>(tile.RM * tile.RN);
-        var ra = LocalMemory.Allocate<T>(tile.RM);
-        var rb = LocalMemory.Allocate<T>(tile.RN);
+        int tx_ = tile.TX, ty_ = tile.TY, h = tile.H;
+        int bm = 4 * ty_ * h, bn = 4 * tx_ * h, threads = tx_ * ty_;
+        // Slices stored k-major (a row of A's slice is one k), each row padded by one quad: the transposing
+        // stores of a row-major A (and a column-major B) then fall in distinct banks.
+        int rowA = bm / 4 + 1, rowB = bn / 4 + 1;
+        var sa = SharedMemory.Allocate<Quad<T>>(Depth * rowA);
+        var sb = SharedMemory.Allocate<Quad<T>>(Depth * rowB);
+        var saScalar = sa.Cast<T>();
+        var sbScalar = sb.Cast<T>();
 
-        int threads = bm / rm * (bn / rn), t = Group.IdxX;
-        int tx = t % (bn / rn), ty = t / (bn / rn);
+        int t = Group.IdxX, tx = t % tx_, ty = t / tx_;
         int i0 = Grid.IdxY * bm, j0 = Grid.IdxX * bn, batch = Grid.IdxZ;
-        int offA = batch * p.StrideA, offB = batch * p.StrideB, offC = batch * p.StrideC;
-        for (int e = 0; e < rm * rn; e++) acc[e] = T.Zero;
+        long offA = (long)batch * p.StrideA, offB = (long)batch * p.StrideB, offC = (long)batch * p.StrideC;
+        // Strides of A's (row, k) and B's (k, column) as stored.
+        int aRow = p.TransA == 0 ? p.Lda : 1, aK = p.TransA == 0 ? 1 : p.Lda;
+        int bK = p.TransB == 0 ? p.Ldb : 1, bCol = p.TransB == 0 ? 1 : p.Ldb;
 
-        for (int k0 = 0; k0 < p.K; k0 += bk)
+        var zero = new Quad<T>(T.Zero, T.Zero, T.Zero, T.Zero);
+        var z = new Block4<T>(zero, zero, zero, zero);
+        var acc = new Accumulators<T>(z, z, z, z);
+
+        for (int k0 = 0; k0 < p.K; k0 += Depth)
         {
             // Stage the slices, the stored layout's contiguous index varying fastest across threads (coalesced).
-            for (int e = t; e < bm * bk; e += threads)
+            for (int e = t; e < bm * Depth; e += threads)
             {
                 int i, kk;
-                if (p.TransA == 0) { i = e / bk; kk = e - i * bk; } else { kk = e / bm; i = e - kk * bm; }
+                if (p.TransA == 0) { i = e / Depth; kk = e - i * Depth; } else { kk = e / bm; i = e - kk * bm; }
                 int gi = i0 + i, gk = k0 + kk;
-                sa[kk * bm + i] = gi < p.M && gk < p.K ? a[offA + (p.TransA == 0 ? gi * p.Lda + gk : gk * p.Lda + gi)] : T.Zero;
+                saScalar[kk * 4 * rowA + i] = gi < p.M && gk < p.K ? a[offA + (long)gi * aRow + (long)gk * aK] : T.Zero;
             }
-            for (int e = t; e < bk * bn; e += threads)
+            for (int e = t; e < bn * Depth; e += threads)
             {
                 int j, kk;
-                if (p.TransB == 0) { kk = e / bn; j = e - kk * bn; } else { j = e / bk; kk = e - j * bk; }
+                if (p.TransB == 0) { kk = e / bn; j = e - kk * bn; } else { j = e / Depth; kk = e - j * Depth; }
                 int gj = j0 + j, gk = k0 + kk;
-                sb[kk * bn + j] = gj < p.N && gk < p.K ? b[offB + (p.TransB == 0 ? gk * p.Ldb + gj : gj * p.Ldb + gk)] : T.Zero;
+                sbScalar[kk * 4 * rowB + j] = gj < p.N && gk < p.K ? b[offB + (long)gk * bK + (long)gj * bCol] : T.Zero;
             }
             Group.Barrier();
-            for (int kk = 0; kk < bk; kk++)
-            {
-                for (int r = 0; r < rm; r++) ra[r] = sa[kk * bm + ty * rm + r];
-                for (int s = 0; s < rn; s++) rb[s] = sb[kk * bn + tx * rn + s];
-                for (int r = 0; r < rm; r++)
-                    for (int s = 0; s < rn; s++)
-                        acc[r * rn + s] += ra[r] * rb[s];
-            }
+            // The slice's Depth (8) rank-one updates written out: the accumulators then pass through a loop's
+            // join once per slice, not once per k.
+            int qa = ty, qb = tx;
+            acc = Update<T, C>(acc, sa, sb, qa, qb);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa += rowA, qb += rowB);
+            acc = Update<T, C>(acc, sa, sb, qa + rowA, qb + rowB);
             Group.Barrier();
         }
 
-        for (int r = 0; r < rm; r++)
+        var (c00, c01, c10, c11) = (acc.C00, acc.C01, acc.C10, acc.C11);
+        Store(c, p, offC, i0 + ty * 4, j0 + tx * 4, c00);
+        if (h == 2)
         {
-            int gi = i0 + ty * rm + r;
-            if (gi >= p.M) continue;
-            for (int s = 0; s < rn; s++)
-            {
-                int gj = j0 + tx * rn + s;
-                if (gj >= p.N) continue;
-                int at = offC + gi * p.Ldc + gj;
-                c[at] = p.Accumulate != 0 ? c[at] + acc[r * rn + s] : acc[r * rn + s];
-            }
+            Store(c, p, offC, i0 + ty * 4, j0 + (tx_ + tx) * 4, c01);
+            Store(c, p, offC, i0 + (ty_ + ty) * 4, j0 + tx * 4, c10);
+            Store(c, p, offC, i0 + (ty_ + ty) * 4, j0 + (tx_ + tx) * 4, c11);
+        }
+    }
+
+    /// <summary>One rank-one update of the thread's blocks from the A quad <paramref name="qa"/> and the B quad
+    /// <paramref name="qb"/> of the staged slices (and, when H = 2, the quads TY and TX further on).</summary>
+    private static Accumulators<T> Update<T, C>(Accumulators<T> acc, ArrayView<Quad<T>> sa, ArrayView<Quad<T>> sb, int qa, int qb)
+        where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
+    {
+        C tile = default;
+        var a0 = sa[qa];
+        var b0 = sb[qb];
+        if (tile.H == 1) return new(acc.C00.Add(a0, b0), acc.C01, acc.C10, acc.C11);
+        var a1 = sa[qa + tile.TY];
+        var b1 = sb[qb + tile.TX];
+        return new(acc.C00.Add(a0, b0), acc.C01.Add(a0, b1), acc.C10.Add(a1, b0), acc.C11.Add(a1, b1));
+    }
+
+    /// <summary>Writes (or adds) the 4×4 block whose top-left element is C[i, j], inside C's bounds.</summary>
+    private static void Store<T>(ArrayView<T> c, GemmArguments p, long offC, int i, int j, Block4<T> block)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int r = 0; r < 4; r++)
+        {
+            if (i + r >= p.M) return;
+            var row = block.Row(r);
+            long at = offC + (long)(i + r) * p.Ldc + j;
+            if (j < p.N) c[at] = p.Accumulate != 0 ? c[at] + row.X : row.X;
+            if (j + 1 < p.N) c[at + 1] = p.Accumulate != 0 ? c[at + 1] + row.Y : row.Y;
+            if (j + 2 < p.N) c[at + 2] = p.Accumulate != 0 ? c[at + 2] + row.Z : row.Z;
+            if (j + 3 < p.N) c[at + 3] = p.Accumulate != 0 ? c[at + 3] + row.W : row.W;
         }
     }
 }

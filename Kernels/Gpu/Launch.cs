@@ -24,7 +24,7 @@ public sealed class KernelCache
         while (g * 2 <= Math.Min(256, accelerator.MaxNumThreadsPerGroup)) g *= 2;
         GroupSize = g;
         MaxGroups = Math.Max(1, accelerator.NumMultiprocessors * Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / g));
-        GemmTile = g >= 256 ? GemmShape.Large : GemmShape.Small;
+        WideGroups = g >= 256;
     }
 
     /// <summary>The accelerator the kernels run on.</summary>
@@ -36,8 +36,10 @@ public sealed class KernelCache
     /// <summary>Most groups a grid-stride launch uses.</summary>
     public int MaxGroups { get; }
 
-    /// <summary>The GEMM tiling this device uses.</summary>
-    public GemmShape GemmTile { get; }
+    /// <summary>True when groups of 256 threads are allowed (a GPU): the GEMM then uses <see cref="GpuLargeTile"/>
+    /// and <see cref="GpuSmallTile"/>, else (ILGPU's CPU accelerator) <see cref="CpuLargeTile"/> and
+    /// <see cref="CpuSmallTile"/>.</summary>
+    public bool WideGroups { get; }
 
     /// <summary>A grid-stride launch over <paramref name="count"/> items.</summary>
     public KernelConfig Stride(long count) =>

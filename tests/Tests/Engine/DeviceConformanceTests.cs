@@ -145,9 +145,11 @@ public class DeviceConformanceTests
         var rng = new RandomGenerator(4);
         foreach (var t in Floats)
             foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+            foreach (var (m, n, k) in new[] { (19, 21, 37), (70, 45, 37) })
             {
-                // Sizes that are not multiples of any tile: the edges are exercised.
-                int m = 19, n = 21, k = 37;
+                // Sizes that are not multiples of any tile, so the edges are exercised; K is not a multiple of the
+                // slice depth. A device takes its small GEMM tiling for a product of one large block (the first)
+                // and its large tiling for several (the second, and the batched products).
                 var a = Normal(rng, t, ta ? [k, m] : [m, k]);
                 var b = Normal(rng, t, tb ? [n, k] : [k, n]);
                 Same(d, x => x[0].MatMul(x[1], ta, tb), [a, b], Rtol(t, true), $"matmul {ta},{tb} {t}");

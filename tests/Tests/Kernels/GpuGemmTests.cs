@@ -1,0 +1,156 @@
+using Curvature.Kernels.Gpu;
+using FsCheck;
+using FsCheck.Fluent;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Curvature.Tests.Kernels;
+
+/// <summary>
+/// The GPU GEMM kernel: every tiling against a triple loop, the GPU's own tilings (256 threads per group) included,
+/// run on an ILGPU CPU accelerator that allows groups that large; and the PTX it compiles to for an H100, which
+/// needs no GPU to produce: the accumulators and fragments must live in registers and the fragments must be read
+/// as vectors, or the kernel runs at a fraction of the device's rate.
+/// </summary>
+public class GpuGemmTests
+{
+    // This class's own accelerators: an ILGPU CPU accelerator runs one launch at a time, and the engine's ilgpu-cpu
+    // device, which other test classes use from their threads, serialises its launches under its own lock.
+    private static readonly Lazy<Context> Host = new(() => Context.Create(b => b.CPU().Math(MathMode.Default).Optimize(OptimizationLevel.O1)));
+
+    // 32 threads per warp, 8 warps: groups of 256 emulated threads, as a GPU's.
+    private static readonly Lazy<Accelerator> Wide = new(() => new CPUDevice(32, 8, 1).CreateCPUAccelerator(Host.Value, CPUAcceleratorMode.Parallel));
+
+    // The engine's ilgpu-cpu geometry: groups of at most 16.
+    private static readonly Lazy<Accelerator> Narrow = new(() => new CPUDevice(4, 4, 1).CreateCPUAccelerator(Host.Value, CPUAcceleratorMode.Parallel));
+
+    private static double[] Reference(GemmArguments p, int batch, double[] a, double[] b, double[] c0)
+    {
+        var c = (double[])c0.Clone();
+        for (int q = 0; q < batch; q++)
+            for (int i = 0; i < p.M; i++)
+                for (int j = 0; j < p.N; j++)
+                {
+                    double s = 0;
+                    for (int k = 0; k < p.K; k++)
+                        s += a[q * p.StrideA + (p.TransA == 0 ? i * p.Lda + k : k * p.Lda + i)]
+                           * b[q * p.StrideB + (p.TransB == 0 ? k * p.Ldb + j : j * p.Ldb + k)];
+                    int at = q * p.StrideC + i * p.Ldc + j;
+                    c[at] = (p.Accumulate != 0 ? c[at] : 0) + s;
+                }
+        return c;
+    }
+
+    private static double[] Run<C>(Accelerator accelerator, GemmArguments p, int batch, double[] a, double[] b, double[] c0)
+        where C : struct, IGemmTile
+    {
+        using var da = accelerator.Allocate1D(a);
+        using var db = accelerator.Allocate1D(b);
+        using var dc = accelerator.Allocate1D(c0);
+        var kernel = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(Gemm.Multiply<double, C>);
+        var (grid, group) = p.Launch<C>(batch);
+        kernel(new KernelConfig(grid, group), da.View, db.View, dc.View, p);
+        accelerator.Synchronize();
+        return dc.GetAsArray1D();
+    }
+
+    /// <summary>Random products: sizes that straddle every tile edge, both transposes, leading dimensions wider
+    /// than the matrix (views into a larger one), batches, and accumulation into C.</summary>
+    private static Gen<(GemmArguments P, int Batch, int Seed)> Products(int maxSide) =>
+        from m in Gen.Choose(1, maxSide)
+        from n in Gen.Choose(1, maxSide)
+        from k in Gen.Choose(1, 40)
+        from flags in Gen.Choose(0, 7)
+        from pad in Gen.Choose(0, 3)
+        from batch in Gen.Choose(1, 2)
+        from seed in Gen.Choose(0, 1000)
+        select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad), batch, seed);
+
+    private static GemmArguments Arguments(int m, int n, int k, bool ta, bool tb, bool accumulate, int pad)
+    {
+        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        return new GemmArguments
+        {
+            M = m, N = n, K = k, TransA = ta ? 1 : 0, TransB = tb ? 1 : 0, Lda = lda, Ldb = ldb, Ldc = ldc,
+            StrideA = (ta ? k : m) * lda, StrideB = (tb ? n : k) * ldb, StrideC = m * ldc, Accumulate = accumulate ? 1 : 0,
+        };
+    }
+
+    private static void Agrees<C>(Accelerator accelerator, GemmArguments p, int batch, int seed) where C : struct, IGemmTile
+    {
+        var r = new Random(seed);
+        double[] Fill(int n) => Enumerable.Range(0, n).Select(_ => r.NextDouble() * 2 - 1).ToArray();
+        var (a, b, c0) = (Fill(batch * p.StrideA), Fill(batch * p.StrideB), Fill(batch * p.StrideC));
+        var expected = Reference(p, batch, a, b, c0);
+        var got = Run<C>(accelerator, p, batch, a, b, c0);
+        for (int q = 0; q < batch; q++)
+            for (int i = 0; i < p.M; i++)
+                for (int j = 0; j < p.Ldc; j++)
+                {
+                    int at = q * p.StrideC + i * p.Ldc + j;
+                    // Inside C: the product to float64 rounding; in the padding: untouched.
+                    double want = j < p.N ? expected[at] : c0[at];
+                    Assert.True(Math.Abs(got[at] - want) <= 1e-12 * (1 + Math.Abs(want)),
+                        $"{typeof(C).Name} {p.M}×{p.N}×{p.K} transA={p.TransA} transB={p.TransB} ld=({p.Lda},{p.Ldb},{p.Ldc}) accumulate={p.Accumulate} batch {q}: C[{i},{j}] = {got[at]}, expected {want}");
+                }
+    }
+
+    [Fact]
+    public void Gpu_tilings_match_the_triple_loop()
+    {
+        // 256 emulated threads per group make each case slow on two cores: fewer cases, each spanning blocks.
+        var accelerator = Wide.Value;
+        var config = Config.QuickThrowOnFailure.WithMaxTest(30);
+        Check.One(config, Prop.ForAll(Products(150).ToArbitrary(), t => Agrees<GpuLargeTile>(accelerator, t.P, t.Batch, t.Seed)));
+        Check.One(config, Prop.ForAll(Products(80).ToArbitrary(), t => Agrees<GpuSmallTile>(accelerator, t.P, t.Batch, t.Seed)));
+    }
+
+    [Fact]
+    public void Cpu_accelerator_tilings_match_the_triple_loop()
+    {
+        var accelerator = Narrow.Value;
+        Prop.ForAll(Products(50).ToArbitrary(), t => Agrees<CpuLargeTile>(accelerator, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
+        Prop.ForAll(Products(30).ToArbitrary(), t => Agrees<CpuSmallTile>(accelerator, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
+    }
+
+    private static string Ptx<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile
+    {
+        using var context = Context.Create(b => b.Cuda().Math(MathMode.Default).Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+        var method = typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C));
+        var kernel = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty);
+        return kernel.PTXAssembly;
+    }
+
+    private static int Count(string text, string what)
+    {
+        int n = 0;
+        for (int at = text.IndexOf(what, StringComparison.Ordinal); at >= 0; at = text.IndexOf(what, at + what.Length, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
+    [Fact]
+    public void The_gpu_kernels_compile_to_register_blocked_ptx_with_vector_fragment_loads()
+    {
+        // Per slice of 8: each thread reads H quads of A and H of B per k and does 16·H² multiply-adds, unrolled.
+        var large = Ptx<float, GpuLargeTile>();
+        Assert.DoesNotContain(".local", large);
+        Assert.Equal(2 * 2 * Gemm.Depth, Count(large, "ld.shared.v4.f32"));
+        Assert.Equal(64 * Gemm.Depth, Count(large, "mul.f32"));
+
+        var small = Ptx<float, GpuSmallTile>();
+        Assert.DoesNotContain(".local", small);
+        Assert.Equal(2 * Gemm.Depth, Count(small, "ld.shared.v4.f32"));
+        Assert.Equal(16 * Gemm.Depth, Count(small, "mul.f32"));
+
+        // float64 quads are 32 bytes: two 16-byte vectors each.
+        var dgemm = Ptx<double, GpuLargeTile>();
+        Assert.DoesNotContain(".local", dgemm);
+        Assert.Equal(2 * 2 * 2 * Gemm.Depth, Count(dgemm, "ld.shared.v2.f64"));
+        Assert.Equal(64 * Gemm.Depth, Count(dgemm, "mul.f64"));
+    }
+}
