@@ -159,9 +159,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var layout = StridedLayout.Of(dims, xs, ys);
         var config = kernels.Stride(shape.Size);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(GpuElementWise.Binary)(config, V<float>(x), V<float>(y), V<float>(r), layout, (int)op);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(GpuElementWise.Binary<float, Float32Kind>)(config, V<float>(x), V<float>(y), V<float>(r), layout, (int)op);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, StridedLayout, int>(GpuElementWise.Binary)(config, V<double>(x), V<double>(y), V<double>(r), layout, (int)op);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, StridedLayout, int>(GpuElementWise.Binary<double, Float64Kind>)(config, V<double>(x), V<double>(y), V<double>(r), layout, (int)op);
         return r;
     }
 

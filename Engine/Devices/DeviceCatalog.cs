@@ -30,10 +30,19 @@ public static class DeviceCatalog
             {
                 // OpenCL devices that ILGPU cannot compile for (no generic address space, as Debian's PoCL) are
                 // left out by ILGPU's own capability check.
-                return context ??= Context.Create(b => b.CPU().Cuda().OpenCL().Math(MathMode.Default).Optimize(OptimizationLevel.O1));
+                return context ??= Context.Create(b => Compiler(b.CPU().Cuda().OpenCL()));
             }
         }
     }
+
+    /// <summary>
+    /// How every context of this engine compiles kernels: IEEE math (no fast-math) and ILGPU's O1 optimisations.
+    /// The kernels take exp, log, tanh, sin, cos and pow from <see cref="Curvature.Kernels.ScalarMath"/>, not from
+    /// <see cref="Math"/>: ILGPU's CUDA backend has no implementation of those of its own (ILGPU.Algorithms supplies
+    /// approximate ones). Tests compile every kernel for CUDA with this configuration, which needs no GPU.
+    /// </summary>
+    public static Context.Builder Compiler(Context.Builder builder) =>
+        builder.Math(MathMode.Default).Optimize(OptimizationLevel.O1);
 
     /// <summary>The ILGPU accelerators present, by the name <see cref="Resolve"/> takes, with a description.</summary>
     public static IReadOnlyList<(string Name, string Description)> Accelerators()

@@ -25,7 +25,7 @@ public static class ErrorFunction
                 sum += term;
                 if (term < 1e-17 * sum) break;
             }
-            return TwoOverRootPi * x * Math.Exp(-x2) * sum;
+            return TwoOverRootPi * x * ScalarMath.Exp(-x2) * sum;
         }
         double r = a > 27 ? 0 : Erfc(a);
         return x > 0 ? 1 - r : r - 1;
@@ -49,6 +49,6 @@ public static class ErrorFunction
             f *= delta;
             if (Math.Abs(delta - 1) < 1e-16) break;
         }
-        return Math.Exp(-x * x) * InvSqrtPi / f;
+        return ScalarMath.Exp(-x * x) * InvSqrtPi / f;
     }
 }

@@ -15,10 +15,10 @@ public static class Gaussian
     public static double Gelu(double x) => 0.5 * x * (1 + ErrorFunction.Erf(x * InvSqrt2));
 
     /// <summary>Φ(x) + x·φ(x) in float64.</summary>
-    public static double GeluDerivative(double x) => 0.5 * (1 + ErrorFunction.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * Math.Exp(-0.5 * x * x);
+    public static double GeluDerivative(double x) => 0.5 * (1 + ErrorFunction.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * ScalarMath.Exp(-0.5 * x * x);
 
     /// <summary>φ(x)·(2 − x²), GELU's second derivative, in float64.</summary>
-    public static double GeluSecondDerivative(double x) => InvSqrt2Pi * Math.Exp(-0.5 * x * x) * (2 - x * x);
+    public static double GeluSecondDerivative(double x) => InvSqrt2Pi * ScalarMath.Exp(-0.5 * x * x) * (2 - x * x);
 
     /// <summary>dst = φ(x)·(2 − x²) for float32.</summary>
     public static void SecondDerivative(ReadOnlySpan<float> x, Span<float> dst)

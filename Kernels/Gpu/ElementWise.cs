@@ -30,9 +30,9 @@ public static class ElementWise
         switch (op)
         {
             case UnaryOp.Neg: return -v;
-            case UnaryOp.Exp: return T.Exp(v);
-            case UnaryOp.Log: return T.Log(v);
-            case UnaryOp.Tanh: return T.Tanh(v);
+            case UnaryOp.Exp: return k.From(ScalarMath.Exp(k.ToDouble(v)));
+            case UnaryOp.Log: return k.From(ScalarMath.Log(k.ToDouble(v)));
+            case UnaryOp.Tanh: return k.From(ScalarMath.Tanh(k.ToDouble(v)));
             case UnaryOp.Sqrt: return T.Sqrt(v);
             case UnaryOp.Relu: return v > T.Zero ? v : (T.IsNaN(v) ? v : T.Zero);
             case UnaryOp.Abs: return T.Abs(v);
@@ -46,13 +46,13 @@ public static class ElementWise
     }
 
     /// <summary>r[i] = op(x[·], y[·]) with both operands read through the layout's strides.</summary>
-    public static void Binary<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<T> r, StridedLayout layout, int op)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    public static void Binary<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<T> r, StridedLayout layout, int op)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
         {
             layout.Offsets(i, out int a, out int b, out _);
-            r[i] = Apply((BinaryOp)op, x[a], y[b]);
+            r[i] = Apply<T, K>((BinaryOp)op, x[a], y[b]);
         }
     }
 
@@ -60,8 +60,9 @@ public static class ElementWise
     /// One binary op on two values: the semantics of <see cref="Cpu.ElementWise.Scalar{T}"/>, written again because
     /// ILGPU cannot compile that one's throwing default arm.
     /// </summary>
-    public static T Apply<T>(BinaryOp op, T x, T y) where T : unmanaged, IFloatingPointIeee754<T>
+    public static T Apply<T, K>(BinaryOp op, T x, T y) where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
+        K k = default;
         switch (op)
         {
             case BinaryOp.Add: return x + y;
@@ -70,7 +71,7 @@ public static class ElementWise
             case BinaryOp.Div: return x / y;
             case BinaryOp.Max: return T.IsNaN(x) || T.IsNaN(y) ? T.NaN : (x > y ? x : y);
             case BinaryOp.Min: return T.IsNaN(x) || T.IsNaN(y) ? T.NaN : (x < y ? x : y);
-            case BinaryOp.Pow: return T.Pow(x, y);
+            case BinaryOp.Pow: return k.From(ScalarMath.Pow(k.ToDouble(x), k.ToDouble(y)));
             case BinaryOp.Greater: return x > y ? T.One : T.Zero;
             case BinaryOp.GreaterEqual: return x >= y ? T.One : T.Zero;
             case BinaryOp.Less: return x < y ? T.One : T.Zero;

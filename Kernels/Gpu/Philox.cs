@@ -61,9 +61,9 @@ public static class Philox
     private static void Normal(uint a, uint b, out double n0, out double n1)
     {
         double u1 = (a + 1.0) / 4294967297.0, u2 = b / 4294967296.0;
-        double radius = Math.Sqrt(-2.0 * Math.Log(u1)), angle = 2 * Math.PI * u2;
-        n0 = radius * Math.Cos(angle);
-        n1 = radius * Math.Sin(angle);
+        double radius = Math.Sqrt(-2.0 * ScalarMath.Log(u1)), angle = 2 * Math.PI * u2;
+        n0 = radius * ScalarMath.Cos(angle);
+        n1 = radius * ScalarMath.Sin(angle);
     }
 
     private static void Put<T>(ArrayView<T> r, int i, T v) where T : unmanaged

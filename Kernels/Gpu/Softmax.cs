@@ -32,7 +32,7 @@ public static class Softmax
         {
             int at = row * cols;
             double lse = LogSumExp<T, K>(x, at, cols);
-            for (int j = 0; j < cols; j++) r[at + j] = k.From(Math.Exp(k.ToDouble(x[at + j]) - lse));
+            for (int j = 0; j < cols; j++) r[at + j] = k.From(ScalarMath.Exp(k.ToDouble(x[at + j]) - lse));
         }
     }
 
@@ -70,7 +70,7 @@ public static class Softmax
             perRow[row] = valid ? k.From(lse - k.ToDouble(x[at + (int)label])) : T.NaN;
             if (withGradient != 0)
                 for (int j = 0; j < cols; j++)
-                    gradient[at + j] = k.From((Math.Exp(k.ToDouble(x[at + j]) - lse) - (j == label ? 1.0 : 0.0)) / rows);
+                    gradient[at + j] = k.From((ScalarMath.Exp(k.ToDouble(x[at + j]) - lse) - (j == label ? 1.0 : 0.0)) / rows);
         }
     }
 
@@ -82,7 +82,7 @@ public static class Softmax
         for (int j = 0; j < cols; j++) m = Math.Max(m, k.ToDouble(x[at + j]));
         if (double.IsInfinity(m)) return m;
         double s = 0;
-        for (int j = 0; j < cols; j++) s += Math.Exp(k.ToDouble(x[at + j]) - m);
-        return m + Math.Log(s);
+        for (int j = 0; j < cols; j++) s += ScalarMath.Exp(k.ToDouble(x[at + j]) - m);
+        return m + ScalarMath.Log(s);
     }
 }

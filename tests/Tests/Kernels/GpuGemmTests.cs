@@ -2,11 +2,8 @@ using Curvature.Kernels.Gpu;
 using FsCheck;
 using FsCheck.Fluent;
 using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
-using ILGPU.Runtime.Cuda;
 
 namespace Curvature.Tests.Kernels;
 
@@ -117,40 +114,27 @@ public class GpuGemmTests
         Prop.ForAll(Products(30).ToArbitrary(), t => Agrees<CpuSmallTile>(accelerator, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
     }
 
-    private static string Ptx<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile
-    {
-        using var context = Context.Create(b => b.Cuda().Math(MathMode.Default).Optimize(OptimizationLevel.O1));
-        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-        var method = typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C));
-        var kernel = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty);
-        return kernel.PTXAssembly;
-    }
-
-    private static int Count(string text, string what)
-    {
-        int n = 0;
-        for (int at = text.IndexOf(what, StringComparison.Ordinal); at >= 0; at = text.IndexOf(what, at + what.Length, StringComparison.Ordinal)) n++;
-        return n;
-    }
+    private static string PtxOf<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile =>
+        Ptx.Of(typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C)));
 
     [Fact]
     public void The_gpu_kernels_compile_to_register_blocked_ptx_with_vector_fragment_loads()
     {
         // Per slice of 8: each thread reads H quads of A and H of B per k and does 16·H² multiply-adds, unrolled.
-        var large = Ptx<float, GpuLargeTile>();
+        var large = PtxOf<float, GpuLargeTile>();
         Assert.DoesNotContain(".local", large);
-        Assert.Equal(2 * 2 * Gemm.Depth, Count(large, "ld.shared.v4.f32"));
-        Assert.Equal(64 * Gemm.Depth, Count(large, "mul.f32"));
+        Assert.Equal(2 * 2 * Gemm.Depth, Ptx.Count(large, "ld.shared.v4.f32"));
+        Assert.Equal(64 * Gemm.Depth, Ptx.Count(large, "mul.f32"));
 
-        var small = Ptx<float, GpuSmallTile>();
+        var small = PtxOf<float, GpuSmallTile>();
         Assert.DoesNotContain(".local", small);
-        Assert.Equal(2 * Gemm.Depth, Count(small, "ld.shared.v4.f32"));
-        Assert.Equal(16 * Gemm.Depth, Count(small, "mul.f32"));
+        Assert.Equal(2 * Gemm.Depth, Ptx.Count(small, "ld.shared.v4.f32"));
+        Assert.Equal(16 * Gemm.Depth, Ptx.Count(small, "mul.f32"));
 
         // float64 quads are 32 bytes: two 16-byte vectors each.
-        var dgemm = Ptx<double, GpuLargeTile>();
+        var dgemm = PtxOf<double, GpuLargeTile>();
         Assert.DoesNotContain(".local", dgemm);
-        Assert.Equal(2 * 2 * 2 * Gemm.Depth, Count(dgemm, "ld.shared.v2.f64"));
-        Assert.Equal(64 * Gemm.Depth, Count(dgemm, "mul.f64"));
+        Assert.Equal(2 * 2 * 2 * Gemm.Depth, Ptx.Count(dgemm, "ld.shared.v2.f64"));
+        Assert.Equal(64 * Gemm.Depth, Ptx.Count(dgemm, "mul.f64"));
     }
 }
