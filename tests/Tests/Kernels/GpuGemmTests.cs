@@ -115,7 +115,7 @@ public class GpuGemmTests
     }
 
     private static string PtxOf<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile =>
-        Ptx.Of(typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C)));
+        GpuCompilers.Ptx(typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C)));
 
     [Fact]
     public void The_gpu_kernels_compile_to_register_blocked_ptx_with_vector_fragment_loads()
@@ -123,18 +123,18 @@ public class GpuGemmTests
         // Per slice of 8: each thread reads H quads of A and H of B per k and does 16·H² multiply-adds, unrolled.
         var large = PtxOf<float, GpuLargeTile>();
         Assert.DoesNotContain(".local", large);
-        Assert.Equal(2 * 2 * Gemm.Depth, Ptx.Count(large, "ld.shared.v4.f32"));
-        Assert.Equal(64 * Gemm.Depth, Ptx.Count(large, "mul.f32"));
+        Assert.Equal(2 * 2 * Gemm.Depth, GpuCompilers.Count(large, "ld.shared.v4.f32"));
+        Assert.Equal(64 * Gemm.Depth, GpuCompilers.Count(large, "mul.f32"));
 
         var small = PtxOf<float, GpuSmallTile>();
         Assert.DoesNotContain(".local", small);
-        Assert.Equal(2 * Gemm.Depth, Ptx.Count(small, "ld.shared.v4.f32"));
-        Assert.Equal(16 * Gemm.Depth, Ptx.Count(small, "mul.f32"));
+        Assert.Equal(2 * Gemm.Depth, GpuCompilers.Count(small, "ld.shared.v4.f32"));
+        Assert.Equal(16 * Gemm.Depth, GpuCompilers.Count(small, "mul.f32"));
 
         // float64 quads are 32 bytes: two 16-byte vectors each.
         var dgemm = PtxOf<double, GpuLargeTile>();
         Assert.DoesNotContain(".local", dgemm);
-        Assert.Equal(2 * 2 * 2 * Gemm.Depth, Ptx.Count(dgemm, "ld.shared.v2.f64"));
-        Assert.Equal(64 * Gemm.Depth, Ptx.Count(dgemm, "mul.f64"));
+        Assert.Equal(2 * 2 * 2 * Gemm.Depth, GpuCompilers.Count(dgemm, "ld.shared.v2.f64"));
+        Assert.Equal(64 * Gemm.Depth, GpuCompilers.Count(dgemm, "mul.f64"));
     }
 }

@@ -46,6 +46,23 @@ public class GpuKernelCompilationTests
     [Fact]
     public void Every_gpu_kernel_compiles_for_cuda_without_local_memory_or_approximate_math()
     {
+        var (compiled, problems) = CompileAll(GpuCompilers.Ptx, (name, ptx) =>
+            (ptx.Contains(".local", StringComparison.Ordinal) ? [$"{name}: uses local memory"] : Array.Empty<string>())
+            .Concat(ptx.Contains(".approx", StringComparison.Ordinal) ? [$"{name}: uses an approximate instruction"] : []));
+        Assert.True(problems.Count == 0, $"{problems.Count} problems in {compiled} compiled kernels:\n" + string.Join("\n", problems));
+    }
+
+    [Fact]
+    public void Every_gpu_kernel_translates_to_opencl_c()
+    {
+        var (compiled, problems) = CompileAll(GpuCompilers.OpenCl, (name, source) =>
+            source.Contains("kernel void Kernel_", StringComparison.Ordinal) ? [] : [$"{name}: no kernel entry point in the OpenCL source"]);
+        Assert.True(problems.Count == 0, $"{problems.Count} problems in {compiled} translated kernels:\n" + string.Join("\n", problems));
+    }
+
+    /// <summary>Compiles every instantiation of every kernel; <paramref name="inspect"/> names what is wrong with one's code.</summary>
+    private static (int Compiled, List<string> Problems) CompileAll(Func<MethodInfo, string> compile, Func<string, string, IEnumerable<string>> inspect)
+    {
         var definitions = KernelDefinitions().ToList();
         Assert.True(definitions.Count >= 30, $"found only {definitions.Count} kernels: the discovery rule no longer matches the layer");
         var problems = new List<string>();
@@ -57,13 +74,12 @@ public class GpuKernelCompilationTests
             foreach (var kernel in instances)
             {
                 string name = $"{kernel.DeclaringType!.Name}.{kernel.Name}<{string.Join(", ", kernel.GetGenericArguments().Select(t => t.Name))}>";
-                string ptx;
-                try { ptx = Ptx.Of(kernel); compiled++; }
+                string code;
+                try { code = compile(kernel); compiled++; }
                 catch (Exception e) { problems.Add($"{name}: {e.InnerException?.InnerException?.Message ?? e.InnerException?.Message ?? e.Message}"); continue; }
-                if (ptx.Contains(".local", StringComparison.Ordinal)) problems.Add($"{name}: uses local memory");
-                if (ptx.Contains(".approx", StringComparison.Ordinal)) problems.Add($"{name}: uses an approximate instruction");
+                problems.AddRange(inspect(name, code));
             }
         }
-        Assert.True(problems.Count == 0, $"{problems.Count} problems in {compiled} compiled kernels:\n" + string.Join("\n", problems));
+        return (compiled, problems);
     }
 }
