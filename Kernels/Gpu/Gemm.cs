@@ -147,8 +147,8 @@ public static class Gemm
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
         C tile = default;
-        int tx_ = tile.TX, ty_ = tile.TY, h = tile.H;
-        int bm = 4 * ty_ * h, bn = 4 * tx_ * h, threads = tx_ * ty_;
+        int threadsX = tile.TX, threadsY = tile.TY, h = tile.H;
+        int bm = 4 * threadsY * h, bn = 4 * threadsX * h, threads = threadsX * threadsY;
         // Slices stored k-major (a row of A's slice is one k), each row padded by one quad: the transposing
         // stores of a row-major A (and a column-major B) then fall in distinct banks.
         int rowA = bm / 4 + 1, rowB = bn / 4 + 1;
@@ -157,7 +157,7 @@ public static class Gemm
         var saScalar = sa.Cast<T>();
         var sbScalar = sb.Cast<T>();
 
-        int t = Group.IdxX, tx = t % tx_, ty = t / tx_;
+        int t = Group.IdxX, tx = t % threadsX, ty = t / threadsX;
         int i0 = Grid.IdxY * bm, j0 = Grid.IdxX * bn, batch = Grid.IdxZ;
         long offA = (long)batch * p.StrideA, offB = (long)batch * p.StrideB, offC = (long)batch * p.StrideC;
         // Strides of A's (row, k) and B's (k, column) as stored.
@@ -200,13 +200,12 @@ public static class Gemm
             Group.Barrier();
         }
 
-        var (c00, c01, c10, c11) = (acc.C00, acc.C01, acc.C10, acc.C11);
-        Store(c, p, offC, i0 + ty * 4, j0 + tx * 4, c00);
+        Store(c, p, offC, i0 + ty * 4, j0 + tx * 4, acc.C00);
         if (h == 2)
         {
-            Store(c, p, offC, i0 + ty * 4, j0 + (tx_ + tx) * 4, c01);
-            Store(c, p, offC, i0 + (ty_ + ty) * 4, j0 + tx * 4, c10);
-            Store(c, p, offC, i0 + (ty_ + ty) * 4, j0 + (tx_ + tx) * 4, c11);
+            Store(c, p, offC, i0 + ty * 4, j0 + (threadsX + tx) * 4, acc.C01);
+            Store(c, p, offC, i0 + (threadsY + ty) * 4, j0 + tx * 4, acc.C10);
+            Store(c, p, offC, i0 + (threadsY + ty) * 4, j0 + (threadsX + tx) * 4, acc.C11);
         }
     }
 
