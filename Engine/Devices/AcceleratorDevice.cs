@@ -347,17 +347,16 @@ public sealed class AcceleratorDevice : Device, IDisposable
     private void Multiply((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
         (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
     {
-        long enough = 2L * Math.Max(1, Accelerator.NumMultiprocessors);
-        if (kernels.WideGroups)
-        {
-            if (p.Groups<GpuLargeTile>(batch) >= enough) Multiply<GpuLargeTile>(a, b, c, p, batch, dtype);
-            else Multiply<GpuSmallTile>(a, b, c, p, batch, dtype);
-        }
-        else
-        {
-            if (p.Groups<CpuLargeTile>(batch) >= enough) Multiply<CpuLargeTile>(a, b, c, p, batch, dtype);
-            else Multiply<CpuSmallTile>(a, b, c, p, batch, dtype);
-        }
+        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile>(a, b, c, p, batch, dtype);
+        else Multiply<CpuLargeTile, CpuSmallTile>(a, b, c, p, batch, dtype);
+    }
+
+    private void Multiply<TLarge, TSmall>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
+        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
+        where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile
+    {
+        if (p.Groups<TLarge>(batch) >= 2L * Math.Max(1, Accelerator.NumMultiprocessors)) Multiply<TLarge>(a, b, c, p, batch, dtype);
+        else Multiply<TSmall>(a, b, c, p, batch, dtype);
     }
 
     private void Multiply<C>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,

@@ -88,16 +88,15 @@ public struct GemmArguments
     /// <summary>Groups the tiling <typeparamref name="C"/> launches for <paramref name="batch"/> products.</summary>
     public readonly long Groups<C>(int batch) where C : struct, IGemmTile
     {
-        C t = default;
-        int bm = 4 * t.TY * t.H, bn = 4 * t.TX * t.H;
-        return (long)((M + bm - 1) / bm) * ((N + bn - 1) / bn) * batch;
+        var (grid, _) = Launch<C>(batch);
+        return (long)grid.X * grid.Y * grid.Z;
     }
 
     /// <summary>The launch: one group per block of C per batch entry.</summary>
     public readonly (Index3D Grid, Index3D Group) Launch<C>(int batch) where C : struct, IGemmTile
     {
         C t = default;
-        int bm = 4 * t.TY * t.H, bn = 4 * t.TX * t.H;
+        int bm = Gemm.BlockRows<C>(), bn = Gemm.BlockColumns<C>();
         return (new Index3D((N + bn - 1) / bn, (M + bm - 1) / bm, batch), new Index3D(t.TX * t.TY, 1, 1));
     }
 }
@@ -142,13 +141,27 @@ public static class Gemm
     /// <summary>Depth of one shared-memory slice of K.</summary>
     public const int Depth = 8;
 
+    /// <summary>Rows of C per group: 4·TY·H.</summary>
+    public static int BlockRows<C>() where C : struct, IGemmTile
+    {
+        C t = default;
+        return 4 * t.TY * t.H;
+    }
+
+    /// <summary>Columns of C per group: 4·TX·H.</summary>
+    public static int BlockColumns<C>() where C : struct, IGemmTile
+    {
+        C t = default;
+        return 4 * t.TX * t.H;
+    }
+
     /// <summary>C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1.</summary>
     public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, GemmArguments p)
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
         C tile = default;
         int threadsX = tile.TX, threadsY = tile.TY, h = tile.H;
-        int bm = 4 * threadsY * h, bn = 4 * threadsX * h, threads = threadsX * threadsY;
+        int bm = BlockRows<C>(), bn = BlockColumns<C>(), threads = threadsX * threadsY;
         // Slices stored k-major (a row of A's slice is one k), each row padded by one quad: the transposing
         // stores of a row-major A (and a column-major B) then fall in distinct banks.
         int rowA = bm / 4 + 1, rowB = bn / 4 + 1;

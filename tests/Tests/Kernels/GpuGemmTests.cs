@@ -17,7 +17,7 @@ public class GpuGemmTests
 {
     // This class's own accelerators: an ILGPU CPU accelerator runs one launch at a time, and the engine's ilgpu-cpu
     // device, which other test classes use from their threads, serialises its launches under its own lock.
-    private static readonly Lazy<Context> Host = new(() => Context.Create(b => b.CPU().Math(MathMode.Default).Optimize(OptimizationLevel.O1)));
+    private static readonly Lazy<Context> Host = new(() => Context.Create(b => Curvature.Engine.DeviceCatalog.Compiler(b.CPU())));
 
     // 32 threads per warp, 8 warps: groups of 256 emulated threads, as a GPU's.
     private static readonly Lazy<Accelerator> Wide = new(() => new CPUDevice(32, 8, 1).CreateCPUAccelerator(Host.Value, CPUAcceleratorMode.Parallel));
