@@ -88,6 +88,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
         using var turn = gate.EnterScope();
         var r = New(shape, DTypeOf(data));
         if (shape.Size == 0) return r;
+        HostTransfers.Write(shape.Size * r.DType.Size());
         switch (data)
         {
             case float[] f: V<float>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(f), f.LongLength); break;
@@ -109,6 +110,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override Array ToHost(NdArray x)
     {
         using var turn = gate.EnterScope();
+        if (x.Size > 0) HostTransfers.Read(x.Size * x.DType.Size());
         switch (x.DType)
         {
             case DType.Float32: { var a = new float[x.Size]; if (a.Length > 0) V<float>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
