@@ -335,41 +335,51 @@ public sealed class AcceleratorDevice : Device, IDisposable
             StrideA = a.Shape[^2] * a.Shape[^1], StrideB = b.Shape[^2] * b.Shape[^1], StrideC = m * n,
             Accumulate = accumulate ? 1 : 0,
         };
-        Multiply(V(a), V(b), V(r), p, batch, a.DType);
+        Multiply(a, b, r, p, batch);
     }
-
-    private (ArrayView<float> F, ArrayView<double> D) V(NdArray x) =>
-        x.DType == DType.Float32 ? (V<float>(x), default) : (default, V<double>(x));
 
     /// <summary>
     /// The large tiling (8×8 per thread) when it makes enough groups to give every multiprocessor two; else the
     /// small one (4×4 per thread, a quarter of the block), so a product of few or thin blocks (a 16-channel
-    /// convolution) is spread over the device instead of leaving most of it idle.
+    /// convolution) is spread over the device instead of leaving most of it idle; and when even the small one
+    /// leaves multiprocessors idle, K split over more groups (<see cref="GemmArguments.SplitFor{C}"/>).
     /// </summary>
-    private void Multiply((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
-        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
+    private void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
     {
-        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile>(a, b, c, p, batch, dtype);
-        else Multiply<CpuLargeTile, CpuSmallTile>(a, b, c, p, batch, dtype);
+        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile>(a, b, c, p, batch);
+        else Multiply<CpuLargeTile, CpuSmallTile>(a, b, c, p, batch);
     }
 
-    private void Multiply<TLarge, TSmall>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
-        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype)
+    private void Multiply<TLarge, TSmall>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
         where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile
     {
-        if (p.Groups<TLarge>(batch) >= 2L * Math.Max(1, Accelerator.NumMultiprocessors)) Multiply<TLarge>(a, b, c, p, batch, dtype);
-        else Multiply<TSmall>(a, b, c, p, batch, dtype);
+        int multiprocessors = Math.Max(1, Accelerator.NumMultiprocessors);
+        if (p.Groups<TLarge>(batch) >= 2L * multiprocessors) Multiply<TLarge>(a, b, c, p, batch);
+        else Multiply<TSmall>(a, b, c, p.SplitFor<TSmall>(batch, multiprocessors), batch);
     }
 
-    private void Multiply<C>((ArrayView<float> F, ArrayView<double> D) a, (ArrayView<float> F, ArrayView<double> D) b,
-        (ArrayView<float> F, ArrayView<double> D) c, GemmArguments p, int batch, DType dtype) where C : struct, IGemmTile
+    /// <summary>
+    /// One product with the tiling <typeparamref name="C"/>: a launch into C, or, with K split, a launch into a
+    /// workspace of partial products and their sum into C. The workspace is allocated before any view is taken
+    /// (the rule every op keeps, <see cref="AcceleratorDevice"/>).
+    /// </summary>
+    internal void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch) where C : struct, IGemmTile
     {
-        var (grid, group) = p.Launch<C>(batch);
+        var partials = p.KRanges > 1 ? New(new Shape(batch * p.KRanges, p.M, p.N), c.DType) : null;
+        var into = partials ?? c;
+        var args = partials is null ? p : p.Partials;
+        var (grid, group) = args.Launch<C>(batch);
         var config = new KernelConfig(grid, group);
-        if (dtype == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArguments>(GpuGemm.Multiply<float, C>)(config, a.F, b.F, c.F, p);
+        if (c.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArguments>(GpuGemm.Multiply<float, C>)(config, V<float>(a), V<float>(b), V<float>(into), args);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(GpuGemm.Multiply<double, C>)(config, a.D, b.D, c.D, p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(GpuGemm.Multiply<double, C>)(config, V<double>(a), V<double>(b), V<double>(into), args);
+        if (partials is null) return;
+        var sum = kernels.Stride((long)batch * p.M * p.N);
+        if (c.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, GemmArguments, int>(GpuGemm.SumSplits<float, Float32Kind>)(sum, V<float>(partials), V<float>(c), p, batch);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, GemmArguments, int>(GpuGemm.SumSplits<double, Float64Kind>)(sum, V<double>(partials), V<double>(c), p, batch);
     }
 
     // ---------------------------------------------------------------- layout
@@ -507,7 +517,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var product = New(new Shape(g.O, g.N * g.Q), x.DType);
         Im2Col(x, cols, g);
         if (product.Size > 0)
-            Multiply(V(w), V(cols), V(product), Product(g.O, g.N * g.Q, g.K, false, false), 1, x.DType);
+            Multiply(w, cols, product, Product(g.O, g.N * g.Q, g.K, false, false), 1);
         return Permute(product.Reshape(g.O, g.N, g.Q), [1, 0, 2]).Reshape(g.N, g.O, g.OH, g.OW);
     }
 
@@ -520,7 +530,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var cols = New(new Shape(g.K, g.N * g.Q), gy.DType);
         var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
         if (cols.Size > 0)
-            Multiply(V(w), V(gyT), V(cols), Product(g.K, g.N * g.Q, g.O, true, false), 1, gy.DType);
+            Multiply(w, gyT, cols, Product(g.K, g.N * g.Q, g.O, true, false), 1);
         Col2Im(cols, r, g);
         return r;
     }
@@ -535,7 +545,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var r = New(new Shape(g.O, g.C, g.KH, g.KW), x.DType);
         Im2Col(x, cols, g);
         if (g.N * g.Q == 0) return Full(r.Shape, x.DType, 0);
-        Multiply(V(gyT), V(cols), V(r), Product(g.O, g.K, g.N * g.Q, false, true), 1, x.DType);
+        Multiply(gyT, cols, r, Product(g.O, g.K, g.N * g.Q, false, true), 1);
         return r;
     }
 

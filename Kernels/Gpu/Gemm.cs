@@ -84,6 +84,14 @@ public struct GemmArguments
     public int StrideA, StrideB, StrideC;
     /// <summary>1 to add the product to C (a bilinear JVP's second term), 0 to overwrite C.</summary>
     public int Accumulate;
+    /// <summary>
+    /// Split-K: the number of ranges K is cut into, each <see cref="SplitDepth"/> deep (the last one shorter),
+    /// each computed by its own groups into its own partial product; 0 or 1 when K is not split.
+    /// </summary>
+    public int Splits, SplitDepth;
+
+    /// <summary>The number of ranges K is cut into (at least 1).</summary>
+    public readonly int KRanges => Math.Max(1, Splits);
 
     /// <summary>Groups the tiling <typeparamref name="C"/> launches for <paramref name="batch"/> products.</summary>
     public readonly long Groups<C>(int batch) where C : struct, IGemmTile
@@ -92,13 +100,37 @@ public struct GemmArguments
         return (long)grid.X * grid.Y * grid.Z;
     }
 
-    /// <summary>The launch: one group per block of C per batch entry.</summary>
+    /// <summary>The launch: one group per block of C per batch entry per range of K.</summary>
     public readonly (Index3D Grid, Index3D Group) Launch<C>(int batch) where C : struct, IGemmTile
     {
         C t = default;
         int bm = Gemm.BlockRows<C>(), bn = Gemm.BlockColumns<C>();
-        return (new Index3D((N + bn - 1) / bn, (M + bm - 1) / bm, batch), new Index3D(t.TX * t.TY, 1, 1));
+        return (new Index3D((N + bn - 1) / bn, (M + bm - 1) / bm, batch * KRanges), new Index3D(t.TX * t.TY, 1, 1));
     }
+
+    /// <summary>
+    /// This product with K split so that the tiling <typeparamref name="C"/> puts about two groups on each of
+    /// <paramref name="multiprocessors"/>, or unchanged when it already fills the device or K is too short to
+    /// cut. A weight gradient is a product of few blocks over a long K (ResNet-20's first convolutions:
+    /// 16×144 from K = 131,072 at batch 128, three 64×64 blocks), which unsplit runs on three multiprocessors
+    /// of 132. The partial products go to a workspace of <see cref="KRanges"/>·batch products of M×N, which
+    /// <see cref="Gemm.SumSplits{T, K}"/> adds into C; each range is at least <see cref="Gemm.MinSplitDepth"/>
+    /// deep, so computing it costs far more than writing and reading its partial product.
+    /// </summary>
+    public readonly GemmArguments SplitFor<C>(int batch, int multiprocessors) where C : struct, IGemmTile
+    {
+        long groups = Groups<C>(batch);
+        if (groups >= multiprocessors || K < 2 * Gemm.MinSplitDepth) return this;
+        long wanted = Math.Min((2L * multiprocessors + groups - 1) / groups, K / Gemm.MinSplitDepth);
+        int splits = (int)Math.Min(wanted, Gemm.MaxSplits);
+        int depth = (K + splits - 1) / splits;
+        depth = (depth + Gemm.Depth - 1) / Gemm.Depth * Gemm.Depth;
+        return this with { Splits = (K + depth - 1) / depth, SplitDepth = depth };
+    }
+
+    /// <summary>Where the partial products of a split K go: <see cref="KRanges"/>·batch dense M×N products,
+    /// written, not added (the sum adds them to C).</summary>
+    public readonly GemmArguments Partials => this with { Ldc = N, StrideC = M * N, Accumulate = 0 };
 }
 
 /// <summary>Four consecutive elements: one 16-byte (float) or two 16-byte (double) shared-memory loads.</summary>
@@ -141,6 +173,12 @@ public static class Gemm
     /// <summary>Depth of one shared-memory slice of K.</summary>
     public const int Depth = 8;
 
+    /// <summary>The shallowest range of K a split product gives a group: 32 slices.</summary>
+    public const int MinSplitDepth = 256;
+
+    /// <summary>The most ranges K is cut into (bounds the partial products' workspace).</summary>
+    public const int MaxSplits = 256;
+
     /// <summary>Rows of C per group: 4·TY·H.</summary>
     public static int BlockRows<C>() where C : struct, IGemmTile
     {
@@ -155,7 +193,11 @@ public static class Gemm
         return 4 * t.TX * t.H;
     }
 
-    /// <summary>C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1.</summary>
+    /// <summary>
+    /// C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1. With K split
+    /// (<see cref="GemmArguments.Splits"/> &gt; 1) the groups of range s of product b compute that range's
+    /// partial product into C's product b·Splits + s (C is then the workspace, <see cref="GemmArguments.Partials"/>).
+    /// </summary>
     public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, GemmArguments p)
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
@@ -171,8 +213,10 @@ public static class Gemm
         var sbScalar = sb.Cast<T>();
 
         int t = Group.IdxX, tx = t % threadsX, ty = t / threadsX;
-        int i0 = Grid.IdxY * bm, j0 = Grid.IdxX * bn, batch = Grid.IdxZ;
-        long offA = (long)batch * p.StrideA, offB = (long)batch * p.StrideB, offC = (long)batch * p.StrideC;
+        int ranges = p.KRanges, batch = Grid.IdxZ / ranges, range = Grid.IdxZ - batch * ranges;
+        int i0 = Grid.IdxY * bm, j0 = Grid.IdxX * bn;
+        int kBegin = ranges == 1 ? 0 : range * p.SplitDepth, kEnd = ranges == 1 ? p.K : Math.Min(p.K, kBegin + p.SplitDepth);
+        long offA = (long)batch * p.StrideA, offB = (long)batch * p.StrideB, offC = (long)Grid.IdxZ * p.StrideC;
         // Strides of A's (row, k) and B's (k, column) as stored.
         int aRow = p.TransA == 0 ? p.Lda : 1, aK = p.TransA == 0 ? 1 : p.Lda;
         int bK = p.TransB == 0 ? p.Ldb : 1, bCol = p.TransB == 0 ? 1 : p.Ldb;
@@ -181,7 +225,7 @@ public static class Gemm
         var z = new Block4<T>(zero, zero, zero, zero);
         var acc = new Accumulators<T>(z, z, z, z);
 
-        for (int k0 = 0; k0 < p.K; k0 += Depth)
+        for (int k0 = kBegin; k0 < kEnd; k0 += Depth)
         {
             // Stage the slices, the stored layout's contiguous index varying fastest across threads (coalesced).
             for (int e = t; e < bm * Depth; e += threads)
@@ -189,14 +233,14 @@ public static class Gemm
                 int i, kk;
                 if (p.TransA == 0) { i = e / Depth; kk = e - i * Depth; } else { kk = e / bm; i = e - kk * bm; }
                 int gi = i0 + i, gk = k0 + kk;
-                saScalar[kk * 4 * rowA + i] = gi < p.M && gk < p.K ? a[offA + (long)gi * aRow + (long)gk * aK] : T.Zero;
+                saScalar[kk * 4 * rowA + i] = gi < p.M && gk < kEnd ? a[offA + (long)gi * aRow + (long)gk * aK] : T.Zero;
             }
             for (int e = t; e < bn * Depth; e += threads)
             {
                 int j, kk;
                 if (p.TransB == 0) { kk = e / bn; j = e - kk * bn; } else { j = e / Depth; kk = e - j * Depth; }
                 int gj = j0 + j, gk = k0 + kk;
-                sbScalar[kk * 4 * rowB + j] = gj < p.N && gk < p.K ? b[offB + (long)gk * bK + (long)gj * bCol] : T.Zero;
+                sbScalar[kk * 4 * rowB + j] = gj < p.N && gk < kEnd ? b[offB + (long)gk * bK + (long)gj * bCol] : T.Zero;
             }
             Group.Barrier();
             // The slice's Depth (8) rank-one updates written out: the accumulators then pass through a loop's
@@ -219,6 +263,26 @@ public static class Gemm
             Store(c, p, offC, i0 + ty * 4, j0 + (threadsX + tx) * 4, acc.C01);
             Store(c, p, offC, i0 + (threadsY + ty) * 4, j0 + tx * 4, acc.C10);
             Store(c, p, offC, i0 + (threadsY + ty) * 4, j0 + (threadsX + tx) * 4, acc.C11);
+        }
+    }
+
+    /// <summary>
+    /// C[b] (+)= Σₛ P[b·S + s] for the S = <see cref="GemmArguments.Splits"/> partial products of a split K
+    /// (laid out as <see cref="GemmArguments.Partials"/>), summed in float64 in range order: one thread per element
+    /// of C, over <paramref name="batch"/> products.
+    /// </summary>
+    public static void SumSplits<T, K>(ArrayView<T> partials, ArrayView<T> c, GemmArguments p, int batch)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K kind = default;
+        int size = p.M * p.N, ranges = p.KRanges;
+        for (int o = KernelCache.First; o < batch * size; o += KernelCache.Step)
+        {
+            int b = o / size, e = o - b * size, i = e / p.N, j = e - i * p.N;
+            long at = (long)b * p.StrideC + (long)i * p.Ldc + j;
+            double sum = p.Accumulate != 0 ? kind.ToDouble(c[at]) : 0;
+            for (int s = 0; s < ranges; s++) sum += kind.ToDouble(partials[((long)b * ranges + s) * size + e]);
+            c[at] = kind.From(sum);
         }
     }
 

@@ -2,6 +2,7 @@ using Curvature.Engine;
 using Curvature.Kernels.Cpu;
 using Curvature.Models;
 using Curvature.Spectral;
+using ILGPU.Runtime.CPU;
 
 namespace Curvature.Tests.Engine;
 
@@ -216,6 +217,31 @@ public class DeviceConformanceTests
                     Rtol(t, true), Rtol(t, true), $"conv2d input gradient pair = sum s{stride} p{padding}");
                 Same(d, a => a[0].Conv2dWeightGradient(a[1], g), [x, gy], Rtol(t, true), $"conv2d weight gradient s{stride} p{padding}");
             }
+    }
+
+    // An ILGPU CPU accelerator with four multiprocessors: thin products with a long K leave three of them idle, so
+    // the device splits K (the path a weight gradient takes on a GPU), which the one-multiprocessor ilgpu-cpu never does.
+    private static readonly Lazy<AcceleratorDevice> FourMultiprocessors = new(() => new AcceleratorDevice(
+        new CPUDevice(4, 4, 4).CreateCPUAccelerator(
+            ILGPU.Context.Create(b => DeviceCatalog.Compiler(b.CPU())), CPUAcceleratorMode.Parallel), "ilgpu-cpu×4"));
+
+    [Fact]
+    public void Products_with_k_split_over_the_multiprocessors_agree()
+    {
+        var d = FourMultiprocessors.Value;
+        var rng = new RandomGenerator(13);
+        foreach (var t in Floats)
+        {
+            // 10×12 from K = 1000: one block, K cut into three ranges; then a second product added to it.
+            var (a, b, a2, b2) = (Normal(rng, t, 1000, 10), Normal(rng, t, 1000, 12), Normal(rng, t, 1000, 10), Normal(rng, t, 1000, 12));
+            Same(d, x => x[0].MatMul(x[1], transA: true), [a, b], Rtol(t, true), "split-K matmul");
+            Same(d, x => x[0].MatMulSum(x[1], x[2], x[3], transA: true), [a, b, a2, b2], Rtol(t, true), "split-K matmul pair");
+            // A convolution's weight gradient: 4×27 from K = 4·16·16 = 1024, cut into four ranges.
+            var x = Normal(rng, t, 4, 3, 16, 16);
+            var g = x.ConvolutionWith(new Shape(4, 3, 3, 3), 1, 1);
+            var gy = Normal(rng, t, g.N, g.O, g.OH, g.OW);
+            Same(d, v => v[0].Conv2dWeightGradient(v[1], g), [x, gy], Rtol(t, true), "split-K conv2d weight gradient");
+        }
     }
 
     [Theory, MemberData(nameof(Devices))]

@@ -42,15 +42,25 @@ public class GpuGemmTests
         return c;
     }
 
+    /// <summary>The product on <paramref name="accelerator"/>: one launch, or with K split (p.Splits &gt; 1) a launch
+    /// into a workspace of partial products and their sum into C, as the device runs them.</summary>
     private static double[] Run<C>(Accelerator accelerator, GemmArguments p, int batch, double[] a, double[] b, double[] c0)
         where C : struct, IGemmTile
     {
         using var da = accelerator.Allocate1D(a);
         using var db = accelerator.Allocate1D(b);
         using var dc = accelerator.Allocate1D(c0);
+        using var partials = accelerator.Allocate1D<double>(Math.Max(1, batch * p.KRanges * p.M * p.N));
         var kernel = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(Gemm.Multiply<double, C>);
-        var (grid, group) = p.Launch<C>(batch);
-        kernel(new KernelConfig(grid, group), da.View, db.View, dc.View, p);
+        bool split = p.KRanges > 1;
+        var args = split ? p.Partials : p;
+        var (grid, group) = args.Launch<C>(batch);
+        kernel(new KernelConfig(grid, group), da.View, db.View, split ? partials.View : dc.View, args);
+        if (split)
+        {
+            var sum = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, GemmArguments, int>(Gemm.SumSplits<double, Curvature.Kernels.Gpu.Float64Kind>);
+            sum(new KernelConfig(4, 16), partials.View, dc.View, p, batch);
+        }
         accelerator.Synchronize();
         return dc.GetAsArray1D();
     }
@@ -112,6 +122,50 @@ public class GpuGemmTests
         var accelerator = Narrow.Value;
         Prop.ForAll(Products(50).ToArbitrary(), t => Agrees<CpuLargeTile>(accelerator, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
         Prop.ForAll(Products(30).ToArbitrary(), t => Agrees<CpuSmallTile>(accelerator, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
+    }
+
+    /// <summary>Products with K cut into ranges of a random depth (a multiple of the slice), the last one shorter.</summary>
+    private static Gen<(GemmArguments P, int Batch, int Seed)> SplitProducts(int maxSide) =>
+        from m in Gen.Choose(1, maxSide)
+        from n in Gen.Choose(1, maxSide)
+        from k in Gen.Choose(9, 200)
+        from slices in Gen.Choose(1, 4)
+        from flags in Gen.Choose(0, 7)
+        from pad in Gen.Choose(0, 2)
+        from batch in Gen.Choose(1, 2)
+        from seed in Gen.Choose(0, 1000)
+        let depth = Math.Min(slices * Gemm.Depth, (k - 1) / Gemm.Depth * Gemm.Depth)
+        select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad) with { Splits = (k + depth - 1) / depth, SplitDepth = depth }, batch, seed);
+
+    [Fact]
+    public void Split_k_products_match_the_triple_loop()
+    {
+        Prop.ForAll(SplitProducts(40).ToArbitrary(), t => Agrees<CpuSmallTile>(Narrow.Value, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
+        Prop.ForAll(SplitProducts(40).ToArbitrary(), t => Agrees<CpuLargeTile>(Narrow.Value, t.P, t.Batch, t.Seed)).QuickCheckThrowOnFailure();
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(10), Prop.ForAll(SplitProducts(70).ToArbitrary(), t => Agrees<GpuSmallTile>(Wide.Value, t.P, t.Batch, t.Seed)));
+    }
+
+    [Fact]
+    public void K_is_split_only_when_the_blocks_leave_multiprocessors_idle_and_each_range_stays_deep()
+    {
+        // ResNet-20's first weight gradient at batch 128 on an H100 (132 multiprocessors): three 64×64 blocks.
+        var resnet = Arguments(16, 144, 131_072, false, true, false, 0).SplitFor<GpuSmallTile>(1, 132);
+        Assert.Equal((88, 1496), (resnet.Splits, resnet.SplitDepth));
+        Assert.Equal(264, resnet.Groups<GpuSmallTile>(1));
+        // SGEMM at 4096 fills the device already; a short K is not worth cutting.
+        Assert.Equal(0, Arguments(4096, 4096, 4096, false, false, false, 0).SplitFor<GpuSmallTile>(1, 132).Splits);
+        Assert.Equal(0, Arguments(16, 16, 511, false, false, false, 0).SplitFor<GpuSmallTile>(1, 132).Splits);
+
+        Prop.ForAll(Gen.Choose(1, 3000).ToArbitrary(), Gen.Choose(1, 3000).ToArbitrary(), Gen.Choose(1, 1 << 20).ToArbitrary(), (m, n, k) =>
+        {
+            var p = Arguments(m, n, k, false, false, false, 0);
+            var s = p.SplitFor<GpuSmallTile>(1, 132);
+            long before = p.Groups<GpuSmallTile>(1);
+            if (before >= 132 || k < 2 * Gemm.MinSplitDepth) return s.Splits == 0;
+            return s.SplitDepth % Gemm.Depth == 0 && s.SplitDepth >= Gemm.MinSplitDepth
+                && (long)(s.Splits - 1) * s.SplitDepth < k && (long)s.Splits * s.SplitDepth >= k
+                && s.Splits <= Gemm.MaxSplits && s.Groups<GpuSmallTile>(1) <= 2 * 132 + before;
+        }).QuickCheckThrowOnFailure();
     }
 
     private static string PtxOf<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile =>
