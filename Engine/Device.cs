@@ -30,6 +30,13 @@ public abstract class Device
     /// <summary>Element-wise op(x, y) with both broadcast to <paramref name="shape"/>.</summary>
     public abstract NdArray Binary(BinaryOp op, NdArray x, NdArray y, Shape shape);
 
+    /// <summary>
+    /// Element-wise op(x, c) for a scalar c, which is first rounded to x's dtype: the same values as
+    /// <see cref="Binary"/> with a one-element array holding c, which is what it does by default. A device whose
+    /// launches cost time of their own passes c to one kernel instead.
+    /// </summary>
+    public virtual NdArray BinaryScalar(BinaryOp op, NdArray x, double c) => Binary(op, x, Full(Shape.Scalar, x.DType, c), x.Shape);
+
     /// <summary>cond ≠ 0 ? x : y, all broadcast to <paramref name="shape"/>.</summary>
     public abstract NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape);
 

@@ -246,8 +246,13 @@ public sealed class NdArray
         return Device.Binary(op, this, y, shape);
     }
 
-    /// <summary>Element-wise op(this, scalar).</summary>
-    public NdArray Apply(BinaryOp op, double y) => Apply(op, Scalar(y, DType, Device));
+    /// <summary>Element-wise op(this, scalar), the scalar rounded to this array's dtype.</summary>
+    public NdArray Apply(BinaryOp op, double y)
+    {
+        string name = op.ToString().ToLowerInvariant();
+        if (!DType.IsFloat()) throw new ArgumentException($"{name}: operand dtype {DType.Name()} {Shape} with a scalar; expected a float dtype.");
+        return Device.BinaryScalar(op, this, y);
+    }
 
     private static void CheckPair(string op, NdArray x, NdArray y)
     {

@@ -50,6 +50,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <summary>The caching allocator.</summary>
     public DeviceMemoryPool Pool { get; }
 
+    /// <summary>Kernels launched on this device since it was opened (from every thread).</summary>
+    public long KernelLaunches => kernels.Launches;
+
     /// <summary>Waits for every queued kernel.</summary>
     public void Synchronize()
     {
@@ -164,6 +167,20 @@ public sealed class AcceleratorDevice : Device, IDisposable
             kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, StridedLayout, int>(GpuElementWise.Binary<float, Float32Kind>)(config, V<float>(x), V<float>(y), V<float>(r), layout, (int)op);
         else
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, StridedLayout, int>(GpuElementWise.Binary<double, Float64Kind>)(config, V<double>(x), V<double>(y), V<double>(r), layout, (int)op);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray BinaryScalar(BinaryOp op, NdArray x, double c)
+    {
+        using var turn = gate.EnterScope();
+        var r = New(x.Shape, x.DType);
+        if (x.Size == 0) return r;
+        var config = kernels.Stride(x.Size);
+        if (x.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, float, int>(GpuElementWise.BinaryScalar<float, Float32Kind>)(config, V<float>(x), V<float>(r), (float)c, (int)op);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, double, int>(GpuElementWise.BinaryScalar<double, Float64Kind>)(config, V<double>(x), V<double>(r), c, (int)op);
         return r;
     }
 

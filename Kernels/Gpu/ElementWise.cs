@@ -57,6 +57,16 @@ public static class ElementWise
     }
 
     /// <summary>
+    /// r[i] = op(x[i], c) for a scalar c (already of x's dtype): a scalar operand comes as the launch's argument,
+    /// not as a one-element array that a launch of its own would fill.
+    /// </summary>
+    public static void BinaryScalar<T, K>(ArrayView<T> x, ArrayView<T> r, T c, int op)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = Apply<T, K>((BinaryOp)op, x[i], c);
+    }
+
+    /// <summary>
     /// One binary op on two values: the semantics of <see cref="Cpu.ElementWise.Scalar{T}"/>, written again because
     /// ILGPU cannot compile that one's throwing default arm.
     /// </summary>

@@ -49,9 +49,21 @@ public sealed class KernelCache
     public KernelConfig GroupPerItem(int items) =>
         new(new Index1D(Math.Max(1, items)), new Index1D(GroupSize), SharedMemoryConfig.RequestDynamic<double>(GroupSize));
 
+    /// <summary>
+    /// Kernels asked for since the cache was made. The device launches what <see cref="Load{T1}(Action{T1})"/>
+    /// returns at once, every time, so this counts launches: each costs the host microseconds (ILGPU marshals the
+    /// arguments; CUDA queues the launch), which adds up in a training step of a thousand small kernels.
+    /// </summary>
+    public long Launches => Interlocked.Read(ref launches);
+
+    private long launches;
+
     /// <summary>The compiled kernel for <paramref name="kernel"/>, compiling it on first use.</summary>
-    public TDelegate Get<TDelegate>(Delegate kernel, Func<Accelerator, TDelegate> load) where TDelegate : Delegate =>
-        (TDelegate)kernels.GetOrAdd(kernel.Method, _ => load(Accelerator));
+    public TDelegate Get<TDelegate>(Delegate kernel, Func<Accelerator, TDelegate> load) where TDelegate : Delegate
+    {
+        Interlocked.Increment(ref launches);
+        return (TDelegate)kernels.GetOrAdd(kernel.Method, _ => load(Accelerator));
+    }
 
     /// <summary>Loads a kernel of one parameter.</summary>
     public Action<KernelConfig, T1> Load<T1>(Action<T1> k) where T1 : struct =>

@@ -104,7 +104,9 @@ internal static class Program
         double lanczos = h.Time(() => { Lanczos20(); return ps[0].Value; }, repeats: Math.Max(1, h.Repeats / 5));
         // Each host read waits for the stream: a step should read its loss alone, Lanczos its scalars alone.
         HostTransfers stepTransfers, lanczosTransfers;
+        long launchesBefore = (model.Parameters()[0].Value.Device as AcceleratorDevice)?.KernelLaunches ?? 0;
         using (stepTransfers = HostTransfers.Count()) TrainStep();
+        long stepLaunches = ((model.Parameters()[0].Value.Device as AcceleratorDevice)?.KernelLaunches ?? 0) - launchesBefore;
         using (lanczosTransfers = HostTransfers.Count()) Lanczos20();
         JsonElement a = default;
         bool has = key is not null && anchors.TryGetProperty(key, out a);
@@ -119,6 +121,7 @@ internal static class Program
         if (model.Parameters()[0].Value.Device is AcceleratorDevice)
         {
             table.Add(["", "host reads / writes per train step", $"{stepTransfers.Reads} / {stepTransfers.Writes}", "", "", "the loss alone: 1 / 0"]);
+            table.Add(["", "kernel launches per train step", $"{stepLaunches}", "", "", ""]);
             table.Add(["", "host reads per 20 Lanczos iterations (bytes)", $"{lanczosTransfers.Reads} ({lanczosTransfers.BytesRead:N0})", "", "", "scalars alone"]);
         }
     }

@@ -107,6 +107,22 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].Apply(op, a[1]), [x, y], Rtol(t), $"{op} {t}");
             }
             Same(d, a => a[0] * 3.5 - 1, [Normal(rng, t, 6)], Rtol(t), "scalar operands");
+            // Every op with a scalar operand (one launch on an accelerator), against the same op with a one-element array;
+            // 0.1 is not a float32, so both must round it to the array's dtype first.
+            var z = NdArray.FromArray(new double[] { -2, -0.5, 0, 0.1, 0.5, 1.5, 3, double.NaN, double.PositiveInfinity }, new Shape(3, 3)).Cast(t);
+            foreach (var op in Enum.GetValues<BinaryOp>())
+                foreach (double c in new[] { 0.1, -1.5, 0, 2, double.NaN })
+                {
+                    var viaArray = z.Apply(op, NdArray.Scalar(c, t));
+                    var onDevice = z.To(d).Apply(op, c);
+                    Assert.Equal(d, onDevice.Device);
+                    double[] want = viaArray.ToDoubleArray(), got = onDevice.ToDoubleArray();
+                    // pow is ScalarMath's on the device and the runtime's on the CPU: a few ulp apart.
+                    double tolerance = op == BinaryOp.Pow ? (t == DType.Float64 ? 1e-15 : 3e-7) : 0;
+                    for (int i = 0; i < want.Length; i++)
+                        Assert.True(want[i].Equals(got[i]) || Math.Abs(got[i] - want[i]) <= tolerance * Math.Abs(want[i]),
+                            $"{op}(x, {c}) {t.Name()} on {d.Name}: element {i} is {got[i]:R}, expected {want[i]:R}");
+                }
             var cond = Normal(rng, t, 4, 1).Apply(BinaryOp.Greater, NdArray.Scalar(0, t));
             Same(d, a => NdArray.Where(a[0], a[1], a[2]), [cond, Normal(rng, t, 2, 1, 3), NdArray.Scalar(-1e9, t)], Rtol(t), "where");
             Same(d, a => a[0].BroadcastTo(new Shape(2, 4, 3)), [Normal(rng, t, 4, 1)], Rtol(t), "broadcast_to");
