@@ -82,9 +82,9 @@ public sealed class Adam : IOptimizer
         var d = Directions(c);
         for (int i = 0; i < d.Length; i++)
         {
-            var w = c.Parameters[i].Value;
-            if (Decoupled && WeightDecay > 0) w = w * (1 - LearningRate * WeightDecay);
-            c.Parameters[i].Value = w - d[i] * LearningRate;
+            // w·(1 − ηλ) − η·d as one combination (one launch on an accelerator, the roundings of the two steps).
+            double keep = Decoupled && WeightDecay > 0 ? 1 - LearningRate * WeightDecay : 1;
+            c.Parameters[i].Value = NdArray.LinearCombination([c.Parameters[i].Value, d[i]], [keep, -LearningRate]);
         }
         Last = new StepLog(LearningRate, Beta1, WeightDecay, null);
     }

@@ -35,8 +35,10 @@ public sealed class GradientDescent : IOptimizer
         Check.Gradients(c, Name);
         for (int i = 0; i < c.Parameters.Count; i++)
         {
-            var g = WeightDecay > 0 ? c.Gradients[i] + c.Parameters[i].Value * WeightDecay : c.Gradients[i];
-            c.Parameters[i].Value = c.Parameters[i].Value - g * LearningRate;
+            // Linear combinations: one launch each on an accelerator, the same roundings as the ops written apart.
+            var w = c.Parameters[i].Value;
+            var g = WeightDecay > 0 ? NdArray.LinearCombination([c.Gradients[i], w], [1, WeightDecay]) : c.Gradients[i];
+            c.Parameters[i].Value = NdArray.LinearCombination([w, g], [1, -LearningRate]);
         }
         Last = new StepLog(LearningRate, 0, WeightDecay, null);
     }

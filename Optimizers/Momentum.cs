@@ -46,10 +46,11 @@ public sealed class Momentum : IOptimizer
         for (int i = 0; i < n; i++)
         {
             var w = c.Parameters[i].Value;
-            var g = WeightDecay > 0 ? c.Gradients[i] + w * WeightDecay : c.Gradients[i];
-            var b = state.Buffer("momentum", i, n, w) * Beta + g;
+            // Linear combinations: one launch each on an accelerator, the same roundings as the ops written apart.
+            var g = WeightDecay > 0 ? NdArray.LinearCombination([c.Gradients[i], w], [1, WeightDecay]) : c.Gradients[i];
+            var b = NdArray.LinearCombination([state.Buffer("momentum", i, n, w), g], [Beta, 1]);
             state.Set("momentum", i, b);
-            c.Parameters[i].Value = w - (Nesterov ? g + b * Beta : b) * LearningRate;
+            c.Parameters[i].Value = Nesterov ? w - (g + b * Beta) * LearningRate : NdArray.LinearCombination([w, b], [1, -LearningRate]);
         }
         Last = new StepLog(LearningRate, Beta, WeightDecay, null);
     }

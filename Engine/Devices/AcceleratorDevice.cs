@@ -252,12 +252,20 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var r = New(xs[0].Shape, xs[0].DType);
         if (r.Size == 0) return r;
         var config = kernels.Stride(r.Size);
-        for (int i = 0; i < xs.Length; i++)
+        // Four terms a launch, each launch after the first adding to r.
+        for (int first = 0; first < xs.Length; first += 4)
         {
+            int terms = Math.Min(4, xs.Length - first);
+            NdArray X(int j) => xs[first + Math.Min(j, terms - 1)];
+            double C(int j) => j < terms ? coefficients[first + j] : 0;
+            var c = new Coefficients4 { C0 = C(0), C1 = C(1), C2 = C(2), C3 = C(3) };
+            int accumulate = first == 0 ? 0 : 1;
             if (r.DType == DType.Float32)
-                kernels.Load<ArrayView<float>, ArrayView<float>, double, int>(GpuElementWise.Accumulate<float, Float32Kind>)(config, V<float>(xs[i]), V<float>(r), coefficients[i], i == 0 ? 1 : 0);
+                kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Coefficients4, int, int>(GpuElementWise.Combine<float, Float32Kind>)(
+                    config, V<float>(X(0)), V<float>(X(1)), V<float>(X(2)), V<float>(X(3)), V<float>(r), c, terms, accumulate);
             else
-                kernels.Load<ArrayView<double>, ArrayView<double>, double, int>(GpuElementWise.Accumulate<double, Float64Kind>)(config, V<double>(xs[i]), V<double>(r), coefficients[i], i == 0 ? 1 : 0);
+                kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, Coefficients4, int, int>(GpuElementWise.Combine<double, Float64Kind>)(
+                    config, V<double>(X(0)), V<double>(X(1)), V<double>(X(2)), V<double>(X(3)), V<double>(r), c, terms, accumulate);
         }
         return r;
     }

@@ -116,12 +116,25 @@ public static class ElementWise
         for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = x[i];
     }
 
-    /// <summary>r[i] = first ? c·x[i] : r[i] + c·x[i]: one term of a linear combination, added in index order of the terms.</summary>
-    public static void Accumulate<T, K>(ArrayView<T> x, ArrayView<T> r, double coefficient, int first)
+    /// <summary>
+    /// r = c₀x₀ + c₁x₁ + … over the first <paramref name="terms"/> (1 to 4) arrays, added to r when
+    /// <paramref name="accumulate"/> is 1: a linear combination of up to four arrays in one launch. The terms are
+    /// added in order and rounded to T after each product and sum, as the CPU's combination rounds.
+    /// </summary>
+    public static void Combine<T, K>(ArrayView<T> x0, ArrayView<T> x1, ArrayView<T> x2, ArrayView<T> x3, ArrayView<T> r,
+        Coefficients4 c, int terms, int accumulate)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
-        T c = default(K).From(coefficient);
-        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step) r[i] = first != 0 ? c * x[i] : r[i] + c * x[i];
+        K k = default;
+        T c0 = k.From(c.C0), c1 = k.From(c.C1), c2 = k.From(c.C2), c3 = k.From(c.C3);
+        for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)
+        {
+            T s = accumulate != 0 ? r[i] + c0 * x0[i] : c0 * x0[i];
+            if (terms > 1) s += c1 * x1[i];
+            if (terms > 2) s += c2 * x2[i];
+            if (terms > 3) s += c3 * x3[i];
+            r[i] = s;
+        }
     }
 
     /// <summary>Rows of one-hot values: r[i, labels[i]] = 1, zero elsewhere (labels outside [0, classes) give a zero row).</summary>
@@ -134,4 +147,11 @@ public static class ElementWise
             r[i] = labels[row] == column ? T.One : T.Zero;
         }
     }
+}
+
+/// <summary>The coefficients of a linear combination of up to four arrays (<see cref="ElementWise.Combine{T, K}"/>), passed by value.</summary>
+public struct Coefficients4
+{
+    /// <summary>The coefficients in order; those past the combination's terms are ignored.</summary>
+    public double C0, C1, C2, C3;
 }

@@ -72,8 +72,9 @@ public sealed class BatchNorm2d : Module
     {
         double bessel = count / (double)Math.Max(1, count - 1);
         var dtype = RunningMean.Value.DType;
-        RunningMean.Value = RunningMean.Value * (1 - Momentum) + batchMean.Cast(dtype) * Momentum;
-        RunningVar.Value = RunningVar.Value * (1 - Momentum) + (biased * bessel).Cast(dtype) * Momentum;
+        // Linear combinations: one launch each on an accelerator, the roundings of the products and sum written apart.
+        RunningMean.Value = NdArray.LinearCombination([RunningMean.Value, batchMean.Cast(dtype)], [1 - Momentum, Momentum]);
+        RunningVar.Value = NdArray.LinearCombination([RunningVar.Value, (biased * bessel).Cast(dtype)], [1 - Momentum, Momentum]);
         // Counted on the array's device (exact through float64 up to 2⁵³ batches): no host round trip.
         BatchesTracked.Value = (BatchesTracked.Value.Cast(DType.Float64) + 1).Cast(DType.Int64);
     }

@@ -150,8 +150,13 @@ public class DeviceConformanceTests
             var u = Normal(rng, t, 777);
             var v = Normal(rng, t, 777);
             Assert.Equal(u.Dot(v), u.To(d).Dot(v.To(d)), t == DType.Float64 ? 1e-11 : 1e-4);
-            var xs = new[] { Normal(rng, t, 9), Normal(rng, t, 9), Normal(rng, t, 9) };
-            Same(d, a => NdArray.LinearCombination(a, [0.5, -2, 3]), xs, Rtol(t), "linear combination");
+            // One to nine terms: one launch of up to four, then launches that add to it.
+            for (int terms = 1; terms <= 9; terms++)
+            {
+                var xs = Enumerable.Range(0, terms).Select(_ => Normal(rng, t, 3, 9)).ToArray();
+                var coefficients = Enumerable.Range(0, terms).Select(i => (i % 2 == 0 ? 1 : -1) * (0.5 + i)).ToArray();
+                Same(d, a => NdArray.LinearCombination(a, coefficients), xs, Rtol(t), $"linear combination of {terms}");
+            }
         }
     }
 
@@ -258,6 +263,23 @@ public class DeviceConformanceTests
             var gy = Normal(rng, t, g.N, g.O, g.OH, g.OW);
             Same(d, v => v[0].Conv2dWeightGradient(v[1], g), [x, gy], Rtol(t, true), "split-K conv2d weight gradient");
         }
+    }
+
+    [Fact]
+    public void A_scalar_operand_and_four_terms_of_a_combination_take_one_launch()
+    {
+        var d = FourMultiprocessors.Value; // this class's own device: no other test launches on it meanwhile
+        var x = NdArray.FromArray(new float[] { 1, 2, 3 }, new Shape(3), d);
+        long Launches(Func<NdArray> op)
+        {
+            long before = d.KernelLaunches;
+            GC.KeepAlive(op());
+            return d.KernelLaunches - before;
+        }
+        Assert.Equal(1, Launches(() => x * 0.5f));
+        Assert.Equal(1, Launches(() => NdArray.LinearCombination([x, x, x, x], [1, 2, 3, 4])));
+        Assert.Equal(3, Launches(() => NdArray.LinearCombination(Enumerable.Repeat(x, 9).ToArray(), Enumerable.Repeat(1.0, 9).ToArray())));
+        Assert.Equal([45f, 90, 135], NdArray.LinearCombination(Enumerable.Repeat(x, 9).ToArray(), Enumerable.Range(1, 9).Select(i => (double)i).ToArray()).ToArray<float>());
     }
 
     [Theory, MemberData(nameof(Devices))]
