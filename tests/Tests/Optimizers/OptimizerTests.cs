@@ -56,6 +56,36 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Float32_sgd_and_momentum_steps_round_as_their_formulas_written_op_by_op()
+    {
+        // The updates are linear combinations (one launch each on an accelerator); they must round exactly as
+        // w − (g + λw)·η and b = μb + g, w − η·b do when each op rounds to float32 in turn.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), (w0, g1, g2) =>
+        {
+            const double eta = 0.1, mu = 0.9, wd = 0.01;
+            foreach (var device in new Device[] { CpuDevice.Instance, DeviceCatalog.IlgpuCpu })
+            {
+                NdArray F(double[] x) => V(x).Cast(DType.Float32).To(device);
+                var sgd = new Parameter(F(w0));
+                new GradientDescent(eta, wd).Step(Context(0, [sgd], [F(g1)]));
+                Assert.Equal((F(w0) - (F(g1) + F(w0) * wd) * eta).ToArray<float>(), sgd.Value.ToArray<float>());
+
+                var p = new Parameter(F(w0));
+                var momentum = new Momentum(eta, mu, weightDecay: wd);
+                NdArray w = F(w0), b = F([0, 0, 0]);
+                foreach (var (step, g) in new[] { (0, g1), (1, g2) })
+                {
+                    momentum.Step(Context(step, [p], [F(g)]));
+                    var decayed = F(g) + w * wd;
+                    b = b * mu + decayed;
+                    w = w - b * eta;
+                    Assert.Equal(w.ToArray<float>(), p.Value.ToArray<float>());
+                }
+            }
+        }));
+    }
+
+    [Fact]
     public void Adam_and_adamw_match_hand_computation()
     {
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), (w0, g1, g2) =>
