@@ -164,6 +164,12 @@ public abstract class Device
     /// <summary>Σ xᵢyᵢ over all elements, accumulated in a fixed order, as a host double.</summary>
     public abstract double Dot(NdArray x, NdArray y);
 
+    /// <summary>
+    /// <see cref="Dot"/> of each of <paramref name="xs"/> with <paramref name="y"/>, the same values, read to the host
+    /// together: a device that must wait for its queue to read a value waits once instead of once per product.
+    /// </summary>
+    public virtual double[] Dots(NdArray[] xs, NdArray y) => xs.Select(x => Dot(x, y)).ToArray();
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 

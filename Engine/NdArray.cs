@@ -339,6 +339,20 @@ public sealed class NdArray
         return Device.Dot(this, y);
     }
 
+    /// <summary>
+    /// xᵢ·y for each array of <paramref name="xs"/>, bit for bit the values of <see cref="Dot"/>, read from the device
+    /// at once (Gram-Schmidt's coefficients against a whole basis: one wait for the device, not one per vector).
+    /// </summary>
+    public static double[] Dots(IReadOnlyList<NdArray> xs, NdArray y)
+    {
+        foreach (var x in xs)
+        {
+            CheckPair("dots", x, y);
+            if (x.Shape != y.Shape) throw new ArgumentException($"dots: shapes {x.Shape} and {y.Shape}; expected equal shapes.");
+        }
+        return xs.Count == 0 ? [] : y.Device.Dots(xs.ToArray(), y);
+    }
+
     /// <summary>Σᵢ cᵢ·xᵢ for arrays of one shape, dtype and device, computed in one pass.</summary>
     public static NdArray LinearCombination(IReadOnlyList<NdArray> xs, IReadOnlyList<double> coefficients)
     {

@@ -59,7 +59,7 @@ public static class Lanczos
             // Classical Gram-Schmidt against the whole basis, twice ("twice is enough"): the coefficients
             // first, then one fused pass w − Σ (qᵢ·w) qᵢ.
             for (int pass = 0; pass < 2; pass++)
-                w = w - NdArray.LinearCombination(basis, basis.Select(qi => qi.Dot(w)).ToArray());
+                w = w - NdArray.LinearCombination(basis, NdArray.Dots(basis, w));
             double b = Vectors.Norm(w);
             residualBeta = b;
             bool last = j == m - 1;

@@ -309,20 +309,30 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
-    public override double Dot(NdArray x, NdArray y)
+    public override double Dot(NdArray x, NdArray y) => Dots([x], y)[0];
+
+    /// <inheritdoc/>
+    public override double[] Dots(NdArray[] xs, NdArray y)
     {
         using var turn = gate.EnterScope();
-        if (x.Size == 0) return 0;
-        int groups = (int)Math.Clamp((x.Size + kernels.GroupSize - 1) / kernels.GroupSize, 1, kernels.MaxGroups);
-        var partials = New(new Shape(groups), DType.Float64);
+        if (y.Size == 0) return new double[xs.Length];
+        // Each product's per-group partial sums in a row of one array, then one read for all of them.
+        int groups = (int)Math.Clamp((y.Size + kernels.GroupSize - 1) / kernels.GroupSize, 1, kernels.MaxGroups);
+        var partials = New(new Shape(xs.Length, groups), DType.Float64);
         var config = new KernelConfig(groups, kernels.GroupSize, SharedMemoryConfig.RequestDynamic<double>(kernels.GroupSize));
-        if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>>(GpuReduction.DotPartials<float, Float32Kind>)(config, V<float>(x), V<float>(y), V<double>(partials));
-        else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>>(GpuReduction.DotPartials<double, Float64Kind>)(config, V<double>(x), V<double>(y), V<double>(partials));
-        double s = 0;
-        foreach (var p in (double[])ToHost(partials)) s += p;
-        return s;
+        for (int i = 0; i < xs.Length; i++)
+        {
+            var row = V<double>(partials).SubView((long)i * groups, groups);
+            if (y.DType == DType.Float32)
+                kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>>(GpuReduction.DotPartials<float, Float32Kind>)(config, V<float>(xs[i]), V<float>(y), row);
+            else
+                kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>>(GpuReduction.DotPartials<double, Float64Kind>)(config, V<double>(xs[i]), V<double>(y), row);
+        }
+        var all = (double[])ToHost(partials);
+        var sums = new double[xs.Length];
+        for (int i = 0; i < xs.Length; i++)
+            for (int g = 0; g < groups; g++) sums[i] += all[(long)i * groups + g];
+        return sums;
     }
 
     // ---------------------------------------------------------------- products

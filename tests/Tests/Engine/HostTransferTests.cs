@@ -2,6 +2,7 @@ using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Models;
 using Curvature.Optimizers;
+using Curvature.Spectral;
 
 namespace Curvature.Tests.Engine;
 
@@ -81,6 +82,37 @@ public class HostTransferTests
         var product = Derivatives.Hvp(f, w, v).Product;
         Assert.True(transfers.Reads == 0 && transfers.Writes == 0, $"{modelName}: {transfers}");
         Assert.All(product, p => Assert.Equal(Device, p.Data.Device));
+    }
+
+    [Fact]
+    public void Products_against_a_whole_basis_are_read_at_once_with_the_values_of_single_dot_products()
+    {
+        var rng = new RandomGenerator(5);
+        foreach (var t in new[] { DType.Float32, DType.Float64 })
+        {
+            var basis = Enumerable.Range(0, 5).Select(_ => rng.Normal(new Shape(3000), dtype: t, device: Device)).ToArray();
+            var w = rng.Normal(new Shape(3000), dtype: t, device: Device);
+            var one = basis.Select(q => q.Dot(w)).ToArray();
+            using var transfers = HostTransfers.Count();
+            Assert.Equal(one, NdArray.Dots(basis, w));
+            Assert.Equal(1, transfers.Reads);
+        }
+        var e = Assert.Throws<ArgumentException>(() => NdArray.Dots([NdArray.Zeros(new Shape(3))], NdArray.Zeros(new Shape(4))));
+        Assert.Equal("dots: shapes [3] and [4]; expected equal shapes.", e.Message);
+    }
+
+    [Fact]
+    public void A_lanczos_iteration_reads_four_scalars_whatever_the_size_of_its_basis()
+    {
+        // α, the coefficients of each of the two Gram-Schmidt passes against the whole basis, and β: four reads,
+        // where one read per basis vector made the count grow with the square of the iterations.
+        var (model, x, y) = Build("mlp");
+        var op = new HessianOperator(Loss.Function(model, "ce", x, y, training: true), model.Parameters().Select(p => p.Value).ToArray());
+        var start = new RandomGenerator(4).Normal(new Shape((int)op.Dimension), device: Device);
+        using var transfers = HostTransfers.Count();
+        var result = Lanczos.Run(op, 12, start: start);
+        Assert.Equal(12, result.Iterations);
+        Assert.True(transfers.Reads <= 4 * 12 + 1, $"{transfers} for 12 iterations");
     }
 
     [Fact]
