@@ -398,7 +398,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// workspace of partial products and their sum into C. The workspace is allocated before any view is taken
     /// (the rule every op keeps, <see cref="AcceleratorDevice"/>).
     /// </summary>
-    internal void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch) where C : struct, IGemmTile
+    private void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch) where C : struct, IGemmTile
     {
         var partials = p.KRanges > 1 ? New(new Shape(batch * p.KRanges, p.M, p.N), c.DType) : null;
         var into = partials ?? c;

@@ -103,10 +103,11 @@ internal static class Program
         void Lanczos20() => Lanczos.Run(op, 20, k: 5, rng: new RandomGenerator(2));
         double lanczos = h.Time(() => { Lanczos20(); return ps[0].Value; }, repeats: Math.Max(1, h.Repeats / 5));
         // Each host read waits for the stream: a step should read its loss alone, Lanczos its scalars alone.
+        var accelerator = ps[0].Value.Device as AcceleratorDevice;
         HostTransfers stepTransfers, lanczosTransfers;
-        long launchesBefore = (model.Parameters()[0].Value.Device as AcceleratorDevice)?.KernelLaunches ?? 0;
+        long launchesBefore = accelerator?.KernelLaunches ?? 0;
         using (stepTransfers = HostTransfers.Count()) TrainStep();
-        long stepLaunches = ((model.Parameters()[0].Value.Device as AcceleratorDevice)?.KernelLaunches ?? 0) - launchesBefore;
+        long stepLaunches = (accelerator?.KernelLaunches ?? 0) - launchesBefore;
         using (lanczosTransfers = HostTransfers.Count()) Lanczos20();
         JsonElement a = default;
         bool has = key is not null && anchors.TryGetProperty(key, out a);
@@ -118,7 +119,7 @@ internal static class Program
         table.Add(["", "HVP / gradient", F(hvp / grad), F(T("hvp_over_grad")), "", "≤ 3"]);
         table.Add(["", "train step ms", F(train), F(T("train_step_ms")), Ratio(train, T("train_step_ms")), key == "resnet20_b128" ? "≤ 2 × PyTorch" : ""]);
         table.Add(["", "Lanczos, 20 iterations, ms", F(lanczos), F(T("lanczos20_ms")), Ratio(lanczos, T("lanczos20_ms")), ""]);
-        if (model.Parameters()[0].Value.Device is AcceleratorDevice)
+        if (accelerator is not null)
         {
             table.Add(["", "host reads / writes per train step", $"{stepTransfers.Reads} / {stepTransfers.Writes}", "", "", "the loss alone: 1 / 0"]);
             table.Add(["", "kernel launches per train step", $"{stepLaunches}", "", "", ""]);
