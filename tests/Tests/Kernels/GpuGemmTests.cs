@@ -67,12 +67,12 @@ public class GpuGemmTests
 
     /// <summary>Random products: sizes that straddle every tile edge, both transposes, leading dimensions wider
     /// than the matrix (views into a larger one), batches, and accumulation into C.</summary>
-    private static Gen<(GemmArguments P, int Batch, int Seed)> Products(int maxSide) =>
+    private static Gen<(GemmArguments P, int Batch, int Seed)> Products(int maxSide, int minK = 1, int maxK = 40, int maxPad = 3) =>
         from m in Gen.Choose(1, maxSide)
         from n in Gen.Choose(1, maxSide)
-        from k in Gen.Choose(1, 40)
+        from k in Gen.Choose(minK, maxK)
         from flags in Gen.Choose(0, 7)
-        from pad in Gen.Choose(0, 3)
+        from pad in Gen.Choose(0, maxPad)
         from batch in Gen.Choose(1, 2)
         from seed in Gen.Choose(0, 1000)
         select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad), batch, seed);
@@ -126,16 +126,10 @@ public class GpuGemmTests
 
     /// <summary>Products with K cut into ranges of a random depth (a multiple of the slice), the last one shorter.</summary>
     private static Gen<(GemmArguments P, int Batch, int Seed)> SplitProducts(int maxSide) =>
-        from m in Gen.Choose(1, maxSide)
-        from n in Gen.Choose(1, maxSide)
-        from k in Gen.Choose(9, 200)
+        from t in Products(maxSide, minK: 9, maxK: 200, maxPad: 2)
         from slices in Gen.Choose(1, 4)
-        from flags in Gen.Choose(0, 7)
-        from pad in Gen.Choose(0, 2)
-        from batch in Gen.Choose(1, 2)
-        from seed in Gen.Choose(0, 1000)
-        let depth = Math.Min(slices * Gemm.Depth, (k - 1) / Gemm.Depth * Gemm.Depth)
-        select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad) with { Splits = (k + depth - 1) / depth, SplitDepth = depth }, batch, seed);
+        let depth = Math.Min(slices * Gemm.Depth, (t.P.K - 1) / Gemm.Depth * Gemm.Depth)
+        select (t.P with { Splits = (t.P.K + depth - 1) / depth, SplitDepth = depth }, t.Batch, t.Seed);
 
     [Fact]
     public void Split_k_products_match_the_triple_loop()
