@@ -100,6 +100,30 @@ public abstract class Device
     /// <summary>x·scale + x2·scale2 + shift with one scale, scale2 and shift per group (x and x2 viewed as [a, g, b]), plus <paramref name="addend"/> when given.</summary>
     public abstract NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null);
 
+    /// <summary>
+    /// The per-group coefficients of x̂·γ + β = x·s + t, x̂ = (x − μ)·r and r = 1/√(σ² + ε), from the moments of x
+    /// (float64, g values each) and γ, β (g values of the result's dtype): [2, g] with row 0 s = γ·r and row 1
+    /// t = β − μ·s, each computed in float64 and rounded once (<see cref="Kernels.NormalizationCoefficients"/>).
+    /// </summary>
+    public abstract NdArray NormalizeScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, double epsilon);
+
+    /// <summary>
+    /// What the backward of x̂·γ + β needs per group, from x viewed as [a, g, b], the output's cotangent u (x's
+    /// shape), γ (g values) and the moments of x (float64, g values each), in one read pass over x and u: [5, g] in
+    /// x's dtype with rows Σu, Σu·x̂, and the coefficients a, k, c of x̄ = u·a + x·k + c
+    /// (<see cref="Kernels.NormalizationCoefficients.Backward"/>), computed in float64 and rounded once.
+    /// </summary>
+    public abstract NdArray NormalizeScaleShiftBackward(NdArray x, NdArray u, NdArray gamma, NdArray mean, NdArray variance, int a, int g, int b, double epsilon);
+
+    /// <summary>
+    /// BatchNorm's running statistics after one training batch, in one kernel: mean' = (1 − m)·mean + m·μ and
+    /// var' = (1 − m)·var + m·σ²·<paramref name="bessel"/>, from the batch's float64 mean μ and biased variance σ², each
+    /// batch statistic rounded to the running dtype first and the products and the sum rounded apart (as
+    /// <see cref="LinearCombination"/> rounds), and the int64 batch counter plus one. All three are fresh arrays.
+    /// </summary>
+    public abstract (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance,
+        NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel);
+
     /// <summary>Per-group mean of x·y, both viewed as [a, g, b]: a float64 array of g values on this device.</summary>
     public abstract NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
 

@@ -556,6 +556,62 @@ public sealed class NdArray
         return Device.ScaleShift(this, scale, shift, x2, scale2, a, g, b, addend);
     }
 
+    /// <summary>
+    /// The per-group coefficients of x̂·γ + β = x·s + t for x's groups, from γ and β (this array's dtype, one value per
+    /// group) and x's moments (<see cref="GroupMoments"/>): [2, G] in this dtype, row 0 s = γ·r and row 1 t = β − μ·s,
+    /// r = 1/√(σ² + ε), each computed in float64 and rounded once. One kernel where op by op it took a dozen.
+    /// </summary>
+    public NdArray ScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, int groupStart, int groupEnd, double epsilon)
+    {
+        var (_, g, _) = NormalizationGroups("scale_shift_coefficients", groupStart, groupEnd);
+        CheckPair("scale_shift_coefficients", this, gamma);
+        CheckPair("scale_shift_coefficients", this, beta);
+        CheckMoments("scale_shift_coefficients", g, mean, variance);
+        if (gamma.Size != g || beta.Size != g)
+            throw new ArgumentException($"scale_shift_coefficients: γ {gamma.Shape} and β {beta.Shape} for {g} groups of {Shape}; expected {g} values each.");
+        return Device.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon);
+    }
+
+    /// <summary>
+    /// What the backward of x̂·γ + β needs per group of this array x, from the output's cotangent u (this shape), γ
+    /// and x's moments (<see cref="GroupMoments"/>), in one read pass over x and u: [5, G] in this dtype with rows Σu,
+    /// Σu·x̂ (β's and γ's cotangents) and the a, k, c of x̄ = u·a + x·k + c (Ioffe and Szegedy 2015, §3).
+    /// </summary>
+    public NdArray ScaleShiftBackward(NdArray u, NdArray gamma, NdArray mean, NdArray variance, int groupStart, int groupEnd, double epsilon)
+    {
+        var (a, g, b) = NormalizationGroups("scale_shift_backward", groupStart, groupEnd);
+        CheckPair("scale_shift_backward", this, u);
+        CheckPair("scale_shift_backward", this, gamma);
+        CheckMoments("scale_shift_backward", g, mean, variance);
+        if (u.Shape != Shape) throw new ArgumentException($"scale_shift_backward: x {Shape} and its cotangent {u.Shape}; expected the same shape.");
+        if (gamma.Size != g) throw new ArgumentException($"scale_shift_backward: γ {gamma.Shape} for {g} groups of {Shape}; expected {g} values.");
+        return Device.NormalizeScaleShiftBackward(this, u, gamma, mean, variance, a, g, b, epsilon);
+    }
+
+    /// <summary>
+    /// BatchNorm's running statistics after a training batch (PyTorch's update): mean' = (1 − m)·mean + m·μ,
+    /// var' = (1 − m)·var + m·σ²·<paramref name="bessel"/> (σ² the batch's biased variance, bessel n/(n − 1)) and the
+    /// batch counter plus one, from this running mean, <paramref name="runningVariance"/>, the int64 counter and the
+    /// batch's float64 moments (<see cref="GroupMoments"/>): fresh arrays, one kernel on an accelerator.
+    /// </summary>
+    public (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningVariance, NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel)
+    {
+        const string op = "update_running_statistics";
+        CheckPair(op, this, runningVariance);
+        if (runningVariance.Shape != Shape) throw new ArgumentException($"{op}: running mean {Shape} and running variance {runningVariance.Shape}; expected the same shape.");
+        if (batches.DType != DType.Int64 || batches.Size != 1 || batches.Device != Device)
+            throw new ArgumentException($"{op}: batch counter {batches.DType.Name()} {batches.Shape} on {batches.Device.Name}; expected one int64 on {Device.Name}.");
+        CheckMoments(op, checked((int)Size), mean, variance);
+        return Device.UpdateRunningStatistics(this, runningVariance, batches, mean, variance, momentum, bessel);
+    }
+
+    private void CheckMoments(string op, int groups, NdArray mean, NdArray variance)
+    {
+        foreach (var m in new[] { mean, variance })
+            if (m.DType != DType.Float64 || m.Size != groups || m.Device != Device)
+                throw new ArgumentException($"{op}: moments {m.DType.Name()} {m.Shape} on {m.Device.Name}; expected float64 with {groups} values on {Device.Name}, as GroupMoments gives.");
+    }
+
     private void CheckAddend(NdArray? addend)
     {
         if (addend is null) return;

@@ -15,7 +15,8 @@ namespace Curvature.Autodiff.Primitives;
 /// two-pair scale-shift (masked where y = 0 with the ReLU).
 /// VJP, g = ȳ masked likewise: β̄ = Σg, γ̄ = m·r·C(g, x) (= Σ g·x̂), z̄ = g, and x̄ = γ·J(x)·g
 /// = γr·(g − mean g − x̂·mean(g·x̂)) = g·(γr) + x·k + (−γr·mean g − μ·k) with k = −γr³·C(g, x): one two-pair scale-shift
-/// from the statistics (Ioffe and Szegedy 2015, eq. in §3). A training-mode BatchNorm layer is then about four passes
+/// from the statistics (Ioffe and Szegedy 2015, eq. in §3), which <see cref="NormalizeScaleShiftBackward"/> computes in one
+/// read pass and one small kernel. A training-mode BatchNorm layer is then about four passes
 /// over memory forward and six back, where Normalize, ScaleShift and their rules took six and fourteen.
 /// </summary>
 public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double epsilon, bool relu = false) : Primitive
@@ -49,11 +50,9 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
         var known = new GroupMoments(x[0], mean, variance);
         moments = known;
         OnMoments?.Invoke(mean, variance);
-        // s = γ·r and t = β − μ·s in float64, rounded once to x's precision.
-        var groups = new Shape((int)mean.Size);
-        var scale = x[1].Cast(DType.Float64).Reshape(groups) * known.Rstd(Epsilon);
-        var shift = x[2].Cast(DType.Float64).Reshape(groups) - mean * scale;
-        return x[0].ScaleShift(scale.Cast(x[0].DType), shift.Cast(x[0].DType), GroupStart, GroupEnd, HasAddend(x.Length) ? x[3] : null, Relu);
+        // s = γ·r and t = β − μ·s in float64, rounded once to x's precision: one small kernel, then one pass.
+        var coefficients = x[0].ScaleShiftCoefficients(x[1], x[2], mean, variance, GroupStart, GroupEnd, Epsilon);
+        return x[0].ScaleShift(coefficients.Rows(0, 1), coefficients.Rows(1, 1), GroupStart, GroupEnd, HasAddend(x.Length) ? x[3] : null, Relu);
     }
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => (HasAddend(x.Length) ? 6 : 5) * y.Size;
@@ -63,7 +62,6 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     private GroupRstd RstdOp => new(GroupStart, GroupEnd, Epsilon) { Known = moments };
     private Tensor Mean(Tensor x) => MeanOp.Apply(x);
     private Tensor Rstd(Tensor x) => RstdOp.Apply(x);
-    private Tensor Covariance(Tensor a, Tensor b) => new GroupCovariance(GroupStart, GroupEnd).Apply(a, b);
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
@@ -95,22 +93,13 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     {
         var g = Relu ? ReluBackward.Instance.Apply(y.Detach(), yBar) : yBar;
         Tensor input = x[0];
-        double perGroup = (double)input.Shape.Size / x[1].Shape.Size;
         var bars = new Tensor?[x.Length];
-        Tensor? sum = needed[0] || needed[2] ? g.Sum(Normalize.ReducedAxes(input.Rank, GroupStart, GroupEnd), keepDims: true) : null;
-        if (needed[0] || needed[1])
-        {
-            Tensor r = Rstd(input), covariance = Covariance(g, input);
-            if (needed[1]) bars[1] = (r * covariance * perGroup).Reshape(x[1].Shape);
-            if (needed[0])
-            {
-                var gammaR = Grouped(x[1], input) * r;
-                var k = -(gammaR * r * r * covariance);
-                var shift = -(gammaR * sum! * (1 / perGroup)) - Mean(input) * k;
-                bars[0] = new ScaleShift(GroupStart, GroupEnd).Apply(g, gammaR, shift, input, k);
-            }
-        }
-        if (needed[2]) bars[2] = sum!.Reshape(x[2].Shape);
+        var rows = new NormalizeScaleShiftBackward(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(input, x[1], g);
+        Tensor Row(int i) => new Row(i).Apply(rows);
+        if (needed[0])
+            bars[0] = new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), input, Row(NormalizeScaleShiftBackward.KRow));
+        if (needed[1]) bars[1] = Row(NormalizeScaleShiftBackward.ProductRow).Reshape(x[1].Shape);
+        if (needed[2]) bars[2] = Row(NormalizeScaleShiftBackward.SumRow).Reshape(x[2].Shape);
         if (HasAddend(x.Length) && needed[3]) bars[3] = g;
         return bars;
     }

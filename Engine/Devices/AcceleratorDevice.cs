@@ -53,6 +53,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <summary>Kernels launched on this device since it was opened (from every thread).</summary>
     public long KernelLaunches => kernels.Launches;
 
+    /// <summary>Kernel launches so far per kernel, by class and method name (see <see cref="KernelCache.LaunchesByKernel"/>).</summary>
+    public IReadOnlyDictionary<string, long> KernelLaunchesByKernel => kernels.LaunchesByKernel;
+
     /// <summary>Waits for every queued kernel.</summary>
     public void Synchronize()
     {
@@ -696,6 +699,57 @@ public sealed class AcceleratorDevice : Device, IDisposable
         else
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCentredProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(mean), V<double>(partial), p);
         kernels.Load<ArrayView<double>, ArrayView<double>, int, NormalizationGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(r), 1, p);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance,
+        NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel)
+    {
+        using var turn = gate.EnterScope();
+        var (newMean, newVariance, newBatches) = (New(runningMean.Shape, runningMean.DType), New(runningVariance.Shape, runningVariance.DType), New(batches.Shape, DType.Int64));
+        var p = new RunningUpdate { Momentum = momentum, Bessel = bessel };
+        var config = kernels.Stride(Math.Max(1, runningMean.Size));
+        if (runningMean.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<long>, ArrayView<double>, ArrayView<double>, ArrayView<float>, ArrayView<float>, ArrayView<long>, RunningUpdate>(GpuNormalization.UpdateRunningStatistics<float, Float32Kind>)(
+                config, V<float>(runningMean), V<float>(runningVariance), V<long>(batches), V<double>(mean), V<double>(variance), V<float>(newMean), V<float>(newVariance), V<long>(newBatches), p);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<long>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<long>, RunningUpdate>(GpuNormalization.UpdateRunningStatistics<double, Float64Kind>)(
+                config, V<double>(runningMean), V<double>(runningVariance), V<long>(batches), V<double>(mean), V<double>(variance), V<double>(newMean), V<double>(newVariance), V<long>(newBatches), p);
+        return (newMean, newVariance, newBatches);
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, double epsilon)
+    {
+        using var turn = gate.EnterScope();
+        int g = (int)gamma.Size;
+        var r = New(new Shape(2, g), gamma.DType);
+        var p = Groups(1, g, 1, epsilon);
+        if (gamma.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.ScaleShiftCoefficients<float, Float32Kind>)(kernels.Stride(g), V<float>(gamma), V<float>(beta), V<double>(mean), V<double>(variance), V<float>(r), p);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.ScaleShiftCoefficients<double, Float64Kind>)(kernels.Stride(g), V<double>(gamma), V<double>(beta), V<double>(mean), V<double>(variance), V<double>(r), p);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftBackward(NdArray x, NdArray u, NdArray gamma, NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var turn = gate.EnterScope();
+        var r = New(new Shape(5, g), x.DType);
+        var p = Groups(a, g, b, epsilon);
+        var partial = New(new Shape(2 * g * p.S), DType.Float64);
+        if (x.DType == DType.Float32)
+        {
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(u), V<double>(mean), V<double>(variance), V<double>(partial), p);
+            kernels.Load<ArrayView<double>, ArrayView<float>, ArrayView<double>, ArrayView<double>, ArrayView<float>, NormalizationGroups>(GpuNormalization.ScaleShiftBackward<float, Float32Kind>)(kernels.Stride(g), V<double>(partial), V<float>(gamma), V<double>(mean), V<double>(variance), V<float>(r), p);
+        }
+        else
+        {
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(u), V<double>(mean), V<double>(variance), V<double>(partial), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.ScaleShiftBackward<double, Float64Kind>)(kernels.Stride(g), V<double>(partial), V<double>(gamma), V<double>(mean), V<double>(variance), V<double>(r), p);
+        }
         return r;
     }
 

@@ -347,6 +347,46 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, double epsilon)
+    {
+        using var alive = new KeepAlive(gamma, beta);
+        using var alsoAlive = new KeepAlive(mean, variance);
+        var r = New(new Shape(2, (int)gamma.Size), gamma.DType);
+        if (gamma.DType == DType.Float32)
+            Normalization.ScaleShiftCoefficients<float>(gamma.Span<float>(), beta.Span<float>(), mean.Span<double>(), variance.Span<double>(), r.Span<float>(), epsilon);
+        else
+            Normalization.ScaleShiftCoefficients<double>(gamma.Span<double>(), beta.Span<double>(), mean.Span<double>(), variance.Span<double>(), r.Span<double>(), epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftBackward(NdArray x, NdArray u, NdArray gamma, NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var alive = new KeepAlive(x, u, gamma);
+        using var alsoAlive = new KeepAlive(mean, variance);
+        var r = New(new Shape(5, g), x.DType);
+        if (x.DType == DType.Float32)
+            Normalization.ScaleShiftBackward<float>(x.Span<float>(), u.Span<float>(), gamma.Span<float>(), mean.Span<double>(), variance.Span<double>(), r.Span<float>(), a, g, b, epsilon);
+        else
+            Normalization.ScaleShiftBackward<double>(x.Span<double>(), u.Span<double>(), gamma.Span<double>(), mean.Span<double>(), variance.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance,
+        NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel)
+    {
+        using var alive = new KeepAlive(runningMean, runningVariance, batches);
+        using var alsoAlive = new KeepAlive(mean, variance);
+        var (newMean, newVariance) = (New(runningMean.Shape, runningMean.DType), New(runningVariance.Shape, runningVariance.DType));
+        if (runningMean.DType == DType.Float32)
+            Normalization.UpdateRunningStatistics<float>(runningMean.Span<float>(), runningVariance.Span<float>(), mean.Span<double>(), variance.Span<double>(), newMean.Span<float>(), newVariance.Span<float>(), momentum, bessel);
+        else
+            Normalization.UpdateRunningStatistics<double>(runningMean.Span<double>(), runningVariance.Span<double>(), mean.Span<double>(), variance.Span<double>(), newMean.Span<double>(), newVariance.Span<double>(), momentum, bessel);
+        return (newMean, newVariance, FromHost(new[] { batches.Span<long>()[0] + 1 }, batches.Shape));
+    }
+
+    /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         using var alive = new KeepAlive(x, y);

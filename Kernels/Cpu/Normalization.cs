@@ -311,6 +311,64 @@ public static class Normalization
         }
     }
 
+    /// <summary>
+    /// BatchNorm's running statistics: mean' = (1 − m)·mean + m·μ and var' = (1 − m)·var + m·σ²·bessel, the batch's
+    /// statistics rounded to T first and each product and the sum rounded apart (LinearCombination's order).
+    /// </summary>
+    public static void UpdateRunningStatistics<T>(ReadOnlySpan<T> runningMean, ReadOnlySpan<T> runningVariance, ReadOnlySpan<double> mean,
+        ReadOnlySpan<double> variance, Span<T> newMean, Span<T> newVariance, double momentum, double bessel) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T keep = T.CreateTruncating(1 - momentum), take = T.CreateTruncating(momentum);
+        for (int i = 0; i < runningMean.Length; i++)
+        {
+            newMean[i] = keep * runningMean[i] + take * T.CreateTruncating(mean[i]);
+            newVariance[i] = keep * runningVariance[i] + take * T.CreateTruncating(variance[i] * bessel);
+        }
+    }
+
+    /// <summary>
+    /// BatchNorm's forward coefficients per group from γ, β and the moments: result [2·G] holds s = γ·r, then t = β − μ·s
+    /// (see <see cref="NormalizationCoefficients"/>), each rounded once to T.
+    /// </summary>
+    public static void ScaleShiftCoefficients<T>(ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta, ReadOnlySpan<double> mean, ReadOnlySpan<double> variance,
+        Span<T> result, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int g = gamma.Length;
+        for (int gi = 0; gi < g; gi++)
+        {
+            double s = NormalizationCoefficients.Scale(double.CreateTruncating(gamma[gi]), variance[gi], epsilon);
+            result[gi] = T.CreateTruncating(s);
+            result[g + gi] = T.CreateTruncating(NormalizationCoefficients.Shift(double.CreateTruncating(beta[gi]), mean[gi], s));
+        }
+    }
+
+    /// <summary>
+    /// BatchNorm's backward statistics and coefficients (see <see cref="NormalizationCoefficients.Backward"/>) per
+    /// group of x and its output's cotangent u, both [A, G, B], with the moments of x given: result [5·G] holds the rows
+    /// Σu, Σu·x̂, a, k and c. Σu and Σu·(x − μ) come from one read pass over u and x (as in <see cref="GroupCovariance{T}"/>).
+    /// </summary>
+    public static void ScaleShiftBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> gamma, ReadOnlySpan<double> mean,
+        ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double[] sumU, sumUC;
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pu = u)
+                (_, sumU, sumUC) = CentredProductSums(pu, px, a, g, b, mean);
+        }
+        double n = (double)a * b;
+        for (int gi = 0; gi < g; gi++)
+        {
+            double sumUXhat = sumUC[gi] * NormalizationCoefficients.Rstd(variance[gi], epsilon);
+            var c = NormalizationCoefficients.Backward(double.CreateTruncating(gamma[gi]), mean[gi], variance[gi], epsilon, sumU[gi] / n, sumUXhat / n);
+            result[gi] = T.CreateTruncating(sumU[gi]);
+            result[g + gi] = T.CreateTruncating(sumUXhat);
+            result[2 * g + gi] = T.CreateTruncating(c.A);
+            result[3 * g + gi] = T.CreateTruncating(c.K);
+            result[4 * g + gi] = T.CreateTruncating(c.C);
+        }
+    }
+
     /// <summary>Per-group mean and biased variance (one pass over memory).</summary>
     public static void Moments<T>(ReadOnlySpan<T> x, Span<double> mean, Span<double> variance, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -334,6 +392,10 @@ public static class Normalization
     /// float64, so nothing cancels when the means are large.
     /// </summary>
     private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CentredProductSums<T>(T* us, T* xs, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T> => CentredProductSums(us, xs, a, g, b, default);
+
+    /// <summary><see cref="CentredProductSums{T}(T*, T*, int, int, int)"/> centred on the given means of x (empty: the pass's own).</summary>
+    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CentredProductSums<T>(T* us, T* xs, int a, int g, int b, ReadOnlySpan<double> centres)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
@@ -349,7 +411,8 @@ public static class Normalization
         for (int gi = 0; gi < g; gi++)
         {
             sumU[gi] = sums[3 * gi];
-            sumUC[gi] = sums[3 * gi + 1] + (sums[3 * gi + 2] - moments[gi].Mean * sums[3 * gi]);
+            double mu = centres.IsEmpty ? moments[gi].Mean : centres[gi];
+            sumUC[gi] = sums[3 * gi + 1] + (sums[3 * gi + 2] - mu * sums[3 * gi]);
         }
         return (moments, sumU, sumUC);
     }

@@ -57,11 +57,20 @@ public sealed class KernelCache
     public long Launches => Interlocked.Read(ref launches);
 
     private long launches;
+    private readonly ConcurrentDictionary<MethodInfo, long> perKernel = new();
+
+    /// <summary>
+    /// Launches so far per kernel, named by class and method (<c>Normalization.ScaleShift</c>; a generic kernel's
+    /// instances add up): where a step's launches go.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> LaunchesByKernel =>
+        perKernel.GroupBy(p => $"{p.Key.DeclaringType?.Name}.{p.Key.Name}").ToDictionary(g => g.Key, g => g.Sum(p => p.Value));
 
     /// <summary>The compiled kernel for <paramref name="kernel"/>, compiling it on first use.</summary>
     public TDelegate Get<TDelegate>(Delegate kernel, Func<Accelerator, TDelegate> load) where TDelegate : Delegate
     {
         Interlocked.Increment(ref launches);
+        perKernel.AddOrUpdate(kernel.Method, 1, (_, c) => c + 1);
         return (TDelegate)kernels.GetOrAdd(kernel.Method, _ => load(Accelerator));
     }
 
@@ -93,6 +102,11 @@ public sealed class KernelCache
     /// <summary>Loads a kernel of eight parameters.</summary>
     public Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> Load<T1, T2, T3, T4, T5, T6, T7, T8>(Action<T1, T2, T3, T4, T5, T6, T7, T8> k)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct =>
+        Get(k, a => a.LoadStreamKernel(k));
+
+    /// <summary>Loads a kernel of nine parameters.</summary>
+    public Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9> k)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct =>
         Get(k, a => a.LoadStreamKernel(k));
 
     /// <summary>The grid-stride loop's first index and step for the current thread.</summary>

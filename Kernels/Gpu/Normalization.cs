@@ -118,6 +118,66 @@ public static class Normalization
         if (Group.IdxX == 0) { partial[2 * block.Index] = sumU; partial[2 * block.Index + 1] = sumUXhat; }
     }
 
+    /// <summary>
+    /// BatchNorm's running statistics (the formula of <see cref="Cpu.Normalization.UpdateRunningStatistics{T}"/>) and
+    /// the batch counter plus one, in one launch (grid-stride over the channels).
+    /// </summary>
+    public static void UpdateRunningStatistics<T, K>(ArrayView<T> runningMean, ArrayView<T> runningVariance, ArrayView<long> batches,
+        ArrayView<double> mean, ArrayView<double> variance, ArrayView<T> newMean, ArrayView<T> newVariance, ArrayView<long> newBatches, RunningUpdate p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        T keep = k.From(1 - p.Momentum), take = k.From(p.Momentum);
+        for (int i = KernelCache.First; i < newMean.IntLength; i += KernelCache.Step)
+        {
+            newMean[i] = keep * runningMean[i] + take * k.From(mean[i]);
+            newVariance[i] = keep * runningVariance[i] + take * k.From(variance[i] * p.Bessel);
+        }
+        if (KernelCache.First == 0) newBatches[0] = batches[0] + 1;
+    }
+
+    /// <summary>r[g] = s and r[G + g] = t of <see cref="NormalizationCoefficients"/>, from γ, β and the moments (grid-stride over G).</summary>
+    public static void ScaleShiftCoefficients<T, K>(ArrayView<T> gamma, ArrayView<T> beta, ArrayView<double> mean, ArrayView<double> variance,
+        ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double s = NormalizationCoefficients.Scale(k.ToDouble(gamma[gi]), variance[gi], p.Epsilon);
+            r[gi] = k.From(s);
+            r[p.G + gi] = k.From(NormalizationCoefficients.Shift(k.ToDouble(beta[gi]), mean[gi], s));
+        }
+    }
+
+    /// <summary>
+    /// The backward's rows Σu, Σu·x̂, a, k, c (r[j·G + g]; see <see cref="NormalizationCoefficients.Backward"/>) from the
+    /// blocks of <see cref="PartialJacobianSums{T, K}"/>, merged in order: the statistics and the coefficients in one
+    /// launch (grid-stride over G).
+    /// </summary>
+    public static void ScaleShiftBackward<T, K>(ArrayView<double> partial, ArrayView<T> gamma, ArrayView<double> mean, ArrayView<double> variance,
+        ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        double n = (double)p.A * p.B;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double sumU = 0, sumUXhat = 0;
+            for (int s = 0; s < p.S; s++)
+            {
+                sumU += partial[2 * (gi * p.S + s)];
+                sumUXhat += partial[2 * (gi * p.S + s) + 1];
+            }
+            var c = NormalizationCoefficients.Backward(k.ToDouble(gamma[gi]), mean[gi], variance[gi], p.Epsilon, sumU / n, sumUXhat / n);
+            r[gi] = k.From(sumU);
+            r[p.G + gi] = k.From(sumUXhat);
+            r[2 * p.G + gi] = k.From(c.A);
+            r[3 * p.G + gi] = k.From(c.K);
+            r[4 * p.G + gi] = k.From(c.C);
+        }
+    }
+
     /// <summary>means[g·k + j] = (Σ over the blocks of group g of partial[(g·S + s)·k + j]) / (A·B) (grid-stride over G).</summary>
     public static void MergeMeans(ArrayView<double> partial, ArrayView<double> means, int k, NormalizationGroups p)
     {
@@ -282,6 +342,13 @@ public static class Normalization
         Group.Barrier();
         return total;
     }
+}
+
+/// <summary>The momentum m and the variance's unbiasing factor n/(n − 1) of a running-statistics update.</summary>
+public struct RunningUpdate
+{
+    /// <summary>m and n/(n − 1).</summary>
+    public double Momentum, Bessel;
 }
 
 /// <summary>The groups of a scale-shift (G groups of B contiguous values, repeating) and its options: an addend (1) and a ReLU (1).</summary>

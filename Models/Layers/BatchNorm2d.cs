@@ -71,11 +71,8 @@ public sealed class BatchNorm2d : Module
     private void UpdateStatistics(NdArray batchMean, NdArray biased, long count)
     {
         double bessel = count / (double)Math.Max(1, count - 1);
-        var dtype = RunningMean.Value.DType;
-        // Linear combinations: one launch each on an accelerator, the roundings of the products and sum written apart.
-        RunningMean.Value = NdArray.LinearCombination([RunningMean.Value, batchMean.Cast(dtype)], [1 - Momentum, Momentum]);
-        RunningVar.Value = NdArray.LinearCombination([RunningVar.Value, (biased * bessel).Cast(dtype)], [1 - Momentum, Momentum]);
-        // Counted on the array's device (exact through float64 up to 2⁵³ batches): no host round trip.
-        BatchesTracked.Value = (BatchesTracked.Value.Cast(DType.Float64) + 1).Cast(DType.Int64);
+        // One kernel on an accelerator (op by op it took nine launches a layer), the counter kept on the device: no host round trip.
+        (RunningMean.Value, RunningVar.Value, BatchesTracked.Value) =
+            RunningMean.Value.UpdateRunningStatistics(RunningVar.Value, BatchesTracked.Value, batchMean, biased, Momentum, bessel);
     }
 }

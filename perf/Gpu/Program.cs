@@ -106,8 +106,16 @@ internal static class Program
         var accelerator = ps[0].Value.Device as AcceleratorDevice;
         HostTransfers stepTransfers, lanczosTransfers;
         long launchesBefore = accelerator?.KernelLaunches ?? 0;
+        var perKernelBefore = accelerator?.KernelLaunchesByKernel;
         using (stepTransfers = HostTransfers.Count()) TrainStep();
         long stepLaunches = (accelerator?.KernelLaunches ?? 0) - launchesBefore;
+        // Where a step's launches go: the kernels launched most, with their counts.
+        string busiest = accelerator is null ? "" : string.Join(", ", accelerator.KernelLaunchesByKernel
+            .Select(k => (k.Key, Count: k.Value - (perKernelBefore!.TryGetValue(k.Key, out long c) ? c : 0)))
+            .Where(k => k.Count > 0).OrderByDescending(k => k.Count).Take(4).Select(k => $"{k.Key} {k.Count}"));
+        launchesBefore = accelerator?.KernelLaunches ?? 0;
+        GC.KeepAlive(Derivatives.Hvp(f, w, v).Product.Select(p => p.Data).ToArray());
+        long hvpLaunches = (accelerator?.KernelLaunches ?? 0) - launchesBefore;
         using (lanczosTransfers = HostTransfers.Count()) Lanczos20();
         JsonElement a = default;
         bool has = key is not null && anchors.TryGetProperty(key, out a);
@@ -123,6 +131,8 @@ internal static class Program
         {
             table.Add(["", "host reads / writes per train step", $"{stepTransfers.Reads} / {stepTransfers.Writes}", "", "", "the loss alone: 1 / 0"]);
             table.Add(["", "kernel launches per train step", $"{stepLaunches}", "", "", ""]);
+            table.Add(["", "most launched in a train step", busiest, "", "", ""]);
+            table.Add(["", "kernel launches per HVP", $"{hvpLaunches}", "", "", ""]);
             table.Add(["", "host reads per 20 Lanczos iterations (bytes)", $"{lanczosTransfers.Reads} ({lanczosTransfers.BytesRead:N0})", "", "", "scalars alone"]);
         }
     }

@@ -127,6 +127,52 @@ public class NormalizeTests
     }
 
     [Fact]
+    public void The_backward_kernel_equals_its_op_by_op_reference_and_the_coefficients_their_float64_formula()
+    {
+        // NormalizeScaleShiftBackward's one-pass kernel against the same rows written op by op (sums, covariance, rstd),
+        // for BatchNorm and LayerNorm groups with means far from zero; float32 against the float64 reference. The
+        // forward's coefficients are s = γ·r and t = β − μ·s in float64 rounded once, bit for bit.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(20), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(DType.Float32, DType.Float64).ToArbitrary(), (seed, dtype) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var x = rng.Normal(new Shape(3, 4, 5, 7), 2, 3, DType.Float64);
+            var u = rng.Normal(x.Shape, -1, 1.5, DType.Float64);
+            foreach (var (s, e) in new[] { (1, 2), (0, 3) })
+            {
+                var groups = x.GroupShape(s, e);
+                var gamma = rng.Normal(groups, dtype: DType.Float64);
+                var beta = rng.Normal(groups, dtype: DType.Float64);
+                var op = new Curvature.Autodiff.Primitives.NormalizeScaleShiftBackward(s, e, 1e-5);
+                var reference = op.Reference(x, gamma, u).Data;
+                var fused = op.Apply(x.Cast(dtype), gamma.Cast(dtype), u.Cast(dtype)).Data;
+                Assert.Equal(reference.Shape, fused.Shape);
+                double tolerance = dtype == DType.Float64 ? 1e-11 : 2e-5;
+                GradCheck.AssertClose(fused.Cast(DType.Float64), reference, tolerance, tolerance, $"backward rows, groups [{s},{e}), {dtype.Name()}");
+
+                var xt = x.Cast(dtype);
+                var (mean, variance) = xt.GroupMoments(s, e);
+                var coefficients = xt.ScaleShiftCoefficients(gamma.Cast(dtype), beta.Cast(dtype), mean, variance, s, e, 1e-5);
+                var scale = gamma.Cast(dtype).Cast(DType.Float64).Reshape(mean.Shape) * (variance + 1e-5).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal);
+                var shift = beta.Cast(dtype).Cast(DType.Float64).Reshape(mean.Shape) - mean * scale;
+                Assert.Equal(scale.Cast(dtype).ToDoubleArray(), coefficients.Rows(0, 1).ToDoubleArray());
+                Assert.Equal(shift.Cast(dtype).ToDoubleArray(), coefficients.Rows(1, 1).ToDoubleArray());
+            }
+        }));
+    }
+
+    [Fact]
+    public void Moments_that_are_not_the_groups_float64_moments_are_named()
+    {
+        var x = NdArray.Zeros(new Shape(2, 3, 4));
+        var (mean, variance) = x.GroupMoments(1, 2);
+        var e = Assert.Throws<ArgumentException>(() => x.ScaleShiftBackward(x, NdArray.Zeros(new Shape(3)), mean.Cast(DType.Float32), variance, 1, 2, 1e-5));
+        Assert.Contains("scale_shift_backward: moments float32 [3]", e.Message);
+        Assert.Contains("expected float64 with 3 values", e.Message);
+        e = Assert.Throws<ArgumentException>(() => x.ScaleShiftCoefficients(NdArray.Zeros(new Shape(2)), NdArray.Zeros(new Shape(3)), mean, variance, 1, 2, 1e-5));
+        Assert.Contains("γ [2] and β [3] for 3 groups", e.Message);
+    }
+
+    [Fact]
     public void Bad_group_axes_are_named()
     {
         var e = Assert.Throws<ArgumentException>(() => NdArray.Zeros(new Shape(2, 3)).Normalize(1, 3, 1e-5));

@@ -307,6 +307,10 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Normalized, [x], Rtol(t, true), $"normalize with moments [{s},{e})");
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Mean, [x], Rtol(t, true), $"normalize's mean [{s},{e})");
                 Same(d, a => a[0].NormalizeWithMoments(s, e, 1e-5).Variance, [x], Rtol(t, true), $"normalize's variance [{s},{e})");
+                int groups = (int)x.GroupShape(s, e).Size;
+                var (gamma, beta) = (Normal(rng, t, groups), Normal(rng, t, groups));
+                Same(d, a => a[0].ScaleShiftCoefficients(a[1], a[2], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5), [x, gamma, beta], Rtol(t, true), $"scale_shift coefficients [{s},{e})");
+                Same(d, a => a[0].ScaleShiftBackward(a[1], a[2], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5), [x, u, gamma], Rtol(t, true), $"scale_shift backward [{s},{e})");
             }
             {
                 var x = Normal(rng, t, 4, 3, 5, 2) * 3 + 1;
@@ -316,6 +320,12 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, a[3], relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3), u], Rtol(t), "scale_shift + addend, relu");
                 Same(d, a => a[0].ScaleShift(a[1], a[2], 1, 2, relu: true), [x, Normal(rng, t, 3), Normal(rng, t, 3)], Rtol(t), "scale_shift, relu");
                 Same(d, a => a[0].ScaleShift(a[1], a[2], a[3], a[4], 1, 2, a[5]), [x, Normal(rng, t, 3), Normal(rng, t, 3), u, Normal(rng, t, 3), Normal(rng, t, 4, 3, 5, 2)], Rtol(t), "scale_shift pair + addend");
+                var (runningMean, runningVariance) = (Normal(rng, t, 3), Normal(rng, t, 3) * 0.1 + 1);
+                var (batchMean, batchVariance) = x.Cast(DType.Float64).GroupMoments(1, 2);
+                var counter = NdArray.FromArray(new long[] { 41 }, Shape.Scalar);
+                Same(d, a => a[0].UpdateRunningStatistics(a[1], a[2], a[3], a[4], 0.1, 40 / 39.0).Mean, [runningMean, runningVariance, counter, batchMean, batchVariance], Rtol(t), "running mean");
+                Same(d, a => a[0].UpdateRunningStatistics(a[1], a[2], a[3], a[4], 0.1, 40 / 39.0).Variance, [runningMean, runningVariance, counter, batchMean, batchVariance], Rtol(t), "running variance");
+                Assert.Equal(42L, runningMean.To(d).UpdateRunningStatistics(runningVariance.To(d), counter.To(d), batchMean.To(d), batchVariance.To(d), 0.1, 40 / 39.0).Batches.ToArray<long>()[0]);
             }
         }
     }
