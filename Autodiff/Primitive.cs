@@ -110,6 +110,18 @@ public abstract class Primitive
         return terms;
     }
 
+    /// <summary>
+    /// The JVP of a fused primitive whose values are those of <paramref name="reference"/>, a composition of other
+    /// primitives: that composition's own tangent (a null tangent counts as zero). For the rules that only higher
+    /// derivatives reach, where the fused kernel's speed no longer matters and a second derivation could only err.
+    /// </summary>
+    protected static Tensor ReferenceJvp(Func<Tensor[], Tensor> reference, Tensor[] x, Tensor?[] xDot) =>
+        Derivatives.Jvp(reference, x, x.Select((t, i) => xDot[i] ?? NdArray.Zeros(t.Shape, t.DType, t.Device)).ToArray()).Tangent;
+
+    /// <summary>The VJP of a fused primitive from its <paramref name="reference"/> composition (see <see cref="ReferenceJvp"/>).</summary>
+    protected static Tensor?[] ReferenceVjp(Func<Tensor[], Tensor> reference, Tensor[] x, Tensor yBar) =>
+        Derivatives.Vjp(reference, x, yBar).Cotangents;
+
     /// <summary>Sum of two possibly-zero (null) tangents.</summary>
     protected static Tensor? AddOrNull(Tensor? a, Tensor? b) => a is null ? b : b is null ? a : a + b;
 

@@ -124,6 +124,21 @@ public abstract class Device
     public abstract (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance,
         NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel);
 
+    /// <summary>
+    /// <see cref="NormalizeScaleShiftCoefficients"/> and their tangents along (ẋ, γ̇, β̇), x viewed as [a, g, b]:
+    /// [4, g] in x's dtype with rows s, t, ṡ, ṫ (<see cref="Kernels.NormalizationCoefficients.Tangent"/>), from one
+    /// read pass over x and ẋ. A null tangent is zero.
+    /// </summary>
+    public abstract NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon);
+
+    /// <summary>
+    /// The tangents of <see cref="NormalizeScaleShiftBackward"/>'s five rows along (ẋ, γ̇, u̇): [5, g] in x's dtype
+    /// (<see cref="Kernels.NormalizationCoefficients.BackwardTangent"/>). A null tangent is zero.
+    /// </summary>
+    public abstract NdArray NormalizeScaleShiftBackwardTangent(NdArray x, NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon);
+
     /// <summary>Per-group mean of x·y, both viewed as [a, g, b]: a float64 array of g values on this device.</summary>
     public abstract NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b);
 

@@ -605,6 +605,57 @@ public sealed class NdArray
         return Device.UpdateRunningStatistics(this, runningVariance, batches, mean, variance, momentum, bessel);
     }
 
+    /// <summary>
+    /// <see cref="ScaleShiftCoefficients"/> and their tangents along (ẋ, γ̇, β̇) for this array x's groups: [4, G] in
+    /// this dtype with rows s, t, ṡ and ṫ, so that the tangent of x·s + t is ẋ·s + x·ṡ + ṫ, from one read pass over x
+    /// and ẋ (μ̇ = mean ẋ, ṙ = −r³·C(ẋ, x)). A null tangent is zero.
+    /// </summary>
+    public NdArray ScaleShiftTangent(NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot, NdArray mean, NdArray variance,
+        int groupStart, int groupEnd, double epsilon)
+    {
+        const string op = "scale_shift_tangent";
+        var (a, g, b) = NormalizationGroups(op, groupStart, groupEnd);
+        CheckMoments(op, g, mean, variance);
+        CheckPerGroup(op, g, ("γ", gamma), ("β", beta), ("γ̇", gammaDot), ("β̇", betaDot));
+        CheckLike(op, ("ẋ", xDot));
+        return Device.NormalizeScaleShiftTangent(this, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon);
+    }
+
+    /// <summary>
+    /// The tangents of <see cref="ScaleShiftBackward"/>'s five rows along (ẋ, γ̇, u̇), for this array x, the cotangent
+    /// u and γ: [5, G] in this dtype. A null tangent is zero.
+    /// </summary>
+    public NdArray ScaleShiftBackwardTangent(NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot, NdArray mean, NdArray variance,
+        int groupStart, int groupEnd, double epsilon)
+    {
+        const string op = "scale_shift_backward_tangent";
+        var (a, g, b) = NormalizationGroups(op, groupStart, groupEnd);
+        CheckMoments(op, g, mean, variance);
+        CheckPerGroup(op, g, ("γ", gamma), ("γ̇", gammaDot));
+        CheckLike(op, ("u", u), ("ẋ", xDot), ("u̇", uDot));
+        return Device.NormalizeScaleShiftBackwardTangent(this, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon);
+    }
+
+    private void CheckPerGroup(string op, int groups, params (string Name, NdArray? Value)[] arrays)
+    {
+        foreach (var (name, value) in arrays)
+        {
+            if (value is null) continue;
+            CheckPair(op, this, value);
+            if (value.Size != groups) throw new ArgumentException($"{op}: {name} {value.Shape} for {groups} groups of {Shape}; expected {groups} values.");
+        }
+    }
+
+    private void CheckLike(string op, params (string Name, NdArray? Value)[] arrays)
+    {
+        foreach (var (name, value) in arrays)
+        {
+            if (value is null) continue;
+            CheckPair(op, this, value);
+            if (value.Shape != Shape) throw new ArgumentException($"{op}: x {Shape} and {name} {value.Shape}; expected the same shape.");
+        }
+    }
+
     private void CheckMoments(string op, int groups, NdArray mean, NdArray variance)
     {
         foreach (var m in new[] { mean, variance })

@@ -8,11 +8,11 @@ namespace Curvature.Autodiff.Primitives;
 /// and ReLU, as <see cref="ScaleShift"/> of <see cref="Normalize"/> but without x̂ in memory. Inputs (x, γ, β) or
 /// (x, γ, β, z). The forward takes the moments in one read pass and writes y = x·s + t in one more, s = γ·r and
 /// t = β − μ·s, as PyTorch's CPU kernel does (in float32 that rounds y by about 6e-8·|μ|/σ, where x̂ first would round
-/// it by 6e-8); x̂ is never written, which also saves its memory. Its rules use the moments
-/// that pass computed (<see cref="GroupMean"/> and <see cref="GroupRstd"/> of x, whose derivatives are exact, so
-/// nested derivatives are too). With C(a, b) the per-group covariance (<see cref="GroupCovariance"/>), m the group size:
-/// JVP: μ̇ = mean ẋ and ṙ = −r³·C(ẋ, x) give ṡ = γ̇·r + γ·ṙ and ṫ = β̇ − μ̇·s − μ·ṡ, and ẏ = ẋ·s + x·ṡ + ṫ + ż, one
-/// two-pair scale-shift (masked where y = 0 with the ReLU).
+/// it by 6e-8); x̂ is never written, which also saves its memory. Its rules reuse the moments that pass computed,
+/// through fused primitives whose own rules are exact (so nested derivatives are too). With C(a, b) the per-group covariance (<see cref="GroupCovariance"/>), m the group size:
+/// JVP: μ̇ = mean ẋ and ṙ = −r³·C(ẋ, x) give ṡ = γ̇·r + γ·ṙ and ṫ = β̇ − μ̇·s − μ·ṡ (one pass and one small kernel:
+/// <see cref="NormalizeScaleShiftTangent"/>), and ẏ = ẋ·s + x·ṡ + ṫ + ż, one two-pair scale-shift (masked where y = 0
+/// with the ReLU).
 /// VJP, g = ȳ masked likewise: β̄ = Σg, γ̄ = m·r·C(g, x) (= Σ g·x̂), z̄ = g, and x̄ = γ·J(x)·g
 /// = γr·(g − mean g − x̂·mean(g·x̂)) = g·(γr) + x·k + (−γr·mean g − μ·k) with k = −γr³·C(g, x): one two-pair scale-shift
 /// from the statistics (Ioffe and Szegedy 2015, eq. in §3), which <see cref="NormalizeScaleShiftBackward"/> computes in one
@@ -57,35 +57,23 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => (HasAddend(x.Length) ? 6 : 5) * y.Size;
 
-    private Tensor Grouped(Tensor perGroup, Tensor like) => perGroup.Reshape(like.Data.GroupShape(GroupStart, GroupEnd));
-    private GroupMean MeanOp => new(GroupStart, GroupEnd) { Known = moments };
-    private GroupRstd RstdOp => new(GroupStart, GroupEnd, Epsilon) { Known = moments };
-    private Tensor Mean(Tensor x) => MeanOp.Apply(x);
-    private Tensor Rstd(Tensor x) => RstdOp.Apply(x);
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
-        Tensor input = x[0], gamma = Grouped(x[1], input);
-        Tensor? inputDot = xDot[0], gammaDot = xDot[1] is { } gd ? Grouped(gd, input) : null, betaDot = xDot[2] is { } bd ? Grouped(bd, input) : null;
         Tensor? addendDot = HasAddend(x.Length) ? xDot[3] : null;
-        if (inputDot is null && gammaDot is null && betaDot is null && addendDot is null) return null;
-        Tensor mean = Mean(input), r = Rstd(input), scale = gamma * r;
-        Tensor shift = Grouped(x[2], input) - mean * scale;
-        Tensor? meanDot = null, rDot = null;
-        if (inputDot is not null)
-        {
-            // μ̇ and ṙ from GroupMean's and GroupRstd's own rules (which remember them for the backward's rules).
-            meanDot = MeanOp.Jvp([input], [inputDot], mean);
-            rDot = RstdOp.Jvp([input], [inputDot], r);
-        }
-        var scaleDot = AddOrNull(gammaDot is null ? null : gammaDot * r, rDot is null ? null : gamma * rDot);
-        var shiftDot = AddOrNull(AddOrNull(betaDot, meanDot is null ? null : -(meanDot * scale)), scaleDot is null ? null : -(mean * scaleDot));
-        // The tangent of y = ScaleShift(x, s, t, z) along (ẋ, ṡ, ṫ, ż): that primitive's own rule.
+        if (xDot.All(t => t is null)) return null;
+        // s, t, ṡ and ṫ from one pass over x and ẋ (NormalizeScaleShiftTangent); the tangent of y = ScaleShift(x, s, t, z)
+        // along (ẋ, ṡ, ṫ, ż) is then that primitive's own rule, one two-pair scale-shift.
+        Tensor Or0(int i) => xDot[i] ?? NdArray.Zeros(x[i].Shape, x[i].DType, x[i].Device);
+        var rows = new NormalizeScaleShiftTangent(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(x[0], x[1], x[2], Or0(0), Or0(1), Or0(2));
+        Tensor Row(int i) => new Row(i).Apply(rows);
+        Tensor scale = Row(NormalizeScaleShiftTangent.ScaleRow), shift = Row(NormalizeScaleShiftTangent.ShiftRow);
+        Tensor scaleDot = Row(NormalizeScaleShiftTangent.ScaleTangentRow), shiftDot = Row(NormalizeScaleShiftTangent.ShiftTangentRow);
         var affine = new ScaleShift(GroupStart, GroupEnd, Relu);
         return HasAddend(x.Length)
-            ? affine.Jvp([input, scale, shift, x[3]], [inputDot, scaleDot, shiftDot, addendDot], y)
-            : affine.Jvp([input, scale, shift], [inputDot, scaleDot, shiftDot], y);
+            ? affine.Jvp([x[0], scale, shift, x[3]], [xDot[0], scaleDot, shiftDot, addendDot], y)
+            : affine.Jvp([x[0], scale, shift], [xDot[0], scaleDot, shiftDot], y);
     }
 
     /// <inheritdoc/>

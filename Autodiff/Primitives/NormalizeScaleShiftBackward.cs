@@ -9,11 +9,9 @@ namespace Curvature.Autodiff.Primitives;
 /// of x̄ = u·a + x·k + c, with a = γr, k = −a·r·h and c = −a·ū − μ·k, ū = mean u, h = mean(u·x̂)
 /// (<see cref="NormalizationCoefficients.Backward"/>). The forward is one read pass over x and u and one small
 /// kernel (<see cref="NdArray.ScaleShiftBackward"/>); the same values op by op took some twenty launches per layer.
-/// JVP (so the backward's tangent, a Hessian-vector product's share): with μ̇ and ṙ = −r³·C(ẋ, x) from
-/// <see cref="GroupMean"/>'s and <see cref="GroupRstd"/>'s rules and C the per-group covariance, h = r·C(u, x) gives
-/// ḣ = r·(C(u̇, x) + C(u, ẋ)) + ṙ·h/r; then Σ̇u = Σu̇, ȧ = γ̇r + γṙ, k̇ = −(ȧrh + aṙh + arḣ) and
-/// ċ = −(ȧū + aū̇) − μ̇k − μk̇. VJP: the reverse derivative of the same values written op by op
-/// (<see cref="Reference"/>), which only reverse-over-reverse derivatives reach.
+/// JVP (the backward's tangent, a Hessian-vector product's share): <see cref="NormalizeScaleShiftBackwardTangent"/>, fused
+/// likewise. VJP: the reverse derivative of the same values written op by op (<see cref="Reference"/>), which only
+/// reverse-over-reverse derivatives reach.
 /// </summary>
 public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, double epsilon) : Primitive
 {
@@ -43,8 +41,6 @@ public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, do
     protected internal override long Flops(NdArray[] x, NdArray y) => 4 * x[0].Size;
 
     private static Shape Stacked(Shape group) => new([5, .. group.ToArray()]);
-    private static Tensor RowOf(Tensor y, int i) => new Row(i).Apply(y);
-    private static Tensor Stack(Tensor[] rows) => Tensor.Concat(rows.Select(r => r.Reshape([1, .. r.Shape.ToArray()])).ToArray(), 0);
     private Tensor Grouped(Tensor perGroup, Tensor like) => perGroup.Reshape(like.Data.GroupShape(GroupStart, GroupEnd));
     private Tensor Covariance(Tensor a, Tensor b) => new GroupCovariance(GroupStart, GroupEnd).Apply(a, b);
     private Tensor SumOverGroup(Tensor t) => t.Sum(Normalize.ReducedAxes(t.Rank, GroupStart, GroupEnd), keepDims: true);
@@ -52,35 +48,14 @@ public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, do
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
-        Tensor input = x[0], gamma = Grouped(x[1], input), u = x[2];
-        Tensor? inputDot = xDot[0], gammaDot = xDot[1] is { } gd ? Grouped(gd, input) : null, uDot = xDot[2];
-        if (inputDot is null && gammaDot is null && uDot is null) return null;
-        double n = (double)input.Shape.Size / gamma.Shape.Size;
-        var meanOp = new GroupMean(GroupStart, GroupEnd) { Known = Known };
-        var rstdOp = new GroupRstd(GroupStart, GroupEnd, Epsilon) { Known = Known };
-        Tensor mean = meanOp.Apply(input), r = rstdOp.Apply(input);
-        Tensor uMean = RowOf(y, SumRow) * (1 / n), h = RowOf(y, ProductRow) * (1 / n), a = RowOf(y, ARow), k = RowOf(y, KRow);
-        Tensor? meanDot = null, rDot = null;
-        if (inputDot is not null)
-        {
-            meanDot = meanOp.Jvp([input], [inputDot], mean);
-            rDot = rstdOp.Jvp([input], [inputDot], r);
-        }
-        var sumDot = uDot is null ? null : SumOverGroup(uDot);
-        var covarianceDot = AddOrNull(uDot is null ? null : Covariance(uDot, input), inputDot is null ? null : Covariance(u, inputDot));
-        var hDot = AddOrNull(covarianceDot is null ? null : r * covarianceDot, rDot is null ? null : rDot * (h / r));
-        var aDot = AddOrNull(gammaDot is null ? null : gammaDot * r, rDot is null ? null : gamma * rDot);
-        var kDot = AddOrNull(AddOrNull(aDot is null ? null : aDot * r * h, rDot is null ? null : a * rDot * h), hDot is null ? null : a * r * hDot);
-        kDot = kDot is null ? null : -kDot;
-        var cDot = AddOrNull(AddOrNull(aDot is null ? null : -(aDot * uMean), sumDot is null ? null : -(a * sumDot) * (1 / n)),
-            AddOrNull(meanDot is null ? null : -(meanDot * k), kDot is null ? null : -(mean * kDot)));
-        Tensor Or0(Tensor? t) => t ?? NdArray.Zeros(gamma.Shape, input.DType, input.Device);
-        return Stack([Or0(sumDot), Or0(hDot is null ? null : hDot * n), Or0(aDot), Or0(kDot), Or0(cDot)]);
+        if (xDot.All(t => t is null)) return null;
+        Tensor Or0(int i) => xDot[i] ?? NdArray.Zeros(x[i].Shape, x[i].DType, x[i].Device);
+        return new NormalizeScaleShiftBackwardTangent(GroupStart, GroupEnd, Epsilon) { Known = Known }.Apply(x[0], x[1], x[2], Or0(0), Or0(1), Or0(2));
     }
 
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
-        Derivatives.Vjp(xs => Reference(xs[0], xs[1], xs[2]), x, yBar).Cotangents;
+        ReferenceVjp(xs => Reference(xs[0], xs[1], xs[2]), x, yBar);
 
     /// <summary>The same values as the forward, op by op: what the rules differentiate, and what tests compare the kernel with.</summary>
     public Tensor Reference(Tensor x, Tensor gamma, Tensor u)
@@ -91,6 +66,6 @@ public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, do
         Tensor sum = SumOverGroup(u), h = r * Covariance(u, x);
         Tensor a = g * r, k = -(a * r * h);
         Tensor c = -(a * (sum * (1 / n))) - mean * k;
-        return Stack([sum, h * n, a, k, c]);
+        return Row.Stack([sum, h * n, a, k, c]);
     }
 }

@@ -14,6 +14,9 @@ public sealed class Row(int index) : Primitive
     /// <inheritdoc/>
     public override string Name => "row";
 
+    /// <summary>Tensors of one shape stacked along a new axis 0 (what <see cref="Row"/> reads back): the op-by-op form of a stacked result.</summary>
+    public static Tensor Stack(IReadOnlyList<Tensor> rows) => Tensor.Concat(rows.Select(r => r.Reshape([1, .. r.Shape.ToArray()])).ToArray(), 0);
+
     /// <inheritdoc/>
     protected internal override NdArray Forward(NdArray[] x)
     {

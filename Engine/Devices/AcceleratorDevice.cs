@@ -754,6 +754,64 @@ public sealed class AcceleratorDevice : Device, IDisposable
     }
 
     /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var turn = gate.EnterScope();
+        // A zero tangent is a zero array here: rare (the first layer's input, a frozen γ), and one kernel serves.
+        xDot ??= Full(x.Shape, x.DType, 0);
+        gammaDot ??= Full(gamma.Shape, gamma.DType, 0);
+        betaDot ??= Full(beta.Shape, beta.DType, 0);
+        return x.DType == DType.Float32
+            ? ScaleShiftTangent<float, Float32Kind>(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, Groups(a, g, b, epsilon))
+            : ScaleShiftTangent<double, Float64Kind>(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, Groups(a, g, b, epsilon));
+    }
+
+    private NdArray ScaleShiftTangent<T, K>(NdArray x, NdArray xDot, NdArray gamma, NdArray beta, NdArray gammaDot, NdArray betaDot, NdArray mean, NdArray variance, NormalizationGroups p)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        var r = New(new Shape(4, p.G), x.DType);
+        var partial = New(new Shape(2 * p.G * p.S), DType.Float64);
+        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<T, K>)(Blocks(p), V<T>(x), V<T>(xDot), V<double>(mean), V<double>(variance), V<double>(partial), p);
+        kernels.Load<ArrayView<double>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<double>, ArrayView<double>, ArrayView<T>, NormalizationGroups>(GpuNormalization.ScaleShiftTangent<T, K>)(
+            kernels.Stride(p.G), V<double>(partial), V<T>(gamma), V<T>(beta), V<T>(gammaDot), V<T>(betaDot), V<double>(mean), V<double>(variance), V<T>(r), p);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftBackwardTangent(NdArray x, NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var turn = gate.EnterScope();
+        xDot ??= Full(x.Shape, x.DType, 0);
+        uDot ??= Full(x.Shape, x.DType, 0);
+        gammaDot ??= Full(gamma.Shape, gamma.DType, 0);
+        return x.DType == DType.Float32
+            ? ScaleShiftBackwardTangent<float, Float32Kind>(x, u, gamma, xDot, gammaDot, uDot, mean, variance, Groups(a, g, b, epsilon))
+            : ScaleShiftBackwardTangent<double, Float64Kind>(x, u, gamma, xDot, gammaDot, uDot, mean, variance, Groups(a, g, b, epsilon));
+    }
+
+    private NdArray ScaleShiftBackwardTangent<T, K>(NdArray x, NdArray u, NdArray gamma, NdArray xDot, NdArray gammaDot, NdArray uDot, NdArray mean, NdArray variance, NormalizationGroups p)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        var r = New(new Shape(5, p.G), x.DType);
+        int section = 2 * p.G * p.S;
+        // Block sums of (x, u), (x, ẋ), (x, u̇) against x̂ and of u·ẋ, in one buffer the last kernel merges.
+        var partial = New(new Shape(3 * section + p.G * p.S), DType.Float64);
+        var sums = V<double>(partial);
+        void JacobianSums(NdArray v, int at) =>
+            kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialJacobianSums<T, K>)(
+                Blocks(p), V<T>(x), V<T>(v), V<double>(mean), V<double>(variance), sums.SubView(at, section), p);
+        JacobianSums(u, 0);
+        JacobianSums(xDot, section);
+        JacobianSums(uDot, 2 * section);
+        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialProduct<T, K>)(Blocks(p), V<T>(u), V<T>(xDot), sums.SubView(3 * section, p.G * p.S), p);
+        kernels.Load<ArrayView<double>, ArrayView<T>, ArrayView<T>, ArrayView<double>, ArrayView<double>, ArrayView<T>, NormalizationGroups>(GpuNormalization.ScaleShiftBackwardTangent<T, K>)(
+            kernels.Stride(p.G), sums, V<T>(gamma), V<T>(gammaDot), V<double>(mean), V<double>(variance), V<T>(r), p);
+        return r;
+    }
+
+    /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         using var turn = gate.EnterScope();

@@ -387,6 +387,43 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var alive = new KeepAlive(x, xDot, gamma);
+        using var alsoAlive = new KeepAlive(beta, gammaDot, betaDot);
+        using var moments = new KeepAlive(mean, variance);
+        var r = New(new Shape(4, g), x.DType);
+        if (x.DType == DType.Float32)
+            Normalization.ScaleShiftTangent<float>(x.Span<float>(), Optional<float>(xDot), gamma.Span<float>(), beta.Span<float>(), Optional<float>(gammaDot), Optional<float>(betaDot),
+                mean.Span<double>(), variance.Span<double>(), r.Span<float>(), a, g, b, epsilon);
+        else
+            Normalization.ScaleShiftTangent<double>(x.Span<double>(), Optional<double>(xDot), gamma.Span<double>(), beta.Span<double>(), Optional<double>(gammaDot), Optional<double>(betaDot),
+                mean.Span<double>(), variance.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <inheritdoc/>
+    public override NdArray NormalizeScaleShiftBackwardTangent(NdArray x, NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot,
+        NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
+    {
+        using var alive = new KeepAlive(x, u, gamma);
+        using var alsoAlive = new KeepAlive(xDot, gammaDot, uDot);
+        using var moments = new KeepAlive(mean, variance);
+        var r = New(new Shape(5, g), x.DType);
+        if (x.DType == DType.Float32)
+            Normalization.ScaleShiftBackwardTangent<float>(x.Span<float>(), u.Span<float>(), gamma.Span<float>(), Optional<float>(xDot), Optional<float>(gammaDot), Optional<float>(uDot),
+                mean.Span<double>(), variance.Span<double>(), r.Span<float>(), a, g, b, epsilon);
+        else
+            Normalization.ScaleShiftBackwardTangent<double>(x.Span<double>(), u.Span<double>(), gamma.Span<double>(), Optional<double>(xDot), Optional<double>(gammaDot), Optional<double>(uDot),
+                mean.Span<double>(), variance.Span<double>(), r.Span<double>(), a, g, b, epsilon);
+        return r;
+    }
+
+    /// <summary>The elements of an optional array, empty when it is absent (a zero tangent).</summary>
+    private static ReadOnlySpan<T> Optional<T>(NdArray? x) where T : unmanaged => x is null ? default : x.Span<T>();
+
+    /// <inheritdoc/>
     public override NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b)
     {
         using var alive = new KeepAlive(x, y);

@@ -350,12 +350,7 @@ public static class Normalization
     public static void ScaleShiftBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> gamma, ReadOnlySpan<double> mean,
         ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double[] sumU, sumUC;
-        unsafe
-        {
-            fixed (T* px = x) fixed (T* pu = u)
-                (_, sumU, sumUC) = CentredProductSums(pu, px, a, g, b, mean);
-        }
+        var (sumU, sumUC) = CentredSums(u, x, mean, a, g, b);
         double n = (double)a * b;
         for (int gi = 0; gi < g; gi++)
         {
@@ -366,6 +361,75 @@ public static class Normalization
             result[2 * g + gi] = T.CreateTruncating(c.A);
             result[3 * g + gi] = T.CreateTruncating(c.K);
             result[4 * g + gi] = T.CreateTruncating(c.C);
+        }
+    }
+
+    /// <summary>
+    /// The forward's coefficients and their tangents per group (see <see cref="NormalizationCoefficients.Tangent"/>):
+    /// result [4·G] holds the rows s, t, ṡ, ṫ. Σẋ and Σẋ·(x − μ) come from one read pass over ẋ and x; an empty ẋ,
+    /// γ̇ or β̇ is zero.
+    /// </summary>
+    public static void ScaleShiftTangent<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> xDot, ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta, ReadOnlySpan<T> gammaDot,
+        ReadOnlySpan<T> betaDot, ReadOnlySpan<double> mean, ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (sumXDot, sumXDotC) = CentredSums(xDot, x, mean, a, g, b);
+        double n = (double)a * b;
+        for (int gi = 0; gi < g; gi++)
+        {
+            double r = NormalizationCoefficients.Rstd(variance[gi], epsilon);
+            var c = NormalizationCoefficients.Tangent(double.CreateTruncating(gamma[gi]), double.CreateTruncating(beta[gi]), At(gammaDot, gi), At(betaDot, gi),
+                mean[gi], variance[gi], epsilon, sumXDot[gi] / n, sumXDotC[gi] * r / n);
+            result[gi] = T.CreateTruncating(c.S);
+            result[g + gi] = T.CreateTruncating(c.T);
+            result[2 * g + gi] = T.CreateTruncating(c.SDot);
+            result[3 * g + gi] = T.CreateTruncating(c.TDot);
+        }
+    }
+
+    /// <summary>
+    /// The tangents of <see cref="ScaleShiftBackward{T}"/>'s rows along (ẋ, γ̇, u̇) (see
+    /// <see cref="NormalizationCoefficients.BackwardTangent"/>): result [5·G]. The sums of u, u̇ and ẋ against x − μ, and
+    /// of u·ẋ, take a read pass each; an empty ẋ, γ̇ or u̇ is zero.
+    /// </summary>
+    public static void ScaleShiftBackwardTangent<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> gamma, ReadOnlySpan<T> xDot, ReadOnlySpan<T> gammaDot,
+        ReadOnlySpan<T> uDot, ReadOnlySpan<double> mean, ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (sumU, sumUC) = CentredSums(u, x, mean, a, g, b);
+        var (sumXDot, sumXDotC) = CentredSums(xDot, x, mean, a, g, b);
+        var (sumUDot, sumUDotC) = CentredSums(uDot, x, mean, a, g, b);
+        var meanUXDot = new double[g];
+        if (!xDot.IsEmpty) GroupMeanProduct(u, xDot, meanUXDot, a, g, b);
+        double n = (double)a * b;
+        for (int gi = 0; gi < g; gi++)
+        {
+            double r = NormalizationCoefficients.Rstd(variance[gi], epsilon);
+            var c = NormalizationCoefficients.BackwardTangent(double.CreateTruncating(gamma[gi]), At(gammaDot, gi), mean[gi], variance[gi], epsilon, n,
+                sumU[gi] / n, sumUC[gi] * r / n, sumXDot[gi] / n, sumXDotC[gi] * r / n, sumUDot[gi] / n, sumUDotC[gi] * r / n, meanUXDot[gi]);
+            result[gi] = T.CreateTruncating(c.Sum);
+            result[g + gi] = T.CreateTruncating(c.Product);
+            result[2 * g + gi] = T.CreateTruncating(c.A);
+            result[3 * g + gi] = T.CreateTruncating(c.K);
+            result[4 * g + gi] = T.CreateTruncating(c.C);
+        }
+    }
+
+    private static double At<T>(ReadOnlySpan<T> values, int i) where T : unmanaged, IFloatingPointIeee754<T> =>
+        values.IsEmpty ? 0 : double.CreateTruncating(values[i]);
+
+    /// <summary>Per group Σu and Σu·(x − μ) about the given means, in one read pass (zeros for an empty u).</summary>
+    private static (double[] SumU, double[] SumUC) CentredSums<T>(ReadOnlySpan<T> u, ReadOnlySpan<T> x, ReadOnlySpan<double> mean, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (u.IsEmpty) return (new double[g], new double[g]);
+        unsafe
+        {
+            fixed (T* px = x) fixed (T* pu = u)
+            {
+                var (_, sumU, sumUC) = CentredProductSums(pu, px, a, g, b, mean);
+                return (sumU, sumUC);
+            }
         }
     }
 

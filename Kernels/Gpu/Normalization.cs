@@ -178,6 +178,70 @@ public static class Normalization
         }
     }
 
+    /// <summary>
+    /// Rows s, t, ṡ, ṫ (r[j·G + g]; see <see cref="NormalizationCoefficients.Tangent"/>) from the blocks of
+    /// <see cref="PartialJacobianSums{T, K}"/> of (x, ẋ), merged in order (grid-stride over G).
+    /// </summary>
+    public static void ScaleShiftTangent<T, K>(ArrayView<double> partial, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> gammaDot, ArrayView<T> betaDot,
+        ArrayView<double> mean, ArrayView<double> variance, ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        double n = (double)p.A * p.B;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double sum = 0, sumXhat = 0;
+            for (int s = 0; s < p.S; s++)
+            {
+                sum += partial[2 * (gi * p.S + s)];
+                sumXhat += partial[2 * (gi * p.S + s) + 1];
+            }
+            var c = NormalizationCoefficients.Tangent(k.ToDouble(gamma[gi]), k.ToDouble(beta[gi]), k.ToDouble(gammaDot[gi]), k.ToDouble(betaDot[gi]),
+                mean[gi], variance[gi], p.Epsilon, sum / n, sumXhat / n);
+            r[gi] = k.From(c.S);
+            r[p.G + gi] = k.From(c.T);
+            r[2 * p.G + gi] = k.From(c.SDot);
+            r[3 * p.G + gi] = k.From(c.TDot);
+        }
+    }
+
+    /// <summary>
+    /// The tangents of <see cref="ScaleShiftBackward{T, K}"/>'s rows (r[j·G + g]; see
+    /// <see cref="NormalizationCoefficients.BackwardTangent"/>) from block sums laid out as
+    /// <see cref="PartialJacobianSums{T, K}"/> of (x, u), then of (x, ẋ), then of (x, u̇) (2·G·S each), then
+    /// <see cref="PartialProduct{T, K}"/> of (u, ẋ) (G·S), merged in order (grid-stride over G).
+    /// </summary>
+    public static void ScaleShiftBackwardTangent<T, K>(ArrayView<double> partial, ArrayView<T> gamma, ArrayView<T> gammaDot,
+        ArrayView<double> mean, ArrayView<double> variance, ArrayView<T> r, NormalizationGroups p)
+        where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
+        K k = default;
+        double n = (double)p.A * p.B;
+        int section = 2 * p.G * p.S;
+        for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
+        {
+            double su = 0, sux = 0, sxd = 0, sxdx = 0, sud = 0, sudx = 0, suxd = 0;
+            for (int s = 0; s < p.S; s++)
+            {
+                int o = 2 * (gi * p.S + s);
+                su += partial[o];
+                sux += partial[o + 1];
+                sxd += partial[section + o];
+                sxdx += partial[section + o + 1];
+                sud += partial[2 * section + o];
+                sudx += partial[2 * section + o + 1];
+                suxd += partial[3 * section + gi * p.S + s];
+            }
+            var c = NormalizationCoefficients.BackwardTangent(k.ToDouble(gamma[gi]), k.ToDouble(gammaDot[gi]), mean[gi], variance[gi], p.Epsilon, n,
+                su / n, sux / n, sxd / n, sxdx / n, sud / n, sudx / n, suxd / n);
+            r[gi] = k.From(c.Sum);
+            r[p.G + gi] = k.From(c.Product);
+            r[2 * p.G + gi] = k.From(c.A);
+            r[3 * p.G + gi] = k.From(c.K);
+            r[4 * p.G + gi] = k.From(c.C);
+        }
+    }
+
     /// <summary>means[g·k + j] = (Σ over the blocks of group g of partial[(g·S + s)·k + j]) / (A·B) (grid-stride over G).</summary>
     public static void MergeMeans(ArrayView<double> partial, ArrayView<double> means, int k, NormalizationGroups p)
     {

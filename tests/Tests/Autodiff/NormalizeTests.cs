@@ -149,6 +149,17 @@ public class NormalizeTests
                 double tolerance = dtype == DType.Float64 ? 1e-11 : 2e-5;
                 GradCheck.AssertClose(fused.Cast(DType.Float64), reference, tolerance, tolerance, $"backward rows, groups [{s},{e}), {dtype.Name()}");
 
+                // The tangent primitives' kernels against their op-by-op references likewise.
+                var (xDot, uDot) = (rng.Normal(x.Shape, dtype: DType.Float64), rng.Normal(x.Shape, dtype: DType.Float64));
+                var (gammaDot, betaDot) = (rng.Normal(groups, dtype: DType.Float64), rng.Normal(groups, dtype: DType.Float64));
+                Tensor[] forwardArgs = [x, gamma, beta, xDot, gammaDot, betaDot], backwardArgs = [x, gamma, u, xDot, gammaDot, uDot];
+                var tangent = new Curvature.Autodiff.Primitives.NormalizeScaleShiftTangent(s, e, 1e-5);
+                GradCheck.AssertClose(tangent.Apply(forwardArgs.Select(a => (Tensor)a.Data.Cast(dtype)).ToArray()).Data.Cast(DType.Float64), tangent.Reference(forwardArgs).Data,
+                    tolerance, tolerance, $"forward tangent rows, groups [{s},{e}), {dtype.Name()}");
+                var backwardTangent = new Curvature.Autodiff.Primitives.NormalizeScaleShiftBackwardTangent(s, e, 1e-5);
+                GradCheck.AssertClose(backwardTangent.Apply(backwardArgs.Select(a => (Tensor)a.Data.Cast(dtype)).ToArray()).Data.Cast(DType.Float64), backwardTangent.Reference(backwardArgs).Data,
+                    tolerance * 10, tolerance * 10, $"backward tangent rows, groups [{s},{e}), {dtype.Name()}");
+
                 var xt = x.Cast(dtype);
                 var (mean, variance) = xt.GroupMoments(s, e);
                 var coefficients = xt.ScaleShiftCoefficients(gamma.Cast(dtype), beta.Cast(dtype), mean, variance, s, e, 1e-5);

@@ -311,6 +311,15 @@ public class DeviceConformanceTests
                 var (gamma, beta) = (Normal(rng, t, groups), Normal(rng, t, groups));
                 Same(d, a => a[0].ScaleShiftCoefficients(a[1], a[2], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5), [x, gamma, beta], Rtol(t, true), $"scale_shift coefficients [{s},{e})");
                 Same(d, a => a[0].ScaleShiftBackward(a[1], a[2], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5), [x, u, gamma], Rtol(t, true), $"scale_shift backward [{s},{e})");
+                var (gammaDot, betaDot) = (Normal(rng, t, groups), Normal(rng, t, groups));
+                Same(d, a => a[0].ScaleShiftTangent(a[1], a[2], a[3], a[4], a[5], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5),
+                    [x, v, gamma, beta, gammaDot, betaDot], Rtol(t, true), $"scale_shift tangent [{s},{e})");
+                Same(d, a => a[0].ScaleShiftTangent(null, a[1], a[2], a[3], null, a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5),
+                    [x, gamma, beta, gammaDot], Rtol(t, true), $"scale_shift tangent, ẋ = β̇ = 0 [{s},{e})");
+                Same(d, a => a[0].ScaleShiftBackwardTangent(a[1], a[2], a[3], a[4], a[5], a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5),
+                    [x, u, gamma, v, gammaDot, w], Rtol(t, true), $"scale_shift backward tangent [{s},{e})");
+                Same(d, a => a[0].ScaleShiftBackwardTangent(a[1], a[2], null, a[3], null, a[0].GroupMoments(s, e).Mean, a[0].GroupMoments(s, e).Variance, s, e, 1e-5),
+                    [x, u, gamma, gammaDot], Rtol(t, true), $"scale_shift backward tangent, ẋ = u̇ = 0 [{s},{e})");
             }
             {
                 var x = Normal(rng, t, 4, 3, 5, 2) * 3 + 1;
