@@ -389,24 +389,34 @@ public static class Normalization
 
     /// <summary>
     /// The tangents of <see cref="ScaleShiftBackward{T}"/>'s rows along (ẋ, γ̇, u̇) (see
-    /// <see cref="NormalizationCoefficients.BackwardTangent"/>): result [5·G]. The sums of u, u̇ and ẋ against x − μ, and
-    /// of u·ẋ, take a read pass each; an empty ẋ, γ̇ or u̇ is zero.
+    /// <see cref="NormalizationCoefficients.BackwardTangent"/>): result [5·G]. The seven sums (of u, ẋ and u̇, each against
+    /// x − μ too, and of u·ẋ) take one read pass over the four arrays; an empty ẋ, γ̇ or u̇ is zero.
     /// </summary>
     public static void ScaleShiftBackwardTangent<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> gamma, ReadOnlySpan<T> xDot, ReadOnlySpan<T> gammaDot,
         ReadOnlySpan<T> uDot, ReadOnlySpan<double> mean, ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (sumU, sumUC) = CentredSums(u, x, mean, a, g, b);
-        var (sumXDot, sumXDotC) = CentredSums(xDot, x, mean, a, g, b);
-        var (sumUDot, sumUDotC) = CentredSums(uDot, x, mean, a, g, b);
-        var meanUXDot = new double[g];
-        if (!xDot.IsEmpty) GroupMeanProduct(u, xDot, meanUXDot, a, g, b);
+        double[] sums;
+        unsafe
+        {
+            // A zero tangent reads as x's own memory with its sums discarded: one kernel, one pass over all four.
+            fixed (T* px = x) fixed (T* pu = u) fixed (T* pxd = xDot.IsEmpty ? x : xDot) fixed (T* pud = uDot.IsEmpty ? x : uDot)
+            {
+                T* xs = px, us = pu, xds = pxd, uds = pud;
+                var centres = new T[g];
+                for (int gi = 0; gi < g; gi++) centres[gi] = T.CreateTruncating(mean[gi]);
+                sums = GroupSums(a, g, b, 7, (long o, ref RunningMoments _, Span<double> s) => TangentSums(us + o, xs + o, xds + o, uds + o, b, centres[(int)(o / b % g)], s)).Sums;
+            }
+        }
+        if (xDot.IsEmpty) for (int gi = 0; gi < g; gi++) { sums[7 * gi + 2] = 0; sums[7 * gi + 3] = 0; sums[7 * gi + 6] = 0; }
+        if (uDot.IsEmpty) for (int gi = 0; gi < g; gi++) { sums[7 * gi + 4] = 0; sums[7 * gi + 5] = 0; }
         double n = (double)a * b;
         for (int gi = 0; gi < g; gi++)
         {
             double r = NormalizationCoefficients.Rstd(variance[gi], epsilon);
+            var q = sums.AsSpan(7 * gi, 7);
             var c = NormalizationCoefficients.BackwardTangent(double.CreateTruncating(gamma[gi]), At(gammaDot, gi), mean[gi], variance[gi], epsilon, n,
-                sumU[gi] / n, sumUC[gi] * r / n, sumXDot[gi] / n, sumXDotC[gi] * r / n, sumUDot[gi] / n, sumUDotC[gi] * r / n, meanUXDot[gi]);
+                q[0] / n, q[1] * r / n, q[2] / n, q[3] * r / n, q[4] / n, q[5] * r / n, q[6] / n);
             result[gi] = T.CreateTruncating(c.Sum);
             result[g + gi] = T.CreateTruncating(c.Product);
             result[2 * g + gi] = T.CreateTruncating(c.A);
@@ -613,6 +623,46 @@ public static class Normalization
         }
         for (; i < n; i++) { var d = x[i] - m; total += d * d; }
         return total;
+    }
+
+    /// <summary>
+    /// Over one segment, added to <paramref name="sums"/>: Σu, Σu·(x − m), Σẋ, Σẋ·(x − m), Σu̇, Σu̇·(x − m) and Σu·ẋ, in
+    /// a single vectorised pass (T accumulators per segment, float64 across segments, as the other statistics).
+    /// </summary>
+    private static unsafe void TangentSums<T>(T* u, T* x, T* xDot, T* uDot, int n, T m, Span<double> sums) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        T su = T.Zero, sux = T.Zero, sxd = T.Zero, sxdx = T.Zero, sud = T.Zero, sudx = T.Zero, suxd = T.Zero;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var c = Vector256.Load(x + i) - mv;
+                var uv = Vector256.Load(u + i);
+                var xdv = Vector256.Load(xDot + i);
+                var udv = Vector256.Load(uDot + i);
+                a0 += uv; a1 += uv * c;
+                a2 += xdv; a3 += xdv * c;
+                a4 += udv; a5 += udv * c;
+                a6 += uv * xdv;
+            }
+            su = Vector256.Sum(a0); sux = Vector256.Sum(a1); sxd = Vector256.Sum(a2); sxdx = Vector256.Sum(a3);
+            sud = Vector256.Sum(a4); sudx = Vector256.Sum(a5); suxd = Vector256.Sum(a6);
+        }
+        for (; i < n; i++)
+        {
+            T c = x[i] - m;
+            su += u[i]; sux += u[i] * c;
+            sxd += xDot[i]; sxdx += xDot[i] * c;
+            sud += uDot[i]; sudx += uDot[i] * c;
+            suxd += u[i] * xDot[i];
+        }
+        sums[0] += double.CreateTruncating(su); sums[1] += double.CreateTruncating(sux);
+        sums[2] += double.CreateTruncating(sxd); sums[3] += double.CreateTruncating(sxdx);
+        sums[4] += double.CreateTruncating(sud); sums[5] += double.CreateTruncating(sudx);
+        sums[6] += double.CreateTruncating(suxd);
     }
 
     /// <summary>(Σ u, Σ u·(x − m)) over one segment in a single vectorised pass.</summary>
