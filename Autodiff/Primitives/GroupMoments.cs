@@ -30,6 +30,10 @@ internal sealed class GroupMoments(NdArray source, NdArray mean, NdArray varianc
     /// <summary>These moments when they were computed from <paramref name="x"/> itself (the same array), else null.</summary>
     public GroupMoments? For(NdArray x) => ReferenceEquals(Source, x) ? this : null;
 
+    /// <summary>The moments of x: those of <paramref name="known"/> when it was computed from x, else a fresh pass.</summary>
+    public static (NdArray Mean, NdArray Variance) Of(GroupMoments? known, NdArray x, int groupStart, int groupEnd) =>
+        known?.For(x) is { } k ? (k.Mean, k.Variance) : x.GroupMoments(groupStart, groupEnd);
+
     /// <summary>μ̇ along <paramref name="xDot"/>: the remembered tensor, or <paramref name="compute"/>'s, then remembered.</summary>
     public Tensor MeanTangent(Tensor xDot, Func<Tensor> compute) => Tangent(xDot, compute, rstd: false);
 

@@ -33,7 +33,7 @@ public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, do
     protected internal override NdArray Forward(NdArray[] x)
     {
         if (x.Length != 3) throw new ArgumentException($"normalize_scale_shift_backward: {x.Length} inputs; expected (x, γ, u).");
-        var (mean, variance) = Known?.For(x[0]) is { } known ? (known.Mean, known.Variance) : x[0].GroupMoments(GroupStart, GroupEnd);
+        var (mean, variance) = GroupMoments.Of(Known, x[0], GroupStart, GroupEnd);
         var rows = x[0].ScaleShiftBackward(x[2], x[1], mean, variance, GroupStart, GroupEnd, Epsilon);
         return rows.Reshape(Stacked(x[0].GroupShape(GroupStart, GroupEnd)));
     }

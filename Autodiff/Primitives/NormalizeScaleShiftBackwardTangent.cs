@@ -28,7 +28,7 @@ public sealed class NormalizeScaleShiftBackwardTangent(int groupStart, int group
     protected internal override NdArray Forward(NdArray[] x)
     {
         if (x.Length != 6) throw new ArgumentException($"normalize_scale_shift_backward_tangent: {x.Length} inputs; expected (x, γ, u, ẋ, γ̇, u̇).");
-        var (mean, variance) = Known?.For(x[0]) is { } known ? (known.Mean, known.Variance) : x[0].GroupMoments(GroupStart, GroupEnd);
+        var (mean, variance) = GroupMoments.Of(Known, x[0], GroupStart, GroupEnd);
         var rows = x[0].ScaleShiftBackwardTangent(x[2], x[1], x[3], x[4], x[5], mean, variance, GroupStart, GroupEnd, Epsilon);
         return rows.Reshape(new Shape([5, .. x[0].GroupShape(GroupStart, GroupEnd).ToArray()]));
     }

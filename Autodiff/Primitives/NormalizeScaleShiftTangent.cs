@@ -31,7 +31,7 @@ public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, dou
     protected internal override NdArray Forward(NdArray[] x)
     {
         if (x.Length != 6) throw new ArgumentException($"normalize_scale_shift_tangent: {x.Length} inputs; expected (x, γ, β, ẋ, γ̇, β̇).");
-        var (mean, variance) = Known?.For(x[0]) is { } known ? (known.Mean, known.Variance) : x[0].GroupMoments(GroupStart, GroupEnd);
+        var (mean, variance) = GroupMoments.Of(Known, x[0], GroupStart, GroupEnd);
         var rows = x[0].ScaleShiftTangent(x[3], x[1], x[2], x[4], x[5], mean, variance, GroupStart, GroupEnd, Epsilon);
         return rows.Reshape(new Shape([4, .. x[0].GroupShape(GroupStart, GroupEnd).ToArray()]));
     }
