@@ -563,12 +563,10 @@ public sealed class NdArray
     /// </summary>
     public NdArray ScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, int groupStart, int groupEnd, double epsilon)
     {
-        var (_, g, _) = NormalizationGroups("scale_shift_coefficients", groupStart, groupEnd);
-        CheckPair("scale_shift_coefficients", this, gamma);
-        CheckPair("scale_shift_coefficients", this, beta);
-        CheckMoments("scale_shift_coefficients", g, mean, variance);
-        if (gamma.Size != g || beta.Size != g)
-            throw new ArgumentException($"scale_shift_coefficients: γ {gamma.Shape} and β {beta.Shape} for {g} groups of {Shape}; expected {g} values each.");
+        const string op = "scale_shift_coefficients";
+        var (_, g, _) = NormalizationGroups(op, groupStart, groupEnd);
+        CheckMoments(op, g, mean, variance);
+        CheckPerGroup(op, g, ("γ", gamma), ("β", beta));
         return Device.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon);
     }
 
@@ -579,12 +577,11 @@ public sealed class NdArray
     /// </summary>
     public NdArray ScaleShiftBackward(NdArray u, NdArray gamma, NdArray mean, NdArray variance, int groupStart, int groupEnd, double epsilon)
     {
-        var (a, g, b) = NormalizationGroups("scale_shift_backward", groupStart, groupEnd);
-        CheckPair("scale_shift_backward", this, u);
-        CheckPair("scale_shift_backward", this, gamma);
-        CheckMoments("scale_shift_backward", g, mean, variance);
-        if (u.Shape != Shape) throw new ArgumentException($"scale_shift_backward: x {Shape} and its cotangent {u.Shape}; expected the same shape.");
-        if (gamma.Size != g) throw new ArgumentException($"scale_shift_backward: γ {gamma.Shape} for {g} groups of {Shape}; expected {g} values.");
+        const string op = "scale_shift_backward";
+        var (a, g, b) = NormalizationGroups(op, groupStart, groupEnd);
+        CheckMoments(op, g, mean, variance);
+        CheckPerGroup(op, g, ("γ", gamma));
+        CheckLike(op, ("u", u));
         return Device.NormalizeScaleShiftBackward(this, u, gamma, mean, variance, a, g, b, epsilon);
     }
 

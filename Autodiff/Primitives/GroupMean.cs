@@ -12,27 +12,17 @@ public sealed class GroupMean(int groupStart, int groupEnd) : Primitive
     public int GroupStart { get; } = groupStart;
     /// <summary>One past the last group axis.</summary>
     public int GroupEnd { get; } = groupEnd;
-    /// <summary>Moments already computed from the input, if any (the forward then only reshapes them).</summary>
-    internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
     public override string Name => "group_mean";
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x)
-    {
-        var mean = Known?.For(x[0])?.Mean ?? x[0].GroupMoments(GroupStart, GroupEnd).Mean;
-        return mean.Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType);
-    }
+    protected internal override NdArray Forward(NdArray[] x) =>
+        x[0].GroupMoments(GroupStart, GroupEnd).Mean.Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType);
     /// <inheritdoc/>
-    protected internal override long Flops(NdArray[] x, NdArray y) => Known?.For(x[0]) is null ? x[0].Size : 0;
+    protected internal override long Flops(NdArray[] x, NdArray y) => x[0].Size;
     /// <inheritdoc/>
     protected internal override bool JvpReadsOutput => false;
     /// <inheritdoc/>
-    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
-    {
-        if (xDot[0] is not { } along) return null;
-        Tensor Compute() => new GroupMean(GroupStart, GroupEnd).Apply(along);
-        return Known?.For(x[0].Data) is { } known ? known.MeanTangent(along, Compute) : Compute();
-    }
+    protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0] is { } along ? Apply(along) : null;
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [(yBar * ((double)y.Shape.Size / x[0].Shape.Size)).BroadcastTo(x[0].Shape)];

@@ -18,13 +18,8 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
     public double Epsilon { get; } = epsilon;
     /// <inheritdoc/>
     public override string Name => "group_rstd";
-    /// <summary>Moments already computed from the input, if any (the forward then only takes r from the variance).</summary>
-    internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x) =>
-        Known?.For(x[0]) is { } known
-            ? known.Rstd(Epsilon).Reshape(x[0].GroupShape(GroupStart, GroupEnd)).Cast(x[0].DType)
-            : x[0].GroupRstd(GroupStart, GroupEnd, Epsilon);
+    protected internal override NdArray Forward(NdArray[] x) => x[0].GroupRstd(GroupStart, GroupEnd, Epsilon);
     /// <inheritdoc/>
     protected internal override long Flops(NdArray[] x, NdArray y) => 3 * x[0].Size;
 
@@ -32,11 +27,7 @@ public sealed class GroupRstd(int groupStart, int groupEnd, double epsilon) : Pr
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) =>
-        xDot[0] is not { } along ? null
-        : Known?.For(x[0].Data) is { } known ? known.RstdTangent(along, () => Tangent(x[0], along, y)) : Tangent(x[0], along, y);
-
-    /// <summary>ṙ = −r³·C(ẋ, x).</summary>
-    private Tensor Tangent(Tensor x, Tensor xDot, Tensor r) => -(r * r * r) * new GroupCovariance(GroupStart, GroupEnd).Apply(xDot, x);
+        xDot[0] is { } along ? -(y * y * y) * new GroupCovariance(GroupStart, GroupEnd).Apply(along, x[0]) : null;
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) =>
         [-(y * y * yBar * ((double)y.Shape.Size / x[0].Shape.Size)) * Normalized(x[0])];

@@ -163,12 +163,7 @@ public static class Normalization
         double n = (double)p.A * p.B;
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
         {
-            double sumU = 0, sumUXhat = 0;
-            for (int s = 0; s < p.S; s++)
-            {
-                sumU += partial[2 * (gi * p.S + s)];
-                sumUXhat += partial[2 * (gi * p.S + s) + 1];
-            }
+            double sumU = BlockSum(partial, 2 * gi * p.S, 2, p.S), sumUXhat = BlockSum(partial, 2 * gi * p.S + 1, 2, p.S);
             var c = NormalizationCoefficients.Backward(k.ToDouble(gamma[gi]), mean[gi], variance[gi], p.Epsilon, sumU / n, sumUXhat / n);
             r[gi] = k.From(sumU);
             r[p.G + gi] = k.From(sumUXhat);
@@ -190,12 +185,7 @@ public static class Normalization
         double n = (double)p.A * p.B;
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
         {
-            double sum = 0, sumXhat = 0;
-            for (int s = 0; s < p.S; s++)
-            {
-                sum += partial[2 * (gi * p.S + s)];
-                sumXhat += partial[2 * (gi * p.S + s) + 1];
-            }
+            double sum = BlockSum(partial, 2 * gi * p.S, 2, p.S), sumXhat = BlockSum(partial, 2 * gi * p.S + 1, 2, p.S);
             var c = NormalizationCoefficients.Tangent(k.ToDouble(gamma[gi]), k.ToDouble(beta[gi]), k.ToDouble(gammaDot[gi]), k.ToDouble(betaDot[gi]),
                 mean[gi], variance[gi], p.Epsilon, sum / n, sumXhat / n);
             r[gi] = k.From(c.S);
@@ -220,18 +210,11 @@ public static class Normalization
         int section = 2 * p.G * p.S;
         for (int gi = KernelCache.First; gi < p.G; gi += KernelCache.Step)
         {
-            double su = 0, sux = 0, sxd = 0, sxdx = 0, sud = 0, sudx = 0, suxd = 0;
-            for (int s = 0; s < p.S; s++)
-            {
-                int o = 2 * (gi * p.S + s);
-                su += partial[o];
-                sux += partial[o + 1];
-                sxd += partial[section + o];
-                sxdx += partial[section + o + 1];
-                sud += partial[2 * section + o];
-                sudx += partial[2 * section + o + 1];
-                suxd += partial[3 * section + gi * p.S + s];
-            }
+            int o = 2 * gi * p.S;
+            double su = BlockSum(partial, o, 2, p.S), sux = BlockSum(partial, o + 1, 2, p.S);
+            double sxd = BlockSum(partial, section + o, 2, p.S), sxdx = BlockSum(partial, section + o + 1, 2, p.S);
+            double sud = BlockSum(partial, 2 * section + o, 2, p.S), sudx = BlockSum(partial, 2 * section + o + 1, 2, p.S);
+            double suxd = BlockSum(partial, 3 * section + gi * p.S, 1, p.S);
             var c = NormalizationCoefficients.BackwardTangent(k.ToDouble(gamma[gi]), k.ToDouble(gammaDot[gi]), mean[gi], variance[gi], p.Epsilon, n,
                 su / n, sux / n, sxd / n, sxdx / n, sud / n, sudx / n, suxd / n);
             r[gi] = k.From(c.Sum);
@@ -240,6 +223,14 @@ public static class Normalization
             r[3 * p.G + gi] = k.From(c.K);
             r[4 * p.G + gi] = k.From(c.C);
         }
+    }
+
+    /// <summary>Σ partial[first + s·stride] over a group's <paramref name="blocks"/> block sums, in block order.</summary>
+    private static double BlockSum(ArrayView<double> partial, int first, int stride, int blocks)
+    {
+        double total = 0;
+        for (int s = 0; s < blocks; s++) total += partial[first + s * stride];
+        return total;
     }
 
     /// <summary>means[g·k + j] = (Σ over the blocks of group g of partial[(g·S + s)·k + j]) / (A·B) (grid-stride over G).</summary>

@@ -180,7 +180,9 @@ public class NormalizeTests
         Assert.Contains("scale_shift_backward: moments float32 [3]", e.Message);
         Assert.Contains("expected float64 with 3 values", e.Message);
         e = Assert.Throws<ArgumentException>(() => x.ScaleShiftCoefficients(NdArray.Zeros(new Shape(2)), NdArray.Zeros(new Shape(3)), mean, variance, 1, 2, 1e-5));
-        Assert.Contains("γ [2] and β [3] for 3 groups", e.Message);
+        Assert.Contains("scale_shift_coefficients: γ [2] for 3 groups of [2, 3, 4]; expected 3 values", e.Message);
+        e = Assert.Throws<ArgumentException>(() => x.ScaleShiftBackward(NdArray.Zeros(new Shape(2, 3)), NdArray.Zeros(new Shape(3)), mean, variance, 1, 2, 1e-5));
+        Assert.Contains("scale_shift_backward: x [2, 3, 4] and u [2, 3]; expected the same shape", e.Message);
     }
 
     [Fact]
