@@ -38,7 +38,7 @@ public static class ScalarMath
     /// <summary>eˣ (e_exp.c: x = k·ln 2 + r with |r| ≤ ½ln 2, then a rational approximation of eʳ).</summary>
     public static double Exp(double x)
     {
-        if (x != x) return x;
+        if (double.IsNaN(x)) return x;
         if (x > ExpOverflow) return double.PositiveInfinity;
         if (x < ExpUnderflow) return 0;
         if (Math.Abs(x) < 3.7252902984e-09) return 1 + x;
@@ -54,7 +54,7 @@ public static class ScalarMath
     /// <summary>eˣ − 1, accurate where x is near 0 (s_expm1.c).</summary>
     public static double Expm1(double x)
     {
-        if (x != x) return x;
+        if (double.IsNaN(x)) return x;
         if (x > ExpOverflow) return double.PositiveInfinity;
         if (x < -3.88162421113569373274e+01) return -1; // eˣ below half an ulp of 1
         const double Q1 = -3.33333333333331316428e-02, Q2 = 1.58730158725481460165e-03, Q3 = -7.93650757867487942473e-05,
@@ -98,7 +98,7 @@ public static class ScalarMath
     /// <summary>ln x (e_log.c: x = 2ᵏ·(1 + f) with √2/2 ≤ 1 + f &lt; √2, then ln(1 + f) from s = f/(2 + f)).</summary>
     public static double Log(double x)
     {
-        if (x != x || x < 0) return double.NaN;
+        if (double.IsNaN(x) || x < 0) return double.NaN;
         if (x == 0) return double.NegativeInfinity;
         if (x == double.PositiveInfinity) return x;
         const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
@@ -134,7 +134,7 @@ public static class ScalarMath
     /// <summary>tanh x from expm1 (s_tanh.c): 1 − 2/(e²ˣ + 1) for |x| ≥ 1, −t/(t + 2) with t = e⁻²ˣ − 1 below.</summary>
     public static double Tanh(double x)
     {
-        if (x != x) return x;
+        if (double.IsNaN(x)) return x;
         double ax = Math.Abs(x), z;
         if (ax >= 22) z = 1;
         else if (ax < 2.77555756156289135106e-17) return x;
@@ -186,7 +186,7 @@ public static class ScalarMath
     public static double Pow(double x, double y)
     {
         if (y == 0 || x == 1) return 1;
-        if (x != x || y != y) return double.NaN;
+        if (double.IsNaN(x) || double.IsNaN(y)) return double.NaN;
         double ay = Math.Abs(y);
         if (ay <= 64 && y == (int)y) return PowInteger(x, (int)y);
         if (ay <= 64 && x > 0 && x < double.PositiveInfinity)

@@ -44,7 +44,7 @@ public static class DeviceCatalog
     public static Context.Builder Compiler(Context.Builder builder) =>
         builder.Math(MathMode.Default).Optimize(OptimizationLevel.O1);
 
-    /// <summary>The ILGPU accelerators present, by the name <see cref="Resolve"/> takes, with a description.</summary>
+    /// <summary>The ILGPU accelerators present, by the name <see cref="Resolve(string)"/> takes, with a description.</summary>
     public static IReadOnlyList<(string Name, string Description)> Accelerators()
     {
         var found = new List<(string, string)>();

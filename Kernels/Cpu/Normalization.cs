@@ -505,7 +505,7 @@ public static class Normalization
     /// One read pass over the [A, G, B] rows in memory order, calling <paramref name="row"/> for each with its group's
     /// moments and <paramref name="k"/> sums. Chunks are whole images (or, when one image is larger than a chunk,
     /// blocks of its groups), a fixed size whatever the thread count; each chunk accumulates into its own per-group
-    /// state, and the states merge in chunk order (moments by <see cref="RunningMoments.Merge"/>, sums added).
+    /// state, and the states merge in chunk order (moments by <see cref="RunningMoments.Merge(in RunningMoments)"/>, sums added).
     /// </summary>
     private static (RunningMoments[] Moments, double[] Sums) GroupSums(int a, int g, int b, int k, RowSums row)
     {

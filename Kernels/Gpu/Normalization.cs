@@ -326,7 +326,7 @@ public static class Normalization
         }
     }
 
-    /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0 with the coefficients of <see cref="JacobianTangentMoments{T, K}"/>.</summary>
+    /// <summary>y = kj·ju + kv·v + kw·w + kc·(x − μ) + k0 with the coefficients of <see cref="TangentCoefficients"/>.</summary>
     public static void JacobianTangent<T, K>(ArrayView<T> x, ArrayView<T> ju, ArrayView<T> v, ArrayView<T> w, ArrayView<double> coefficients,
         ArrayView<T> r, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
