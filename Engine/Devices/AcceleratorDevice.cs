@@ -97,11 +97,29 @@ public sealed class AcceleratorDevice : Device, IDisposable
         HostTransfers.Write(shape.Size * r.DType.Size());
         switch (data)
         {
-            case float[] f: V<float>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(f), f.LongLength); break;
-            case double[] d: V<double>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(d), d.LongLength); break;
-            case long[] l: V<long>(r).CopyFromCPU(ref MemoryMarshal.GetArrayDataReference(l), l.LongLength); break;
+            case float[] f: CopyIn(V<float>(r), f); break;
+            case double[] d: CopyIn(V<double>(r), d); break;
+            case long[] l: CopyIn(V<long>(r), l); break;
         }
         return r;
+    }
+
+    // ILGPU's CopyFromCPU and CopyToCPU take a reference and make a raw pointer of it without pinning what it
+    // points into: a garbage collection during the copy (from any thread) could move the array, and the copy then
+    // read or wrote the array's old place. Seen as a corrupted input or a zero result about once in a few thousand
+    // copies while another thread collected (DeviceConformanceTests' transfer check under collections). So each copy
+    // pins the array for as long as ILGPU holds the pointer.
+    private static unsafe void CopyIn<T>(ArrayView<T> into, T[] from) where T : unmanaged
+    {
+        fixed (T* p = from) into.CopyFromCPU(ref *p, from.LongLength);
+    }
+
+    private static unsafe T[] CopyOut<T>(ArrayView<T> from, long length) where T : unmanaged
+    {
+        var a = new T[length];
+        if (length > 0)
+            fixed (T* p = a) from.CopyToCPU(ref *p, length);
+        return a;
     }
 
     private static DType DTypeOf(Array data) => data switch
@@ -119,9 +137,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
         if (x.Size > 0) HostTransfers.Read(x.Size * x.DType.Size());
         switch (x.DType)
         {
-            case DType.Float32: { var a = new float[x.Size]; if (a.Length > 0) V<float>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
-            case DType.Float64: { var a = new double[x.Size]; if (a.Length > 0) V<double>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
-            default: { var a = new long[x.Size]; if (a.Length > 0) V<long>(x).CopyToCPU(ref MemoryMarshal.GetArrayDataReference(a), a.LongLength); return a; }
+            case DType.Float32: return CopyOut(V<float>(x), x.Size);
+            case DType.Float64: return CopyOut(V<double>(x), x.Size);
+            default: return CopyOut(V<long>(x), x.Size);
         }
     }
 

@@ -6,12 +6,16 @@ using Curvature.Engine;
 using Curvature.Models;
 using Curvature.Optimizers;
 using Curvature.Spectral;
+using Curvature.Tests.Engine;
 
-// perf/Gpu: one command that times the GPU backend against PyTorch on the H100 (perf/anchors/torch_h100.json,
-// embedded): SGEMM at 4096 and 8192, then forward, gradient, HVP, train step and 20 Lanczos iterations of the
+// perf/Gpu: one command that checks the GPU backend and times it against PyTorch on the H100
+// (perf/anchors/torch_h100.json, embedded). First the device conformance suite (the tests' own checks, linked in:
+// every op and three models' HVPs against the CPU device), then SGEMM at 4096 and 8192 (its result checked
+// against float64 on sampled entries), then forward, gradient, HVP, train step and 20 Lanczos iterations of the
 // MLP (full batch 5000), ResNet-20 (batch 128) and the GPT (6 layers, d 384, T 256, batch 64). Every timing is
-// the median of --repeats runs after a warm-up, each ended by a device synchronisation.
-//   Gpu [--device auto|cuda|opencl|ilgpu-cpu|cpu] [--only sgemm,mlp,resnet,gpt] [--repeats N] [--quick]
+// the median of --repeats runs after a warm-up, each ended by a device synchronisation. Exit code 1 when a check
+// fails (the timings still run and print).
+//   Gpu [--device auto|cuda|opencl|ilgpu-cpu|cpu] [--only conformance,sgemm,mlp,resnet,gpt] [--repeats N] [--quick]
 // --quick shrinks every size (a smoke test that runs on ILGPU's CPU accelerator; no PyTorch column then).
 namespace Curvature.Gpu;
 
@@ -20,7 +24,7 @@ internal static class Program
     private static int Main(string[] args)
     {
         string deviceName = Arg(args, "--device") ?? "auto";
-        var only = (Arg(args, "--only") ?? "sgemm,mlp,resnet,gpt").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        var only = (Arg(args, "--only") ?? "conformance,sgemm,mlp,resnet,gpt").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
         int repeats = int.Parse(Arg(args, "--repeats") ?? "10", CultureInfo.InvariantCulture);
         bool quick = args.Contains("--quick");
         Device device;
@@ -31,6 +35,10 @@ internal static class Program
         using var anchors = JsonDocument.Parse(anchorStream);
         var table = new List<string[]>();
         var h = new Harness(device, repeats);
+        int failed = 0;
+
+        if (only.Contains("conformance"))
+            failed += Conformance(device, table);
 
         if (only.Contains("sgemm"))
             foreach (int n in quick ? [64, 128] : new[] { 4096, 8192 })
@@ -42,7 +50,11 @@ internal static class Program
                 double tflops = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
                 double? torch = quick ? null : Number(anchors.RootElement, $"sgemm_{n}_fp32_tflops");
                 table.Add([$"SGEMM {n}, fp32", "TFLOP/s", F(tflops), F(torch), Ratio(tflops, torch), "≥ 0.5 of cuBLAS at 4096"]);
-                Console.WriteLine($"SGEMM {n}: {ms:F3} ms, {tflops:F3} TFLOP/s");
+                double error = ProductError(a, b, a.MatMul(b), samples: 256, new RandomGenerator(1));
+                bool right = error <= 1e-4;
+                if (!right) failed++;
+                table.Add(["", "largest error of 256 sampled entries / Σ|a·b|", error.ToString("0.0E+0", CultureInfo.InvariantCulture), "", "", right ? "≤ 1e-4: right" : "≤ 1e-4: WRONG"]);
+                Console.WriteLine($"SGEMM {n}: {ms:F3} ms, {tflops:F3} TFLOP/s, largest sampled error {error:E1} of Σ|a·b|");
             }
 
         if (only.Contains("mlp"))
@@ -77,7 +89,66 @@ internal static class Program
         foreach (var row in table) Console.WriteLine("| " + string.Join(" | ", row) + " |");
         if (device is AcceleratorDevice acc)
             Console.WriteLine($"\nmemory pool: {acc.Pool.Allocated} allocations, {acc.Pool.Reused} reuses, {acc.Pool.BytesInUse / 1048576.0:F0} MiB in use, {acc.Pool.BytesCached / 1048576.0:F0} MiB cached");
-        return 0;
+        if (failed > 0) Console.WriteLine($"\n{failed} check(s) FAILED: see above.");
+        return failed > 0 ? 1 : 0;
+    }
+
+    /// <summary>
+    /// The device conformance suite's checks on <paramref name="device"/>, each reported as it ends (a failure with
+    /// the assertion's message); returns the number that failed. The CPU device is the reference, so it has none.
+    /// </summary>
+    private static int Conformance(Device device, List<string[]> table)
+    {
+        if (device is not AcceleratorDevice)
+        {
+            Console.WriteLine("conformance: nothing to check on the CPU device (it is the reference)");
+            return 0;
+        }
+        var checks = DeviceConformanceTests.Checks();
+        Console.WriteLine($"conformance on {device.Name}: {checks.Count} checks against the CPU device");
+        int failed = 0;
+        foreach (var (name, run) in checks)
+        {
+            var clock = Stopwatch.StartNew();
+            try
+            {
+                run(device.Name);
+                Console.WriteLine($"  ok      {name} ({clock.Elapsed.TotalSeconds:F1} s)");
+            }
+            catch (Exception e)
+            {
+                failed++;
+                Console.WriteLine($"  FAILED  {name} ({clock.Elapsed.TotalSeconds:F1} s): {e.GetType().Name}: {e.Message}");
+            }
+        }
+        table.Add(["device conformance suite", "checks passed", $"{checks.Count - failed} of {checks.Count}", "", "", failed == 0 ? "all" : "all: FAILED"]);
+        return failed;
+    }
+
+    /// <summary>
+    /// The largest |c[i,j] − Σₖ a[i,k]·b[k,j]| over <paramref name="samples"/> random entries, the sum in float64 on
+    /// the host, each divided by Σₖ |a[i,k]·b[k,j]| (the scale a float32 sum's rounding error is bounded by), so a
+    /// kernel that is fast but wrong shows here.
+    /// </summary>
+    private static double ProductError(NdArray a, NdArray b, NdArray c, int samples, RandomGenerator rng)
+    {
+        int m = a.Shape[0], k = a.Shape[1], n = b.Shape[1];
+        float[] ha = a.ToArray<float>(), hb = b.ToArray<float>(), hc = c.ToArray<float>();
+        long[] rows = rng.Integers(new Shape(samples), m).ToArray<long>(), columns = rng.Integers(new Shape(samples), n).ToArray<long>();
+        double worst = 0;
+        for (int s = 0; s < samples; s++)
+        {
+            long i = rows[s], j = columns[s];
+            double sum = 0, scale = 0;
+            for (int q = 0; q < k; q++)
+            {
+                double term = (double)ha[i * k + q] * hb[(long)q * n + j];
+                sum += term;
+                scale += Math.Abs(term);
+            }
+            worst = Math.Max(worst, Math.Abs(hc[i * n + j] - sum) / Math.Max(scale, double.Epsilon));
+        }
+        return worst;
     }
 
     private static void Model(Harness h, List<string[]> table, JsonElement anchors, string? key, string name, Module model, string loss, NdArray x, NdArray y)
