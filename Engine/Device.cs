@@ -125,6 +125,19 @@ public abstract class Device
         NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel);
 
     /// <summary>
+    /// One Adam step of a parameter array in one pass (<see cref="Kernels.UpdateRules.Adam{T, K}"/>): the new
+    /// moments m', v' and the new weights w' (or, when <see cref="Kernels.AdamStep.Apply"/> is 0, the direction), all
+    /// fresh arrays of w's shape and dtype.
+    /// </summary>
+    public abstract (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, Kernels.AdamStep step);
+
+    /// <summary>
+    /// One heavy-ball step of a parameter array in one pass (<see cref="Kernels.UpdateRules.MomentumBuffer{T}"/>):
+    /// the new buffer b' and weights w', fresh arrays, rounded as the linear combinations they replace.
+    /// </summary>
+    public abstract (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, Kernels.MomentumStep step);
+
+    /// <summary>
     /// <see cref="NormalizeScaleShiftCoefficients"/> and their tangents along (ẋ, γ̇, β̇), x viewed as [a, g, b]:
     /// [4, g] in x's dtype with rows s, t, ṡ, ṫ (<see cref="Kernels.NormalizationCoefficients.Tangent"/>), from one
     /// read pass over x and ẋ. A null tangent is zero.

@@ -1,4 +1,5 @@
 using Curvature.Engine;
+using Curvature.Kernels;
 
 namespace Curvature.Optimizers;
 
@@ -43,14 +44,15 @@ public sealed class Momentum : IOptimizer
     {
         Check.Gradients(c, Name);
         int n = c.Parameters.Count;
+        var step = new MomentumStep { Momentum = Beta, L2 = WeightDecay, LearningRate = LearningRate, Nesterov = Nesterov ? 1 : 0 };
         for (int i = 0; i < n; i++)
         {
             var w = c.Parameters[i].Value;
-            // Linear combinations: one launch each on an accelerator, the same roundings as the ops written apart.
-            var g = WeightDecay > 0 ? NdArray.LinearCombination([c.Gradients[i], w], [1, WeightDecay]) : c.Gradients[i];
-            var b = NdArray.LinearCombination([state.Buffer("momentum", i, n, w), g], [Beta, 1]);
+            // Buffer and weights in one pass (one launch on an accelerator), rounded as the linear combinations
+            // b = μb + (g + λw) and w − ηb written apart.
+            var (b, stepped) = NdArray.MomentumUpdate(w, c.Gradients[i], state.Buffer("momentum", i, n, w), step);
             state.Set("momentum", i, b);
-            c.Parameters[i].Value = Nesterov ? w - (g + b * Beta) * LearningRate : NdArray.LinearCombination([w, b], [1, -LearningRate]);
+            c.Parameters[i].Value = stepped;
         }
         Last = new StepLog(LearningRate, Beta, WeightDecay, null);
     }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 using Curvature.Kernels.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
@@ -7,6 +8,7 @@ using GpuElementWise = Curvature.Kernels.Gpu.ElementWise;
 using GpuGemm = Curvature.Kernels.Gpu.Gemm;
 using GpuLayout = Curvature.Kernels.Gpu.Layout;
 using GpuNormalization = Curvature.Kernels.Gpu.Normalization;
+using GpuParameterUpdates = Curvature.Kernels.Gpu.ParameterUpdates;
 using GpuPhilox = Curvature.Kernels.Gpu.Philox;
 using GpuReduction = Curvature.Kernels.Gpu.Reduction;
 using GpuSoftmax = Curvature.Kernels.Gpu.Softmax;
@@ -735,6 +737,36 @@ public sealed class AcceleratorDevice : Device, IDisposable
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<long>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<long>, RunningUpdate>(GpuNormalization.UpdateRunningStatistics<double, Float64Kind>)(
                 config, V<double>(runningMean), V<double>(runningVariance), V<long>(batches), V<double>(mean), V<double>(variance), V<double>(newMean), V<double>(newVariance), V<long>(newBatches), p);
         return (newMean, newVariance, newBatches);
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
+    {
+        using var turn = gate.EnterScope();
+        var (mNext, vNext, result) = (New(w.Shape, w.DType), New(w.Shape, w.DType), New(w.Shape, w.DType));
+        var config = kernels.Stride(Math.Max(1, w.Size));
+        if (w.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep>(GpuParameterUpdates.Adam<float, Float32Kind>)(
+                config, V<float>(w), V<float>(g), V<float>(m), V<float>(v), V<float>(mNext), V<float>(vNext), V<float>(result), step);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, AdamStep>(GpuParameterUpdates.Adam<double, Float64Kind>)(
+                config, V<double>(w), V<double>(g), V<double>(m), V<double>(v), V<double>(mNext), V<double>(vNext), V<double>(result), step);
+        return (mNext, vNext, result);
+    }
+
+    /// <inheritdoc/>
+    public override (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, MomentumStep step)
+    {
+        using var turn = gate.EnterScope();
+        var (bNext, wNext) = (New(w.Shape, w.DType), New(w.Shape, w.DType));
+        var config = kernels.Stride(Math.Max(1, w.Size));
+        if (w.DType == DType.Float32)
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MomentumStep>(GpuParameterUpdates.Momentum<float, Float32Kind>)(
+                config, V<float>(w), V<float>(g), V<float>(b), V<float>(bNext), V<float>(wNext), step);
+        else
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, MomentumStep>(GpuParameterUpdates.Momentum<double, Float64Kind>)(
+                config, V<double>(w), V<double>(g), V<double>(b), V<double>(bNext), V<double>(wNext), step);
+        return (bNext, wNext);
     }
 
     /// <inheritdoc/>

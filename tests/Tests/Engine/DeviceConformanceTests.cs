@@ -1,4 +1,5 @@
 using Curvature.Engine;
+using Curvature.Kernels;
 using Curvature.Kernels.Cpu;
 using Curvature.Models;
 using Curvature.Spectral;
@@ -372,6 +373,34 @@ public class DeviceConformanceTests
                 Same(d, a => a[0].UpdateRunningStatistics(a[1], a[2], a[3], a[4], 0.1, 40 / 39.0).Mean, [runningMean, runningVariance, counter, batchMean, batchVariance], Rtol(t), "running mean");
                 Same(d, a => a[0].UpdateRunningStatistics(a[1], a[2], a[3], a[4], 0.1, 40 / 39.0).Variance, [runningMean, runningVariance, counter, batchMean, batchVariance], Rtol(t), "running variance");
                 Assert.Equal(42L, runningMean.To(d).UpdateRunningStatistics(runningVariance.To(d), counter.To(d), batchMean.To(d), batchVariance.To(d), 0.1, 40 / 39.0).Batches.ToArray<long>()[0]);
+            }
+        }
+    }
+
+    [Theory, MemberData(nameof(Devices))]
+    public void Optimizer_updates_agree(string name)
+    {
+        var d = DeviceCatalog.Resolve(name);
+        var rng = new RandomGenerator(14);
+        foreach (var t in Floats)
+        {
+            var (w, g, m) = (Normal(rng, t, 37, 5), Normal(rng, t, 37, 5), Normal(rng, t, 37, 5));
+            var v = Normal(rng, t, 37, 5).Apply(UnaryOp.Abs);
+            foreach (var step in new[]
+            {
+                new AdamStep { Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, L2 = 0.1, Correction1 = 1 / (1 - 0.9 * 0.9), Correction2 = 1 / (1 - 0.999 * 0.999), Keep = 1, LearningRate = 0.01, Apply = 1 },
+                new AdamStep { Beta1 = 0.8, Beta2 = 0.99, Epsilon = 1e-6, Correction1 = 5, Correction2 = 100, Keep = 0.999, LearningRate = 0.1, Apply = 1 },
+                new AdamStep { Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, Correction1 = 10, Correction2 = 1000, Keep = 1, LearningRate = 0.01, Apply = 0 },
+            })
+            {
+                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).M, [w, g, m, v], Rtol(t), $"adam m' {t}");
+                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).V, [w, g, m, v], Rtol(t), $"adam v' {t}");
+                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).Result, [w, g, m, v], Rtol(t), $"adam result (apply {step.Apply}) {t}");
+            }
+            foreach (var step in new[] { new MomentumStep { Momentum = 0.9, L2 = 0.01, LearningRate = 0.1 }, new MomentumStep { Momentum = 0.5, LearningRate = 0.3, Nesterov = 1 } })
+            {
+                Same(d, x => NdArray.MomentumUpdate(x[0], x[1], x[2], step).Buffer, [w, g, m], Rtol(t), $"momentum buffer {t}");
+                Same(d, x => NdArray.MomentumUpdate(x[0], x[1], x[2], step).Weights, [w, g, m], Rtol(t), $"momentum weights (nesterov {step.Nesterov}) {t}");
             }
         }
     }

@@ -1,8 +1,11 @@
 using Curvature.Autodiff;
 using Curvature.Engine;
+using Curvature.Kernels;
+using Curvature.Kernels.Gpu;
 using Curvature.Models;
 using Curvature.Optimizers;
 using Curvature.Spectral;
+using ILGPU.Runtime.CPU;
 using FsCheck;
 using FsCheck.Fluent;
 
@@ -70,16 +73,19 @@ public class OptimizerTests
                 new GradientDescent(eta, wd).Step(Context(0, [sgd], [F(g1)]));
                 Assert.Equal((F(w0) - (F(g1) + F(w0) * wd) * eta).ToArray<float>(), sgd.Value.ToArray<float>());
 
-                var p = new Parameter(F(w0));
-                var momentum = new Momentum(eta, mu, weightDecay: wd);
-                NdArray w = F(w0), b = F([0, 0, 0]);
-                foreach (var (step, g) in new[] { (0, g1), (1, g2) })
+                foreach (bool nesterov in new[] { false, true })
                 {
-                    momentum.Step(Context(step, [p], [F(g)]));
-                    var decayed = F(g) + w * wd;
-                    b = b * mu + decayed;
-                    w = w - b * eta;
-                    Assert.Equal(w.ToArray<float>(), p.Value.ToArray<float>());
+                    var p = new Parameter(F(w0));
+                    var momentum = new Momentum(eta, mu, nesterov, weightDecay: wd);
+                    NdArray w = F(w0), b = F([0, 0, 0]);
+                    foreach (var (step, g) in new[] { (0, g1), (1, g2) })
+                    {
+                        momentum.Step(Context(step, [p], [F(g)]));
+                        var decayed = F(g) + w * wd;
+                        b = b * mu + decayed;
+                        w = nesterov ? w - (decayed + b * mu) * eta : w - b * eta;
+                        Assert.Equal(w.ToArray<float>(), p.Value.ToArray<float>());
+                    }
                 }
             }
         }));
@@ -116,6 +122,109 @@ public class OptimizerTests
                 for (int i = 0; i < 3; i++) Assert.Equal(w[i], got[i], 1e-12);
             }
         }));
+    }
+
+    [Fact]
+    public void Float32_adam_computes_in_float64_and_rounds_each_moment_and_the_weights_once()
+    {
+        // The fused update (one pass, one launch per parameter on an accelerator): m' and v' from float64 arithmetic
+        // rounded to float32, the direction from those rounded moments, w' rounded once; the same bits on both devices.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), Prop.ForAll(Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), Vectors3.ToArbitrary(), (w0, g1, g2) =>
+        {
+            const double eta = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
+            foreach (var device in new Device[] { CpuDevice.Instance, DeviceCatalog.IlgpuCpu })
+                foreach (bool decoupled in new[] { false, true })
+                {
+                    var p = new Parameter(V(w0).Cast(DType.Float32).To(device));
+                    // One optimiser steps; the other, fed the same gradients at the same weights, returns its directions.
+                    Adam opt = new(eta, b1, b2, eps, wd, decoupled), directions = new(eta, b1, b2, eps, wd, decoupled);
+                    float[] w = w0.Select(x => (float)x).ToArray(), m = new float[3], v = new float[3], d = new float[3];
+                    int t = 0;
+                    foreach (var g in new[] { g1, g2 })
+                    {
+                        t++;
+                        for (int i = 0; i < 3; i++)
+                        {
+                            double gi = decoupled ? (float)g[i] : (float)g[i] + wd * w[i];
+                            m[i] = (float)(b1 * m[i] + (1 - b1) * gi);
+                            v[i] = (float)(b2 * v[i] + (1 - b2) * gi * gi);
+                            double di = m[i] * (1 / (1 - Math.Pow(b1, t))) / (Math.Sqrt(v[i] * (1 / (1 - Math.Pow(b2, t)))) + eps);
+                            d[i] = (float)di;
+                            w[i] = (float)((decoupled ? 1 - eta * wd : 1) * w[i] - eta * di);
+                        }
+                        var gradient = V(g).Cast(DType.Float32).To(device);
+                        Assert.Equal(d, directions.Directions(Context(t - 1, [new Parameter(p.Value)], [gradient]))[0].ToArray<float>());
+                        opt.Step(Context(t - 1, [p], [gradient]));
+                        Assert.Equal(w, p.Value.ToArray<float>());
+                    }
+                }
+        }));
+    }
+
+    // An accelerator of this class's own, so no other test's launches land in the count.
+    private static readonly Lazy<AcceleratorDevice> OwnAccelerator = new(() => new AcceleratorDevice(
+        new CPUDevice(4, 4, 1).CreateCPUAccelerator(
+            ILGPU.Context.Create(b => DeviceCatalog.Compiler(b.CPU())), CPUAcceleratorMode.Parallel), "ilgpu-cpu (optimizer tests)"));
+
+    [Fact]
+    public void The_cpus_vectorised_updates_give_the_scalar_rules_bits()
+    {
+        // The CPU kernels run the rules several lanes at a time and the scalar rule on the tail; both must give its bits
+        // (momentum's: those of its linear combinations written op by op).
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(40), Prop.ForAll(Gen.Choose(1, 70).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (n, seed) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var step = new AdamStep
+            {
+                Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, L2 = seed % 2 == 0 ? 0.1 : 0, Correction1 = 1 / (1 - Math.Pow(0.9, 1 + seed % 7)),
+                Correction2 = 1 / (1 - Math.Pow(0.999, 1 + seed % 7)), Keep = seed % 3 == 0 ? 0.999 : 1, LearningRate = 0.01, Apply = seed % 5 == 0 ? 0 : 1,
+            };
+            foreach (var t in new[] { DType.Float32, DType.Float64 })
+            {
+                var (w, g, m) = (rng.Normal(new Shape(n), dtype: t), rng.Normal(new Shape(n), dtype: t), rng.Normal(new Shape(n), dtype: t));
+                var v = rng.Normal(new Shape(n), dtype: t) * rng.Normal(new Shape(n), dtype: t);
+                v *= v;
+                var (mNext, vNext, result) = NdArray.AdamUpdate(w, g, m, v, step);
+                double[] wd = w.ToDoubleArray(), gd = g.ToDoubleArray(), md = m.ToDoubleArray(), vd = v.ToDoubleArray();
+                double[] gotM = mNext.ToDoubleArray(), gotV = vNext.ToDoubleArray(), gotR = result.ToDoubleArray();
+                for (int i = 0; i < n; i++)
+                {
+                    var e = t == DType.Float32
+                        ? Widen(UpdateRules.Adam<float, Float32Kind>((float)wd[i], (float)gd[i], (float)md[i], (float)vd[i], step))
+                        : UpdateRules.Adam<double, Float64Kind>(wd[i], gd[i], md[i], vd[i], step);
+                    Assert.Equal((e.M, e.V, e.Result), (gotM[i], gotV[i], gotR[i]));
+                }
+                foreach (bool nesterov in new[] { false, true })
+                {
+                    double mu = 0.9, l2 = seed % 2 == 0 ? 0.01 : 0, eta = 0.1;
+                    var (b, stepped) = NdArray.MomentumUpdate(w, g, m, new MomentumStep { Momentum = mu, L2 = l2, LearningRate = eta, Nesterov = nesterov ? 1 : 0 });
+                    var decayed = l2 != 0 ? NdArray.LinearCombination([g, w], [1, l2]) : g;
+                    var bWant = NdArray.LinearCombination([m, decayed], [mu, 1]);
+                    var wWant = nesterov ? w - (decayed + bWant * mu) * eta : NdArray.LinearCombination([w, bWant], [1, -eta]);
+                    Assert.Equal(bWant.ToDoubleArray(), b.ToDoubleArray());
+                    Assert.Equal(wWant.ToDoubleArray(), stepped.ToDoubleArray());
+                }
+            }
+        }));
+        static AdamElement<double> Widen(AdamElement<float> e) => new(e.M, e.V, e.Result);
+    }
+
+    [Fact]
+    public void Adam_and_momentum_update_a_parameter_array_in_one_launch()
+    {
+        var d = OwnAccelerator.Value;
+        var rng = new RandomGenerator(5);
+        var ps = new[] { new Parameter(rng.Normal(new Shape(7, 3), device: d)), new Parameter(rng.Normal(new Shape(5), device: d)) };
+        var grads = ps.Select(p => rng.Normal(p.Shape, device: d)).ToArray();
+        foreach (IOptimizer opt in new IOptimizer[] { new Adam(0.01, weightDecay: 0.1), new Adam(0.01, weightDecay: 0.1, decoupled: true), new Momentum(0.1, 0.9, weightDecay: 0.01), new Momentum(0.1, 0.9, nesterov: true) })
+        {
+            opt.Step(Context(0, ps, grads)); // makes the state (a fill per buffer)
+            long before = d.KernelLaunches;
+            opt.Step(Context(1, ps, grads));
+            Assert.Equal(ps.Length, d.KernelLaunches - before);
+        }
+        var e = Assert.Throws<ArgumentException>(() => NdArray.AdamUpdate(ps[0].Value, grads[1], ps[0].Value, ps[0].Value, default));
+        Assert.Equal("adam_update: weights [7, 3] and gradient [5]; expected the same shape.", e.Message);
     }
 
     [Fact]
