@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Curvature.Kernels.Cpu;
 using Curvature.Kernels;
 using Curvature.Kernels.Gpu;
