@@ -1,5 +1,5 @@
-using Curvature.Kernels.Cpu;
 using Curvature.Kernels;
+using Curvature.Kernels.Cpu;
 using Curvature.Kernels.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
