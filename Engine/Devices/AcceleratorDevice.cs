@@ -742,14 +742,15 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
     {
         using var turn = gate.EnterScope();
+        return w.DType == DType.Float32 ? AdamUpdate<float, Float32Kind>(w, g, m, v, step) : AdamUpdate<double, Float64Kind>(w, g, m, v, step);
+    }
+
+    private (NdArray M, NdArray V, NdArray Result) AdamUpdate<T, K>(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
         var (mNext, vNext, result) = (New(w.Shape, w.DType), New(w.Shape, w.DType), New(w.Shape, w.DType));
-        var config = kernels.Stride(Math.Max(1, w.Size));
-        if (w.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep>(GpuParameterUpdates.Adam<float, Float32Kind>)(
-                config, V<float>(w), V<float>(g), V<float>(m), V<float>(v), V<float>(mNext), V<float>(vNext), V<float>(result), step);
-        else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, AdamStep>(GpuParameterUpdates.Adam<double, Float64Kind>)(
-                config, V<double>(w), V<double>(g), V<double>(m), V<double>(v), V<double>(mNext), V<double>(vNext), V<double>(result), step);
+        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, AdamStep>(GpuParameterUpdates.Adam<T, K>)(
+            kernels.Stride(Math.Max(1, w.Size)), V<T>(w), V<T>(g), V<T>(m), V<T>(v), V<T>(mNext), V<T>(vNext), V<T>(result), step);
         return (mNext, vNext, result);
     }
 
@@ -757,14 +758,15 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, MomentumStep step)
     {
         using var turn = gate.EnterScope();
+        return w.DType == DType.Float32 ? MomentumUpdate<float, Float32Kind>(w, g, b, step) : MomentumUpdate<double, Float64Kind>(w, g, b, step);
+    }
+
+    private (NdArray Buffer, NdArray Weights) MomentumUpdate<T, K>(NdArray w, NdArray g, NdArray b, MomentumStep step)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
+    {
         var (bNext, wNext) = (New(w.Shape, w.DType), New(w.Shape, w.DType));
-        var config = kernels.Stride(Math.Max(1, w.Size));
-        if (w.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MomentumStep>(GpuParameterUpdates.Momentum<float, Float32Kind>)(
-                config, V<float>(w), V<float>(g), V<float>(b), V<float>(bNext), V<float>(wNext), step);
-        else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, MomentumStep>(GpuParameterUpdates.Momentum<double, Float64Kind>)(
-                config, V<double>(w), V<double>(g), V<double>(b), V<double>(bNext), V<double>(wNext), step);
+        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, MomentumStep>(GpuParameterUpdates.Momentum<T, K>)(
+            kernels.Stride(Math.Max(1, w.Size)), V<T>(w), V<T>(g), V<T>(b), V<T>(bNext), V<T>(wNext), step);
         return (bNext, wNext);
     }
 
