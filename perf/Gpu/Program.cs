@@ -88,7 +88,8 @@ internal static class Program
         Console.WriteLine("|---|---|---|---|---|---|");
         foreach (var row in table) Console.WriteLine("| " + string.Join(" | ", row) + " |");
         if (device is AcceleratorDevice acc)
-            Console.WriteLine($"\nmemory pool: {acc.Pool.Allocated} allocations, {acc.Pool.Reused} reuses, {acc.Pool.BytesInUse / 1048576.0:F0} MiB in use, {acc.Pool.BytesCached / 1048576.0:F0} MiB cached");
+            Console.WriteLine($"\nmemory pool: {acc.Pool.Allocated} allocations, {acc.Pool.Reused} reuses, {acc.Pool.BytesInUse / 1048576.0:F0} MiB in use, {acc.Pool.BytesCached / 1048576.0:F0} MiB cached; " +
+                $"{acc.Pool.Collections} collections run by the pool (every {acc.Pool.CollectAfterBytes >> 20:N0} MiB handed out), {acc.Pool.CollectionTime.TotalMilliseconds:N0} ms in them");
         if (failed > 0) Console.WriteLine($"\n{failed} check(s) FAILED: see above.");
         return failed > 0 ? 1 : 0;
     }
