@@ -72,8 +72,10 @@ public class DeviceMemoryPoolTests
         long warm = d.Pool.Allocated;
         for (int s = 16; s < 36; s++) Step(s);
         long late = d.Pool.Allocated - warm;
-        // Measured: the pool stops growing by the thirteenth step (184 buffers), collecting every fourth step (less
-        // often when other threads' collections have already given the buffers back).
-        Assert.True(late == 0, $"20 steps after warm-up allocated {late} new buffers (the first step {oneStep}; {d.Pool.Collections} collections)");
+        // Measured alone: the pool stops growing by the thirteenth step (184 buffers), collecting every fourth step, and
+        // 20 later steps make none; without the pool's collections they made 840. Other threads' collections (the
+        // parallel tests') shift where in a step the pool's fall, which can need a few more buffers: fewer than one
+        // step makes is the bound.
+        Assert.True(late < oneStep, $"20 steps after warm-up allocated {late} new buffers (the first step {oneStep}; {d.Pool.Collections} collections)");
     }
 }
