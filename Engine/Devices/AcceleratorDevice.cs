@@ -395,24 +395,26 @@ public sealed class AcceleratorDevice : Device, IDisposable
         Multiply(a, b, r, p, batch);
     }
 
-    /// <summary>
-    /// The large tiling (8×8 per thread) when it makes enough groups to give every multiprocessor two; else the
-    /// small one (4×4 per thread, a quarter of the block), so a product of few or thin blocks (a 16-channel
-    /// convolution) is spread over the device instead of leaving most of it idle; and when even the small one
-    /// leaves multiprocessors idle, K split over more groups (<see cref="GemmArguments.SplitFor{C}"/>).
-    /// </summary>
+    /// <summary>The product with the tiling and split-K that <see cref="GpuGemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>
+    /// chooses: on a GPU from its 128×128, 64×64, 16×256 and 32×128 blocks; on ILGPU's CPU accelerator, whose groups
+    /// hold 16 threads, from 32×32 and 16×16 blocks (which serve as its 32- and 16-row tilings).</summary>
     private void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
     {
-        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile>(a, b, c, p, batch);
-        else Multiply<CpuLargeTile, CpuSmallTile>(a, b, c, p, batch);
+        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile, GpuThin16Tile, GpuThin32Tile>(a, b, c, p, batch);
+        else Multiply<CpuLargeTile, CpuSmallTile, CpuSmallTile, CpuLargeTile>(a, b, c, p, batch);
     }
 
-    private void Multiply<TLarge, TSmall>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
-        where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile
+    private void Multiply<TLarge, TSmall, TThin16, TThin32>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
+        where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile where TThin16 : struct, IGemmTile where TThin32 : struct, IGemmTile
     {
-        int multiprocessors = Math.Max(1, Accelerator.NumMultiprocessors);
-        if (p.Groups<TLarge>(batch) >= 2L * multiprocessors) Multiply<TLarge>(a, b, c, p, batch);
-        else Multiply<TSmall>(a, b, c, p.SplitFor<TSmall>(batch, multiprocessors), batch);
+        var (tiling, product) = GpuGemm.Plan<TLarge, TSmall, TThin16, TThin32>(p, batch, Math.Max(1, Accelerator.NumMultiprocessors));
+        switch (tiling)
+        {
+            case GemmTiling.Large: Multiply<TLarge>(a, b, c, product, batch); break;
+            case GemmTiling.Small: Multiply<TSmall>(a, b, c, product, batch); break;
+            case GemmTiling.Thin16: Multiply<TThin16>(a, b, c, product, batch); break;
+            default: Multiply<TThin32>(a, b, c, product, batch); break;
+        }
     }
 
     /// <summary>

@@ -48,6 +48,29 @@ public readonly struct GpuSmallTile : IGemmTile
     public int H => 1;
 }
 
+/// <summary>16×256 blocks, 4×4 per thread, 256 threads: products of at most 16 rows (a 16-channel convolution's
+/// output and weight gradient), which a 128-row block would compute eight times over.</summary>
+public readonly struct GpuThin16Tile : IGemmTile
+{
+    /// <inheritdoc/>
+    public int TX => 64;
+    /// <inheritdoc/>
+    public int TY => 4;
+    /// <inheritdoc/>
+    public int H => 1;
+}
+
+/// <summary>32×128 blocks, 4×4 per thread, 256 threads: products of 17 to 32 rows (a 32-channel convolution's).</summary>
+public readonly struct GpuThin32Tile : IGemmTile
+{
+    /// <inheritdoc/>
+    public int TX => 32;
+    /// <inheritdoc/>
+    public int TY => 8;
+    /// <inheritdoc/>
+    public int H => 1;
+}
+
 /// <summary>32×32 blocks, 8×8 per thread, 16 threads: the large kernel's code on ILGPU's CPU accelerator, which
 /// allows at most 16 threads per group.</summary>
 public readonly struct CpuLargeTile : IGemmTile
@@ -133,6 +156,19 @@ public struct GemmArguments
     public readonly GemmArguments Partials => this with { Ldc = N, StrideC = M * N, Accumulate = 0 };
 }
 
+/// <summary>Which of a device's four tilings a product runs with (see <see cref="Gemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>).</summary>
+public enum GemmTiling
+{
+    /// <summary>128×128 blocks on a GPU.</summary>
+    Large,
+    /// <summary>64×64 blocks on a GPU.</summary>
+    Small,
+    /// <summary>Blocks of 16 rows.</summary>
+    Thin16,
+    /// <summary>Blocks of 32 rows.</summary>
+    Thin32,
+}
+
 /// <summary>Four consecutive elements: one 16-byte (float) or two 16-byte (double) shared-memory loads.</summary>
 public readonly struct Quad<T>(T x, T y, T z, T w) where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -191,6 +227,33 @@ public static class Gemm
     {
         C t = default;
         return 4 * t.TX * t.H;
+    }
+
+    /// <summary>
+    /// The tiling for <paramref name="batch"/> products <paramref name="p"/> on a device of
+    /// <paramref name="multiprocessors"/>, and the product with K split where that tiling leaves multiprocessors idle
+    /// (<see cref="GemmArguments.SplitFor{C}"/>). A product of few rows takes the thin block that holds them, since a
+    /// square block would multiply padding: 16 rows in a 128-row block is 8 multiply-adds issued per useful one
+    /// (ResNet-20's first stage, whose convolutions have 16 output channels). Otherwise the large block when it gives
+    /// every multiprocessor two, else the small one, a quarter of the block, so a product of few blocks is spread.
+    /// </summary>
+    public static (GemmTiling Tiling, GemmArguments Product) Plan<TLarge, TSmall, TThin16, TThin32>(GemmArguments p, int batch, int multiprocessors)
+        where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile where TThin16 : struct, IGemmTile where TThin32 : struct, IGemmTile
+    {
+        if (p.M <= BlockRows<TThin16>()) return (GemmTiling.Thin16, p.SplitFor<TThin16>(batch, multiprocessors));
+        if (p.M <= BlockRows<TThin32>()) return (GemmTiling.Thin32, p.SplitFor<TThin32>(batch, multiprocessors));
+        if (p.Groups<TLarge>(batch) >= 2L * multiprocessors) return (GemmTiling.Large, p);
+        return (GemmTiling.Small, p.SplitFor<TSmall>(batch, multiprocessors));
+    }
+
+    /// <summary>Multiply-adds the tiling <typeparamref name="C"/> issues for <paramref name="batch"/> products: every
+    /// block's full BM×BN over each range of K rounded up to whole slices (padding included).</summary>
+    public static long IssuedMultiplyAdds<C>(GemmArguments p, int batch) where C : struct, IGemmTile
+    {
+        long depth = p.KRanges > 1 ? (long)(p.KRanges - 1) * p.SplitDepth + RoundUp(p.K - (p.KRanges - 1) * p.SplitDepth) : RoundUp(p.K);
+        long blocks = (long)((p.N + BlockColumns<C>() - 1) / BlockColumns<C>()) * ((p.M + BlockRows<C>() - 1) / BlockRows<C>());
+        return blocks * BlockRows<C>() * BlockColumns<C>() * depth * batch;
+        static long RoundUp(int k) => (k + Depth - 1) / Depth * Depth;
     }
 
     /// <summary>

@@ -15,7 +15,7 @@ public class GpuKernelCompilationTests
     private static readonly Type[] Elements = [typeof(float), typeof(double), typeof(long)];
 
     private static readonly Type[] Policies =
-        [typeof(Float32Kind), typeof(Float64Kind), typeof(Int64Kind), typeof(GpuLargeTile), typeof(GpuSmallTile), typeof(CpuLargeTile), typeof(CpuSmallTile)];
+        [typeof(Float32Kind), typeof(Float64Kind), typeof(Int64Kind), typeof(GpuLargeTile), typeof(GpuSmallTile), typeof(GpuThin16Tile), typeof(GpuThin32Tile), typeof(CpuLargeTile), typeof(CpuSmallTile)];
 
     /// <summary>The kernels: public static void methods of the layer's static classes that take an ArrayView.</summary>
     private static IEnumerable<MethodInfo> KernelDefinitions() =>
