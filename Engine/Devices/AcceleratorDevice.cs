@@ -571,25 +571,28 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
     {
         using var turn = gate.EnterScope();
-        // y'[O, N·Q] = W[O, K]·cols[K, N·Q], then [O, N, Q] → [N, O, Q].
+        // y[n] = W[O, K]·cols[K, n·Q … n·Q + Q): one product per image, written where the image's output goes, so no
+        // [O, N, Q] → [N, O, Q] copy.
         var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
-        var product = New(new Shape(g.O, g.N * g.Q), x.DType);
+        var y = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
         Im2Col(x, cols, g);
-        if (product.Size > 0)
-            Multiply(w, cols, product, Product(g.O, g.N * g.Q, g.K, false, false), 1);
-        return Permute(product.Reshape(g.O, g.N, g.Q), [1, 0, 2]).Reshape(g.N, g.O, g.OH, g.OW);
+        if (y.Size > 0)
+            Multiply(w, cols, y, new GemmArguments { M = g.O, N = g.Q, K = g.K, Lda = g.K, Ldb = g.N * g.Q, Ldc = g.Q, StrideB = g.Q, StrideC = g.O * g.Q }, g.N);
+        return y;
     }
 
     /// <inheritdoc/>
     public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
     {
         using var turn = gate.EnterScope();
-        // cols[K, N·Q] = Wᵀ·ȳ'[O, N·Q], then col2im.
-        var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
+        // cols[K, n·Q … n·Q + Q) = Wᵀ·ȳ[n] for each image (ȳ read in place), then col2im.
         var cols = New(new Shape(g.K, g.N * g.Q), gy.DType);
         var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
         if (cols.Size > 0)
-            Multiply(w, gyT, cols, Product(g.K, g.N * g.Q, g.O, true, false), 1);
+            Multiply(w, gy, cols, new GemmArguments
+            {
+                M = g.K, N = g.Q, K = g.O, TransA = 1, Lda = g.K, Ldb = g.Q, Ldc = g.N * g.Q, StrideB = g.O * g.Q, StrideC = g.Q,
+            }, g.N);
         Col2Im(cols, r, g);
         return r;
     }
