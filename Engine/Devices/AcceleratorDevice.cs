@@ -57,6 +57,15 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <summary>Kernel launches so far per kernel, by class and method name (see <see cref="KernelCache.LaunchesByKernel"/>).</summary>
     public IReadOnlyDictionary<string, long> KernelLaunchesByKernel => kernels.LaunchesByKernel;
 
+    private long usefulMultiplyAdds, issuedMultiplyAdds;
+
+    /// <summary>
+    /// Multiply-adds of the matrix products launched so far: those the products need (batch·M·N·K) and those their
+    /// blocks issue, padding included (<see cref="GpuGemm.IssuedMultiplyAdds{C}"/>). Their ratio is the work a tiling
+    /// wastes on products that do not fill its blocks.
+    /// </summary>
+    public (long Useful, long Issued) GemmMultiplyAdds => (Interlocked.Read(ref usefulMultiplyAdds), Interlocked.Read(ref issuedMultiplyAdds));
+
     /// <summary>Waits for every queued kernel.</summary>
     public void Synchronize()
     {
@@ -424,6 +433,8 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// </summary>
     private void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch) where C : struct, IGemmTile
     {
+        Interlocked.Add(ref usefulMultiplyAdds, (long)batch * p.M * p.N * p.K);
+        Interlocked.Add(ref issuedMultiplyAdds, GpuGemm.IssuedMultiplyAdds<C>(p, batch));
         var partials = p.KRanges > 1 ? New(new Shape(batch * p.KRanges, p.M, p.N), c.DType) : null;
         var into = partials ?? c;
         var args = partials is null ? p : p.Partials;

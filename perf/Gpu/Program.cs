@@ -179,8 +179,11 @@ internal static class Program
         HostTransfers stepTransfers, lanczosTransfers;
         long launchesBefore = accelerator?.KernelLaunches ?? 0;
         var perKernelBefore = accelerator?.KernelLaunchesByKernel;
+        var productsBefore = accelerator?.GemmMultiplyAdds ?? default;
         using (stepTransfers = HostTransfers.Count()) TrainStep();
         long stepLaunches = (accelerator?.KernelLaunches ?? 0) - launchesBefore;
+        var productsAfter = accelerator?.GemmMultiplyAdds ?? default;
+        double issuedPerUseful = (double)(productsAfter.Issued - productsBefore.Issued) / Math.Max(1, productsAfter.Useful - productsBefore.Useful);
         // Where a step's launches go: the kernels launched most, with their counts.
         string busiest = accelerator is null ? "" : string.Join(", ", accelerator.KernelLaunchesByKernel
             .Select(k => (k.Key, Count: k.Value - (perKernelBefore!.TryGetValue(k.Key, out long c) ? c : 0)))
@@ -204,6 +207,7 @@ internal static class Program
             table.Add(["", "host reads / writes per train step", $"{stepTransfers.Reads} / {stepTransfers.Writes}", "", "", "the loss alone: 1 / 0"]);
             table.Add(["", "kernel launches per train step", $"{stepLaunches}", "", "", ""]);
             table.Add(["", "most launched in a train step", busiest, "", "", ""]);
+            table.Add(["", "product multiply-adds issued per useful one (padding of the tiles)", issuedPerUseful.ToString("0.00", CultureInfo.InvariantCulture), "", "", ""]);
             table.Add(["", "kernel launches per HVP", $"{hvpLaunches}", "", "", ""]);
             table.Add(["", "host reads per 20 Lanczos iterations (bytes)", $"{lanczosTransfers.Reads} ({lanczosTransfers.BytesRead:N0})", "", "", "scalars alone"]);
         }

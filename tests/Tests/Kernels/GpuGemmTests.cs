@@ -226,6 +226,18 @@ public class GpuGemmTests
         Assert.True(issued <= 4 * useful / 3, $"{(double)issued / useful:F2} multiply-adds issued per useful one");
     }
 
+    [Fact]
+    public void The_device_counts_the_multiply_adds_its_products_need_and_issue()
+    {
+        using var d = new Curvature.Engine.AcceleratorDevice(new CPUDevice(4, 4, 1).CreateCPUAccelerator(Host.Value, CPUAcceleratorMode.Parallel), "ilgpu-cpu (gemm tests)");
+        var a = Curvature.Engine.NdArray.Full(new Curvature.Engine.Shape(5, 7), 1.0, Curvature.Engine.DType.Float32, d);
+        var b = Curvature.Engine.NdArray.Full(new Curvature.Engine.Shape(7, 9), 2.0, Curvature.Engine.DType.Float32, d);
+        Assert.Equal((0L, 0L), d.GemmMultiplyAdds);
+        Assert.All(a.MatMul(b).ToArray<float>(), v => Assert.Equal(14f, v));
+        // Five rows take the 16-row block: one 16×16 block over K = 7 rounded up to a slice of 8.
+        Assert.Equal((5L * 9 * 7, 16L * 16 * 8), d.GemmMultiplyAdds);
+    }
+
     private static string PtxOf<T, C>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where C : struct, IGemmTile =>
         GpuCompilers.Ptx(typeof(Gemm).GetMethod(nameof(Gemm.Multiply))!.MakeGenericMethod(typeof(T), typeof(C)));
 
