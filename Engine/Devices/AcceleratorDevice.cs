@@ -383,13 +383,15 @@ public sealed class AcceleratorDevice : Device, IDisposable
     public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape)
     {
         using var turn = gate.EnterScope();
-        var r = MatMul(a, b, transA, transB, shape);
-        if (shape.Size > 0 && (transA ? a.Shape[^2] : a.Shape[^1]) > 0) MultiplyInto(a2, b2, transA, transB, r, accumulate: true);
+        int k = transA ? a.Shape[^2] : a.Shape[^1];
+        if (shape.Size == 0 || k == 0) return Full(shape, a.DType, 0);
+        var r = New(shape, a.DType);
+        MultiplyInto(a, b, transA, transB, r, accumulate: false, a2, b2);
         return r;
     }
 
-    /// <summary>r (+)= op(a)·op(b), batched over the leading axes.</summary>
-    private void MultiplyInto(NdArray a, NdArray b, bool transA, bool transB, NdArray r, bool accumulate)
+    /// <summary>r (+)= op(a)·op(b) (+ op(a2)·op(b2), in the same launch and accumulator), batched over the leading axes.</summary>
+    private void MultiplyInto(NdArray a, NdArray b, bool transA, bool transB, NdArray r, bool accumulate, NdArray? a2 = null, NdArray? b2 = null)
     {
         var shape = r.Shape;
         int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
@@ -399,30 +401,30 @@ public sealed class AcceleratorDevice : Device, IDisposable
             M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
             Lda = a.Shape[^1], Ldb = b.Shape[^1], Ldc = n,
             StrideA = a.Shape[^2] * a.Shape[^1], StrideB = b.Shape[^2] * b.Shape[^1], StrideC = m * n,
-            Accumulate = accumulate ? 1 : 0,
+            Accumulate = accumulate ? 1 : 0, Pairs = a2 is null ? 1 : 2,
         };
-        Multiply(a, b, r, p, batch);
+        Multiply(a, b, r, p, batch, a2, b2);
     }
 
     /// <summary>The product with the tiling and split-K that <see cref="GpuGemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>
     /// chooses: on a GPU from its 128×128, 64×64, 16×256 and 32×128 blocks; on ILGPU's CPU accelerator, whose groups
     /// hold 16 threads, from 32×32 and 16×16 blocks (which serve as its 32- and 16-row tilings).</summary>
-    private void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
+    private void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2 = null, NdArray? b2 = null)
     {
-        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile, GpuThin16Tile, GpuThin32Tile>(a, b, c, p, batch);
-        else Multiply<CpuLargeTile, CpuSmallTile, CpuSmallTile, CpuLargeTile>(a, b, c, p, batch);
+        if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile, GpuThin16Tile, GpuThin32Tile>(a, b, c, p, batch, a2, b2);
+        else Multiply<CpuLargeTile, CpuSmallTile, CpuSmallTile, CpuLargeTile>(a, b, c, p, batch, a2, b2);
     }
 
-    private void Multiply<TLarge, TSmall, TThin16, TThin32>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch)
+    private void Multiply<TLarge, TSmall, TThin16, TThin32>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2, NdArray? b2)
         where TLarge : struct, IGemmTile where TSmall : struct, IGemmTile where TThin16 : struct, IGemmTile where TThin32 : struct, IGemmTile
     {
         var (tiling, product) = GpuGemm.Plan<TLarge, TSmall, TThin16, TThin32>(p, batch, Math.Max(1, Accelerator.NumMultiprocessors));
         switch (tiling)
         {
-            case GemmTiling.Large: Multiply<TLarge>(a, b, c, product, batch); break;
-            case GemmTiling.Small: Multiply<TSmall>(a, b, c, product, batch); break;
-            case GemmTiling.Thin16: Multiply<TThin16>(a, b, c, product, batch); break;
-            default: Multiply<TThin32>(a, b, c, product, batch); break;
+            case GemmTiling.Large: Multiply<TLarge>(a, b, c, product, batch, a2, b2); break;
+            case GemmTiling.Small: Multiply<TSmall>(a, b, c, product, batch, a2, b2); break;
+            case GemmTiling.Thin16: Multiply<TThin16>(a, b, c, product, batch, a2, b2); break;
+            default: Multiply<TThin32>(a, b, c, product, batch, a2, b2); break;
         }
     }
 
@@ -431,9 +433,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// workspace of partial products and their sum into C. The workspace is allocated before any view is taken
     /// (the rule every op keeps, <see cref="AcceleratorDevice"/>).
     /// </summary>
-    private void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch) where C : struct, IGemmTile
+    private void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2, NdArray? b2) where C : struct, IGemmTile
     {
-        Interlocked.Add(ref usefulMultiplyAdds, (long)batch * p.M * p.N * p.K);
+        Interlocked.Add(ref usefulMultiplyAdds, (long)batch * p.M * p.N * p.K * Math.Max(1, p.Pairs));
         Interlocked.Add(ref issuedMultiplyAdds, GpuGemm.IssuedMultiplyAdds<C>(p, batch));
         var partials = p.KRanges > 1 ? New(new Shape(batch * p.KRanges, p.M, p.N), c.DType) : null;
         var into = partials ?? c;
@@ -441,9 +443,11 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var (grid, group) = args.Launch<C>(batch);
         var config = new KernelConfig(grid, group);
         if (c.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArguments>(GpuGemm.Multiply<float, C>)(config, V<float>(a), V<float>(b), V<float>(into), args);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArguments>(GpuGemm.Multiply<float, C>)(
+                config, V<float>(a), V<float>(b), V<float>(a2 ?? a), V<float>(b2 ?? b), V<float>(into), args);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(GpuGemm.Multiply<double, C>)(config, V<double>(a), V<double>(b), V<double>(into), args);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(GpuGemm.Multiply<double, C>)(
+                config, V<double>(a), V<double>(b), V<double>(a2 ?? a), V<double>(b2 ?? b), V<double>(into), args);
         if (partials is null) return;
         var sum = kernels.Stride((long)batch * p.M * p.N);
         if (c.DType == DType.Float32)

@@ -113,8 +113,21 @@ public struct GemmArguments
     /// </summary>
     public int Splits, SplitDepth;
 
+    /// <summary>
+    /// 2 to add a second product of the same shapes and layout, C = op(A)·op(B) + op(A2)·op(B2) (a bilinear JVP's two
+    /// terms), in one accumulator: the kernel runs K for the first pair, then for the second; 0 or 1 for one pair.
+    /// </summary>
+    public int Pairs;
+
     /// <summary>The number of ranges K is cut into (at least 1).</summary>
     public readonly int KRanges => Math.Max(1, Splits);
+
+    /// <summary>The products' shared axis end to end: K, or with a second pair K rounded up to whole slices and then
+    /// the second pair's K (so no slice holds both pairs).</summary>
+    public readonly int TotalK => Pairs == 2 ? SecondPairStart + K : K;
+
+    /// <summary>Where the second pair starts on <see cref="TotalK"/>: K rounded up to a whole slice.</summary>
+    public readonly int SecondPairStart => (K + Gemm.Depth - 1) / Gemm.Depth * Gemm.Depth;
 
     /// <summary>Groups the tiling <typeparamref name="C"/> launches for <paramref name="batch"/> products.</summary>
     public readonly long Groups<C>(int batch) where C : struct, IGemmTile
@@ -143,12 +156,13 @@ public struct GemmArguments
     public readonly GemmArguments SplitFor<C>(int batch, int multiprocessors) where C : struct, IGemmTile
     {
         long groups = Groups<C>(batch);
-        if (groups >= multiprocessors || K < 2 * Gemm.MinSplitDepth) return this;
-        long wanted = Math.Min((2L * multiprocessors + groups - 1) / groups, K / Gemm.MinSplitDepth);
+        int k = TotalK;
+        if (groups >= multiprocessors || k < 2 * Gemm.MinSplitDepth) return this;
+        long wanted = Math.Min((2L * multiprocessors + groups - 1) / groups, k / Gemm.MinSplitDepth);
         int splits = (int)Math.Min(wanted, Gemm.MaxSplits);
-        int depth = (K + splits - 1) / splits;
+        int depth = (k + splits - 1) / splits;
         depth = (depth + Gemm.Depth - 1) / Gemm.Depth * Gemm.Depth;
-        return this with { Splits = (K + depth - 1) / depth, SplitDepth = depth };
+        return this with { Splits = (k + depth - 1) / depth, SplitDepth = depth };
     }
 
     /// <summary>Where the partial products of a split K go: <see cref="KRanges"/>·batch dense M×N products,
@@ -250,18 +264,20 @@ public static class Gemm
     /// block's full BM×BN over each range of K rounded up to whole slices (padding included).</summary>
     public static long IssuedMultiplyAdds<C>(GemmArguments p, int batch) where C : struct, IGemmTile
     {
-        long depth = p.KRanges > 1 ? (long)(p.KRanges - 1) * p.SplitDepth + RoundUp(p.K - (p.KRanges - 1) * p.SplitDepth) : RoundUp(p.K);
+        int k = p.TotalK;
+        long depth = p.KRanges > 1 ? (long)(p.KRanges - 1) * p.SplitDepth + RoundUp(k - (p.KRanges - 1) * p.SplitDepth) : RoundUp(k);
         long blocks = (long)((p.N + BlockColumns<C>() - 1) / BlockColumns<C>()) * ((p.M + BlockRows<C>() - 1) / BlockRows<C>());
         return blocks * BlockRows<C>() * BlockColumns<C>() * depth * batch;
         static long RoundUp(int k) => (k + Depth - 1) / Depth * Depth;
     }
 
     /// <summary>
-    /// C[b] = op(A[b])·op(B[b]), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1. With K split
+    /// C[b] = op(A[b])·op(B[b]) (+ op(A2[b])·op(B2[b]) when <see cref="GemmArguments.Pairs"/> is 2; A2 and B2 are
+    /// read only then), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1. With K split
     /// (<see cref="GemmArguments.Splits"/> &gt; 1) the groups of range s of product b compute that range's
     /// partial product into C's product b·Splits + s (C is then the workspace, <see cref="GemmArguments.Partials"/>).
     /// </summary>
-    public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, GemmArguments p)
+    public static void Multiply<T, C>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> a2, ArrayView<T> b2, ArrayView<T> c, GemmArguments p)
         where T : unmanaged, IFloatingPointIeee754<T> where C : struct, IGemmTile
     {
         C tile = default;
@@ -278,7 +294,8 @@ public static class Gemm
         int t = Group.IdxX, tx = t % threadsX, ty = t / threadsX;
         int ranges = p.KRanges, batch = Grid.IdxZ / ranges, range = Grid.IdxZ - batch * ranges;
         int i0 = Grid.IdxY * bm, j0 = Grid.IdxX * bn;
-        int kBegin = ranges == 1 ? 0 : range * p.SplitDepth, kEnd = ranges == 1 ? p.K : Math.Min(p.K, kBegin + p.SplitDepth);
+        int total = p.TotalK, second = p.Pairs == 2 ? p.SecondPairStart : int.MaxValue;
+        int kBegin = ranges == 1 ? 0 : range * p.SplitDepth, kEnd = ranges == 1 ? total : Math.Min(total, kBegin + p.SplitDepth);
         long offA = (long)batch * p.StrideA, offB = (long)batch * p.StrideB, offC = (long)Grid.IdxZ * p.StrideC;
         // Strides of A's (row, k) and B's (k, column) as stored.
         int aRow = p.TransA == 0 ? p.Lda : 1, aK = p.TransA == 0 ? 1 : p.Lda;
@@ -290,20 +307,26 @@ public static class Gemm
 
         for (int k0 = kBegin; k0 < kEnd; k0 += Depth)
         {
+            // The slice's pair (slices and ranges start on whole slices, and so does the second pair), its first k within
+            // that pair, and the pair's k that ends the slice's valid part.
+            bool inSecond = k0 >= second;
+            var av = inSecond ? a2 : a;
+            var bv = inSecond ? b2 : b;
+            int k1 = inSecond ? k0 - second : k0, kLimit = inSecond ? kEnd - second : Math.Min(kEnd, p.K);
             // Stage the slices, the stored layout's contiguous index varying fastest across threads (coalesced).
             for (int e = t; e < bm * Depth; e += threads)
             {
                 int i, kk;
                 if (p.TransA == 0) { i = e / Depth; kk = e - i * Depth; } else { kk = e / bm; i = e - kk * bm; }
-                int gi = i0 + i, gk = k0 + kk;
-                saScalar[kk * 4 * rowA + i] = gi < p.M && gk < kEnd ? a[offA + (long)gi * aRow + (long)gk * aK] : T.Zero;
+                int gi = i0 + i, gk = k1 + kk;
+                saScalar[kk * 4 * rowA + i] = gi < p.M && gk < kLimit ? av[offA + (long)gi * aRow + (long)gk * aK] : T.Zero;
             }
             for (int e = t; e < bn * Depth; e += threads)
             {
                 int j, kk;
                 if (p.TransB == 0) { kk = e / bn; j = e - kk * bn; } else { j = e / Depth; kk = e - j * Depth; }
-                int gj = j0 + j, gk = k0 + kk;
-                sbScalar[kk * 4 * rowB + j] = gj < p.N && gk < kEnd ? b[offB + (long)gk * bK + (long)gj * bCol] : T.Zero;
+                int gj = j0 + j, gk = k1 + kk;
+                sbScalar[kk * 4 * rowB + j] = gj < p.N && gk < kLimit ? bv[offB + (long)gk * bK + (long)gj * bCol] : T.Zero;
             }
             Group.Barrier();
             // The slice's Depth (8) rank-one updates written out: the accumulators then pass through a loop's

@@ -25,7 +25,7 @@ public class GpuGemmTests
     // The engine's ilgpu-cpu geometry: groups of at most 16.
     private static readonly Lazy<Accelerator> Narrow = new(() => new CPUDevice(4, 4, 1).CreateCPUAccelerator(Host.Value, CPUAcceleratorMode.Parallel));
 
-    private static double[] Reference(GemmArguments p, int batch, double[] a, double[] b, double[] c0)
+    private static double[] Reference(GemmArguments p, int batch, double[] a, double[] b, double[] a2, double[] b2, double[] c0)
     {
         var c = (double[])c0.Clone();
         for (int q = 0; q < batch; q++)
@@ -34,8 +34,11 @@ public class GpuGemmTests
                 {
                     double s = 0;
                     for (int k = 0; k < p.K; k++)
-                        s += a[q * p.StrideA + (p.TransA == 0 ? i * p.Lda + k : k * p.Lda + i)]
-                           * b[q * p.StrideB + (p.TransB == 0 ? k * p.Ldb + j : j * p.Ldb + k)];
+                    {
+                        int atA = q * p.StrideA + (p.TransA == 0 ? i * p.Lda + k : k * p.Lda + i);
+                        int atB = q * p.StrideB + (p.TransB == 0 ? k * p.Ldb + j : j * p.Ldb + k);
+                        s += a[atA] * b[atB] + (p.Pairs == 2 ? a2[atA] * b2[atB] : 0);
+                    }
                     int at = q * p.StrideC + i * p.Ldc + j;
                     c[at] = (p.Accumulate != 0 ? c[at] : 0) + s;
                 }
@@ -44,18 +47,20 @@ public class GpuGemmTests
 
     /// <summary>The product on <paramref name="accelerator"/>: one launch, or with K split (p.Splits &gt; 1) a launch
     /// into a workspace of partial products and their sum into C, as the device runs them.</summary>
-    private static double[] Run<C>(Accelerator accelerator, GemmArguments p, int batch, double[] a, double[] b, double[] c0)
+    private static double[] Run<C>(Accelerator accelerator, GemmArguments p, int batch, double[] a, double[] b, double[] a2, double[] b2, double[] c0)
         where C : struct, IGemmTile
     {
         using var da = accelerator.Allocate1D(a);
         using var db = accelerator.Allocate1D(b);
+        using var da2 = accelerator.Allocate1D(a2);
+        using var db2 = accelerator.Allocate1D(b2);
         using var dc = accelerator.Allocate1D(c0);
         using var partials = accelerator.Allocate1D<double>(Math.Max(1, batch * p.KRanges * p.M * p.N));
-        var kernel = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(Gemm.Multiply<double, C>);
+        var kernel = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, GemmArguments>(Gemm.Multiply<double, C>);
         bool split = p.KRanges > 1;
         var args = split ? p.Partials : p;
         var (grid, group) = args.Launch<C>(batch);
-        kernel(new KernelConfig(grid, group), da.View, db.View, split ? partials.View : dc.View, args);
+        kernel(new KernelConfig(grid, group), da.View, db.View, da2.View, db2.View, split ? partials.View : dc.View, args);
         if (split)
         {
             var sum = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, GemmArguments, int>(Gemm.SumSplits<double, Curvature.Kernels.Gpu.Float64Kind>);
@@ -66,16 +71,16 @@ public class GpuGemmTests
     }
 
     /// <summary>Random products: sizes that straddle every tile edge, both transposes, leading dimensions wider
-    /// than the matrix (views into a larger one), batches, and accumulation into C.</summary>
+    /// than the matrix (views into a larger one), batches, accumulation into C, and a second pair added in the same launch.</summary>
     private static Gen<(GemmArguments P, int Batch, int Seed)> Products(int maxSide, int minK = 1, int maxK = 40, int maxPad = 3) =>
         from m in Gen.Choose(1, maxSide)
         from n in Gen.Choose(1, maxSide)
         from k in Gen.Choose(minK, maxK)
-        from flags in Gen.Choose(0, 7)
+        from flags in Gen.Choose(0, 15)
         from pad in Gen.Choose(0, maxPad)
         from batch in Gen.Choose(1, 2)
         from seed in Gen.Choose(0, 1000)
-        select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad), batch, seed);
+        select (Arguments(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, pad) with { Pairs = (flags & 8) != 0 ? 2 : 1 }, batch, seed);
 
     private static GemmArguments Arguments(int m, int n, int k, bool ta, bool tb, bool accumulate, int pad)
     {
@@ -92,8 +97,11 @@ public class GpuGemmTests
         var r = new Random(seed);
         double[] Fill(int n) => Enumerable.Range(0, n).Select(_ => r.NextDouble() * 2 - 1).ToArray();
         var (a, b, c0) = (Fill(batch * p.StrideA), Fill(batch * p.StrideB), Fill(batch * p.StrideC));
-        var expected = Reference(p, batch, a, b, c0);
-        var got = Run<C>(accelerator, p, batch, a, b, c0);
+        // A one-pair product must not read the second pair: NaN there would show.
+        double[] Second(int n) => p.Pairs == 2 ? Fill(n) : Enumerable.Repeat(double.NaN, n).ToArray();
+        var (a2, b2) = (Second(batch * p.StrideA), Second(batch * p.StrideB));
+        var expected = Reference(p, batch, a, b, a2, b2, c0);
+        var got = Run<C>(accelerator, p, batch, a, b, a2, b2, c0);
         for (int q = 0; q < batch; q++)
             for (int i = 0; i < p.M; i++)
                 for (int j = 0; j < p.Ldc; j++)
@@ -102,7 +110,7 @@ public class GpuGemmTests
                     // Inside C: the product to float64 rounding; in the padding: untouched.
                     double want = j < p.N ? expected[at] : c0[at];
                     Assert.True(Math.Abs(got[at] - want) <= 1e-12 * (1 + Math.Abs(want)),
-                        $"{typeof(C).Name} {p.M}×{p.N}×{p.K} transA={p.TransA} transB={p.TransB} ld=({p.Lda},{p.Ldb},{p.Ldc}) accumulate={p.Accumulate} batch {q}: C[{i},{j}] = {got[at]}, expected {want}");
+                        $"{typeof(C).Name} {p.M}×{p.N}×{p.K} transA={p.TransA} transB={p.TransB} ld=({p.Lda},{p.Ldb},{p.Ldc}) accumulate={p.Accumulate} pairs={p.Pairs} splits={p.Splits}×{p.SplitDepth} batch {q}: C[{i},{j}] = {got[at]}, expected {want}");
                 }
     }
 
@@ -133,7 +141,7 @@ public class GpuGemmTests
         from t in Products(maxSide, minK: 9, maxK: 200, maxPad: 2)
         from slices in Gen.Choose(1, 4)
         let depth = Math.Min(slices * Gemm.Depth, (t.P.K - 1) / Gemm.Depth * Gemm.Depth)
-        select (t.P with { Splits = (t.P.K + depth - 1) / depth, SplitDepth = depth }, t.Batch, t.Seed);
+        select (t.P with { Splits = (t.P.TotalK + depth - 1) / depth, SplitDepth = depth }, t.Batch, t.Seed);
 
     [Fact]
     public void Split_k_products_match_the_triple_loop()
