@@ -136,10 +136,7 @@ public sealed class DeviceMemoryPool : IDisposable
             handedOutSinceCollect = 0;
             Collections++;
         }
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        Interlocked.Add(ref collectTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        Interlocked.Add(ref collectTicks, FinalizingCollection.Run());
     }
 
     private MemoryBuffer1D<byte, Stride1D.Dense>? TryAllocate(long size)

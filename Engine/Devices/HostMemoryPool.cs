@@ -91,10 +91,7 @@ public static class HostMemoryPool
                 lentSinceCollect = 0;
                 Collections++;
             }
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            Interlocked.Add(ref collectTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            Interlocked.Add(ref collectTicks, FinalizingCollection.Run());
             if (TryTake(dtype, size, bytes) is { } returned) return returned;
         }
         lock (Gate)
