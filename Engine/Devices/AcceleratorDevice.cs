@@ -60,8 +60,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
     private long usefulMultiplyAdds, issuedMultiplyAdds;
 
     /// <summary>
-    /// Multiply-adds of the matrix products launched so far: those the products need (batch·M·N·K) and those their
-    /// blocks issue, padding included (<see cref="GpuGemm.IssuedMultiplyAdds{C}"/>). Their ratio is the work a tiling
+    /// Multiply-adds of the matrix products launched so far: those the products need
+    /// (<see cref="GpuGemm.UsefulMultiplyAdds"/>) and those their blocks issue, padding included
+    /// (<see cref="GpuGemm.IssuedMultiplyAdds{C}"/>). Their ratio is the work a tiling
     /// wastes on products that do not fill its blocks.
     /// </summary>
     public (long Useful, long Issued) GemmMultiplyAdds => (Interlocked.Read(ref usefulMultiplyAdds), Interlocked.Read(ref issuedMultiplyAdds));
@@ -369,41 +370,29 @@ public sealed class AcceleratorDevice : Device, IDisposable
     // ---------------------------------------------------------------- products
 
     /// <inheritdoc/>
-    public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape)
-    {
-        using var turn = gate.EnterScope();
-        int k = transA ? a.Shape[^2] : a.Shape[^1];
-        if (shape.Size == 0 || k == 0) return Full(shape, a.DType, 0);
-        var r = New(shape, a.DType);
-        MultiplyInto(a, b, transA, transB, r, accumulate: false);
-        return r;
-    }
+    public override NdArray MatMul(NdArray a, NdArray b, bool transA, bool transB, Shape shape) =>
+        MatrixProduct(a, b, null, null, transA, transB, shape);
 
     /// <inheritdoc/>
-    public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape)
+    public override NdArray MatMulSum(NdArray a, NdArray b, NdArray a2, NdArray b2, bool transA, bool transB, Shape shape) =>
+        MatrixProduct(a, b, a2, b2, transA, transB, shape);
+
+    /// <summary>op(a)·op(b) (+ op(a2)·op(b2), in the same launch and accumulator), batched over the leading axes.</summary>
+    private NdArray MatrixProduct(NdArray a, NdArray b, NdArray? a2, NdArray? b2, bool transA, bool transB, Shape shape)
     {
         using var turn = gate.EnterScope();
-        int k = transA ? a.Shape[^2] : a.Shape[^1];
+        int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
         if (shape.Size == 0 || k == 0) return Full(shape, a.DType, 0);
         var r = New(shape, a.DType);
-        MultiplyInto(a, b, transA, transB, r, accumulate: false, a2, b2);
-        return r;
-    }
-
-    /// <summary>r (+)= op(a)·op(b) (+ op(a2)·op(b2), in the same launch and accumulator), batched over the leading axes.</summary>
-    private void MultiplyInto(NdArray a, NdArray b, bool transA, bool transB, NdArray r, bool accumulate, NdArray? a2 = null, NdArray? b2 = null)
-    {
-        var shape = r.Shape;
-        int m = shape[^2], n = shape[^1], k = transA ? a.Shape[^2] : a.Shape[^1];
-        int batch = (int)(shape.Size / ((long)m * n));
         var p = new GemmArguments
         {
             M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
             Lda = a.Shape[^1], Ldb = b.Shape[^1], Ldc = n,
             StrideA = a.Shape[^2] * a.Shape[^1], StrideB = b.Shape[^2] * b.Shape[^1], StrideC = m * n,
-            Accumulate = accumulate ? 1 : 0, Pairs = a2 is null ? 1 : 2,
+            Pairs = a2 is null ? 1 : 2,
         };
-        Multiply(a, b, r, p, batch, a2, b2);
+        Multiply(a, b, r, p, (int)(shape.Size / ((long)m * n)), a2, b2);
+        return r;
     }
 
     /// <summary>The product with the tiling and split-K that <see cref="GpuGemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>
@@ -435,7 +424,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// </summary>
     private void Multiply<C>(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2, NdArray? b2) where C : struct, IGemmTile
     {
-        Interlocked.Add(ref usefulMultiplyAdds, (long)batch * p.M * p.N * p.K * Math.Max(1, p.Pairs));
+        Interlocked.Add(ref usefulMultiplyAdds, GpuGemm.UsefulMultiplyAdds(p, batch));
         Interlocked.Add(ref issuedMultiplyAdds, GpuGemm.IssuedMultiplyAdds<C>(p, batch));
         var partials = p.KRanges > 1 ? New(new Shape(batch * p.KRanges, p.M, p.N), c.DType) : null;
         var into = partials ?? c;

@@ -105,8 +105,6 @@ public struct GemmArguments
     public int Lda, Ldb, Ldc;
     /// <summary>Elements between consecutive matrices of the batch.</summary>
     public int StrideA, StrideB, StrideC;
-    /// <summary>1 to add the product to C (a bilinear JVP's second term), 0 to overwrite C.</summary>
-    public int Accumulate;
     /// <summary>
     /// Split-K: the number of ranges K is cut into, each <see cref="SplitDepth"/> deep (the last one shorter),
     /// each computed by its own groups into its own partial product; 0 or 1 when K is not split.
@@ -150,7 +148,7 @@ public struct GemmArguments
     /// cut. A weight gradient is a product of few blocks over a long K (ResNet-20's first convolutions:
     /// 16×144 from K = 131,072 at batch 128, three 64×64 blocks), which unsplit runs on three multiprocessors
     /// of 132. The partial products go to a workspace of <see cref="KRanges"/>·batch products of M×N, which
-    /// <see cref="Gemm.SumSplits{T, K}"/> adds into C; each range is at least <see cref="Gemm.MinSplitDepth"/>
+    /// <see cref="Gemm.SumSplits{T, K}"/> sums into C; each range is at least <see cref="Gemm.MinSplitDepth"/>
     /// deep, so computing it costs far more than writing and reading its partial product.
     /// </summary>
     public readonly GemmArguments SplitFor<C>(int batch, int multiprocessors) where C : struct, IGemmTile
@@ -167,7 +165,7 @@ public struct GemmArguments
 
     /// <summary>Where the partial products of a split K go: <see cref="KRanges"/>·batch dense M×N products,
     /// written, not added (the sum adds them to C).</summary>
-    public readonly GemmArguments Partials => this with { Ldc = N, StrideC = M * N, Accumulate = 0 };
+    public readonly GemmArguments Partials => this with { Ldc = N, StrideC = M * N };
 }
 
 /// <summary>Which of a device's four tilings a product runs with (see <see cref="Gemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>).</summary>
@@ -264,16 +262,18 @@ public static class Gemm
     /// block's full BM×BN over each range of K rounded up to whole slices (padding included).</summary>
     public static long IssuedMultiplyAdds<C>(GemmArguments p, int batch) where C : struct, IGemmTile
     {
-        int k = p.TotalK;
-        long depth = p.KRanges > 1 ? (long)(p.KRanges - 1) * p.SplitDepth + RoundUp(k - (p.KRanges - 1) * p.SplitDepth) : RoundUp(k);
+        // Ranges and the second pair start on whole slices, so only the end of K is padded.
+        long depth = (p.TotalK + Depth - 1) / Depth * Depth;
         long blocks = (long)((p.N + BlockColumns<C>() - 1) / BlockColumns<C>()) * ((p.M + BlockRows<C>() - 1) / BlockRows<C>());
         return blocks * BlockRows<C>() * BlockColumns<C>() * depth * batch;
-        static long RoundUp(int k) => (k + Depth - 1) / Depth * Depth;
     }
+
+    /// <summary>Multiply-adds <paramref name="batch"/> products need: batch·M·N·K for each pair.</summary>
+    public static long UsefulMultiplyAdds(GemmArguments p, int batch) => (long)batch * p.M * p.N * p.K * (p.Pairs == 2 ? 2 : 1);
 
     /// <summary>
     /// C[b] = op(A[b])·op(B[b]) (+ op(A2[b])·op(B2[b]) when <see cref="GemmArguments.Pairs"/> is 2; A2 and B2 are
-    /// read only then), or C[b] += … when <see cref="GemmArguments.Accumulate"/> is 1. With K split
+    /// read only then). With K split
     /// (<see cref="GemmArguments.Splits"/> &gt; 1) the groups of range s of product b compute that range's
     /// partial product into C's product b·Splits + s (C is then the workspace, <see cref="GemmArguments.Partials"/>).
     /// </summary>
@@ -353,7 +353,7 @@ public static class Gemm
     }
 
     /// <summary>
-    /// C[b] (+)= Σₛ P[b·S + s] for the S = <see cref="GemmArguments.Splits"/> partial products of a split K
+    /// C[b] = Σₛ P[b·S + s] for the S = <see cref="GemmArguments.Splits"/> partial products of a split K
     /// (laid out as <see cref="GemmArguments.Partials"/>), summed in float64 in range order: one thread per element
     /// of C, over <paramref name="batch"/> products.
     /// </summary>
@@ -366,7 +366,7 @@ public static class Gemm
         {
             int b = o / size, e = o - b * size, i = e / p.N, j = e - i * p.N;
             long at = (long)b * p.StrideC + (long)i * p.Ldc + j;
-            double sum = p.Accumulate != 0 ? kind.ToDouble(c[at]) : 0;
+            double sum = 0;
             for (int s = 0; s < ranges; s++) sum += kind.ToDouble(partials[((long)b * ranges + s) * size + e]);
             c[at] = kind.From(sum);
         }
@@ -386,7 +386,7 @@ public static class Gemm
         return new(acc.C00.Add(a0, b0), acc.C01.Add(a0, b1), acc.C10.Add(a1, b0), acc.C11.Add(a1, b1));
     }
 
-    /// <summary>Writes (or adds) the 4×4 block whose top-left element is C[i, j], inside C's bounds.</summary>
+    /// <summary>Writes the 4×4 block whose top-left element is C[i, j], inside C's bounds.</summary>
     private static void Store<T>(ArrayView<T> c, GemmArguments p, long offC, int i, int j, Block4<T> block)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -395,10 +395,10 @@ public static class Gemm
             if (i + r >= p.M) return;
             var row = block.Row(r);
             long at = offC + (long)(i + r) * p.Ldc + j;
-            if (j < p.N) c[at] = p.Accumulate != 0 ? c[at] + row.X : row.X;
-            if (j + 1 < p.N) c[at + 1] = p.Accumulate != 0 ? c[at + 1] + row.Y : row.Y;
-            if (j + 2 < p.N) c[at + 2] = p.Accumulate != 0 ? c[at + 2] + row.Z : row.Z;
-            if (j + 3 < p.N) c[at + 3] = p.Accumulate != 0 ? c[at + 3] + row.W : row.W;
+            if (j < p.N) c[at] = row.X;
+            if (j + 1 < p.N) c[at + 1] = row.Y;
+            if (j + 2 < p.N) c[at + 2] = row.Z;
+            if (j + 3 < p.N) c[at + 3] = row.W;
         }
     }
 }
