@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using Curvature.Training;
 using Curvature.Kernels;
 
 namespace Curvature.Lab;
@@ -76,7 +77,7 @@ public static class Cli
         {
             return parsed.Invoke(config);
         }
-        catch (Exception e) when (e is LabException or IOException or InvalidDataException or ArgumentException
+        catch (Exception e) when (e is LabException or TrainingException or IOException or InvalidDataException or ArgumentException
                                    or NotSupportedException or Models.SafetensorsException or Models.StateDictException
                                    or Engine.DeviceMemoryException)
         {

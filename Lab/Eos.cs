@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Curvature.Training;
 using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Lab.Reporting;
@@ -97,47 +98,34 @@ public static class Eos
 
     private static Run Train(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress)
     {
-        var clock = Stopwatch.StartNew();
         var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(x.Device);
-        var ps = model.Parameters();
-        var optimizer = new GradientDescent(lr);
-        var rows = new List<(int, double, double, double?)>();
-        NdArray? top = null;
-        int? diverged = null;
-        double lastLoss = double.NaN, lastAcc = double.NaN;
-        for (int step = 0; step <= s.Steps; step++)
+        // Full-batch GD through the one training loop: the loss, accuracy and sharpness of step t are measured at
+        // w_t before its update; one step more than --steps gives the measurements at w_steps (its update is unused).
+        var result = new Trainer
         {
-            NdArray? logits = null;
-            Tensor F(Tensor[] p)
-            {
-                var outputs = model.Forward(new Bindings(ps, p, training: true), x);
-                logits = outputs.Data;
-                return Loss.Of(s.Loss, outputs, y);
-            }
-            var (value, grads) = Derivatives.ValueAndGrad(F, ps.Select(p => (Tensor)p.Value).ToArray());
-            double loss = value.ToScalar();
-            if (!double.IsFinite(loss)) { diverged = step; break; }
-            double acc = Metrics.Accuracy(logits!, y);
-            double? sharpness = null;
-            if (step % s.ProbeEvery == 0 || step == s.Steps)
-            {
-                var op = new HessianOperator(Loss.Function(model, s.Loss, x, y, training: true), ps.Select(p => p.Value).ToArray());
-                var r = Lanczos.Run(op, s.LanczosIterations, k: 1, tolerance: 1e-4, start: top, rng: new RandomGenerator(s.Seed + 1), vectors: true);
-                sharpness = r.Values[0];
-                top = r.Vectors![0];
-            }
-            rows.Add((step, loss, acc, sharpness));
-            lastLoss = loss; lastAcc = acc;
-            progress.Report(step, $"loss {loss:0.0000}" + (sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : ""));
-            if (step < s.Steps) optimizer.Step(new StepContext { Step = step, Loss = loss, Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
-        }
+            Model = model, Optimizer = new GradientDescent(lr), Batches = new FullBatch(x, y), Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
+            Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
+            RecordAccuracy = true, StopWhenDiverged = true,
+            OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : "")),
+        }.Run();
+        int? diverged = result.DivergedAt;
+        var rows = Enumerable.Range(0, diverged ?? result.StepsRun).Select(t => (t, result.Losses[t], result.Accuracy[t], result.Sharpness[t])).ToList();
+        double lastLoss = rows.Count > 0 ? rows[^1].Item2 : double.NaN, lastAcc = rows.Count > 0 ? rows[^1].Item3 : double.NaN;
         progress.Report(s.Steps, diverged is null ? $"done, loss {lastLoss:0.0000}" : $"diverged at step {diverged}");
         var probes = rows.Where(r => r.Item4 is not null).Select(r => (r.Item1, r.Item4!.Value)).ToArray();
         var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
         double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
             : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
         return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
-            clock.Elapsed.TotalSeconds, rows);
+            result.Seconds, rows);
+    }
+
+    /// <summary>The whole training subset every step.</summary>
+    private sealed class FullBatch(NdArray x, NdArray y) : IBatchStream
+    {
+        public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng) => (x, y);
+        public Dictionary<string, string> Cursor() => [];
+        public void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
     }
 
     private static string F(double v, string format = "0.000") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Curvature.Training;
 using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Kernels;

@@ -1,102 +1,103 @@
 using System.CommandLine;
-using System.Globalization;
-using Curvature.Optimizers;
+using Curvature.Training;
 
 namespace Curvature.Lab;
 
 /// <summary>
-/// <c>Lab sweep</c>: one option of a curvature-aware optimiser over a list of values, with the report of
-/// <c>compare</c>. CAEO's δ (<c>--delta 0.1,0.5,1.0</c>) or estimator (<c>--estimator power,hutchinson</c>);
-/// DCAO's α or β (<c>--alpha</c>, <c>--beta</c>). The seeds' ablations are presets: <c>--preset caeo-delta</c>
-/// (δ ∈ {0.1, 0.5, 1.0}) and <c>--preset caeo-estimator</c> (power iteration, Hutchinson and K-FAC).
+/// <c>Lab sweep</c>: any hyperparameter of any optimizer over a grid, with the report of <c>compare</c>:
+/// <c>--optimizer adamw --grid lr=1e-4,3e-4,1e-3</c>; several <c>--grid</c> options sweep their product. The
+/// seeds' ablations are presets: <c>--preset caeo-delta</c> (δ ∈ {0.1, 0.5, 1.0}) and <c>--preset caeo-estimator</c>
+/// (power iteration, Hutchinson and K-FAC). <c>--delta</c>, <c>--estimator</c>, <c>--alpha</c> and <c>--beta</c> are
+/// shorthands for the grid of that key.
 /// </summary>
 public static class Sweep
 {
     /// <summary>Valid presets.</summary>
     public static readonly string[] Presets = ["caeo-delta", "caeo-estimator"];
 
-    /// <summary>Estimators available to the sweep.</summary>
-    public static readonly string[] Estimators = ["power", "hutchinson", "kfac"];
+    /// <summary>One swept key and its values, as parsed and range-checked against the optimizer's hyperparameter.</summary>
+    /// <param name="Key">The hyperparameter's key.</param>
+    /// <param name="Values">Its values (a choice as its index).</param>
+    /// <param name="Texts">The values as given, for labels.</param>
+    public sealed record Grid(string Key, double[] Values, string[] Texts);
+
+    /// <summary>Parses <c>key=v1,v2,…</c> for the spec's optimizer; an unknown key or a bad value throws naming it.</summary>
+    public static Grid ParseGrid(OptimizerSpec spec, string text)
+    {
+        int eq = text.IndexOf('=');
+        if (eq <= 0) throw new OptimizerSpecException($"--grid '{text}' is not key=v1,v2,…; keys of {spec.Name}: {string.Join(", ", spec.Entry.Parameters.Select(p => p.Key))}.");
+        string key = text[..eq].Trim();
+        var p = spec.Entry.Find(key) ?? throw new OptimizerSpecException($"--grid: {spec.Name} has no key '{key}'; valid: {string.Join(", ", spec.Entry.Parameters.Select(q => q.Key))}.");
+        var texts = text[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (texts.Length == 0) throw new OptimizerSpecException($"--grid {key}: no values given.");
+        return new Grid(key, texts.Select(t => p.Parse(spec.Name, t)).ToArray(), texts);
+    }
+
+    /// <summary>The grid points: the spec with every combination of the grids' values, labelled <c>key=value[:key=value]</c>.</summary>
+    public static IEnumerable<(string Label, OptimizerSpec Spec)> Points(OptimizerSpec spec, IReadOnlyList<Grid> grids)
+    {
+        IEnumerable<(string Label, OptimizerSpec Spec)> points = [("", spec)];
+        foreach (var g in grids)
+            points = points.SelectMany(pt => g.Values.Select((v, i) => (pt.Label.Length == 0 ? $"{g.Key}={g.Texts[i]}" : $"{pt.Label}:{g.Key}={g.Texts[i]}", pt.Spec.With(g.Key, v)))).ToArray();
+        return points;
+    }
 
     internal static Command Command(TextWriter output)
     {
         var run = new Compare.RunOptions("out/sweep");
-        var optimizer = Options.OneOf("--optimizer", "The optimiser swept: caeo, caeo-momentum or dcao", "caeo", "caeo", "caeo-momentum", "dcao");
+        var optimizer = new Option<string>("--optimizer") { Description = "The optimizer swept, as a spec (name[:key=value]...)", DefaultValueFactory = _ => "caeo" };
+        var grid = new Option<string[]>("--grid") { Description = "key=v1,v2,… : a hyperparameter of the optimizer and its values (repeat for a product of grids)", AllowMultipleArgumentsPerToken = false };
         var preset = new Option<string?>("--preset") { Description = $"A named ablation: {string.Join(", ", Presets)}" };
         preset.AcceptOnlyFromAmong(Presets);
-        var delta = Options.PositiveList("--delta", "CAEO's δ values, in (0, 2)", []);
-        var estimator = new Option<string?>("--estimator") { Description = $"CAEO's estimators, comma-separated: {string.Join(",", Estimators)}" };
-        estimator.Validators.Add(r =>
-        {
-            foreach (var e in (r.GetValueOrDefault<string?>() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                if (!Estimators.Contains(e)) r.AddError($"--estimator: '{e}' is not one of {string.Join(", ", Estimators)}.");
-        });
-        var alpha = Options.PositiveList("--alpha", "DCAO's α values", []);
-        var beta = Options.PositiveList("--beta", "DCAO's β values", []);
-        var cmd = new Command("sweep", "One optimiser option over a list of values, with the compare report");
-        foreach (var o in new Option[] { optimizer, preset, delta, estimator, alpha, beta }) cmd.Options.Add(o);
+        var shorthands = new[] { ("--delta", "delta", "CAEO's δ values (shorthand for --grid delta=…)"), ("--estimator", "estimator", "CAEO's estimators: power,hutchinson,kfac (shorthand for --grid estimator=…)"),
+                                 ("--alpha", "alpha", "DCAO's α values (shorthand for --grid alpha=…)"), ("--beta", "beta", "DCAO's β values (shorthand for --grid beta=…)") }
+            .Select(t => (Option: new Option<string?>(t.Item1) { Description = t.Item3 }, Key: t.Item2)).ToArray();
+        var cmd = new Command("sweep", "One optimizer's hyperparameters over a grid (or a preset ablation), with the compare report");
+        cmd.Options.Add(optimizer); cmd.Options.Add(grid); cmd.Options.Add(preset);
+        foreach (var (o, _) in shorthands) cmd.Options.Add(o);
         run.AddTo(cmd);
+
+        (OptimizerSpec Spec, List<Grid> Grids, string? Preset) Read(System.CommandLine.Parsing.CommandResult r)
+        {
+            string? p = r.GetValue(preset);
+            var texts = (r.GetValue(grid) ?? []).Concat(shorthands.Where(s => r.GetValue(s.Option) is not null).Select(s => $"{s.Key}={r.GetValue(s.Option)}")).ToArray();
+            if (p is not null && texts.Length > 0) throw new OptimizerSpecException("sweep: give a --preset or grids (--grid, --delta, --estimator, --alpha, --beta), not both.");
+            if (p is null && texts.Length == 0) throw new OptimizerSpecException("sweep: give a --preset or at least one --grid key=v1,v2,….");
+            var spec = OptimizerSpec.Parse(p is null ? r.GetValue(optimizer) ?? "caeo" : "caeo");
+            var grids = texts.Select(t => ParseGrid(spec, t)).ToList();
+            var twice = grids.GroupBy(g => g.Key).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null) throw new OptimizerSpecException($"sweep: {twice.Key} is swept twice.");
+            return (spec, grids, p);
+        }
         cmd.Validators.Add(r =>
         {
-            try { Check(r); }
+            try { Read(r); }
+            catch (OptimizerSpecException e) { r.AddError(e.Message); }
             catch (InvalidOperationException) { } // an option that failed its own validation; its error is reported already
         });
-        void Check(System.CommandLine.Parsing.CommandResult r)
-        {
-            int swept = (r.GetValue(preset) is null ? 0 : 1) + (r.GetValue(delta) is { Length: > 0 } ? 1 : 0) + (r.GetValue(estimator) is { Length: > 0 } ? 1 : 0)
-                        + (r.GetValue(alpha) is { Length: > 0 } ? 1 : 0) + (r.GetValue(beta) is { Length: > 0 } ? 1 : 0);
-            if (swept != 1) r.AddError($"sweep: give exactly one of --preset, --delta, --estimator, --alpha, --beta (got {swept}).");
-            if (r.GetValue(delta) is { Length: > 0 } d && d.Any(x => x >= 2)) r.AddError("--delta: every δ must be below 2.");
-            bool dcao = r.GetValue(optimizer) == "dcao";
-            if (dcao && (r.GetValue(delta) is { Length: > 0 } || r.GetValue(estimator) is { Length: > 0 } || r.GetValue(preset) is not null))
-                r.AddError("sweep: --delta, --estimator and --preset apply to caeo; DCAO sweeps --alpha or --beta.");
-            if (!dcao && (r.GetValue(alpha) is { Length: > 0 } || r.GetValue(beta) is { Length: > 0 }))
-                r.AddError("sweep: --alpha and --beta apply to --optimizer dcao.");
-        }
         cmd.SetAction(r =>
         {
             var device = run.Common.Apply(r, output);
-            int t = r.GetValue(run.ProbeEvery);
-            var baseCurvature = new OptimizerFactory.Curvature(t);
-            string name = r.GetValue(optimizer)!;
-            string F(double v) => v.ToString("G4", CultureInfo.InvariantCulture);
-            Compare.Variant Caeo(double delta, CurvatureEstimator est, string label)
-            {
-                var c = baseCurvature with { Delta = delta, Estimator = est };
-                return new Compare.Variant(label, $"{name}, δ {F(delta)}, {est.ToString().ToLowerInvariant()}", (ps, seed) => OptimizerFactory.Create(name, c, ps, seed));
-            }
-            CurvatureEstimator Est(string e) => OptimizerFactory.Estimator(e);
-            Compare.Variant[] variants;
+            var (spec, grids, p) = Read(r.CommandResult);
+            var defaults = Compare.CurvatureDefaults(r.GetValue(run.ProbeEvery));
             string title;
-            switch (r.GetValue(preset))
+            switch (p)
             {
                 case "caeo-delta":
-                    variants = new[] { 0.1, 0.5, 1.0 }.Select(d => Caeo(d, CurvatureEstimator.Power, $"δ={F(d)}")).ToArray();
+                    grids = [ParseGrid(spec, "delta=0.1,0.5,1.0")];
                     title = "CAEO ablation over δ";
                     break;
                 case "caeo-estimator":
-                    variants = Estimators.Select(e => Caeo(0.5, Est(e), e)).ToArray();
+                    grids = [ParseGrid(spec, "estimator=power,hutchinson,kfac")];
                     title = "CAEO ablation over the λmax estimator";
                     break;
                 default:
-                    if (r.GetValue(delta) is { Length: > 0 } ds) { variants = ds.Select(d => Caeo(d, CurvatureEstimator.Power, $"δ={F(d)}")).ToArray(); title = $"{name} over δ"; }
-                    else if (r.GetValue(estimator) is { Length: > 0 } es)
-                    {
-                        variants = es.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(e => Caeo(0.5, Est(e), e)).ToArray();
-                        title = $"{name} over the estimator";
-                    }
-                    else
-                    {
-                        bool overAlpha = r.GetValue(alpha) is { Length: > 0 };
-                        var values = overAlpha ? r.GetValue(alpha)! : r.GetValue(beta)!;
-                        variants = values.Select(v => new Compare.Variant(overAlpha ? $"α={F(v)}" : $"β={F(v)}",
-                            $"dcao relative, η₀ 0.1, μ₀ 0.9, {(overAlpha ? $"α {F(v)}, β 0.5" : $"α 0.5, β {F(v)}")}, c 0.5",
-                            (ps, seed) => new Dcao(0.1, 0.9, 1e-4, overAlpha ? v : 0.5, overAlpha ? 0.5 : v, 0.5, t, relative: true, seed: seed))).ToArray();
-                        title = $"DCAO over {(overAlpha ? "α" : "β")}";
-                    }
+                    title = $"{spec.Text} over {string.Join(" × ", grids.Select(g => g.Key))}";
                     break;
             }
-            return run.Execute(r, run.Build(r, device, variants, baseCurvature, title), output);
+            var variants = Points(spec, grids).Select(pt => new Compare.Variant(pt.Label, pt.Spec.Describe(defaults), pt.Spec.Entry.Proposed,
+                (ps, seed) => pt.Spec.Create(ps, seed, defaults))).ToArray();
+            return run.Execute(r, run.Build(r, device, variants, title), output);
         });
         return cmd;
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Curvature.Autodiff;
@@ -7,6 +6,7 @@ using Curvature.Engine;
 using Curvature.Lab.Reporting;
 using Curvature.Models;
 using Curvature.Optimizers;
+using Curvature.Training;
 using ScottPlot;
 
 namespace Curvature.Lab;
@@ -29,34 +29,6 @@ public static class Train
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
         int Batch, int? Steps, int? Epochs, int EvalEvery, int EvalBatches, bool Augment, GptConfig Gpt, int MlpWidth, string Activation,
         string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null);
-
-    /// <summary>
-    /// One training step: a training-mode forward (BatchNorm on batch statistics and updating its running
-    /// statistics, dropout on when <paramref name="noise"/> is given), the gradient, then the optimiser's update.
-    /// Returns the minibatch loss; a non-finite loss throws before the parameters change.
-    /// </summary>
-    public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise)
-    {
-        var ps = model.Parameters();
-        var (value, grads) = TrainingGradient(model, loss, inputs, targets, noise);
-        double l = value.ToScalar();
-        if (!double.IsFinite(l)) throw new LabException($"the loss at step {step} is {l}");
-        optimizer.Step(new StepContext { Step = step, Loss = l, Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
-        return l;
-    }
-
-    /// <summary>
-    /// The minibatch loss and its gradient as a training step sees them: training mode, running statistics
-    /// updated, dropout drawn from <paramref name="noise"/> when given.
-    /// </summary>
-    public static (Tensor Value, Tensor[] Gradients) TrainingGradient(Module model, string loss, NdArray inputs, NdArray targets, RandomGenerator? noise)
-    {
-        var ps = model.Parameters();
-        Tensor x = inputs, y = targets;
-        return Derivatives.ValueAndGrad(
-            p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true, Noise = noise }, x), y),
-            ps.Select(p => (Tensor)p.Value).ToArray());
-    }
 
     /// <summary>η at a step: linear warm-up over <paramref name="warmup"/> steps, then constant or a cosine decay to zero at the last step.</summary>
     public static double LearningRateAt(double lr, string schedule, int warmup, int step, int steps)
@@ -146,89 +118,47 @@ public static class Train
         int totalSteps = s.Steps ?? s.Epochs!.Value * task.StepsPerEpoch;
         Directory.CreateDirectory(s.Out);
         var model = task.CreateModel(s.Seed);
-        var stream = task.Batches(s.Seed);
-        var (optimizer, setLr) = CreateOptimizer(s);
-        string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors"), csvPath = Path.Combine(s.Out, "steps.csv");
-        var csv = new CsvLog("step", "loss", "lr", "eval_train_loss", "eval_heldout_loss", "eval_heldout_accuracy", "seconds");
-        var rng = new RandomGenerator(s.Seed);
-        var noise = s.Model == "gpt" && s.Gpt.Dropout > 0 ? new RandomGenerator(s.Seed, 1UL << 50) : null;
-        int first = 0;
-        double secondsBefore = 0;
-        var evals = new List<(int Step, double HeldOutLoss)>();
-        if (s.Resume)
-        {
-            if (!File.Exists(checkpointPath)) throw new LabException($"--resume: there is no {checkpointPath} to continue from.");
-            var meta = Checkpoint.Load(checkpointPath, model, optimizer);
-            first = (int)Checkpoint.Integer(meta, "step", checkpointPath);
-            if (meta.GetValueOrDefault("model") != s.Model) throw new LabException($"{checkpointPath}: the checkpoint is of model '{meta.GetValueOrDefault("model")}', not '{s.Model}'.");
-            if (first > totalSteps) throw new LabException($"{checkpointPath}: the checkpoint is at step {first}, past the {totalSteps} steps asked for.");
-            stream.Restore(meta, checkpointPath);
-            rng = new RandomGenerator(s.Seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpointPath));
-            if (noise is not null) noise = new RandomGenerator(s.Seed, (ulong)Checkpoint.Integer(meta, "noise_offset", checkpointPath));
-            secondsBefore = double.Parse(meta["seconds"], CultureInfo.InvariantCulture);
-            if (!File.Exists(csvPath)) throw new LabException($"--resume: {csvPath} is missing.");
-            foreach (var line in File.ReadLines(csvPath).Skip(1).Take(first))
-            {
-                var f = line.Split(',');
-                object? Cell(int i) => f[i].Length == 0 ? null : double.Parse(f[i], CultureInfo.InvariantCulture);
-                csv.Add(int.Parse(f[0], CultureInfo.InvariantCulture), Cell(1), Cell(2), Cell(3), Cell(4), Cell(5), Cell(6));
-                if (f[4].Length > 0) evals.Add((int.Parse(f[0], CultureInfo.InvariantCulture) + 1, double.Parse(f[4], CultureInfo.InvariantCulture)));
-            }
-            if (csv.Count != first) throw new LabException($"{csvPath} holds {csv.Count} steps but the checkpoint is at step {first}.");
-        }
+        var optimizer = CreateOptimizer(s).Create(model.NamedParameters().Select(p => p.Name).ToArray(), s.Seed);
+        string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors");
+        if (s.Resume && !File.Exists(checkpointPath)) throw new LabException($"--resume: there is no {checkpointPath} to continue from.");
+        int first = s.Resume ? (int)Checkpoint.Integer(Safetensors.Read(checkpointPath).Metadata, "step", checkpointPath) : 0;
         output.WriteLine($"train: {task.Describe}; {model.ParameterCount():N0} parameters; {s.Optimizer} η {s.LearningRate:G3} ({s.Schedule}, warm-up {s.Warmup}), " +
                          $"μ {s.Momentum}, λ {s.WeightDecay:G3}, batch {s.Batch}, {totalSteps} steps{(first > 0 ? $", resuming at {first}" : "")}");
-        var clock = Stopwatch.StartNew();
-        double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds;
-
-        void Save(int step)
-        {
-            csv.Write(csvPath);
-            var meta = new Dictionary<string, string>(stream.Cursor())
-            {
-                ["model"] = s.Model,
-                ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
-                ["seconds"] = Seconds().ToString("R", CultureInfo.InvariantCulture),
-                ["command"] = commandLine,
-            };
-            if (noise is not null) meta["noise_offset"] = noise.Offset.ToString(CultureInfo.InvariantCulture);
-            Checkpoint.Save(checkpointPath, model, optimizer, step, meta);
-        }
-
         Evaluation? last = null;
+        var evaluator = new Evaluator(["eval_train_loss", "eval_heldout_loss", "eval_heldout_accuracy"], m =>
+        {
+            last = task.Evaluate(m);
+            return [last.TrainLoss, last.HeldOutLoss, last.HeldOutAccuracy];
+        });
+        string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        TrainingResult result = null!;
         ProgressDisplay.Run(output, [($"{s.Model}", totalSteps)], tasks =>
         {
-            var progress = tasks[0];
             double trailing = double.NaN;
-            for (int step = first; step < totalSteps; step++)
+            result = new Trainer
             {
-                double lrNow = LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps);
-                setLr(lrNow);
-                var (x, y) = stream.Next(rng);
-                double loss;
-                try { loss = Step(model, optimizer, "ce", x, y, step, noise); }
-                catch (LabException e) { throw new LabException($"{e.Message}; stopping (the last checkpoint and steps.csv are kept in {s.Out})."); }
-                trailing = double.IsNaN(trailing) ? loss : 0.95 * trailing + 0.05 * loss;
-                bool evaluate = (step + 1) % s.EvalEvery == 0 || step + 1 == totalSteps;
-                object? trainEval = null, heldLoss = null, heldAcc = null;
-                if (evaluate)
+                Model = model, Optimizer = optimizer, Batches = task.Batches(s.Seed), Steps = totalSteps, Seed = s.Seed,
+                Dropout = s.Model == "gpt" && s.Gpt.Dropout > 0,
+                LearningRate = step => LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps),
+                Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume,
+                Identity = new Dictionary<string, string>
                 {
-                    last = task.Evaluate(model);
-                    trainEval = last.TrainLoss;
-                    heldLoss = last.HeldOutLoss;
-                    heldAcc = last.HeldOutAccuracy;
-                    evals.Add((step + 1, last.HeldOutLoss));
-                }
-                csv.Add(step, loss, lrNow, trainEval, heldLoss, heldAcc, Seconds());
-                progress.Report(step + 1, $"loss {trailing:0.0000}  η {lrNow:G3}" + (heldLoss is double h ? $"  held-out {h:0.0000}" : "") + (heldAcc is double a ? $" ({a:P1})" : ""));
-                if ((step + 1) % s.CheckpointEvery == 0 && step + 1 < totalSteps) Save(step + 1);
-            }
+                    ["model"] = s.Model, ["task"] = task.Describe, ["optimizer"] = s.Optimizer, ["lr"] = F(s.LearningRate), ["momentum"] = F(s.Momentum),
+                    ["weight_decay"] = F(s.WeightDecay), ["schedule"] = s.Schedule, ["warmup"] = s.Warmup.ToString(CultureInfo.InvariantCulture),
+                    ["batch"] = s.Batch.ToString(CultureInfo.InvariantCulture),
+                    ["seed"] = s.Seed.ToString(CultureInfo.InvariantCulture), ["eval_every"] = s.EvalEvery.ToString(CultureInfo.InvariantCulture),
+                },
+                Metadata = new Dictionary<string, string> { ["model"] = s.Model, ["command"] = commandLine },
+                OnStep = r =>
+                {
+                    trailing = double.IsNaN(trailing) ? r.Loss : 0.95 * trailing + 0.05 * r.Loss;
+                    tasks[0].Report(r.Step + 1, $"loss {trailing:0.0000}  η {r.Log.LearningRate:G3}" + (r.Evaluation is { } e ? $"  held-out {e[1]:0.0000} ({e[2]:P1})" : ""));
+                },
+            }.Run();
         });
         last ??= task.Evaluate(model);
-        Save(totalSteps);
-        double seconds = Seconds();
-        var weightsPath = Path.Combine(s.Out, "model.safetensors");
-        Safetensors.Write(weightsPath, model.StateDict(), task.WeightsMetadata(model));
+        double seconds = result.Seconds;
+        task.WriteWeights(Path.Combine(s.Out, "model.safetensors"), model);
         var summary = JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["model"] = s.Model,
@@ -244,34 +174,28 @@ public static class Train
             ["command"] = "./lab " + commandLine,
         }, new JsonSerializerOptions { WriteIndented = true });
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), summary);
-        Plot(s, csv, evals);
+        Plot(s, result.Losses, result.Evaluations.Select(e => (e.Step, e.Values[1])).ToList());
         output.WriteLine(string.Join(", ", last.ToDictionary().Select(kv => $"{kv.Key} {kv.Value:0.0000}")) + $"; {seconds:0.0} s; files in {s.Out}");
         return summary;
     }
 
-    private static (IOptimizer Optimizer, Action<double> SetLearningRate) CreateOptimizer(Settings s)
+    /// <summary>The verb's optimizer as a registry spec: its rate, momentum (β₁ for Adam) and weight decay.</summary>
+    private static OptimizerSpec CreateOptimizer(Settings s)
     {
-        switch (s.Optimizer)
+        var spec = OptimizerSpec.Parse(s.Optimizer).With("lr", s.LearningRate).With("wd", s.WeightDecay);
+        return s.Optimizer switch
         {
-            case "sgd":
-                var sgd = new GradientDescent(s.LearningRate, s.WeightDecay);
-                return (sgd, v => sgd.LearningRate = v);
-            case "momentum" or "nesterov":
-                var m = new Momentum(s.LearningRate, s.Momentum, s.Optimizer == "nesterov", s.WeightDecay);
-                return (m, v => m.LearningRate = v);
-            default:
-                var adam = new Adam(s.LearningRate, beta1: s.Momentum, weightDecay: s.WeightDecay, decoupled: s.Optimizer == "adamw");
-                return (adam, v => adam.LearningRate = v);
-        }
+            "sgd" => spec,
+            "momentum" or "nesterov" => spec.With("mu", s.Momentum),
+            _ => spec.With("beta1", s.Momentum),
+        };
     }
 
-    private static void Plot(Settings s, CsvLog csv, List<(int Step, double HeldOutLoss)> evals)
+    private static void Plot(Settings s, double[] losses, List<(int Step, double HeldOutLoss)> evals)
     {
-        var rows = csv.Rows;
-        var xs = rows.Select(r => double.Parse(r[0], CultureInfo.InvariantCulture)).ToArray();
-        var losses = rows.Select(r => double.Parse(r[1], CultureInfo.InvariantCulture)).ToArray();
+        var xs = Enumerable.Range(0, losses.Length).Select(i => (double)i).ToArray();
         var plot = new Plot();
-        plot.Add.ScatterLine(xs, Compare.TrailingMean(losses, 50)).LegendText = "training loss (minibatch, trailing mean of 50)";
+        plot.Add.ScatterLine(xs, RunMetrics.TrailingMean(losses, 50)).LegendText = "training loss (minibatch, trailing mean of 50)";
         if (evals.Count > 0)
         {
             var held = plot.Add.ScatterLine(evals.Select(e => (double)e.Step).ToArray(), evals.Select(e => e.HeldOutLoss).ToArray());

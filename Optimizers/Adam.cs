@@ -9,7 +9,7 @@ namespace Curvature.Optimizers;
 /// w ← w − η m̂/(√v̂ + ε). With <c>decoupled</c> it is AdamW (Loshchilov and Hutter 2019): the weights also
 /// shrink by η λ w each step, outside the adaptive scaling; otherwise λ is coupled L2 (g = ∇L + λ w).
 /// </summary>
-public sealed class Adam : IOptimizer
+public sealed class Adam : IHasLearningRate
 {
     private readonly OptimizerState state = new();
 

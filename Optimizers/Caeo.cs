@@ -30,7 +30,13 @@ public enum CurvatureEstimator
 /// is the preconditioned sharpness λmax(P⁻¹H), P = diag(√v̂ + ε), whose stability limit is (2 + 2β₁)/(1 − β₁)/η
 /// (38/η for β₁ = 0.9; Cohen et al. 2022, "Adaptive gradient methods at the edge of stability"), so the Adam
 /// variant uses η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H)), estimated on the symmetric P^-½ H P^-½.
-/// A non-positive estimate leaves η = η_base.
+/// Power iteration finds the eigenvalue of largest magnitude, which can be negative (ResNet-20 in training mode at
+/// initialisation, where it once reset η to η_base while λmax was about 110): a continued estimate that is not
+/// positive restarts power iteration from a random vector, and when the dominant eigenvalue is still negative the
+/// probe runs Lanczos instead, whose top Ritz value is the algebraic λmax. A non-positive λmax (no direction of positive curvature) leaves η = η_base. The seed's
+/// injected noise is an option: ξ ~ N(0, σ²) added to every weight after each step (<c>noise</c> σ, 0 by default).
+/// When the step context asks for an audit, every <see cref="StepContext.AuditEvery"/>-th probe also runs Lanczos
+/// to convergence on the same operator (<see cref="SharpnessAudit"/>), logged beside the estimate.
 /// </summary>
 public sealed class Caeo : IOptimizer
 {
@@ -43,7 +49,7 @@ public sealed class Caeo : IOptimizer
     /// <summary>A CAEO rule; <paramref name="momentum"/> 0 gives plain GD steps.</summary>
     public Caeo(double baseLearningRate, double delta = 0.5, int probeEvery = 10, CurvatureEstimator estimator = CurvatureEstimator.Power,
         double momentum = 0, int powerIterations = 20, double powerTolerance = 1e-3, int hutchinsonProbes = 10, ulong seed = 0, int warmIterations = 1,
-        bool adaptive = false)
+        bool adaptive = false, double noise = 0)
     {
         if (adaptive && momentum > 0) throw new ArgumentException("caeo: choose heavy-ball momentum or the Adam variant, not both.");
         BaseLearningRate = Check.Positive(baseLearningRate, "caeo", "base learning rate");
@@ -55,6 +61,7 @@ public sealed class Caeo : IOptimizer
         WarmIterations = Math.Max(1, warmIterations);
         PowerTolerance = powerTolerance;
         HutchinsonProbes = hutchinsonProbes;
+        Noise = Check.NonNegative(noise, "caeo", "noise σ");
         heavyBall = Beta > 0 ? new Momentum(BaseLearningRate, Beta) : null;
         adam = adaptive ? new Adam(BaseLearningRate) : null;
         rng = new RandomGenerator(seed);
@@ -84,6 +91,8 @@ public sealed class Caeo : IOptimizer
     public double PowerTolerance { get; }
     /// <summary>Probes of the Hutchinson estimate.</summary>
     public int HutchinsonProbes { get; }
+    /// <summary>σ of the noise added to every weight after each step (0: none).</summary>
+    public double Noise { get; }
 
     /// <summary>The stability limit η·λmax of the base rule: 2 for GD, 2 + 2μ with momentum, (2 + 2β₁)/(1 − β₁) with Adam.</summary>
     public double StabilityLimit => adam is { } a ? (2 + 2 * a.Beta1) / (1 - a.Beta1) : 2 + 2 * Beta;
@@ -109,11 +118,13 @@ public sealed class Caeo : IOptimizer
     {
         Check.Gradients(c, Name);
         var directions = adam?.Directions(c);
-        double? probed = null;
+        double? probed = null, audited = null;
         if (c.Step % ProbeEvery == 0 || !state.Has("lambda_max"))
         {
             probed = Check.FiniteCurvature(Estimate(c), c, Name);
             state["lambda_max"] = probed.Value;
+            if (SharpnessAudit.Due(c, c.Step / ProbeEvery))
+                audited = SharpnessAudit.Converged(Operator(c, c.AuditCurvature ?? c.Curvature), c.Step);
         }
         double eta = LearningRateFor(state["lambda_max"]);
         if (directions is not null)
@@ -125,21 +136,27 @@ public sealed class Caeo : IOptimizer
             heavyBall.LearningRate = eta;
             heavyBall.Step(c);
         }
-        Last = new StepLog(eta, Beta, 0, probed);
+        if (Noise > 0)
+            foreach (var p in c.Parameters) p.Value = p.Value + rng.Normal(p.Value.Shape, 0, Noise, p.Value.DType, p.Value.Device);
+        Last = new StepLog(eta, Beta, 0, probed, audited);
+    }
+
+    /// <summary>The operator whose λmax the rule bounds: H, or P^-½ H P^-½ for the Adam variant.</summary>
+    private ILinearOperator Operator(StepContext c, Func<ILinearOperator>? curvature)
+    {
+        var op = curvature?.Invoke() ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs the curvature but the step context has none.");
+        if (adam is null) return op;
+        // P^-½ H P^-½ has the eigenvalues of P⁻¹H and is symmetric.
+        int n = c.Parameters.Count;
+        var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal)).ToArray());
+        return new Preconditioned(op, scale);
     }
 
     private double Estimate(StepContext c)
     {
         if (Estimator == CurvatureEstimator.Kfac)
             return (c.Kfac?.Invoke() ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none.")).TopEigenvalue();
-        var op = Check.Curvature(c, Name);
-        if (adam is not null)
-        {
-            // P^-½ H P^-½ has the eigenvalues of P⁻¹H and is symmetric.
-            int n = c.Parameters.Count;
-            var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal)).ToArray());
-            op = new Preconditioned(op, scale);
-        }
+        var op = Operator(c, c.Curvature);
         switch (Estimator)
         {
             case CurvatureEstimator.Power:
@@ -154,9 +171,19 @@ public sealed class Caeo : IOptimizer
                         if (norm > 0) v = hv * (1 / norm);
                     }
                     lastVector = v;
-                    return rayleigh;
+                    // A continued estimate that is not positive has lost the top of the spectrum: start again.
+                    if (rayleigh > 0) return rayleigh;
                 }
                 var pair = PowerIteration.Run(op, PowerIterations, PowerTolerance, rng: rng);
+                if (pair.Value <= 0)
+                {
+                    // The dominant eigenvalue is negative, so power iteration cannot see λmax. Power iteration on a
+                    // shifted H − λ₋I would stop on its relative tolerance long before the small difference λmax
+                    // emerges, so use Lanczos, which converges to the algebraic top from the same products.
+                    var top = Lanczos.Run(op, Math.Max(PowerIterations, 20), k: 1, tolerance: PowerTolerance, rng: rng, vectors: true);
+                    lastVector = top.Vectors![0];
+                    return top.Values[0];
+                }
                 lastVector = pair.Vector;
                 return pair.Value;
             default:

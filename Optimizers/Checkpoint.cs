@@ -33,8 +33,9 @@ public static class Checkpoint
     /// <summary>
     /// Restores the model and optimiser from a checkpoint and returns its metadata; the step is under "step".
     /// Errors name the file: not a checkpoint, another version, another optimiser, a model that does not fit.
+    /// <paramref name="check"/> sees the metadata before anything is restored (a run's identity), and throws to refuse it.
     /// </summary>
-    public static IReadOnlyDictionary<string, string> Load(string path, Module model, IOptimizer optimizer)
+    public static IReadOnlyDictionary<string, string> Load(string path, Module model, IOptimizer optimizer, Action<IReadOnlyDictionary<string, string>>? check = null)
     {
         var file = Safetensors.Read(path);
         var meta = file.Metadata;
@@ -44,6 +45,7 @@ public static class Checkpoint
             throw new InvalidDataException($"{path}: checkpoint version '{meta.GetValueOrDefault("version")}' is not {Version}.");
         if (meta.GetValueOrDefault("optimizer") != optimizer.Name)
             throw new InvalidDataException($"{path}: the checkpoint is of optimizer '{meta.GetValueOrDefault("optimizer")}', not '{optimizer.Name}'.");
+        check?.Invoke(meta);
         var byName = file.ByName();
         model.LoadStateDict(byName.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value), path);
         // Optimizer state goes to the device the model's parameters live on.

@@ -8,8 +8,13 @@ namespace Curvature.Optimizers;
 /// λ₁…λ_k of the probe-batch Hessian; with the spectral radius ρ = max|λᵢ| and the spread γ = max|λᵢ − λⱼ| it
 /// sets η = η₀·exp(−αρ), μ = μ₀·exp(−βγ), λ_wd = λ₀·exp(−c·ρ), and steps with heavy-ball momentum and
 /// decoupled weight decay: w ← w(1 − η λ_wd), b ← μ b + g, w ← w − η b. High curvature means conservative
-/// steps. ρ and γ carry the loss's units, so α, β, c depend on the problem's scale; the relative mode uses
-/// ρ/ρ₀ and γ/γ₀ instead, with ρ₀ and γ₀ from the first probe, which makes α, β, c unit-free.
+/// steps. ρ and γ carry the loss's units, so α, β, c depend on the problem's scale (the absolute mode, the seed's
+/// literal rule). The relative mode uses ρ/ρ̄ and γ/γ̄ instead, where ρ̄ ← d·ρ̄ + (1 − d)·ρ is a running mean of the
+/// probes that includes the current one (ρ̄ starts at the first probe): the ratio is unit-free and at most
+/// 1/(1 − d), so η cannot underflow however far ρ grows from its value at initialisation (dividing by the first
+/// probe's ρ₀ drove η to 1e-193 on ResNet-20). The seed says a larger spectral gap "allows acceleration" while its
+/// formula μ₀·exp(−βγ) shrinks μ as γ grows; <c>gapAccelerates</c> takes the words' reading, μ = μ₀·(1 − exp(−βγ)).
+/// Every factor is bounded below by <c>floor</c> × its base (η ≥ floor·η₀ and likewise μ, λ_wd; 0 disables it).
 /// </summary>
 public sealed class Dcao : IOptimizer
 {
@@ -18,7 +23,8 @@ public sealed class Dcao : IOptimizer
 
     /// <summary>A DCAO rule.</summary>
     public Dcao(double eta0, double mu0 = 0.9, double weightDecay0 = 0, double alpha = 0.01, double beta = 0.01, double c = 0.01,
-        int probeEvery = 10, int k = 5, int lanczosIterations = 20, bool relative = false, ulong seed = 0)
+        int probeEvery = 10, int k = 5, int lanczosIterations = 20, bool relative = false, ulong seed = 0,
+        bool gapAccelerates = false, double floor = 0, double referenceDecay = 0.9)
     {
         Eta0 = Check.Positive(eta0, "dcao", "η₀");
         Mu0 = Check.Fraction(mu0, "dcao", "μ₀");
@@ -30,6 +36,9 @@ public sealed class Dcao : IOptimizer
         K = k >= 1 ? k : throw new ArgumentOutOfRangeException(nameof(k), k, "dcao: k must be at least 1.");
         LanczosIterations = Math.Max(lanczosIterations, k);
         Relative = relative;
+        GapAccelerates = gapAccelerates;
+        Floor = floor >= 0 && floor <= 1 ? floor : throw new ArgumentOutOfRangeException(nameof(floor), floor, $"dcao: the floor must lie in [0, 1], got {floor}.");
+        ReferenceDecay = Check.Fraction(referenceDecay, "dcao", "reference decay");
         rng = new RandomGenerator(seed);
         Last = new StepLog(Eta0, Mu0, WeightDecay0, null);
     }
@@ -52,8 +61,14 @@ public sealed class Dcao : IOptimizer
     public int K { get; }
     /// <summary>Lanczos iterations per probe.</summary>
     public int LanczosIterations { get; }
-    /// <summary>Relative mode (ρ/ρ₀, γ/γ₀).</summary>
+    /// <summary>Relative mode (ρ/ρ̄, γ/γ̄ against running means of the probes).</summary>
     public bool Relative { get; }
+    /// <summary>μ = μ₀·(1 − exp(−βγ)) instead of μ₀·exp(−βγ).</summary>
+    public bool GapAccelerates { get; }
+    /// <summary>The smallest fraction of its base each factor may take (0: none).</summary>
+    public double Floor { get; }
+    /// <summary>d in the running means ρ̄ ← d·ρ̄ + (1 − d)·ρ of the relative mode.</summary>
+    public double ReferenceDecay { get; }
 
     /// <inheritdoc/>
     public string Name => Relative ? "dcao-relative" : "dcao";
@@ -61,28 +76,38 @@ public sealed class Dcao : IOptimizer
     /// <inheritdoc/>
     public StepLog Last { get; private set; }
 
-    /// <summary>(η, μ, λ_wd) for the given Ritz values, updating ρ₀ and γ₀ on the first call in relative mode.</summary>
+    /// <summary>
+    /// (η, μ, λ_wd) for the given Ritz values, with the ρ and γ the exponents used (ratios in relative mode, whose
+    /// running means this call updates).
+    /// </summary>
     public (double Eta, double Mu, double WeightDecay, double Rho, double Gamma) Schedule(IReadOnlyList<double> ritz)
     {
         double rho = ritz.Max(Math.Abs);
         double gamma = ritz.Max() - ritz.Min();
         if (Relative)
         {
-            if (!state.Has("rho0")) { state["rho0"] = rho > 0 ? rho : 1; state["gamma0"] = gamma > 0 ? gamma : 1; }
-            rho /= state["rho0"];
-            gamma /= state["gamma0"];
+            double d = ReferenceDecay;
+            // The mean includes the current probe, so ρ/ρ̄ ≤ 1/(1 − d); a zero mean (a flat start) counts as 1.
+            state["rho_ref"] = state.Has("rho_ref") ? d * state["rho_ref"] + (1 - d) * rho : rho;
+            state["gamma_ref"] = state.Has("gamma_ref") ? d * state["gamma_ref"] + (1 - d) * gamma : gamma;
+            rho /= state["rho_ref"] > 0 ? state["rho_ref"] : 1;
+            gamma /= state["gamma_ref"] > 0 ? state["gamma_ref"] : 1;
         }
-        return (Eta0 * Math.Exp(-Alpha * rho), Mu0 * Math.Exp(-Beta * gamma), WeightDecay0 * Math.Exp(-C * rho), rho, gamma);
+        double mu = GapAccelerates ? Mu0 * -double.ExpM1(-Beta * gamma) : Mu0 * Math.Exp(-Beta * gamma);
+        return (Math.Max(Eta0 * Math.Exp(-Alpha * rho), Floor * Eta0), Math.Max(mu, Floor * Mu0),
+            Math.Max(WeightDecay0 * Math.Exp(-C * rho), Floor * WeightDecay0), rho, gamma);
     }
 
     /// <inheritdoc/>
     public void Step(StepContext ctx)
     {
         Check.Gradients(ctx, Name);
-        double? probed = null;
+        double? probed = null, audited = null;
         if (ctx.Step % ProbeEvery == 0 || !state.Has("eta"))
         {
             var op = Check.Curvature(ctx, Name);
+            if (SharpnessAudit.Due(ctx, ctx.Step / ProbeEvery))
+                audited = SharpnessAudit.Converged(ctx.AuditCurvature?.Invoke() ?? Check.Curvature(ctx, Name), ctx.Step);
             var r = Lanczos.Run(op, LanczosIterations, k: K, which: Which.LargestMagnitude, rng: rng);
             foreach (var v in r.Values) Check.FiniteCurvature(v, ctx, Name);
             var (eta, mu, wd, _, _) = Schedule(r.Values);
@@ -99,7 +124,7 @@ public sealed class Dcao : IOptimizer
             state.Set("momentum", i, b);
             ctx.Parameters[i].Value = w - b * e;
         }
-        Last = new StepLog(e, m, lambda, probed);
+        Last = new StepLog(e, m, lambda, probed, audited);
     }
 
     /// <inheritdoc/>

@@ -7,7 +7,7 @@ namespace Curvature.Optimizers;
 /// the gradient is over the whole training set (the setting of Cohen et al. 2021, where the sharpness rises to
 /// 2/η), stochastic when it is over a minibatch.
 /// </summary>
-public sealed class GradientDescent : IOptimizer
+public sealed class GradientDescent : IHasLearningRate
 {
     /// <summary>A rule with learning rate η and L2 coefficient λ.</summary>
     public GradientDescent(double learningRate, double weightDecay = 0)

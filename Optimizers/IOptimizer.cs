@@ -34,6 +34,19 @@ public sealed class StepContext
 
     /// <summary>K-FAC factors of the Fisher on the probe batch at the current parameters, or null.</summary>
     public Func<KroneckerFactoredCurvature>? Kfac { get; init; }
+
+    /// <summary>
+    /// Probes between audits (0: never). On every <c>AuditEvery</c>-th probe a curvature-aware rule also runs
+    /// Lanczos to convergence on the operator its estimate is of (<see cref="SharpnessAudit"/>) and logs that
+    /// λmax beside its estimate, so a cheap estimator is checked against the eigenvalue it stands for.
+    /// </summary>
+    public int AuditEvery { get; init; }
+
+    /// <summary>
+    /// The same Hessian as <see cref="Curvature"/> (same batch, same mode), whose products the caller accounts as
+    /// audit rather than probe cost; null: audits use <see cref="Curvature"/>.
+    /// </summary>
+    public Func<ILinearOperator>? AuditCurvature { get; init; }
 }
 
 /// <summary>The hyper-parameters an optimiser used on its last step, for the per-step log.</summary>
@@ -41,7 +54,8 @@ public sealed class StepContext
 /// <param name="Momentum">μ (0 when the rule has none).</param>
 /// <param name="WeightDecay">λ (0 when the rule has none).</param>
 /// <param name="Sharpness">The curvature estimate of a probe made on that step, or null.</param>
-public sealed record StepLog(double LearningRate, double Momentum, double WeightDecay, double? Sharpness);
+/// <param name="AuditSharpness">A converged Lanczos λmax of the operator that estimate is of, when the probe was audited; else null.</param>
+public sealed record StepLog(double LearningRate, double Momentum, double WeightDecay, double? Sharpness, double? AuditSharpness = null);
 
 /// <summary>
 /// An update rule: given the context of a step, replace the parameter values. Its state (moment estimates,
@@ -64,4 +78,11 @@ public interface IOptimizer
 
     /// <summary>Restores state written by <see cref="State"/>; throws naming what is missing or mis-shaped.</summary>
     void LoadState(IReadOnlyDictionary<string, NdArray> state);
+}
+
+/// <summary>An update rule whose learning rate a schedule may set before each step (SGD, momentum, Adam).</summary>
+public interface IHasLearningRate : IOptimizer
+{
+    /// <summary>η for the next step.</summary>
+    double LearningRate { get; set; }
 }

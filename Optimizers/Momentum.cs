@@ -7,7 +7,7 @@ namespace Curvature.Optimizers;
 /// Heavy-ball momentum (Polyak 1964) in PyTorch's form: b ← μ b + g, w ← w − η b, with g = ∇L + λ w (coupled
 /// L2); Nesterov's variant steps along g + μ b instead. Its stability limit on a quadratic is (2 + 2μ)/η.
 /// </summary>
-public sealed class Momentum : IOptimizer
+public sealed class Momentum : IHasLearningRate
 {
     private readonly OptimizerState state = new();
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Curvature.Autodiff;
 using Curvature.Engine;
-using Curvature.Lab;
+using Curvature.Training;
 using Curvature.Models;
 using Curvature.Optimizers;
 
@@ -89,13 +89,13 @@ internal static class ModelTables
             int step = 0;
             double[][] runs = trainOnly
                 ? [[double.NaN], .. Timing.InterleavedMs([() => Derivatives.ValueAndGrad(f, w)], warmup: 1, repeats: repeats), [double.NaN],
-                   .. Timing.InterleavedMs([() => Train.Step(model, optimizer, "ce", x, y, step++, noise: null)], warmup: 1, repeats: repeats)]
+                   .. Timing.InterleavedMs([() => Trainer.Step(model, optimizer, "ce", x, y, step++, noise: null)], warmup: 1, repeats: repeats)]
                 : Timing.InterleavedMs(
                 [
                     () => f(w).ToScalar(),
                     () => Derivatives.ValueAndGrad(f, w),
                     () => Derivatives.Hvp(f, w, v),
-                    () => Train.Step(model, optimizer, "ce", x, y, step++, noise: null),
+                    () => Trainer.Step(model, optimizer, "ce", x, y, step++, noise: null),
                 ], warmup: 1, repeats: repeats);
             var ms = runs.Select(Timing.Median).ToArray();
             var fastest = runs.Select(r => r.Min()).ToArray();

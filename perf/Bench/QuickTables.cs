@@ -3,7 +3,7 @@ using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Kernels;
 using Curvature.Kernels.Cpu;
-using Curvature.Lab;
+using Curvature.Training;
 using Curvature.Models;
 using Curvature.Spectral;
 

@@ -179,7 +179,8 @@ public class DirectConvolutionTests
         var stride3 = new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 3, 1);
         Assert.False(DirectConvolution.Supports(stride3));
         Assert.False(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 1, 3)));
-        Assert.True(DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1)));
+        // Stride 2 is supported where the direct kernels run at all (they need AVX-512).
+        Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, DirectConvolution.Supports(new ConvolutionGeometry(1, 1, 8, 8, 1, 3, 3, 2, 1)));
         var ex = Assert.Throws<NotSupportedException>(() => DirectConvolution.InputGradient<float>(new float[9], new float[9], new float[64], stride3));
         Assert.Contains("got stride 3", ex.Message);
     }

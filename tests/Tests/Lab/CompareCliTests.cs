@@ -11,44 +11,62 @@ public class CompareCliTests
     [Fact]
     public void Writes_per_run_logs_a_report_and_keeps_caeo_below_the_edge()
     {
-        var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
+        var data = LabFiles.FakeFashionMnist(train: 80, test: 16);
         var outDir = Path.Combine(Scratch.NewDirectory(), "cmp");
         var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd,caeo,dcao,hidlr,l4", "--seeds", "2",
-            "--steps", "8", "--batch", "16", "--train", "64", "--probe-batch", "16", "--probe-every", "2", "--window", "3", "--delta", "0.5");
+            "--steps", "8", "--batch", "16", "--train", "64", "--val", "16", "--probe-batch", "16", "--probe-every", "2", "--window", "3", "--delta", "0.5",
+            "--eval-every", "4", "--audit-every", "2");
         Assert.True(code == 0, err + output);
 
         foreach (var opt in new[] { "sgd", "caeo", "dcao", "hidlr", "l4" })
             for (int seed = 0; seed < 2; seed++)
             {
                 var lines = File.ReadAllLines(Path.Combine(outDir, opt, $"seed{seed}", "steps.csv"));
-                Assert.Equal("step,loss,lr,momentum,weight_decay,sharpness,lr_times_sharpness", lines[0]);
+                Assert.Equal("step,loss,lr,momentum,weight_decay,sharpness,lr_times_sharpness,sharpness_lanczos,val_loss,val_accuracy,seconds", lines[0]);
                 Assert.Equal(9, lines.Length);
+                // Validation loss after steps 4 and 8 only.
+                Assert.Equal([3, 7], lines.Skip(1).Select(l => l.Split(',')).Where(f => f[8] != "").Select(f => int.Parse(f[0], CultureInfo.InvariantCulture)));
+                // The weights at step 0 and the probe batch, to recompute any probe.
+                var init = Curvature.Models.Safetensors.Read(Path.Combine(outDir, opt, $"seed{seed}", "init.safetensors"));
+                Assert.Equal("mlp", init.Metadata["model"]);
+                Assert.Equal(6, init.Tensors.Count);
+                var probe = Curvature.Models.Safetensors.Read(Path.Combine(outDir, opt, $"seed{seed}", "probe_batch.safetensors")).ByName();
+                Assert.Equal(new Curvature.Engine.Shape(16, 784), probe["inputs"].Shape);
+                Assert.Equal(new Curvature.Engine.Shape(16), probe["targets"].Shape);
             }
         // CAEO: a probe at every second step, and η·λmax ≤ 2 − δ at each.
         var caeo = File.ReadAllLines(Path.Combine(outDir, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
         Assert.Equal(new[] { 0, 2, 4, 6 }, caeo.Where(f => f[5] != "").Select(f => int.Parse(f[0], CultureInfo.InvariantCulture)));
         Assert.All(caeo.Where(f => f[6] != ""), f => Assert.True(double.Parse(f[6], CultureInfo.InvariantCulture) <= 1.5 + 1e-6));
+        // Every second probe audited: steps 0 and 4.
+        Assert.Equal(new[] { 0, 4 }, caeo.Where(f => f[7] != "").Select(f => int.Parse(f[0], CultureInfo.InvariantCulture)));
 
         var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
         Assert.Contains("Command: `./lab compare --data ", report);
-        foreach (var h in new[] { "steps to target", "stability", "test accuracy", "ECE", "wall-clock", "GFLOP/sample", "time probing" }) Assert.Contains(h, report);
+        foreach (var h in new[] { "steps to the training-loss target", "epochs to the validation target", "final validation loss", "stability", "test accuracy", "ECE",
+                                  "wall-clock", "GFLOP/sample", "time probing", "audit: estimate / converged λmax", "**training-mode** loss", "95 % Student-t", "## Verdicts" })
+            Assert.Contains(h, report);
+        Assert.Contains("`caeo` against `", report);
+        Assert.Contains("`dcao` against `", report);
         foreach (var opt in new[] { "| sgd |", "| caeo |", "| dcao |", "| hidlr |", "| l4 |" }) Assert.Contains(opt, report);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal("train", doc.RootElement.GetProperty("probe_mode").GetString());
         var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
         Assert.Equal(10, runs.Length);
+        Assert.All(runs, r => Assert.True(r.GetProperty("val_loss").GetDouble() > 0));
         Assert.All(runs.Where(r => r.GetProperty("optimizer").GetString() == "sgd"), r => Assert.Equal(0, r.GetProperty("probe_flops_per_sample").GetDouble()));
         Assert.All(runs.Where(r => r.GetProperty("optimizer").GetString() == "caeo"), r => Assert.True(r.GetProperty("probe_flops_per_sample").GetDouble() > 0));
         Assert.All(runs, r => Assert.True(r.GetProperty("train_flops_per_sample").GetDouble() > 2 * 199_210));
-        foreach (var png in new[] { "loss.png", "lr.png", "sharpness.png" }) Assert.True(File.Exists(Path.Combine(outDir, png)), png);
+        foreach (var png in new[] { "loss.png", "val_loss.png", "lr.png", "sharpness.png" }) Assert.True(File.Exists(Path.Combine(outDir, png)), png);
     }
 
     [Fact]
     public void A_resumed_run_takes_exactly_the_steps_of_an_uninterrupted_one()
     {
-        var data = LabFiles.FakeFashionMnist(train: 64, test: 16);
+        var data = LabFiles.FakeFashionMnist(train: 80, test: 16);
         string[] Args(string outDir, int steps, params string[] extra) =>
             ["compare", "--data", data, "--out", outDir, "--optimizers", "caeo,dcao,adam", "--seeds", "1", "--steps", steps.ToString(CultureInfo.InvariantCulture),
-             "--batch", "24", "--train", "64", "--probe-batch", "16", "--probe-every", "3", "--window", "3", "--checkpoint-every", "4", .. extra];
+             "--batch", "24", "--train", "64", "--val", "16", "--probe-batch", "16", "--probe-every", "3", "--window", "3", "--checkpoint-every", "4", .. extra];
         var whole = Path.Combine(Scratch.NewDirectory(), "whole");
         var parts = Path.Combine(Scratch.NewDirectory(), "parts");
         Assert.Equal(0, LabCli.Run(Args(whole, 10)).Code);
@@ -57,9 +75,10 @@ public class CompareCliTests
         Assert.True(code == 0, err + output);
         foreach (var opt in new[] { "caeo", "dcao", "adam" })
         {
-            var a = File.ReadAllLines(Path.Combine(whole, opt, "seed0", "steps.csv"));
-            var b = File.ReadAllLines(Path.Combine(parts, opt, "seed0", "steps.csv"));
-            Assert.Equal(a, b);
+            // Step, loss, η, μ, λ, the probes and their audits agree bit for bit (the shorter first run also evaluated the
+            // validation loss at its own last step, and wall-clock differs).
+            string[] Cells(string dir) => File.ReadAllLines(Path.Combine(dir, opt, "seed0", "steps.csv")).Select(l => string.Join(',', l.Split(',')[..8])).ToArray();
+            Assert.Equal(Cells(whole), Cells(parts));
         }
         using var da = JsonDocument.Parse(File.ReadAllText(Path.Combine(whole, "summary.json")));
         using var db = JsonDocument.Parse(File.ReadAllText(Path.Combine(parts, "summary.json")));
@@ -71,15 +90,46 @@ public class CompareCliTests
     [Fact]
     public void A_checkpoint_of_another_optimizer_is_refused_naming_the_file()
     {
-        var data = LabFiles.FakeFashionMnist(train: 32, test: 8);
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 8);
         var outDir = Path.Combine(Scratch.NewDirectory(), "cmp");
-        Assert.Equal(0, LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd", "--seeds", "1", "--steps", "2", "--batch", "16", "--train", "32").Code);
+        Assert.Equal(0, LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd", "--seeds", "1", "--steps", "2", "--batch", "16", "--train", "32", "--val", "16").Code);
         File.Copy(Path.Combine(outDir, "sgd", "seed0", "checkpoint.safetensors"), Path.Combine(Directory.CreateDirectory(Path.Combine(outDir, "adam", "seed0")).FullName, "checkpoint.safetensors"));
         File.Copy(Path.Combine(outDir, "sgd", "seed0", "steps.csv"), Path.Combine(outDir, "adam", "seed0", "steps.csv"));
-        var (code, _, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "adam", "--seeds", "1", "--steps", "4", "--batch", "16", "--train", "32", "--resume");
+        var (code, _, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "adam", "--seeds", "1", "--steps", "4", "--batch", "16", "--train", "32", "--val", "16", "--resume");
         Assert.Equal(1, code);
         Assert.Contains("checkpoint.safetensors", err);
         Assert.Contains("optimizer 'sgd', not 'adam'", err);
+    }
+
+    [Fact]
+    public void Optimizer_specs_set_hyperparameters_and_the_probe_mode_reaches_the_summary()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 8);
+        var outDir = Path.Combine(Scratch.NewDirectory(), "specs");
+        var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd:lr=0.2,momentum:lr=0.01:mu=0.5,caeo:lr=0.3:delta=1",
+            "--seeds", "1", "--steps", "3", "--batch", "16", "--train", "32", "--val", "16", "--probe-mode", "eval", "--probe-every", "1");
+        Assert.True(code == 0, err + output);
+        string[] Row(string folder) => File.ReadAllLines(Path.Combine(outDir, folder, "seed0", "steps.csv"))[1].Split(',');
+        Assert.Equal("0.2", Row("sgd_lr_0.2")[2]);
+        Assert.Equal(("0.01", "0.5"), (Row("momentum_lr_0.01_mu_0.5")[2], Row("momentum_lr_0.01_mu_0.5")[3]));
+        var caeo = Row("caeo_lr_0.3_delta_1");
+        Assert.True(double.Parse(caeo[6], CultureInfo.InvariantCulture) <= 1 + 1e-9);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal("eval", doc.RootElement.GetProperty("probe_mode").GetString());
+        Assert.Contains("**evaluation-mode** loss", File.ReadAllText(Path.Combine(outDir, "report.md")));
+    }
+
+    [Theory]
+    [InlineData("sgd:mu=0.9", "unknown key 'mu'; valid: lr, wd")]
+    [InlineData("caeo:delta=2", "delta=2 is out of range")]
+    [InlineData("adam:lr=fast", "lr=fast is not a number")]
+    public void A_bad_optimizer_spec_exits_with_code_2_naming_the_key(string spec, string message)
+    {
+        var outDir = Path.Combine(Scratch.NewDirectory(), "never");
+        var (code, output, err) = LabCli.Run("compare", "--optimizers", spec, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains(message, err + output);
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]
@@ -101,10 +151,10 @@ public class CompareTaskTests
     [Fact]
     public void Resnet_and_gpt_tasks_train_probe_and_report()
     {
-        var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
         var resnet = Path.Combine(Scratch.NewDirectory(), "resnet");
         var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", resnet, "--optimizers", "momentum,caeo",
-            "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "2", "--window", "2");
+            "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--val", "16", "--probe-batch", "4", "--probe-every", "2", "--window", "2", "--audit-every", "0");
         Assert.True(code == 0, err + output);
         Assert.Contains("ResNet-20", File.ReadAllText(Path.Combine(resnet, "report.md")));
         var caeo = File.ReadAllLines(Path.Combine(resnet, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
@@ -114,7 +164,7 @@ public class CompareTaskTests
         File.WriteAllText(text, string.Concat(Enumerable.Repeat("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 60)));
         var gpt = Path.Combine(Scratch.NewDirectory(), "gpt");
         (code, output, err) = LabCli.Run("compare", "--task", "gpt-shakespeare", "--text", text, "--out", gpt, "--optimizers", "adamw,caeo",
-            "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2");
+            "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2", "--audit-every", "0");
         Assert.True(code == 0, err + output);
         Assert.Contains("GPT 4 layers", File.ReadAllText(Path.Combine(gpt, "report.md")));
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(gpt, "summary.json")));
@@ -124,10 +174,10 @@ public class CompareTaskTests
     [Fact]
     public void Caeo_with_kfac_runs_on_resnet()
     {
-        var data = LabFiles.FakeFashionMnist(train: 32, test: 16);
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
         var dir = Path.Combine(Scratch.NewDirectory(), "k");
         var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", dir,
-            "--optimizers", "caeo", "--estimator", "kfac", "--seeds", "1", "--steps", "2", "--batch", "8", "--train", "32", "--probe-batch", "4", "--probe-every", "1");
+            "--optimizers", "caeo", "--estimator", "kfac", "--seeds", "1", "--steps", "2", "--batch", "8", "--train", "32", "--val", "16", "--probe-batch", "4", "--probe-every", "1", "--audit-every", "0");
         Assert.True(code == 0, err + output);
         var rows = File.ReadAllLines(Path.Combine(dir, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
         Assert.All(rows, r => Assert.True(double.Parse(r[5], CultureInfo.InvariantCulture) > 0));

@@ -29,9 +29,9 @@ public class TrainCliTests
             "--lr", "0.05", "--eval-every", "4");
         Assert.True(code == 0, err + output);
         var lines = File.ReadAllLines(Path.Combine(dir, "steps.csv"));
-        Assert.Equal("step,loss,lr,eval_train_loss,eval_heldout_loss,eval_heldout_accuracy,seconds", lines[0]);
+        Assert.Equal("step,loss,lr,momentum,weight_decay,eval_train_loss,eval_heldout_loss,eval_heldout_accuracy,seconds", lines[0]);
         Assert.Equal(1 + 3 * 4, lines.Length); // 64 images / 16 per batch = 4 steps per epoch
-        Assert.Equal(3, lines.Skip(1).Count(l => l.Split(',')[4].Length > 0));
+        Assert.Equal(3, lines.Skip(1).Count(l => l.Split(',')[6].Length > 0));
         double First(int i) => double.Parse(lines[i].Split(',')[1], CultureInfo.InvariantCulture);
         Assert.True(First(12) < First(1), $"the loss did not fall: {First(1)} → {First(12)}");
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));

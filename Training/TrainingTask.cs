@@ -5,7 +5,7 @@ using Curvature.Models;
 using Curvature.Models.Data;
 using Curvature.Optimizers;
 
-namespace Curvature.Lab;
+namespace Curvature.Training;
 
 /// <summary>What a held-out evaluation measured: losses are mean cross-entropy, ECE over 15 bins.</summary>
 /// <param name="TrainLoss">Loss on (a fixed sample of) the training data.</param>
@@ -45,7 +45,10 @@ public interface IBatchStream
 
 /// <summary>
 /// A training task shared by <c>train</c>, <c>compare</c> and <c>sweep</c>: the data (loaded once), a model per
-/// seed, minibatch streams, a fixed curvature-probe batch, and held-out evaluation.
+/// seed, minibatch streams, a fixed curvature-probe batch, a validation split and held-out evaluation. Image tasks
+/// hold out the last <c>validation</c> training images (never trained on: the training images are the first N of
+/// the rest); text uses the corpus's validation split. Test accuracy and calibration stay on the test set
+/// (for text, which has no test split, on the validation windows).
 /// </summary>
 public abstract class TrainingTask
 {
@@ -56,7 +59,7 @@ public abstract class TrainingTask
     public abstract string Name { get; }
     /// <summary>One line for reports: model, data, sizes.</summary>
     public abstract string Describe { get; }
-    /// <summary>The model kind (<see cref="ModelFiles.Names"/>).</summary>
+    /// <summary>The model kind (mlp, resnet20 or gpt).</summary>
     public abstract string Model { get; }
     /// <summary>Minibatches in one pass over the training data.</summary>
     public abstract int StepsPerEpoch { get; }
@@ -95,19 +98,47 @@ public abstract class TrainingTask
 
         public void Restore(IReadOnlyDictionary<string, string> meta, string path) => inner.Restore(meta, path);
     }
-    /// <summary>Evaluates a model in evaluation mode.</summary>
+    /// <summary>Evaluates a model in evaluation mode on the training sample and the test set (text: the validation windows).</summary>
     public abstract Evaluation Evaluate(Module model);
+
+    /// <summary>Validation loss and accuracy in evaluation mode (images: the held-out training images; text: the validation windows).</summary>
+    public abstract (double Loss, double Accuracy) Validate(Module model);
+
+    /// <summary>Examples (images, or windows of characters) in the validation split; 0 when the task holds none out.</summary>
+    public abstract int ValidationCount { get; }
+
+    /// <summary>Writes the probe batch as <c>inputs</c> and <c>targets</c> (what <c>Lab spectrum --batch</c> reads), atomically.</summary>
+    public void WriteProbeBatch(string path, (NdArray Inputs, NdArray Targets) probe) =>
+        Safetensors.Write(path, [("inputs", probe.Inputs.To(CpuDevice.Instance)), ("targets", probe.Targets.To(CpuDevice.Instance))]);
+
+    /// <summary>Writes a model's weights with PyTorch's names and this task's metadata, atomically.</summary>
+    public void WriteWeights(string path, Module model) => Safetensors.Write(path, model.StateDict(), WeightsMetadata(model));
     /// <summary>Metadata written into <c>model.safetensors</c>.</summary>
     public abstract Dictionary<string, string> WeightsMetadata(Module model);
 
     /// <summary>Builds a task; <paramref name="train"/> limits the training images, <paramref name="gpt"/> configures the GPT.</summary>
     public static TrainingTask Create(string name, string dataFolder, string textPath, int batch, int? train = null, bool augment = false,
-        int mlpWidth = 200, string activation = "tanh", GptConfig? gpt = null, int evalBatches = 20) => name switch
+        int mlpWidth = 200, string activation = "tanh", GptConfig? gpt = null, int evalBatches = 20, int validation = 0) => name switch
     {
-        "mlp-fmnist" or "resnet20-fmnist" => new ImageTask(name, dataFolder, batch, train, augment, mlpWidth, activation),
+        "mlp-fmnist" or "resnet20-fmnist" => new ImageTask(name, dataFolder, batch, train, augment, mlpWidth, activation, validation),
         "gpt-shakespeare" => new TextTask(textPath, batch, gpt ?? new GptConfig(Context: 128, Layers: 4, Heads: 4, Width: 128), evalBatches),
-        _ => throw new LabException($"task '{name}' is not one of {string.Join(", ", Names)}."),
+        _ => throw new TrainingException($"task '{name}' is not one of {string.Join(", ", Names)}."),
     };
+
+    /// <summary>
+    /// How an image task splits the <paramref name="total"/> training images: validation is the last
+    /// <paramref name="validation"/> of them, training the first <paramref name="limit"/> (default: all) of the rest,
+    /// so the two never overlap. Out-of-range counts throw naming the option and the valid range.
+    /// </summary>
+    public static (int TrainCount, int ValidationStart, int ValidationCount) ImageSplit(int total, int? limit, int validation)
+    {
+        if (validation < 0 || validation >= total)
+            throw new TrainingException($"--val {validation}: expected 0 to {total - 1} of the {total} training images held out.");
+        int available = total - validation;
+        if (limit is { } n && (n < 1 || n > available))
+            throw new TrainingException($"--train {n}: expected 1 to {available} training images ({total} less the {validation} held out for validation).");
+        return (limit ?? available, available, validation);
+    }
 
     /// <summary>Accuracy and ECE of logits [N, C] (or [N, T, C]) against labels.</summary>
     private protected static (double Loss, double Accuracy, double Ece) Scores(List<NdArray> logits, List<NdArray> labels)
@@ -120,18 +151,19 @@ public abstract class TrainingTask
     /// <summary>Fashion-MNIST with the MLP (flattened inputs) or ResNet-20 ([N, 1, 28, 28]).</summary>
     private sealed class ImageTask : TrainingTask
     {
-        private readonly Dataset train, test;
+        private readonly Dataset train, test, validation;
         private readonly int batch, mlpWidth;
         private readonly bool augment, flat;
         private readonly string activation;
 
-        public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation)
+        public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation, int validationCount)
         {
             var (trainSet, testSet) = FashionMnist.Load(folder);
-            if (limit is { } n && (n < 1 || n > trainSet.Count)) throw new LabException($"--train {n}: expected 1 to {trainSet.Count} training images.");
-            train = limit is { } k ? trainSet.Take(k) : trainSet;
+            var (trainCount, validationStart, _) = ImageSplit(trainSet.Count, limit, validationCount);
+            validation = trainSet.Slice(validationStart, validationCount);
+            train = trainSet.Take(trainCount);
             test = testSet;
-            if (batch > train.Count) throw new LabException($"--batch {batch} is more than the {train.Count} training images.");
+            if (batch > train.Count) throw new TrainingException($"--batch {batch} is more than the {train.Count} training images.");
             Name = name;
             this.batch = batch;
             this.augment = augment;
@@ -139,7 +171,7 @@ public abstract class TrainingTask
             this.activation = activation;
             flat = name == "mlp-fmnist";
             Describe = (flat ? $"MLP 784-{mlpWidth}-{mlpWidth}-10 {activation}" : "ResNet-20 (1 input channel)") +
-                       $" on Fashion-MNIST ({train.Count} training, {test.Count} test images{(augment ? ", random crop (padding 2) and flip" : "")})";
+                       $" on Fashion-MNIST ({train.Count} training, {(validationCount > 0 ? $"{validationCount} validation (the last training images), " : "")}{test.Count} test images{(augment ? ", random crop (padding 2) and flip" : "")})";
         }
 
         public override string Name { get; }
@@ -163,19 +195,29 @@ public abstract class TrainingTask
             return (Shape(p.Inputs), p.Labels);
         }
 
+        private (double Loss, double Accuracy, double Ece) On(Module model, Dataset d)
+        {
+            var bindings = Bindings.Constant(model, training: false);
+            var logits = new List<NdArray>();
+            var labels = new List<NdArray>();
+            foreach (var b in d.Batches(1000)) { logits.Add(model.Forward(bindings, Shape(b.Inputs).To(Device)).Data.To(CpuDevice.Instance)); labels.Add(b.Labels); }
+            return Scores(logits, labels);
+        }
+
         public override Evaluation Evaluate(Module model)
         {
-            (double, double, double) On(Dataset d)
-            {
-                var bindings = Bindings.Constant(model, training: false);
-                var logits = new List<NdArray>();
-                var labels = new List<NdArray>();
-                foreach (var b in d.Batches(1000)) { logits.Add(model.Forward(bindings, Shape(b.Inputs).To(Device)).Data.To(CpuDevice.Instance)); labels.Add(b.Labels); }
-                return Scores(logits, labels);
-            }
-            var (trainLoss, trainAcc, _) = On(train.Take(10_000));
-            var (testLoss, testAcc, ece) = On(test);
+            var (trainLoss, trainAcc, _) = On(model, train.Take(Math.Min(10_000, train.Count)));
+            var (testLoss, testAcc, ece) = On(model, test);
             return new Evaluation(trainLoss, trainAcc, testLoss, testAcc, ece, "test");
+        }
+
+        public override int ValidationCount => validation.Count;
+
+        public override (double Loss, double Accuracy) Validate(Module model)
+        {
+            if (validation.Count == 0) throw new TrainingException($"{Name}: no validation images are held out (give --val N).");
+            var (loss, accuracy, _) = On(model, validation);
+            return (loss, accuracy);
         }
 
         public override Dictionary<string, string> WeightsMetadata(Module model) =>
@@ -212,11 +254,11 @@ public abstract class TrainingTask
 
         public TextTask(string path, int batch, GptConfig gpt, int evalBatches)
         {
-            if (!File.Exists(path)) throw new LabException($"--text {path}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
+            if (!File.Exists(path)) throw new TrainingException($"--text {path}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
             corpus = CharCorpus.Load(path);
             config = gpt with { Vocabulary = corpus.Vocabulary.Count };
             try { config.Validate(); }
-            catch (ArgumentException e) { throw new LabException(e.Message); }
+            catch (ArgumentException e) { throw new TrainingException(e.Message); }
             this.batch = batch;
             this.evalBatches = evalBatches;
             Describe = $"GPT {config.Layers} layers, d {config.Width}, {config.Heads} heads, T {config.Context}, dropout {config.Dropout} on {Path.GetFileName(path)} " +
@@ -233,26 +275,35 @@ public abstract class TrainingTask
         protected override (NdArray Inputs, NdArray Targets) HostProbeBatch(int count) =>
             corpus.Batch(Math.Max(1, count), config.Context, new RandomGenerator(54321));
 
+        // Fixed windows (a stream of their own) so evaluations along a run, and across runs, compare like with like.
+        private (double Loss, double Accuracy, double Ece) On(Module model, bool validation)
+        {
+            var windows = new RandomGenerator(12345, validation ? 0UL : 1UL << 40);
+            var bindings = Bindings.Constant(model, training: false);
+            var logits = new List<NdArray>();
+            var labels = new List<NdArray>();
+            for (int i = 0; i < evalBatches; i++)
+            {
+                var (x, y) = corpus.Batch(batch, config.Context, windows, validation);
+                logits.Add(model.Forward(bindings, x.To(Device)).Data.To(CpuDevice.Instance));
+                labels.Add(y);
+            }
+            return Scores(logits, labels);
+        }
+
         public override Evaluation Evaluate(Module model)
         {
-            // Fixed windows (a stream of their own) so evaluations along a run, and across runs, compare like with like.
-            (double, double, double) On(bool validation)
-            {
-                var windows = new RandomGenerator(12345, validation ? 0UL : 1UL << 40);
-                var bindings = Bindings.Constant(model, training: false);
-                var logits = new List<NdArray>();
-                var labels = new List<NdArray>();
-                for (int i = 0; i < evalBatches; i++)
-                {
-                    var (x, y) = corpus.Batch(batch, config.Context, windows, validation);
-                    logits.Add(model.Forward(bindings, x.To(Device)).Data.To(CpuDevice.Instance));
-                    labels.Add(y);
-                }
-                return Scores(logits, labels);
-            }
-            var (trainLoss, trainAcc, _) = On(false);
-            var (valLoss, valAcc, ece) = On(true);
+            var (trainLoss, trainAcc, _) = On(model, false);
+            var (valLoss, valAcc, ece) = On(model, true);
             return new Evaluation(trainLoss, trainAcc, valLoss, valAcc, ece, "val");
+        }
+
+        public override int ValidationCount => evalBatches * batch;
+
+        public override (double Loss, double Accuracy) Validate(Module model)
+        {
+            var (loss, accuracy, _) = On(model, true);
+            return (loss, accuracy);
         }
 
         public override Dictionary<string, string> WeightsMetadata(Module model) => new()

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Curvature.Lab;
+namespace Curvature.Training;
 
 /// <summary>Wall-clock timing: warm-up runs, then the median of repeated runs (robust on shared machines).</summary>
 public static class Timing

@@ -1,7 +1,7 @@
 using Curvature.Engine;
 using Curvature.Models.Data;
 
-namespace Curvature.Lab;
+namespace Curvature.Training;
 
 /// <summary>
 /// Shuffled minibatches, a fresh permutation each epoch (the last partial batch is dropped). Its cursor is the

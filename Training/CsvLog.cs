@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Curvature.Models;
 
-namespace Curvature.Lab.Reporting;
+namespace Curvature.Training;
 
 /// <summary>A table of rows with fixed columns, written as CSV atomically (the file is complete or absent).</summary>
 public sealed class CsvLog(params string[] columns)
@@ -23,6 +23,13 @@ public sealed class CsvLog(params string[] columns)
     {
         if (values.Length != columns.Length) throw new ArgumentException($"csv: {values.Length} values for {columns.Length} columns.");
         rows.Add(values.Select(Format).ToArray());
+    }
+
+    /// <summary>Adds a row of fields already formatted (read back from a log being resumed).</summary>
+    public void AddFields(string[] fields)
+    {
+        if (fields.Length != columns.Length) throw new ArgumentException($"csv: {fields.Length} fields for {columns.Length} columns.");
+        rows.Add(fields);
     }
 
     private static string Format(object? v) => v switch

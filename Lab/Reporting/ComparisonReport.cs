@@ -1,0 +1,243 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Curvature.Models;
+using Curvature.Training;
+using ScottPlot;
+using static Curvature.Lab.Compare;
+
+namespace Curvature.Lab.Reporting;
+
+/// <summary>What <c>compare</c> and <c>sweep</c> write: the Markdown report with its verdicts, <c>summary.json</c> and the plots.</summary>
+internal static class ComparisonReport
+{
+    /// <summary>One reported figure of a run: its name, whether lower is better, how to print it, and its value (NaN: not available).</summary>
+    private sealed record Metric(string Name, bool LowerIsBetter, string Format, Func<Run, double> Value);
+
+    private static Metric[] Metrics(bool text, int window) =>
+    [
+        new("final validation loss", true, "0.0000", r => r.ValLoss),
+        .. text ? new Metric[] { new("validation bits per character", true, "0.0000", r => r.ValLoss / Math.Log(2)), new("validation perplexity", true, "0.00", r => Math.Exp(r.ValLoss)) } : [],
+        new("epochs to the validation target", true, "0.00", r => r.StepsToValTarget is { } t ? t / (double)r.StepsPerEpoch : double.NaN),
+        new("steps to the training-loss target", true, "0", r => r.StepsToTarget is { } t ? t : double.NaN),
+        new("stability (loss variance)", true, "0.00e+00", r => r.Result.Losses.Length > 0 ? RunMetrics.Stability(r.Losses, window) : double.NaN),
+        new(text ? "validation next-character accuracy" : "test accuracy", false, "0.0000", r => r.TestAccuracy),
+        new("ECE (15 bins)", true, "0.0000", r => r.Ece),
+        new("wall-clock s", true, "0.0", r => r.Result.Seconds),
+    ];
+
+    private static string F(double v, string format) => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
+
+    /// <summary>"mean ± std [95 % CI]" of the finite values.</summary>
+    private static string Cell(IEnumerable<double> values, string format)
+    {
+        var s = Statistics.Summarize(values);
+        if (s.Count == 0) return "—";
+        return s.Count == 1 ? F(s.Mean, format) : $"{F(s.Mean, format)} ± {F(s.Std, format)} [{F(s.Low, format)}, {F(s.High, format)}]";
+    }
+
+    /// <summary>The Markdown report.</summary>
+    public static string Markdown(Settings s, TrainingTask task, IReadOnlyList<Run> runs, double target, double valTarget, string commandLine)
+    {
+        bool text = s.Task == "gpt-shakespeare";
+        var groups = runs.GroupBy(r => r.Optimizer).ToArray();
+        var sb = new StringBuilder();
+        sb.AppendLine($"# {s.Title ?? "Optimizer comparison"}: {s.Task}");
+        sb.AppendLine();
+        sb.AppendLine($"Command: `./lab {commandLine}`");
+        sb.AppendLine();
+        sb.AppendLine($"{task.Describe}; cross-entropy, minibatch {s.Batch}, {s.Steps} steps ({s.Steps / (double)task.StepsPerEpoch:0.##} epochs of {task.StepsPerEpoch} steps), {s.Seeds} seeds. " +
+                      $"Curvature probes: the **{(s.ProbeTrainingMode ? "training" : "evaluation")}-mode** loss on a fixed batch of {s.ProbeBatch} training examples, every T = {s.ProbeEvery} steps unless a spec sets probe_every; " +
+                      $"{(s.AuditEvery > 0 ? $"every {s.AuditEvery}th probe audited against a converged Lanczos λmax of the same operator." : "no audits.")} " +
+                      $"Validation loss every {s.EvalEvery} steps on {task.ValidationCount:N0} held-out {(text ? "characters (validation windows)" : "training images, never trained on")}; " +
+                      $"validation target {F(valTarget, "G4")}{(s.TargetValLoss is null ? " (the best final validation loss × 1.1)" : "")}; training-loss target {F(target, "G4")} " +
+                      $"(trailing mean over W = {s.Window} steps{(s.TargetLoss is null ? "; the best final × 1.2" : "")}). Cells: mean ± std [95 % Student-t interval] over seeds; — where a run did not reach a target.");
+        sb.AppendLine();
+        var metrics = Metrics(text, s.Window);
+        sb.AppendLine("| optimizer | " + string.Join(" | ", metrics.Select(m => m.Name)) + " |");
+        sb.AppendLine("|---" + string.Concat(metrics.Select(_ => "|---")) + "|");
+        foreach (var g in groups)
+            sb.AppendLine($"| {g.Key} | " + string.Join(" | ", metrics.Select(m => Cell(g.Select(m.Value), m.Format) + Reached(m, g))) + " |");
+        sb.AppendLine();
+        sb.AppendLine("| optimizer | train GFLOP/sample | probe GFLOP/sample | time probing | audit: estimate / converged λmax (mean, min–max, audits) | audit time s |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        foreach (var g in groups)
+        {
+            var ratios = g.SelectMany(r => r.AuditRatios).ToArray();
+            string audit = ratios.Length == 0 ? "—" : $"{F(ratios.Average(), "0.000")} ({F(ratios.Min(), "0.000")}–{F(ratios.Max(), "0.000")}, {ratios.Length})";
+            sb.AppendLine($"| {g.Key} | {Cell(g.Select(r => r.TrainFlopsPerSample / 1e9), "0.0000")} | {Cell(g.Select(r => r.ProbeFlopsPerSample / 1e9), "0.0000")} | " +
+                          $"{Cell(g.Select(r => r.Result.ProbeSeconds / r.Result.Seconds * 100), "0.0")} % | {audit} | {Cell(g.Select(r => r.Result.AuditSeconds), "0.0")} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("## Verdicts");
+        sb.AppendLine();
+        foreach (var line in Verdicts(s, groups, metrics)) sb.AppendLine($"- {line}");
+        sb.AppendLine();
+        sb.AppendLine("Configurations: " + string.Join("; ", s.Variants.Select(v => $"`{v.Label}`: {v.Description}")) + ".");
+        sb.AppendLine();
+        sb.AppendLine("Plots: `loss.png` (training loss, mean ± std band over seeds, trailing mean), `val_loss.png` (validation loss), `lr.png` (learning rate, seed 0), " +
+                      "`sharpness.png` (probed λmax, audits and 2/η, seed 0). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
+                      $"so any probe can be recomputed with `./lab spectrum --model {task.Model} --weights … --batch …/probe_batch.safetensors --mode {(s.ProbeTrainingMode ? "train" : "eval")}`.");
+        return sb.ToString();
+    }
+
+    private static string Reached(Metric m, IEnumerable<Run> g) =>
+        m.Name.StartsWith("epochs to", StringComparison.Ordinal) || m.Name.StartsWith("steps to", StringComparison.Ordinal)
+            ? $" ({g.Count(r => double.IsFinite(m.Value(r)))}/{g.Count()} reached)" : "";
+
+    /// <summary>
+    /// For each proposed rule and each metric, one line against the best baseline on that metric: both means, the mean
+    /// paired difference with its 95 % interval, the paired t-test's p over the seeds both ran, and the word: better or
+    /// worse where p &lt; 0.05, otherwise no significant difference.
+    /// </summary>
+    private static IEnumerable<string> Verdicts(Settings s, IGrouping<string, Run>[] groups, Metric[] metrics)
+    {
+        bool IsProposed(string label) => s.Variants.First(v => v.Label == label).Proposed;
+        var proposed = groups.Where(g => IsProposed(g.Key)).ToArray();
+        var baselines = groups.Where(g => !IsProposed(g.Key)).ToArray();
+        if (proposed.Length == 0 || baselines.Length == 0)
+        {
+            yield return "No verdicts: a verdict sets a proposed rule (CAEO, DCAO) against a baseline, and this comparison does not hold both.";
+            yield break;
+        }
+        foreach (var p in proposed)
+            foreach (var m in metrics)
+            {
+                var scored = baselines.Select(b => (b, mean: b.Select(m.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average()))
+                    .Where(t => double.IsFinite(t.mean)).ToArray();
+                if (scored.Length == 0) { yield return $"`{p.Key}`, {m.Name}: no baseline has a value."; continue; }
+                var best = (m.LowerIsBetter ? scored.MinBy(t => t.mean) : scored.MaxBy(t => t.mean)).b;
+                var seeds = p.Select(r => r.Seed).Intersect(best.Select(r => r.Seed)).Order().ToArray();
+                var a = seeds.Select(sd => m.Value(p.First(r => r.Seed == sd))).ToArray();
+                var b = seeds.Select(sd => m.Value(best.First(r => r.Seed == sd))).ToArray();
+                int missing = a.Count(v => !double.IsFinite(v)) + b.Count(v => !double.IsFinite(v));
+                string means = $"{F(Mean(a), m.Format)} against {F(Mean(b), m.Format)}";
+                if (missing > 0)
+                {
+                    yield return $"`{p.Key}` against `{best.Key}` (best baseline), {m.Name}: {means}; not tested, {a.Count(v => !double.IsFinite(v))} of {a.Length} and {b.Count(v => !double.IsFinite(v))} of {b.Length} runs have no value (target not reached).";
+                    continue;
+                }
+                var test = Statistics.Paired(a, b);
+                if (test is null) { yield return $"`{p.Key}` against `{best.Key}` (best baseline), {m.Name}: {means}; one seed, no test."; continue; }
+                var diff = Statistics.Summarize(a.Zip(b, (x, y) => x - y));
+                bool better = m.LowerIsBetter ? test.MeanDifference < 0 : test.MeanDifference > 0;
+                string word = test.P < 0.05 ? (better ? "**better**" : "**worse**") : "no significant difference";
+                yield return $"`{p.Key}` against `{best.Key}` (best baseline), {m.Name}: {means}, difference {F(test.MeanDifference, m.Format)} " +
+                             $"[{F(diff.Low, m.Format)}, {F(diff.High, m.Format)}], paired t over {test.Count} seeds p = {F(test.P, "0.000")}: {word}.";
+            }
+    }
+
+    private static double Mean(double[] v) => v.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+
+    /// <summary>summary.json: the settings and each run's figures.</summary>
+    public static string SummaryJson(Settings s, IReadOnlyList<Run> runs, double? target = null, double? valTarget = null) => JsonSerializer.Serialize(new
+    {
+        task = s.Task,
+        steps = s.Steps,
+        batch = s.Batch,
+        train = s.Train,
+        validation = s.Validation,
+        probe_batch = s.ProbeBatch,
+        probe_mode = s.ProbeTrainingMode ? "train" : "eval",
+        probe_every = s.ProbeEvery,
+        audit_every = s.AuditEvery,
+        eval_every = s.EvalEvery,
+        target_loss = target,
+        target_val_loss = valTarget,
+        configurations = s.Variants.Select(v => new { label = v.Label, description = v.Description, proposed = v.Proposed }),
+        runs = runs.Select(r => new
+        {
+            optimizer = r.Optimizer,
+            seed = r.Seed,
+            final_loss = r.Losses[^1],
+            val_loss = Finite(r.ValLoss),
+            val_bits_per_char = s.Task == "gpt-shakespeare" ? Finite(r.ValLoss / Math.Log(2)) : null,
+            steps_to_target = r.StepsToTarget,
+            steps_to_val_target = r.StepsToValTarget,
+            epochs_to_val_target = r.StepsToValTarget / (double?)r.StepsPerEpoch,
+            stability = Finite(RunMetrics.Stability(r.Losses, s.Window)),
+            test_accuracy = r.TestAccuracy,
+            ece = r.Ece,
+            seconds = r.Result.Seconds,
+            probe_seconds = r.Result.ProbeSeconds,
+            audit_seconds = r.Result.AuditSeconds,
+            train_flops_per_sample = r.TrainFlopsPerSample,
+            probe_flops_per_sample = r.ProbeFlopsPerSample,
+            audit_ratios = r.AuditRatios,
+        }),
+    }, new JsonSerializerOptions { WriteIndented = true });
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    /// <summary>loss.png, val_loss.png, lr.png and sharpness.png in the output folder.</summary>
+    public static void Plots(Settings s, IReadOnlyList<Run> runs)
+    {
+        var loss = new Plot();
+        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        {
+            var curves = g.Select(r => RunMetrics.TrailingMean(r.Losses, s.Window)).ToArray();
+            var xs = Enumerable.Range(0, s.Steps).Select(i => (double)i).ToArray();
+            Band(loss, g.Key, xs, curves);
+        }
+        loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Alignment.UpperRight);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(900, 550, ImageFormat.Png));
+
+        var val = new Plot();
+        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        {
+            var steps = g.First().ValLosses.Select(e => (double)e.Step).ToArray();
+            var curves = g.Select(r => r.ValLosses.Select(e => e.Value).ToArray()).Where(c => c.Length == steps.Length).ToArray();
+            if (steps.Length > 0) Band(val, g.Key, steps, curves).MarkerSize = 4;
+        }
+        val.XLabel("step"); val.YLabel("validation loss"); val.ShowLegend(Alignment.UpperRight);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "val_loss.png"), val.GetImageBytes(900, 550, ImageFormat.Png));
+
+        var lr = new Plot();
+        foreach (var r in runs.Where(r => r.Seed == 0))
+            lr.Add.ScatterLine(Enumerable.Range(0, r.Result.LearningRates.Length).Select(i => (double)i).ToArray(), r.Result.LearningRates).LegendText = r.Optimizer;
+        lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Alignment.UpperRight);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(900, 550, ImageFormat.Png));
+
+        var probed = runs.Where(r => r.Seed == 0 && r.Result.Sharpness.Any(v => v is not null)).ToArray();
+        if (probed.Length == 0) return;
+        var mp = new Multiplot();
+        mp.AddPlots(probed.Length);
+        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, probed.Length);
+        for (int i = 0; i < probed.Length; i++)
+        {
+            var p = mp.GetPlot(i);
+            var r = probed[i].Result;
+            var pts = Enumerable.Range(0, r.Sharpness.Length).Where(t => r.Sharpness[t] is not null).ToArray();
+            var est = p.Add.ScatterLine(pts.Select(t => (double)t).ToArray(), pts.Select(t => r.Sharpness[t]!.Value).ToArray());
+            est.LegendText = "estimate (probe batch)";
+            var audited = Enumerable.Range(0, r.AuditSharpness.Length).Where(t => r.AuditSharpness[t] is not null).ToArray();
+            if (audited.Length > 0)
+            {
+                var a = p.Add.ScatterPoints(audited.Select(t => (double)t).ToArray(), audited.Select(t => r.AuditSharpness[t]!.Value).ToArray());
+                a.LegendText = "converged Lanczos λmax (audit)";
+                a.MarkerSize = 7;
+            }
+            var edge = p.Add.ScatterLine(Enumerable.Range(0, r.LearningRates.Length).Select(t => (double)t).ToArray(), r.LearningRates.Select(x => 2 / x).ToArray());
+            edge.LinePattern = LinePattern.Dashed;
+            edge.LegendText = "2/η";
+            p.Title(probed[i].Optimizer); p.XLabel("step"); p.YLabel("sharpness");
+            double top = pts.Select(t => r.Sharpness[t]!.Value).Concat(audited.Select(t => r.AuditSharpness[t]!.Value)).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates.Min(x => 2 / x)));
+            p.ShowLegend(Alignment.UpperRight);
+        }
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), mp.Render(450 * probed.Length, 450).GetImageBytes(ImageFormat.Png));
+    }
+
+    /// <summary>A mean line with a ± std band over curves of equal length.</summary>
+    private static ScottPlot.Plottables.Scatter Band(Plot plot, string label, double[] xs, double[][] curves)
+    {
+        var mean = xs.Select((_, i) => curves.Average(c => c[i])).ToArray();
+        var std = xs.Select((_, i) => Math.Sqrt(curves.Sum(c => (c[i] - mean[i]) * (c[i] - mean[i])) / Math.Max(1, curves.Length - 1))).ToArray();
+        var band = plot.Add.FillY(xs, mean.Zip(std, (m, d) => m - d).ToArray(), mean.Zip(std, (m, d) => m + d).ToArray());
+        var line = plot.Add.ScatterLine(xs, mean);
+        line.LegendText = label;
+        band.FillColor = line.Color.WithAlpha(0.2);
+        band.LineWidth = 0;
+        return line;
+    }
+}

@@ -1,0 +1,371 @@
+using System.Diagnostics;
+using System.Globalization;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Optimizers;
+using Curvature.Spectral;
+
+namespace Curvature.Training;
+
+/// <summary>A failure meant for the user (a file that does not fit, a setting out of range): one message, no stack trace.</summary>
+public sealed class TrainingException(string message) : Exception(message);
+
+/// <summary>
+/// Where curvature probes look: a fixed batch and the mode of the loss whose Hessian they take. Training mode
+/// (the default) is the function the optimizer descends: BatchNorm normalises by the batch's own statistics, and
+/// the exact HVP differentiates through them; evaluation mode uses the running statistics, a different function
+/// (ResNet-20's λ1 at initialisation is about 9× larger in training mode). Probes never update running statistics
+/// and never draw dropout.
+/// </summary>
+/// <param name="Inputs">The probe batch's inputs, on the model's device.</param>
+/// <param name="Targets">Its targets.</param>
+/// <param name="TrainingMode">True: training-mode loss; false: evaluation mode.</param>
+/// <param name="AuditEvery">Probes between audits against a converged Lanczos λmax (0: never).</param>
+public sealed record ProbeSettings(NdArray Inputs, NdArray Targets, bool TrainingMode = true, int AuditEvery = 10)
+{
+    /// <summary>"train" or "eval", as files and reports write it.</summary>
+    public string ModeName => TrainingMode ? "train" : "eval";
+}
+
+/// <summary>A held-out evaluation run every E steps: the CSV columns it fills and the function that fills them.</summary>
+/// <param name="Columns">Column names (e.g. <c>val_loss</c>).</param>
+/// <param name="Evaluate">The values, one per column, for the model as it stands.</param>
+public sealed record Evaluator(string[] Columns, Func<Module, double[]> Evaluate);
+
+/// <summary>What one step did, for progress displays.</summary>
+/// <param name="Step">The step index (from 0).</param>
+/// <param name="Loss">The minibatch loss before the update.</param>
+/// <param name="Log">The optimizer's hyperparameters on that step.</param>
+/// <param name="Evaluation">The evaluation made after it, or null.</param>
+public sealed record StepRecord(int Step, double Loss, StepLog Log, double[]? Evaluation);
+
+/// <summary>What a run did: its log and the series reports are made from.</summary>
+/// <param name="Log">The per-step table as written to <c>steps.csv</c>.</param>
+/// <param name="Losses">Minibatch loss at each step.</param>
+/// <param name="LearningRates">η at each step.</param>
+/// <param name="Sharpness">The optimizer's curvature estimate where it probed.</param>
+/// <param name="AuditSharpness">The converged Lanczos λmax where a probe was audited.</param>
+/// <param name="Evaluations">(steps done, values) of each evaluation, in the evaluator's column order.</param>
+/// <param name="Seconds">Wall-clock of the run, audits excluded (they are instrumentation, not the method's cost).</param>
+/// <param name="ProbeSeconds">Time in the optimizer's curvature probes.</param>
+/// <param name="AuditSeconds">Time in audits.</param>
+/// <param name="TrainFlops">Floating-point operations of the training forward and backward passes.</param>
+/// <param name="ProbeFlops">Those of the curvature probes.</param>
+/// <param name="Accuracy">Minibatch accuracy at each step, from the training forward (NaN unless <see cref="Trainer.RecordAccuracy"/>).</param>
+/// <param name="DivergedAt">The step whose loss was not finite, when <see cref="Trainer.StopWhenDiverged"/> ended the run there; else null.</param>
+public sealed record TrainingResult(CsvLog Log, double[] Losses, double[] LearningRates, double?[] Sharpness, double?[] AuditSharpness,
+    IReadOnlyList<(int Step, double[] Values)> Evaluations, double Seconds, double ProbeSeconds, double AuditSeconds, double TrainFlops, double ProbeFlops,
+    double[] Accuracy, int? DivergedAt)
+{
+    /// <summary>Steps whose loss was computed (all of them, or up to and including the divergent one).</summary>
+    public int StepsRun => DivergedAt is { } d ? d + 1 : Losses.Length;
+}
+
+/// <summary>
+/// The one training loop every verb and benchmark uses: a stream of minibatches, the training-mode gradient, the
+/// optimizer's step (with curvature probes of the training objective on a fixed batch when asked), an optional
+/// learning-rate schedule, an evaluation every E steps, a CSV row per step, and checkpoints that resume exactly:
+/// weights, optimizer state, the random streams, the data cursor, the clocks and the run's identity, written
+/// atomically every C steps and at the end. Resuming checks the identity (the settings that make the run what it
+/// is) and the log against the checkpoint, so a changed setting or a stitched log is refused, naming it.
+/// </summary>
+public sealed class Trainer
+{
+    /// <summary>The model (on its device).</summary>
+    public required Module Model { get; init; }
+    /// <summary>The update rule.</summary>
+    public required IOptimizer Optimizer { get; init; }
+    /// <summary>The minibatches.</summary>
+    public required IBatchStream Batches { get; init; }
+    /// <summary>Steps in the whole run.</summary>
+    public required int Steps { get; init; }
+    /// <summary>The run's seed: the data stream and dropout are drawn from streams of it.</summary>
+    public ulong Seed { get; init; }
+    /// <summary>The loss (<see cref="Models.Loss.Names"/>).</summary>
+    public string Loss { get; init; } = "ce";
+    /// <summary>Dropout on in training steps (a stream of its own, checkpointed).</summary>
+    public bool Dropout { get; init; }
+    /// <summary>η at each step, for optimizers with a settable rate (<see cref="IHasLearningRate"/>); null: the optimizer's own.</summary>
+    public Func<int, double>? LearningRate { get; init; }
+    /// <summary>Curvature probes' batch and mode; null: no curvature offered (curvature-aware rules then fail).</summary>
+    public ProbeSettings? Probe { get; init; }
+    /// <summary>The held-out evaluation, or null.</summary>
+    public Evaluator? Evaluator { get; init; }
+    /// <summary>Steps between evaluations (one is also made after the last step).</summary>
+    public int EvalEvery { get; init; } = 100;
+    /// <summary>The run's folder (<c>steps.csv</c>, <c>checkpoint.safetensors</c>); null: nothing is written.</summary>
+    public string? Folder { get; init; }
+    /// <summary>Steps between checkpoints (one is also written at the end).</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Continue from the folder's checkpoint when there is one.</summary>
+    public bool Resume { get; init; }
+    /// <summary>The settings that make the run what it is; a resumed run must match them all.</summary>
+    public IReadOnlyDictionary<string, string> Identity { get; init; } = new Dictionary<string, string>();
+    /// <summary>Further metadata for the checkpoint (the command line).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+    /// <summary>Called after every step.</summary>
+    public Action<StepRecord>? OnStep { get; init; }
+
+    /// <summary>
+    /// Steps between the trainer's own sharpness measurements (0: none): λmax of the probe Hessian by Lanczos,
+    /// warm-started from the last top eigenvector, before the update of every such step and of the last one, logged in
+    /// the <c>sharpness</c> column whether or not the optimizer probes (the Edge-of-Stability experiment's measurement).
+    /// Needs <see cref="Probe"/>; the warm start begins afresh after a resume.
+    /// </summary>
+    public int SharpnessEvery { get; init; }
+    /// <summary>Lanczos iterations per sharpness measurement.</summary>
+    public int SharpnessIterations { get; init; } = 20;
+    /// <summary>Relative residual at which a sharpness measurement stops early.</summary>
+    public double SharpnessTolerance { get; init; } = 1e-4;
+    /// <summary>Keep the minibatch accuracy of each step's training forward (an <c>accuracy</c> column after <c>loss</c>).</summary>
+    public bool RecordAccuracy { get; init; }
+    /// <summary>End the run at a non-finite loss and report the step (<see cref="TrainingResult.DivergedAt"/>) instead of failing.</summary>
+    public bool StopWhenDiverged { get; init; }
+
+    /// <summary>The checkpoint's path in the folder.</summary>
+    public string? CheckpointPath => Folder is null ? null : Path.Combine(Folder, "checkpoint.safetensors");
+
+    /// <summary>The CSV columns this run writes.</summary>
+    public string[] Columns =>
+        [
+            "step", "loss", .. RecordAccuracy ? ["accuracy"] : Array.Empty<string>(), "lr", "momentum", "weight_decay",
+            .. Probe is null ? Array.Empty<string>() : ["sharpness", "lr_times_sharpness", "sharpness_lanczos"],
+            .. Evaluator?.Columns ?? [], "seconds",
+        ];
+
+    /// <summary>
+    /// One training step: a training-mode forward (BatchNorm on batch statistics, running statistics updated,
+    /// dropout drawn from <paramref name="noise"/> when given), the gradient, then the optimizer's update with
+    /// <paramref name="curvature"/>'s probes. Returns the minibatch loss; a non-finite loss throws before the
+    /// parameters change.
+    /// </summary>
+    public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise,
+        Func<StepContext, StepContext>? curvature = null, FlopCounter? flops = null, Action<NdArray>? outputs = null)
+    {
+        var ps = model.Parameters();
+        (Tensor Value, Tensor[] Gradients) vg;
+        using (flops is null ? null : FlopCounter.Count(flops)) vg = Gradient(model, loss, inputs, targets, noise, outputs);
+        double l = vg.Value.ToScalar();
+        if (!double.IsFinite(l)) throw new TrainingException($"the loss at step {step} is {l}");
+        var context = new StepContext { Step = step, Loss = l, Parameters = ps, Gradients = vg.Gradients.Select(g => g.Data).ToArray() };
+        optimizer.Step(curvature is null ? context : curvature(context));
+        return l;
+    }
+
+    /// <summary>
+    /// The minibatch loss and its gradient as a training step sees them: training mode, running statistics
+    /// updated, dropout drawn from <paramref name="noise"/> when given.
+    /// </summary>
+    public static (Tensor Value, Tensor[] Gradients) Gradient(Module model, string loss, NdArray inputs, NdArray targets, RandomGenerator? noise,
+        Action<NdArray>? outputs = null)
+    {
+        var ps = model.Parameters();
+        Tensor x = inputs, y = targets;
+        return Derivatives.ValueAndGrad(p =>
+        {
+            var o = model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true, Noise = noise }, x);
+            outputs?.Invoke(o.Data);
+            return Models.Loss.Of(loss, o, y);
+        }, ps.Select(p => (Tensor)p.Value).ToArray());
+    }
+
+    /// <summary>Runs the remaining steps (all of them, or those after the checkpoint) and writes the final checkpoint.</summary>
+    public TrainingResult Run()
+    {
+        if (Steps < 1) throw new TrainingException($"a run needs at least one step, got {Steps}.");
+        if (SharpnessEvery > 0 && Probe is null) throw new TrainingException("sharpness measurements need a probe batch.");
+        if (LearningRate is not null && Optimizer is not IHasLearningRate)
+            throw new TrainingException($"a learning-rate schedule needs an optimizer with a settable rate; {Optimizer.Name} sets its own.");
+        var ps = Model.Parameters();
+        var rng = new RandomGenerator(Seed);
+        var noise = Dropout ? new RandomGenerator(Seed, 1UL << 50) : null;
+        var csv = new CsvLog(Columns);
+        var losses = new double[Steps];
+        var lrs = new double[Steps];
+        var sharpness = new double?[Steps];
+        var audits = new double?[Steps];
+        var accuracy = Enumerable.Repeat(double.NaN, Steps).ToArray();
+        int? diverged = null;
+        NdArray? top = null;
+        var evaluations = new List<(int, double[])>();
+        var trainFlops = new FlopCounter();
+        var probeFlops = new FlopCounter();
+        var probeClock = new Stopwatch();
+        var auditClock = new Stopwatch();
+        int first = 0;
+        double secondsBefore = 0, probeBefore = 0, auditBefore = 0, trainFlopsBefore = 0, probeFlopsBefore = 0;
+        string? checkpoint = CheckpointPath, csvPath = Folder is null ? null : Path.Combine(Folder, "steps.csv");
+        if (Folder is not null) Directory.CreateDirectory(Folder);
+
+        if (Resume && checkpoint is not null && File.Exists(checkpoint))
+        {
+            var meta = Checkpoint.Load(checkpoint, Model, Optimizer, saved =>
+            {
+                foreach (var (key, value) in Identity)
+                    if (saved.GetValueOrDefault("run." + key) is var was && was != value)
+                        throw new TrainingException($"{checkpoint}: the checkpoint's run has {key} '{was ?? "(none)"}', this one '{value}'; resume with the same settings or use another --out.");
+            });
+            first = (int)Checkpoint.Integer(meta, "step", checkpoint);
+            if (first < 0 || first > Steps) throw new TrainingException($"{checkpoint}: the checkpoint is at step {first}, outside the run's 0 to {Steps} steps.");
+            Batches.Restore(meta, checkpoint);
+            rng = new RandomGenerator(Seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpoint));
+            if (noise is not null) noise = new RandomGenerator(Seed, (ulong)Checkpoint.Integer(meta, "noise_offset", checkpoint));
+            secondsBefore = Number(meta, "seconds", checkpoint);
+            probeBefore = Number(meta, "probe_seconds", checkpoint);
+            auditBefore = Number(meta, "audit_seconds", checkpoint);
+            trainFlopsBefore = Number(meta, "train_flops", checkpoint);
+            probeFlopsBefore = Number(meta, "probe_flops", checkpoint);
+            ReadLog(csvPath!, csv, first, losses, lrs, accuracy, sharpness, audits, evaluations);
+        }
+
+        var clock = Stopwatch.StartNew();
+        double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds - auditClock.Elapsed.TotalSeconds;
+
+        void Save(int step)
+        {
+            if (Folder is null) return;
+            csv.Write(csvPath!);
+            var meta = new Dictionary<string, string>(Batches.Cursor())
+            {
+                ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
+                ["seconds"] = R(Seconds()),
+                ["probe_seconds"] = R(probeBefore + probeClock.Elapsed.TotalSeconds),
+                ["audit_seconds"] = R(auditBefore + auditClock.Elapsed.TotalSeconds),
+                ["train_flops"] = R(trainFlopsBefore + trainFlops.Flops),
+                ["probe_flops"] = R(probeFlopsBefore + probeFlops.Flops),
+            };
+            if (noise is not null) meta["noise_offset"] = noise.Offset.ToString(CultureInfo.InvariantCulture);
+            foreach (var (k, v) in Metadata) meta[k] = v;
+            foreach (var (k, v) in Identity) meta["run." + k] = v;
+            Checkpoint.Save(checkpoint!, Model, Optimizer, step, meta);
+        }
+
+        for (int step = first; step < Steps; step++)
+        {
+            if (LearningRate is not null) ((IHasLearningRate)Optimizer).LearningRate = LearningRate(step);
+            var (x, y) = Batches.Next(rng);
+            double loss;
+            NdArray? logits = null;
+            double? measured = null;
+            StepContext Offer(StepContext c)
+            {
+                c = WithCurvature(c, ps, x, y, rng, probeClock, probeFlops, auditClock);
+                if (SharpnessEvery > 0 && (c.Step % SharpnessEvery == 0 || c.Step == Steps - 1))
+                {
+                    var r = Lanczos.Run(c.Curvature!(), SharpnessIterations, k: 1, tolerance: SharpnessTolerance, start: top, rng: new RandomGenerator(Seed + 1), vectors: true);
+                    measured = r.Values[0];
+                    top = r.Vectors![0];
+                }
+                return c;
+            }
+            try { loss = Step(Model, Optimizer, Loss, x, y, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null); }
+            catch (TrainingException) when (StopWhenDiverged)
+            {
+                diverged = step;
+                losses[step] = double.NaN;
+                break;
+            }
+            catch (Exception e) when (e is TrainingException or ArithmeticException or ArgumentOutOfRangeException)
+            {
+                string where = Folder is null ? "" : $" (the last checkpoint and steps.csv are kept in {Folder})";
+                throw new TrainingException($"{e.Message.Split(" (Parameter")[0]}; stopping{where}.");
+            }
+            if (logits is not null) accuracy[step] = Metrics.Accuracy(logits, y);
+            var log = Optimizer.Last;
+            if (measured is not null) log = log with { Sharpness = measured };
+            losses[step] = loss;
+            lrs[step] = log.LearningRate;
+            sharpness[step] = log.Sharpness;
+            audits[step] = log.AuditSharpness;
+            double[]? evaluation = null;
+            if (Evaluator is not null && ((step + 1) % EvalEvery == 0 || step + 1 == Steps))
+            {
+                evaluation = Evaluator.Evaluate(Model);
+                evaluations.Add((step + 1, evaluation));
+            }
+            object?[] row =
+            [
+                step, loss, .. RecordAccuracy ? [accuracy[step]] : Array.Empty<object?>(), log.LearningRate, log.Momentum, log.WeightDecay,
+                .. Probe is null ? Array.Empty<object?>() : [log.Sharpness, log.Sharpness is { } sh ? log.LearningRate * sh : null, log.AuditSharpness],
+                .. Evaluator is null ? Array.Empty<object?>() : evaluation?.Select(v => (object?)v) ?? Evaluator.Columns.Select(_ => (object?)null),
+                Seconds(),
+            ];
+            csv.Add(row);
+            OnStep?.Invoke(new StepRecord(step, loss, log, evaluation));
+            if ((step + 1) % CheckpointEvery == 0 && step + 1 < Steps) Save(step + 1);
+        }
+        if (diverged is null) Save(Steps);
+        return new TrainingResult(csv, losses, lrs, sharpness, audits, evaluations, Seconds(), probeBefore + probeClock.Elapsed.TotalSeconds,
+            auditBefore + auditClock.Elapsed.TotalSeconds, trainFlopsBefore + trainFlops.Flops, probeFlopsBefore + probeFlops.Flops, accuracy, diverged);
+    }
+
+    /// <summary>The step's context with the probes this run offers: the probe batch's Hessian, the minibatch's, K-FAC, and audits.</summary>
+    private StepContext WithCurvature(StepContext c, IReadOnlyList<Parameter> ps, NdArray x, NdArray y, RandomGenerator rng, Stopwatch probeClock, FlopCounter probeFlops, Stopwatch auditClock)
+    {
+        if (Probe is not { } probe) return c;
+        NdArray[] Values() => ps.Select(p => p.Value).ToArray();
+        HessianOperator ProbeHessian() => new(Models.Loss.Function(Model, Loss, probe.Inputs, probe.Targets, probe.TrainingMode), Values());
+        return new StepContext
+        {
+            Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = c.Gradients,
+            Curvature = () => new TimedOperator(ProbeHessian(), probeClock, probeFlops),
+            MinibatchCurvature = () => new TimedOperator(new HessianOperator(Models.Loss.Function(Model, Loss, x, y, training: true), Values()), probeClock, probeFlops),
+            Kfac = () =>
+            {
+                probeClock.Start();
+                try { using (FlopCounter.Count(probeFlops)) return KroneckerFactoredCurvature.Compute(Model, Loss, probe.Inputs, rng, training: probe.TrainingMode); }
+                finally { probeClock.Stop(); }
+            },
+            AuditEvery = probe.AuditEvery,
+            AuditCurvature = () => new TimedOperator(ProbeHessian(), auditClock, null),
+        };
+    }
+
+    private void ReadLog(string csvPath, CsvLog csv, int first, double[] losses, double[] lrs, double[] accuracy, double?[] sharpness, double?[] audits, List<(int, double[])> evaluations)
+    {
+        if (!File.Exists(csvPath)) throw new TrainingException($"--resume: {csvPath} is missing but the checkpoint is at step {first}.");
+        var lines = File.ReadLines(csvPath).ToList();
+        if (lines.Count == 0 || lines[0] != string.Join(',', csv.Columns))
+            throw new TrainingException($"{csvPath}: the header is '{(lines.Count > 0 ? lines[0] : "")}', expected '{string.Join(',', csv.Columns)}'.");
+        if (lines.Count - 1 < first) throw new TrainingException($"{csvPath} holds {lines.Count - 1} steps but the checkpoint is at step {first}.");
+        var columns = csv.Columns.Select((name, i) => (name, i)).ToDictionary(t => t.name, t => t.i);
+        int evalAt = Evaluator is null ? -1 : columns[Evaluator.Columns[0]];
+        for (int r = 0; r < first; r++)
+        {
+            var f = lines[r + 1].Split(',');
+            double? Cell(int i) => f[i].Length == 0 ? null
+                : double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+                : throw new TrainingException($"{csvPath}, line {r + 2}: '{f[i]}' in column {csv.Columns[i]} is not a number.");
+            if (f.Length != csv.Columns.Count || Cell(0) != r)
+                throw new TrainingException($"{csvPath}, line {r + 2}: expected step {r} with {csv.Columns.Count} fields; the log does not belong to this checkpoint.");
+            losses[r] = Cell(1) ?? double.NaN;
+            lrs[r] = Cell(columns["lr"]) ?? double.NaN;
+            if (RecordAccuracy) accuracy[r] = Cell(columns["accuracy"]) ?? double.NaN;
+            if (Probe is not null) { sharpness[r] = Cell(columns["sharpness"]); audits[r] = Cell(columns["sharpness_lanczos"]); }
+            if (evalAt >= 0 && Cell(evalAt) is not null)
+                evaluations.Add((r + 1, Evaluator!.Columns.Select(c => Cell(columns[c]) ?? double.NaN).ToArray()));
+            csv.AddFields(f);
+        }
+    }
+
+    private static double Number(IReadOnlyDictionary<string, string> meta, string key, string path) =>
+        meta.TryGetValue(key, out var v) && double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) ? x
+            : throw new InvalidDataException($"{path}: checkpoint metadata '{key}' is missing or not a number.");
+
+    private static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Counts the time (and FLOPs, when given) of every product on the wrapped operator.</summary>
+    private sealed class TimedOperator(ILinearOperator inner, Stopwatch clock, FlopCounter? flops) : ILinearOperator
+    {
+        public long Dimension => inner.Dimension;
+        public DType DType => inner.DType;
+        public Device Device => inner.Device;
+        public NdArray Apply(NdArray v)
+        {
+            clock.Start();
+            try { using (flops is null ? null : FlopCounter.Count(flops)) return inner.Apply(v); }
+            finally { clock.Stop(); }
+        }
+    }
+}
