@@ -33,7 +33,11 @@ public static class Compare
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int Validation, int ProbeBatch,
         bool ProbeTrainingMode, int AuditEvery, int EvalEvery, double? TargetLoss, double? TargetValLoss, int Window, int ProbeEvery,
         string Data, string Out, string? Title = null, int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText,
-        Device? Device = null);
+        Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null)
+    {
+        /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialisation.</summary>
+        public string? InitFor(int seed) => Init?.Replace("{seed}", seed.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+    }
 
     /// <summary>One (optimizer, seed) run.</summary>
     /// <param name="Optimizer">The variant's label.</param>
@@ -84,6 +88,9 @@ public static class Compare
         public readonly Option<string> Out;
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh; a run with other settings is refused)" };
+        public readonly Option<string?> Init = new("--init") { Description = "Start every run from these weights (safetensors, PyTorch names; {seed} in the path is replaced by the run's seed) instead of a fresh initialisation" };
+        public readonly Option<bool> ResetHead = new("--reset-head") { Description = "With --init: keep a fresh classifier head (fine-tuning on other classes)" };
+        public readonly Option<string?> Classes = new("--classes") { Description = "Image tasks: train, validate and test on these classes only (e.g. 0-4 or 5,6,7)" };
 
         public RunOptions(string defaultOut)
         {
@@ -97,7 +104,13 @@ public static class Compare
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, Validation, ProbeBatch, ProbeMode, AuditEvery, EvalEvery, Target, TargetVal, Window, ProbeEvery, Data, Text, Out, CheckpointEvery, Resume })
+            Classes.Validators.Add(r =>
+            {
+                try { ParseClasses(r.GetValueOrDefault<string?>()); }
+                catch (FormatException e) { r.AddError(e.Message); }
+            });
+            foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, Validation, ProbeBatch, ProbeMode, AuditEvery, EvalEvery, Target, TargetVal, Window, ProbeEvery, Data, Text, Out,
+                                             CheckpointEvery, Resume, Init, ResetHead, Classes })
                 c.Options.Add(o);
             Common.AddTo(c);
         }
@@ -105,7 +118,8 @@ public static class Compare
         public Settings Build(ParseResult r, Device device, Variant[] variants, string? title) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(Validation), r.GetValue(ProbeBatch),
                 r.GetValue(ProbeMode) == "train", r.GetValue(AuditEvery), r.GetValue(EvalEvery), r.GetValue(Target), r.GetValue(TargetVal), r.GetValue(Window),
-                r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device);
+                r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device,
+                r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)));
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -115,6 +129,23 @@ public static class Compare
             if (r.GetValue(Common.Json) is { } path) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
             return 0;
         }
+    }
+
+    /// <summary>Class numbers as "0-4" or "5,6,7" (null: all); a malformed list throws naming it.</summary>
+    public static int[]? ParseClasses(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var classes = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var ends = part.Split('-');
+            if (ends.Length > 2 || !ends.All(e => int.TryParse(e, NumberStyles.None, CultureInfo.InvariantCulture, out int c) && c <= 9))
+                throw new FormatException($"--classes: '{part}' is not a class from 0 to 9 or a range such as 0-4.");
+            int lo = int.Parse(ends[0], CultureInfo.InvariantCulture), hi = int.Parse(ends[^1], CultureInfo.InvariantCulture);
+            if (hi < lo) throw new FormatException($"--classes: the range '{part}' runs backwards.");
+            classes.AddRange(Enumerable.Range(lo, hi - lo + 1));
+        }
+        return classes.Distinct().Order().ToArray();
     }
 
     /// <summary>An option holding optimizer specs, checked at parse time (an unknown name or key exits with code 2, listing the valid ones).</summary>
@@ -151,15 +182,52 @@ public static class Compare
             if (!(d >= 0 && d < 2)) r.AddError($"--delta must lie in [0, 2), got {d}.");
         });
         var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator, for specs that do not set estimator", "power", "power", "hutchinson", "kfac");
+        var preset = new Option<string?>("--preset") { Description = "tuned: choose each optimizer's rate on the validation loss first; transfer: pretrain on --pretrain-classes, fine-tune on --finetune-classes" };
+        preset.AcceptOnlyFromAmong("tuned", "transfer");
+        var tuneGrid = Options.PositiveList("--tune-grid", "tuned: multipliers of each optimizer's default rate to try", [0.1, 0.3, 1, 3, 10]);
+        var tuneSteps = Options.Int("--tune-steps", "tuned: steps of each grid run (default: a third of --steps)", 0, min: 0);
+        var tuneSeeds = Options.Int("--tune-seeds", "tuned: seeds of each grid point", 1);
+        var pretrain = SpecsOption("--pretrain", "transfer: the optimizers that pretrain (CAEO and the best baseline)", "caeo,momentum");
+        var pretrainClasses = new Option<string>("--pretrain-classes") { Description = "transfer: classes of the pretraining task", DefaultValueFactory = _ => "0-4" };
+        var finetuneClasses = new Option<string>("--finetune-classes") { Description = "transfer: classes of the fine-tuning task", DefaultValueFactory = _ => "5-9" };
+        foreach (var o in new[] { pretrainClasses, finetuneClasses })
+            o.Validators.Add(r =>
+            {
+                try { ParseClasses(r.GetValueOrDefault<string>()); }
+                catch (FormatException e) { r.AddError(e.Message.Replace("--classes", o.Name, StringComparison.Ordinal)); }
+            });
         var cmd = new Command("compare", "Train with several optimizers and seeds; report targets, validation loss, stability, accuracy, calibration, cost, audits and verdicts");
-        foreach (var o in new Option[] { optimizers, delta, estimator }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { optimizers, delta, estimator, preset, tuneGrid, tuneSteps, tuneSeeds, pretrain, pretrainClasses, finetuneClasses }) cmd.Options.Add(o);
         run.AddTo(cmd);
+        cmd.Validators.Add(r =>
+        {
+            if (r.GetValue(preset) == "transfer" && r.GetValue(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
+            if (r.GetValue(preset) is not null && r.GetValue(run.Init) is not null) r.AddError($"--preset {r.GetValue(preset)} chooses its own starting weights; leave out --init.");
+        });
         cmd.SetAction(r =>
         {
             var device = run.Common.Apply(r, output);
             var defaults = CurvatureDefaults(r.GetValue(run.ProbeEvery), r.GetValue(delta), r.GetValue(estimator));
-            var s = run.Build(r, device, ForSpecs(OptimizerSpec.ParseList(r.GetValue(optimizers)!), defaults), null);
-            return run.Execute(r, s, output);
+            var specs = OptimizerSpec.ParseList(r.GetValue(optimizers)!);
+            var s = run.Build(r, device, ForSpecs(specs, defaults), null);
+            string commandLine = string.Join(' ', r.Tokens.Select(t => t.Value));
+            IReadOnlyList<Run> runs;
+            switch (r.GetValue(preset))
+            {
+                case "tuned":
+                    int steps = r.GetValue(tuneSteps) is > 0 and var t ? t : Math.Max(1, s.Steps / 3);
+                    runs = ComparePresets.Tuned(s, specs, defaults, r.GetValue(tuneGrid)!, steps, r.GetValue(tuneSeeds), output, commandLine);
+                    break;
+                case "transfer":
+                    runs = ComparePresets.Transfer(s, ForSpecs(OptimizerSpec.ParseList(r.GetValue(pretrain)!), defaults),
+                        ParseClasses(r.GetValue(pretrainClasses))!, ParseClasses(r.GetValue(finetuneClasses))!, output, commandLine);
+                    break;
+                default:
+                    runs = Execute(s, output, commandLine);
+                    break;
+            }
+            if (r.GetValue(run.Common.Json) is { } path) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
+            return 0;
         });
         return cmd;
     }
@@ -168,8 +236,11 @@ public static class Compare
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output, string commandLine)
     {
         bool text = s.Task == "gpt-shakespeare";
-        var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, text ? null : s.Train, validation: text ? 0 : s.Validation);
+        var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, text ? null : s.Train, validation: text ? 0 : s.Validation, classes: s.Classes);
         task.Device = s.Device ?? CpuDevice.Instance;
+        if (s.ResetHead && s.Init is null) throw new LabException("--reset-head needs --init.");
+        // Bad initial weights are refused before anything is written.
+        for (int seed = 0; seed < s.Seeds && s.Init is not null; seed++) task.LoadInitialWeights(task.CreateModel((ulong)seed), s.InitFor(seed)!, s.ResetHead);
         Directory.CreateDirectory(s.Out);
         var probe = task.ProbeBatch(s.ProbeBatch);
         output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, " +
@@ -182,12 +253,14 @@ public static class Compare
             foreach (var variant in s.Variants)
                 for (int seed = 0; seed < s.Seeds; seed++)
                 {
-                    runs.Add(TrainOne(s, task, variant, seed, probe, tasks[t++], commandLine));
+                    runs.Add(TrainOne(s, task, variant, seed, probe, tasks[t++], commandLine, output));
                     AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, runs));
                 }
         });
-        double target = s.TargetLoss ?? 1.2 * runs.GroupBy(r => r.Optimizer).Min(g => g.Average(r => RunMetrics.TrailingMean(r.Losses, s.Window)[^1]));
-        double valTarget = s.TargetValLoss ?? 1.1 * runs.GroupBy(r => r.Optimizer).Min(g => g.Average(r => r.ValLoss));
+        // Default targets from the best group whose every run finished (a divergent run has no final loss).
+        double Best(Func<Run, double> f) => runs.GroupBy(r => r.Optimizer).Select(g => g.Average(f)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Min();
+        double target = s.TargetLoss ?? 1.2 * Best(r => RunMetrics.TrailingMean(r.Losses, s.Window)[^1]);
+        double valTarget = s.TargetValLoss ?? 1.1 * Best(r => r.ValLoss);
         var withTargets = runs.Select(r => r with
         {
             StepsToTarget = RunMetrics.StepsTo(r.Losses, target, s.Window),
@@ -202,9 +275,10 @@ public static class Compare
         return withTargets;
     }
 
-    private static Run TrainOne(Settings s, TrainingTask task, Variant variant, int seed, (NdArray Inputs, NdArray Targets) probe, IProgressTask progress, string commandLine)
+    private static Run TrainOne(Settings s, TrainingTask task, Variant variant, int seed, (NdArray Inputs, NdArray Targets) probe, IProgressTask progress, string commandLine, TextWriter output)
     {
         var model = task.CreateModel((ulong)seed);
+        if (s.InitFor(seed) is { } initPath) task.LoadInitialWeights(model, initPath, s.ResetHead);
         var named = model.NamedParameters();
         var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
         var dir = Path.Combine(s.Out, FolderName(variant.Label), $"seed{seed}");
@@ -223,19 +297,27 @@ public static class Compare
         {
             Model = model, Optimizer = optimizer, Batches = task.Batches((ulong)seed), Steps = s.Steps, Seed = (ulong)seed,
             Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, s.AuditEvery),
-            Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume,
+            Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
             Identity = new Dictionary<string, string>
             {
                 ["task"] = task.Describe, ["optimizer"] = variant.Description, ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
                 ["batch"] = s.Batch.ToString(CultureInfo.InvariantCulture), ["probe_batch"] = probe.Inputs.Shape[0].ToString(CultureInfo.InvariantCulture),
                 ["probe_mode"] = s.ProbeTrainingMode ? "train" : "eval", ["audit_every"] = s.AuditEvery.ToString(CultureInfo.InvariantCulture),
                 ["eval_every"] = s.EvalEvery.ToString(CultureInfo.InvariantCulture),
+                ["init"] = s.InitFor(seed) is { } ip ? $"{Path.GetFullPath(ip)}{(s.ResetHead ? " (head reset)" : "")}" : "fresh",
             },
             Metadata = new Dictionary<string, string> { ["command"] = "./lab " + commandLine },
             OnStep = r => progress.Report(r.Step + 1, $"loss {r.Loss:0.0000}  η {r.Log.LearningRate:G3}" + (r.Log.Sharpness is { } l ? $"  λmax {l:0.00}" : "")
                                                       + (r.Evaluation is { } e ? $"  val {e[0]:0.0000}" : "")),
         };
         var result = trainer.Run();
+        if (result.DivergedAt is { } d)
+        {
+            // A divergent run is an outcome, not a failure: its figures are missing and the report counts it.
+            output.WriteLine($"{variant.Label} seed {seed}: the loss at step {d} is not finite; the run stops there (its last checkpoint and steps.csv are kept in {dir}).");
+            return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch);
+        }
+        task.WriteWeights(Path.Combine(dir, "model.safetensors"), model);
         var evaluation = task.Evaluate(model);
         double valLoss = result.Evaluations.Count > 0 ? result.Evaluations[^1].Values[0] : double.NaN;
         return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch);

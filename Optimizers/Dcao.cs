@@ -15,6 +15,7 @@ namespace Curvature.Optimizers;
 /// probe's ρ₀ drove η to 1e-193 on ResNet-20). The seed says a larger spectral gap "allows acceleration" while its
 /// formula μ₀·exp(−βγ) shrinks μ as γ grows; <c>gapAccelerates</c> takes the words' reading, μ = μ₀·(1 − exp(−βγ)).
 /// Every factor is bounded below by <c>floor</c> × its base (η ≥ floor·η₀ and likewise μ, λ_wd; 0 disables it).
+/// The logged sharpness is ρ, and its audit a converged max|λ|.
 /// </summary>
 public sealed class Dcao : IOptimizer
 {
@@ -107,12 +108,12 @@ public sealed class Dcao : IOptimizer
         {
             var op = Check.Curvature(ctx, Name);
             if (SharpnessAudit.Due(ctx, ctx.Step / ProbeEvery))
-                audited = SharpnessAudit.Converged(ctx.AuditCurvature?.Invoke() ?? Check.Curvature(ctx, Name), ctx.Step);
+                audited = SharpnessAudit.Converged(ctx.AuditCurvature?.Invoke() ?? Check.Curvature(ctx, Name), ctx.Step, Which.LargestMagnitude);
             var r = Lanczos.Run(op, LanczosIterations, k: K, which: Which.LargestMagnitude, rng: rng);
             foreach (var v in r.Values) Check.FiniteCurvature(v, ctx, Name);
             var (eta, mu, wd, _, _) = Schedule(r.Values);
             state["eta"] = eta; state["mu"] = mu; state["wd"] = wd;
-            probed = r.Values.Max();
+            probed = r.Values.Max(Math.Abs); // ρ, what the rule uses (the top-magnitude Ritz values can all be negative: ResNet-20 in training mode)
         }
         double e = state["eta"], m = state["mu"], lambda = state["wd"];
         int n = ctx.Parameters.Count;

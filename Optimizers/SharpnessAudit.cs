@@ -24,7 +24,13 @@ public static class SharpnessAudit
     /// <summary>True when the probe with this index (0 for the first) is to be audited.</summary>
     public static bool Due(StepContext c, int probeIndex) => c.AuditEvery > 0 && probeIndex % c.AuditEvery == 0;
 
-    /// <summary>The converged λmax of <paramref name="op"/>; the start vector comes from a stream of its own, fixed by the step.</summary>
-    public static double Converged(ILinearOperator op, int step) =>
-        Lanczos.Run(op, Iterations, k: (int)Math.Min(Wanted, op.Dimension), tolerance: Tolerance, rng: new RandomGenerator(0xA0D17, (ulong)step << 20)).Values[0];
+    /// <summary>
+    /// The converged λmax of <paramref name="op"/> (or, with <see cref="Which.LargestMagnitude"/>, the spectral radius
+    /// max|λ|); the start vector comes from a stream of its own, fixed by the step.
+    /// </summary>
+    public static double Converged(ILinearOperator op, int step, Which which = Which.LargestAlgebraic)
+    {
+        var r = Lanczos.Run(op, Iterations, k: (int)Math.Min(Wanted, op.Dimension), which, Tolerance, rng: new RandomGenerator(0xA0D17, (ulong)step << 20));
+        return which == Which.LargestMagnitude ? r.Values.Max(Math.Abs) : r.Values[0];
+    }
 }

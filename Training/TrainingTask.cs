@@ -111,6 +111,25 @@ public abstract class TrainingTask
     public void WriteProbeBatch(string path, (NdArray Inputs, NdArray Targets) probe) =>
         Safetensors.Write(path, [("inputs", probe.Inputs.To(CpuDevice.Instance)), ("targets", probe.Targets.To(CpuDevice.Instance))]);
 
+    /// <summary>The state-dict names of the classifier head (reinitialised by <see cref="LoadInitialWeights"/> on request); empty when the head is tied (GPT).</summary>
+    public abstract IReadOnlyList<string> HeadNames { get; }
+
+    /// <summary>
+    /// Loads weights from a safetensors file into a freshly initialised model, every name and shape checked (the error
+    /// names the file and the tensor); with <paramref name="resetHead"/> the classifier head keeps its fresh
+    /// initialisation, for fine-tuning on other classes.
+    /// </summary>
+    public void LoadInitialWeights(Module model, string path, bool resetHead)
+    {
+        if (!File.Exists(path)) throw new TrainingException($"--init {path}: no such file.");
+        if (resetHead && HeadNames.Count == 0) throw new TrainingException($"--reset-head: the {Model} has no separate head (its output layer is tied to the embedding).");
+        var state = Safetensors.Read(path).ByName().ToDictionary(kv => kv.Key, kv => kv.Value);
+        state.Remove("lm_head.weight"); // the tied GPT head may be stored; the model holds it once
+        if (resetHead)
+            foreach (var (name, value) in model.StateDict().Where(t => HeadNames.Contains(t.Name))) state[name] = value.To(CpuDevice.Instance);
+        model.LoadStateDict(state.ToDictionary(kv => kv.Key, kv => kv.Value.To(Device)), path);
+    }
+
     /// <summary>Writes a model's weights with PyTorch's names and this task's metadata, atomically.</summary>
     public void WriteWeights(string path, Module model) => Safetensors.Write(path, model.StateDict(), WeightsMetadata(model));
     /// <summary>Metadata written into <c>model.safetensors</c>.</summary>
@@ -118,9 +137,10 @@ public abstract class TrainingTask
 
     /// <summary>Builds a task; <paramref name="train"/> limits the training images, <paramref name="gpt"/> configures the GPT.</summary>
     public static TrainingTask Create(string name, string dataFolder, string textPath, int batch, int? train = null, bool augment = false,
-        int mlpWidth = 200, string activation = "tanh", GptConfig? gpt = null, int evalBatches = 20, int validation = 0) => name switch
+        int mlpWidth = 200, string activation = "tanh", GptConfig? gpt = null, int evalBatches = 20, int validation = 0, IReadOnlyList<int>? classes = null) => name switch
     {
-        "mlp-fmnist" or "resnet20-fmnist" => new ImageTask(name, dataFolder, batch, train, augment, mlpWidth, activation, validation),
+        "mlp-fmnist" or "resnet20-fmnist" => new ImageTask(name, dataFolder, batch, train, augment, mlpWidth, activation, validation, classes),
+        "gpt-shakespeare" when classes is not null => throw new TrainingException("--classes applies to the image tasks."),
         "gpt-shakespeare" => new TextTask(textPath, batch, gpt ?? new GptConfig(Context: 128, Layers: 4, Heads: 4, Width: 128), evalBatches),
         _ => throw new TrainingException($"task '{name}' is not one of {string.Join(", ", Names)}."),
     };
@@ -155,14 +175,29 @@ public abstract class TrainingTask
         private readonly int batch, mlpWidth;
         private readonly bool augment, flat;
         private readonly string activation;
+        private readonly string classesNote = "";
 
-        public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation, int validationCount)
+        private static Dataset Only(Dataset d, IReadOnlyList<int>? classes)
+        {
+            if (classes is null) return d;
+            var labels = d.Labels.ToArray<long>();
+            return d.Select(Enumerable.Range(0, labels.Length).Where(i => classes.Contains((int)labels[i])).Select(i => (long)i).ToArray());
+        }
+
+        public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation, int validationCount, IReadOnlyList<int>? classes)
         {
             var (trainSet, testSet) = FashionMnist.Load(folder);
-            var (trainCount, validationStart, _) = ImageSplit(trainSet.Count, limit, validationCount);
-            validation = trainSet.Slice(validationStart, validationCount);
-            train = trainSet.Take(trainCount);
-            test = testSet;
+            if (classes is { } cs && (cs.Count == 0 || cs.Any(c => c < 0 || c > 9)))
+                throw new TrainingException($"--classes {string.Join(",", cs)}: expected class numbers from 0 to 9.");
+            // The split is made on all images first, so a class subset never moves an image across it.
+            var (trainCount, validationStart, _) = ImageSplit(trainSet.Count, classes is null ? limit : null, validationCount);
+            validation = Only(trainSet.Slice(validationStart, validationCount), classes);
+            var pool = Only(trainSet.Take(trainCount), classes);
+            if (classes is not null && limit is { } n && n > pool.Count)
+                throw new TrainingException($"--train {n}: only {pool.Count} training images are of classes {string.Join(",", classes)}.");
+            train = pool.Take(limit ?? pool.Count);
+            test = Only(testSet, classes);
+            classesNote = classes is null ? "" : $", classes {string.Join(",", classes)}";
             if (batch > train.Count) throw new TrainingException($"--batch {batch} is more than the {train.Count} training images.");
             Name = name;
             this.batch = batch;
@@ -171,7 +206,7 @@ public abstract class TrainingTask
             this.activation = activation;
             flat = name == "mlp-fmnist";
             Describe = (flat ? $"MLP 784-{mlpWidth}-{mlpWidth}-10 {activation}" : "ResNet-20 (1 input channel)") +
-                       $" on Fashion-MNIST ({train.Count} training, {(validationCount > 0 ? $"{validationCount} validation (the last training images), " : "")}{test.Count} test images{(augment ? ", random crop (padding 2) and flip" : "")})";
+                       $" on Fashion-MNIST ({train.Count} training, {(validationCount > 0 ? $"{validationCount} validation (the last training images), " : "")}{test.Count} test images{classesNote}{(augment ? ", random crop (padding 2) and flip" : "")})";
         }
 
         public override string Name { get; }
@@ -212,6 +247,8 @@ public abstract class TrainingTask
         }
 
         public override int ValidationCount => validation.Count;
+
+        public override IReadOnlyList<string> HeadNames => flat ? ["5.weight", "5.bias"] : ["fc.weight", "fc.bias"];
 
         public override (double Loss, double Accuracy) Validate(Module model)
         {
@@ -299,6 +336,8 @@ public abstract class TrainingTask
         }
 
         public override int ValidationCount => evalBatches * batch;
+
+        public override IReadOnlyList<string> HeadNames => [];
 
         public override (double Loss, double Accuracy) Validate(Module model)
         {

@@ -54,10 +54,11 @@ internal static class ComparisonReport
                       $"(trailing mean over W = {s.Window} steps{(s.TargetLoss is null ? "; the best final × 1.2" : "")}). Cells: mean ± std [95 % Student-t interval] over seeds; — where a run did not reach a target.");
         sb.AppendLine();
         var metrics = Metrics(text, s.Window);
-        sb.AppendLine("| optimizer | " + string.Join(" | ", metrics.Select(m => m.Name)) + " |");
-        sb.AppendLine("|---" + string.Concat(metrics.Select(_ => "|---")) + "|");
+        sb.AppendLine("| optimizer | " + string.Join(" | ", metrics.Select(m => m.Name)) + " | diverged |");
+        sb.AppendLine("|---" + string.Concat(metrics.Select(_ => "|---")) + "|---|");
         foreach (var g in groups)
-            sb.AppendLine($"| {g.Key} | " + string.Join(" | ", metrics.Select(m => Cell(g.Select(m.Value), m.Format) + Reached(m, g))) + " |");
+            sb.AppendLine($"| {g.Key} | " + string.Join(" | ", metrics.Select(m => Cell(g.Select(m.Value), m.Format) + Reached(m, g))) +
+                          $" | {g.Count(r => r.Result.DivergedAt is not null)}/{g.Count()} |");
         sb.AppendLine();
         sb.AppendLine("| optimizer | train GFLOP/sample | probe GFLOP/sample | time probing | audit: estimate / converged λmax (mean, min–max, audits) | audit time s |");
         sb.AppendLine("|---|---|---|---|---|---|");
@@ -149,7 +150,8 @@ internal static class ComparisonReport
         {
             optimizer = r.Optimizer,
             seed = r.Seed,
-            final_loss = r.Losses[^1],
+            final_loss = Finite(r.Losses[^1]),
+            diverged_at = r.Result.DivergedAt,
             val_loss = Finite(r.ValLoss),
             val_bits_per_char = s.Task == "gpt-shakespeare" ? Finite(r.ValLoss / Math.Log(2)) : null,
             steps_to_target = r.StepsToTarget,
@@ -175,9 +177,12 @@ internal static class ComparisonReport
         var loss = new Plot();
         foreach (var g in runs.GroupBy(r => r.Optimizer))
         {
-            var curves = g.Select(r => RunMetrics.TrailingMean(r.Losses, s.Window)).ToArray();
-            var xs = Enumerable.Range(0, s.Steps).Select(i => (double)i).ToArray();
-            Band(loss, g.Key, xs, curves);
+            // A divergent run's curve ends where it diverged; the band covers the steps every seed ran.
+            int n = g.Min(r => r.Result.DivergedAt ?? s.Steps);
+            if (n == 0) continue;
+            var curves = g.Select(r => RunMetrics.TrailingMean(r.Losses[..n], s.Window)).ToArray();
+            var xs = Enumerable.Range(0, n).Select(i => (double)i).ToArray();
+            Band(loss, g.Key + (n < s.Steps ? $" (diverged at step {n})" : ""), xs, curves);
         }
         loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Alignment.UpperRight);
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(900, 550, ImageFormat.Png));
@@ -185,8 +190,8 @@ internal static class ComparisonReport
         var val = new Plot();
         foreach (var g in runs.GroupBy(r => r.Optimizer))
         {
-            var steps = g.First().ValLosses.Select(e => (double)e.Step).ToArray();
-            var curves = g.Select(r => r.ValLosses.Select(e => e.Value).ToArray()).Where(c => c.Length == steps.Length).ToArray();
+            var steps = g.MinBy(r => r.ValLosses.Count)!.ValLosses.Select(e => (double)e.Step).ToArray();
+            var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => e.Value).ToArray()).ToArray();
             if (steps.Length > 0) Band(val, g.Key, steps, curves).MarkerSize = 4;
         }
         val.XLabel("step"); val.YLabel("validation loss"); val.ShowLegend(Alignment.UpperRight);
@@ -194,7 +199,10 @@ internal static class ComparisonReport
 
         var lr = new Plot();
         foreach (var r in runs.Where(r => r.Seed == 0))
-            lr.Add.ScatterLine(Enumerable.Range(0, r.Result.LearningRates.Length).Select(i => (double)i).ToArray(), r.Result.LearningRates).LegendText = r.Optimizer;
+        {
+            int n = r.Result.DivergedAt ?? r.Result.LearningRates.Length;
+            if (n > 0) lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n]).LegendText = r.Optimizer;
+        }
         lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Alignment.UpperRight);
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(900, 550, ImageFormat.Png));
 
@@ -217,12 +225,13 @@ internal static class ComparisonReport
                 a.LegendText = "converged Lanczos λmax (audit)";
                 a.MarkerSize = 7;
             }
-            var edge = p.Add.ScatterLine(Enumerable.Range(0, r.LearningRates.Length).Select(t => (double)t).ToArray(), r.LearningRates.Select(x => 2 / x).ToArray());
+            int ran = r.DivergedAt ?? r.LearningRates.Length;
+            var edge = p.Add.ScatterLine(Enumerable.Range(0, ran).Select(t => (double)t).ToArray(), r.LearningRates[..ran].Select(x => 2 / x).ToArray());
             edge.LinePattern = LinePattern.Dashed;
             edge.LegendText = "2/η";
             p.Title(probed[i].Optimizer); p.XLabel("step"); p.YLabel("sharpness");
             double top = pts.Select(t => r.Sharpness[t]!.Value).Concat(audited.Select(t => r.AuditSharpness[t]!.Value)).Where(double.IsFinite).DefaultIfEmpty(1).Max();
-            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates.Min(x => 2 / x)));
+            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates[..ran].Min(x => 2 / x)));
             p.ShowLegend(Alignment.UpperRight);
         }
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), mp.Render(450 * probed.Length, 450).GetImageBytes(ImageFormat.Png));

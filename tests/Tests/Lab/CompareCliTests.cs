@@ -119,6 +119,57 @@ public class CompareCliTests
         Assert.Contains("**evaluation-mode** loss", File.ReadAllText(Path.Combine(outDir, "report.md")));
     }
 
+    [Fact]
+    public void Init_starts_every_run_from_given_weights_and_reset_head_keeps_a_fresh_head()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 8);
+        string[] Args(string outDir, params string[] extra) =>
+            ["compare", "--data", data, "--out", outDir, "--optimizers", "sgd", "--seeds", "2", "--steps", "2", "--batch", "16", "--train", "32", "--val", "16", "--audit-every", "0", .. extra];
+        var pre = Path.Combine(Scratch.NewDirectory(), "pre");
+        Assert.Equal(0, LabCli.Run(Args(pre)).Code);
+        var fine = Path.Combine(Scratch.NewDirectory(), "fine");
+        var (code, output, err) = LabCli.Run(Args(fine, "--init", Path.Combine(pre, "sgd", "seed{seed}", "model.safetensors"), "--reset-head"));
+        Assert.True(code == 0, err + output);
+        for (int seed = 0; seed < 2; seed++)
+        {
+            var given = Curvature.Models.Safetensors.Read(Path.Combine(pre, "sgd", $"seed{seed}", "model.safetensors")).ByName();
+            var fresh = Curvature.Models.Safetensors.Read(Path.Combine(pre, "sgd", $"seed{seed}", "init.safetensors")).ByName();
+            var start = Curvature.Models.Safetensors.Read(Path.Combine(fine, "sgd", $"seed{seed}", "init.safetensors")).ByName();
+            foreach (var (name, t) in start)
+                Assert.Equal((name.StartsWith("5.", StringComparison.Ordinal) ? fresh : given)[name].ToArray<float>(), t.ToArray<float>());
+            Assert.NotEqual(given["5.weight"].ToArray<float>(), start["5.weight"].ToArray<float>());
+        }
+        // Weights of another model: one message naming the file and the tensor, exit 1, nothing written.
+        var wrong = Path.Combine(Scratch.NewDirectory(), "wrong");
+        (code, _, err) = LabCli.Run([.. Args(wrong, "--init", Path.Combine(pre, "sgd", "seed0", "model.safetensors")).Select(a => a == "sgd" ? "sgd" : a), "--task", "resnet20-fmnist"]);
+        Assert.Equal(1, code);
+        Assert.Contains("model.safetensors", err);
+        Assert.False(Directory.Exists(wrong));
+    }
+
+    [Fact]
+    public void The_tuned_preset_runs_the_seeds_at_each_optimizers_best_rate_on_the_validation_loss()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 80, test: 8);
+        var outDir = Path.Combine(Scratch.NewDirectory(), "tuned");
+        var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--preset", "tuned", "--optimizers", "sgd,l4", "--tune-grid", "0.1,1,10",
+            "--seeds", "2", "--steps", "6", "--tune-steps", "4", "--batch", "16", "--train", "64", "--val", "16", "--eval-every", "2", "--audit-every", "0");
+        Assert.True(code == 0, err + output);
+        foreach (var (name, key, values) in new[] { ("sgd", "lr", new[] { 0.01, 0.1, 1 }), ("l4", "alpha", new[] { 0.015, 0.15, 1.5 }) })
+        {
+            using var grid = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "tune", name, "summary.json")));
+            var losses = grid.RootElement.GetProperty("runs").EnumerateArray()
+                .Select(r => (r.GetProperty("optimizer").GetString()!, r.GetProperty("val_loss").ValueKind == JsonValueKind.Number ? r.GetProperty("val_loss").GetDouble() : double.PositiveInfinity)).ToArray();
+            Assert.Equal(3, losses.Length);
+            int best = Array.IndexOf(losses, losses.MinBy(l => l.Item2));
+            string chosen = $"{name}:{key}={values[best].ToString("G4", CultureInfo.InvariantCulture)}";
+            Assert.True(Directory.Exists(Path.Combine(outDir, Curvature.Lab.Compare.FolderName(chosen), "seed1")), chosen);
+        }
+        var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("## Tuning", report);
+        Assert.True(File.Exists(Path.Combine(outDir, "sensitivity.png")));
+    }
+
     [Theory]
     [InlineData("sgd:mu=0.9", "unknown key 'mu'; valid: lr, wd")]
     [InlineData("caeo:delta=2", "delta=2 is out of range")]
