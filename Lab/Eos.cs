@@ -103,7 +103,7 @@ public static class Eos
         // w_t before its update; one step more than --steps gives the measurements at w_steps (its update is unused).
         var result = new Trainer
         {
-            Model = model, Optimizer = new GradientDescent(lr), Batches = new FullBatch(x, y), Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
+            Model = model, Optimizer = new GradientDescent(lr), Batches = new FullBatchStream(x, y), Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
             RecordAccuracy = true, StopWhenDiverged = true,
             OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : "")),
@@ -120,13 +120,6 @@ public static class Eos
             result.Seconds, rows);
     }
 
-    /// <summary>The whole training subset every step.</summary>
-    private sealed class FullBatch(NdArray x, NdArray y) : IBatchStream
-    {
-        public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng) => (x, y);
-        public Dictionary<string, string> Cursor() => [];
-        public void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
-    }
 
     private static string F(double v, string format = "0.000") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
 

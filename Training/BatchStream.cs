@@ -39,3 +39,14 @@ internal sealed class BatchStream(Dataset data, int size)
         Position = position;
     }
 }
+
+/// <summary>The same batch every step: full-batch gradient descent (the Edge-of-Stability experiment). Its cursor is empty.</summary>
+public sealed class FullBatchStream(NdArray inputs, NdArray targets) : IBatchStream
+{
+    /// <inheritdoc/>
+    public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng) => (inputs, targets);
+    /// <inheritdoc/>
+    public Dictionary<string, string> Cursor() => [];
+    /// <inheritdoc/>
+    public void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
+}

@@ -12,14 +12,6 @@ namespace Curvature.Tests.Training;
 [Collection(ThreadSettings.Name)]
 public class TrainerTests
 {
-    /// <summary>A fixed batch every step (full-batch training), with an empty cursor.</summary>
-    private sealed class FixedBatch(NdArray x, NdArray y) : IBatchStream
-    {
-        public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng) => (x, y);
-        public Dictionary<string, string> Cursor() => [];
-        public void Restore(IReadOnlyDictionary<string, string> meta, string path) { }
-    }
-
     /// <summary>An optimizer that steps like SGD and records H·v of the curvature its context offers at step 0.</summary>
     private sealed class Spy(NdArray v) : IOptimizer
     {
@@ -62,7 +54,7 @@ public class TrainerTests
         {
             var (m, _, _) = TinyResNet();
             var spy = new Spy(v!);
-            new Trainer { Model = m, Optimizer = spy, Batches = new FixedBatch(x, y), Steps = 1, Probe = new ProbeSettings(x, y, mode, AuditEvery: 0) }.Run();
+            new Trainer { Model = m, Optimizer = spy, Batches = new FullBatchStream(x, y), Steps = 1, Probe = new ProbeSettings(x, y, mode, AuditEvery: 0) }.Run();
             Assert.Equal(expected, spy.Hv!.ToArray<float>());
         }
     }
@@ -78,7 +70,7 @@ public class TrainerTests
         var caeo = new Caeo(0.5, 0.5, probeEvery: 2);
         var initial = model.Parameters().Select(p => p.Value).ToArray();
         double lambda0 = Lanczos.Run(new HessianOperator(Loss.Function(model, "ce", x, y, training: true), initial), 60, tolerance: 1e-6).Values[0];
-        var result = new Trainer { Model = model, Optimizer = caeo, Batches = new FixedBatch(x, y), Steps = 9, Folder = dir, Probe = new ProbeSettings(x, y, true, AuditEvery: 2) }.Run();
+        var result = new Trainer { Model = model, Optimizer = caeo, Batches = new FullBatchStream(x, y), Steps = 9, Folder = dir, Probe = new ProbeSettings(x, y, true, AuditEvery: 2) }.Run();
         var rows = File.ReadAllLines(Path.Combine(dir, "steps.csv"));
         Assert.Equal("step,loss,lr,momentum,weight_decay,sharpness,lr_times_sharpness,sharpness_lanczos,seconds", rows[0]);
         // Probes at steps 0, 2, 4, 6, 8; the 1st, 3rd and 5th audited.
@@ -98,7 +90,7 @@ public class TrainerTests
         var dir = Path.Combine(Scratch.NewDirectory(), "identity");
         Trainer Make(string lr, int steps, bool resume) => new()
         {
-            Model = Mlp.Create(new RandomGenerator(1), width: 4, inputs: 5, classes: 2), Optimizer = new GradientDescent(0.1), Batches = new FixedBatch(x, y),
+            Model = Mlp.Create(new RandomGenerator(1), width: 4, inputs: 5, classes: 2), Optimizer = new GradientDescent(0.1), Batches = new FullBatchStream(x, y),
             Steps = steps, Folder = dir, Resume = resume, CheckpointEvery = 2, Identity = new Dictionary<string, string> { ["lr"] = lr },
         };
         var whole = Make("0.1", 6, false).Run().Losses;
