@@ -33,7 +33,7 @@ public static class Compare
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int Validation, int ProbeBatch,
         bool ProbeTrainingMode, int AuditEvery, int EvalEvery, double? TargetLoss, double? TargetValLoss, int Window, int ProbeEvery,
         string Data, string Out, string? Title = null, int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText,
-        Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null)
+        Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20)
     {
         /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialisation.</summary>
         public string? InitFor(int seed) => Init?.Replace("{seed}", seed.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
@@ -90,6 +90,11 @@ public static class Compare
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh; a run with other settings is refused)" };
         public readonly Option<string?> Init = new("--init") { Description = "Start every run from these weights (safetensors, PyTorch names; {seed} in the path is replaced by the run's seed) instead of a fresh initialisation" };
         public readonly Option<bool> ResetHead = new("--reset-head") { Description = "With --init: keep a fresh classifier head (fine-tuning on other classes)" };
+        public readonly Option<int> Layers = Options.Int("--layers", "gpt-shakespeare: GPT layers", 4);
+        public readonly Option<int> Heads = Options.Int("--heads", "gpt-shakespeare: GPT heads", 4);
+        public readonly Option<int> Width = Options.Int("--width", "gpt-shakespeare: GPT width d", 128);
+        public readonly Option<int> Context = Options.Int("--context", "gpt-shakespeare: GPT context T", 128);
+        public readonly Option<int> EvalBatches = Options.Int("--eval-batches", "gpt-shakespeare: validation windows (batches) per evaluation", 20);
         public readonly Option<string?> Classes = new("--classes") { Description = "Image tasks: train, validate and test on these classes only (e.g. 0-4 or 5,6,7)" };
 
         public RunOptions(string defaultOut)
@@ -110,8 +115,12 @@ public static class Compare
                 catch (FormatException e) { r.AddError(e.Message); }
             });
             foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, Validation, ProbeBatch, ProbeMode, AuditEvery, EvalEvery, Target, TargetVal, Window, ProbeEvery, Data, Text, Out,
-                                             CheckpointEvery, Resume, Init, ResetHead, Classes })
+                                             CheckpointEvery, Resume, Init, ResetHead, Classes, Layers, Heads, Width, Context, EvalBatches })
                 c.Options.Add(o);
+            c.Validators.Add(r =>
+            {
+                if (r.GetValue(Width) % Math.Max(1, r.GetValue(Heads)) != 0) r.AddError($"--width {r.GetValue(Width)} is not divisible by --heads {r.GetValue(Heads)}.");
+            });
             Common.AddTo(c);
         }
 
@@ -119,7 +128,8 @@ public static class Compare
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(Validation), r.GetValue(ProbeBatch),
                 r.GetValue(ProbeMode) == "train", r.GetValue(AuditEvery), r.GetValue(EvalEvery), r.GetValue(Target), r.GetValue(TargetVal), r.GetValue(Window),
                 r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device,
-                r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)));
+                r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
+                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches));
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
@@ -236,7 +246,8 @@ public static class Compare
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output, string commandLine)
     {
         bool text = s.Task == "gpt-shakespeare";
-        var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, text ? null : s.Train, validation: text ? 0 : s.Validation, classes: s.Classes);
+        var task = TrainingTask.Create(s.Task, s.Data, s.Text, s.Batch, text ? null : s.Train, gpt: s.Gpt, evalBatches: s.EvalBatches,
+            validation: text ? 0 : s.Validation, classes: s.Classes);
         task.Device = s.Device ?? CpuDevice.Instance;
         if (s.ResetHead && s.Init is null) throw new LabException("--reset-head needs --init.");
         // Bad initial weights are refused before anything is written.
@@ -267,6 +278,10 @@ public static class Compare
             StepsToValTarget = RunMetrics.StepsToEvaluated(r.ValLosses, valTarget),
         }).ToList();
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, withTargets, target, valTarget));
+        if (s.TargetValLoss is { } tv && withTargets.All(r => r.StepsToValTarget is null))
+            output.WriteLine($"note: no run reached --target-val-loss {tv.ToString("G4", CultureInfo.InvariantCulture)} (the best final validation loss is {withTargets.Select(r => r.ValLoss).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Min():G4}).");
+        if (s.TargetLoss is { } tl && withTargets.All(r => r.StepsToTarget is null))
+            output.WriteLine($"note: no run reached --target-loss {tl.ToString("G4", CultureInfo.InvariantCulture)} (trailing mean over W = {s.Window} steps).");
         var report = ComparisonReport.Markdown(s, task, withTargets, target, valTarget, commandLine);
         AtomicFile.WriteAllText(Path.Combine(s.Out, "report.md"), report);
         ComparisonReport.Plots(s, withTargets);
