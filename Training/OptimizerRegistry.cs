@@ -212,12 +212,14 @@ public static class OptimizerRegistry
     private static readonly Hyperparameter Estimator = Hyperparameter.Choice("estimator", "estimator", "how λmax is estimated", "power", "hutchinson", "kfac");
     private static readonly Hyperparameter Noise = Hyperparameter.NonNegative("noise", "σ", "std of the Gaussian noise ξ ~ N(0, σ²) added to every weight after each step (the seed's injected noise)", 0);
     private static readonly Hyperparameter PowerTolerance = Hyperparameter.Positive("power_tol", "tol", "relative tolerance of the first power iteration", 1e-2);
+    private static readonly Hyperparameter WarmIterations = Hyperparameter.Count("warm_iters", "warm", "power products per probe after the first, continuing the last vector", 1);
     private static readonly Hyperparameter Direction = Hyperparameter.Choice("direction", "direction", "the base rule's directions", "sgd", "adam");
 
     private static CurvatureEstimator EstimatorOf(OptimizerArguments a) => (CurvatureEstimator)a.Choice("estimator");
 
     private static Caeo CreateCaeo(OptimizerArguments a, double momentum = 0, bool adaptive = false) =>
-        new(a["lr"], a["delta"], a.Int("probe_every"), EstimatorOf(a), momentum: momentum, powerTolerance: a["power_tol"], seed: a.Seed, adaptive: adaptive, noise: a["noise"]);
+        new(a["lr"], a["delta"], a.Int("probe_every"), EstimatorOf(a), momentum: momentum, powerTolerance: a["power_tol"], seed: a.Seed, warmIterations: a.Int("warm_iters"),
+            adaptive: adaptive, noise: a["noise"]);
 
     /// <summary>The table: every optimizer the verbs accept.</summary>
     public static readonly IReadOnlyList<OptimizerEntry> Entries =
@@ -253,12 +255,12 @@ public static class OptimizerRegistry
              new("ref_decay", "d", "relative mode: decay of the running means ρ̄ ← d·ρ̄ + (1 − d)·ρ", 0.9, 0, 1, MaxExclusive: true)],
             a => new Dcao(a["lr"], a["mu"], a["wd"], a["alpha"], a["beta"], a["c"], a.Int("probe_every"), a.Int("k"), a.Int("iters"),
                 relative: a.Choice("mode") == 1, seed: a.Seed, gapAccelerates: a.Choice("gap") == 1, floor: a["floor"], referenceDecay: a["ref_decay"])),
-        new("caeo", "CAEO over GD: η = min(η_base, (2 − δ)/λmax)", true, [Lr(0.5, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, Noise],
+        new("caeo", "CAEO over GD: η = min(η_base, (2 − δ)/λmax)", true, [Lr(0.5, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise],
             a => CreateCaeo(a)),
         new("caeo-momentum", "CAEO over heavy-ball momentum: η = min(η_base, (2 + 2μ − δ)/λmax)", true,
-            [Lr(0.5, "η_base", "base learning rate"), Mu(0.9), Delta, Every(), Estimator, PowerTolerance, Noise], a => CreateCaeo(a, momentum: a["mu"])),
+            [Lr(0.5, "η_base", "base learning rate"), Mu(0.9), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, momentum: a["mu"])),
         new("caeo-adam", "CAEO over Adam: η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H))", true,
-            [Lr(3e-3, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, Noise], a => CreateCaeo(a, adaptive: true)),
+            [Lr(3e-3, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, adaptive: true)),
     ];
 
     /// <summary>The valid names.</summary>
