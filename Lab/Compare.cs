@@ -50,8 +50,9 @@ public static class Compare
     /// <param name="StepsToTarget">Steps to the training-loss target (trailing mean), or null.</param>
     /// <param name="StepsToValTarget">Steps to the validation-loss target, or null.</param>
     /// <param name="Batch">The minibatch size, for FLOPs per sample.</param>
+    /// <param name="StabilityLimit">The rule's η·λmax stability limit (2 for GD, 2 + 2μ with momentum, (2 + 2β₁)/(1 − β₁) for CAEO over Adam), for the plots' edge line.</param>
     public sealed record Run(string Optimizer, int Seed, TrainingResult Result, double TestAccuracy, double Ece, double ValLoss, int StepsPerEpoch,
-        int Batch, int? StepsToTarget = null, int? StepsToValTarget = null)
+        int Batch, int? StepsToTarget = null, int? StepsToValTarget = null, double StabilityLimit = 2)
     {
         /// <summary>Minibatch loss at each step.</summary>
         public double[] Losses => Result.Losses;
@@ -330,13 +331,15 @@ public static class Compare
         {
             // A divergent run is an outcome, not a failure: its figures are missing and the report counts it.
             output.WriteLine($"{variant.Label} seed {seed}: the loss at step {d} is not finite; the run stops there (its last checkpoint and steps.csv are kept in {dir}).");
-            return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch);
+            return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer));
         }
         task.WriteWeights(Path.Combine(dir, "model.safetensors"), model);
         var evaluation = task.Evaluate(model);
         double valLoss = result.Evaluations.Count > 0 ? result.Evaluations[^1].Values[0] : double.NaN;
-        return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch);
+        return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer));
     }
+
+    private static double Limit(Optimizers.IOptimizer optimizer) => optimizer is Optimizers.Caeo c ? c.StabilityLimit : 2;
 
     /// <summary>An ASCII folder name for a run label ("δ=0.5" → "delta_0.5", "caeo:lr=0.5" → "caeo_lr_0.5").</summary>
     public static string FolderName(string label) => string.Concat(label.Select(ch => ch switch

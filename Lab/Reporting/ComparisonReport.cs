@@ -77,7 +77,7 @@ internal static class ComparisonReport
         sb.AppendLine("Configurations: " + string.Join("; ", s.Variants.Select(v => $"`{v.Label}`: {v.Description}")) + ".");
         sb.AppendLine();
         sb.AppendLine("Plots: `loss.png` (training loss, mean ± std band over seeds, trailing mean), `val_loss.png` (validation loss), `lr.png` (learning rate, seed 0), " +
-                      "`sharpness.png` (probed λmax, audits and 2/η, seed 0). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
+                      "`sharpness.png` (probed λmax, audits and the rule's edge, 2/η for GD, seed 0). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
                       $"so any probe can be recomputed with `./lab spectrum --model {task.Model} --weights … --batch …/probe_batch.safetensors --mode {(s.ProbeTrainingMode ? "train" : "eval")}`.");
         return sb.ToString();
     }
@@ -226,12 +226,13 @@ internal static class ComparisonReport
                 a.MarkerSize = 7;
             }
             int ran = r.DivergedAt ?? r.LearningRates.Length;
-            var edge = p.Add.ScatterLine(Enumerable.Range(0, ran).Select(t => (double)t).ToArray(), r.LearningRates[..ran].Select(x => 2 / x).ToArray());
+            double limit = probed[i].StabilityLimit;
+            var edge = p.Add.ScatterLine(Enumerable.Range(0, ran).Select(t => (double)t).ToArray(), r.LearningRates[..ran].Select(x => limit / x).ToArray());
             edge.LinePattern = LinePattern.Dashed;
-            edge.LegendText = "2/η";
+            edge.LegendText = $"{limit.ToString("0.##", CultureInfo.InvariantCulture)}/η (the rule's edge)";
             p.Title(probed[i].Optimizer); p.XLabel("step"); p.YLabel("sharpness");
             double top = pts.Select(t => r.Sharpness[t]!.Value).Concat(audited.Select(t => r.AuditSharpness[t]!.Value)).Where(double.IsFinite).DefaultIfEmpty(1).Max();
-            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates[..ran].Min(x => 2 / x)));
+            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates[..ran].Min(x => limit / x)));
             p.ShowLegend(Alignment.UpperRight);
         }
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), mp.Render(450 * probed.Length, 450).GetImageBytes(ImageFormat.Png));
