@@ -260,8 +260,9 @@ public sealed class Trainer
                 return c;
             }
             try { loss = Step(Model, Optimizer, Loss, x, y, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null); }
-            catch (TrainingException) when (StopWhenDiverged)
+            catch (Exception e) when (StopWhenDiverged && e is TrainingException or ArithmeticException)
             {
+                // A non-finite loss, or a curvature probe that met non-finite weights (NaN λmax): the run diverged.
                 diverged = step;
                 losses[step] = double.NaN;
                 break;
@@ -269,7 +270,9 @@ public sealed class Trainer
             catch (Exception e) when (e is TrainingException or ArithmeticException or ArgumentOutOfRangeException)
             {
                 string where = Folder is null ? "" : $" (the last checkpoint and steps.csv are kept in {Folder})";
-                throw new TrainingException($"{e.Message.Split(" (Parameter")[0]}; stopping{where}.");
+                string message = e.Message.Split(" (Parameter")[0].TrimEnd('.');
+                if (message.EndsWith("; stopping", StringComparison.Ordinal)) message = message[..^"; stopping".Length];
+                throw new TrainingException($"{message}; stopping{where}.");
             }
             if (logits is not null) accuracy[step] = Metrics.Accuracy(logits, y);
             var log = Optimizer.Last;

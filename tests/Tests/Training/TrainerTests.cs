@@ -108,6 +108,38 @@ public class TrainerTests
         Assert.Contains("does not belong to this checkpoint", e.Message);
     }
 
+    /// <summary>Steps like SGD until its curvature comes back non-finite at a given step, as when weights have blown up.</summary>
+    private sealed class BlowsUpAt(int step) : IOptimizer
+    {
+        public string Name => "blows-up";
+        public StepLog Last { get; private set; } = new(0.1, 0, 0, null);
+        public void Step(StepContext c)
+        {
+            if (c.Step == step) throw new ArithmeticException($"{Name}: the curvature estimate at step {c.Step} is NaN; stopping.");
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * 0.1;
+        }
+        public IReadOnlyList<(string Name, NdArray Value)> State() => [];
+        public void LoadState(IReadOnlyDictionary<string, NdArray> state) { }
+    }
+
+    [Fact]
+    public void A_run_whose_curvature_turns_non_finite_is_recorded_as_diverged_or_fails_with_one_message()
+    {
+        var rng = new RandomGenerator(6);
+        var x = rng.Normal(new Shape(8, 5));
+        var y = NdArray.FromArray(Enumerable.Range(0, 8).Select(i => (long)(i % 2)).ToArray());
+        Trainer Make(bool stop) => new()
+        {
+            Model = Mlp.Create(new RandomGenerator(1), width: 4, inputs: 5, classes: 2), Optimizer = new BlowsUpAt(3), Batches = new FullBatchStream(x, y),
+            Steps = 6, StopWhenDiverged = stop,
+        };
+        var result = Make(true).Run();
+        Assert.Equal(3, result.DivergedAt);
+        Assert.Equal(4, result.StepsRun);
+        var e = Assert.Throws<TrainingException>(() => Make(false).Run());
+        Assert.Equal("blows-up: the curvature estimate at step 3 is NaN; stopping.", e.Message);
+    }
+
     [Fact]
     public void Validation_images_are_the_last_ones_and_never_overlap_the_training_images()
     {
