@@ -264,7 +264,9 @@ public sealed class Trainer
             {
                 // A non-finite loss, or a curvature probe that met non-finite weights (NaN λmax): the run diverged.
                 diverged = step;
-                losses[step] = double.NaN;
+                // Nothing after the divergent step was run: its series hold no numbers from there on.
+                Array.Fill(losses, double.NaN, step, Steps - step);
+                Array.Fill(lrs, double.NaN, step, Steps - step);
                 break;
             }
             catch (Exception e) when (e is TrainingException or ArithmeticException or ArgumentOutOfRangeException)

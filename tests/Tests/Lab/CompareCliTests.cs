@@ -170,6 +170,23 @@ public class CompareCliTests
         Assert.True(File.Exists(Path.Combine(outDir, "sensitivity.png")));
     }
 
+    [Fact]
+    public void A_divergent_run_is_counted_and_the_comparison_still_reports()
+    {
+        var data = LabFiles.FakeFashionMnist(train: 48, test: 8);
+        var outDir = Path.Combine(Scratch.NewDirectory(), "diverge");
+        var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd:lr=1e38,sgd", "--seeds", "1", "--steps", "8",
+            "--batch", "16", "--train", "32", "--val", "16", "--audit-every", "0");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("sgd:lr=1E+38 seed 0: the loss at step 1 is not finite", output);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(JsonValueKind.Number, runs[0].GetProperty("diverged_at").ValueKind);
+        Assert.Equal(JsonValueKind.Null, runs[0].GetProperty("test_accuracy").ValueKind);
+        Assert.Equal(JsonValueKind.Null, runs[1].GetProperty("diverged_at").ValueKind);
+        Assert.Contains("| 1/1 |", File.ReadAllText(Path.Combine(outDir, "report.md")));
+    }
+
     [Theory]
     [InlineData("sgd:mu=0.9", "unknown key 'mu'; valid: lr, wd")]
     [InlineData("caeo:delta=2", "delta=2 is out of range")]

@@ -136,6 +136,8 @@ public class TrainerTests
         var result = Make(true).Run();
         Assert.Equal(3, result.DivergedAt);
         Assert.Equal(4, result.StepsRun);
+        Assert.All(result.Losses[3..], l => Assert.True(double.IsNaN(l)));
+        Assert.All(result.Losses[..3], l => Assert.True(double.IsFinite(l)));
         var e = Assert.Throws<TrainingException>(() => Make(false).Run());
         Assert.Equal("blows-up: the curvature estimate at step 3 is NaN; stopping.", e.Message);
     }
