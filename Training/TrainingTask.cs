@@ -104,7 +104,7 @@ public abstract class TrainingTask
     /// <summary>Validation loss and accuracy in evaluation mode (images: the held-out training images; text: the validation windows).</summary>
     public abstract (double Loss, double Accuracy) Validate(Module model);
 
-    /// <summary>Examples (images, or windows of characters) in the validation split; 0 when the task holds none out.</summary>
+    /// <summary>Examples in the validation split (images; for text, the fixed windows of T characters each evaluation reads); 0 when the task holds none out.</summary>
     public abstract int ValidationCount { get; }
 
     /// <summary>Writes the probe batch as <c>inputs</c> and <c>targets</c> (what <c>Lab spectrum --batch</c> reads), atomically.</summary>

@@ -49,7 +49,7 @@ internal static class ComparisonReport
         sb.AppendLine($"{task.Describe}; cross-entropy, minibatch {s.Batch}, {s.Steps} steps ({s.Steps / (double)task.StepsPerEpoch:0.##} epochs of {task.StepsPerEpoch} steps), {s.Seeds} seeds. " +
                       $"Curvature probes: the **{(s.ProbeTrainingMode ? "training" : "evaluation")}-mode** loss on a fixed batch of {s.ProbeBatch} training examples, every T = {s.ProbeEvery} steps unless a spec sets probe_every; " +
                       $"{(s.AuditEvery > 0 ? $"every {s.AuditEvery}th probe audited against a converged Lanczos λmax of the same operator." : "no audits.")} " +
-                      $"Validation loss every {s.EvalEvery} steps on {task.ValidationCount:N0} held-out {(text ? "characters (validation windows)" : "training images, never trained on")}; " +
+                      $"Validation loss every {s.EvalEvery} steps on {task.ValidationCount:N0} held-out {(text ? $"validation windows of {s.Gpt?.Context ?? 128} characters (the same windows at every evaluation)" : "training images, never trained on")}; " +
                       $"validation target {F(valTarget, "G4")}{(s.TargetValLoss is null ? " (the best final validation loss × 1.1)" : "")}; training-loss target {F(target, "G4")} " +
                       $"(trailing mean over W = {s.Window} steps{(s.TargetLoss is null ? "; the best final × 1.2" : "")}). Cells: mean ± std [95 % Student-t interval] over seeds; — where a run did not reach a target.");
         sb.AppendLine();
