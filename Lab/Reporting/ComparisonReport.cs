@@ -26,7 +26,9 @@ internal static class ComparisonReport
         new("wall-clock s", true, "0.0", r => r.Result.Seconds),
     ];
 
-    private static string F(double v, string format) => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
+    // A diverged run's figures can be astronomically large (a perplexity of e^684): those print in scientific notation.
+    private static string F(double v, string format) => !double.IsFinite(v) ? "—"
+        : v.ToString(Math.Abs(v) >= 1e6 && !format.Contains('e', StringComparison.Ordinal) ? "0.00e+00" : format, CultureInfo.InvariantCulture);
 
     /// <summary>"mean ± std [95 % CI]" of the finite values.</summary>
     private static string Cell(IEnumerable<double> values, string format)
