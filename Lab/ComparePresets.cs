@@ -81,8 +81,8 @@ internal static class ComparePresets
         // A diverging grid point can be orders of magnitude above the rest; the axis stops at 1.5× the largest per-line median.
         var medians = grids.Select(g => g.Points.Select(p => p.ValLoss).Where(double.IsFinite).Order().ToArray()).Where(v => v.Length > 0).Select(v => v[v.Length / 2]).ToArray();
         if (medians.Length > 0) plot.Axes.SetLimitsY(0, 1.5 * medians.Max());
-        plot.XLabel("log₁₀ of the rate (η, η_base or η₀; α for L4)"); plot.YLabel("final validation loss (higher points off the scale)"); plot.ShowLegend(Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 550, ImageFormat.Png));
+        plot.XLabel("log₁₀ of the rate (η, η_base or η₀; α for L4)"); plot.YLabel("final validation loss (higher points off the scale)"); plot.ShowLegend(Edge.Right);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(1100, 550, ImageFormat.Png));
     }
 
     /// <summary>

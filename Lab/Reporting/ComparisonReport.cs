@@ -173,6 +173,13 @@ internal static class ComparisonReport
 
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 
+    /// <summary>
+    /// One colour per configuration, the same in every plot: its place in the comparison picks a Category10 colour
+    /// (drawing order alone would not do: each band takes a palette colour too, so lines repeated after five).
+    /// </summary>
+    private static Color ColourOf(Settings s, string label) =>
+        new ScottPlot.Palettes.Category10().GetColor(Math.Max(0, Array.FindIndex(s.Variants, v => v.Label == label)));
+
     /// <summary>loss.png, val_loss.png, lr.png and sharpness.png in the output folder.</summary>
     public static void Plots(Settings s, IReadOnlyList<Run> runs)
     {
@@ -184,29 +191,32 @@ internal static class ComparisonReport
             if (n == 0) continue;
             var curves = g.Select(r => RunMetrics.TrailingMean(r.Losses[..n], s.Window)).ToArray();
             var xs = Enumerable.Range(0, n).Select(i => (double)i).ToArray();
-            Band(loss, g.Key + (n < s.Steps ? $" (diverged at step {n})" : ""), xs, curves);
+            Band(loss, g.Key + (n < s.Steps ? $" (diverged at step {n})" : ""), xs, curves, ColourOf(s, g.Key));
         }
-        loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(900, 550, ImageFormat.Png));
+        loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Edge.Right);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(1100, 550, ImageFormat.Png));
 
         var val = new Plot();
         foreach (var g in runs.GroupBy(r => r.Optimizer))
         {
             var steps = g.MinBy(r => r.ValLosses.Count)!.ValLosses.Select(e => (double)e.Step).ToArray();
             var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => e.Value).ToArray()).ToArray();
-            if (steps.Length > 0) Band(val, g.Key, steps, curves).MarkerSize = 4;
+            if (steps.Length > 0) Band(val, g.Key, steps, curves, ColourOf(s, g.Key)).MarkerSize = 4;
         }
-        val.XLabel("step"); val.YLabel("validation loss"); val.ShowLegend(Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "val_loss.png"), val.GetImageBytes(900, 550, ImageFormat.Png));
+        val.XLabel("step"); val.YLabel("validation loss"); val.ShowLegend(Edge.Right);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "val_loss.png"), val.GetImageBytes(1100, 550, ImageFormat.Png));
 
         var lr = new Plot();
         foreach (var r in runs.Where(r => r.Seed == 0))
         {
             int n = r.Result.DivergedAt ?? r.Result.LearningRates.Length;
-            if (n > 0) lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n]).LegendText = r.Optimizer;
+            if (n == 0) continue;
+            var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n]);
+            line.LegendText = r.Optimizer;
+            line.Color = ColourOf(s, r.Optimizer);
         }
-        lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(900, 550, ImageFormat.Png));
+        lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Edge.Right);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(1100, 550, ImageFormat.Png));
 
         var probed = runs.Where(r => r.Seed == 0 && r.Result.Sharpness.Any(v => v is not null)).ToArray();
         if (probed.Length == 0) return;
@@ -241,14 +251,15 @@ internal static class ComparisonReport
     }
 
     /// <summary>A mean line with a ± std band over curves of equal length.</summary>
-    private static ScottPlot.Plottables.Scatter Band(Plot plot, string label, double[] xs, double[][] curves)
+    private static ScottPlot.Plottables.Scatter Band(Plot plot, string label, double[] xs, double[][] curves, Color colour)
     {
         var mean = xs.Select((_, i) => curves.Average(c => c[i])).ToArray();
         var std = xs.Select((_, i) => Math.Sqrt(curves.Sum(c => (c[i] - mean[i]) * (c[i] - mean[i])) / Math.Max(1, curves.Length - 1))).ToArray();
         var band = plot.Add.FillY(xs, mean.Zip(std, (m, d) => m - d).ToArray(), mean.Zip(std, (m, d) => m + d).ToArray());
         var line = plot.Add.ScatterLine(xs, mean);
         line.LegendText = label;
-        band.FillColor = line.Color.WithAlpha(0.2);
+        line.Color = colour;
+        band.FillColor = colour.WithAlpha(0.2);
         band.LineWidth = 0;
         return line;
     }
