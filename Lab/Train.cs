@@ -121,9 +121,8 @@ public static class Train
         var optimizer = CreateOptimizer(s).Create(model.NamedParameters().Select(p => p.Name).ToArray(), s.Seed);
         string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors");
         if (s.Resume && !File.Exists(checkpointPath)) throw new LabException($"--resume: there is no {checkpointPath} to continue from.");
-        int first = s.Resume ? (int)Checkpoint.Integer(Safetensors.Read(checkpointPath).Metadata, "step", checkpointPath) : 0;
         output.WriteLine($"train: {task.Describe}; {model.ParameterCount():N0} parameters; {s.Optimizer} η {s.LearningRate:G3} ({s.Schedule}, warm-up {s.Warmup}), " +
-                         $"μ {s.Momentum}, λ {s.WeightDecay:G3}, batch {s.Batch}, {totalSteps} steps{(first > 0 ? $", resuming at {first}" : "")}");
+                         $"μ {s.Momentum}, λ {s.WeightDecay:G3}, batch {s.Batch}, {totalSteps} steps");
         Evaluation? last = null;
         var evaluator = new Evaluator(["eval_train_loss", "eval_heldout_loss", "eval_heldout_accuracy"], m =>
         {
@@ -149,6 +148,7 @@ public static class Train
                     ["seed"] = s.Seed.ToString(CultureInfo.InvariantCulture), ["eval_every"] = s.EvalEvery.ToString(CultureInfo.InvariantCulture),
                 },
                 Metadata = new Dictionary<string, string> { ["model"] = s.Model, ["command"] = commandLine },
+                OnResume = first => output.WriteLine($"train: resuming at {first}"),
                 OnStep = r =>
                 {
                     trailing = double.IsNaN(trailing) ? r.Loss : 0.95 * trailing + 0.05 * r.Loss;

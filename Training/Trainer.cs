@@ -106,6 +106,8 @@ public sealed class Trainer
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
     /// <summary>Called after every step.</summary>
     public Action<StepRecord>? OnStep { get; init; }
+    /// <summary>Called with the checkpoint's step when a run resumes, before its first step.</summary>
+    public Action<int>? OnResume { get; init; }
 
     /// <summary>
     /// Steps between the trainer's own sharpness measurements (0: none): λmax of the probe Hessian by Lanczos,
@@ -217,6 +219,7 @@ public sealed class Trainer
             trainFlopsBefore = Number(meta, "train_flops", checkpoint);
             probeFlopsBefore = Number(meta, "probe_flops", checkpoint);
             ReadLog(csvPath!, csv, first, losses, lrs, accuracy, sharpness, audits, evaluations);
+            OnResume?.Invoke(first);
         }
 
         var clock = Stopwatch.StartNew();

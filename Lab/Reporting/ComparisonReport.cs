@@ -12,14 +12,14 @@ namespace Curvature.Lab.Reporting;
 internal static class ComparisonReport
 {
     /// <summary>One reported figure of a run: its name, whether lower is better, how to print it, and its value (NaN: not available).</summary>
-    private sealed record Metric(string Name, bool LowerIsBetter, string Format, Func<Run, double> Value);
+    private sealed record Metric(string Name, bool LowerIsBetter, string Format, Func<Run, double> Value, bool IsTarget = false);
 
     private static Metric[] Metrics(bool text, int window) =>
     [
         new("final validation loss", true, "0.0000", r => r.ValLoss),
         .. text ? new Metric[] { new("validation bits per character", true, "0.0000", r => r.ValLoss / Math.Log(2)), new("validation perplexity", true, "0.00", r => Math.Exp(r.ValLoss)) } : [],
-        new("epochs to the validation target", true, "0.00", r => r.StepsToValTarget is { } t ? t / (double)r.StepsPerEpoch : double.NaN),
-        new("steps to the training-loss target", true, "0", r => r.StepsToTarget is { } t ? t : double.NaN),
+        new("epochs to the validation target", true, "0.00", r => r.StepsToValTarget is { } t ? t / (double)r.StepsPerEpoch : double.NaN, IsTarget: true),
+        new("steps to the training-loss target", true, "0", r => r.StepsToTarget is { } t ? t : double.NaN, IsTarget: true),
         new("stability (loss variance)", true, "0.00e+00", r => r.Result.Losses.Length > 0 ? RunMetrics.Stability(r.Losses, window) : double.NaN),
         new(text ? "validation next-character accuracy" : "test accuracy", false, "0.0000", r => r.TestAccuracy),
         new("ECE (15 bins)", true, "0.0000", r => r.Ece),
@@ -84,9 +84,7 @@ internal static class ComparisonReport
         return sb.ToString();
     }
 
-    private static string Reached(Metric m, IEnumerable<Run> g) =>
-        m.Name.StartsWith("epochs to", StringComparison.Ordinal) || m.Name.StartsWith("steps to", StringComparison.Ordinal)
-            ? $" ({g.Count(r => double.IsFinite(m.Value(r)))}/{g.Count()} reached)" : "";
+    private static string Reached(Metric m, IEnumerable<Run> g) => m.IsTarget ? $" ({g.Count(r => double.IsFinite(m.Value(r)))}/{g.Count()} reached)" : "";
 
     /// <summary>
     /// For each proposed rule and each metric, one line against the best baseline on that metric: both means, the mean
@@ -130,7 +128,7 @@ internal static class ComparisonReport
             }
     }
 
-    private static double Mean(double[] v) => v.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+    private static double Mean(double[] v) => Statistics.Summarize(v).Mean;
 
     /// <summary>summary.json: the settings and each run's figures.</summary>
     public static string SummaryJson(Settings s, IReadOnlyList<Run> runs, double? target = null, double? valTarget = null) => JsonSerializer.Serialize(new
