@@ -23,15 +23,16 @@ public static class Cli
             Description = "Where to compute: auto (CUDA when present, else CPU), cpu, cuda[:N], opencl[:N], or ilgpu-cpu (the GPU kernels on ILGPU's CPU accelerator; for testing)",
             DefaultValueFactory = _ => "auto",
         };
-        public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of the counter-based random stream", DefaultValueFactory = _ => 0UL };
+        public Option<ulong> Seed { get; } = Options.Seed("--seed", "Seed of the counter-based random stream");
         public Option<string?> Json { get; } = new("--json") { Description = "Also write the results as JSON to this path (atomically)" };
-        public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        public Option<int> Threads { get; } = Options.Int("--threads", "CPU threads (default: all cores)", Environment.ProcessorCount, max: 1024);
 
         public CommonOptions()
         {
-            Threads.Validators.Add(r =>
+            Device.Validators.Add(r =>
             {
-                if (r.GetValueOrDefault<int>() < 1) r.AddError($"--threads must be at least 1, got {r.GetValueOrDefault<int>()}.");
+                string name = r.GetValueOrDefault<string>() ?? "";
+                if (!Engine.DeviceCatalog.IsDeviceName(name)) r.AddError($"--device: '{name}' is not a device name; expected one of {Engine.DeviceCatalog.Choices}.");
             });
         }
 
@@ -46,10 +47,28 @@ public static class Cli
         /// </summary>
         public Engine.Device Apply(ParseResult r, TextWriter output)
         {
+            if (r.GetValue(Json) is { } json) RequireWritableFile(json, "--json");
             Parallelism.MaxThreads = r.GetValue(Threads);
             var device = Engine.DeviceCatalog.Resolve(r.GetValue(Device)!, out var choice);
             output.WriteLine(device == Engine.CpuDevice.Instance ? $"{choice}, {Parallelism.MaxThreads} threads" : choice);
             return device;
+        }
+    }
+
+    /// <summary>
+    /// Checks, before any work, that <paramref name="path"/> can be written as a file: not a folder, its folder
+    /// present and writable (a trial temporary file is created and deleted there).
+    /// </summary>
+    internal static void RequireWritableFile(string path, string option)
+    {
+        if (Directory.Exists(path)) throw new LabException($"{option} {path} is a folder; expected a file path.");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(dir)) throw new LabException($"{option} {path}: the folder {dir} does not exist.");
+        var probe = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LabException($"{option} {path}: the folder {dir} is not writable ({e.Message}).");
         }
     }
 
@@ -66,27 +85,57 @@ public static class Cli
         root.Subcommands.Add(Sample.Command(output));
         // Our handler below turns input errors into one line; System.CommandLine's own would print a stack trace.
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
-        var parsed = root.Parse(args);
+        ParseResult parsed;
+        try { parsed = root.Parse(args); }
+        catch (Exception e)
+        {
+            // A validator that met a value it did not expect: still a usage error, still one line.
+            error.WriteLine($"error: {FirstLine(e.Message)}");
+            return UsageError;
+        }
         if (parsed.Errors.Count > 0)
         {
             if (parsed.Action is ParseErrorAction action) action.ShowHelp = false;
             parsed.Invoke(config);
             return UsageError;
         }
+        // SIGINT/SIGTERM while a run trains: finish the step, checkpoint, exit 130/143 (a second signal aborts).
+        StopSignal.Install(signal => error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"));
         try
         {
             return parsed.Invoke(config);
         }
+        catch (TrainingInterruptedException e)
+        {
+            error.WriteLine(e.Message);
+            return StopSignal.ExitCode;
+        }
+        catch (UsageException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return UsageError;
+        }
         catch (Exception e) when (e is LabException or TrainingException or IOException or InvalidDataException or ArgumentException
-                                   or NotSupportedException or Models.SafetensorsException or Models.StateDictException
-                                   or Engine.DeviceMemoryException)
+                                   or NotSupportedException or UnauthorizedAccessException or Models.SafetensorsException or Models.StateDictException
+                                   or Engine.DeviceMemoryException or OptimizerSpecException)
         {
             // Bad input found while running (a file, a shape): one message, no stack trace.
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {FirstLine(e.Message)}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // The last resort: a failure nobody anticipated is still one line (and a bug to report), never a stack trace.
+            error.WriteLine($"error: {FirstLine(e.Message)} ({e.GetType().Name}; this is a bug in the Lab, please report it with the command line)");
             return 1;
         }
     }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 }
+
+/// <summary>A usage error found after parsing (a product of options out of range): exit code 2, one line.</summary>
+public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>A failure with a message meant for the user (no stack trace).</summary>
 public sealed class LabException(string message) : Exception(message);

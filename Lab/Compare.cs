@@ -71,17 +71,17 @@ public static class Compare
     {
         public readonly Cli.CommonOptions Common = new();
         public readonly Option<string> Task = Options.OneOf("--task", "Task", "mlp-fmnist", Tasks);
-        public readonly Option<int> Seeds = Options.Int("--seeds", "Seeds per configuration", 3);
-        public readonly Option<int> Steps = Options.Int("--steps", "Training steps per run", 300);
-        public readonly Option<int> Batch = Options.Int("--batch", "Minibatch size", 128);
+        public readonly Option<int> Seeds = Options.Int("--seeds", "Seeds per configuration", 3, max: 1000);
+        public readonly Option<int> Steps = Options.Int("--steps", "Training steps per run", 300, max: Options.MaxSteps);
+        public readonly Option<int> Batch = Options.Int("--batch", "Minibatch size", 128, max: 1_000_000);
         public readonly Option<int> Train = Options.Int("--train", "Training images used (the first N; never the validation images)", 10000);
         public readonly Option<int> Validation = Options.Int("--val", "Image tasks: the last N training images, held out for validation (never trained on)", 5000);
-        public readonly Option<int> ProbeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 32);
+        public readonly Option<int> ProbeBatch = Options.Int("--probe-batch", "Examples in the fixed curvature probe batch", 32, max: 1_000_000);
         public readonly Option<string> ProbeMode = Options.OneOf("--probe-mode", "Loss whose curvature probes measure: train (the objective being descended: BatchNorm on batch statistics) or eval (running statistics)", "train", "train", "eval");
         public readonly Option<int> AuditEvery = Options.Int("--audit-every", "Probes between audits of the estimate against a converged Lanczos λmax (0: none)", 10, min: 0);
         public readonly Option<int> EvalEvery = Options.Int("--eval-every", "Steps between validation-loss evaluations (one is also made at the end)", 50);
-        public readonly Option<double?> Target = new("--target-loss") { Description = "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2" };
-        public readonly Option<double?> TargetVal = new("--target-val-loss") { Description = "Validation loss to count steps and epochs to; default: the best final validation loss × 1.1" };
+        public readonly Option<double?> Target = Options.OptionalPositive("--target-loss", "Training loss (trailing mean) to count steps to; default: the best final loss × 1.2");
+        public readonly Option<double?> TargetVal = Options.OptionalPositive("--target-val-loss", "Validation loss to count steps and epochs to; default: the best final validation loss × 1.1");
         public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes (an optimizer spec's probe_every overrides it)", 10);
         public readonly Option<string> Data = Options.FashionMnistFolder();
@@ -89,23 +89,19 @@ public static class Compare
         public readonly Option<string> Out;
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh; a run with other settings is refused)" };
+        public readonly Option<bool> Overwrite = new("--overwrite") { Description = "Start afresh in an --out that holds earlier runs (their checkpoints, logs and reports are deleted first)" };
         public readonly Option<string?> Init = new("--init") { Description = "Start every run from these weights (safetensors, PyTorch names; {seed} in the path is replaced by the run's seed) instead of a fresh initialisation" };
         public readonly Option<bool> ResetHead = new("--reset-head") { Description = "With --init: keep a fresh classifier head (fine-tuning on other classes)" };
-        public readonly Option<int> Layers = Options.Int("--layers", "gpt-shakespeare: GPT layers", 4);
-        public readonly Option<int> Heads = Options.Int("--heads", "gpt-shakespeare: GPT heads", 4);
-        public readonly Option<int> Width = Options.Int("--width", "gpt-shakespeare: GPT width d", 128);
-        public readonly Option<int> Context = Options.Int("--context", "gpt-shakespeare: GPT context T", 128);
-        public readonly Option<int> EvalBatches = Options.Int("--eval-batches", "gpt-shakespeare: validation windows (batches) per evaluation", 20);
+        public readonly Option<int> Layers = Options.Int("--layers", "gpt-shakespeare: GPT layers", 4, max: 256);
+        public readonly Option<int> Heads = Options.Int("--heads", "gpt-shakespeare: GPT heads", 4, max: 4096);
+        public readonly Option<int> Width = Options.Int("--width", "gpt-shakespeare: GPT width d", 128, max: 65536);
+        public readonly Option<int> Context = Options.Int("--context", "gpt-shakespeare: GPT context T", 128, max: 65536);
+        public readonly Option<int> EvalBatches = Options.Int("--eval-batches", "gpt-shakespeare: validation windows (batches) per evaluation", 20, max: 100_000);
         public readonly Option<string?> Classes = new("--classes") { Description = "Image tasks: train, validate and test on these classes only (e.g. 0-4 or 5,6,7)" };
 
         public RunOptions(string defaultOut)
         {
             Out = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => defaultOut };
-            foreach (var o in new[] { Target, TargetVal })
-                o.Validators.Add(r =>
-                {
-                    if (r.GetValueOrDefault<double?>() is { } v && !(v > 0 && double.IsFinite(v))) r.AddError($"{o.Name} must be a positive number, got {v}.");
-                });
         }
 
         public void AddTo(Command c)
@@ -116,10 +112,11 @@ public static class Compare
                 catch (FormatException e) { r.AddError(e.Message); }
             });
             foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, Validation, ProbeBatch, ProbeMode, AuditEvery, EvalEvery, Target, TargetVal, Window, ProbeEvery, Data, Text, Out,
-                                             CheckpointEvery, Resume, Init, ResetHead, Classes, Layers, Heads, Width, Context, EvalBatches })
+                                             CheckpointEvery, Resume, Overwrite, Init, ResetHead, Classes, Layers, Heads, Width, Context, EvalBatches })
                 c.Options.Add(o);
-            c.Validators.Add(r =>
+            Options.Validate(c, r =>
             {
+                if (r.GetValue(Resume) && r.GetValue(Overwrite)) r.AddError("give --resume (continue the runs in --out) or --overwrite (replace them), not both.");
                 if (r.GetValue(Width) % Math.Max(1, r.GetValue(Heads)) != 0) r.AddError($"--width {r.GetValue(Width)} is not divisible by --heads {r.GetValue(Heads)}.");
             });
             Common.AddTo(c);
@@ -132,9 +129,13 @@ public static class Compare
                 r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
                 new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches));
 
+        /// <summary>Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite).</summary>
+        public RunFolder Open(ParseResult r) => RunFolder.Open(r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite));
+
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
         {
+            using var folder = Open(r);
             // The parse tokens start with the verb itself.
             var runs = Compare.Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
             if (r.GetValue(Common.Json) is { } path) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
@@ -186,18 +187,13 @@ public static class Compare
         var optimizers = SpecsOption("--optimizers",
             $"Comma-separated optimizer specs, name[:key=value]... (e.g. sgd:lr=0.1,momentum:lr=0.05:mu=0.9,caeo:lr=0.5:delta=0.5). {OptimizerRegistry.Help()}",
             "sgd,momentum,adam,adamw,l4,hidlr,dcao,caeo");
-        var delta = new Option<double>("--delta") { Description = "CAEO's margin δ below the edge, in [0, 2), for specs that do not set delta", DefaultValueFactory = _ => 0.5 };
-        delta.Validators.Add(r =>
-        {
-            double d = r.GetValueOrDefault<double>();
-            if (!(d >= 0 && d < 2)) r.AddError($"--delta must lie in [0, 2), got {d}.");
-        });
+        var delta = Options.Number("--delta", "CAEO's margin δ below the edge, in [0, 2), for specs that do not set delta", 0.5, 0, 2, maxExclusive: true);
         var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator, for specs that do not set estimator", "power", "power", "hutchinson", "kfac");
         var preset = new Option<string?>("--preset") { Description = "tuned: choose each optimizer's rate on the validation loss first; transfer: pretrain on --pretrain-classes, fine-tune on --finetune-classes" };
         preset.AcceptOnlyFromAmong("tuned", "transfer");
         var tuneGrid = Options.PositiveList("--tune-grid", "tuned: multipliers of each optimizer's default rate to try", [0.1, 0.3, 1, 3, 10]);
-        var tuneSteps = Options.Int("--tune-steps", "tuned: steps of each grid run (default: a third of --steps)", 0, min: 0);
-        var tuneSeeds = Options.Int("--tune-seeds", "tuned: seeds of each grid point", 1);
+        var tuneSteps = Options.Int("--tune-steps", "tuned: steps of each grid run (default: a third of --steps)", 0, min: 0, max: Options.MaxSteps);
+        var tuneSeeds = Options.Int("--tune-seeds", "tuned: seeds of each grid point", 1, max: 1000);
         var pretrain = SpecsOption("--pretrain", "transfer: the optimizers that pretrain (CAEO and the best baseline)", "caeo,momentum");
         var pretrainClasses = new Option<string>("--pretrain-classes") { Description = "transfer: classes of the pretraining task", DefaultValueFactory = _ => "0-4" };
         var finetuneClasses = new Option<string>("--finetune-classes") { Description = "transfer: classes of the fine-tuning task", DefaultValueFactory = _ => "5-9" };
@@ -210,7 +206,7 @@ public static class Compare
         var cmd = new Command("compare", "Train with several optimizers and seeds; report targets, validation loss, stability, accuracy, calibration, cost, audits and verdicts");
         foreach (var o in new Option[] { optimizers, delta, estimator, preset, tuneGrid, tuneSteps, tuneSeeds, pretrain, pretrainClasses, finetuneClasses }) cmd.Options.Add(o);
         run.AddTo(cmd);
-        cmd.Validators.Add(r =>
+        Options.Validate(cmd, r =>
         {
             if (r.GetValue(preset) == "transfer" && r.GetValue(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
             if (r.GetValue(preset) is not null && r.GetValue(run.Init) is not null) r.AddError($"--preset {r.GetValue(preset)} chooses its own starting weights; leave out --init.");
@@ -221,6 +217,7 @@ public static class Compare
             var defaults = CurvatureDefaults(r.GetValue(run.ProbeEvery), r.GetValue(delta), r.GetValue(estimator));
             var specs = OptimizerSpec.ParseList(r.GetValue(optimizers)!);
             var s = run.Build(r, device, ForSpecs(specs, defaults), null);
+            using var folder = run.Open(r);
             string commandLine = string.Join(' ', r.Tokens.Select(t => t.Value));
             IReadOnlyList<Run> runs;
             switch (r.GetValue(preset))

@@ -37,12 +37,12 @@ public static class Eos
     internal static Command Command(TextWriter output)
     {
         var common = new Cli.CommonOptions();
-        var n = Options.Int("--n", $"Training images used (the first N; default {Full.N}, --quick {Quick.N})", 0, min: 0);
+        var n = Options.Int("--n", $"Training images used (the first N; default {Full.N}, --quick {Quick.N})", 0, min: 0, max: 1_000_000);
         var lrs = Options.PositiveList("--lrs", $"Learning rates, comma-separated (default {string.Join(",", Full.Lrs)})", []);
-        var steps = Options.Int("--steps", $"Gradient-descent steps per learning rate (default {Full.Steps})", 0, min: 0);
+        var steps = Options.Int("--steps", $"Gradient-descent steps per learning rate (default {Full.Steps})", 0, min: 0, max: Options.MaxSteps);
         var probe = Options.Int("--probe-every", $"Steps between sharpness probes (default {Full.ProbeEvery})", 0, min: 0);
-        var iters = Options.Int("--lanczos-iters", "Lanczos iterations per probe", 20);
-        var width = Options.Int("--width", "Hidden width of the MLP", 200);
+        var iters = Options.Int("--lanczos-iters", "Lanczos iterations per probe", 20, max: 100_000);
+        var width = Options.Int("--width", "Hidden width of the MLP", 200, max: 65536);
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
         var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
@@ -71,7 +71,8 @@ public static class Eos
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output)
     {
         var (train, _) = FashionMnist.Load(s.Data);
-        Directory.CreateDirectory(s.Out);
+        // Locked for the run; a rerun replaces the folder's results (eos keeps no checkpoints to resume).
+        using var folder = RunFolder.Open(s.Out, checkExisting: false);
         if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
         var subset = train.Take(s.N);
         var device = s.Device ?? Engine.CpuDevice.Instance;

@@ -34,23 +34,14 @@ public static class HvpCheck
         var common = new Cli.CommonOptions();
         var model = new Option<string>("--model") { Description = "Model to check: mlp, resnet20 (28×28, 1 channel) or gpt (4 layers, 4 heads, T 128)", DefaultValueFactory = _ => "mlp" };
         model.AcceptOnlyFromAmong(ModelFiles.Names);
-        var n = new Option<int?>("--n") { Description = "Number of random examples (sequences for gpt) in the batch (default: mlp 5000, resnet20 128, gpt 8)" };
-        var width = new Option<int?>("--width") { Description = "Hidden width of the MLP (default 200) or of the GPT (default 128)" };
+        var n = Options.OptionalInt("--n", "Number of random examples (sequences for gpt) in the batch (default: mlp 5000, resnet20 128, gpt 8)", max: 1_000_000);
+        var width = Options.OptionalInt("--width", "Hidden width of the MLP (default 200) or of the GPT (default 128)", max: 1 << 16);
         var mode = Options.OneOf("--mode", "Loss in eval or train mode (BatchNorm on running or batch statistics)", "eval", "eval", "train");
         var activation = new Option<string>("--activation") { Description = "tanh or relu", DefaultValueFactory = _ => "tanh" };
         activation.AcceptOnlyFromAmong("tanh", "relu");
         var loss = new Option<string?>("--loss") { Description = "mse (Cohen et al.) or ce (default: mse for mlp, ce otherwise)" };
         loss.AcceptOnlyFromAmong("mse", "ce");
-        var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (the median is reported)", DefaultValueFactory = _ => 9 };
-        repeats.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1) r.AddError($"--repeats must be a positive integer, got {r.GetValueOrDefault<int>()}.");
-        });
-        foreach (var o in new[] { n, width })
-            o.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<int?>() is int v && v < 1) r.AddError($"{o.Name} must be a positive integer, got {v}.");
-            });
+        var repeats = Options.Int("--repeats", "Timed runs per measurement (the median is reported)", 9, max: 1000);
 
         var cmd = new Command("hvp-check", "Check gradient and HVP against finite differences and time them");
         foreach (var o in new Option[] { model, n, width, activation, loss, repeats, mode }) cmd.Options.Add(o);

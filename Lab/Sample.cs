@@ -20,15 +20,10 @@ public static class Sample
         var common = new Cli.CommonOptions();
         var weights = new Option<string>("--weights") { Description = "GPT weights (safetensors, nanoGPT names)", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue", DefaultValueFactory = _ => "\n" };
-        var tokens = Options.Int("--tokens", "Characters to generate", 500);
-        var temperature = new Option<double>("--temperature") { Description = "Softmax temperature (> 0)", DefaultValueFactory = _ => 0.8 };
-        temperature.Validators.Add(r =>
-        {
-            double t = r.GetValueOrDefault<double>();
-            if (!(t > 0 && double.IsFinite(t))) r.AddError($"--temperature must be a positive number, got {t}.");
-        });
+        var tokens = Options.Int("--tokens", "Characters to generate", 500, max: 1_000_000);
+        var temperature = Options.Number("--temperature", "Softmax temperature (> 0)", 0.8, 0, minExclusive: true);
         var topK = Options.Int("--top-k", "Sample among the k most likely characters (0: all)", 0, min: 0);
-        var heads = new Option<int?>("--heads") { Description = "Heads when the file's metadata has no n_head" };
+        var heads = Options.OptionalInt("--heads", "Heads when the file's metadata has no n_head", max: 4096);
         var text = new Option<string?>("--text") { Description = "Corpus whose sorted characters are the vocabulary, when the file's metadata has none" };
         var cmd = new Command("sample", "Generate text from GPT weights");
         foreach (var o in new Option[] { weights, prompt, tokens, temperature, topK, heads, text }) cmd.Options.Add(o);

@@ -34,14 +34,14 @@ public static class Spectrum
         var loss = new Option<string?>("--loss") { Description = "mse or ce (default: mse for mlp, ce for resnet20 and gpt)" };
         loss.AcceptOnlyFromAmong(Loss.Names);
         var mode = Options.OneOf("--mode", "Loss in eval or train mode (matters for BatchNorm and dropout)", "eval", "eval", "train");
-        var topk = Options.Int("--topk", "Largest eigenvalues to report", 5);
-        var iters = Options.Int("--iters", "Lanczos iterations (top-k and each SLQ probe)", 40);
-        var probes = Options.Int("--probes", "Rademacher probes for the trace and the density", 10);
+        var topk = Options.Int("--topk", "Largest eigenvalues to report", 5, max: 1000);
+        var iters = Options.Int("--iters", "Lanczos iterations (top-k and each SLQ probe)", 40, max: 100_000);
+        var probes = Options.Int("--probes", "Rademacher probes for the trace and the density", 10, max: 100_000);
         var chunk = Options.Int("--chunk", "Examples per chunk of the Hessian product (memory of one chunk)", 5000);
         var activation = new Option<string?>("--activation") { Description = "MLP activation when the file's metadata does not say (tanh, relu)" };
         activation.AcceptOnlyFromAmong("tanh", "relu");
         var outDir = new Option<string?>("--out") { Description = "Folder for spectrum.json and density.png" };
-        var heads = new Option<int?>("--heads") { Description = "GPT heads when the file's metadata has no n_head" };
+        var heads = Options.OptionalInt("--heads", "GPT heads when the file's metadata has no n_head", max: 4096);
 
         var cmd = new Command("spectrum", "Hessian spectrum of a model's loss on a batch: top eigenvalues, trace, density");
         foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir, heads }) cmd.Options.Add(o);

@@ -69,7 +69,7 @@ public static class Sweep
             if (twice is not null) throw new OptimizerSpecException($"sweep: {twice.Key} is swept twice.");
             return (spec, grids, p);
         }
-        cmd.Validators.Add(r =>
+        Options.Validate(cmd, r =>
         {
             try { Read(r); }
             catch (OptimizerSpecException e) { r.AddError(e.Message); }

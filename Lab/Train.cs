@@ -28,7 +28,8 @@ public static class Train
     /// <summary>Everything a run depends on.</summary>
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
         int Batch, int? Steps, int? Epochs, int EvalEvery, int EvalBatches, bool Augment, GptConfig Gpt, int MlpWidth, string Activation,
-        string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null);
+        string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null,
+        double DivergenceFactor = 100, bool Overwrite = false);
 
     /// <summary>η at a step: linear warm-up over <paramref name="warmup"/> steps, then constant or a cosine decay to zero at the last step.</summary>
     public static double LearningRateAt(double lr, string schedule, int warmup, int step, int steps)
@@ -43,65 +44,69 @@ public static class Train
     {
         var common = new Cli.CommonOptions();
         var model = Options.OneOf("--model", "Model", "mlp", ModelNames);
-        var optimizer = Options.OneOf("--optimizer", "Update rule", "momentum", "sgd", "momentum", "nesterov", "adam", "adamw");
-        var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default: mlp 0.05, resnet20 0.1, gpt 1e-3 for adam(w), 0.5 otherwise)" };
-        var momentum = new Option<double>("--momentum") { Description = "Momentum μ (momentum, nesterov) or β₁ (adam, adamw)", DefaultValueFactory = _ => 0.9 };
-        var weightDecay = new Option<double?>("--weight-decay") { Description = "Weight decay λ (default: resnet20 5e-4, adamw 0.1, otherwise 0)" };
+        var optimizer = new Option<string?>("--optimizer") { Description = "Update rule: sgd, momentum, nesterov, adam, adamw (default: adamw for gpt, momentum otherwise)" };
+        optimizer.AcceptOnlyFromAmong("sgd", "momentum", "nesterov", "adam", "adamw");
+        var lr = Options.OptionalPositive("--lr", "Peak learning rate (default: mlp 0.05, resnet20 0.1, gpt 3e-3 for adamw (the GPT default), 1e-3 for adam(w) otherwise, 0.5 for the rest)");
+        var momentum = Options.Number("--momentum", "Momentum μ (momentum, nesterov) or β₁ (adam, adamw), in [0, 1)", 0.9, 0, 1, maxExclusive: true);
+        var weightDecay = Options.OptionalNumber("--weight-decay", "Weight decay λ (default: resnet20 5e-4, adamw 0.1, otherwise 0)", 0);
         var schedule = Options.OneOf("--schedule", "Learning-rate schedule after the warm-up", "cosine", "constant", "cosine");
-        var warmup = Options.Int("--warmup", "Steps of linear learning-rate warm-up", 0, min: 0);
-        var batch = Options.Int("--batch", "Minibatch size (default: mlp and resnet20 128, gpt 32)", 0, min: 0);
-        var steps = new Option<int?>("--steps") { Description = "Training steps (or give --epochs)" };
-        var epochs = new Option<int?>("--epochs") { Description = "Epochs over the training images (mlp, resnet20)" };
+        var warmup = Options.OptionalInt("--warmup", "Steps of linear learning-rate warm-up (default: gpt 100, otherwise 0)", min: 0, max: Options.MaxSteps);
+        var batch = Options.Int("--batch", "Minibatch size (default: mlp and resnet20 128, gpt 32)", 0, min: 0, max: 1_000_000);
+        var steps = Options.OptionalInt("--steps", "Training steps (or give --epochs)", max: Options.MaxSteps);
+        var epochs = Options.OptionalInt("--epochs", "Epochs over the training images (mlp, resnet20)", max: Options.MaxSteps);
         var evalEvery = Options.Int("--eval-every", "Steps between evaluations of the held-out loss", 200);
-        var evalBatches = Options.Int("--eval-batches", "GPT: random validation windows (batches) per evaluation", 20);
+        var evalBatches = Options.Int("--eval-batches", "GPT: random validation windows (batches) per evaluation", 20, max: 100_000);
         var augment = new Option<bool>("--augment") { Description = "resnet20/mlp: random crop (padding 2) and horizontal flip" };
-        var layers = Options.Int("--layers", "GPT layers", 4);
-        var heads = Options.Int("--heads", "GPT heads", 4);
-        var width = Options.Int("--width", "GPT width d (default 128) or MLP width (default 200)", 0, min: 0);
-        var context = Options.Int("--context", "GPT context T", 128);
-        var dropout = new Option<double>("--dropout") { Description = "GPT dropout probability", DefaultValueFactory = _ => 0.0 };
+        var layers = Options.Int("--layers", "GPT layers", 4, max: 256);
+        var heads = Options.Int("--heads", "GPT heads", 4, max: 4096);
+        var width = Options.Int("--width", "GPT width d (default 128) or MLP width (default 200)", 0, min: 0, max: 65536);
+        var context = Options.Int("--context", "GPT context T", 128, max: 65536);
+        var dropout = Options.Number("--dropout", "GPT dropout probability, in [0, 1)", 0.0, 0, 1, maxExclusive: true);
         var activation = Options.OneOf("--activation", "MLP activation", "tanh", "tanh", "relu");
         var data = Options.FashionMnistFolder();
         var text = new Option<string>("--text") { Description = "GPT: the character corpus", DefaultValueFactory = _ => DefaultText };
-        var train = new Option<int?>("--train") { Description = "Use only the first N training images" };
+        var train = Options.OptionalInt("--train", "Use only the first N training images");
         var output_ = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "out/train" };
         var checkpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints (one is also written at the end)", 500);
         var resume = new Option<bool>("--resume") { Description = "Continue from checkpoint.safetensors in --out" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in an --out that holds another run's files (they are replaced)" };
+        var divergence = Options.Number("--divergence-factor", "Stop when the minibatch loss exceeds this multiple of the first loss (0: only a non-finite loss stops); the checkpoint kept is the last sound one",
+            100, 0);
+        divergence.Validators.Add(r =>
+        {
+            try { if (r.GetValueOrDefault<double>() is var f && f is > 0 and <= 1) r.AddError($"--divergence-factor must be 0 (off) or above 1, got {f}."); }
+            catch (InvalidOperationException) { }
+        });
         var cmd = new Command("train", "Train a model (mlp, resnet20 on Fashion-MNIST; gpt on a character corpus); write logs, weights, checkpoints, plots");
         foreach (var o in new Option[] { model, optimizer, lr, momentum, weightDecay, schedule, warmup, batch, steps, epochs, evalEvery, evalBatches, augment,
-                                         layers, heads, width, context, dropout, activation, data, text, train, output_, checkpointEvery, resume })
+                                         layers, heads, width, context, dropout, activation, data, text, train, output_, checkpointEvery, resume, overwrite, divergence })
             cmd.Options.Add(o);
         common.AddTo(cmd);
-        cmd.Validators.Add(r =>
+        Options.Validate(cmd, r =>
         {
             if (r.GetValue(steps) is null == r.GetValue(epochs) is null) r.AddError("give exactly one of --steps and --epochs.");
-            if (r.GetValue(steps) is < 1) r.AddError($"--steps must be at least 1, got {r.GetValue(steps)}.");
-            if (r.GetValue(epochs) is < 1) r.AddError($"--epochs must be at least 1, got {r.GetValue(epochs)}.");
             if (r.GetValue(epochs) is not null && r.GetValue(model) == "gpt") r.AddError("--epochs is for mlp and resnet20; give --steps for gpt.");
-            if (r.GetValue(lr) is { } l && !(l > 0 && double.IsFinite(l))) r.AddError($"--lr must be a positive number, got {l}.");
-            if (r.GetValue(weightDecay) is { } w && !(w >= 0)) r.AddError($"--weight-decay must be at least 0, got {w}.");
-            double m = r.GetValue(momentum), d = r.GetValue(dropout);
-            if (!(m >= 0 && m < 1)) r.AddError($"--momentum must lie in [0, 1), got {m}.");
-            if (!(d >= 0 && d < 1)) r.AddError($"--dropout must lie in [0, 1), got {d}.");
+            if (r.GetValue(resume) && r.GetValue(overwrite)) r.AddError("give --resume (continue the run in --out) or --overwrite (replace it), not both.");
             if (r.GetValue(model) == "gpt" && r.GetValue(width) is int wd and > 0 && wd % r.GetValue(heads) != 0)
                 r.AddError($"--width {wd} is not divisible by --heads {r.GetValue(heads)}.");
         });
         cmd.SetAction(r =>
         {
             var device = common.Apply(r, output);
-            string m = r.GetValue(model)!, opt = r.GetValue(optimizer)!;
+            string m = r.GetValue(model)!, opt = r.GetValue(optimizer) ?? (m == "gpt" ? "adamw" : "momentum");
             bool adam = opt is "adam" or "adamw";
+            // The GPT's default recipe is the one that trains (docs/results/gpt-shakespeare): AdamW at 3e-3 with 100 steps of warm-up.
             int w = r.GetValue(width);
             var s = new Settings(m, opt,
-                r.GetValue(lr) ?? (m == "gpt" ? (adam ? 1e-3 : 0.5) : m == "resnet20" ? (adam ? 1e-3 : 0.1) : (adam ? 1e-3 : 0.05)),
+                r.GetValue(lr) ?? (m == "gpt" ? (opt == "adamw" ? 3e-3 : adam ? 1e-3 : 0.5) : m == "resnet20" ? (adam ? 1e-3 : 0.1) : (adam ? 1e-3 : 0.05)),
                 r.GetValue(momentum),
                 r.GetValue(weightDecay) ?? (opt == "adamw" ? 0.1 : m == "resnet20" ? 5e-4 : 0),
-                r.GetValue(schedule)!, r.GetValue(warmup),
+                r.GetValue(schedule)!, r.GetValue(warmup) ?? (m == "gpt" ? 100 : 0),
                 r.GetValue(batch) is > 0 and var b ? b : m == "gpt" ? 32 : 128,
                 r.GetValue(steps), r.GetValue(epochs), r.GetValue(evalEvery), r.GetValue(evalBatches), r.GetValue(augment),
                 new GptConfig(Context: r.GetValue(context), Layers: r.GetValue(layers), Heads: r.GetValue(heads), Width: w > 0 ? w : 128, Dropout: r.GetValue(dropout)),
                 w > 0 ? w : 200, r.GetValue(activation)!, r.GetValue(data)!, r.GetValue(text)!, r.GetValue(output_)!, r.GetValue(checkpointEvery),
-                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device);
+                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device, r.GetValue(divergence), r.GetValue(overwrite));
             var summary = Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, summary);
             return 0;
@@ -115,8 +120,11 @@ public static class Train
         var task = TrainingTask.Create(s.Model switch { "mlp" => "mlp-fmnist", "resnet20" => "resnet20-fmnist", _ => "gpt-shakespeare" },
             s.Data, s.Text, s.Batch, s.TrainLimit, s.Augment, s.MlpWidth, s.Activation, s.Gpt, s.EvalBatches);
         task.Device = s.Device ?? Engine.CpuDevice.Instance;
-        int totalSteps = s.Steps ?? s.Epochs!.Value * task.StepsPerEpoch;
-        Directory.CreateDirectory(s.Out);
+        long wanted = s.Steps ?? (long)s.Epochs!.Value * task.StepsPerEpoch;
+        if (wanted > Options.MaxSteps)
+            throw new UsageException($"--epochs {s.Epochs} is {wanted:N0} steps ({task.StepsPerEpoch:N0} per epoch); a run takes at most {Options.MaxSteps:N0} steps.");
+        int totalSteps = (int)wanted;
+        using var folder = RunFolder.Open(s.Out, s.Resume, s.Overwrite);
         var model = task.CreateModel(s.Seed);
         var optimizer = CreateOptimizer(s).Create(model.NamedParameters().Select(p => p.Name).ToArray(), s.Seed);
         string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors");
@@ -140,6 +148,7 @@ public static class Train
                 Dropout = s.Model == "gpt" && s.Gpt.Dropout > 0,
                 LearningRate = step => LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps),
                 Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume,
+                DivergenceFactor = s.DivergenceFactor > 0 ? s.DivergenceFactor : null,
                 Identity = new Dictionary<string, string>
                 {
                     ["model"] = s.Model, ["task"] = task.Describe, ["optimizer"] = s.Optimizer, ["lr"] = F(s.LearningRate), ["momentum"] = F(s.Momentum),

@@ -41,6 +41,8 @@ public static class Safetensors
     public static SafetensorsFile Read(string path)
     {
         byte[] bytes;
+        if (Directory.Exists(path)) throw new SafetensorsException($"{path} is a folder; expected a safetensors file.");
+        if (!File.Exists(path)) throw new SafetensorsException($"{path}: no such file.");
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new SafetensorsException($"{path}: cannot read: {e.Message}"); }
         return Parse(bytes, path);
@@ -52,8 +54,10 @@ public static class Safetensors
         SafetensorsException Fail(string what) => new($"{name}: {what}");
         if (bytes.Length < 8) throw Fail($"too short for a safetensors file ({bytes.Length} bytes; the header length alone takes 8).");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (n > MaxHeaderSize) throw Fail($"header length {n} exceeds the limit of {MaxHeaderSize} bytes.");
-        if (8 + (long)n > bytes.Length) throw Fail($"header length {n} runs past the end of the file ({bytes.Length} bytes).");
+        // A file whose first 8 bytes cannot be a header length, or whose header does not open a JSON object, is some other file.
+        if (n > MaxHeaderSize || 8 + (long)n > bytes.Length || bytes.Length > 8 && n > 0 && bytes[8] != (byte)'{')
+            throw Fail($"not a safetensors file (its first 8 bytes give a header length of {n}, " +
+                       (n > MaxHeaderSize ? $"over the limit of {MaxHeaderSize}" : 8 + (long)n > bytes.Length ? $"past the end of the {bytes.Length}-byte file" : "and the header does not start with '{'") + ").");
         string header;
         try { header = new UTF8Encoding(false, true).GetString(bytes, 8, (int)n); }
         catch (DecoderFallbackException) { throw Fail("header is not valid UTF-8."); }

@@ -15,6 +15,9 @@ internal sealed class BatchStream(Dataset data, int size)
 
     private long[]? order;
 
+    /// <summary>Examples the stream draws from.</summary>
+    public int Count => data.Count;
+
     public ulong EpochOffset { get; private set; }
     public int Position { get; private set; }
 

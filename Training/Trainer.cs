@@ -124,6 +124,14 @@ public sealed class Trainer
     public bool RecordAccuracy { get; init; }
     /// <summary>End the run at a non-finite loss and report the step (<see cref="TrainingResult.DivergedAt"/>) instead of failing.</summary>
     public bool StopWhenDiverged { get; init; }
+    /// <summary>
+    /// A loss above this multiple of the run's first loss counts as divergence, like a non-finite one (null: only
+    /// a non-finite loss does). A checkpoint is written to disk only once the next step's loss shows its weights
+    /// sound (finite and within the bound), so the checkpoint a diverged run keeps is never already poisoned.
+    /// </summary>
+    public double? DivergenceFactor { get; init; }
+    /// <summary>A stop request checked after every step: the run writes its checkpoint and throws <see cref="TrainingInterruptedException"/> (default: <see cref="StopSignal.Token"/>).</summary>
+    public CancellationToken Stop { get; init; } = StopSignal.Token;
 
     /// <summary>The checkpoint's path in the folder.</summary>
     public string? CheckpointPath => Folder is null ? null : Path.Combine(Folder, "checkpoint.safetensors");
@@ -179,6 +187,9 @@ public sealed class Trainer
         if (SharpnessEvery > 0 && Probe is null) throw new TrainingException("sharpness measurements need a probe batch.");
         if (LearningRate is not null && Optimizer is not IHasLearningRate)
             throw new TrainingException($"a learning-rate schedule needs an optimizer with a settable rate; {Optimizer.Name} sets its own.");
+        if (DivergenceFactor is { } factor && !(factor > 1 && double.IsFinite(factor)))
+            throw new TrainingException($"the divergence factor must be a finite number above 1, got {factor}.");
+        using var listening = StopSignal.Listen();
         var ps = Model.Parameters();
         var rng = new RandomGenerator(Seed);
         var noise = Dropout ? new RandomGenerator(Seed, 1UL << 50) : null;
@@ -202,33 +213,49 @@ public sealed class Trainer
 
         if (Resume && checkpoint is not null && File.Exists(checkpoint))
         {
-            var meta = Checkpoint.Load(checkpoint, Model, Optimizer, saved =>
+            // Everything in the file is checked before the model, the optimizer or the data cursor change.
+            Checkpoint.Load(checkpoint, Model, Optimizer, saved =>
             {
-                foreach (var (key, value) in Identity)
-                    if (saved.GetValueOrDefault("run." + key) is var was && was != value)
-                        throw new TrainingException($"{checkpoint}: the checkpoint's run has {key} '{was ?? "(none)"}', this one '{value}'; resume with the same settings or use another --out.");
+                var differs = Identity.Where(kv => saved.GetValueOrDefault("run." + kv.Key) != kv.Value)
+                    .Select(kv => $"{kv.Key} '{saved.GetValueOrDefault("run." + kv.Key) ?? "(none)"}' (this run: '{kv.Value}')").ToList();
+                if (differs.Count > 0)
+                    throw new TrainingException($"{checkpoint} belongs to another run: it has {string.Join(", ", differs)}; resume with the same settings or use another --out.");
+                long at = Checkpoint.Integer(saved, "step", checkpoint);
+                if (at < 0 || at > Steps) throw new TrainingException($"{checkpoint}: the checkpoint is at step {at}, outside the run's 0 to {Steps} steps.");
+                first = (int)at;
+                ulong rngOffset = Checkpoint.Unsigned(saved, "rng_offset", checkpoint);
+                ulong? noiseOffset = noise is null ? null : Checkpoint.Unsigned(saved, "noise_offset", checkpoint);
+                secondsBefore = Number(saved, "seconds", checkpoint);
+                probeBefore = Number(saved, "probe_seconds", checkpoint);
+                auditBefore = Number(saved, "audit_seconds", checkpoint);
+                trainFlopsBefore = Number(saved, "train_flops", checkpoint);
+                probeFlopsBefore = Number(saved, "probe_flops", checkpoint);
+                ReadLog(csvPath!, csv, first, losses, lrs, accuracy, sharpness, audits, evaluations);
+                Batches.Restore(saved, checkpoint);
+                rng = new RandomGenerator(Seed, rngOffset);
+                if (noiseOffset is { } n) noise = new RandomGenerator(Seed, n);
             });
-            first = (int)Checkpoint.Integer(meta, "step", checkpoint);
-            if (first < 0 || first > Steps) throw new TrainingException($"{checkpoint}: the checkpoint is at step {first}, outside the run's 0 to {Steps} steps.");
-            Batches.Restore(meta, checkpoint);
-            rng = new RandomGenerator(Seed, (ulong)Checkpoint.Integer(meta, "rng_offset", checkpoint));
-            if (noise is not null) noise = new RandomGenerator(Seed, (ulong)Checkpoint.Integer(meta, "noise_offset", checkpoint));
-            secondsBefore = Number(meta, "seconds", checkpoint);
-            probeBefore = Number(meta, "probe_seconds", checkpoint);
-            auditBefore = Number(meta, "audit_seconds", checkpoint);
-            trainFlopsBefore = Number(meta, "train_flops", checkpoint);
-            probeFlopsBefore = Number(meta, "probe_flops", checkpoint);
-            ReadLog(csvPath!, csv, first, losses, lrs, accuracy, sharpness, audits, evaluations);
             OnResume?.Invoke(first);
         }
 
         var clock = Stopwatch.StartNew();
         double Seconds() => secondsBefore + clock.Elapsed.TotalSeconds - auditClock.Elapsed.TotalSeconds;
 
-        void Save(int step)
+        // The newest checkpoint, held until the next step's loss shows its weights sound (see DivergenceFactor).
+        (byte[] Checkpoint, string Log, int Step)? pending = null;
+        int savedStep = first;
+        void Flush()
+        {
+            if (pending is not { } p) return;
+            AtomicFile.WriteAllText(csvPath!, p.Log);
+            AtomicFile.WriteAllBytes(checkpoint!, p.Checkpoint);
+            savedStep = p.Step;
+            pending = null;
+        }
+
+        void Save(int step, bool deferred = false)
         {
             if (Folder is null) return;
-            csv.Write(csvPath!);
             var meta = new Dictionary<string, string>(Batches.Cursor())
             {
                 ["rng_offset"] = rng.Offset.ToString(CultureInfo.InvariantCulture),
@@ -241,8 +268,11 @@ public sealed class Trainer
             if (noise is not null) meta["noise_offset"] = noise.Offset.ToString(CultureInfo.InvariantCulture);
             foreach (var (k, v) in Metadata) meta[k] = v;
             foreach (var (k, v) in Identity) meta["run." + k] = v;
-            Checkpoint.Save(checkpoint!, Model, Optimizer, step, meta);
+            pending = (Checkpoint.Serialize(Model, Optimizer, step, meta), csv.ToCsv(), step);
+            if (!deferred) Flush();
         }
+
+        string Kept() => Folder is null ? "" : savedStep > 0 ? $" (the checkpoint at step {savedStep} and steps.csv are kept in {Folder})" : $" (no checkpoint was written yet)";
 
         for (int step = first; step < Steps; step++)
         {
@@ -262,23 +292,39 @@ public sealed class Trainer
                 }
                 return c;
             }
-            try { loss = Step(Model, Optimizer, Loss, x, y, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null); }
+            string? divergence = null;
+            try
+            {
+                loss = Step(Model, Optimizer, Loss, x, y, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null);
+                double firstLoss = step == 0 ? loss : losses[0];
+                if (DivergenceFactor is { } f && loss > f * firstLoss)
+                    divergence = $"the loss at step {step} is {loss:G4}, above {f:G4} × the first loss {firstLoss:G4}";
+            }
             catch (Exception e) when (StopWhenDiverged && e is TrainingException or ArithmeticException)
             {
                 // A non-finite loss, or a curvature probe that met non-finite weights (NaN λmax): the run diverged.
+                divergence = e.Message;
+                loss = double.NaN;
+            }
+            catch (Exception e) when (e is TrainingException or ArithmeticException or ArgumentOutOfRangeException)
+            {
+                string message = e.Message.Split(" (Parameter")[0].TrimEnd('.');
+                if (message.EndsWith("; stopping", StringComparison.Ordinal)) message = message[..^"; stopping".Length];
+                throw new TrainingException($"{message}; stopping{Kept()}.");
+            }
+            if (divergence is not null)
+            {
+                // The weights this step started from are unsound: the checkpoint held for them is dropped.
+                pending = null;
+                if (!StopWhenDiverged) throw new TrainingException($"{divergence}; stopping{Kept()}.");
                 diverged = step;
-                // Nothing after the divergent step was run: its series hold no numbers from there on.
+                // Nothing after the divergent step counts: its series hold no numbers from there on.
                 Array.Fill(losses, double.NaN, step, Steps - step);
                 Array.Fill(lrs, double.NaN, step, Steps - step);
                 break;
             }
-            catch (Exception e) when (e is TrainingException or ArithmeticException or ArgumentOutOfRangeException)
-            {
-                string where = Folder is null ? "" : $" (the last checkpoint and steps.csv are kept in {Folder})";
-                string message = e.Message.Split(" (Parameter")[0].TrimEnd('.');
-                if (message.EndsWith("; stopping", StringComparison.Ordinal)) message = message[..^"; stopping".Length];
-                throw new TrainingException($"{message}; stopping{where}.");
-            }
+            // This step's loss is sound, so are the weights it started from: the held checkpoint goes to disk.
+            Flush();
             if (logits is not null) accuracy[step] = Metrics.Accuracy(logits, y);
             var log = Optimizer.Last;
             if (measured is not null) log = log with { Sharpness = measured };
@@ -301,9 +347,20 @@ public sealed class Trainer
             ];
             csv.Add(row);
             OnStep?.Invoke(new StepRecord(step, loss, log, evaluation));
-            if ((step + 1) % CheckpointEvery == 0 && step + 1 < Steps) Save(step + 1);
+            if (Stop.IsCancellationRequested && step + 1 < Steps)
+            {
+                Save(step + 1);
+                throw new TrainingInterruptedException(step + 1, checkpoint);
+            }
+            if ((step + 1) % CheckpointEvery == 0 && step + 1 < Steps) Save(step + 1, deferred: true);
         }
-        if (diverged is null) Save(Steps);
+        if (diverged is null)
+        {
+            // No step follows the last update to test it: its weights are checked directly.
+            var bad = Model.NamedParameters().FirstOrDefault(p => StateDictCheck.FirstNonFinite(p.Value.Value) is not null).Name;
+            if (bad is not null) throw new TrainingException($"the weights after the last step are not finite ('{bad}'); stopping{Kept()}.");
+            Save(Steps);
+        }
         return new TrainingResult(csv, losses, lrs, sharpness, audits, evaluations, Seconds(), probeBefore + probeClock.Elapsed.TotalSeconds,
             auditBefore + auditClock.Elapsed.TotalSeconds, trainFlopsBefore + trainFlops.Flops, probeFlopsBefore + probeFlops.Flops, accuracy, diverged);
     }

@@ -278,7 +278,7 @@ public abstract class TrainingTask
             };
 
             public void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
-                stream.Restore(seed, (ulong)Checkpoint.Integer(meta, "epoch_offset", path), (int)Checkpoint.Integer(meta, "position", path));
+                stream.Restore(seed, Checkpoint.Unsigned(meta, "epoch_offset", path), Checkpoint.Integer(meta, "position", path, 0, stream.Count));
         }
     }
 

@@ -62,6 +62,20 @@ public static class DeviceCatalog
     }
 
     /// <summary>
+    /// Whether <paramref name="name"/> is a device name at all (auto, cpu, ilgpu-cpu, cuda, opencl, cuda:N,
+    /// opencl:N), whether or not such a device is present: a misspelt name is a usage error, an absent device a
+    /// runtime one.
+    /// </summary>
+    public static bool IsDeviceName(string name)
+    {
+        string n = name.Trim().ToLowerInvariant();
+        if (n is "auto" or "cpu" or "ilgpu-cpu" or "cuda" or "opencl") return true;
+        int colon = n.IndexOf(':');
+        return colon > 0 && n[..colon] is "cuda" or "opencl" && n.Length > colon + 1 && n.Length - colon - 1 <= 3
+               && n[(colon + 1)..].All(char.IsAsciiDigit);
+    }
+
+    /// <summary>
     /// The device named <paramref name="name"/>; <paramref name="choice"/> says what was chosen (for <c>auto</c>,
     /// which device and why). Throws <see cref="ArgumentException"/> naming the request and listing the devices
     /// found when it is not present.

@@ -128,7 +128,7 @@ public class TrainCliTests
     [Theory]
     [InlineData(new[] { "--steps", "3", "--epochs", "1" }, "exactly one of --steps and --epochs")]
     [InlineData(new[] { "--model", "gpt", "--epochs", "1" }, "--epochs is for mlp and resnet20")]
-    [InlineData(new[] { "--steps", "3", "--dropout", "1.5" }, "--dropout must lie in [0, 1)")]
+    [InlineData(new[] { "--steps", "3", "--dropout", "1.5" }, "--dropout: 1.5 is out of range; expected a finite number at least 0 and below 1")]
     [InlineData(new[] { "--steps", "3", "--model", "gpt", "--width", "30", "--heads", "4" }, "--width 30 is not divisible by --heads 4")]
     public void Bad_usage_is_refused_before_any_work(string[] args, string message)
     {

@@ -96,7 +96,7 @@ public class TrainerTests
         var whole = Make("0.1", 6, false).Run().Losses;
         Make("0.1", 4, false).Run();
         var e = Assert.Throws<TrainingException>(() => Make("0.2", 6, true).Run());
-        Assert.Contains("lr '0.1', this one '0.2'", e.Message);
+        Assert.Contains("lr '0.1' (this run: '0.2')", e.Message);
         Assert.Equal(whole, Make("0.1", 6, true).Run().Losses);       // same settings: continues exactly
         var csv = Path.Combine(dir, "steps.csv");
         var lines = File.ReadAllLines(csv);
