@@ -100,7 +100,8 @@ public static class Cli
             return UsageError;
         }
         // SIGINT/SIGTERM while a run trains: finish the step, checkpoint, exit 130/143 (a second signal aborts).
-        StopSignal.Install(signal => error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"));
+        StopSignal.Install(signal => error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"),
+                           signal => error.WriteLine($"{signal} received again: aborting; the last checkpoint on disk is kept"));
         try
         {
             return parsed.Invoke(config);

@@ -28,7 +28,8 @@ public static class Spectrum
     internal static Command Command(TextWriter output)
     {
         var common = new Cli.CommonOptions();
-        var model = Options.OneOf("--model", "Model kind", "mlp", ModelFiles.Names);
+        var model = new Option<string?>("--model") { Description = $"Model kind ({string.Join(", ", ModelFiles.Names)}; default: the kind the weights file records)" };
+        model.AcceptOnlyFromAmong(ModelFiles.Names);
         var weights = new Option<string>("--weights") { Description = "Weights (safetensors, PyTorch state_dict names)", Required = true };
         var batch = new Option<string>("--batch") { Description = "Batch file (safetensors with 'inputs' and 'targets')", Required = true };
         var loss = new Option<string?>("--loss") { Description = "mse or ce (default: mse for mlp, ce for resnet20 and gpt)" };
@@ -49,16 +50,18 @@ public static class Spectrum
         cmd.SetAction(r =>
         {
             var device = common.Apply(r, output);
-            string lossName = r.GetValue(loss) ?? (r.GetValue(model) == "mlp" ? "mse" : "ce");
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
-            var (m, _) = ModelFiles.Load(r.GetValue(model)!, weightsPath, r.GetValue(activation), r.GetValue(heads));
-            m.To(device);
+            var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, r.GetValue(activation), r.GetValue(heads));
+            string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
+            string lossName = r.GetValue(loss) ?? (kind == "mlp" ? "mse" : "ce");
             var read = BatchFile.Read(batchPath);
+            ModelFiles.CheckBatch(m, read, batchPath);
+            m.To(device);
             var data = new Dataset(read.Inputs.To(device), read.Labels.To(device));
             var report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
                 r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)));
             Print(output, report, lossName, r.GetValue(mode)!);
-            var json = ToJson(report, r.GetValue(model)!, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
+            var json = ToJson(report, kind, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, json);
             if (r.GetValue(outDir) is { } dir)
             {

@@ -34,15 +34,22 @@ public sealed record GptConfig(int Vocabulary = 65, int Context = 256, int Layer
             throw new StateDictException($"{source} is not a GPT: it has no [V, d] tensor 'transformer.wte.weight'.");
         if (!state.TryGetValue("transformer.wpe.weight", out var wpe) || wpe.Rank != 2)
             throw new StateDictException($"{source} is not a GPT: it has no [T, d] tensor 'transformer.wpe.weight'.");
-        int layers = 0;
+        // The layer count is the number of distinct block indices, which must be exactly 0 … L − 1: a name alone
+        // (transformer.h.99999999.…) never sizes the model (a file is untrusted).
+        var indices = new SortedSet<long>();
         foreach (var name in state.Keys)
         {
             if (!name.StartsWith("transformer.h.", StringComparison.Ordinal)) continue;
             var rest = name["transformer.h.".Length..];
             int dot = rest.IndexOf('.');
-            if (dot > 0 && int.TryParse(rest[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out int i)) layers = Math.Max(layers, i + 1);
+            if (dot > 0 && long.TryParse(rest[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out long i)) indices.Add(i);
+            else throw new StateDictException($"{source}: tensor '{name}' has no block index (expected transformer.h.<i>.<name>).");
         }
-        if (layers == 0) throw new StateDictException($"{source} is not a GPT: it has no 'transformer.h.0.*' tensors.");
+        if (indices.Count == 0) throw new StateDictException($"{source} is not a GPT: it has no 'transformer.h.0.*' tensors.");
+        int layers = indices.Count;
+        if (indices.Max != layers - 1)
+            throw new StateDictException($"{source}: the blocks are numbered {string.Join(", ", indices.Take(8))}{(indices.Count > 8 ? ", …" : "")}; " +
+                                         $"expected transformer.h.0 to transformer.h.{layers - 1} for its {layers} blocks, each present.");
         return new GptConfig(wte.Shape[0], wpe.Shape[0], layers, heads, wte.Shape[1]);
     }
 }

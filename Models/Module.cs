@@ -120,20 +120,35 @@ public abstract class Module
             foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Value.Shape, b.Value.DType, v => b.Value = v.To(b.Value.Device), b);
         });
         var problems = new List<string>();
-        var given = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var given = new Dictionary<object, (string Name, NdArray Value)>(ReferenceEqualityComparer.Instance);
         foreach (var (name, value) in state)
         {
             if (!targets.TryGetValue(name, out var t)) { problems.Add($"unexpected tensor '{name}' {value.Shape}"); continue; }
             if (value.Shape != t.Shape) problems.Add($"tensor '{name}' has shape {value.Shape}, expected {t.Shape}");
             else if (value.DType != t.DType) problems.Add($"tensor '{name}' has dtype {value.DType.Name()}, expected {t.DType.Name()}");
-            given.Add(t.Owner);
+            else if (StateDictCheck.FirstNonFinite(value) is { } bad) problems.Add($"tensor '{name}' holds {bad.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)} at element {bad.Index} (expected finite values)");
+            // One parameter under two names (tied weights): both copies must agree, or one would silently win.
+            else if (given.TryGetValue(t.Owner, out var twin) && twin.Value.Shape == value.Shape && !Same(twin.Value, value))
+                problems.Add($"tensors '{twin.Name}' and '{name}' are one tied parameter but hold different values");
+            given.TryAdd(t.Owner, (name, value));
         }
         foreach (var (name, t) in targets)
-            if (!given.Contains(t.Owner) && !state.ContainsKey(name)) problems.Add($"missing tensor '{name}' {t.Shape}");
+            if (!given.ContainsKey(t.Owner) && !state.ContainsKey(name)) problems.Add($"missing tensor '{name}' {t.Shape}");
         if (problems.Count > 0)
-            throw new StateDictException($"{source} does not fit the model ({problems.Count} problem{(problems.Count > 1 ? "s" : "")}): " + string.Join("; ", problems.Distinct()) + ".");
+        {
+            var distinct = problems.Distinct().ToList();
+            throw new StateDictException($"{source} does not fit the model ({distinct.Count} problem{(distinct.Count > 1 ? "s" : "")}): " + string.Join("; ", distinct.Take(30)) +
+                                         (distinct.Count > 30 ? $"; and {distinct.Count - 30} more" : "") + ".");
+        }
         foreach (var (name, value) in state) targets[name].Set(value);
     }
+
+    private static bool Same(NdArray a, NdArray b) => a.DType == b.DType && a.DType switch
+    {
+        DType.Float32 => a.ToArray<float>().AsSpan().SequenceEqual(b.ToArray<float>()),
+        DType.Float64 => a.ToArray<double>().AsSpan().SequenceEqual(b.ToArray<double>()),
+        _ => a.ToArray<long>().AsSpan().SequenceEqual(b.ToArray<long>()),
+    };
 
     /// <summary>Switches this module and its children to training or evaluation behaviour.</summary>
     public bool Training { get; private set; } = true;

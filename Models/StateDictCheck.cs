@@ -36,7 +36,7 @@ public static class StateDictCheck
         var bad = tensors.Select(kv => (kv.Key, At: FirstNonFinite(kv.Value))).Where(t => t.At is not null).ToList();
         if (bad.Count == 0) return;
         throw new StateDictException($"{path}: {bad.Count} tensor{(bad.Count > 1 ? "s hold" : " holds")} non-finite values: " +
-            string.Join(", ", bad.Take(10).Select(t => $"'{t.Key}' ({t.At!.Value.Value} at element {t.At.Value.Index})")) +
+            string.Join(", ", bad.Take(10).Select(t => $"'{t.Key}' ({t.At!.Value.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)} at element {t.At.Value.Index})")) +
             (bad.Count > 10 ? $" and {bad.Count - 10} more" : "") + "; expected finite numbers.");
     }
 }

@@ -71,7 +71,7 @@ public static class Checkpoint
         problems.AddRange(byName.Keys.Where(k => !k.StartsWith("model.", StringComparison.Ordinal) && !k.StartsWith("optimizer.", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal).Select(k => $"tensor '{k}' is neither model.* nor optimizer.*"));
         foreach (var (name, tensor) in byName)
-            if (StateDictCheck.FirstNonFinite(tensor) is { } at) problems.Add($"tensor '{name}' holds {at.Value} at element {at.Index}");
+            if (StateDictCheck.FirstNonFinite(tensor) is { } at) problems.Add($"tensor '{name}' holds {at.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)} at element {at.Index}");
         if (problems.Count > 0)
             throw new InvalidDataException($"{path}: not a usable checkpoint: {string.Join("; ", problems.Take(10))}{(problems.Count > 10 ? $"; and {problems.Count - 10} more" : "")}.");
         check?.Invoke(meta);

@@ -129,7 +129,7 @@ public sealed partial class RunFolder : IDisposable
     /// <summary>Deletes AtomicFile temporaries (<c>.name.PID.GUID.tmp</c>) whose writer is no longer running, here and in subfolders.</summary>
     private static void RemoveOrphans(string path)
     {
-        foreach (var file in Directory.EnumerateFiles(path, ".*.tmp", new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 3 }))
+        foreach (var file in Directory.EnumerateFiles(path, ".*.tmp", new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 3, AttributesToSkip = 0 }))
         {
             var m = TempName().Match(System.IO.Path.GetFileName(file));
             if (!m.Success || !int.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
@@ -147,7 +147,8 @@ public sealed partial class RunFolder : IDisposable
         try
         {
             using var p = Process.GetProcessById(pid);
-            return !p.HasExited && p.StartTime.ToUniversalTime().Ticks == ticks ? pid : null;
+            // Start times are derived from the boot time as each process computes it, which jitters by microseconds: a second's tolerance.
+            return !p.HasExited && Math.Abs(p.StartTime.ToUniversalTime().Ticks - ticks) < TimeSpan.TicksPerSecond ? pid : null;
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { return null; }
     }

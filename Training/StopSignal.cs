@@ -13,7 +13,7 @@ public static class StopSignal
     private static readonly CancellationTokenSource Source = new();
     private static readonly object Gate = new();
     private static PosixSignalRegistration[]? registrations;
-    private static Action<PosixSignal>? onStop;
+    private static Action<PosixSignal>? onStop, onAbort;
     private static int listening;
 
     /// <summary>Cancelled once a stop was asked for; trainers check it after every step.</summary>
@@ -25,12 +25,16 @@ public static class StopSignal
     /// <summary>The conventional exit code for the signal received: 128 + its number (130 for SIGINT, 143 for SIGTERM).</summary>
     public static int ExitCode => Received == PosixSignal.SIGTERM ? 143 : 130;
 
-    /// <summary>Handles SIGINT and SIGTERM from now on; <paramref name="stopping"/> is told when a stop is asked for (say so to the user).</summary>
-    public static void Install(Action<PosixSignal>? stopping = null)
+    /// <summary>
+    /// Handles SIGINT and SIGTERM from now on; <paramref name="stopping"/> is told when a stop is asked for and
+    /// <paramref name="aborting"/> when a second signal ends the process (say so to the user).
+    /// </summary>
+    public static void Install(Action<PosixSignal>? stopping = null, Action<PosixSignal>? aborting = null)
     {
         lock (Gate)
         {
             onStop = stopping;
+            onAbort = aborting;
             registrations ??= [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
         }
     }
@@ -44,8 +48,15 @@ public static class StopSignal
 
     private static void Handle(PosixSignalContext context)
     {
-        // Nothing to checkpoint, or a second signal: the default action (end the process) stands.
-        if (Volatile.Read(ref listening) == 0 || Source.IsCancellationRequested) return;
+        // Nothing to checkpoint: the default action (end the process) stands.
+        if (Volatile.Read(ref listening) == 0) return;
+        if (Source.IsCancellationRequested)
+        {
+            // A second signal: abort now, without waiting for the step (the last checkpoint on disk stays as it is).
+            context.Cancel = true;
+            onAbort?.Invoke(context.Signal);
+            Environment.Exit(context.Signal == PosixSignal.SIGTERM ? 143 : 130);
+        }
         context.Cancel = true;
         Received = context.Signal;
         Source.Cancel();

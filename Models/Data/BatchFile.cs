@@ -20,6 +20,8 @@ public static class BatchFile
         if (inputs.Rank < 2) throw new InvalidDataException($"{path}: tensor 'inputs' has shape {inputs.Shape}; expected [N, …].");
         if (targets.Rank < 1 || targets.Shape[0] != inputs.Shape[0])
             throw new InvalidDataException($"{path}: tensor 'targets' has shape {targets.Shape} but 'inputs' has {inputs.Shape[0]} rows.");
+        if (StateDictCheck.FirstNonFinite(inputs) is { } bad)
+            throw new InvalidDataException($"{path}: tensor 'inputs' holds {bad.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)} at element {bad.Index}; expected finite values.");
         if (inputs.DType == DType.Int64)
         {
             // Token ids: targets are the next tokens, one per position.
