@@ -116,8 +116,8 @@ public static class Compare
                 c.Options.Add(o);
             Options.Validate(c, r =>
             {
-                if (r.GetValue(Resume) && r.GetValue(Overwrite)) r.AddError("give --resume (continue the runs in --out) or --overwrite (replace them), not both.");
-                if (r.GetValue(Width) % Math.Max(1, r.GetValue(Heads)) != 0) r.AddError($"--width {r.GetValue(Width)} is not divisible by --heads {r.GetValue(Heads)}.");
+                if (r.ValueOf(Resume) && r.ValueOf(Overwrite)) r.AddError("give --resume (continue the runs in --out) or --overwrite (replace them), not both.");
+                if (r.ValueOf(Width) % Math.Max(1, r.ValueOf(Heads)) != 0) r.AddError($"--width {r.ValueOf(Width)} is not divisible by --heads {r.ValueOf(Heads)}.");
             });
             Common.AddTo(c);
         }
@@ -208,8 +208,8 @@ public static class Compare
         run.AddTo(cmd);
         Options.Validate(cmd, r =>
         {
-            if (r.GetValue(preset) == "transfer" && r.GetValue(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
-            if (r.GetValue(preset) is not null && r.GetValue(run.Init) is not null) r.AddError($"--preset {r.GetValue(preset)} chooses its own starting weights; leave out --init.");
+            if (r.ValueOf(preset) == "transfer" && r.ValueOf(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
+            if (r.ValueOf(preset) is not null && r.ValueOf(run.Init) is not null) r.AddError($"--preset {r.ValueOf(preset)} chooses its own starting weights; leave out --init.");
         });
         cmd.SetAction(r =>
         {
@@ -313,7 +313,7 @@ public static class Compare
             Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
             Identity = new Dictionary<string, string>
             {
-                ["task"] = task.Describe, ["optimizer"] = variant.Description, ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
+                ["task"] = task.Describe, ["data"] = task.DataFingerprint, ["optimizer"] = variant.Description, ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
                 ["batch"] = s.Batch.ToString(CultureInfo.InvariantCulture), ["probe_batch"] = probe.Inputs.Shape[0].ToString(CultureInfo.InvariantCulture),
                 ["probe_mode"] = s.ProbeTrainingMode ? "train" : "eval", ["audit_every"] = s.AuditEvery.ToString(CultureInfo.InvariantCulture),
                 ["eval_every"] = s.EvalEvery.ToString(CultureInfo.InvariantCulture),

@@ -16,11 +16,11 @@ internal static class Options
 
     /// <summary>An integer option in [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public static Option<int> Int(string name, string description, int defaultValue, int min = 1, int max = int.MaxValue) =>
-        new(name) { Description = description, DefaultValueFactory = _ => defaultValue, CustomParser = r => ParseInt(r, name, min, max) ?? 0 };
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue, CustomParser = r => r.Tokens.Count == 0 ? defaultValue : ParseInt(r, name, min, max) ?? 0 };
 
     /// <summary>An integer option in [<paramref name="min"/>, <paramref name="max"/>] that may be absent (null).</summary>
     public static Option<int?> OptionalInt(string name, string description, int min = 1, int max = int.MaxValue) =>
-        new(name) { Description = description, CustomParser = r => ParseInt(r, name, min, max) };
+        new(name) { Description = description, CustomParser = r => r.Tokens.Count == 0 ? null : ParseInt(r, name, min, max) };
 
     /// <summary>A seed: any integer from 0 to 2⁶⁴ − 1.</summary>
     public static Option<ulong> Seed(string name, string description) => new(name)
@@ -29,6 +29,7 @@ internal static class Options
         DefaultValueFactory = _ => 0UL,
         CustomParser = r =>
         {
+            if (r.Tokens.Count == 0) return 0;
             string t = Token(r);
             if (ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v)) return v;
             r.AddError($"{name}: '{t}' is not a seed; expected an integer from 0 to {ulong.MaxValue}.");
@@ -42,12 +43,12 @@ internal static class Options
     /// </summary>
     public static Option<double> Number(string name, string description, double defaultValue, double min = double.NegativeInfinity, double max = double.PositiveInfinity,
         bool minExclusive = false, bool maxExclusive = false) =>
-        new(name) { Description = description, DefaultValueFactory = _ => defaultValue, CustomParser = r => ParseNumber(r, name, min, max, minExclusive, maxExclusive) ?? 0 };
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue, CustomParser = r => r.Tokens.Count == 0 ? defaultValue : ParseNumber(r, name, min, max, minExclusive, maxExclusive) ?? 0 };
 
     /// <summary>A finite number in the range given, or absent (null).</summary>
     public static Option<double?> OptionalNumber(string name, string description, double min = double.NegativeInfinity, double max = double.PositiveInfinity,
         bool minExclusive = false, bool maxExclusive = false) =>
-        new(name) { Description = description, CustomParser = r => ParseNumber(r, name, min, max, minExclusive, maxExclusive) };
+        new(name) { Description = description, CustomParser = r => r.Tokens.Count == 0 ? null : ParseNumber(r, name, min, max, minExclusive, maxExclusive) };
 
     /// <summary>A positive finite number, or absent (null).</summary>
     public static Option<double?> OptionalPositive(string name, string description) => OptionalNumber(name, description, 0, minExclusive: true);
@@ -102,6 +103,13 @@ internal static class Options
         try { check(r); }
         catch (InvalidOperationException) { /* an option's value could not be converted; its error is reported */ }
     });
+
+    /// <summary>
+    /// An option's value inside a command validator: the parsed value, or its default when the option was not
+    /// given (at validation time an absent option has no result yet, and System.CommandLine would return default(T)).
+    /// </summary>
+    public static T? ValueOf<T>(this CommandResult r, Option<T> option) =>
+        r.GetResult(option) is null && option.DefaultValueFactory is { } f ? f(null!) : r.GetValue(option);
 
     private static string Token(ArgumentResult r) => r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
 

@@ -84,11 +84,11 @@ public static class Train
         common.AddTo(cmd);
         Options.Validate(cmd, r =>
         {
-            if (r.GetValue(steps) is null == r.GetValue(epochs) is null) r.AddError("give exactly one of --steps and --epochs.");
-            if (r.GetValue(epochs) is not null && r.GetValue(model) == "gpt") r.AddError("--epochs is for mlp and resnet20; give --steps for gpt.");
-            if (r.GetValue(resume) && r.GetValue(overwrite)) r.AddError("give --resume (continue the run in --out) or --overwrite (replace it), not both.");
-            if (r.GetValue(model) == "gpt" && r.GetValue(width) is int wd and > 0 && wd % r.GetValue(heads) != 0)
-                r.AddError($"--width {wd} is not divisible by --heads {r.GetValue(heads)}.");
+            if (r.ValueOf(steps) is null == r.ValueOf(epochs) is null) r.AddError("give exactly one of --steps and --epochs.");
+            if (r.ValueOf(epochs) is not null && r.ValueOf(model) == "gpt") r.AddError("--epochs is for mlp and resnet20; give --steps for gpt.");
+            if (r.ValueOf(resume) && r.ValueOf(overwrite)) r.AddError("give --resume (continue the run in --out) or --overwrite (replace it), not both.");
+            if (r.ValueOf(model) == "gpt" && r.ValueOf(width) is int wd and > 0 && wd % r.ValueOf(heads) != 0)
+                r.AddError($"--width {wd} is not divisible by --heads {r.ValueOf(heads)}.");
         });
         cmd.SetAction(r =>
         {
@@ -151,7 +151,7 @@ public static class Train
                 DivergenceFactor = s.DivergenceFactor > 0 ? s.DivergenceFactor : null,
                 Identity = new Dictionary<string, string>
                 {
-                    ["model"] = s.Model, ["task"] = task.Describe, ["optimizer"] = s.Optimizer, ["lr"] = F(s.LearningRate), ["momentum"] = F(s.Momentum),
+                    ["model"] = s.Model, ["task"] = task.Describe, ["data"] = task.DataFingerprint, ["optimizer"] = s.Optimizer, ["lr"] = F(s.LearningRate), ["momentum"] = F(s.Momentum),
                     ["weight_decay"] = F(s.WeightDecay), ["schedule"] = s.Schedule, ["warmup"] = s.Warmup.ToString(CultureInfo.InvariantCulture),
                     ["batch"] = s.Batch.ToString(CultureInfo.InvariantCulture),
                     ["seed"] = s.Seed.ToString(CultureInfo.InvariantCulture), ["eval_every"] = s.EvalEvery.ToString(CultureInfo.InvariantCulture),

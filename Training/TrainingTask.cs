@@ -101,6 +101,25 @@ public abstract class TrainingTask
     /// <summary>Evaluates a model in evaluation mode on the training sample and the test set (text: the validation windows).</summary>
     public abstract Evaluation Evaluate(Module model);
 
+    /// <summary>
+    /// A fingerprint of the data files the task read (the first 16 hex digits of the SHA-256 of their bytes, in
+    /// order): part of a run's identity, so a resume on other data is refused even when the counts agree.
+    /// </summary>
+    public string DataFingerprint { get; protected init; } = "";
+
+    /// <summary>The fingerprint of <paramref name="paths"/>' contents.</summary>
+    protected static string Fingerprint(params string[] paths)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var p in paths)
+        {
+            using var f = File.OpenRead(p);
+            var buffer = new byte[1 << 20];
+            for (int n; (n = f.Read(buffer)) > 0;) sha.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset())[..16].ToLowerInvariant();
+    }
+
     /// <summary>Validation loss and accuracy in evaluation mode (images: the held-out training images; text: the validation windows).</summary>
     public abstract (double Loss, double Accuracy) Validate(Module model);
 
@@ -187,6 +206,8 @@ public abstract class TrainingTask
         public ImageTask(string name, string folder, int batch, int? limit, bool augment, int mlpWidth, string activation, int validationCount, IReadOnlyList<int>? classes)
         {
             var (trainSet, testSet) = FashionMnist.Load(folder);
+            DataFingerprint = Fingerprint(new[] { "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz" }
+                .Select(f => Path.Combine(folder, f)).ToArray());
             if (classes is { } cs && (cs.Count == 0 || cs.Any(c => c < 0 || c > 9)))
                 throw new TrainingException($"--classes {string.Join(",", cs)}: expected class numbers from 0 to 9.");
             // The split is made on all images first, so a class subset never moves an image across it.
@@ -291,8 +312,10 @@ public abstract class TrainingTask
 
         public TextTask(string path, int batch, GptConfig gpt, int evalBatches)
         {
+            if (Directory.Exists(path)) throw new TrainingException($"--text {path} is a folder; expected the corpus file.");
             if (!File.Exists(path)) throw new TrainingException($"--text {path}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
             corpus = CharCorpus.Load(path);
+            DataFingerprint = Fingerprint(path);
             config = gpt with { Vocabulary = corpus.Vocabulary.Count };
             try { config.Validate(); }
             catch (ArgumentException e) { throw new TrainingException(e.Message); }

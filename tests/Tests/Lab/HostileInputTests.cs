@@ -129,6 +129,7 @@ public class HostileInputTests
             case "epochs times steps overflowing":
                 return new([.. TrainArgs(fresh, "--batch", "1").Where(a => a != "--steps" && a != "4"), "--epochs", "9000000"], 2, "a run takes at most 10,000,000 steps", fresh);
             case "heads 0": return new(["train", "--model", "gpt", "--heads", "0", "--steps", "2", "--out", fresh], 2, "--heads: 0 is out of range", fresh);
+            case "width not divisible by the default heads": return new(["train", "--model", "gpt", "--width", "66", "--steps", "2", "--out", fresh], 2, "--width 66 is not divisible by --heads 4", fresh);
             case "seed negative": return new(TrainArgs(fresh, "--seed", "-1"), 2, "--seed: '-1' is not a seed", fresh);
             case "threads 0": return new(TrainArgs(fresh, "--threads", "0"), 2, "--threads: 0 is out of range", fresh);
             case "unknown device": return new(TrainArgs(fresh, "--device", "tpu"), 2, "--device: 'tpu' is not a device name", fresh);
@@ -188,6 +189,11 @@ public class HostileInputTests
             case "resume with another seed": { var d = CopyOfRun(); return new(TrainArgs(d, "--resume", "--steps", "6", "--seed", "3"), 1, "seed '0' (this run: '3')", d); }
             case "resume with another momentum": { var d = CopyOfRun(); return new(TrainArgs(d, "--resume", "--steps", "6", "--momentum", "0.8"), 1, "momentum '0.9' (this run: '0.8')", d); }
             case "resume with another activation": { var d = CopyOfRun(); return new(TrainArgs(d, "--resume", "--steps", "6", "--activation", "relu"), 1, "(this run: 'MLP 784-8-8-10 relu", d); }
+            case "resume on other data of the same size":
+            {
+                var d = CopyOfRun();
+                return new(TrainArgs(d, "--resume", "--steps", "6", "--data", LabFiles.FakeFashionMnist(train: 48, test: 8, seed: 2)), 1, "belongs to another run: it has data '", d);
+            }
             case "checkpoint without seconds":
             {
                 var d = CopyOfRun();
@@ -248,13 +254,13 @@ public class HostileInputTests
     public static TheoryData<string> Cases() =>
     [
         "steps not an integer", "steps overflowing", "steps huger than a long", "lr not a number", "lr with a decimal comma", "lr infinite", "lr NaN", "lr negative",
-        "momentum 1", "epochs overflowing", "epochs times steps overflowing", "heads 0", "seed negative", "threads 0", "unknown device", "resume and overwrite",
+        "momentum 1", "epochs overflowing", "epochs times steps overflowing", "heads 0", "width not divisible by the default heads", "seed negative", "threads 0", "unknown device", "resume and overwrite",
         "divergence factor below 1", "topk not an integer", "compare seeds 0", "compare target with a comma", "eos bad rate in a list", "sample temperature 0",
         "hvp-check n not an integer", "sweep grid bad value",
         "huge block index", "tied copies differ", "NaN weight in sample", "infinite weight in spectrum", "NaN in batch inputs", "label out of range",
         "batch of the wrong width", "token id out of range", "weights of another model kind", "weights path is a folder", "weights garbage",
         "json folder missing", "json is a folder", "out is a file",
-        "resume with another lr", "resume with another batch", "resume with another seed", "resume with another momentum", "resume with another activation",
+        "resume with another lr", "resume with another batch", "resume with another seed", "resume with another momentum", "resume with another activation", "resume on other data of the same size",
         "checkpoint without seconds", "checkpoint step beyond int", "checkpoint position out of range", "checkpoint missing an optimizer tensor",
         "checkpoint with an unknown tensor", "checkpoint with NaN weights", "malformed steps.csv", "a second run into a finished one", "a folder in use",
     ];
