@@ -76,6 +76,7 @@ public static class Cli
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand("Curvature Lab: experiments on Hessian spectra and curvature-aware training.");
+        root.Subcommands.Add(Batch.Command(output));
         root.Subcommands.Add(Compare.Command(output));
         root.Subcommands.Add(Eos.Command(output));
         root.Subcommands.Add(HvpCheck.Command(output));

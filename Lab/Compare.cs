@@ -85,7 +85,7 @@ public static class Compare
         public readonly Option<int> Window = Options.Int("--window", "Trailing window W for stability and the target", 20, min: 2);
         public readonly Option<int> ProbeEvery = Options.Int("--probe-every", "Steps T between curvature probes (an optimizer spec's probe_every overrides it)", 10);
         public readonly Option<string> Data = Options.FashionMnistFolder();
-        public readonly Option<string> Text = new("--text") { Description = "gpt-shakespeare: the character corpus", DefaultValueFactory = _ => Lab.Train.DefaultText };
+        public readonly Option<string> Text = new("--text") { Description = "gpt-shakespeare: the character corpus", DefaultValueFactory = _ => Lab.Train.DefaultTextPath() };
         public readonly Option<string> Out;
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh; a run with other settings is refused)" };

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Curvature.Autodiff;
 using Curvature.Engine;
+using Curvature.Lab.Reporting;
 using Curvature.Kernels;
 using Curvature.Models;
 using Curvature.Models.Data;
@@ -32,7 +33,7 @@ public static class Spectrum
         model.AcceptOnlyFromAmong(ModelFiles.Names);
         var weights = new Option<string>("--weights") { Description = "Weights (safetensors, PyTorch state_dict names)", Required = true };
         var batch = new Option<string>("--batch") { Description = "Batch file (safetensors with 'inputs' and 'targets')", Required = true };
-        var loss = new Option<string?>("--loss") { Description = "mse or ce (default: mse for mlp, ce for resnet20 and gpt)" };
+        var loss = new Option<string?>("--loss") { Description = "mse or ce (default: the loss the weights file records, else mse for mlp, ce for resnet20 and gpt)" };
         loss.AcceptOnlyFromAmong(Loss.Names);
         var mode = Options.OneOf("--mode", "Loss in eval or train mode (matters for BatchNorm and dropout)", "eval", "eval", "train");
         var topk = Options.Int("--topk", "Largest eigenvalues to report", 5, max: 1000);
@@ -53,13 +54,18 @@ public static class Spectrum
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, r.GetValue(activation), r.GetValue(heads));
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
-            string lossName = r.GetValue(loss) ?? (kind == "mlp" ? "mse" : "ce");
+            // The loss the weights were trained with when the file records it (Lab train does), else mse for the MLP (Cohen et al.) and ce otherwise.
+            string lossName = r.GetValue(loss) ?? (file.Metadata.GetValueOrDefault("loss") is { } l && Loss.Names.Contains(l) ? l : kind == "mlp" ? "mse" : "ce");
             var read = BatchFile.Read(batchPath);
             ModelFiles.CheckBatch(m, read, batchPath);
             m.To(device);
             var data = new Dataset(read.Inputs.To(device), read.Labels.To(device));
-            var report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
-                r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)));
+            Report report = null!;
+            int planned = PlannedProducts(r.GetValue(topk), r.GetValue(iters), r.GetValue(probes));
+            output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples; {planned} Hessian-vector products planned");
+            ProgressDisplay.Run(output, [("spectrum", planned)], tasks =>
+                report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
+                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs")));
             Print(output, report, lossName, r.GetValue(mode)!);
             var json = ToJson(report, kind, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, json);
@@ -67,7 +73,7 @@ public static class Spectrum
             {
                 Directory.CreateDirectory(dir);
                 AtomicFile.WriteAllText(Path.Combine(dir, "spectrum.json"), json);
-                PlotDensity(report, Path.Combine(dir, "density.png"));
+                PlotDensity(report, Path.Combine(dir, "density.png"), r.GetValue(probes), r.GetValue(iters));
                 output.WriteLine($"wrote {Path.Combine(dir, "spectrum.json")}, {Path.Combine(dir, "density.png")}");
             }
             return 0;
@@ -76,7 +82,8 @@ public static class Spectrum
     }
 
     /// <summary>Computes the report for a model on a batch.</summary>
-    public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int probes, int chunk, RandomGenerator rng)
+    public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int probes, int chunk, RandomGenerator rng,
+        Action<long>? products = null)
     {
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
@@ -88,11 +95,20 @@ public static class Spectrum
             int count = Math.Min(chunk, data.Count - start);
             terms.Add((Loss.Function(model, loss, inputs.Rows(start, count), data.Labels.Rows(start, count), training), count / (double)data.Count));
         }
-        var op = new HessianOperator(terms, model.Parameters().Select(p => p.Value).ToArray());
-        var (value, grad) = op.LossAndGradient();
+        var hessian = new HessianOperator(terms, model.Parameters().Select(p => p.Value).ToArray());
+        var op = new CountingOperator(hessian, products);
+        var (value, grad) = hessian.LossAndGradient();
 
         var first = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic,
-            start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device));
+            start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device), vectors: true);
+        // The residuals reported are measured, ‖Hy − θy‖ / |θ| with one more product per pair: the tridiagonal's
+        // own estimate β_m·|s_m| is exact only in exact arithmetic and looks impossibly good (1e-17) on a float32 operator.
+        var residuals = first.Values.Select((theta, i) =>
+        {
+            var y = first.Vectors![i];
+            var r = op.Apply(y) - y * theta;
+            return Math.Sqrt(r.Dot(r)) / Math.Max(Math.Abs(theta), double.Epsilon) / Math.Sqrt(y.Dot(y));
+        }).ToArray();
         var runs = new List<LanczosResult> { first };
         runs.AddRange(StochasticLanczosQuadrature.Probe(op, iterations, probes - 1, rng));
         var trace = Hutchinson.TraceFromLanczos(runs, op.Dimension);
@@ -100,8 +116,26 @@ public static class Spectrum
 
         var ones = NdArray.Full(new Shape((int)op.Dimension), 1 / Math.Sqrt(op.Dimension), op.DType, op.Device);
         double rayleigh = ones.Dot(op.Apply(ones));
-        return new Report(value, Vectors.Norm(grad), first.Values, first.Residuals, trace.Value, trace.StandardError, rayleigh, density,
-            op.Dimension, data.Count, op.Products, clock.Elapsed.TotalSeconds);
+        return new Report(value, Vectors.Norm(grad), first.Values, residuals, trace.Value, trace.StandardError, rayleigh, density,
+            op.Dimension, data.Count, hessian.Products, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The Hessian-vector products the verb will make: top-k Lanczos, its residual checks, the other SLQ probes and the Rayleigh quotient.</summary>
+    public static int PlannedProducts(int topk, int iterations, int probes) => iterations + topk + (probes - 1) * iterations + 1;
+
+    /// <summary>Tells <c>count</c> after every product (progress).</summary>
+    private sealed class CountingOperator(ILinearOperator inner, Action<long>? count) : ILinearOperator
+    {
+        private long done;
+        public long Dimension => inner.Dimension;
+        public DType DType => inner.DType;
+        public Device Device => inner.Device;
+        public NdArray Apply(NdArray v)
+        {
+            var r = inner.Apply(v);
+            count?.Invoke(++done);
+            return r;
+        }
     }
 
     private static string G(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
@@ -114,7 +148,7 @@ public static class Spectrum
         o.WriteLine("|---|---|");
         o.WriteLine($"| loss | {G(r.Loss)} |");
         o.WriteLine($"| gradient norm | {G(r.GradNorm)} |");
-        for (int i = 0; i < r.TopEigenvalues.Length; i++) o.WriteLine($"| λ{i + 1} (residual) | {G(r.TopEigenvalues[i])} ({r.Residuals[i]:0.0e+00}) |");
+        for (int i = 0; i < r.TopEigenvalues.Length; i++) o.WriteLine($"| λ{i + 1} (relative residual ‖Hy − λy‖/|λ|) | {G(r.TopEigenvalues[i])} ({r.Residuals[i]:0.0e+00}) |");
         o.WriteLine($"| trace (Hutchinson) | {G(r.Trace)} ± {G(r.TraceStderr)} |");
         o.WriteLine($"| Rayleigh quotient along 1/√n | {G(r.RayleighOnes)} |");
     }
@@ -135,18 +169,31 @@ public static class Spectrum
         ["grad_norm"] = r.GradNorm,
         ["top_eigenvalues"] = r.TopEigenvalues,
         ["residuals"] = r.Residuals,
+        ["residuals_kind"] = "relative, measured: ||H y - lambda y|| / |lambda| for the unit Ritz vector y",
+        ["density_sigma"] = r.Density.Sigma,
         ["trace"] = r.Trace,
         ["trace_stderr"] = r.TraceStderr,
         ["rayleigh_ones"] = r.RayleighOnes,
         ["density"] = new Dictionary<string, double[]> { ["grid"] = r.Density.Grid, ["values"] = r.Density.Density },
     }, new JsonSerializerOptions { WriteIndented = true });
 
-    private static void PlotDensity(Report r, string path)
+    private static void PlotDensity(Report r, string path, int probes, int iterations)
     {
         var plt = new Plot();
-        var floor = 1e-8;
-        var logDensity = r.Density.Density.Select(d => Math.Log10(Math.Max(d, floor))).ToArray();
-        plt.Add.ScatterLine(r.Density.Grid, logDensity).LegendText = "SLQ density";
+        // Log density only where it is within six decades of the peak: below that the Gaussian tails are the
+        // broadening's, not the spectrum's, and a clamp would draw them as a flat floor that looks like data.
+        double floor = r.Density.Density.Max() * 1e-6;
+        bool labelled = false;
+        for (int i = 0; i < r.Density.Grid.Length;)
+        {
+            if (!(r.Density.Density[i] > floor)) { i++; continue; }
+            int j = i;
+            while (j < r.Density.Grid.Length && r.Density.Density[j] > floor) j++;
+            var segment = plt.Add.ScatterLine(r.Density.Grid[i..j], r.Density.Density[i..j].Select(Math.Log10).ToArray());
+            segment.Color = Colors.C0;
+            if (!labelled) { segment.LegendText = "SLQ density (shown down to 10⁻⁶ of its peak)"; labelled = true; }
+            i = j;
+        }
         foreach (var (lambda, i) in r.TopEigenvalues.Select((l, i) => (l, i)))
         {
             var v = plt.Add.VerticalLine(lambda);
@@ -154,10 +201,10 @@ public static class Spectrum
             v.Color = Colors.DarkRed;
             if (i == 0) v.LegendText = $"top {r.TopEigenvalues.Length} eigenvalues (Lanczos)";
         }
-        plt.Title("Hessian spectral density");
+        plt.Title($"Hessian spectral density: {probes} probes × {iterations} Lanczos steps, Gaussian broadening σ = {r.Density.Sigma:G3}");
         plt.XLabel("eigenvalue");
         plt.YLabel("log₁₀ density");
-        plt.ShowLegend(Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(path, plt.GetImageBytes(800, 500, ImageFormat.Png));
+        plt.ShowLegend(Edge.Bottom);
+        AtomicFile.WriteAllBytes(path, plt.GetImageBytes(900, 550, ImageFormat.Png));
     }
 }

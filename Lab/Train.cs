@@ -22,8 +22,22 @@ public static class Train
     /// <summary>The models the verb trains.</summary>
     public static readonly string[] ModelNames = ["mlp", "resnet20", "gpt"];
 
-    /// <summary>The default corpus, relative to the repository root (the README's commands run there).</summary>
-    public const string DefaultText = "../shared/data/tinyshakespeare.txt";
+    /// <summary>The default corpus, the repository's own copy (relative to its root, where the README's commands run).</summary>
+    public const string DefaultText = "data/tinyshakespeare.txt";
+
+    /// <summary>
+    /// The default corpus as a path that exists from the working folder when it can: <see cref="DefaultText"/>
+    /// there, else the copy in the repository the program was built from (found by walking up from the program
+    /// to the folder holding <c>Engine.sln</c>), so the Lab runs from any folder of a clone.
+    /// </summary>
+    public static string DefaultTextPath()
+    {
+        if (File.Exists(DefaultText)) return DefaultText;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Engine.sln")) && File.Exists(Path.Combine(dir.FullName, DefaultText)))
+                return Path.Combine(dir.FullName, DefaultText);
+        return DefaultText;
+    }
 
     /// <summary>Everything a run depends on.</summary>
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
@@ -64,7 +78,7 @@ public static class Train
         var dropout = Options.Number("--dropout", "GPT dropout probability, in [0, 1)", 0.0, 0, 1, maxExclusive: true);
         var activation = Options.OneOf("--activation", "MLP activation", "tanh", "tanh", "relu");
         var data = Options.FashionMnistFolder();
-        var text = new Option<string>("--text") { Description = "GPT: the character corpus", DefaultValueFactory = _ => DefaultText };
+        var text = new Option<string>("--text") { Description = "GPT: the character corpus", DefaultValueFactory = _ => DefaultTextPath() };
         var train = Options.OptionalInt("--train", "Use only the first N training images");
         var output_ = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "out/train" };
         var checkpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints (one is also written at the end)", 500);
@@ -168,6 +182,8 @@ public static class Train
         last ??= task.Evaluate(model);
         double seconds = result.Seconds;
         task.WriteWeights(Path.Combine(s.Out, "model.safetensors"), model);
+        // A batch beside the weights, so `spectrum --weights model.safetensors --batch probe_batch.safetensors` works at once.
+        task.WriteProbeBatch(Path.Combine(s.Out, "probe_batch.safetensors"), task.ProbeBatch(s.Model == "gpt" ? 8 : 128));
         var summary = JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["model"] = s.Model,

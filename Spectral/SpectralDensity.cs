@@ -7,7 +7,8 @@ namespace Curvature.Spectral;
 /// <param name="Density">φ(grid[i]).</param>
 /// <param name="Nodes">Quadrature nodes (Ritz values) of every probe.</param>
 /// <param name="Weights">Their weights (squared first components of the Ritz vectors), divided by the number of probes.</param>
-public sealed record SpectralDensity(double[] Grid, double[] Density, double[] Nodes, double[] Weights)
+/// <param name="Sigma">The Gaussian broadening width σ (0 when unknown).</param>
+public sealed record SpectralDensity(double[] Grid, double[] Density, double[] Nodes, double[] Weights, double Sigma = 0)
 {
     /// <summary>∫φ by the trapezoid rule on the grid.</summary>
     public double Integral()
@@ -71,6 +72,6 @@ public static class StochasticLanczosQuadrature
                 double d = (grid[i] - nodes[j]) / s;
                 density[i] += weights[j] * norm * Math.Exp(-0.5 * d * d);
             }
-        return new SpectralDensity(grid, density, nodes.ToArray(), weights.ToArray());
+        return new SpectralDensity(grid, density, nodes.ToArray(), weights.ToArray(), s);
     }
 }

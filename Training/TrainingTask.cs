@@ -86,6 +86,16 @@ public abstract class TrainingTask
     /// <summary>The probe batch as host arrays.</summary>
     protected abstract (NdArray Inputs, NdArray Targets) HostProbeBatch(int count);
 
+    /// <summary>The splits <see cref="Sample"/> draws from.</summary>
+    public static readonly string[] Splits = ["train", "val", "test"];
+
+    /// <summary>
+    /// <paramref name="count"/> examples of a split (train, val or test; text has train and val windows), drawn
+    /// without replacement (images) or as random windows (text) from a stream of <paramref name="seed"/>, as host
+    /// arrays in the shapes the task's model takes: what <c>Lab batch</c> writes for <c>spectrum --batch</c>.
+    /// </summary>
+    public abstract (NdArray Inputs, NdArray Targets) Sample(string split, int count, ulong seed);
+
     private sealed class OnDevice(IBatchStream inner, Device device) : IBatchStream
     {
         public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng)
@@ -251,6 +261,21 @@ public abstract class TrainingTask
             return (Shape(p.Inputs), p.Labels);
         }
 
+        public override (NdArray Inputs, NdArray Targets) Sample(string split, int count, ulong seed)
+        {
+            var from = split switch
+            {
+                "train" => train,
+                "val" when validation.Count > 0 => validation,
+                "val" => throw new TrainingException("--split val: the task holds no validation images (give --val N)."),
+                "test" => test,
+                _ => throw new TrainingException($"--split {split}: expected one of {string.Join(", ", Splits)}."),
+            };
+            if (count > from.Count) throw new TrainingException($"--n {count}: the {split} split has only {from.Count} images.");
+            var picked = from.Select(Dataset.Permutation(from.Count, new RandomGenerator(seed))[..count]);
+            return (Shape(picked.Inputs), picked.Labels);
+        }
+
         private (double Loss, double Accuracy, double Ece) On(Module model, Dataset d)
         {
             var bindings = Bindings.Constant(model, training: false);
@@ -279,7 +304,7 @@ public abstract class TrainingTask
         }
 
         public override Dictionary<string, string> WeightsMetadata(Module model) =>
-            flat ? new() { ["model"] = "mlp", ["activation"] = activation } : new() { ["model"] = "resnet20" };
+            flat ? new() { ["model"] = "mlp", ["activation"] = activation, ["loss"] = "ce" } : new() { ["model"] = "resnet20", ["loss"] = "ce" };
 
         private sealed class Stream(ImageTask task, ulong seed) : IBatchStream
         {
@@ -335,6 +360,13 @@ public abstract class TrainingTask
         protected override (NdArray Inputs, NdArray Targets) HostProbeBatch(int count) =>
             corpus.Batch(Math.Max(1, count), config.Context, new RandomGenerator(54321));
 
+        public override (NdArray Inputs, NdArray Targets) Sample(string split, int count, ulong seed) => split switch
+        {
+            "train" or "val" => corpus.Batch(count, config.Context, new RandomGenerator(seed), validation: split == "val"),
+            "test" => throw new TrainingException("--split test: the corpus has train and val splits only."),
+            _ => throw new TrainingException($"--split {split}: expected one of {string.Join(", ", Splits)}."),
+        };
+
         // Fixed windows (a stream of their own) so evaluations along a run, and across runs, compare like with like.
         private (double Loss, double Accuracy, double Ece) On(Module model, bool validation)
         {
@@ -371,6 +403,7 @@ public abstract class TrainingTask
         public override Dictionary<string, string> WeightsMetadata(Module model) => new()
         {
             ["model"] = "gpt",
+            ["loss"] = "ce",
             ["n_head"] = config.Heads.ToString(CultureInfo.InvariantCulture),
             ["vocabulary"] = JsonSerializer.Serialize(new string(corpus.Vocabulary.ToArray())),
         };

@@ -49,8 +49,10 @@ public static class ProgressDisplay
             clock ??= Stopwatch.StartNew(); // tasks run one after another: time each from its first report
             if (completed < nextReport && completed < total) return;
             nextReport = completed + Math.Max(1, total / 20);
-            double rate = completed / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-            output.WriteLine($"{label}: {completed}/{total}  {status}  ({rate:0.0}/s)");
+            double seconds = clock.Elapsed.TotalSeconds, rate = completed / Math.Max(seconds, 1e-9);
+            // No rate from the first instant (it would be a division by almost nothing).
+            string eta = completed < total && rate > 0 ? $", about {TimeSpan.FromSeconds(Math.Ceiling((total - completed) / rate)):c} left" : "";
+            output.WriteLine(seconds < 0.05 ? $"{label}: {completed}/{total}  {status}" : $"{label}: {completed}/{total}  {status}  ({rate:0.0}/s{eta})");
         }
     }
 }
