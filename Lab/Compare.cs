@@ -23,11 +23,11 @@ public static class Compare
     public static readonly string[] Tasks = TrainingTask.Names;
 
     /// <summary>One configuration under comparison: a label, what it is, whether it is a proposed rule, and how to build its optimizer.</summary>
-    public sealed record Variant(string Label, string Description, bool Proposed, Func<IReadOnlyList<string>, ulong, Optimizers.IOptimizer> Create);
+    public sealed record Variant(string Label, string Description, bool Proposed, Func<IReadOnlyList<string>, ulong, Optimizers.IOptimizer> Create, bool LogsSharpness = false);
 
     /// <summary>The variants for optimizer specs, with the verb's curvature defaults for keys a spec does not set.</summary>
     public static Variant[] ForSpecs(IEnumerable<OptimizerSpec> specs, IReadOnlyDictionary<string, double> defaults) =>
-        specs.Select(s => new Variant(s.Text, s.Describe(defaults), s.Entry.Proposed, (ps, seed) => s.Create(ps, seed, defaults))).ToArray();
+        specs.Select(s => new Variant(s.Text, s.Describe(defaults), s.Entry.Proposed, (ps, seed) => s.Create(ps, seed, defaults), s.Entry.LogsSharpness)).ToArray();
 
     /// <summary>Settings of a comparison.</summary>
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int Validation, int ProbeBatch,
@@ -50,9 +50,10 @@ public static class Compare
     /// <param name="StepsToTarget">Steps to the training-loss target (trailing mean), or null.</param>
     /// <param name="StepsToValTarget">Steps to the validation-loss target, or null.</param>
     /// <param name="Batch">The minibatch size, for FLOPs per sample.</param>
-    /// <param name="StabilityLimit">The rule's η·λmax stability limit (2 for GD, 2 + 2μ with momentum, (2 + 2β₁)/(1 − β₁) for CAEO over Adam), for the plots' edge line.</param>
+    /// <param name="StabilityLimit">The rule's η·λmax stability limit (2 for GD and L4, 2 + 2μ with heavy-ball momentum, (2 + 2μ)/(1 + 2μ) with Nesterov's, (2 + 2β₁)/(1 − β₁) for CAEO over Adam), for the plots' edge line; NaN where λmax of the raw Hessian has no such edge (Adam, Hi-DLR, DCAO's moving μ).</param>
+    /// <param name="RuleBound">CAEO's own target η·λmax = limit − δ, drawn beside the edge; NaN for other rules.</param>
     public sealed record Run(string Optimizer, int Seed, TrainingResult Result, double TestAccuracy, double Ece, double ValLoss, int StepsPerEpoch,
-        int Batch, int? StepsToTarget = null, int? StepsToValTarget = null, double StabilityLimit = 2)
+        int Batch, int? StepsToTarget = null, int? StepsToValTarget = null, double StabilityLimit = 2, double RuleBound = double.NaN)
     {
         /// <summary>Minibatch loss at each step.</summary>
         public double[] Losses => Result.Losses;
@@ -252,20 +253,26 @@ public static class Compare
         for (int seed = 0; seed < s.Seeds && s.Init is not null; seed++) task.LoadInitialWeights(task.CreateModel((ulong)seed), s.InitFor(seed)!, s.ResetHead);
         Directory.CreateDirectory(s.Out);
         var probe = task.ProbeBatch(s.ProbeBatch);
-        output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seeds × {s.Steps} steps, batch {s.Batch}, " +
+        output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seed{(s.Seeds == 1 ? "" : "s")} × {s.Steps} steps, batch {s.Batch}, " +
                          $"probe batch {probe.Inputs.Shape[0]} ({(s.ProbeTrainingMode ? "train" : "eval")} mode), T {s.ProbeEvery}");
         var runs = new List<Run>();
-        var labels = s.Variants.SelectMany(v => Enumerable.Range(0, s.Seeds).Select(seed => ($"{v.Label} seed {seed}", s.Steps))).ToArray();
+        // Wall-clock is compared across optimizers, so no run may pay for the others: every configuration first takes
+        // a few untimed steps (the JIT compiles its code paths), and the order rotates with the seed, so no
+        // optimizer always runs first (or last) on a machine whose speed drifts.
+        WarmUp(s, task, probe);
+        var order = Enumerable.Range(0, s.Seeds).SelectMany(seed => Enumerable.Range(0, s.Variants.Length).Select(j => (Variant: (j + seed) % s.Variants.Length, Seed: seed))).ToArray();
+        var labels = order.Select(o => ($"{s.Variants[o.Variant].Label} seed {o.Seed}", s.Steps)).ToArray();
         ProgressDisplay.Run(output, labels, tasks =>
         {
             int t = 0;
-            foreach (var variant in s.Variants)
-                for (int seed = 0; seed < s.Seeds; seed++)
-                {
-                    runs.Add(TrainOne(s, task, variant, seed, probe, tasks[t++], commandLine, output));
-                    AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, runs));
-                }
+            foreach (var (v, seed) in order)
+            {
+                runs.Add(TrainOne(s, task, s.Variants[v], seed, probe, tasks[t++], commandLine, output));
+                AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, runs));
+            }
         });
+        // Reports list runs by configuration, then seed.
+        runs = runs.OrderBy(r => Array.FindIndex(s.Variants, v => v.Label == r.Optimizer)).ThenBy(r => r.Seed).ToList();
         // Default targets from the best group whose every run finished (a divergent run has no final loss).
         double Best(Func<Run, double> f) => runs.GroupBy(r => r.Optimizer).Select(g => g.Average(f)).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Min();
         double target = s.TargetLoss ?? 1.2 * Best(r => RunMetrics.TrailingMean(r.Losses, s.Window)[^1]);
@@ -282,10 +289,29 @@ public static class Compare
             output.WriteLine($"note: no run reached --target-loss {tl.ToString("G4", CultureInfo.InvariantCulture)} (trailing mean over W = {s.Window} steps).");
         var report = ComparisonReport.Markdown(s, task, withTargets, target, valTarget, commandLine);
         AtomicFile.WriteAllText(Path.Combine(s.Out, "report.md"), report);
-        ComparisonReport.Plots(s, withTargets);
+        ComparisonReport.Plots(s, withTargets, target, valTarget);
         output.WriteLine();
         output.Write(report);
         return withTargets;
+    }
+
+    /// <summary>A few untimed steps of every configuration in memory (nothing written), so the JIT's first-call cost falls on none of the timed runs.</summary>
+    private static void WarmUp(Settings s, TrainingTask task, (NdArray Inputs, NdArray Targets) probe)
+    {
+        foreach (var variant in s.Variants)
+        {
+            var model = task.CreateModel(0);
+            var optimizer = variant.Create(model.NamedParameters().Select(p => p.Name).ToArray(), 0);
+            try
+            {
+                new Trainer
+                {
+                    Model = model, Optimizer = optimizer, Batches = task.Batches(0), Steps = Math.Min(3, s.Steps),
+                    Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, AuditEvery: 0), StopWhenDiverged = true,
+                }.Run();
+            }
+            catch (TrainingException) { /* a configuration that fails at once fails again, reported, in its timed run */ }
+        }
     }
 
     private static Run TrainOne(Settings s, TrainingTask task, Variant variant, int seed, (NdArray Inputs, NdArray Targets) probe, IProgressTask progress, string commandLine, TextWriter output)
@@ -311,6 +337,9 @@ public static class Compare
             Model = model, Optimizer = optimizer, Batches = task.Batches((ulong)seed), Steps = s.Steps, Seed = (ulong)seed,
             Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, s.AuditEvery),
             Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
+            // Rules that do not probe get a light probe of their own (Lanczos, warm-started, every T steps, outside their
+            // wall-clock), so every optimizer's sharpness can be set against its edge.
+            SharpnessEvery = variant.LogsSharpness ? 0 : s.ProbeEvery, SharpnessIterations = 20, SharpnessWarmStart = false,
             Identity = new Dictionary<string, string>
             {
                 ["task"] = task.Describe, ["data"] = task.DataFingerprint, ["optimizer"] = variant.Description, ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
@@ -328,15 +357,25 @@ public static class Compare
         {
             // A divergent run is an outcome, not a failure: its figures are missing and the report counts it.
             output.WriteLine($"{variant.Label} seed {seed}: the loss at step {d} is not finite; the run stops there (its last checkpoint and steps.csv are kept in {dir}).");
-            return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer));
+            return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer), RuleBound: Bound(optimizer));
         }
         task.WriteWeights(Path.Combine(dir, "model.safetensors"), model);
         var evaluation = task.Evaluate(model);
         double valLoss = result.Evaluations.Count > 0 ? result.Evaluations[^1].Values[0] : double.NaN;
-        return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer));
+        return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer), RuleBound: Bound(optimizer));
     }
 
-    private static double Limit(Optimizers.IOptimizer optimizer) => optimizer is Optimizers.Caeo c ? c.StabilityLimit : 2;
+    /// <summary>The edge η·λmax = limit of the update rule on a quadratic (Cohen et al. 2021, appendix: GD 2, heavy ball 2 + 2μ, Nesterov (2 + 2μ)/(1 + 2μ)).</summary>
+    private static double Limit(Optimizers.IOptimizer optimizer) => optimizer switch
+    {
+        Optimizers.Caeo c => c.StabilityLimit,
+        Optimizers.Momentum { Nesterov: true } m => (2 + 2 * m.Beta) / (1 + 2 * m.Beta),
+        Optimizers.Momentum m => 2 + 2 * m.Beta,
+        Optimizers.GradientDescent or Optimizers.L4 => 2,
+        _ => double.NaN,
+    };
+
+    private static double Bound(Optimizers.IOptimizer optimizer) => optimizer is Optimizers.Caeo c ? c.StabilityLimit - c.Delta : double.NaN;
 
     /// <summary>An ASCII folder name for a run label ("δ=0.5" → "delta_0.5", "caeo:lr=0.5" → "caeo_lr_0.5").</summary>
     public static string FolderName(string label) => string.Concat(label.Select(ch => ch switch

@@ -96,7 +96,7 @@ public static class Sweep
                     break;
             }
             var variants = Points(spec, grids).Select(pt => new Compare.Variant(pt.Label, pt.Spec.Describe(defaults), pt.Spec.Entry.Proposed,
-                (ps, seed) => pt.Spec.Create(ps, seed, defaults))).ToArray();
+                (ps, seed) => pt.Spec.Create(ps, seed, defaults), pt.Spec.Entry.LogsSharpness)).ToArray();
             return run.Execute(r, run.Build(r, device, variants, title), output);
         });
         return cmd;

@@ -104,6 +104,9 @@ public sealed record OptimizerEntry(string Name, string Summary, bool Proposed, 
 {
     /// <summary>The hyperparameter with this key, or null.</summary>
     public Hyperparameter? Find(string key) => Parameters.FirstOrDefault(p => p.Key == key);
+
+    /// <summary>Whether the rule logs a λmax estimate of its own (CAEO's estimate, DCAO's ρ) in the sharpness column; others can be given a light probe.</summary>
+    public bool LogsSharpness { get; init; }
 }
 
 /// <summary>
@@ -254,13 +257,13 @@ public static class OptimizerRegistry
              new("floor", "floor", "η, μ and λ never fall below floor × their base (0: no floor)", 1e-3, 0, 1),
              new("ref_decay", "d", "relative mode: decay of the running means ρ̄ ← d·ρ̄ + (1 − d)·ρ", 0.9, 0, 1, MaxExclusive: true)],
             a => new Dcao(a["lr"], a["mu"], a["wd"], a["alpha"], a["beta"], a["c"], a.Int("probe_every"), a.Int("k"), a.Int("iters"),
-                relative: a.Choice("mode") == 1, seed: a.Seed, gapAccelerates: a.Choice("gap") == 1, floor: a["floor"], referenceDecay: a["ref_decay"])),
+                relative: a.Choice("mode") == 1, seed: a.Seed, gapAccelerates: a.Choice("gap") == 1, floor: a["floor"], referenceDecay: a["ref_decay"])) { LogsSharpness = true },
         new("caeo", "CAEO over GD: η = min(η_base, (2 − δ)/λmax)", true, [Lr(0.5, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise],
-            a => CreateCaeo(a)),
+            a => CreateCaeo(a)) { LogsSharpness = true },
         new("caeo-momentum", "CAEO over heavy-ball momentum: η = min(η_base, (2 + 2μ − δ)/λmax)", true,
-            [Lr(0.5, "η_base", "base learning rate"), Mu(0.9), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, momentum: a["mu"])),
+            [Lr(0.5, "η_base", "base learning rate"), Mu(0.9), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, momentum: a["mu"])) { LogsSharpness = true },
         new("caeo-adam", "CAEO over Adam: η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H))", true,
-            [Lr(3e-3, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, adaptive: true)),
+            [Lr(3e-3, "η_base", "base learning rate"), Delta, Every(), Estimator, PowerTolerance, WarmIterations, Noise], a => CreateCaeo(a, adaptive: true)) { LogsSharpness = true },
     ];
 
     /// <summary>The valid names.</summary>

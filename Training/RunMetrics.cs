@@ -21,6 +21,26 @@ public static class RunMetrics
         return r;
     }
 
+    /// <summary>
+    /// An exponential moving average of span W (β = 1 − 2/(W + 1), the span whose centre of mass matches a window
+    /// of W) with the start-up bias divided out, mₜ = Σ βᵗ⁻ⁱ(1 − β)xᵢ / (1 − βᵗ⁺¹), as Adam corrects its moments
+    /// (Kingma and Ba 2015): unlike a trailing mean it has no kink where the window fills, so a plot shows no event
+    /// that is not in the data. A constant series is returned unchanged from the first step.
+    /// </summary>
+    public static double[] ExponentialAverage(double[] x, int w)
+    {
+        if (w < 1) throw new ArgumentOutOfRangeException(nameof(w), w, "the span must be at least 1.");
+        double beta = 1 - 2.0 / (w + 1), m = 0, power = 1;
+        var r = new double[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            m = beta * m + (1 - beta) * x[i];
+            power *= beta;
+            r[i] = m / (1 - power);
+        }
+        return r;
+    }
+
     /// <summary>The first step whose trailing mean loss is at or below the target, or null.</summary>
     public static int? StepsTo(double[] losses, double target, int w)
     {

@@ -49,7 +49,7 @@ public sealed record StepRecord(int Step, double Loss, StepLog Log, double[]? Ev
 /// <param name="Evaluations">(steps done, values) of each evaluation, in the evaluator's column order.</param>
 /// <param name="Seconds">Wall-clock of the run, audits excluded (they are instrumentation, not the method's cost).</param>
 /// <param name="ProbeSeconds">Time in the optimizer's curvature probes.</param>
-/// <param name="AuditSeconds">Time in audits.</param>
+/// <param name="AuditSeconds">Time in audits and in the trainer's own sharpness measurements (instrumentation, outside <paramref name="Seconds"/>).</param>
 /// <param name="TrainFlops">Floating-point operations of the training forward and backward passes.</param>
 /// <param name="ProbeFlops">Those of the curvature probes.</param>
 /// <param name="Accuracy">Minibatch accuracy at each step, from the training forward (NaN unless <see cref="Trainer.RecordAccuracy"/>).</param>
@@ -116,6 +116,13 @@ public sealed class Trainer
     /// Needs <see cref="Probe"/>; the warm start begins afresh after a resume.
     /// </summary>
     public int SharpnessEvery { get; init; }
+    /// <summary>
+    /// Sharpness measurements start from the last top eigenvector (true, the Edge-of-Stability experiment's
+    /// accuracy) and are also made at the last step; false: each starts from the same fixed vector on the steps
+    /// divisible by <see cref="SharpnessEvery"/> only, so a measurement depends on the weights alone and a resumed
+    /// or extended run logs exactly what an uninterrupted one does.
+    /// </summary>
+    public bool SharpnessWarmStart { get; init; } = true;
     /// <summary>Lanczos iterations per sharpness measurement.</summary>
     public int SharpnessIterations { get; init; } = 20;
     /// <summary>Relative residual at which a sharpness measurement stops early.</summary>
@@ -284,9 +291,10 @@ public sealed class Trainer
             StepContext Offer(StepContext c)
             {
                 c = WithCurvature(c, ps, x, y, rng, probeClock, probeFlops, auditClock);
-                if (SharpnessEvery > 0 && (c.Step % SharpnessEvery == 0 || c.Step == Steps - 1))
+                if (SharpnessEvery > 0 && (c.Step % SharpnessEvery == 0 || SharpnessWarmStart && c.Step == Steps - 1))
                 {
-                    var r = Lanczos.Run(c.Curvature!(), SharpnessIterations, k: 1, tolerance: SharpnessTolerance, start: top, rng: new RandomGenerator(Seed + 1), vectors: true);
+                    // A measurement, not the method's cost: timed with the audits, outside the run's wall-clock and probe FLOPs.
+                    var r = Lanczos.Run(c.AuditCurvature!(), SharpnessIterations, k: 1, tolerance: SharpnessTolerance, start: SharpnessWarmStart ? top : null, rng: new RandomGenerator(Seed + 1), vectors: true);
                     measured = r.Values[0];
                     top = r.Vectors![0];
                 }

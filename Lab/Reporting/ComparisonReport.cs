@@ -48,12 +48,15 @@ internal static class ComparisonReport
         sb.AppendLine();
         sb.AppendLine($"Command: `./lab {commandLine}`");
         sb.AppendLine();
-        sb.AppendLine($"{task.Describe}; cross-entropy, minibatch {s.Batch}, {s.Steps} steps ({s.Steps / (double)task.StepsPerEpoch:0.##} epochs of {task.StepsPerEpoch} steps), {s.Seeds} seeds. " +
+        sb.AppendLine($"{task.Describe}; cross-entropy, minibatch {s.Batch}, {s.Steps} steps ({s.Steps / (double)task.StepsPerEpoch:0.##} epochs of {task.StepsPerEpoch} steps), {s.Seeds} seed{(s.Seeds == 1 ? "" : "s")}. " +
                       $"Curvature probes: the **{(s.ProbeTrainingMode ? "training" : "evaluation")}-mode** loss on a fixed batch of {s.ProbeBatch} training examples, every T = {s.ProbeEvery} steps unless a spec sets probe_every; " +
                       $"{(s.AuditEvery > 0 ? $"every {s.AuditEvery}th probe audited against a converged Lanczos λmax of the same operator." : "no audits.")} " +
                       $"Validation loss every {s.EvalEvery} steps on {task.ValidationCount:N0} held-out {(text ? $"validation windows of {s.Gpt?.Context ?? 128} characters (the same windows at every evaluation)" : "training images, never trained on")}; " +
                       $"validation target {F(valTarget, "G4")}{(s.TargetValLoss is null ? " (the best final validation loss × 1.1)" : "")}; training-loss target {F(target, "G4")} " +
-                      $"(trailing mean over W = {s.Window} steps{(s.TargetLoss is null ? "; the best final × 1.2" : "")}). Cells: mean ± std [95 % Student-t interval] over seeds; — where a run did not reach a target.");
+                      $"(trailing mean over W = {s.Window} steps{(s.TargetLoss is null ? "; the best final × 1.2" : "")}). " +
+                      (s.Seeds == 1 ? "Cells: the one seed's value (no spread without a second seed); — where the run did not reach a target." : "Cells: mean ± std [95 % Student-t interval] over seeds; — where a run did not reach a target."));
+        sb.AppendLine();
+        sb.AppendLine(Provenance.Describe(s.Device ?? Engine.CpuDevice.Instance) + " Wall-clock: after untimed warm-up steps of every configuration, in an order rotated with the seed.");
         sb.AppendLine();
         var metrics = Metrics(text, s.Window);
         sb.AppendLine("| optimizer | " + string.Join(" | ", metrics.Select(m => m.Name)) + " | diverged |");
@@ -78,8 +81,9 @@ internal static class ComparisonReport
         sb.AppendLine();
         sb.AppendLine("Configurations: " + string.Join("; ", s.Variants.Select(v => $"`{v.Label}`: {v.Description}")) + ".");
         sb.AppendLine();
-        sb.AppendLine("Plots: `loss.png` (training loss, mean ± std band over seeds, trailing mean), `val_loss.png` (validation loss), `lr.png` (learning rate, seed 0), " +
-                      "`sharpness.png` (probed λmax, audits and the rule's edge, 2/η for GD, seed 0). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
+        sb.AppendLine("Plots (one colour per configuration throughout): `loss.png` (training loss on a log axis, bias-corrected exponential average, ± std over seeds, the target dashed, " +
+                      "a dotted line where a seed diverged), `val_loss.png` (validation loss, its target), `lr.png` (learning rate, seed 0), `sharpness.png` (seed 0: each curvature rule's " +
+                      "λmax estimate and audits, every other optimizer's light probe every T steps (Lanczos, outside its wall-clock), each against its edge limit/η dashed and CAEO's own target (limit − δ)/η dotted). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
                       $"so any probe can be recomputed with `./lab spectrum --model {task.Model} --weights … --batch …/probe_batch.safetensors --mode {(s.ProbeTrainingMode ? "train" : "eval")}`.");
         return sb.ToString();
     }
@@ -179,73 +183,157 @@ internal static class ComparisonReport
         new ScottPlot.Palettes.Category10().GetColor(Math.Max(0, Array.FindIndex(s.Variants, v => v.Label == label)));
 
     /// <summary>loss.png, val_loss.png, lr.png and sharpness.png in the output folder.</summary>
-    public static void Plots(Settings s, IReadOnlyList<Run> runs)
+    public static void Plots(Settings s, IReadOnlyList<Run> runs, double target = double.NaN, double valTarget = double.NaN)
     {
+        string title = $"{s.Title ?? "Optimizer comparison"}: {s.Task}, {s.Variants.Length} configurations, {s.Seeds} seed{(s.Seeds == 1 ? "" : "s")} × {s.Steps} steps";
+        var groups = runs.GroupBy(r => r.Optimizer).ToArray();
+
+        // Training loss: log axis, an exponential average with its start-up bias removed (a trailing mean would kink
+        // where its window fills), the band over seeds, the target, and a marker where a seed diverged.
         var loss = new Plot();
-        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        foreach (var g in groups)
         {
             // A divergent run's curve ends where it diverged; the band covers the steps every seed ran.
             int n = g.Min(r => r.Result.DivergedAt ?? s.Steps);
             if (n == 0) continue;
-            var curves = g.Select(r => RunMetrics.TrailingMean(r.Losses[..n], s.Window)).ToArray();
-            var xs = Enumerable.Range(0, n).Select(i => (double)i).ToArray();
-            Band(loss, g.Key + (n < s.Steps ? $" (diverged at step {n})" : ""), xs, curves, ColourOf(s, g.Key));
+            var curves = g.Select(r => RunMetrics.ExponentialAverage(r.Losses[..n], s.Window).Select(Log).ToArray()).ToArray();
+            Band(loss, g.Key, Enumerable.Range(0, n).Select(i => (double)i).ToArray(), curves, ColourOf(s, g.Key));
         }
-        loss.XLabel("step"); loss.YLabel($"training loss (trailing mean, W = {s.Window})"); loss.ShowLegend(Edge.Right);
+        Target(loss, target, "training-loss target");
+        Diverged(loss, s, runs);
+        Finish(loss, title, "step", $"training loss (log scale, EMA span {s.Window}, ± std)", logY: true,
+            groups.SelectMany(g => g.Select(r => r.Losses.Take(r.Result.StepsRun).Where(double.IsFinite).DefaultIfEmpty(double.NaN).First())));
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), loss.GetImageBytes(1100, 550, ImageFormat.Png));
 
         var val = new Plot();
-        foreach (var g in runs.GroupBy(r => r.Optimizer))
+        foreach (var g in groups)
         {
             var steps = g.MinBy(r => r.ValLosses.Count)!.ValLosses.Select(e => (double)e.Step).ToArray();
-            var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => e.Value).ToArray()).ToArray();
+            var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => Log(e.Value)).ToArray()).ToArray();
             if (steps.Length > 0) Band(val, g.Key, steps, curves, ColourOf(s, g.Key)).MarkerSize = 4;
         }
-        val.XLabel("step"); val.YLabel("validation loss"); val.ShowLegend(Edge.Right);
+        Target(val, valTarget, "validation target");
+        Diverged(val, s, runs);
+        Finish(val, title, "step", "validation loss (log scale, ± std)", logY: true, groups.SelectMany(g => g.SelectMany(r => r.ValLosses.Take(1).Select(e => e.Value))));
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "val_loss.png"), val.GetImageBytes(1100, 550, ImageFormat.Png));
 
         var lr = new Plot();
         foreach (var r in runs.Where(r => r.Seed == 0))
         {
-            int n = r.Result.DivergedAt ?? r.Result.LearningRates.Length;
+            int n = r.Result.StepsRun;
             if (n == 0) continue;
-            var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n]);
+            var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n].Select(Log).ToArray());
             line.LegendText = r.Optimizer;
             line.Color = ColourOf(s, r.Optimizer);
         }
-        lr.XLabel("step"); lr.YLabel("learning rate"); lr.ShowLegend(Edge.Right);
+        Diverged(lr, s, runs.Where(r => r.Seed == 0).ToArray());
+        Finish(lr, title, "step", "learning rate η (log scale, seed 0)", logY: true, []);
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(1100, 550, ImageFormat.Png));
 
-        var probed = runs.Where(r => r.Seed == 0 && r.Result.Sharpness.Any(v => v is not null)).ToArray();
-        if (probed.Length == 0) return;
-        var mp = new Multiplot();
-        mp.AddPlots(probed.Length);
-        mp.Layout = new ScottPlot.MultiplotLayouts.Grid(1, probed.Length);
-        for (int i = 0; i < probed.Length; i++)
+        // Sharpness of every optimizer (the curvature rules' own estimates, the baselines' light probes), each
+        // against its edge in its own colour (limit/η: 2/η for GD, (2 + 2μ)/η with heavy-ball momentum) and, for
+        // CAEO, its own target (limit − δ)/η dotted: the rule keeps its estimate on or under that line.
+        var sharp = new Plot();
+        bool any = false;
+        var edgeLows = new List<double>();
+        foreach (var run in runs.Where(r => r.Seed == 0))
         {
-            var p = mp.GetPlot(i);
-            var r = probed[i].Result;
-            var pts = Enumerable.Range(0, r.Sharpness.Length).Where(t => r.Sharpness[t] is not null).ToArray();
-            var est = p.Add.ScatterLine(pts.Select(t => (double)t).ToArray(), pts.Select(t => r.Sharpness[t]!.Value).ToArray());
-            est.LegendText = "estimate (probe batch)";
-            var audited = Enumerable.Range(0, r.AuditSharpness.Length).Where(t => r.AuditSharpness[t] is not null).ToArray();
+            var r = run.Result;
+            var colour = ColourOf(s, run.Optimizer);
+            var pts = Enumerable.Range(0, r.StepsRun).Where(t => r.Sharpness[t] is { } v && double.IsFinite(v)).ToArray();
+            if (pts.Length == 0) continue;
+            any = true;
+            var est = sharp.Add.ScatterLine(pts.Select(t => (double)t).ToArray(), pts.Select(t => r.Sharpness[t]!.Value).ToArray());
+            est.LegendText = $"{run.Optimizer}: λmax {(s.Variants.FirstOrDefault(v => v.Label == run.Optimizer)?.LogsSharpness == true ? "(its estimate)" : "(light probe)")}";
+            est.Color = colour;
+            est.MarkerSize = 3;
+            var audited = Enumerable.Range(0, r.StepsRun).Where(t => r.AuditSharpness[t] is { } v && double.IsFinite(v)).ToArray();
             if (audited.Length > 0)
             {
-                var a = p.Add.ScatterPoints(audited.Select(t => (double)t).ToArray(), audited.Select(t => r.AuditSharpness[t]!.Value).ToArray());
-                a.LegendText = "converged Lanczos λmax (audit)";
-                a.MarkerSize = 7;
+                var a = sharp.Add.ScatterPoints(audited.Select(t => (double)t).ToArray(), audited.Select(t => r.AuditSharpness[t]!.Value).ToArray());
+                a.LegendText = $"{run.Optimizer}: converged Lanczos λmax (audit)";
+                a.Color = colour;
+                a.MarkerShape = MarkerShape.OpenCircle;
+                a.MarkerSize = 8;
             }
-            int ran = r.DivergedAt ?? r.LearningRates.Length;
-            double limit = probed[i].StabilityLimit;
-            var edge = p.Add.ScatterLine(Enumerable.Range(0, ran).Select(t => (double)t).ToArray(), r.LearningRates[..ran].Select(x => limit / x).ToArray());
-            edge.LinePattern = LinePattern.Dashed;
-            edge.LegendText = $"{limit.ToString("0.##", CultureInfo.InvariantCulture)}/η (the rule's edge)";
-            p.Title(probed[i].Optimizer); p.XLabel("step"); p.YLabel("sharpness");
-            double top = pts.Select(t => r.Sharpness[t]!.Value).Concat(audited.Select(t => r.AuditSharpness[t]!.Value)).Where(double.IsFinite).DefaultIfEmpty(1).Max();
-            p.Axes.SetLimitsY(Math.Min(0, pts.Min(t => r.Sharpness[t]!.Value)), 1.2 * Math.Max(top, r.LearningRates[..ran].Min(x => limit / x)));
-            p.ShowLegend(Alignment.UpperRight);
+            int ran = r.StepsRun;
+            var steps = Enumerable.Range(0, ran).Select(t => (double)t).ToArray();
+            if (double.IsFinite(run.StabilityLimit))
+            {
+                double limit = run.StabilityLimit;
+                var edge = sharp.Add.ScatterLine(steps, r.LearningRates[..ran].Select(x => limit / x).ToArray());
+                edgeLows.Add(r.LearningRates[..ran].Where(double.IsFinite).Select(x => limit / x).DefaultIfEmpty(double.PositiveInfinity).Min());
+                edge.LinePattern = LinePattern.Dashed;
+                edge.Color = colour.WithAlpha(0.7);
+                edge.LegendText = $"{run.Optimizer}: edge {limit.ToString("0.##", CultureInfo.InvariantCulture)}/η";
+            }
+            if (double.IsFinite(run.RuleBound))
+            {
+                double bound = run.RuleBound;
+                var own = sharp.Add.ScatterLine(steps, r.LearningRates[..ran].Select(x => bound / x).ToArray());
+                own.LinePattern = LinePattern.Dotted;
+                own.Color = colour.WithAlpha(0.7);
+                own.LegendText = $"{run.Optimizer}: its target {bound.ToString("0.##", CultureInfo.InvariantCulture)}/η (limit − δ)";
+            }
         }
-        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), mp.Render(450 * probed.Length, 450).GetImageBytes(ImageFormat.Png));
+        if (!any) return;
+        // The axis spans the sharpness data (negative estimates included, never clipped at 0) and reaches every edge
+        // that comes within four times the largest λmax (an edge far above the data is named in the legend only).
+        var values = runs.Where(r => r.Seed == 0).SelectMany(r => r.Result.Sharpness.Concat(r.Result.AuditSharpness)).Where(v => v is { } x && double.IsFinite(x)).Select(v => v!.Value).ToArray();
+        double lo = Math.Min(0, values.Min()), hi = values.Max();
+        sharp.Axes.SetLimitsY(lo - 0.05 * (hi - lo), Math.Max(1.15 * hi, 1.1 * edgeLows.Where(e => e <= 4 * hi).DefaultIfEmpty(0).Max()) - Math.Min(0, lo));
+        Finish(sharp, title, "step", "λmax of the probe batch's Hessian (seed 0)", logY: false, []);
+        AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), sharp.GetImageBytes(1100, 550, ImageFormat.Png));
+    }
+
+    private static double Log(double v) => v > 0 ? Math.Log10(v) : double.NaN;
+
+    private static void Target(Plot p, double value, string what)
+    {
+        if (!(value > 0 && double.IsFinite(value))) return;
+        var line = p.Add.HorizontalLine(Math.Log10(value));
+        line.LinePattern = LinePattern.Dashed;
+        line.Color = Colors.Black;
+        line.LineWidth = 1.5f;
+        line.LegendText = $"{what} {value.ToString("G4", CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>A dotted vertical line, in the optimizer's colour, at every step where a run diverged.</summary>
+    private static void Diverged(Plot p, Settings s, IEnumerable<Run> runs)
+    {
+        foreach (var r in runs.Where(r => r.Result.DivergedAt is not null))
+        {
+            var line = p.Add.VerticalLine(r.Result.DivergedAt!.Value);
+            line.LinePattern = LinePattern.Dotted;
+            line.LineWidth = 2;
+            line.Color = ColourOf(s, r.Optimizer);
+            line.LegendText = $"{r.Optimizer} seed {r.Seed} diverged at step {r.Result.DivergedAt}";
+        }
+    }
+
+    /// <summary>Title, labels, a decade-labelled log axis when asked (an upper limit a decade above the first values, so a blow-up does not flatten the rest), the legend beside the data.</summary>
+    private static void Finish(Plot p, string title, string x, string y, bool logY, IEnumerable<double> firstValues)
+    {
+        p.Title(title, 13);
+        p.XLabel(x);
+        p.YLabel(y);
+        if (logY)
+        {
+            p.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+            {
+                LabelFormatter = v => Math.Pow(10, v).ToString("G3", CultureInfo.InvariantCulture),
+                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            };
+            var first = firstValues.Where(v => v > 0 && double.IsFinite(v)).ToArray();
+            if (first.Length > 0)
+            {
+                p.Axes.AutoScale();
+                var limits = p.Axes.GetLimits();
+                double cap = Math.Log10(first.Max()) + 1;
+                if (limits.Top > cap) p.Axes.SetLimitsY(limits.Bottom, cap);
+            }
+        }
+        p.ShowLegend(Edge.Right);
     }
 
     /// <summary>A mean line with a ± std band over curves of equal length.</summary>
