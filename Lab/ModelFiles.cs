@@ -80,6 +80,11 @@ public static class ModelFiles
         }
     }
 
+    /// <summary>One line naming the tensors a file stored in a half format and the load widened to float32, or null when none.</summary>
+    public static string? WidenedNote(SafetensorsFile file, string path) => file.Widened.Count == 0 ? null
+        : $"{path}: {file.Widened.Count} tensor{(file.Widened.Count > 1 ? "s" : "")} stored as {string.Join("/", file.Widened.Select(w => w.From).Distinct())} widened to float32 " +
+          $"({string.Join(", ", file.Widened.Take(4).Select(w => w.Name))}{(file.Widened.Count > 4 ? ", …" : "")})";
+
     /// <summary>
     /// Checks a batch read from <paramref name="path"/> against the model before any work: the inputs fit it (one
     /// example's forward), token ids lie in the vocabulary and labels among the outputs. Errors name the file.

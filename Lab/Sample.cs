@@ -33,6 +33,7 @@ public static class Sample
             var device = common.Apply(r, output);
             var path = r.GetValue(weights)!;
             var (model, file) = ModelFiles.Load("gpt", path, null, r.GetValue(heads));
+            if (ModelFiles.WidenedNote(file, path) is { } note) output.WriteLine(note);
             model.To(device);
             var vocabulary = Vocabulary(file, path, r.GetValue(text));
             var gpt = (Gpt)model;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -9,6 +10,9 @@ namespace Curvature.Models;
 /// <summary>The tensors of a safetensors file, in file order, and its string metadata.</summary>
 public sealed record SafetensorsFile(IReadOnlyList<(string Name, NdArray Tensor)> Tensors, IReadOnlyDictionary<string, string> Metadata)
 {
+    /// <summary>Tensors stored as F16 or BF16 and widened to float32 on reading (exactly: every half value is a float), with the stored dtype.</summary>
+    public IReadOnlyList<(string Name, string From)> Widened { get; init; } = [];
+
     /// <summary>The tensors by name.</summary>
     public IReadOnlyDictionary<string, NdArray> ByName() => Tensors.ToDictionary(t => t.Name, t => t.Tensor);
 }
@@ -22,7 +26,9 @@ public sealed class SafetensorsException(string message) : Exception(message);
 /// The reader enforces every rule of the reference implementation: header at most 100,000,000 bytes and inside
 /// the file, a UTF-8 JSON object, known dtypes, no duplicate keys, offsets contiguous from 0 with no gaps or
 /// overlaps, byte count = shape × dtype size (with overflow checks), and the file ending exactly at the last
-/// tensor. Loadable dtypes: F32, F64, I64.
+/// tensor. Loadable dtypes: F32, F64, I64, and F16 and BF16 (PyTorch's half formats), widened to float32 exactly
+/// and listed in <see cref="SafetensorsFile.Widened"/>. Files are read through a memory map, tensor by tensor (no
+/// copy of the whole file in memory); <see cref="Serialize"/> stores float tensors as F16 or BF16 on request.
 /// </summary>
 public static class Safetensors
 {
@@ -37,29 +43,42 @@ public static class Safetensors
 
     private static string Code(DType d) => d switch { DType.Float32 => "F32", DType.Float64 => "F64", _ => "I64" };
 
-    /// <summary>Reads and validates a file.</summary>
-    public static SafetensorsFile Read(string path)
+    /// <summary>Reads and validates a file through a memory map (the tensors are copied out one by one; the file is never read whole into memory).</summary>
+    public static unsafe SafetensorsFile Read(string path)
     {
-        byte[] bytes;
         if (Directory.Exists(path)) throw new SafetensorsException($"{path} is a folder; expected a safetensors file.");
         if (!File.Exists(path)) throw new SafetensorsException($"{path}: no such file.");
-        try { bytes = File.ReadAllBytes(path); }
+        try
+        {
+            long length = new FileInfo(path).Length;
+            if (length < 8) return Parse(File.ReadAllBytes(path), path);          // a map cannot be empty; the parser names the problem
+            using var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            using var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            byte* data = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref data);
+            try { return Parse(data + view.PointerOffset, length, path); }
+            finally { view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new SafetensorsException($"{path}: cannot read: {e.Message}"); }
-        return Parse(bytes, path);
     }
 
     /// <summary>Validates and decodes the bytes of a file; <paramref name="name"/> is used in errors.</summary>
-    public static SafetensorsFile Parse(byte[] bytes, string name)
+    public static unsafe SafetensorsFile Parse(byte[] bytes, string name)
+    {
+        fixed (byte* data = bytes) return Parse(data, bytes.Length, name);
+    }
+
+    private static unsafe SafetensorsFile Parse(byte* data, long length, string name)
     {
         SafetensorsException Fail(string what) => new($"{name}: {what}");
-        if (bytes.Length < 8) throw Fail($"too short for a safetensors file ({bytes.Length} bytes; the header length alone takes 8).");
-        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (length < 8) throw Fail($"too short for a safetensors file ({length} bytes; the header length alone takes 8).");
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(data, 8));
         // A file whose first 8 bytes cannot be a header length, or whose header does not open a JSON object, is some other file.
-        if (n > MaxHeaderSize || 8 + (long)n > bytes.Length || bytes.Length > 8 && n > 0 && bytes[8] != (byte)'{')
+        if (n > MaxHeaderSize || 8 + (long)n > length || length > 8 && n > 0 && data[8] != (byte)'{')
             throw Fail($"not a safetensors file (its first 8 bytes give a header length of {n}, " +
-                       (n > MaxHeaderSize ? $"over the limit of {MaxHeaderSize}" : 8 + (long)n > bytes.Length ? $"past the end of the {bytes.Length}-byte file" : "and the header does not start with '{'") + ").");
+                       (n > MaxHeaderSize ? $"over the limit of {MaxHeaderSize}" : 8 + (long)n > length ? $"past the end of the {length}-byte file" : "and the header does not start with '{'") + ").");
         string header;
-        try { header = new UTF8Encoding(false, true).GetString(bytes, 8, (int)n); }
+        try { header = new UTF8Encoding(false, true).GetString(new ReadOnlySpan<byte>(data + 8, (int)n)); }
         catch (DecoderFallbackException) { throw Fail("header is not valid UTF-8."); }
         if (!header.StartsWith('{')) throw Fail("header does not start with '{'; expected a JSON object.");
 
@@ -89,7 +108,7 @@ public static class Safetensors
         }
 
         // Offsets: sorted by position, contiguous from 0, each the size its dtype and shape say.
-        long dataLength = bytes.Length - 8 - (long)n;
+        long dataLength = length - 8 - (long)n;
         long last = 0;
         foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
@@ -117,21 +136,26 @@ public static class Safetensors
                                          : $"the file is {last - dataLength} bytes short of the last tensor's end ({last}).");
 
         var tensors = new List<(string, NdArray)>();
-        int dataStart = 8 + (int)n;
+        var widened = new List<(string, string)>();
+        long dataStart = 8 + (long)n;
         foreach (var e in entries)
         {
             var shape = new Shape(e.Shape.Select(d => d > int.MaxValue ? throw Fail($"tensor '{e.Name}': dimension {d} is too large.") : (int)d).ToArray());
-            var span = bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin));
+            if (e.End - e.Begin > int.MaxValue) throw Fail($"tensor '{e.Name}' holds {e.End - e.Begin} bytes; one tensor may hold at most {int.MaxValue}.");
+            var span = new ReadOnlySpan<byte>(data + dataStart + e.Begin, (int)(e.End - e.Begin));
             NdArray value = e.DType switch
             {
                 "F32" => NdArray.FromArray(MemoryMarshal.Cast<byte, float>(span).ToArray(), shape),
                 "F64" => NdArray.FromArray(MemoryMarshal.Cast<byte, double>(span).ToArray(), shape),
                 "I64" => NdArray.FromArray(MemoryMarshal.Cast<byte, long>(span).ToArray(), shape),
-                _ => throw Fail($"tensor '{e.Name}' has dtype {e.DType}, which this engine does not load; expected F32, F64 or I64."),
+                "F16" => NdArray.FromArray(HalfFormats.WidenF16(MemoryMarshal.Cast<byte, ushort>(span)), shape),
+                "BF16" => NdArray.FromArray(HalfFormats.WidenBF16(MemoryMarshal.Cast<byte, ushort>(span)), shape),
+                _ => throw Fail($"tensor '{e.Name}' has dtype {e.DType}, which this engine does not load; expected F32, F64, I64, F16 or BF16."),
             };
+            if (e.DType is "F16" or "BF16") widened.Add((e.Name, e.DType));
             tensors.Add((e.Name, value));
         }
-        return new SafetensorsFile(tensors, metadata);
+        return new SafetensorsFile(tensors, metadata) { Widened = widened };
     }
 
     private static (string Name, string DType, long[] Shape, long Begin, long End) ParseEntry(JsonProperty prop, Func<string, SafetensorsException> fail)
@@ -171,9 +195,15 @@ public static class Safetensors
         return r.ToArray();
     }
 
-    /// <summary>The bytes of a file holding the tensors in the given order (header padded with spaces to 8 bytes).</summary>
-    public static byte[] Serialize(IReadOnlyList<(string Name, NdArray Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// The bytes of a file holding the tensors in the given order (header padded with spaces to 8 bytes).
+    /// <paramref name="floatsAs"/> "F16" or "BF16" stores the floating-point tensors in that half format (rounded to
+    /// nearest, ties to even; F16 overflows to ±∞ beyond 65504), null keeps their own dtype.
+    /// </summary>
+    public static byte[] Serialize(IReadOnlyList<(string Name, NdArray Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null, string? floatsAs = null)
     {
+        if (floatsAs is not (null or "F16" or "BF16")) throw new ArgumentException($"safetensors: floatsAs '{floatsAs}' is not F16 or BF16.");
+        bool Half(NdArray t) => floatsAs is not null && t.DType != DType.Int64;
         var names = new HashSet<string>();
         foreach (var (name, _) in tensors)
             if (!names.Add(name) || name == "__metadata__") throw new ArgumentException($"safetensors: tensor name '{name}' is repeated or reserved.");
@@ -190,9 +220,9 @@ public static class Safetensors
             long offset = 0;
             foreach (var (name, t) in tensors)
             {
-                long size = t.Size * t.DType.Size();
+                long size = t.Size * (Half(t) ? 2 : t.DType.Size());
                 w.WriteStartObject(name);
-                w.WriteString("dtype", Code(t.DType));
+                w.WriteString("dtype", Half(t) ? floatsAs : Code(t.DType));
                 w.WriteStartArray("shape");
                 foreach (var d in t.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
@@ -213,6 +243,12 @@ public static class Safetensors
         for (long i = header.Length; i < padded; i++) file.WriteByte((byte)' ');
         foreach (var (_, t) in tensors)
         {
+            if (Half(t))
+            {
+                var v = t.Cast(DType.Float32).ToArray<float>();
+                file.Write(MemoryMarshal.AsBytes<ushort>(floatsAs == "F16" ? HalfFormats.NarrowF16(v) : HalfFormats.NarrowBF16(v)));
+                continue;
+            }
             switch (t.DType)
             {
                 case DType.Float32: file.Write(MemoryMarshal.AsBytes<float>(t.ToArray<float>())); break;
@@ -223,9 +259,9 @@ public static class Safetensors
         return file.ToArray();
     }
 
-    /// <summary>Writes a file atomically (temporary file, flush, rename).</summary>
-    public static void Write(string path, IReadOnlyList<(string Name, NdArray Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
-        AtomicFile.WriteAllBytes(path, Serialize(tensors, metadata));
+    /// <summary>Writes a file atomically (temporary file, flush, rename); <paramref name="floatsAs"/> as in <see cref="Serialize"/>.</summary>
+    public static void Write(string path, IReadOnlyList<(string Name, NdArray Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null, string? floatsAs = null) =>
+        AtomicFile.WriteAllBytes(path, Serialize(tensors, metadata, floatsAs));
 
     /// <summary>Saves a module's state dict, with optional metadata.</summary>
     public static void Save(Module module, string path, IReadOnlyDictionary<string, string>? metadata = null) => Write(path, module.StateDict(), metadata);
