@@ -1,0 +1,165 @@
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+
+namespace Curvature.Spectral;
+
+/// <summary>
+/// The gradient noise of a batch, measured exactly. With per-example losses ℓᵢ (mean = the batch loss L; with
+/// training-mode BatchNorm, ℓᵢ is example i's term of the batch objective, so the examples are coupled and gᵢ
+/// differentiates through the batch statistics), gᵢ = ∇ℓᵢ, ḡ = ∇L and Σ = (1/(n − 1))·Σᵢ (gᵢ − ḡ)(gᵢ − ḡ)ᵀ:
+/// <list type="bullet">
+/// <item>vᵀΣv for any direction v from one JVP of the vector ℓ along v, which gives every gᵢᵀv at once (the mean of
+/// them is ḡᵀv exactly);</item>
+/// <item>tr Σ exactly from the per-example gradients (one reverse pass per example of a batch of one when the
+/// examples are independent; one VJP of ℓ with cotangent eᵢ each when BatchNorm couples them), or by Hutchinson
+/// (E zᵀΣz over Rademacher z, one JVP each) with its standard error;</item>
+/// <item>the noise scale tr Σ / ‖ḡ‖² (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training");</item>
+/// <item>the gradient sharpness ḡᵀHḡ/‖ḡ‖² and the batch sharpness E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches B
+/// drawn from the batch (Andreyev and Beneventano 2024, "Edge of Stochastic Stability").</item>
+/// </list>
+/// </summary>
+public sealed class GradientNoise
+{
+    private readonly Module model;
+    private readonly string loss;
+    private readonly NdArray inputs, labels;
+    private readonly bool training;
+    private readonly Tensor[] w;
+    private readonly Func<Tensor[], Tensor> perExample, batchLoss;
+
+    /// <summary>The noise of <paramref name="model"/>'s <paramref name="lossName"/> on a batch, in training or evaluation mode.</summary>
+    public GradientNoise(Module model, string lossName, NdArray inputs, NdArray labels, bool training)
+    {
+        this.model = model;
+        loss = lossName;
+        this.inputs = inputs;
+        this.labels = labels;
+        this.training = training;
+        Count = inputs.Shape[0];
+        if (Count < 2) throw new ArgumentException($"gradient noise: a batch of {Count} example has no spread; give at least 2.");
+        w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        perExample = Loss.PerExampleFunction(model, lossName, inputs, labels, training);
+        batchLoss = Loss.Function(model, lossName, inputs, labels, training);
+        // Training-mode BatchNorm normalises by the batch's own statistics: every ℓᵢ depends on every example.
+        Coupled = training && model.StateDict().Any(t => t.Name.EndsWith("running_mean", StringComparison.Ordinal));
+    }
+
+    /// <summary>Examples in the batch.</summary>
+    public int Count { get; }
+
+    /// <summary>Whether the examples' losses depend on one another (training-mode BatchNorm).</summary>
+    public bool Coupled { get; }
+
+    /// <summary>The batch loss and its gradient ḡ (as parameter arrays).</summary>
+    public (double Loss, NdArray[] Gradient) LossAndGradient()
+    {
+        var (value, grad) = Derivatives.ValueAndGrad(batchLoss, w);
+        return (value.ToScalar(), grad.Select(g => g.Data).ToArray());
+    }
+
+    /// <summary>Every example's directional derivative gᵢᵀv along <paramref name="v"/> (parameter arrays), from one JVP.</summary>
+    public double[] Directional(IReadOnlyList<NdArray> v)
+    {
+        var (_, tangent) = Derivatives.Jvp(perExample, w, v.Select(a => (Tensor)a).ToArray());
+        return tangent.Data.Cast(DType.Float64).ToArray<double>();
+    }
+
+    /// <summary>vᵀΣv = (1/(n − 1))·Σᵢ (gᵢᵀv − ḡᵀv)² along <paramref name="v"/>, exactly (one JVP).</summary>
+    public double VarianceAlong(IReadOnlyList<NdArray> v) => SampleVariance(Directional(v));
+
+    /// <summary>tr Σ exactly, from every example's gradient (see the class summary for the cost).</summary>
+    public double TraceExact()
+    {
+        var (_, mean) = LossAndGradient();
+        double sum = 0;
+        for (int i = 0; i < Count; i++)
+        {
+            var g = ExampleGradient(i);
+            for (int j = 0; j < g.Length; j++)
+            {
+                var d = g[j] - mean[j];
+                sum += d.Dot(d);
+            }
+        }
+        return sum / (Count - 1);
+    }
+
+    /// <summary>tr Σ by Hutchinson: the mean of zᵀΣz over <paramref name="probes"/> Rademacher directions z (one JVP each), with its standard error.</summary>
+    public Estimate TraceHutchinson(int probes, RandomGenerator rng)
+    {
+        if (probes < 2) throw new ArgumentOutOfRangeException(nameof(probes), probes, "Hutchinson's standard error needs at least 2 probes.");
+        var samples = new double[probes];
+        for (int k = 0; k < probes; k++)
+            samples[k] = VarianceAlong(w.Select(p => rng.Rademacher(p.Shape, p.DType, p.Data.Device)).ToArray());
+        return Summarize(samples);
+    }
+
+    /// <summary>Example <paramref name="i"/>'s gradient gᵢ = ∇ℓᵢ (parameter arrays).</summary>
+    public NdArray[] ExampleGradient(int i)
+    {
+        if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(i), i, $"the batch holds {Count} examples.");
+        if (!Coupled)
+        {
+            // Independent examples: the loss of a batch of one is ℓᵢ.
+            var one = Loss.Function(model, loss, inputs.Rows(i, 1), labels.Rows(i, 1), training);
+            return Derivatives.Grad(one, w).Select(g => g.Data).ToArray();
+        }
+        var e = new double[Count];
+        e[i] = 1;
+        var (_, cotangents) = Derivatives.Vjp(perExample, w, NdArray.FromArray(e, new Shape(Count)).Cast(w[0].DType));
+        return cotangents.Select(c => c.Data).ToArray();
+    }
+
+    /// <summary>The gradient sharpness ḡᵀHḡ / ‖ḡ‖² of the batch loss (one HVP).</summary>
+    public double GradientSharpness() => Sharpness(batchLoss);
+
+    /// <summary>
+    /// The batch sharpness: the mean over <paramref name="samples"/> minibatches B of <paramref name="size"/>
+    /// examples drawn without replacement from the batch of g_Bᵀ H_B g_B / ‖g_B‖² (H_B and g_B of the minibatch's
+    /// own loss, in this mode: training-mode BatchNorm uses the minibatch's statistics), with its standard error.
+    /// </summary>
+    public Estimate BatchSharpness(int size, int samples, RandomGenerator rng)
+    {
+        if (size < 1 || size > Count) throw new ArgumentOutOfRangeException(nameof(size), size, $"a minibatch takes 1 to {Count} examples (the batch).");
+        if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "batch sharpness needs at least one minibatch.");
+        var values = new double[samples];
+        for (int k = 0; k < samples; k++)
+        {
+            var pick = Models.Data.Dataset.Permutation(Count, rng)[..size];
+            values[k] = Sharpness(Loss.Function(model, loss, SelectRows(inputs, pick), SelectRows(labels, pick), training));
+        }
+        return samples == 1 ? new Estimate(values[0], double.NaN, 1) : Summarize(values);
+    }
+
+    private double Sharpness(Func<Tensor[], Tensor> f)
+    {
+        var g = Derivatives.Grad(f, w);
+        var hg = Derivatives.Hvp(f, w, g).Product;
+        double gg = 0, ghg = 0;
+        for (int j = 0; j < g.Length; j++) { gg += g[j].Data.Dot(g[j].Data); ghg += g[j].Data.Dot(hg[j].Data); }
+        return gg > 0 ? ghg / gg : double.NaN;
+    }
+
+    /// <summary>Rows of an array picked by index along its first axis (any trailing shape).</summary>
+    private static NdArray SelectRows(NdArray a, long[] rows)
+    {
+        int width = (int)(a.Size / Math.Max(1, a.Shape[0]));
+        var idx = NdArray.FromArray(rows, new Shape(rows.Length)).To(a.Device);
+        return a.Reshape(a.Shape[0], width).Gather(idx).Reshape([rows.Length, .. a.Shape.Skip(1)]);
+    }
+
+    private static double SampleVariance(double[] d)
+    {
+        double mean = d.Average(), s = 0;
+        foreach (var x in d) s += (x - mean) * (x - mean);
+        return s / (d.Length - 1);
+    }
+
+    private static Estimate Summarize(double[] samples)
+    {
+        double mean = samples.Average();
+        double var = samples.Sum(x => (x - mean) * (x - mean)) / (samples.Length - 1);
+        return new Estimate(mean, Math.Sqrt(var / samples.Length), samples.Length);
+    }
+}
