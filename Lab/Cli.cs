@@ -80,6 +80,7 @@ public static class Cli
         root.Subcommands.Add(Compare.Command(output));
         root.Subcommands.Add(Eos.Command(output));
         root.Subcommands.Add(HvpCheck.Command(output));
+        root.Subcommands.Add(Noise.Command(output));
         root.Subcommands.Add(Spectrum.Command(output));
         root.Subcommands.Add(Sweep.Command(output));
         root.Subcommands.Add(Train.Command(output));

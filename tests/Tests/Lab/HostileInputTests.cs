@@ -174,6 +174,13 @@ public class HostileInputTests
                 File.WriteAllText(junk, "this is a text file, long enough to be read as a header length");
                 return new(SpectrumArgs(junk, Batch(dir, GoodInputs, GoodLabels)), 1, "junk.safetensors: not a safetensors file");
             }
+            case "noise minibatch larger than the batch":
+                return new(["noise", "--weights", Mlp(dir), "--batch", Batch(dir, GoodInputs, GoodLabels), "--minibatch", "7", "--topk", "1", "--iters", "3"], 2,
+                    "--minibatch 7 is larger than the batch's 6 examples");
+            case "noise samples 0": return new(["noise", "--weights", "w", "--batch", "b", "--samples", "0"], 2, "--samples: 0 is out of range");
+            case "noise NaN in batch inputs":
+                return new(["noise", "--weights", Mlp(dir), "--batch", Batch(dir, GoodInputs.Select((v, i) => i == 3 ? float.PositiveInfinity : v).ToArray(), GoodLabels)], 1,
+                    "tensor 'inputs' holds Infinity at element 3");
             case "json folder missing": return new(TrainArgs(fresh, "--json", Path.Combine(dir, "nowhere", "s.json")), 1, "--json", fresh);
             case "json is a folder": return new(TrainArgs(fresh, "--json", dir), 1, "is a folder; expected a file path", fresh);
             case "out is a file":
@@ -259,6 +266,7 @@ public class HostileInputTests
         "hvp-check n not an integer", "sweep grid bad value",
         "huge block index", "tied copies differ", "NaN weight in sample", "infinite weight in spectrum", "NaN in batch inputs", "label out of range",
         "batch of the wrong width", "token id out of range", "weights of another model kind", "weights path is a folder", "weights garbage",
+        "noise minibatch larger than the batch", "noise samples 0", "noise NaN in batch inputs",
         "json folder missing", "json is a folder", "out is a file",
         "resume with another lr", "resume with another batch", "resume with another seed", "resume with another momentum", "resume with another activation", "resume on other data of the same size",
         "checkpoint without seconds", "checkpoint step beyond int", "checkpoint position out of range", "checkpoint missing an optimizer tensor",
