@@ -33,7 +33,8 @@ public static class Compare
     public sealed record Settings(string Task, Variant[] Variants, int Seeds, int Steps, int Batch, int Train, int Validation, int ProbeBatch,
         bool ProbeTrainingMode, int AuditEvery, int EvalEvery, double? TargetLoss, double? TargetValLoss, int Window, int ProbeEvery,
         string Data, string Out, string? Title = null, int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText,
-        Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20)
+        Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20,
+        int LightProbeIterations = 20)
     {
         /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialisation.</summary>
         public string? InitFor(int seed) => Init?.Replace("{seed}", seed.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
@@ -98,6 +99,7 @@ public static class Compare
         public readonly Option<int> Width = Options.Int("--width", "gpt-shakespeare: GPT width d", 128, max: 65536);
         public readonly Option<int> Context = Options.Int("--context", "gpt-shakespeare: GPT context T", 128, max: 65536);
         public readonly Option<int> EvalBatches = Options.Int("--eval-batches", "gpt-shakespeare: validation windows (batches) per evaluation", 20, max: 100_000);
+        public readonly Option<int> LightProbe = Options.Int("--light-probe-iters", "Lanczos iterations of the light sharpness probe every T steps for optimizers that do not probe (0: none); outside their wall-clock", 20, min: 0, max: 1000);
         public readonly Option<string?> Classes = new("--classes") { Description = "Image tasks: train, validate and test on these classes only (e.g. 0-4 or 5,6,7)" };
 
         public RunOptions(string defaultOut)
@@ -113,7 +115,7 @@ public static class Compare
                 catch (FormatException e) { r.AddError(e.Message); }
             });
             foreach (var o in new Option[] { Task, Seeds, Steps, Batch, Train, Validation, ProbeBatch, ProbeMode, AuditEvery, EvalEvery, Target, TargetVal, Window, ProbeEvery, Data, Text, Out,
-                                             CheckpointEvery, Resume, Overwrite, Init, ResetHead, Classes, Layers, Heads, Width, Context, EvalBatches })
+                                             CheckpointEvery, Resume, Overwrite, Init, ResetHead, Classes, LightProbe, Layers, Heads, Width, Context, EvalBatches })
                 c.Options.Add(o);
             Options.Validate(c, r =>
             {
@@ -128,7 +130,7 @@ public static class Compare
                 r.GetValue(ProbeMode) == "train", r.GetValue(AuditEvery), r.GetValue(EvalEvery), r.GetValue(Target), r.GetValue(TargetVal), r.GetValue(Window),
                 r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device,
                 r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
-                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches));
+                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe));
 
         /// <summary>Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite).</summary>
         public RunFolder Open(ParseResult r) => RunFolder.Open(r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite));
@@ -189,7 +191,7 @@ public static class Compare
             $"Comma-separated optimizer specs, name[:key=value]... (e.g. sgd:lr=0.1,momentum:lr=0.05:mu=0.9,caeo:lr=0.5:delta=0.5). {OptimizerRegistry.Help()}",
             "sgd,momentum,adam,adamw,l4,hidlr,dcao,caeo");
         var delta = Options.Number("--delta", "CAEO's margin δ below the edge, in [0, 2), for specs that do not set delta", 0.5, 0, 2, maxExclusive: true);
-        var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator, for specs that do not set estimator", "power", "power", "hutchinson", "kfac");
+        var estimator = Options.OneOf("--estimator", "CAEO's λmax estimator, for specs that do not set estimator", "power", "power", "hutchinson", "kfac", "batch");
         var preset = new Option<string?>("--preset") { Description = "tuned: choose each optimizer's rate on the validation loss first; transfer: pretrain on --pretrain-classes, fine-tune on --finetune-classes" };
         preset.AcceptOnlyFromAmong("tuned", "transfer");
         var tuneGrid = Options.PositiveList("--tune-grid", "tuned: multipliers of each optimizer's default rate to try", [0.1, 0.3, 1, 3, 10]);
@@ -306,7 +308,7 @@ public static class Compare
             {
                 new Trainer
                 {
-                    Model = model, Optimizer = optimizer, Batches = task.Batches(0), Steps = Math.Min(3, s.Steps),
+                    Model = model, Optimizer = optimizer, Batches = task.Batches(0), Steps = 1,
                     Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, AuditEvery: 0), StopWhenDiverged = true,
                 }.Run();
             }
@@ -339,7 +341,7 @@ public static class Compare
             Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
             // Rules that do not probe get a light probe of their own (Lanczos, warm-started, every T steps, outside their
             // wall-clock), so every optimizer's sharpness can be set against its edge.
-            SharpnessEvery = variant.LogsSharpness ? 0 : s.ProbeEvery, SharpnessIterations = 20, SharpnessWarmStart = false,
+            SharpnessEvery = variant.LogsSharpness || s.LightProbeIterations == 0 ? 0 : s.ProbeEvery, SharpnessIterations = Math.Max(1, s.LightProbeIterations), SharpnessWarmStart = false,
             Identity = new Dictionary<string, string>
             {
                 ["task"] = task.Describe, ["data"] = task.DataFingerprint, ["optimizer"] = variant.Description, ["seed"] = seed.ToString(CultureInfo.InvariantCulture),

@@ -36,7 +36,7 @@ internal static class ComparePresets
             var values = multipliers.Select(m => m * center).ToArray();
             var variants = values.Select(v => spec.With(key, v)).Select(sp => new Variant($"{key}={sp.Entry.Find(key)!.Format(sp.Resolve(defaults)[key])}",
                 sp.Describe(defaults), sp.Entry.Proposed, (ps, seed) => sp.Create(ps, seed, defaults), sp.Entry.LogsSharpness)).ToArray();
-            var tune = s with { Variants = variants, Seeds = tuneSeeds, Steps = tuneSteps, Out = Path.Combine(s.Out, "tune", FolderName(spec.Text)),
+            var tune = s with { LightProbeIterations = 0, Variants = variants, Seeds = tuneSeeds, Steps = tuneSteps, Out = Path.Combine(s.Out, "tune", FolderName(spec.Text)),
                                 Title = $"Tuning {spec.Text} over {key}", TargetLoss = null, TargetValLoss = null };
             var runs = Compare.Execute(tune, output, commandLine + $"  (tuning {spec.Text})");
             var points = variants.Select((v, i) =>

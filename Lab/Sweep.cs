@@ -49,7 +49,7 @@ public static class Sweep
         var grid = new Option<string[]>("--grid") { Description = "key=v1,v2,… : a hyperparameter of the optimizer and its values (repeat for a product of grids)", AllowMultipleArgumentsPerToken = false };
         var preset = new Option<string?>("--preset") { Description = $"A named ablation: {string.Join(", ", Presets)}" };
         preset.AcceptOnlyFromAmong(Presets);
-        var shorthands = new[] { ("--delta", "delta", "CAEO's δ values (shorthand for --grid delta=…)"), ("--estimator", "estimator", "CAEO's estimators: power,hutchinson,kfac (shorthand for --grid estimator=…)"),
+        var shorthands = new[] { ("--delta", "delta", "CAEO's δ values (shorthand for --grid delta=…)"), ("--estimator", "estimator", "CAEO's estimators: power,hutchinson,kfac,batch (shorthand for --grid estimator=…)"),
                                  ("--alpha", "alpha", "DCAO's α values (shorthand for --grid alpha=…)"), ("--beta", "beta", "DCAO's β values (shorthand for --grid beta=…)") }
             .Select(t => (Option: new Option<string?>(t.Item1) { Description = t.Item3 }, Key: t.Item2)).ToArray();
         var cmd = new Command("sweep", "One optimizer's hyperparameters over a grid (or a preset ablation), with the compare report");
@@ -88,7 +88,7 @@ public static class Sweep
                     title = "CAEO ablation over δ";
                     break;
                 case "caeo-estimator":
-                    grids = [ParseGrid(spec, "estimator=power,hutchinson,kfac")];
+                    grids = [ParseGrid(spec, "estimator=power,hutchinson,kfac,batch")];
                     title = "CAEO ablation over the λmax estimator";
                     break;
                 default:

@@ -20,6 +20,13 @@ public enum CurvatureEstimator
     /// general, and K-FAC ignores the coupling between layers.
     /// </summary>
     Kfac,
+    /// <summary>
+    /// The batch sharpness of the step's own minibatch, g_Bᵀ H_B g_B / ‖g_B‖² (one HVP of the minibatch loss along
+    /// its gradient; Andreyev and Beneventano 2024): the curvature SGD's step actually meets, which hovers at 2/η
+    /// in the stochastic regime while the full-batch λmax stays below. For the Adam variant, the Rayleigh quotient
+    /// of P^-½ H_B P^-½ along g_B.
+    /// </summary>
+    Batch,
 }
 
 /// <summary>
@@ -156,6 +163,13 @@ public sealed class Caeo : IOptimizer
     {
         if (Estimator == CurvatureEstimator.Kfac)
             return (c.Kfac?.Invoke() ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none.")).TopEigenvalue();
+        if (Estimator == CurvatureEstimator.Batch)
+        {
+            var minibatch = Operator(c, c.MinibatchCurvature);
+            var g = Vectors.Flatten(c.Gradients);
+            double gg = g.Dot(g);
+            return gg > 0 ? g.Dot(minibatch.Apply(g)) / gg : 0;
+        }
         var op = Operator(c, c.Curvature);
         switch (Estimator)
         {

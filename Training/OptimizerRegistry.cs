@@ -212,7 +212,7 @@ public static class OptimizerRegistry
     private static readonly Hyperparameter Beta2 = Hyperparameter.Fraction("beta2", "β₂", "Adam's second-moment decay", 0.999);
     private static readonly Hyperparameter Eps = Hyperparameter.Positive("eps", "ε", "Adam's denominator guard", 1e-8);
     private static readonly Hyperparameter Delta = new("delta", "δ", "margin below the stability limit", 0.5, 0, 2, MaxExclusive: true);
-    private static readonly Hyperparameter Estimator = Hyperparameter.Choice("estimator", "estimator", "how λmax is estimated", "power", "hutchinson", "kfac");
+    private static readonly Hyperparameter Estimator = Hyperparameter.Choice("estimator", "estimator", "how λmax is estimated (batch: the batch sharpness g_BᵀH_Bg_B/‖g_B‖² of the step's own minibatch)", "power", "hutchinson", "kfac", "batch");
     private static readonly Hyperparameter Noise = Hyperparameter.NonNegative("noise", "σ", "std of the Gaussian noise ξ ~ N(0, σ²) added to every weight after each step (the seed's injected noise)", 0);
     private static readonly Hyperparameter PowerTolerance = Hyperparameter.Positive("power_tol", "tol", "relative tolerance of the first power iteration", 1e-2);
     private static readonly Hyperparameter WarmIterations = Hyperparameter.Count("warm_iters", "warm", "power products per probe after the first, continuing the last vector", 1);

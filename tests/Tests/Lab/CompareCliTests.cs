@@ -237,7 +237,8 @@ public class CompareTaskTests
         var data = LabFiles.FakeFashionMnist(train: 48, test: 16);
         var resnet = Path.Combine(Scratch.NewDirectory(), "resnet");
         var (code, output, err) = LabCli.Run("compare", "--task", "resnet20-fmnist", "--data", data, "--out", resnet, "--optimizers", "momentum,caeo",
-            "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--val", "16", "--probe-batch", "4", "--probe-every", "2", "--window", "2", "--audit-every", "0");
+            "--seeds", "1", "--steps", "3", "--batch", "8", "--train", "32", "--val", "16", "--probe-batch", "4", "--probe-every", "2", "--window", "2", "--audit-every", "0",
+            "--light-probe-iters", "4");
         Assert.True(code == 0, err + output);
         Assert.Contains("ResNet-20", File.ReadAllText(Path.Combine(resnet, "report.md")));
         var caeo = File.ReadAllLines(Path.Combine(resnet, "caeo", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
@@ -247,9 +248,10 @@ public class CompareTaskTests
         File.WriteAllText(text, string.Concat(Enumerable.Repeat("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 60)));
         var gpt = Path.Combine(Scratch.NewDirectory(), "gpt");
         (code, output, err) = LabCli.Run("compare", "--task", "gpt-shakespeare", "--text", text, "--out", gpt, "--optimizers", "adamw,caeo",
-            "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2", "--audit-every", "0");
+            "--seeds", "1", "--steps", "2", "--batch", "2", "--probe-batch", "1", "--probe-every", "2", "--window", "2", "--audit-every", "0",
+            "--layers", "1", "--width", "32", "--heads", "2", "--context", "32", "--light-probe-iters", "4");
         Assert.True(code == 0, err + output);
-        Assert.Contains("GPT 4 layers", File.ReadAllText(Path.Combine(gpt, "report.md")));
+        Assert.Contains("GPT 1 layers", File.ReadAllText(Path.Combine(gpt, "report.md")));
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(gpt, "summary.json")));
         Assert.All(doc.RootElement.GetProperty("runs").EnumerateArray(), r => Assert.InRange(r.GetProperty("test_accuracy").GetDouble(), 0, 1));
     }

@@ -16,6 +16,27 @@ public class CurvatureRuleTests
         new() { Step = step, Loss = 1, Parameters = [p], Gradients = [p.Value.ZerosLike()], Curvature = () => h, AuditEvery = auditEvery };
 
     [Fact]
+    public void Caeo_batch_estimator_steps_by_the_minibatch_rayleigh_quotient_along_its_gradient()
+    {
+        // H_B = diag(1, 4, 9), g_B = (1, 1, 1): g_BᵀH_Bg_B/‖g_B‖² = 14/3, so η = min(η_base, 1.5/(14/3)) = 0.3214…
+        // (the full-batch probe operator, λmax 100, is not what this estimator reads).
+        var p = new Parameter(V(0, 0, 0));
+        var h = new DenseOperator(NdArray.FromArray(new double[] { 1, 0, 0, 0, 4, 0, 0, 0, 9 }, new Shape(3, 3)));
+        var caeo = new Caeo(1.0, delta: 0.5, probeEvery: 1, estimator: CurvatureEstimator.Batch);
+        caeo.Step(new StepContext
+        {
+            Step = 0, Loss = 1, Parameters = [p], Gradients = [V(1, 1, 1)], MinibatchCurvature = () => h,
+            Curvature = () => new DenseOperator(NdArray.FromArray(new double[] { 100, 0, 0, 0, 1, 0, 0, 0, 1 }, new Shape(3, 3))),
+        });
+        Assert.Equal(14.0 / 3, caeo.Sharpness, 1e-12);
+        Assert.Equal(1.5 / (14.0 / 3), caeo.Last.LearningRate, 1e-12);
+        Assert.Equal(-1.5 / (14.0 / 3), p.Value.ToArray<double>()[0], 1e-12);
+        var lost = new Caeo(1.0, estimator: CurvatureEstimator.Batch);
+        var e = Assert.Throws<InvalidOperationException>(() => lost.Step(new StepContext { Step = 0, Loss = 1, Parameters = [new Parameter(V(0))], Gradients = [V(1)] }));
+        Assert.Contains("needs the curvature", e.Message);
+    }
+
+    [Fact]
     public void Dcao_relative_mode_never_underflows_however_far_rho_grows()
     {
         // ρ growing by up to 10⁶ between probes drove the first-probe normalisation to η ≈ 1e-193; against the running
