@@ -23,12 +23,30 @@ namespace Curvature.Lab;
 public static class Eos
 {
     /// <summary>Settings of an experiment.</summary>
+    /// <remarks><paramref name="Optimizer"/>: gd (full batch), sgd or momentum (μ 0.9) on minibatches of <paramref name="Batch"/>, whose
+    /// probes add the batch sharpness over <paramref name="Samples"/> minibatches and the noise along the top eigenvector.</remarks>
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
-        int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null);
+        int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
+        string Optimizer = "gd", int Batch = 0, int Samples = 10)
+    {
+        /// <summary>Whether the steps take minibatches (the stochastic edge).</summary>
+        public bool Stochastic => Optimizer != "gd";
+        /// <summary>The rule's edge η·λ: 2 for GD and SGD, 2 + 2μ = 3.8 for heavy-ball momentum at μ 0.9.</summary>
+        public double Limit => Optimizer == "momentum" ? 3.8 : 2;
+    }
+
+    /// <summary>A probe of a stochastic run: the batch sharpness (± standard error) and vᵀΣv along the full-batch top eigenvector.</summary>
+    public sealed record Probe(int Step, double BatchSharpness, double StandardError, double NoiseAlongTop);
 
     /// <summary>The outcome of one learning rate.</summary>
     public sealed record Run(double LearningRate, int Steps, double FinalLoss, double FinalAccuracy, double MaxSharpness,
-        double MedianEtaSharpnessSecondHalf, int? DivergedAt, double Seconds, List<(int Step, double Loss, double Accuracy, double? Sharpness)> Rows);
+        double MedianEtaSharpnessSecondHalf, int? DivergedAt, double Seconds, List<(int Step, double Loss, double Accuracy, double? Sharpness)> Rows)
+    {
+        /// <summary>Stochastic runs: the batch-sharpness probes.</summary>
+        public IReadOnlyList<Probe> Probes { get; init; } = [];
+        /// <summary>Median η·(batch sharpness) over the second half's probes (NaN for GD).</summary>
+        public double MedianEtaBatchSharpnessSecondHalf { get; init; } = double.NaN;
+    }
 
     /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
     public static readonly (int N, double[] Lrs, int Steps, int ProbeEvery) Full = (5000, [0.12, 0.15, 0.18], 1500, 50),
@@ -45,12 +63,15 @@ public static class Eos
         var width = Options.Int("--width", "Hidden width of the MLP", 200, max: 65536);
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
         var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
+        var optimizer = Options.OneOf("--optimizer", "gd: full-batch gradient descent (Cohen et al.); sgd or momentum (μ 0.9): minibatches of --batch, probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)", "gd", "gd", "sgd", "momentum");
+        var batch = Options.Int("--batch", "Minibatch size b for sgd and momentum", 32, max: 1_000_000);
+        var samples = Options.Int("--samples", "Minibatches per batch-sharpness probe", 10, max: 10_000);
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
         var data = Options.FashionMnistFolder();
         var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
 
         var cmd = new Command("eos", "Full-batch GD on Fashion-MNIST at several learning rates, with the sharpness against 2/η (Cohen et al. 2021)");
-        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, quick, data, outDir }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, optimizer, batch, samples, quick, data, outDir }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -59,7 +80,9 @@ public static class Eos
             int Pick(int v, int fallback) => v > 0 ? v : fallback;
             var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
-                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device);
+                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
+                r.GetValue(optimizer)!, r.GetValue(batch), r.GetValue(samples));
+            if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
             var runs = Execute(s, output);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
             return 0;
@@ -80,20 +103,25 @@ public static class Eos
         output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
 
         var runs = new List<Run>();
-        var csv = new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
+        var csv = s.Stochastic ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "batch_sharpness", "batch_sharpness_stderr", "noise_along_top")
+                                : new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
         ProgressDisplay.Run(output, s.LearningRates.Select(lr => ($"η = {lr}", s.Steps)).ToArray(), tasks =>
         {
             for (int i = 0; i < s.LearningRates.Length; i++)
             {
                 var run = Train(s, s.LearningRates[i], x, subset.Labels.To(device), tasks[i]);
                 runs.Add(run);
-                foreach (var row in run.Rows) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
+                var byStep = run.Probes.ToDictionary(p => p.Step);
+                foreach (var row in run.Rows)
+                    if (!s.Stochastic) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
+                    else if (byStep.TryGetValue(row.Step, out var p)) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, p.BatchSharpness, p.StandardError, p.NoiseAlongTop);
+                    else csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, null, null, null);
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
                 AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
             }
         });
-        Plot(runs, Path.Combine(s.Out, "eos.png"));
-        Print(output, runs, s.Out);
+        Plot(runs, Path.Combine(s.Out, "eos.png"), s);
+        Print(output, runs, s.Out, s);
         return runs;
     }
 
@@ -102,9 +130,24 @@ public static class Eos
         var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(x.Device);
         // Full-batch GD through the one training loop: the loss, accuracy and sharpness of step t are measured at
         // w_t before its update; one step more than --steps gives the measurements at w_steps (its update is unused).
+        var shapes = model.Parameters().Select(p => p.Shape).ToArray();
+        int probeCount = 0;
+        // Stochastic runs: after every T-th step, at the weights the next step's λmax probe sees, the batch sharpness
+        // over minibatches of b and vᵀΣv along the full-batch top eigenvector (Lanczos, like the λmax probe).
+        var evaluator = !s.Stochastic ? null : new Evaluator(["batch_sharpness", "batch_sharpness_stderr", "noise_along_top"], m =>
+        {
+            var noise = new GradientNoise(m, s.Loss, x, y, training: true);
+            var bs = noise.BatchSharpness(s.Batch, s.Samples, new RandomGenerator(s.Seed + 7, (ulong)probeCount++ << 40));
+            var top = Lanczos.Run(new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m)), s.LanczosIterations, k: 1,
+                rng: new RandomGenerator(s.Seed + 3), vectors: true);
+            return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes))];
+        });
+        IOptimizer optimizer = s.Optimizer == "momentum" ? new Momentum(lr, 0.9) : new GradientDescent(lr);
+        IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
-            Model = model, Optimizer = new GradientDescent(lr), Batches = new FullBatchStream(x, y), Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
+            Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
+            Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
             RecordAccuracy = true, StopWhenDiverged = true,
             OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : "")),
@@ -117,16 +160,32 @@ public static class Eos
         var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
         double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
             : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
+        var batchProbes = result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2])).ToList();
+        var batchSecondHalf = batchProbes.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.BatchSharpness).Order().ToArray();
+        double batchMedian = batchSecondHalf.Length == 0 ? double.NaN : batchSecondHalf.Length % 2 == 1 ? batchSecondHalf[batchSecondHalf.Length / 2]
+            : 0.5 * (batchSecondHalf[batchSecondHalf.Length / 2 - 1] + batchSecondHalf[batchSecondHalf.Length / 2]);
         return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
-            result.Seconds, rows);
+            result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian };
     }
 
 
     private static string F(double v, string format = "0.000") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
 
-    private static void Print(TextWriter o, IReadOnlyList<Run> runs, string outDir)
+    private static void Print(TextWriter o, IReadOnlyList<Run> runs, string outDir, Settings? s = null)
     {
         o.WriteLine();
+        if (s is { Stochastic: true })
+        {
+            o.WriteLine($"{s.Optimizer}, minibatch {s.Batch}: λmax of the full-batch loss against the batch sharpness (mean over {s.Samples} minibatches per probe); the edge is {s.Limit}/η");
+            o.WriteLine();
+            o.WriteLine($"| η | {s.Limit}/η | final loss | max λmax | median η·λmax (2nd half) | median η·batch sharpness (2nd half) | seconds |");
+            o.WriteLine("|---|---|---|---|---|---|---|");
+            foreach (var r in runs)
+                o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)} | {F(r.MedianEtaBatchSharpnessSecondHalf)}{(r.DivergedAt is { } dd ? $" (diverged at step {dd})" : "")} | {F(r.Seconds, "0")} |");
+            o.WriteLine();
+            o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
+            return;
+        }
         o.WriteLine("| η | 2/η | final loss | final accuracy | max sharpness | median η·sharpness (2nd half) | seconds |");
         o.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var r in runs)
@@ -146,6 +205,9 @@ public static class Eos
         n = s.N,
         steps = s.Steps,
         probe_every = s.ProbeEvery,
+        optimizer = s.Optimizer,
+        batch = s.Stochastic ? s.Batch : s.N,
+        edge = s.Limit,
         lanczos_iterations = s.LanczosIterations,
         seed = s.Seed,
         runs = runs.Select(r => new
@@ -157,6 +219,7 @@ public static class Eos
             final_accuracy = Finite(r.FinalAccuracy),
             max_sharpness = Finite(r.MaxSharpness),
             median_lr_times_sharpness_second_half = Finite(r.MedianEtaSharpnessSecondHalf),
+            median_lr_times_batch_sharpness_second_half = Finite(r.MedianEtaBatchSharpnessSecondHalf),
             diverged_at = r.DivergedAt,
             seconds = r.Seconds,
         }),
@@ -165,8 +228,9 @@ public static class Eos
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 
     /// <summary>Training loss (top row) and sharpness with the 2/η line (bottom row), a column per learning rate.</summary>
-    public static void Plot(IReadOnlyList<Run> runs, string path)
+    public static void Plot(IReadOnlyList<Run> runs, string path, Settings? s = null)
     {
+        double limit = s?.Limit ?? 2;
         var mp = new Multiplot();
         mp.AddPlots(2 * runs.Count);
         mp.Layout = new ScottPlot.MultiplotLayouts.Grid(2, runs.Count);
@@ -187,10 +251,18 @@ public static class Eos
                 sc.LegendText = "sharpness (λmax)";
                 sc.MarkerSize = 3;
             }
-            var edge = sharpPlot.Add.HorizontalLine(2 / r.LearningRate);
+            if (r.Probes.Count > 0)
+            {
+                var bs = sharpPlot.Add.ScatterLine(r.Probes.Select(p => (double)p.Step).ToArray(), r.Probes.Select(p => p.BatchSharpness).ToArray());
+                bs.LegendText = $"batch sharpness (b = {s!.Batch})";
+                bs.MarkerSize = 3;
+                bs.LinePattern = LinePattern.Dotted;
+            }
+            var edge = sharpPlot.Add.HorizontalLine(limit / r.LearningRate);
             edge.LinePattern = LinePattern.Dashed;
-            edge.LegendText = "2/η";
-            sharpPlot.Axes.SetLimitsY(0, Math.Max(2.4 / r.LearningRate, (double.IsFinite(r.MaxSharpness) ? r.MaxSharpness : 0) * 1.1));
+            edge.LegendText = $"{limit.ToString("0.##", CultureInfo.InvariantCulture)}/η";
+            double top = Math.Max(r.MaxSharpness, r.Probes.Select(p => p.BatchSharpness).Where(double.IsFinite).DefaultIfEmpty(0).Max());
+            sharpPlot.Axes.SetLimitsY(0, Math.Max(1.2 * limit / r.LearningRate, (double.IsFinite(top) ? top : 0) * 1.1));
             sharpPlot.YLabel("sharpness");
             sharpPlot.XLabel("step");
             sharpPlot.ShowLegend(Alignment.LowerRight);

@@ -43,6 +43,34 @@ internal sealed class BatchStream(Dataset data, int size)
     }
 }
 
+/// <summary>
+/// Shuffled minibatches of a dataset, a fresh permutation each epoch (the last partial batch dropped), with a
+/// cursor that checkpoints and resumes exactly: stochastic gradient descent on a fixed set of examples.
+/// </summary>
+public sealed class MinibatchStream(Dataset data, int size, ulong seed) : IBatchStream
+{
+    private readonly BatchStream stream = new(data, size > 0 && size <= data.Count ? size
+        : throw new ArgumentOutOfRangeException(nameof(size), size, $"a minibatch takes 1 to {data.Count} examples (the dataset)."));
+
+    /// <inheritdoc/>
+    public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng)
+    {
+        var b = stream.Next(rng);
+        return (b.Inputs, b.Labels);
+    }
+
+    /// <inheritdoc/>
+    public Dictionary<string, string> Cursor() => new()
+    {
+        ["epoch_offset"] = stream.EpochOffset.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["position"] = stream.Position.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <inheritdoc/>
+    public void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
+        stream.Restore(seed, Optimizers.Checkpoint.Unsigned(meta, "epoch_offset", path), Optimizers.Checkpoint.Integer(meta, "position", path, 0, stream.Count));
+}
+
 /// <summary>The same batch every step: full-batch gradient descent (the Edge-of-Stability experiment). Its cursor is empty.</summary>
 public sealed class FullBatchStream(NdArray inputs, NdArray targets) : IBatchStream
 {

@@ -18,6 +18,7 @@ namespace Curvature.Tests.Engine;
 /// form on the CPU) plus twice the CPU's own error at that element, so a device that computes more
 /// accurately than the CPU (float64 accumulation where the CPU cancels in float32) passes.
 /// </summary>
+[Collection("ilgpu cpu accelerator")] // CpuAccelerator.Name (this file is also linked into perf/Gpu)
 public class DeviceConformanceTests
 {
     public static TheoryData<string> Devices()

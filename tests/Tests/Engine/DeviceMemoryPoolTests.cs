@@ -11,6 +11,7 @@ namespace Curvature.Tests.Engine;
 /// The accelerator's caching allocator: device memory is invisible to the garbage collector, so the pool itself must
 /// run it, or the arrays a loop drops never come back and every iteration allocates afresh.
 /// </summary>
+[Collection(Curvature.Tests.CpuAccelerator.Name)]
 public class DeviceMemoryPoolTests
 {
     // A device of this class's own: the tests set its pool's threshold and count its allocations.

@@ -11,6 +11,7 @@ namespace Curvature.Tests.Engine;
 /// GPU every read the code did not mean to make stalls the device: a training step may read the loss it logs and
 /// nothing else, and an HVP reads nothing. These run on ILGPU's CPU accelerator, which takes the same code paths.
 /// </summary>
+[Collection(Curvature.Tests.CpuAccelerator.Name)]
 public class HostTransferTests
 {
     private static readonly AcceleratorDevice Device = DeviceCatalog.IlgpuCpu;

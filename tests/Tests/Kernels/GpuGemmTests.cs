@@ -13,6 +13,7 @@ namespace Curvature.Tests.Kernels;
 /// needs no GPU to produce: the accumulators and fragments must live in registers and the fragments must be read
 /// as vectors, or the kernel runs at a fraction of the device's rate.
 /// </summary>
+[Collection(Curvature.Tests.CpuAccelerator.Name)]
 public class GpuGemmTests
 {
     // This class's own accelerators: an ILGPU CPU accelerator runs one launch at a time, and the engine's ilgpu-cpu

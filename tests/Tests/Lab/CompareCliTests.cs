@@ -15,7 +15,7 @@ public class CompareCliTests
         var outDir = Path.Combine(Scratch.NewDirectory(), "cmp");
         var (code, output, err) = LabCli.Run("compare", "--data", data, "--out", outDir, "--optimizers", "sgd,caeo,dcao,hidlr,l4", "--seeds", "2",
             "--steps", "8", "--batch", "16", "--train", "64", "--val", "16", "--probe-batch", "16", "--probe-every", "2", "--window", "3", "--delta", "0.5",
-            "--eval-every", "4", "--audit-every", "2");
+            "--eval-every", "4", "--audit-every", "2", "--light-probe-iters", "6");
         Assert.True(code == 0, err + output);
 
         foreach (var opt in new[] { "sgd", "caeo", "dcao", "hidlr", "l4" })

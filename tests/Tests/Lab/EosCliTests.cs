@@ -33,6 +33,33 @@ public class EosCliTests
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
     }
 
+    [Fact]
+    public void Sgd_runs_log_lambda_max_beside_the_batch_sharpness_and_the_noise_along_the_top_eigenvector()
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Scratch.NewDirectory(), "sgd");
+        var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1", "--steps", "12", "--probe-every", "4",
+            "--lanczos-iters", "6", "--width", "8", "--optimizer", "sgd", "--batch", "8", "--samples", "3");
+        Assert.True(code == 0, err + output);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
+        Assert.Equal("step,loss,accuracy,sharpness,lr,batch_sharpness,batch_sharpness_stderr,noise_along_top", lines[0]);
+        var rows = lines.Skip(1).Select(l => l.Split(',')).ToArray();
+        // λmax at steps 0, 4, 8, 12; the batch probes at the weights of steps 4, 8 and 12 (after each T-th update).
+        Assert.Equal(new[] { "4", "8", "12" }, rows.Where(r => r[5] != "").Select(r => r[0]));
+        Assert.All(rows.Where(r => r[5] != ""), r =>
+        {
+            Assert.True(double.Parse(r[5], System.Globalization.CultureInfo.InvariantCulture) > 0);
+            Assert.True(double.Parse(r[7], System.Globalization.CultureInfo.InvariantCulture) >= 0);
+        });
+        Assert.Contains("median η·batch sharpness", output);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal("sgd", doc.RootElement.GetProperty("optimizer").GetString());
+        Assert.Equal(8, doc.RootElement.GetProperty("batch").GetInt32());
+        var (bad, _, e2) = LabCli.Run("eos", "--data", data, "--out", Path.Combine(Scratch.NewDirectory(), "x"), "--n", "48", "--optimizer", "sgd", "--batch", "64");
+        Assert.Equal(2, bad);
+        Assert.Contains("--batch 64 is larger than the 48 training images", e2);
+    }
+
     [Theory]
     [InlineData("--lrs", "0.1,abc")]
     [InlineData("--lrs", "-0.1")]

@@ -12,6 +12,7 @@ using FsCheck.Fluent;
 namespace Curvature.Tests.Optimizers;
 
 /// <summary>Each update rule against a float64 hand computation, and the curvature rules on quadratics.</summary>
+[Collection(Curvature.Tests.CpuAccelerator.Name)]
 public class OptimizerTests
 {
     private static NdArray V(params double[] x) => NdArray.FromArray(x);
