@@ -80,6 +80,10 @@ public static class ModelFiles
         }
     }
 
+    /// <summary>The loss a verb measures: the one given, else the one the weights file records (Lab train writes it), else mse for the MLP (Cohen et al.) and ce otherwise.</summary>
+    public static string LossOf(string? given, SafetensorsFile file, string kind) =>
+        given ?? (file.Metadata.GetValueOrDefault("loss") is { } l && Loss.Names.Contains(l) ? l : kind == "mlp" ? "mse" : "ce");
+
     /// <summary>One line naming the tensors a file stored in a half format and the load widened to float32, or null when none.</summary>
     public static string? WidenedNote(SafetensorsFile file, string path) => file.Widened.Count == 0 ? null
         : $"{path}: {file.Widened.Count} tensor{(file.Widened.Count > 1 ? "s" : "")} stored as {string.Join("/", file.Widened.Select(w => w.From).Distinct())} widened to float32 " +

@@ -47,7 +47,7 @@ public static class Noise
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, null);
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
-            string lossName = r.GetValue(loss) ?? (file.Metadata.GetValueOrDefault("loss") is { } l && Loss.Names.Contains(l) ? l : kind == "mlp" ? "mse" : "ce");
+            string lossName = ModelFiles.LossOf(r.GetValue(loss), file, kind);
             var data = BatchFile.Read(batchPath);
             ModelFiles.CheckBatch(m, data, batchPath);
             if (data.Count < 2) throw new LabException($"{batchPath}: {data.Count} example has no gradient noise; give a batch of at least 2.");

@@ -55,8 +55,7 @@ public static class Spectrum
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, r.GetValue(activation), r.GetValue(heads));
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
             if (ModelFiles.WidenedNote(file, weightsPath) is { } note) output.WriteLine(note);
-            // The loss the weights were trained with when the file records it (Lab train does), else mse for the MLP (Cohen et al.) and ce otherwise.
-            string lossName = r.GetValue(loss) ?? (file.Metadata.GetValueOrDefault("loss") is { } l && Loss.Names.Contains(l) ? l : kind == "mlp" ? "mse" : "ce");
+            string lossName = ModelFiles.LossOf(r.GetValue(loss), file, kind);
             var read = BatchFile.Read(batchPath);
             ModelFiles.CheckBatch(m, read, batchPath);
             m.To(device);
