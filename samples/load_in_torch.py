@@ -1,20 +1,19 @@
 #!/usr/bin/env python3
 """Load the weights samples/QuickStart saved into PyTorch's nn.Sequential, strictly, and compare one forward pass.
 
-    python3 samples/load_in_torch.py mlp.safetensors
+    /usr/bin/python3 samples/load_in_torch.py mlp.safetensors    # Debian's python3, where python3-torch lives
 
 Reads the safetensors container itself (8-byte little-endian header length, a JSON header, raw little-endian
-tensors), so it needs only torch and numpy (Debian: python3-torch, python3-numpy), not the safetensors package.
+tensors), so it needs only torch (Debian: python3-torch), not the safetensors package.
 The module is the MLP of docs/MODELS.md; load_state_dict(strict=True) fails on any missing, extra or misshapen tensor.
 """
 import json
 import struct
 import sys
 
-import numpy as np
 import torch
 
-DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 def read_safetensors(path):
@@ -27,8 +26,9 @@ def read_safetensors(path):
     tensors = {}
     for name, entry in header.items():
         begin, end = entry["data_offsets"]
-        array = np.frombuffer(data[base + begin:base + end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
-        tensors[name] = torch.from_numpy(array.copy())
+        raw = bytearray(data[base + begin:base + end])
+        flat = torch.frombuffer(raw, dtype=DTYPES[entry["dtype"]]) if raw else torch.empty(0, dtype=DTYPES[entry["dtype"]])
+        tensors[name] = flat.reshape(entry["shape"]).clone()
     return tensors
 
 
@@ -40,7 +40,7 @@ def main():
                                 torch.nn.Linear(width, width), torch.nn.Tanh(), torch.nn.Linear(width, 10))
     model.load_state_dict(state, strict=True)
     x = torch.linspace(-1, 1, 784).reshape(1, 784)
-    print(f"{path}: {sum(p.numel() for p in model.parameters()):,} parameters loaded strictly; logits of a test input: {model(x).detach().numpy().round(4)}")
+    print(f"{path}: {sum(p.numel() for p in model.parameters()):,} parameters loaded strictly; logits of a test input: {[round(v, 4) for v in model(x).detach()[0].tolist()]}")
 
 
 if __name__ == "__main__":
