@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load the weights samples/QuickStart saved into PyTorch's nn.Sequential, strictly, and compare one forward pass.
+"""Load the weights samples/QuickStart saved into PyTorch's nn.Sequential, strictly, and print one forward pass.
 
     /usr/bin/python3 samples/load_in_torch.py mlp.safetensors    # Debian's python3, where python3-torch lives
 
