@@ -265,7 +265,7 @@ public static class Eos
             sharpPlot.Axes.SetLimitsY(0, Math.Max(1.2 * limit / r.LearningRate, (double.IsFinite(top) ? top : 0) * 1.1));
             sharpPlot.YLabel("sharpness");
             sharpPlot.XLabel("step");
-            sharpPlot.ShowLegend(Alignment.LowerRight);
+            sharpPlot.ShowLegend(Edge.Bottom);                   // beside the data, never over the curves
         }
         var image = mp.Render(420 * runs.Count, 640);
         AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));

@@ -74,7 +74,7 @@ public static class Noise
         var (value, g) = noise.LossAndGradient();
         double gg = ParameterVector.Dot(g, g);
         output.WriteLine($"noise: {data.Count} examples{(noise.Coupled ? " (coupled by training-mode BatchNorm)" : "")}; tr Σ {(data.Count <= exactLimit ? $"exact ({data.Count} per-example gradients)" : $"by Hutchinson ({probes} probes)")}");
-        var trace = data.Count <= exactLimit ? new Estimate(noise.TraceExact(), 0, 0) : noise.TraceHutchinson(probes, rng);
+        var trace = data.Count <= exactLimit ? new Estimate(noise.TraceExact(g), 0, 0) : noise.TraceHutchinson(probes, rng);
         output.WriteLine($"noise: top {topk} eigenpairs (Lanczos, {iterations} iterations)");
         var op = new HessianOperator(Loss.Function(model, loss, inputs, data.Labels, training), ParameterVector.Of(model));
         var top = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic, start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device), vectors: true);

@@ -68,10 +68,10 @@ public sealed class GradientNoise
     /// <summary>vᵀΣv = (1/(n − 1))·Σᵢ (gᵢᵀv − ḡᵀv)² along <paramref name="v"/>, exactly (one JVP).</summary>
     public double VarianceAlong(IReadOnlyList<NdArray> v) => SampleVariance(Directional(v));
 
-    /// <summary>tr Σ exactly, from every example's gradient (see the class summary for the cost).</summary>
-    public double TraceExact()
+    /// <summary>tr Σ exactly, from every example's gradient (see the class summary for the cost); <paramref name="mean"/> is ḡ when the caller has it.</summary>
+    public double TraceExact(IReadOnlyList<NdArray>? mean = null)
     {
-        var (_, mean) = LossAndGradient();
+        mean ??= LossAndGradient().Gradient;
         double sum = 0;
         for (int i = 0; i < Count; i++)
         {
