@@ -55,6 +55,9 @@ public abstract class Primitive
     /// <summary>Floating-point operations of one forward computation (default: one per output element).</summary>
     protected internal virtual long Flops(NdArray[] x, NdArray y) => y.Size;
 
+    /// <summary>Whether the op is a matrix product or convolution, counted into <see cref="FlopCounter.ProductFlops"/>.</summary>
+    protected internal virtual bool IsProduct => false;
+
     /// <summary>Applies the op, stripping one level of derivative information per call (see <see cref="Tensor"/>).</summary>
     public Tensor Apply(params Tensor[] inputs)
     {
@@ -69,7 +72,7 @@ public abstract class Primitive
             var profile = OpProfile.Current;
             long start = profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             var result = Forward(raw);
-            FlopCounter.Current?.Add(Flops(raw, result));
+            FlopCounter.Current?.Add(Flops(raw, result), IsProduct);
             profile?.Add(Name, System.Diagnostics.Stopwatch.GetTimestamp() - start, Flops(raw, result));
             return Tensor.Constant(result);
         }

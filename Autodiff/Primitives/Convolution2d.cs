@@ -58,6 +58,9 @@ public sealed class Convolution2d(ConvolutionRole role, ConvolutionGeometry geom
     protected internal override long Flops(NdArray[] x, NdArray y) => x.Length / 2 * 2L * Geometry.N * Geometry.O * Geometry.Q * Geometry.K;
 
     /// <inheritdoc/>
+    protected internal override bool IsProduct => true;
+
+    /// <inheritdoc/>
     protected internal override bool JvpReadsOutput => false;
 
     /// <inheritdoc/>

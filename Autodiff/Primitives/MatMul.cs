@@ -29,6 +29,9 @@ public sealed class MatMul(bool transA, bool transB) : Primitive
     protected internal override long Flops(NdArray[] x, NdArray y) => x.Length / 2 * 2 * y.Size * (TransA ? x[0].Shape[^2] : x[0].Shape[^1]);
 
     /// <inheritdoc/>
+    protected internal override bool IsProduct => true;
+
+    /// <inheritdoc/>
     protected internal override bool JvpReadsOutput => false;
 
     /// <inheritdoc/>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Curvature.Autodiff;
 using Curvature.Engine;
+using Curvature.Kernels;
 using Curvature.Training;
 using Curvature.Models;
 using Curvature.Optimizers;
@@ -9,10 +10,11 @@ using Curvature.Optimizers;
 namespace Curvature.Bench;
 
 /// <summary>
-/// Forward, gradient, HVP and train step of the reference models at the anchor shapes, set against PyTorch 1.13
-/// on this CPU (<c>perf/anchors/torch_cpu.json</c>). The four timings of a model are interleaved rounds, so their
-/// ratios hold on a noisy machine. The train step is the Lab's: training-mode forward with running-statistics
-/// updates, gradient, then SGD with momentum.
+/// Forward, gradient, HVP and train step of the models of docs/MODELS.md, each against its floor (its matrix
+/// products' and convolutions' FLOPs at the same run's SGEMM rate) and, with <c>--torch</c>, against PyTorch timed
+/// in the same run (perf/torch/bench.py): rounds alternate PyTorch, engine, PyTorch, engine, so a noisy neighbour
+/// slows both alike and the ratios of medians hold. The train step is the Lab's: training-mode forward with
+/// running-statistics updates, gradient, then SGD with momentum (PyTorch: the same with torch.optim.SGD).
 /// </summary>
 internal static class ModelTables
 {
@@ -21,6 +23,11 @@ internal static class ModelTables
     /// <summary>The models benchmarked: key in the anchor file, description, model, a batch.</summary>
     private static (string Key, string Name, Func<(Module Model, NdArray X, NdArray Y)> Build)[] Cases() =>
     [
+        ("mlp_b5000", "MLP 784-200-200-10 tanh, batch 5000", () =>
+        {
+            var rng = new RandomGenerator(0);
+            return (Mlp.Create(rng), rng.Normal(new Shape(5000, 784)), rng.Integers(new Shape(5000), 10));
+        }),
         ("resnet20_b128", "ResNet-20, C 3, 32×32, batch 128", () =>
         {
             var rng = new RandomGenerator(0);
@@ -37,6 +44,9 @@ internal static class ModelTables
             return (new Gpt(new GptConfig(Context: 128, Layers: 4, Heads: 4, Width: 128), rng), rng.Integers(new Shape(32, 128), 65), rng.Integers(new Shape(32, 128), 65));
         }),
     ];
+
+    /// <summary>The models' keys (perf/torch/models.py knows the same ones).</summary>
+    public static string[] Keys => Cases().Select(c => c.Key).ToArray();
 
     /// <summary>The primitives of one gradient and one HVP of each model (the quietest of five runs), most time first.</summary>
     public static void Profile(string? only)
@@ -72,63 +82,91 @@ internal static class ModelTables
         }
     }
 
-    public static void Run(int repeats, string? only, bool trainOnly = false)
+    /// <summary>Prints the table; 1 when <paramref name="torch"/> is asked for and PyTorch cannot run.</summary>
+    public static int Run(int repeats, string? only, bool trainOnly, bool torch, TextWriter error)
     {
-        var anchors = LoadAnchors();
-        Console.WriteLine("| model | | engine ms (median) | engine ms (fastest) | PyTorch 1.13 CPU ms | engine / PyTorch (medians) |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        TorchBaseline? worker = null;
+        if (torch)
+        {
+            try { worker = TorchBaseline.Start(Parallelism.MaxThreads); }
+            catch (Exception e) when (e is InvalidOperationException or FileNotFoundException or JsonException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        }
+        using var _ = worker;
+        // The floor's rate: OpenBLAS's SGEMM at 2048 on all threads (its best kernel here), measured now; the engine's where OpenBLAS is absent.
+        var sgemm = QuickTables.TimeGemm([new QuickTables.GemmCase("2048", false, false, 2048, 2048, 2048)], 5)[0];
+        double rate = double.IsNaN(sgemm.Blas) ? sgemm.Engine : sgemm.Blas;
+        Console.WriteLine($"threads: {Parallelism.MaxThreads}; OpenBLAS: {(OpenBlas.TryLoad() ? $"kernel {OpenBlas.Choice}" : "not installed")}; SGEMM 2048 in this run: engine {F(sgemm.Engine)}, OpenBLAS {F(sgemm.Blas)} GFLOP/s");
+        Console.WriteLine(worker is null ? "PyTorch: not timed (add --torch: perf/torch/bench.py in the same run)" : $"PyTorch: {worker.Description}; rounds alternate PyTorch, engine");
+        Console.WriteLine($"floor: a row's matrix-product and convolution FLOPs (FlopCounter.ProductFlops) at {F(rate)} GFLOP/s ({(double.IsNaN(sgemm.Blas) ? "the engine's" : "OpenBLAS's")} SGEMM 2048 above)");
+        Console.WriteLine();
+        Console.WriteLine("| model | | engine ms (median) | engine ms (fastest) | PyTorch ms (median) | engine / PyTorch (medians) | product GFLOP | floor ms | engine / floor |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var (key, name, build) in Cases())
         {
             if (only is not null && !key.StartsWith(only, StringComparison.Ordinal)) continue;
             var (model, x, y) = build();
-            var ps = model.Parameters();
-            var w = ps.Select(p => (Tensor)p.Value).ToArray();
+            var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
             var f = Loss.Function(model, "ce", x, y, training: true);
             var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape)).ToArray();
             var optimizer = new Momentum(1e-6, 0.9);
             int step = 0;
-            double[][] runs = trainOnly
-                ? [[double.NaN], .. Timing.InterleavedMs([() => Derivatives.ValueAndGrad(f, w)], warmup: 1, repeats: repeats), [double.NaN],
-                   .. Timing.InterleavedMs([() => Trainer.Step(model, optimizer, "ce", x, y, step++, noise: null)], warmup: 1, repeats: repeats)]
-                : Timing.InterleavedMs(
-                [
-                    () => f(w).ToScalar(),
-                    () => Derivatives.ValueAndGrad(f, w),
-                    () => Derivatives.Hvp(f, w, v),
-                    () => Trainer.Step(model, optimizer, "ce", x, y, step++, noise: null),
-                ], warmup: 1, repeats: repeats);
-            var ms = runs.Select(Timing.Median).ToArray();
-            var fastest = runs.Select(r => r.Min()).ToArray();
-            anchors.TryGetValue(key, out var a);
-            double[] torch = [a?.Fwd ?? double.NaN, a?.Grad ?? double.NaN, a?.Hvp ?? double.NaN, a?.TrainStep ?? double.NaN];
             string[] rows = ["forward", "gradient", "HVP", "train step"];
-            for (int i = 0; i < 4; i++)
-                Console.WriteLine($"| {(i == 0 ? $"{name} ({model.ParameterCount():N0} parameters)" : "")} | {rows[i]} | {F(ms[i])} | {F(fastest[i])} | {F(torch[i])} | {(double.IsNaN(torch[i]) ? "—" : (ms[i] / torch[i]).ToString("0.00", CultureInfo.InvariantCulture))} |");
-            Console.WriteLine($"| | HVP / gradient | {ms[2] / ms[1]:0.00} | {fastest[2] / fastest[1]:0.00} | {(a?.Hvp / a?.Grad)?.ToString("0.00", CultureInfo.InvariantCulture) ?? "—"} | |");
+            Action[] all =
+            [
+                () => f(w).ToScalar(),
+                () => Derivatives.ValueAndGrad(f, w),
+                () => Derivatives.Hvp(f, w, v),
+                () => Trainer.Step(model, optimizer, "ce", x, y, step++, noise: null),
+            ];
+            int[] timed = trainOnly ? [1, 3] : [0, 1, 2, 3];
+            // Each row's product FLOPs, counted on one untimed run (which is also a warm-up).
+            var productFlops = new double[4];
+            foreach (int i in timed)
+            {
+                var counter = new FlopCounter();
+                using (FlopCounter.Count(counter)) all[i]();
+                productFlops[i] = counter.ProductFlops;
+            }
+            var torchRuns = new List<double[]>();
+            if (worker is not null)
+            {
+                long parameters = worker.Load(key);
+                if (parameters != model.ParameterCount())
+                    throw new InvalidOperationException($"{key}: PyTorch's model has {parameters:N0} parameters, the engine's {model.ParameterCount():N0}: not the same model.");
+                worker.Round(key); // warm-up
+                OpenBlas.LetThreadsSleep();
+            }
+            var runs = Timing.InterleavedMs(timed.Select(i => all[i]).ToArray(), warmup: 1, repeats: repeats, betweenRounds: worker is null ? null : () =>
+            {
+                torchRuns.Add(worker.Round(key));
+                Thread.Sleep(150); // PyTorch's OpenMP and OpenBLAS threads spin a while after its last op
+            });
+            var ms = Enumerable.Repeat(double.NaN, 4).ToArray();
+            var fastest = Enumerable.Repeat(double.NaN, 4).ToArray();
+            var torchMs = Enumerable.Repeat(double.NaN, 4).ToArray();
+            for (int j = 0; j < timed.Length; j++)
+            {
+                ms[timed[j]] = Timing.Median(runs[j]);
+                fastest[timed[j]] = runs[j].Min();
+            }
+            if (torchRuns.Count > 0)
+                for (int i = 0; i < 4; i++) torchMs[i] = Timing.Median(torchRuns.Select(r => r[i]).ToArray());
+            foreach (int i in timed)
+            {
+                double floor = productFlops[i] / rate / 1e6;
+                Console.WriteLine($"| {(i == timed[0] ? $"{name} ({model.ParameterCount():N0} parameters)" : "")} | {rows[i]} | {F(ms[i])} | {F(fastest[i])} | {F(torchMs[i])} | {Ratio(ms[i], torchMs[i])} "
+                    + $"| {productFlops[i] / 1e9:0.00} | {F(floor)} | {Ratio(ms[i], floor)} |");
+            }
+            if (!trainOnly)
+                Console.WriteLine($"| | HVP / gradient | {Ratio(ms[2], ms[1])} | {Ratio(fastest[2], fastest[1])} | {Ratio(torchMs[2], torchMs[1])} | | | | |");
         }
         Console.WriteLine($"\nHost memory pool: {HostMemoryPool.Reused:N0} requests reused, {HostMemoryPool.Allocated:N0} allocated (idle limit {HostMemoryPool.IdleLimitBytes >> 20:N0} MiB); {GC.CollectionCount(2)} full collections, {GC.CollectionCount(0)} in all, {GC.GetTotalPauseDuration().TotalMilliseconds:N0} ms paused; {HostMemoryPool.Collections:N0} run by the pool (every {HostMemoryPool.CollectAfterBytes >> 20:N0} MiB handed out), {HostMemoryPool.CollectionTime.TotalMilliseconds:N0} ms in them with their finalizers.");
+        return 0;
     }
 
-    private sealed record Anchor(double? Fwd, double? Grad, double? Hvp, double? TrainStep);
-
-    /// <summary>The PyTorch CPU figures, found by walking up from the working directory to <c>perf/anchors</c>.</summary>
-    private static Dictionary<string, Anchor> LoadAnchors()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-        {
-            var path = Path.Combine(dir.FullName, "perf", "anchors", "torch_cpu.json");
-            if (!File.Exists(path)) continue;
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var result = new Dictionary<string, Anchor>();
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.Object) continue;
-                double? Get(string n) => p.Value.TryGetProperty(n, out var e) && e.ValueKind == JsonValueKind.Number ? e.GetDouble() : null;
-                result[p.Name] = new Anchor(Get("fwd_ms"), Get("grad_ms"), Get("hvp_fwd_over_rev_ms") ?? Get("hvp_double_backward_ms"), Get("train_step_ms"));
-            }
-            return result;
-        }
-        Console.WriteLine("(perf/anchors/torch_cpu.json not found: PyTorch columns left empty)");
-        return [];
-    }
+    private static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) ? "—" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
 }

@@ -43,21 +43,41 @@ internal static class QuickTables
         public int Ldb => TransB ? K : N;
     }
 
-    /// <summary>Times the cases on the engine, then on OpenBLAS; returns GFLOP/s pairs (OpenBLAS NaN when absent).</summary>
+    /// <summary>
+    /// GFLOP/s of each case on the engine and on OpenBLAS (NaN when absent), interleaved: every round runs the engine's
+    /// product, then OpenBLAS's, then waits untimed for OpenBLAS's worker threads to stop spinning (they busy-wait
+    /// about 2²⁸ cycles after a call and would take the cores from the engine's next product).
+    /// </summary>
     internal static (double Engine, double Blas)[] TimeGemm(GemmCase[] cases, int repeats)
     {
-        var data = cases.Select((c, i) => (A: Random(c.M * c.K, 2 * i), B: Random(c.K * c.N, 2 * i + 1), C: new float[c.M * c.N])).ToArray();
-        var engine = cases.Select((c, i) => c.Flops / MedianSeconds(() =>
-            Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, data[i].A, c.Lda, data[i].B, c.Ldb, data[i].C, c.N, false), repeats) / 1e9).ToArray();
         bool blas = OpenBlas.TryLoad();
-        var reference = cases.Select((c, i) => !blas ? double.NaN : c.Flops / MedianSeconds(() =>
-            OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, data[i].A, c.Lda, data[i].B, c.Ldb, data[i].C, c.N), repeats) / 1e9).ToArray();
-        return engine.Zip(reference).ToArray();
+        return cases.Select((c, i) =>
+        {
+            var (a, b, cOut) = (Random(c.M * c.K, 2 * i), Random(c.K * c.N, 2 * i + 1), new float[c.M * c.N]);
+            var actions = new List<Action> { () => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false) };
+            if (blas) actions.Add(() => OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N));
+            var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? OpenBlas.LetThreadsSleep : null);
+            return (c.Flops / ms[0] / 1e6, blas ? c.Flops / ms[1] / 1e6 : double.NaN);
+        }).ToArray();
+    }
+
+    /// <summary>Runs <paramref name="body"/> with the engine and OpenBLAS on <paramref name="threads"/> threads, then restores both.</summary>
+    internal static T WithThreads<T>(int threads, Func<T> body)
+    {
+        int engine = Parallelism.MaxThreads, blas = OpenBlas.Threads;
+        Parallelism.MaxThreads = threads;
+        OpenBlas.Threads = threads;
+        try { return body(); }
+        finally
+        {
+            Parallelism.MaxThreads = engine;
+            if (blas > 0) OpenBlas.Threads = blas;
+        }
     }
 
     private static void Header()
     {
-        Console.WriteLine($"threads: {Parallelism.MaxThreads}; vector width: {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "512" : "256")} bits; OpenBLAS: {(OpenBlas.TryLoad() ? OpenBlas.Path : "not installed (apt-get install libopenblas0-pthread)")}");
+        Console.WriteLine($"threads: {Parallelism.MaxThreads}; vector width: {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "512" : "256")} bits; OpenBLAS: {(OpenBlas.TryLoad() ? $"{OpenBlas.LibraryPath}, kernel {OpenBlas.Choice}" : "not installed (perf/torch/install.sh installs it)")}");
         Console.WriteLine();
     }
 
@@ -265,16 +285,89 @@ internal static class QuickTables
         }
     }
 
-    /// <summary><c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS.</summary>
-    public static void SquareGemm(int repeats)
+    /// <summary>
+    /// <c>gemm --quick</c>: square SGEMM 256…2048 against OpenBLAS on one thread and on all; with
+    /// <paramref name="standalone"/>, OpenBLAS also in a C process of its own (perf/openblas/sgemm.c), which checks
+    /// that the in-process baseline is OpenBLAS at its own speed.
+    /// </summary>
+    public static void SquareGemm(int repeats, bool standalone)
     {
         Header();
-        var cases = new[] { 256, 512, 1024, 2048 }.Select(n => new GemmCase(n.ToString(CultureInfo.InvariantCulture), false, false, n, n, n)).ToArray();
-        var r = TimeGemm(cases, repeats);
-        Console.WriteLine("| size | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
-        Console.WriteLine("|---|---|---|---|");
-        for (int i = 0; i < cases.Length; i++)
-            Console.WriteLine($"| {cases[i].Name} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+        int[] sizes = [256, 512, 1024, 2048];
+        var cases = sizes.Select(n => new GemmCase(n.ToString(CultureInfo.InvariantCulture), false, false, n, n, n)).ToArray();
+        Console.WriteLine("| size | threads | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (int threads in new[] { 1, Parallelism.MaxThreads }.Distinct())
+        {
+            var r = WithThreads(threads, () => TimeGemm(cases, repeats));
+            for (int i = 0; i < cases.Length; i++)
+            {
+                Console.WriteLine($"| {cases[i].Name} | {threads} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+            }
+        }
+        if (!standalone) return;
+        // OpenBLAS alone in this process against OpenBLAS in a C process of its own, alternated three times (this
+        // machine's neighbours move single figures by a third): the medians of each side.
+        Console.WriteLine();
+        Console.WriteLine("| size | threads | OpenBLAS in this process GFLOP/s | OpenBLAS standalone (C) GFLOP/s | in-process / standalone |");
+        Console.WriteLine("|---|---|---|---|---|");
+        int[] checkedSizes = [1024, 2048];
+        foreach (int threads in new[] { 1, Parallelism.MaxThreads }.Distinct())
+        {
+            var here = checkedSizes.ToDictionary(n => n, _ => new List<double>());
+            var there = checkedSizes.ToDictionary(n => n, _ => new List<double>());
+            string core = "";
+            for (int round = 0; round < 3; round++)
+            {
+                WithThreads(threads, () =>
+                {
+                    foreach (int n in checkedSizes)
+                    {
+                        var (a, b, c) = (Random(n * n, 1), Random(n * n, 2), new float[n * n]);
+                        here[n].Add(2.0 * n * n * n / Timing.MedianMs(() => OpenBlas.Sgemm(false, false, n, n, n, a, n, b, n, c, n), warmup: 1, repeats: repeats) / 1e6);
+                    }
+                    return 0;
+                });
+                OpenBlas.LetThreadsSleep();
+                var (name, rates) = OpenBlas.Standalone(threads, repeats, checkedSizes);
+                core = name;
+                foreach (var (n, rate) in rates) there[n].Add(rate);
+            }
+            foreach (int n in checkedSizes)
+            {
+                double a = Timing.Median(here[n].ToArray()), b = Timing.Median(there[n].ToArray());
+                Console.WriteLine($"| {n} | {threads} | {F(a)} | {F(b)} (kernel {core}) | {a / b:0.00} |");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The models' skinny products (N or K of 10–200, M in thousands): the MLP's gradient at batch 5000 and the
+    /// GPT-6 head and attention products at batch 8 × 256 positions.
+    /// </summary>
+    internal static GemmCase[] SkinnyGemms() =>
+    [
+        .. MlpGemms(5000),
+        new("GPT-6 lm_head X·Wᵀ", false, true, 2048, 65, 384),
+        new("GPT-6 lm_head dX Ḡ·W", false, false, 2048, 384, 65),
+        new("GPT-6 lm_head dW Ḡᵀ·X", true, false, 65, 384, 2048),
+        new("GPT-6 scores Q·Kᵀ (one head)", false, true, 256, 256, 64),
+        new("GPT-6 attention P·V (one head)", false, false, 256, 64, 256),
+    ];
+
+    /// <summary><c>gemm --skinny --quick</c>: the models' skinny products against OpenBLAS, one thread and all.</summary>
+    public static void SkinnyGemm(int repeats)
+    {
+        Header();
+        var cases = SkinnyGemms();
+        Console.WriteLine("| product | m×n×k | threads | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (int threads in new[] { 1, Parallelism.MaxThreads }.Distinct())
+        {
+            var r = WithThreads(threads, () => TimeGemm(cases, repeats));
+            for (int i = 0; i < cases.Length; i++)
+                Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {threads} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+        }
     }
 
     /// <summary>The GEMMs of one MLP gradient at batch n (forward, then the backward products).</summary>

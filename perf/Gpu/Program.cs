@@ -21,10 +21,58 @@ namespace Curvature.Gpu;
 
 internal static class Program
 {
+    private const string Usage = """
+        usage: Gpu [--device auto|cuda[:N]|opencl[:N]|ilgpu-cpu|cpu] [--only conformance,sgemm,mlp,resnet,gpt] [--repeats N] [--quick]
+          --device   where to run (default auto: CUDA when present)
+          --only     the parts to run, comma-separated (default all)
+          --repeats  timed runs per figure after a warm-up (default 10)
+          --quick    shrink every size: a smoke test that runs on ILGPU's CPU accelerator (no PyTorch column)
+        Exit 0 when every check passes, 1 when one fails, 2 for bad usage.
+        """;
+
+    private static readonly string[] Parts = ["conformance", "sgemm", "mlp", "resnet", "gpt"];
+
+    /// <summary>Checks the arguments before any work: every option known, every value well-formed; null when they are.</summary>
+    internal static string? UsageProblem(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": break;
+                case "--device" or "--only" or "--repeats" when i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal):
+                    return $"{args[i]} needs a value";
+                case "--device": i++; if (!DeviceCatalog.IsDeviceName(args[i])) return $"--device: '{args[i]}' is not a device name; expected one of {DeviceCatalog.Choices}"; break;
+                case "--only":
+                    i++;
+                    var unknown = args[i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(p => !Parts.Contains(p)).ToArray();
+                    if (unknown.Length > 0) return $"--only: unknown part {string.Join(", ", unknown)}; expected some of {string.Join(",", Parts)}";
+                    break;
+                case "--repeats":
+                    i++;
+                    if (!int.TryParse(args[i], NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 10_000) return $"--repeats: '{args[i]}' is not a whole number from 1 to 10000";
+                    break;
+                default: return $"unknown argument '{args[i]}'";
+            }
+        }
+        return null;
+    }
+
     private static int Main(string[] args)
     {
+        if (args.Any(a => a is "--help" or "-h" or "-?"))
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+        if (UsageProblem(args) is { } problem)
+        {
+            Console.Error.WriteLine($"error: {problem}");
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
         string deviceName = Arg(args, "--device") ?? "auto";
-        var only = (Arg(args, "--only") ?? "conformance,sgemm,mlp,resnet,gpt").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        var only = (Arg(args, "--only") ?? string.Join(",", Parts)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
         int repeats = int.Parse(Arg(args, "--repeats") ?? "10", CultureInfo.InvariantCulture);
         bool quick = args.Contains("--quick");
         Device device;

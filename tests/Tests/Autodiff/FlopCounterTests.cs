@@ -21,6 +21,22 @@ public class FlopCounterTests
         _ = a.MatMul(b);                            // outside every scope: not counted
         Assert.Equal(135, outer.Flops);
         Assert.Equal(15, inner.Flops);
+        Assert.Equal(120, outer.ProductFlops); // the product alone
+        Assert.Equal(0, inner.ProductFlops);
+    }
+
+    [Fact]
+    public void Product_flops_are_the_convolutions_and_products_of_a_gradient_and_nothing_else()
+    {
+        // conv 1×2×5×5 → 3 channels, 3×3, padding 1: 2·N·O·Q·K = 2·1·3·25·18 = 2,700 per member; the gradient with
+        // respect to the weight runs the forward and the weight adjoint (the input's adjoint is not asked for).
+        var rng = new RandomGenerator(3);
+        Tensor x = rng.Normal(new Shape(1, 2, 5, 5));
+        Tensor w = rng.Normal(new Shape(3, 2, 3, 3));
+        var counter = new FlopCounter();
+        using (FlopCounter.Count(counter)) Derivatives.Grad(p => x.Conv2d(p, stride: 1, padding: 1).Tanh().Sum(), w);
+        Assert.Equal(2 * 2700, counter.ProductFlops);
+        Assert.True(counter.Flops > counter.ProductFlops, "the tanh and the sum are counted in Flops only");
     }
 
     [Fact]
