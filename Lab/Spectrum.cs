@@ -23,8 +23,28 @@ namespace Curvature.Lab;
 public static class Spectrum
 {
     /// <summary>What the verb measured.</summary>
+    /// <param name="PerLayer">Each chosen parameter's diagonal Hessian block (empty unless asked for).</param>
+    /// <param name="Eigenvectors">The unit Ritz vectors of <paramref name="TopEigenvalues"/>, flat in parameter order.</param>
+    /// <param name="TraceComparison">With <c>--trace hutch++</c>: Hutchinson and Hutch++ at the same budget of products.</param>
     public sealed record Report(double Loss, double GradNorm, double[] TopEigenvalues, double[] Residuals, double Trace, double TraceStderr,
-        double RayleighOnes, SpectralDensity Density, long Parameters, int Examples, int HessianProducts, double Seconds);
+        double RayleighOnes, SpectralDensity Density, long Parameters, int Examples, int HessianProducts, double Seconds,
+        IReadOnlyList<LayerSpectrum> PerLayer, NdArray[] Eigenvectors, TraceComparison? TraceComparison);
+
+    /// <summary>One parameter block's Hessian ∇²_bb L: its top eigenvalues (Lanczos on the block) and trace (Hutchinson).</summary>
+    public sealed record LayerSpectrum(string Name, long Parameters, double[] TopEigenvalues, double Trace, double TraceStderr);
+
+    /// <summary>The trace by Hutchinson and by Hutch++ for the same number of products.</summary>
+    public sealed record TraceComparison(Estimate Hutchinson, Estimate HutchPlusPlus);
+
+    /// <summary>What to compute beyond the top-k, trace and density.</summary>
+    /// <param name="PerLayer">Parameter names or module prefixes whose blocks to report (empty: every parameter); null: none.</param>
+    /// <param name="TraceBudget">With <paramref name="HutchPlusPlus"/>: products for each of the two trace estimates (a multiple of 3).</param>
+    /// <param name="Operator">The curvature: hessian, ggn, fisher (for softmax cross-entropy and MSE the model's Fisher is the GGN,
+    /// Martens 2014), empirical-fisher or kfac.</param>
+    public sealed record Extras(IReadOnlyList<string>? PerLayer = null, bool HutchPlusPlus = false, int TraceBudget = 30, string Operator = "hessian");
+
+    /// <summary>The curvature operators <c>--operator</c> takes.</summary>
+    public static readonly string[] Operators = ["hessian", "ggn", "fisher", "empirical-fisher", "kfac"];
 
     internal static Command Command(TextWriter output)
     {
@@ -44,9 +64,32 @@ public static class Spectrum
         activation.AcceptOnlyFromAmong("tanh", "relu");
         var outDir = new Option<string?>("--out") { Description = "Folder for spectrum.json and density.png" };
         var heads = Options.OptionalInt("--heads", "GPT heads when the file's metadata has no n_head", max: 4096);
+        var perLayer = new Option<string[]>("--per-layer")
+        {
+            Description = "Also the top-k eigenvalues and trace of each parameter's own Hessian block (∇²_bb L), by PyTorch parameter name; "
+                + "values restrict it to those parameters or module prefixes (e.g. --per-layer layer1.0 fc)",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var vectors = new Option<string?>("--vectors")
+        {
+            Description = "Folder for the top-k eigenvectors: eigenvector_0.safetensors ..., each a state dict in the model's parameter names "
+                + "with its eigenvalue in the metadata (loadable in PyTorch)",
+        };
+        var trace = Options.OneOf("--trace", "Trace estimator: hutchinson (free from the density's probes) or hutch++ (Meyer et al. 2021; "
+            + "reported beside Hutchinson at the same budget)", "hutchinson", "hutchinson", "hutch++");
+        var curvature = Options.OneOf("--operator", "Curvature operator: hessian; ggn (generalised Gauss-Newton); fisher (the model's Fisher: "
+            + "for softmax cross-entropy and MSE, the GGN); empirical-fisher (mean of per-example gradient outer products); kfac (Linear and Conv2d "
+            + "layers; a model with other parameters is refused, naming them)", "hessian", Operators);
+        var traceBudget = Options.Int("--trace-budget", "Products for each trace estimate with --trace hutch++ (a multiple of 3)", 30, min: HutchPlusPlus.MinimumBudget, max: 100_000);
+        traceBudget.Validators.Add(r =>
+        {
+            int b = r.GetValueOrDefault<int>();
+            if (b % 3 != 0) r.AddError($"--trace-budget {b}: Hutch++ splits its budget in three (sketch, exact part, residual); expected a multiple of 3.");
+        });
 
-        var cmd = new Command("spectrum", "Hessian spectrum of a model's loss on a batch: top eigenvalues, trace, density");
-        foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir, heads }) cmd.Options.Add(o);
+        var cmd = new Command("spectrum", "Hessian spectrum of a model's loss on a batch: top eigenvalues, trace, density; per-layer blocks and eigenvectors on request");
+        foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir, heads, perLayer, vectors, trace, traceBudget, curvature }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -60,14 +103,28 @@ public static class Spectrum
             ModelFiles.CheckBatch(m, read, batchPath);
             m.To(device);
             var data = new Dataset(read.Inputs.To(device), read.Labels.To(device));
+            var extras = new Extras(r.GetResult(perLayer) is null ? null : r.GetValue(perLayer) ?? [], r.GetValue(trace) == "hutch++", r.GetValue(traceBudget), r.GetValue(curvature)!);
+            var blocks = extras.PerLayer is null ? [] : ChooseBlocks(m, extras.PerLayer);
+            if (r.GetValue(vectors) is { } vectorDir)
+            {
+                // Checked before any product: a run of minutes must not end unable to write its vectors.
+                if (File.Exists(vectorDir)) throw new LabException($"--vectors {vectorDir} is a file; expected a folder.");
+                try { Directory.CreateDirectory(vectorDir); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new LabException($"--vectors {vectorDir}: cannot create the folder ({e.Message})."); }
+                Cli.RequireWritableFile(Path.Combine(vectorDir, "eigenvector_0.safetensors"), "--vectors");
+            }
             Report report = null!;
-            int planned = PlannedProducts(r.GetValue(topk), r.GetValue(iters), r.GetValue(probes));
-            output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples; {planned} Hessian-vector products planned");
+            int planned = PlannedProducts(r.GetValue(topk), r.GetValue(iters), r.GetValue(probes))
+                + (extras.PerLayer is null ? 0 : r.GetValue(probes) + blocks.Sum(b => (int)Math.Min(r.GetValue(iters), m.Parameters()[b].Shape.Size)))
+                + (extras.HutchPlusPlus ? 2 * extras.TraceBudget : 0);
+            output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples, operator {extras.Operator}; {planned} {(extras.Operator == "hessian" ? "Hessian-vector" : "operator")} products planned");
             ProgressDisplay.Run(output, [("spectrum", planned)], tasks =>
                 report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
-                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs")));
+                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs"), extras));
             Print(output, report, lossName, r.GetValue(mode)!);
-            var json = ToJson(report, kind, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes));
+            var files = r.GetValue(vectors) is { } dirOfVectors ? WriteEigenvectors(m, report, dirOfVectors, kind, lossName, r.GetValue(mode)!, extras.Operator) : [];
+            foreach (var f in files) output.WriteLine($"wrote {f}");
+            var json = ToJson(report, kind, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes), files, extras.Operator);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, json);
             if (r.GetValue(outDir) is { } dir)
             {
@@ -83,8 +140,9 @@ public static class Spectrum
 
     /// <summary>Computes the report for a model on a batch.</summary>
     public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int probes, int chunk, RandomGenerator rng,
-        Action<long>? products = null)
+        Action<long>? products = null, Extras? extras = null)
     {
+        extras ??= new Extras();
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
         var dtype = model.Parameters()[0].Value.DType;
@@ -96,7 +154,9 @@ public static class Spectrum
             terms.Add((Loss.Function(model, loss, inputs.Rows(start, count), data.Labels.Rows(start, count), training), count / (double)data.Count));
         }
         var hessian = new HessianOperator(terms, model.Parameters().Select(p => p.Value).ToArray());
-        var op = new CountingOperator(hessian, products);
+        long counted = 0;
+        Action<long>? tell = products is null ? null : _ => products(++counted);
+        var op = new CountingOperator(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng), tell);
         var (value, grad) = hessian.LossAndGradient();
 
         var first = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic,
@@ -116,8 +176,117 @@ public static class Spectrum
 
         var ones = NdArray.Full(new Shape((int)op.Dimension), 1 / Math.Sqrt(op.Dimension), op.DType, op.Device);
         double rayleigh = ones.Dot(op.Apply(ones));
+
+        var perLayer = extras.PerLayer is null ? [] : PerLayer(model, extras.Operator == "hessian" ? hessian : null, op, ChooseBlocks(model, extras.PerLayer), topk, iterations, probes, rng, tell);
+        TraceComparison? comparison = null;
+        if (extras.HutchPlusPlus)
+            comparison = new TraceComparison(Hutchinson.Trace(op, extras.TraceBudget, rng), HutchPlusPlus.Trace(op, extras.TraceBudget, rng));
         return new Report(value, Vectors.Norm(grad), first.Values, residuals, trace.Value, trace.StandardError, rayleigh, density,
-            op.Dimension, data.Count, hessian.Products, clock.Elapsed.TotalSeconds);
+            op.Dimension, data.Count, hessian.Products, clock.Elapsed.TotalSeconds, perLayer, first.Vectors!, comparison);
+    }
+
+    /// <summary>The operator <c>--operator</c> names, on the whole batch (the Hessian in chunks).</summary>
+    private static ILinearOperator Curvature(Module model, HessianOperator hessian, string loss, NdArray inputs, NdArray labels, bool training, string name, RandomGenerator rng)
+    {
+        switch (name)
+        {
+            case "hessian": return hessian;
+            case "ggn" or "fisher": return GaussNewtonOperator.ForModel(model, loss, inputs, labels, training);
+            case "empirical-fisher": return new EmpiricalFisherOperator(model, loss, inputs, labels, training);
+            case "kfac":
+                var kfac = KroneckerFactoredCurvature.Compute(model, loss, inputs, rng, damping: 0, training: training);
+                if (kfac.Uncovered.Count > 0)
+                {
+                    var names = model.NamedParameters();
+                    var missing = kfac.Uncovered.Select(i => names[i].Name).ToArray();
+                    throw new UsageException($"--operator kfac: K-FAC has no block for {missing.Length} parameter(s) of this model ({string.Join(", ", missing.Take(6))}"
+                        + $"{(missing.Length > 6 ? ", …" : "")}); it covers Linear and Conv2d layers, and a zero block would understate the curvature. Use --operator ggn, its exact counterpart.");
+                }
+                return kfac;
+            default: throw new UsageException($"--operator {name}: expected one of {string.Join(", ", Operators)}.");
+        }
+    }
+
+    /// <summary>
+    /// The indices of the parameters that <paramref name="filters"/> name: each filter is a parameter name or a module
+    /// prefix (<c>layer1.0</c> takes <c>layer1.0.conv1.weight</c> …); none means every parameter. A filter that
+    /// names nothing is a usage error listing the model's modules.
+    /// </summary>
+    public static int[] ChooseBlocks(Module model, IReadOnlyList<string> filters)
+    {
+        var names = model.NamedParameters().Select(p => p.Name).ToArray();
+        if (filters.Count == 0) return Enumerable.Range(0, names.Length).ToArray();
+        static bool Under(string name, string filter) => name == filter || name.StartsWith(filter + ".", StringComparison.Ordinal);
+        var unknown = filters.Where(f => !names.Any(n => Under(n, f))).ToArray();
+        if (unknown.Length > 0)
+        {
+            var modules = names.Select(n => n.Contains('.') ? n[..n.LastIndexOf('.')] : n).Distinct().ToArray();
+            throw new UsageException($"--per-layer: {string.Join(", ", unknown.Select(u => $"'{u}'"))} names no parameter of this model; expected a parameter name "
+                + $"or a module prefix, e.g. {string.Join(", ", modules.Take(8))}{(modules.Length > 8 ? $" (and {modules.Length - 8} more modules)" : "")}.");
+        }
+        return Enumerable.Range(0, names.Length).Where(i => filters.Any(f => Under(names[i], f))).ToArray();
+    }
+
+    /// <summary>
+    /// Each block's top-k by Lanczos on ∇²_bb L (whose products carry tangents only from the block's layer on), and
+    /// every block's trace from the same <paramref name="probes"/> whole-model Hutchinson probes: for a Rademacher z,
+    /// z_bᵀ(Hz)_b has mean tr(H_bb), the cross terms z_bᵀH_bc z_c having mean zero.
+    /// </summary>
+    private static LayerSpectrum[] PerLayer(Module model, HessianOperator? hessian, ILinearOperator whole, int[] blocks, int topk, int iterations, int probes,
+        RandomGenerator rng, Action<long>? tell)
+    {
+        var named = model.NamedParameters();
+        var shapes = named.Select(p => p.Value.Shape).ToArray();
+        var offsets = new long[shapes.Length];
+        for (int i = 1; i < shapes.Length; i++) offsets[i] = offsets[i - 1] + shapes[i - 1].Size;
+        var samples = blocks.Select(_ => new double[probes]).ToArray();
+        for (int p = 0; p < probes; p++)
+        {
+            var z = rng.Rademacher(new Shape((int)whole.Dimension), whole.DType, whole.Device);
+            var zParts = Vectors.Unflatten(z, shapes);
+            var hzParts = Vectors.Unflatten(whole.Apply(z), shapes);
+            for (int j = 0; j < blocks.Length; j++) samples[j][p] = zParts[blocks[j]].Dot(hzParts[blocks[j]]);
+        }
+        return blocks.Select((b, j) =>
+        {
+            // A Hessian block's products start their tangents at the block's layer; another operator's block embeds in zeros.
+            var block = new CountingOperator(hessian?.Block([b]) ?? (ILinearOperator)new BlockOperator(whole, offsets[b], shapes[b].Size), tell);
+            int steps = (int)Math.Min(iterations, block.Dimension);
+            var run = Lanczos.Run(block, steps, k: Math.Min(topk, steps), which: Which.LargestAlgebraic,
+                start: rng.Rademacher(new Shape((int)block.Dimension), block.DType, block.Device));
+            var t = Hutchinson.Summarize(samples[j]);
+            return new LayerSpectrum(named[b].Name, block.Dimension, run.Values, t.Value, t.StandardError);
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// Writes each top eigenvector as a state dict of the model's parameter names (<c>eigenvector_i.safetensors</c>, its
+    /// eigenvalue and measured residual in the metadata), atomically; returns the paths.
+    /// </summary>
+    public static string[] WriteEigenvectors(Module model, Report report, string dir, string kind, string loss, string mode, string curvature = "hessian")
+    {
+        Directory.CreateDirectory(dir);
+        var named = model.NamedParameters();
+        var shapes = named.Select(p => p.Value.Shape).ToArray();
+        var paths = new string[report.Eigenvectors.Length];
+        for (int i = 0; i < paths.Length; i++)
+        {
+            var parts = Vectors.Unflatten(report.Eigenvectors[i], shapes);
+            var tensors = named.Select((p, j) => (p.Name, parts[j].To(CpuDevice.Instance).Copy())).ToArray();
+            paths[i] = Path.Combine(dir, $"eigenvector_{i}.safetensors");
+            Safetensors.Write(paths[i], tensors, new Dictionary<string, string>
+            {
+                ["eigenvalue"] = report.TopEigenvalues[i].ToString("R", CultureInfo.InvariantCulture),
+                ["residual"] = report.Residuals[i].ToString("R", CultureInfo.InvariantCulture),
+                ["index"] = i.ToString(CultureInfo.InvariantCulture),
+                ["model"] = kind,
+                ["loss"] = loss,
+                ["mode"] = mode,
+                ["operator"] = curvature,
+                ["norm"] = "unit over all parameters",
+            });
+        }
+        return paths;
     }
 
     /// <summary>The Hessian-vector products the verb will make: top-k Lanczos, its residual checks, the other SLQ probes and the Rayleigh quotient.</summary>
@@ -149,14 +318,27 @@ public static class Spectrum
         o.WriteLine($"| loss | {G(r.Loss)} |");
         o.WriteLine($"| gradient norm | {G(r.GradNorm)} |");
         for (int i = 0; i < r.TopEigenvalues.Length; i++) o.WriteLine($"| λ{i + 1} (relative residual ‖Hy − λy‖/|λ|) | {G(r.TopEigenvalues[i])} ({r.Residuals[i]:0.0e+00}) |");
-        o.WriteLine($"| trace (Hutchinson) | {G(r.Trace)} ± {G(r.TraceStderr)} |");
+        o.WriteLine($"| trace (Hutchinson, the density's probes) | {G(r.Trace)} ± {G(r.TraceStderr)} |");
+        if (r.TraceComparison is { } c)
+        {
+            o.WriteLine($"| trace (Hutchinson, {c.Hutchinson.Probes} products) | {G(c.Hutchinson.Value)} ± {G(c.Hutchinson.StandardError)} |");
+            o.WriteLine($"| trace (Hutch++, {c.HutchPlusPlus.Probes} products) | {G(c.HutchPlusPlus.Value)} ± {G(c.HutchPlusPlus.StandardError)} |");
+        }
         o.WriteLine($"| Rayleigh quotient along 1/√n | {G(r.RayleighOnes)} |");
+        if (r.PerLayer.Count == 0) return;
+        o.WriteLine();
+        o.WriteLine("| parameter | size | top eigenvalues of its block | trace of its block (Hutchinson) |");
+        o.WriteLine("|---|---|---|---|");
+        foreach (var l in r.PerLayer)
+            o.WriteLine($"| {l.Name} | {l.Parameters:N0} | {string.Join(", ", l.TopEigenvalues.Select(G))} | {G(l.Trace)} ± {G(l.TraceStderr)} |");
     }
 
     /// <summary>The JSON document (keys fixed by the issue that asked for the verb).</summary>
-    public static string ToJson(Report r, string model, string loss, string mode, int iterations, int probes) => JsonSerializer.Serialize(new Dictionary<string, object>
+    public static string ToJson(Report r, string model, string loss, string mode, int iterations, int probes, IReadOnlyList<string>? eigenvectorFiles = null,
+        string curvature = "hessian") => JsonSerializer.Serialize(new Dictionary<string, object?>
     {
         ["model"] = model,
+        ["operator"] = curvature,
         ["loss_kind"] = loss,
         ["mode"] = mode,
         ["parameters"] = r.Parameters,
@@ -175,7 +357,22 @@ public static class Spectrum
         ["trace_stderr"] = r.TraceStderr,
         ["rayleigh_ones"] = r.RayleighOnes,
         ["density"] = new Dictionary<string, double[]> { ["grid"] = r.Density.Grid, ["values"] = r.Density.Density },
-    }, new JsonSerializerOptions { WriteIndented = true });
+        ["trace_comparison"] = r.TraceComparison is not { } c ? null : new Dictionary<string, object>
+        {
+            ["budget"] = c.HutchPlusPlus.Probes,
+            ["hutchinson"] = new Dictionary<string, double> { ["trace"] = c.Hutchinson.Value, ["stderr"] = c.Hutchinson.StandardError },
+            ["hutch++"] = new Dictionary<string, double> { ["trace"] = c.HutchPlusPlus.Value, ["stderr"] = c.HutchPlusPlus.StandardError },
+        },
+        ["per_layer"] = r.PerLayer.Count == 0 ? null : r.PerLayer.Select(l => new Dictionary<string, object>
+        {
+            ["name"] = l.Name,
+            ["parameters"] = l.Parameters,
+            ["top_eigenvalues"] = l.TopEigenvalues,
+            ["trace"] = l.Trace,
+            ["trace_stderr"] = l.TraceStderr,
+        }).ToArray(),
+        ["eigenvector_files"] = eigenvectorFiles is { Count: > 0 } ? eigenvectorFiles : null,
+    }, new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
 
     private static void PlotDensity(Report r, string path, int probes, int iterations)
     {

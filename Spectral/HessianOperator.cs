@@ -61,6 +61,26 @@ public sealed class HessianOperator : ILinearOperator
         return total!;
     }
 
+    /// <summary>
+    /// The diagonal block of this Hessian over the parameters <paramref name="indices"/> (the others held at their
+    /// values as constants): ∇²_bb L. Its products carry tangents from the block's layers on and sweep back only to
+    /// them, so a block deep in a network costs less than a whole product.
+    /// </summary>
+    public HessianOperator Block(IReadOnlyList<int> indices)
+    {
+        if (indices.Count == 0) throw new ArgumentException("Hessian block: no parameters chosen.");
+        foreach (int i in indices)
+            if (i < 0 || i >= parameters.Length) throw new ArgumentOutOfRangeException(nameof(indices), i, $"Hessian block: parameter {i} of {parameters.Length}.");
+        var all = parameters;
+        var blockTerms = terms.Select(t => ((Func<Tensor[], Tensor>)(sub =>
+        {
+            var full = (Tensor[])all.Clone();
+            for (int j = 0; j < indices.Count; j++) full[indices[j]] = sub[j];
+            return t.Loss(full);
+        }), t.Weight)).ToArray();
+        return new HessianOperator(blockTerms, indices.Select(i => parameters[i].Data).ToArray());
+    }
+
     /// <summary>The loss Σ_c w_c L_c and its flattened gradient.</summary>
     public (double Loss, NdArray Gradient) LossAndGradient()
     {

@@ -65,6 +65,213 @@ public class SpectrumCliTests
         Assert.Equal(0x89, File.ReadAllBytes(Path.Combine(dir, "out", "density.png"))[0]);
     }
 
+    private static double[,] DenseHessian(HessianOperator op)
+    {
+        int n = (int)op.Dimension;
+        var h = new double[n, n];
+        for (int j = 0; j < n; j++)
+        {
+            var e = new double[n]; e[j] = 1;
+            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
+            for (int i = 0; i < n; i++) h[i, j] = col[i];
+        }
+        return h;
+    }
+
+    [Fact]
+    public void Per_layer_blocks_match_the_dense_hessians_diagonal_blocks()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, model, data) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var (code, output, err) = LabCli.Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2",
+            "--iters", "40", "--probes", "200", "--per-layer", "--json", json);
+        Assert.True(code == 0, err + output);
+        var h = DenseHessian(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray()));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var layers = doc.RootElement.GetProperty("per_layer").EnumerateArray().ToArray();
+        var named = model.NamedParameters();
+        Assert.Equal(named.Select(p => p.Name), layers.Select(l => l.GetProperty("name").GetString()));
+        int at = 0;
+        for (int l = 0; l < named.Count; l++)
+        {
+            int size = (int)named[l].Value.Shape.Size;
+            var block = new double[size, size];
+            for (int i = 0; i < size; i++) for (int j = 0; j < size; j++) block[i, j] = h[at + i, at + j];
+            var (eig, _) = SymmetricEigen.Decompose(block);
+            var expected = eig.OrderDescending().Take(Math.Min(2, size)).ToArray();
+            var top = layers[l].GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+            Assert.Equal(expected.Length, top.Length);
+            for (int i = 0; i < top.Length; i++) Assert.Equal(expected[i], top[i], 1e-7);
+            double trace = layers[l].GetProperty("trace").GetDouble(), stderr = layers[l].GetProperty("trace_stderr").GetDouble();
+            Assert.True(Math.Abs(trace - eig.Sum()) <= 5 * stderr + 1e-9, $"{named[l].Name}: trace {trace} ± {stderr} vs {eig.Sum()}");
+            at += size;
+        }
+        Assert.Contains("| 3.weight | 25 |", output);
+    }
+
+    [Fact]
+    public void Per_layer_takes_module_prefixes_and_names_an_unknown_one()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, _, _) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--iters", "10", "--probes", "2", "--per-layer", "3", "5.bias", "--json", json);
+        Assert.True(code == 0, err + output);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(json)))
+            Assert.Equal(new[] { "3.weight", "3.bias", "5.bias" }, doc.RootElement.GetProperty("per_layer").EnumerateArray().Select(l => l.GetProperty("name").GetString()));
+        (code, _, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--per-layer", "layer9");
+        Assert.Equal(2, code);
+        Assert.Contains("'layer9' names no parameter of this model", err);
+        Assert.Contains("1, 3, 5", err); // the modules it has
+    }
+
+    [Fact]
+    public void Eigenvectors_are_state_dicts_that_satisfy_the_eigen_equation()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, model, data) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var vectors = Path.Combine(dir, "vectors");
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "3", "--iters", "83", "--probes", "1", "--vectors", vectors, "--json", json);
+        Assert.True(code == 0, err + output);
+        var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray());
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var top = doc.RootElement.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        for (int i = 0; i < 3; i++)
+        {
+            var file = Safetensors.Read(Path.Combine(vectors, $"eigenvector_{i}.safetensors"));
+            Assert.Equal(model.NamedParameters().Select(p => p.Name), file.Tensors.Select(t => t.Name));
+            double lambda = double.Parse(file.Metadata["eigenvalue"], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(top[i], lambda);
+            var v = Vectors.Flatten(file.Tensors.Select(t => t.Tensor).ToArray());
+            Assert.Equal(1.0, Vectors.Norm(v), 1e-12);
+            var r = op.Apply(v) - v * lambda;
+            Assert.True(Vectors.Norm(r) / Math.Abs(lambda) < 1e-8, $"eigenvector {i}: relative residual {Vectors.Norm(r) / Math.Abs(lambda)}");
+        }
+        Assert.Equal(3, doc.RootElement.GetProperty("eigenvector_files").GetArrayLength());
+    }
+
+    [Fact]
+    public void Hutch_plus_plus_is_reported_beside_hutchinson_at_the_same_budget()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, model, data) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--iters", "10", "--probes", "2", "--trace", "hutch++", "--trace-budget", "90", "--json", json);
+        Assert.True(code == 0, err + output);
+        var (eig, _) = SymmetricEigen.Decompose(DenseHessian(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray())));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var c = doc.RootElement.GetProperty("trace_comparison");
+        Assert.Equal(90, c.GetProperty("budget").GetInt32());
+        foreach (var method in new[] { "hutchinson", "hutch++" })
+        {
+            double t = c.GetProperty(method).GetProperty("trace").GetDouble(), se = c.GetProperty(method).GetProperty("stderr").GetDouble();
+            Assert.True(Math.Abs(t - eig.Sum()) <= 5 * se + 1e-6 * Math.Abs(eig.Sum()), $"{method}: {t} ± {se} vs {eig.Sum()}");
+        }
+        Assert.Contains("trace (Hutch++, 90 products)", output);
+
+        (code, _, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--trace", "hutch++", "--trace-budget", "10");
+        Assert.Equal(2, code);
+        Assert.Contains("expected a multiple of 3", err);
+    }
+
+    private static double[,] Dense(ILinearOperator op)
+    {
+        int n = (int)op.Dimension;
+        var h = new double[n, n];
+        for (int j = 0; j < n; j++)
+        {
+            var e = new double[n]; e[j] = 1;
+            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
+            for (int i = 0; i < n; i++) h[i, j] = col[i];
+        }
+        return h;
+    }
+
+    [Theory]
+    [InlineData("ggn")]
+    [InlineData("fisher")]
+    [InlineData("empirical-fisher")]
+    [InlineData("kfac")]
+    public void Every_operator_reports_the_spectrum_of_the_matrix_it_names(string name)
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, model, data) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2", "--iters", "83", "--probes", "2",
+            "--operator", name, "--json", json, "--seed", "3");
+        Assert.True(code == 0, err + output);
+        var ps = model.Parameters().Select(p => p.Value).ToArray();
+        ILinearOperator expected;
+        if (name is "ggn" or "fisher") expected = GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels);
+        else if (name == "kfac") expected = KroneckerFactoredCurvature.Compute(model, "ce", data.Inputs, new RandomGenerator(3));
+        else
+        {
+            // (1/N)·Σ gᵢgᵢᵀ from batches of one, independently of the operator's own per-example machinery.
+            int n = data.Count, dim = (int)model.ParameterCount();
+            var f = new double[dim, dim];
+            for (int i = 0; i < n; i++)
+            {
+                var g = Vectors.Flatten(Curvature.Autodiff.Derivatives.Grad(Loss.Function(model, "ce", data.Inputs.Rows(i, 1), data.Labels.Rows(i, 1)),
+                    ps.Select(p => (Curvature.Autodiff.Tensor)p).ToArray()).Select(t => t.Data).ToArray()).ToArray<double>();
+                for (int r = 0; r < dim; r++) for (int c = 0; c < dim; c++) f[r, c] += g[r] * g[c] / n;
+            }
+            var flat = new double[dim * dim];
+            for (int r = 0; r < dim; r++) for (int c = 0; c < dim; c++) flat[r * dim + c] = f[r, c];
+            expected = new DenseOperator(NdArray.FromArray(flat, new Shape(dim, dim)));
+        }
+        var (eig, _) = SymmetricEigen.Decompose(Dense(expected));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(name, doc.RootElement.GetProperty("operator").GetString());
+        var top = doc.RootElement.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        var want = eig.OrderDescending().Take(2).ToArray();
+        for (int i = 0; i < 2; i++) Assert.Equal(want[i], top[i], 1e-7 * Math.Max(1, Math.Abs(want[i])));
+    }
+
+    [Fact]
+    public void Kfac_of_a_model_with_layers_it_has_no_block_for_is_refused_naming_them()
+    {
+        var rng = new RandomGenerator(2);
+        var model = new ResNet(rng, 1, 3, width: 2, blocksPerStage: 1);
+        var data = new Dataset(rng.Normal(new Shape(4, 1, 8, 8)), rng.Integers(new Shape(4), 3));
+        var e = Assert.Throws<UsageException>(() => Spectrum.Run(model, data, "ce", true, topk: 1, iterations: 3, probes: 1, chunk: 10, new RandomGenerator(1),
+            extras: new Spectrum.Extras(Operator: "kfac")));
+        Assert.Contains("K-FAC has no block for", e.Message);
+        Assert.Contains("bn1.weight", e.Message);
+    }
+
+    [Fact]
+    public void A_non_hessian_operators_per_layer_blocks_are_its_diagonal_blocks()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, model, data) = Files(dir);
+        var json = Path.Combine(dir, "s.json");
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "1", "--iters", "30", "--probes", "2",
+            "--operator", "ggn", "--per-layer", "3.weight", "--json", json);
+        Assert.True(code == 0, err + output);
+        var ggn = Dense(GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels));
+        int at = (int)(model.Parameters()[0].Shape.Size + model.Parameters()[1].Shape.Size); // 1.weight, 1.bias come first
+        var block = new double[25, 25];
+        for (int i = 0; i < 25; i++) for (int j = 0; j < 25; j++) block[i, j] = ggn[at + i, at + j];
+        var (eig, _) = SymmetricEigen.Decompose(block);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var layer = doc.RootElement.GetProperty("per_layer")[0];
+        Assert.Equal("3.weight", layer.GetProperty("name").GetString());
+        Assert.Equal(eig.Max(), layer.GetProperty("top_eigenvalues")[0].GetDouble(), 1e-7);
+    }
+
+    [Fact]
+    public void Vectors_into_a_file_are_refused_before_any_work()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, _, _) = Files(dir);
+        var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--vectors", w);
+        Assert.Equal(1, code);
+        Assert.Contains("is a file; expected a folder", err);
+        Assert.DoesNotContain("Hessian-vector products planned", output);
+    }
+
     [Fact]
     public void Residuals_are_measured_on_the_operator_not_the_tridiagonals_estimate()
     {
