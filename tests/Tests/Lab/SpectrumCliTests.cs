@@ -108,6 +108,7 @@ public class SpectrumCliTests
             at += size;
         }
         Assert.Contains("| 3.weight | 25 |", output);
+        Assert.All(layers, l => Assert.InRange(l.GetProperty("iterations").GetInt32(), 1, 40));
     }
 
     [Fact]
