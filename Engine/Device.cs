@@ -15,6 +15,12 @@ public abstract class Device
     /// <summary>Allocates uninitialised storage.</summary>
     public abstract Storage Allocate(DType dtype, long length);
 
+    /// <summary>
+    /// An uninitialised contiguous array on this device: what a kernel outside Engine (an op family's or an optimizer's
+    /// fused update) writes its result into.
+    /// </summary>
+    public NdArray NewArray(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
+
     /// <summary>Copies host data to a new array on this device.</summary>
     public abstract NdArray FromHost(Array data, Shape shape);
 
@@ -124,18 +130,6 @@ public abstract class Device
     public abstract (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance,
         NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel);
 
-    /// <summary>
-    /// One Adam step of a parameter array in one pass (<see cref="Kernels.UpdateRules.Adam{T, K}"/>): the new
-    /// moments m', v' and the new weights w' (or, when <see cref="Kernels.AdamStep.Apply"/> is 0, the direction), all
-    /// fresh arrays of w's shape and dtype.
-    /// </summary>
-    public abstract (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, Kernels.AdamStep step);
-
-    /// <summary>
-    /// One heavy-ball step of a parameter array in one pass (<see cref="Kernels.UpdateRules.MomentumBuffer{T}"/>):
-    /// the new buffer b' and weights w', fresh arrays, rounded as the linear combinations they replace.
-    /// </summary>
-    public abstract (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, Kernels.MomentumStep step);
 
     /// <summary>
     /// <see cref="NormalizeScaleShiftCoefficients"/> and their tangents along (ẋ, γ̇, β̇), x viewed as [a, g, b]:

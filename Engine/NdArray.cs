@@ -366,38 +366,6 @@ public sealed class NdArray
         return xs[0].Device.LinearCombination(xs.ToArray(), coefficients.ToArray());
     }
 
-    /// <summary>
-    /// One Adam step of parameter w with gradient g and moments m, v (arrays of one shape, float dtype and device) in
-    /// one pass: the new moments and the new weights, or the direction when <see cref="Kernels.AdamStep.Apply"/> is 0
-    /// (<see cref="Kernels.UpdateRules.Adam{T, K}"/>); fresh arrays, one launch on an accelerator.
-    /// </summary>
-    public static (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, Kernels.AdamStep step)
-    {
-        CheckUpdate("adam_update", w, ("gradient", g), ("first moment", m), ("second moment", v));
-        return w.Device.AdamUpdate(w, g, m, v, step);
-    }
-
-    /// <summary>
-    /// One heavy-ball step of parameter w with gradient g and buffer b in one pass: the new buffer and weights
-    /// (<see cref="Kernels.UpdateRules.MomentumBuffer{T}"/>), rounded as the linear combinations b' = μb + (g + λw) and
-    /// w − ηb' (or Nesterov's w − (g + λw + μb')·η) round op by op; fresh arrays, one launch on an accelerator.
-    /// </summary>
-    public static (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, Kernels.MomentumStep step)
-    {
-        CheckUpdate("momentum_update", w, ("gradient", g), ("buffer", b));
-        return w.Device.MomentumUpdate(w, g, b, step);
-    }
-
-    private static void CheckUpdate(string op, NdArray w, params (string Name, NdArray Array)[] others)
-    {
-        if (!w.DType.IsFloat()) throw new ArgumentException($"{op}: weights of dtype {w.DType.Name()}; expected float32 or float64.");
-        foreach (var (name, x) in others)
-        {
-            CheckPair(op, w, x);
-            if (x.Shape != w.Shape) throw new ArgumentException($"{op}: weights {w.Shape} and {name} {x.Shape}; expected the same shape.");
-        }
-    }
-
     // ---------------------------------------------------------------- linear algebra
 
     /// <summary>

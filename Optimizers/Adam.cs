@@ -50,7 +50,7 @@ public sealed class Adam : IHasLearningRate
 
     /// <summary>
     /// Updates the moments and returns, per parameter, the stepped weights (<paramref name="apply"/>) or the direction:
-    /// each parameter's whole update in one pass (<see cref="NdArray.AdamUpdate"/>, one launch on an accelerator instead
+    /// each parameter's whole update in one pass (<see cref="FusedUpdates.Adam"/>, one launch on an accelerator instead
     /// of a dozen), in float64 with each result rounded once.
     /// </summary>
     private NdArray[] Update(StepContext c, bool apply)
@@ -73,7 +73,7 @@ public sealed class Adam : IHasLearningRate
         for (int i = 0; i < n; i++)
         {
             var w = c.Parameters[i].Value;
-            var (m, v, result) = NdArray.AdamUpdate(w, c.Gradients[i], state.Buffer("m", i, n, w), state.Buffer("v", i, n, w), step);
+            var (m, v, result) = FusedUpdates.Adam(w, c.Gradients[i], state.Buffer("m", i, n, w), state.Buffer("v", i, n, w), step);
             state.Set("m", i, m);
             state.Set("v", i, v);
             results[i] = result;

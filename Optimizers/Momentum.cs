@@ -50,7 +50,7 @@ public sealed class Momentum : IHasLearningRate
             var w = c.Parameters[i].Value;
             // Buffer and weights in one pass (one launch on an accelerator), rounded as the linear combinations
             // b = μb + (g + λw) and w − ηb written apart.
-            var (b, stepped) = NdArray.MomentumUpdate(w, c.Gradients[i], state.Buffer("momentum", i, n, w), step);
+            var (b, stepped) = FusedUpdates.Momentum(w, c.Gradients[i], state.Buffer("momentum", i, n, w), step);
             state.Set("momentum", i, b);
             c.Parameters[i].Value = stepped;
         }

@@ -7,7 +7,6 @@ using GpuElementWise = Curvature.Kernels.Gpu.ElementWise;
 using GpuGemm = Curvature.Kernels.Gpu.Gemm;
 using GpuLayout = Curvature.Kernels.Gpu.Layout;
 using GpuNormalization = Curvature.Kernels.Gpu.Normalization;
-using GpuParameterUpdates = Curvature.Kernels.Gpu.ParameterUpdates;
 using GpuPhilox = Curvature.Kernels.Gpu.Philox;
 using GpuReduction = Curvature.Kernels.Gpu.Reduction;
 using GpuSoftmax = Curvature.Kernels.Gpu.Softmax;
@@ -98,6 +97,19 @@ public sealed class AcceleratorDevice : Device, IDisposable
 
     private static ArrayView<T> V<T>(NdArray x) where T : unmanaged =>
         ((AcceleratorStorage)x.Storage).View<T>(x.Offset, x.Size);
+
+    // ---------------------------------------------------------------- the launch surface
+    // What a kernel's owner outside Engine (an optimizer's fused update) needs to run it here: the compiled-kernel
+    // cache and its launch shapes, the gate that orders launches, and views of arrays.
+
+    /// <summary>The kernels compiled for this accelerator and their launch shapes (each load counts as a launch).</summary>
+    public KernelCache CompiledKernels => kernels;
+
+    /// <summary>Takes the device's launch gate: hold the scope while allocating results and launching kernels.</summary>
+    public Lock.Scope EnterLaunch() => gate.EnterScope();
+
+    /// <summary>The device view of an array of this accelerator (its elements from its offset, <see cref="NdArray.Size"/> of them).</summary>
+    public static ArrayView<T> View<T>(NdArray x) where T : unmanaged => V<T>(x);
 
     /// <inheritdoc/>
     public override NdArray FromHost(Array data, Shape shape)
@@ -745,38 +757,6 @@ public sealed class AcceleratorDevice : Device, IDisposable
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<long>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<long>, RunningUpdate>(GpuNormalization.UpdateRunningStatistics<double, Float64Kind>)(
                 config, V<double>(runningMean), V<double>(runningVariance), V<long>(batches), V<double>(mean), V<double>(variance), V<double>(newMean), V<double>(newVariance), V<long>(newBatches), p);
         return (newMean, newVariance, newBatches);
-    }
-
-    /// <inheritdoc/>
-    public override (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
-    {
-        using var turn = gate.EnterScope();
-        return w.DType == DType.Float32 ? AdamUpdate<float, Float32Kind>(w, g, m, v, step) : AdamUpdate<double, Float64Kind>(w, g, m, v, step);
-    }
-
-    private (NdArray M, NdArray V, NdArray Result) AdamUpdate<T, K>(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
-    {
-        var (mNext, vNext, result) = (New(w.Shape, w.DType), New(w.Shape, w.DType), New(w.Shape, w.DType));
-        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, AdamStep>(GpuParameterUpdates.Adam<T, K>)(
-            kernels.Stride(Math.Max(1, w.Size)), V<T>(w), V<T>(g), V<T>(m), V<T>(v), V<T>(mNext), V<T>(vNext), V<T>(result), step);
-        return (mNext, vNext, result);
-    }
-
-    /// <inheritdoc/>
-    public override (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, MomentumStep step)
-    {
-        using var turn = gate.EnterScope();
-        return w.DType == DType.Float32 ? MomentumUpdate<float, Float32Kind>(w, g, b, step) : MomentumUpdate<double, Float64Kind>(w, g, b, step);
-    }
-
-    private (NdArray Buffer, NdArray Weights) MomentumUpdate<T, K>(NdArray w, NdArray g, NdArray b, MomentumStep step)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
-    {
-        var (bNext, wNext) = (New(w.Shape, w.DType), New(w.Shape, w.DType));
-        kernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, MomentumStep>(GpuParameterUpdates.Momentum<T, K>)(
-            kernels.Stride(Math.Max(1, w.Size)), V<T>(w), V<T>(g), V<T>(b), V<T>(bNext), V<T>(wNext), step);
-        return (bNext, wNext);
     }
 
     /// <inheritdoc/>

@@ -387,31 +387,6 @@ public sealed class CpuDevice : Device
     }
 
     /// <inheritdoc/>
-    public override (NdArray M, NdArray V, NdArray Result) AdamUpdate(NdArray w, NdArray g, NdArray m, NdArray v, AdamStep step)
-    {
-        using var alive = new KeepAlive(w, g);
-        using var alsoAlive = new KeepAlive(m, v);
-        var (mNext, vNext, result) = (New(w.Shape, w.DType), New(w.Shape, w.DType), New(w.Shape, w.DType));
-        if (w.DType == DType.Float32)
-            ParameterUpdates.Adam<float, Kernels.Gpu.Float32Kind>(w.Span<float>(), g.Span<float>(), m.Span<float>(), v.Span<float>(), mNext.Span<float>(), vNext.Span<float>(), result.Span<float>(), step);
-        else
-            ParameterUpdates.Adam<double, Kernels.Gpu.Float64Kind>(w.Span<double>(), g.Span<double>(), m.Span<double>(), v.Span<double>(), mNext.Span<double>(), vNext.Span<double>(), result.Span<double>(), step);
-        return (mNext, vNext, result);
-    }
-
-    /// <inheritdoc/>
-    public override (NdArray Buffer, NdArray Weights) MomentumUpdate(NdArray w, NdArray g, NdArray b, MomentumStep step)
-    {
-        using var alive = new KeepAlive(w, g, b);
-        var (bNext, wNext) = (New(w.Shape, w.DType), New(w.Shape, w.DType));
-        if (w.DType == DType.Float32)
-            ParameterUpdates.Momentum<float>(w.Span<float>(), g.Span<float>(), b.Span<float>(), bNext.Span<float>(), wNext.Span<float>(), step);
-        else
-            ParameterUpdates.Momentum<double>(w.Span<double>(), g.Span<double>(), b.Span<double>(), bNext.Span<double>(), wNext.Span<double>(), step);
-        return (bNext, wNext);
-    }
-
-    /// <inheritdoc/>
     public override NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot,
         NdArray mean, NdArray variance, int a, int g, int b, double epsilon)
     {

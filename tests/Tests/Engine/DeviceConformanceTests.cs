@@ -394,14 +394,14 @@ public class DeviceConformanceTests
                 new AdamStep { Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, Correction1 = 10, Correction2 = 1000, Keep = 1, LearningRate = 0.01, Apply = 0 },
             })
             {
-                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).M, [w, g, m, v], Rtol(t), $"adam m' {t}");
-                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).V, [w, g, m, v], Rtol(t), $"adam v' {t}");
-                Same(d, x => NdArray.AdamUpdate(x[0], x[1], x[2], x[3], step).Result, [w, g, m, v], Rtol(t), $"adam result (apply {step.Apply}) {t}");
+                Same(d, x => Curvature.Optimizers.FusedUpdates.Adam(x[0], x[1], x[2], x[3], step).M, [w, g, m, v], Rtol(t), $"adam m' {t}");
+                Same(d, x => Curvature.Optimizers.FusedUpdates.Adam(x[0], x[1], x[2], x[3], step).V, [w, g, m, v], Rtol(t), $"adam v' {t}");
+                Same(d, x => Curvature.Optimizers.FusedUpdates.Adam(x[0], x[1], x[2], x[3], step).Result, [w, g, m, v], Rtol(t), $"adam result (apply {step.Apply}) {t}");
             }
             foreach (var step in new[] { new MomentumStep { Momentum = 0.9, L2 = 0.01, LearningRate = 0.1 }, new MomentumStep { Momentum = 0.5, LearningRate = 0.3, Nesterov = 1 } })
             {
-                Same(d, x => NdArray.MomentumUpdate(x[0], x[1], x[2], step).Buffer, [w, g, m], Rtol(t), $"momentum buffer {t}");
-                Same(d, x => NdArray.MomentumUpdate(x[0], x[1], x[2], step).Weights, [w, g, m], Rtol(t), $"momentum weights (nesterov {step.Nesterov}) {t}");
+                Same(d, x => Curvature.Optimizers.FusedUpdates.Momentum(x[0], x[1], x[2], step).Buffer, [w, g, m], Rtol(t), $"momentum buffer {t}");
+                Same(d, x => Curvature.Optimizers.FusedUpdates.Momentum(x[0], x[1], x[2], step).Weights, [w, g, m], Rtol(t), $"momentum weights (nesterov {step.Nesterov}) {t}");
             }
         }
     }

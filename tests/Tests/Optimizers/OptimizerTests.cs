@@ -185,7 +185,7 @@ public class OptimizerTests
                 var (w, g, m) = (rng.Normal(new Shape(n), dtype: t), rng.Normal(new Shape(n), dtype: t), rng.Normal(new Shape(n), dtype: t));
                 var v = rng.Normal(new Shape(n), dtype: t) * rng.Normal(new Shape(n), dtype: t);
                 v *= v;
-                var (mNext, vNext, result) = NdArray.AdamUpdate(w, g, m, v, step);
+                var (mNext, vNext, result) = FusedUpdates.Adam(w, g, m, v, step);
                 double[] wd = w.ToDoubleArray(), gd = g.ToDoubleArray(), md = m.ToDoubleArray(), vd = v.ToDoubleArray();
                 double[] gotM = mNext.ToDoubleArray(), gotV = vNext.ToDoubleArray(), gotR = result.ToDoubleArray();
                 for (int i = 0; i < n; i++)
@@ -198,7 +198,7 @@ public class OptimizerTests
                 foreach (bool nesterov in new[] { false, true })
                 {
                     double mu = 0.9, l2 = seed % 2 == 0 ? 0.01 : 0, eta = 0.1;
-                    var (b, stepped) = NdArray.MomentumUpdate(w, g, m, new MomentumStep { Momentum = mu, L2 = l2, LearningRate = eta, Nesterov = nesterov ? 1 : 0 });
+                    var (b, stepped) = FusedUpdates.Momentum(w, g, m, new MomentumStep { Momentum = mu, L2 = l2, LearningRate = eta, Nesterov = nesterov ? 1 : 0 });
                     var decayed = l2 != 0 ? NdArray.LinearCombination([g, w], [1, l2]) : g;
                     var bWant = NdArray.LinearCombination([m, decayed], [mu, 1]);
                     var wWant = nesterov ? w - (decayed + bWant * mu) * eta : NdArray.LinearCombination([w, bWant], [1, -eta]);
@@ -224,7 +224,7 @@ public class OptimizerTests
             opt.Step(Context(1, ps, grads));
             Assert.Equal(ps.Length, d.KernelLaunches - before);
         }
-        var e = Assert.Throws<ArgumentException>(() => NdArray.AdamUpdate(ps[0].Value, grads[1], ps[0].Value, ps[0].Value, default));
+        var e = Assert.Throws<ArgumentException>(() => FusedUpdates.Adam(ps[0].Value, grads[1], ps[0].Value, ps[0].Value, default));
         Assert.Equal("adam_update: weights [7, 3] and gradient [5]; expected the same shape.", e.Message);
     }
 
