@@ -1,6 +1,7 @@
 using Curvature.Autodiff.Primitives;
 using Curvature.Engine;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Autodiff;
 

@@ -1,4 +1,5 @@
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Engine;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Engine;
 

@@ -292,4 +292,15 @@ public static class ScalarMath
         }
         return n;
     }
+
+    private const double InvSqrt2 = 0.70710678118654752440, InvSqrt2Pi = 0.39894228040143267794;
+
+    /// <summary>The exact GELU x·Φ(x) = ½x(1 + erf(x/√2)) in float64 (one formula for the CPU's scalar paths and every GPU kernel).</summary>
+    public static double Gelu(double x) => 0.5 * x * (1 + ErrorFunction.Erf(x * InvSqrt2));
+
+    /// <summary>GELU′(x) = Φ(x) + x·φ(x) in float64.</summary>
+    public static double GeluDerivative(double x) => 0.5 * (1 + ErrorFunction.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * Exp(-0.5 * x * x);
+
+    /// <summary>GELU″(x) = φ(x)·(2 − x²) in float64.</summary>
+    public static double GeluSecondDerivative(double x) => InvSqrt2Pi * Exp(-0.5 * x * x) * (2 - x * x);
 }

@@ -1,5 +1,6 @@
 using Curvature.Engine;
 using Curvature.Spectral;
+using Curvature.Kernels;
 
 namespace Curvature.Optimizers;
 
@@ -155,7 +156,7 @@ public sealed class Caeo : IOptimizer
         if (adam is null) return op;
         // P^-½ H P^-½ has the eigenvalues of P⁻¹H and is symmetric.
         int n = c.Parameters.Count;
-        var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal)).ToArray());
+        var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
         return new Preconditioned(op, scale);
     }
 

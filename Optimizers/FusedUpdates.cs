@@ -27,16 +27,16 @@ public static class FusedUpdates
         {
             case CpuDevice:
                 if (w.DType == DType.Float32)
-                    CpuUpdates.Adam<float, Kernels.Gpu.Float32Kind>(w.Span<float>(), g.Span<float>(), m.Span<float>(), v.Span<float>(), mNext.Span<float>(), vNext.Span<float>(), result.Span<float>(), step);
+                    CpuUpdates.Adam<float, Kernels.Float32Kind>(w.Span<float>(), g.Span<float>(), m.Span<float>(), v.Span<float>(), mNext.Span<float>(), vNext.Span<float>(), result.Span<float>(), step);
                 else
-                    CpuUpdates.Adam<double, Kernels.Gpu.Float64Kind>(w.Span<double>(), g.Span<double>(), m.Span<double>(), v.Span<double>(), mNext.Span<double>(), vNext.Span<double>(), result.Span<double>(), step);
+                    CpuUpdates.Adam<double, Kernels.Float64Kind>(w.Span<double>(), g.Span<double>(), m.Span<double>(), v.Span<double>(), mNext.Span<double>(), vNext.Span<double>(), result.Span<double>(), step);
                 GC.KeepAlive(w); GC.KeepAlive(g); GC.KeepAlive(m); GC.KeepAlive(v); // spans do not keep pooled arrays alive
                 break;
             case AcceleratorDevice accelerator:
                 using (accelerator.EnterLaunch())
                 {
-                    if (w.DType == DType.Float32) AdamLaunch<float, Kernels.Gpu.Float32Kind>(accelerator, w, g, m, v, mNext, vNext, result, step);
-                    else AdamLaunch<double, Kernels.Gpu.Float64Kind>(accelerator, w, g, m, v, mNext, vNext, result, step);
+                    if (w.DType == DType.Float32) AdamLaunch<float, Kernels.Float32Kind>(accelerator, w, g, m, v, mNext, vNext, result, step);
+                    else AdamLaunch<double, Kernels.Float64Kind>(accelerator, w, g, m, v, mNext, vNext, result, step);
                 }
                 break;
             default:
@@ -46,7 +46,7 @@ public static class FusedUpdates
     }
 
     private static void AdamLaunch<T, K>(AcceleratorDevice d, NdArray w, NdArray g, NdArray m, NdArray v, NdArray mNext, NdArray vNext, NdArray result, AdamStep step)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, Kernels.Gpu.IScalarKind<T> =>
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, Kernels.IScalarKind<T> =>
         d.CompiledKernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, AdamStep>(GpuUpdates.Adam<T, K>)(
             d.CompiledKernels.Stride(Math.Max(1, w.Size)), AcceleratorDevice.View<T>(w), AcceleratorDevice.View<T>(g), AcceleratorDevice.View<T>(m), AcceleratorDevice.View<T>(v),
             AcceleratorDevice.View<T>(mNext), AcceleratorDevice.View<T>(vNext), AcceleratorDevice.View<T>(result), step);
@@ -72,8 +72,8 @@ public static class FusedUpdates
             case AcceleratorDevice accelerator:
                 using (accelerator.EnterLaunch())
                 {
-                    if (w.DType == DType.Float32) MomentumLaunch<float, Kernels.Gpu.Float32Kind>(accelerator, w, g, b, bNext, wNext, step);
-                    else MomentumLaunch<double, Kernels.Gpu.Float64Kind>(accelerator, w, g, b, bNext, wNext, step);
+                    if (w.DType == DType.Float32) MomentumLaunch<float, Kernels.Float32Kind>(accelerator, w, g, b, bNext, wNext, step);
+                    else MomentumLaunch<double, Kernels.Float64Kind>(accelerator, w, g, b, bNext, wNext, step);
                 }
                 break;
             default:
@@ -83,7 +83,7 @@ public static class FusedUpdates
     }
 
     private static void MomentumLaunch<T, K>(AcceleratorDevice d, NdArray w, NdArray g, NdArray b, NdArray bNext, NdArray wNext, MomentumStep step)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, Kernels.Gpu.IScalarKind<T> =>
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> where K : struct, Kernels.IScalarKind<T> =>
         d.CompiledKernels.Load<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, MomentumStep>(GpuUpdates.Momentum<T, K>)(
             d.CompiledKernels.Stride(Math.Max(1, w.Size)), AcceleratorDevice.View<T>(w), AcceleratorDevice.View<T>(g), AcceleratorDevice.View<T>(b),
             AcceleratorDevice.View<T>(bNext), AcceleratorDevice.View<T>(wNext), step);

@@ -1,4 +1,5 @@
 using Curvature.Engine;
+using Curvature.Kernels;
 
 namespace Curvature.Spectral;
 
@@ -40,7 +41,7 @@ public static class Hutchinson
             m2 = m2! + delta * (s - mean);
         }
         if (probes == 1) return (mean!, mean!.ZerosLike());
-        var stderr = (m2! / (probes - 1.0)).Apply(Curvature.Kernels.Cpu.BinaryOp.Max, 0).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt) / Math.Sqrt(probes);
+        var stderr = (m2! / (probes - 1.0)).Apply(Curvature.Kernels.BinaryOp.Max, 0).Apply(Curvature.Kernels.UnaryOp.Sqrt) / Math.Sqrt(probes);
         return (mean!, stderr);
     }
 

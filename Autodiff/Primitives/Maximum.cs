@@ -1,5 +1,6 @@
 using Curvature.Engine;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Autodiff.Primitives;
 

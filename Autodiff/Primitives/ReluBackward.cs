@@ -1,5 +1,6 @@
 using Curvature.Engine;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Autodiff.Primitives;
 
@@ -15,7 +16,7 @@ public sealed class ReluBackward : Primitive
     /// <inheritdoc/>
     public override string Name => "relu_backward";
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(BinaryOp.ReluBackward, x[1]);
+    protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(BinaryOp.MaskPositive, x[1]);
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor z) => xDot[1] is null ? null : Instance.Apply(x[0], xDot[1]!);
     /// <inheritdoc/>

@@ -1,5 +1,6 @@
 using Curvature.Engine;
 using Curvature.Kernels.Cpu;
+using Curvature.Kernels;
 
 namespace Curvature.Autodiff.Primitives;
 
@@ -14,7 +15,7 @@ public sealed class TanhBackward : Primitive
     /// <inheritdoc/>
     public override string Name => "tanh_backward";
     /// <inheritdoc/>
-    protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(BinaryOp.TanhBackward, x[1]);
+    protected internal override NdArray Forward(NdArray[] x) => x[0].Apply(BinaryOp.MulOneMinusSquare, x[1]);
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor z)
     {

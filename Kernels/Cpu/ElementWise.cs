@@ -50,13 +50,13 @@ public static class ElementWise
                 Gaussian.SecondDerivative(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
                 break;
             case UnaryOp.GeluSecondDerivative:
-                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.GeluSecondDerivative(double.CreateTruncating(x[i])));
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(ScalarMath.GeluSecondDerivative(double.CreateTruncating(x[i])));
                 break;
             case UnaryOp.Gelu:
-                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.Gelu(double.CreateTruncating(x[i])));
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(ScalarMath.Gelu(double.CreateTruncating(x[i])));
                 break;
             case UnaryOp.GeluDerivative:
-                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(Gaussian.GeluDerivative(double.CreateTruncating(x[i])));
+                for (int i = 0; i < x.Length; i++) d[i] = T.CreateTruncating(ScalarMath.GeluDerivative(double.CreateTruncating(x[i])));
                 break;
             case UnaryOp.Erf when typeof(T) == typeof(float):
                 FastErf.Apply(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(x), System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(d));
@@ -139,10 +139,10 @@ public static class ElementWise
             case BinaryOp.Min:
                 if (xs) TensorPrimitives.Min(yv, *x, d); else if (ys) TensorPrimitives.Min(xv, *y, d); else TensorPrimitives.Min(xv, yv, d);
                 return;
-            case BinaryOp.ReluBackward when !xs && !ys:
-                ReluBackward(x, y, d);
+            case BinaryOp.MaskPositive when !xs && !ys:
+                MaskPositive(x, y, d);
                 return;
-            case BinaryOp.TanhBackward when !xs && !ys:
+            case BinaryOp.MulOneMinusSquare when !xs && !ys:
                 // Three vector passes over one destination chunk that stays in cache: d = y·(1 − x²).
                 TensorPrimitives.Multiply(xv, xv, d);
                 TensorPrimitives.Subtract(T.One, d, d);
@@ -210,7 +210,7 @@ public static class ElementWise
     }
 
     /// <summary>d = x &gt; 0 ? g : 0, one vectorised pass (no mask written).</summary>
-    private static unsafe void ReluBackward<T>(T* x, T* g, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
+    private static unsafe void MaskPositive<T>(T* x, T* g, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = d.Length, i = 0;
         fixed (T* pd = d)
@@ -240,8 +240,8 @@ public static class ElementWise
         BinaryOp.Less => x < y ? T.One : T.Zero,
         BinaryOp.LessEqual => x <= y ? T.One : T.Zero,
         BinaryOp.Equal => x == y ? T.One : T.Zero,
-        BinaryOp.TanhBackward => y * (T.One - x * x),
-        BinaryOp.ReluBackward => x > T.Zero ? y : T.Zero,
+        BinaryOp.MulOneMinusSquare => y * (T.One - x * x),
+        BinaryOp.MaskPositive => x > T.Zero ? y : T.Zero,
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown binary op."),
     };
 

@@ -11,14 +11,6 @@ public static class Gaussian
 {
     private const double InvSqrt2 = 0.70710678118654752440, InvSqrt2Pi = 0.39894228040143267794;
 
-    /// <summary>x·Φ(x) in float64.</summary>
-    public static double Gelu(double x) => 0.5 * x * (1 + ErrorFunction.Erf(x * InvSqrt2));
-
-    /// <summary>Φ(x) + x·φ(x) in float64.</summary>
-    public static double GeluDerivative(double x) => 0.5 * (1 + ErrorFunction.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * ScalarMath.Exp(-0.5 * x * x);
-
-    /// <summary>φ(x)·(2 − x²), GELU's second derivative, in float64.</summary>
-    public static double GeluSecondDerivative(double x) => InvSqrt2Pi * ScalarMath.Exp(-0.5 * x * x) * (2 - x * x);
 
     /// <summary>dst = φ(x)·(2 − x²) for float32.</summary>
     public static void SecondDerivative(ReadOnlySpan<float> x, Span<float> dst)

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
-using Curvature.Kernels.Gpu;
 using Rule = Curvature.Kernels.UpdateRules;
 
 namespace Curvature.Kernels.Cpu;

@@ -1,5 +1,4 @@
 using System.Numerics;
-using Curvature.Kernels.Cpu;
 using ILGPU;
 
 namespace Curvature.Kernels.Gpu;
@@ -39,9 +38,9 @@ public static class ElementWise
             case UnaryOp.Square: return v * v;
             case UnaryOp.Reciprocal: return T.One / v;
             case UnaryOp.Erf: return k.From(ErrorFunction.Erf(k.ToDouble(v)));
-            case UnaryOp.Gelu: return k.From(Gaussian.Gelu(k.ToDouble(v)));
-            case UnaryOp.GeluDerivative: return k.From(Gaussian.GeluDerivative(k.ToDouble(v)));
-            default: return k.From(Gaussian.GeluSecondDerivative(k.ToDouble(v)));
+            case UnaryOp.Gelu: return k.From(ScalarMath.Gelu(k.ToDouble(v)));
+            case UnaryOp.GeluDerivative: return k.From(ScalarMath.GeluDerivative(k.ToDouble(v)));
+            default: return k.From(ScalarMath.GeluSecondDerivative(k.ToDouble(v)));
         }
     }
 
@@ -87,8 +86,8 @@ public static class ElementWise
             case BinaryOp.Less: return x < y ? T.One : T.Zero;
             case BinaryOp.LessEqual: return x <= y ? T.One : T.Zero;
             case BinaryOp.Equal: return x == y ? T.One : T.Zero;
-            case BinaryOp.TanhBackward: return y * (T.One - x * x);
-            default: return x > T.Zero ? y : T.Zero; // ReluBackward
+            case BinaryOp.MulOneMinusSquare: return y * (T.One - x * x);
+            default: return x > T.Zero ? y : T.Zero; // MaskPositive
         }
     }
 

@@ -117,14 +117,14 @@ public struct BlockCopy
     public int DstStart;
 }
 
-/// <summary>A convolution's geometry for kernels (the fields of <see cref="Cpu.ConvolutionGeometry"/>, with the output size).</summary>
+/// <summary>A convolution's geometry for kernels (the fields of <see cref="ConvolutionGeometry"/>, with the output size).</summary>
 public struct ConvolutionShape
 {
     /// <summary>Batch, channels, height, width, kernel height and width, stride, padding, output height and width.</summary>
     public int N, C, H, W, KH, KW, Stride, Padding, OH, OW;
 
     /// <summary>The kernel shape of a geometry.</summary>
-    public static ConvolutionShape Of(Cpu.ConvolutionGeometry g) => new()
+    public static ConvolutionShape Of(ConvolutionGeometry g) => new()
     {
         N = g.N, C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW, Stride = g.Stride, Padding = g.Padding, OH = g.OH, OW = g.OW,
     };

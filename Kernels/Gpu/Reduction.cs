@@ -1,5 +1,4 @@
 using System.Numerics;
-using Curvature.Kernels.Cpu;
 using ILGPU;
 
 namespace Curvature.Kernels.Gpu;

@@ -2,6 +2,7 @@ using Curvature.Autodiff;
 using Curvature.Engine;
 using FsCheck;
 using FsCheck.Fluent;
+using Curvature.Kernels;
 
 namespace Curvature.Tests.Autodiff;
 
@@ -12,7 +13,7 @@ public class NormalizeTests
     {
         var centred = x - x.Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
         var variance = (centred * centred).Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
-        return centred / (variance + eps).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt);
+        return centred / (variance + eps).Apply(Curvature.Kernels.UnaryOp.Sqrt);
     }
 
     [Fact]
@@ -163,7 +164,7 @@ public class NormalizeTests
                 var xt = x.Cast(dtype);
                 var (mean, variance) = xt.GroupMoments(s, e);
                 var coefficients = xt.ScaleShiftCoefficients(gamma.Cast(dtype), beta.Cast(dtype), mean, variance, s, e, 1e-5);
-                var scale = gamma.Cast(dtype).Cast(DType.Float64).Reshape(mean.Shape) * (variance + 1e-5).Apply(Curvature.Kernels.Cpu.UnaryOp.Sqrt).Apply(Curvature.Kernels.Cpu.UnaryOp.Reciprocal);
+                var scale = gamma.Cast(dtype).Cast(DType.Float64).Reshape(mean.Shape) * (variance + 1e-5).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal);
                 var shift = beta.Cast(dtype).Cast(DType.Float64).Reshape(mean.Shape) - mean * scale;
                 Assert.Equal(scale.Cast(dtype).ToDoubleArray(), coefficients.Rows(0, 1).ToDoubleArray());
                 Assert.Equal(shift.Cast(dtype).ToDoubleArray(), coefficients.Rows(1, 1).ToDoubleArray());

@@ -201,12 +201,12 @@ public class NdArrayTests
 public class ComparisonMaskTests
 {
     [Theory]
-    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Greater)]
-    [InlineData(Curvature.Kernels.Cpu.BinaryOp.GreaterEqual)]
-    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Less)]
-    [InlineData(Curvature.Kernels.Cpu.BinaryOp.LessEqual)]
-    [InlineData(Curvature.Kernels.Cpu.BinaryOp.Equal)]
-    public void Masks_match_the_scalar_comparison(Curvature.Kernels.Cpu.BinaryOp op)
+    [InlineData(Curvature.Kernels.BinaryOp.Greater)]
+    [InlineData(Curvature.Kernels.BinaryOp.GreaterEqual)]
+    [InlineData(Curvature.Kernels.BinaryOp.Less)]
+    [InlineData(Curvature.Kernels.BinaryOp.LessEqual)]
+    [InlineData(Curvature.Kernels.BinaryOp.Equal)]
+    public void Masks_match_the_scalar_comparison(Curvature.Kernels.BinaryOp op)
     {
         // Values on a coarse grid so ties are common; a NaN; 37 columns so vector tails are exercised.
         var r = new Random(5);
@@ -217,10 +217,10 @@ public class ComparisonMaskTests
         var y = NdArray.FromArray(ys, new Shape(37));
         bool Cmp(float a, float b) => op switch
         {
-            Curvature.Kernels.Cpu.BinaryOp.Greater => a > b,
-            Curvature.Kernels.Cpu.BinaryOp.GreaterEqual => a >= b,
-            Curvature.Kernels.Cpu.BinaryOp.Less => a < b,
-            Curvature.Kernels.Cpu.BinaryOp.LessEqual => a <= b,
+            Curvature.Kernels.BinaryOp.Greater => a > b,
+            Curvature.Kernels.BinaryOp.GreaterEqual => a >= b,
+            Curvature.Kernels.BinaryOp.Less => a < b,
+            Curvature.Kernels.BinaryOp.LessEqual => a <= b,
             _ => a == b,
         };
         var full = x.Apply(op, y).ToArray<float>();
@@ -241,7 +241,7 @@ public class SoftmaxTests
     {
         var x = new RandomGenerator(2).Normal(new Shape(7, 33), 0, 30, DType.Float64);
         var p = x.Softmax();
-        GradCheck.AssertClose(p, x.LogSoftmax().Apply(Curvature.Kernels.Cpu.UnaryOp.Exp), 1e-14, 1e-300, "softmax");
+        GradCheck.AssertClose(p, x.LogSoftmax().Apply(Curvature.Kernels.UnaryOp.Exp), 1e-14, 1e-300, "softmax");
         GradCheck.AssertClose(p.Sum([1]), NdArray.Ones(new Shape(7), DType.Float64), 1e-14, 1e-14, "row sums");
     }
 }

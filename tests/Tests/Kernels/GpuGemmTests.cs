@@ -4,6 +4,7 @@ using FsCheck.Fluent;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using Curvature.Kernels;
 
 namespace Curvature.Tests.Kernels;
 
@@ -64,7 +65,7 @@ public class GpuGemmTests
         kernel(new KernelConfig(grid, group), da.View, db.View, da2.View, db2.View, split ? partials.View : dc.View, args);
         if (split)
         {
-            var sum = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, GemmArguments, int>(Gemm.SumSplits<double, Curvature.Kernels.Gpu.Float64Kind>);
+            var sum = accelerator.LoadStreamKernel<ArrayView<double>, ArrayView<double>, GemmArguments, int>(Gemm.SumSplits<double, Curvature.Kernels.Float64Kind>);
             sum(new KernelConfig(4, 16), partials.View, dc.View, p, batch);
         }
         accelerator.Synchronize();

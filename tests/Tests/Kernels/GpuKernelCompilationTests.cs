@@ -1,6 +1,7 @@
 using System.Reflection;
 using Curvature.Kernels.Gpu;
 using ILGPU;
+using Curvature.Kernels;
 
 namespace Curvature.Tests.Kernels;
 

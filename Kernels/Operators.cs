@@ -1,4 +1,7 @@
-namespace Curvature.Kernels.Cpu;
+namespace Curvature.Kernels;
+
+// The element-wise vocabulary both kernel families (Cpu/, Gpu/) and the layers above share: named for what each
+// computes, not for the derivative rule that happens to call it (kernels know no autodiff).
 
 /// <summary>Element-wise functions of one argument.</summary>
 public enum UnaryOp
@@ -58,10 +61,10 @@ public enum BinaryOp
     LessEqual,
     /// <summary>x = y</summary>
     Equal,
-    /// <summary>y · (1 − x²): the backward of tanh, with x = tanh(input) and y the output's cotangent</summary>
-    TanhBackward,
-    /// <summary>ReLU's backward: y where x &gt; 0, else 0 (x the ReLU's input, y the cotangent)</summary>
-    ReluBackward,
+    /// <summary>y · (1 − x²) (with x = tanh u it is y·tanh′(u): the tanh primitive's derivative rules call it)</summary>
+    MulOneMinusSquare,
+    /// <summary>y where x &gt; 0, else 0 (with x a ReLU's input it is y·relu′(x))</summary>
+    MaskPositive,
 }
 
 /// <summary>Reductions over axes.</summary>

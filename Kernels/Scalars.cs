@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace Curvature.Kernels.Gpu;
+namespace Curvature.Kernels;
 
 /// <summary>
 /// Conversions between an element type and float64 inside kernels. ILGPU compiles the generic-math operators

@@ -1,4 +1,4 @@
-namespace Curvature.Kernels.Cpu;
+namespace Curvature.Kernels;
 
 /// <summary>
 /// The error function erf x = (2/√π) ∫₀ˣ e^(−t²) dt, which .NET does not provide: for |x| ≤ 3 the series
