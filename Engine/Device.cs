@@ -13,11 +13,11 @@ public abstract class Device
     /// <summary>A short name (cpu, cuda:0, …) used in messages.</summary>
     public abstract string Name { get; }
 
-    /// <summary>Allocates uninitialised storage.</summary>
+    /// <summary>Allocates uninitialized storage.</summary>
     public abstract Storage Allocate(DType dtype, long length);
 
     /// <summary>
-    /// An uninitialised contiguous array on this device: what a kernel outside Engine (an op family's or an optimizer's
+    /// An uninitialized contiguous array on this device: what a kernel outside Engine (an op family's or an optimizer's
     /// fused update) writes its result into.
     /// </summary>
     public NdArray NewArray(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
@@ -50,7 +50,7 @@ public abstract class Device
     /// <summary>Reduces over the sorted, distinct <paramref name="axes"/>; the result keeps them as size 1.</summary>
     public abstract NdArray Reduce(ReduceOp op, NdArray x, int[] axes);
 
-    /// <summary>Materialises x broadcast to <paramref name="shape"/>.</summary>
+    /// <summary>Materializes x broadcast to <paramref name="shape"/>.</summary>
     public abstract NdArray BroadcastTo(NdArray x, Shape shape);
 
     /// <summary>op(a)·op(b) over the last two axes, with equal leading (batch) axes.</summary>
@@ -90,7 +90,7 @@ public abstract class Device
     /// <summary>
     /// <see cref="Normalize"/> and the per-group mean and biased variance it used (float64 arrays of g values), for
     /// BatchNorm's running statistics. The default runs <see cref="GroupMoments"/> besides; devices whose
-    /// normalisation computes the moments anyway return those.
+    /// normalization computes the moments anyway return those.
     /// </summary>
     public virtual (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon)
     {
@@ -159,7 +159,7 @@ public abstract class Device
     /// <summary>Per-group mean and biased variance of x viewed as [a, g, b]: float64 arrays of g values on this device.</summary>
     public abstract (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b);
 
-    /// <summary>The normalisation's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
+    /// <summary>The normalization's Jacobian (symmetric) applied to u: r·(u − mean u − x̂·mean(u·x̂)) per group.</summary>
     public abstract NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon);
 
     /// <summary>

@@ -207,7 +207,7 @@ public sealed class NdArray
         return first.Device.Concat(xs.ToArray(), a);
     }
 
-    /// <summary>Materialised broadcast to a larger shape.</summary>
+    /// <summary>Materialized broadcast to a larger shape.</summary>
     public NdArray BroadcastTo(Shape shape)
     {
         if (!Shape.BroadcastsTo(shape)) throw new ArgumentException($"broadcast_to: shape {Shape} does not broadcast to {shape}.");
@@ -295,7 +295,7 @@ public sealed class NdArray
 
     // ---------------------------------------------------------------- reductions
 
-    /// <summary>Normalises axes (negative from the end; none means all) to a sorted distinct list.</summary>
+    /// <summary>Normalizes axes (negative from the end; none means all) to a sorted distinct list.</summary>
     public int[] NormalizeAxes(int[]? axes)
     {
         if (axes is null || axes.Length == 0) return Enumerable.Range(0, Rank).ToArray();
@@ -304,7 +304,7 @@ public sealed class NdArray
         return a;
     }
 
-    /// <summary>The shape after reducing <paramref name="axes"/> (sorted, normalised).</summary>
+    /// <summary>The shape after reducing <paramref name="axes"/> (sorted, normalized).</summary>
     public Shape ReducedShape(int[] axes, bool keepDims)
     {
         var dims = new List<int>();

@@ -38,7 +38,7 @@ public sealed class CpuStorage : Storage
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>New uninitialised memory for <paramref name="length"/> elements, from the pool when large.</summary>
+    /// <summary>New uninitialized memory for <paramref name="length"/> elements, from the pool when large.</summary>
     internal CpuStorage(DType dtype, long length)
     {
         DType = dtype;

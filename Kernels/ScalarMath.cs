@@ -253,7 +253,7 @@ public static class ScalarMath
     }
 
     /// <summary>x = n·π/2 + (y0 + y1) with |y0 + y1| ≤ π/4 (e_rem_pio2.c, medium case: π/2 in three 33-bit pieces,
-    /// a further piece taken only when the previous subtraction cancelled bits).</summary>
+    /// a further piece taken only when the previous subtraction canceled bits).</summary>
     private static int ReduceByHalfPi(double x, out double y0, out double y1)
     {
         const double InvPio2 = 6.36619772367581382433e-01,
@@ -268,7 +268,7 @@ public static class ScalarMath
         y0 = r - w;
         if (j - (int)((Bits(y0) >> 52) & 0x7ff) > 16)
         {
-            // The first piece cancelled more than 16 bits: subtract the second.
+            // The first piece canceled more than 16 bits: subtract the second.
             double u = r;
             w = fn * Pio2_2;
             r = u - w;

@@ -31,7 +31,7 @@ public struct MomentumStep
 }
 
 /// <summary>
-/// The per-element rules of the optimisers' updates: the one definition the CPU and GPU kernels share, so a parameter's
+/// The per-element rules of the optimizers' updates: the one definition the CPU and GPU kernels share, so a parameter's
 /// whole update (its state and its new value) is one pass and one launch instead of one per operation (Adam took
 /// twelve launches per parameter array, more than a GPT's forward and backward together).
 /// </summary>

@@ -36,13 +36,13 @@ public static class Compare
         Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20,
         int LightProbeIterations = 20)
     {
-        /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialisation.</summary>
+        /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialization.</summary>
         public string? InitFor(int seed) => Init?.Replace("{seed}", seed.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
     }
 
     /// <summary>One (optimizer, seed) run.</summary>
     /// <param name="Optimizer">The variant's label.</param>
-    /// <param name="Seed">The seed (model initialisation and data order).</param>
+    /// <param name="Seed">The seed (model initialization and data order).</param>
     /// <param name="Result">The trainer's result: losses, rates, probes, audits, evaluations, costs.</param>
     /// <param name="TestAccuracy">Final test accuracy (text: validation next-character accuracy).</param>
     /// <param name="Ece">Final expected calibration error on the same data.</param>
@@ -92,7 +92,7 @@ public static class Compare
         public readonly Option<int> CheckpointEvery = Options.Int("--checkpoint-every", "Steps between checkpoints of each run (also written at the end)", 100);
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue every run from its checkpoint in --out (runs without one start afresh; a run with other settings is refused)" };
         public readonly Option<bool> Overwrite = new("--overwrite") { Description = "Start afresh in an --out that holds earlier runs (their checkpoints, logs and reports are deleted first)" };
-        public readonly Option<string?> Init = new("--init") { Description = "Start every run from these weights (safetensors, PyTorch names; {seed} in the path is replaced by the run's seed) instead of a fresh initialisation" };
+        public readonly Option<string?> Init = new("--init") { Description = "Start every run from these weights (safetensors, PyTorch names; {seed} in the path is replaced by the run's seed) instead of a fresh initialization" };
         public readonly Option<bool> ResetHead = new("--reset-head") { Description = "With --init: keep a fresh classifier head (fine-tuning on other classes)" };
         public readonly Option<int> Layers = Options.Int("--layers", "gpt-shakespeare: GPT layers", 4, max: 256);
         public readonly Option<int> Heads = Options.Int("--heads", "gpt-shakespeare: GPT heads", 4, max: 4096);

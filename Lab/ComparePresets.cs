@@ -101,7 +101,7 @@ internal static class ComparePresets
         sb.AppendLine($"Command: `./lab {commandLine}`");
         sb.AppendLine();
         sb.AppendLine($"Stage 1 pretrains with {string.Join(", ", pretrain.Select(v => $"`{v.Label}`"))} ([`pretrain/report.md`](pretrain/report.md)). Stage 2 starts every optimizer from " +
-                      "each pretrained model of the same seed with a freshly initialised head and fine-tunes on the other classes; one report per pretrained model below.");
+                      "each pretrained model of the same seed with a freshly initialized head and fine-tunes on the other classes; one report per pretrained model below.");
         IReadOnlyList<Run> last = [];
         foreach (var p in pretrain)
         {

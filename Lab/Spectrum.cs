@@ -86,7 +86,7 @@ public static class Spectrum
         };
         var trace = Options.OneOf("--trace", "Trace estimator: hutchinson (free from the density's probes) or hutch++ (Meyer et al. 2021; "
             + "reported beside Hutchinson at the same budget)", "hutchinson", "hutchinson", "hutch++");
-        var curvature = Options.OneOf("--operator", "Curvature operator: hessian; ggn (generalised Gauss-Newton); fisher (the model's Fisher: "
+        var curvature = Options.OneOf("--operator", "Curvature operator: hessian; ggn (generalized Gauss-Newton); fisher (the model's Fisher: "
             + "for softmax cross-entropy and MSE, the GGN); empirical-fisher (mean of per-example gradient outer products); kfac (Linear and Conv2d "
             + "layers; a model with other parameters is refused, naming them)", "hessian", Operators);
         var traceBudget = Options.Int("--trace-budget", "Products for each trace estimate with --trace hutch++ (a multiple of 3)", 30, min: HutchPlusPlus.MinimumBudget, max: 100_000);
@@ -389,7 +389,7 @@ public static class Spectrum
         // Log density only where it is within six decades of the peak: below that the Gaussian tails are the
         // broadening's, not the spectrum's, and a clamp would draw them as a flat floor that looks like data.
         double floor = r.Density.Density.Max() * 1e-6;
-        bool labelled = false;
+        bool labeled = false;
         for (int i = 0; i < r.Density.Grid.Length;)
         {
             if (!(r.Density.Density[i] > floor)) { i++; continue; }
@@ -397,7 +397,7 @@ public static class Spectrum
             while (j < r.Density.Grid.Length && r.Density.Density[j] > floor) j++;
             var segment = plt.Add.ScatterLine(r.Density.Grid[i..j], r.Density.Density[i..j].Select(Math.Log10).ToArray());
             segment.Color = Colors.C0;
-            if (!labelled) { segment.LegendText = "SLQ density (shown down to 10⁻⁶ of its peak)"; labelled = true; }
+            if (!labeled) { segment.LegendText = "SLQ density (shown down to 10⁻⁶ of its peak)"; labeled = true; }
             i = j;
         }
         foreach (var (lambda, i) in r.TopEigenvalues.Select((l, i) => (l, i)))

@@ -33,7 +33,7 @@ public static class Sweep
         return new Grid(key, texts.Select(t => p.Parse(spec.Name, t)).ToArray(), texts);
     }
 
-    /// <summary>The grid points: the spec with every combination of the grids' values, labelled <c>key=value[:key=value]</c>.</summary>
+    /// <summary>The grid points: the spec with every combination of the grids' values, labeled <c>key=value[:key=value]</c>.</summary>
     public static IEnumerable<(string Label, OptimizerSpec Spec)> Points(OptimizerSpec spec, IReadOnlyList<Grid> grids)
     {
         IEnumerable<(string Label, OptimizerSpec Spec)> points = [("", spec)];

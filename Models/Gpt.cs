@@ -65,7 +65,7 @@ public sealed class Gpt : Module
     private readonly Trunk transformer;
     private readonly Linear lmHead;
 
-    /// <summary>Builds the network with nanoGPT's initialisation (N(0, 0.02); residual projections N(0, 0.02/√(2L)); zero biases).</summary>
+    /// <summary>Builds the network with nanoGPT's initialization (N(0, 0.02); residual projections N(0, 0.02/√(2L)); zero biases).</summary>
     public Gpt(GptConfig config, RandomGenerator rng, DType dtype = DType.Float32)
     {
         config.Validate();

@@ -10,7 +10,7 @@ namespace Curvature.Models;
 /// </summary>
 public static class Mlp
 {
-    /// <summary>Builds the network with PyTorch's default initialisation from <paramref name="rng"/>.</summary>
+    /// <summary>Builds the network with PyTorch's default initialization from <paramref name="rng"/>.</summary>
     public static Sequential Create(RandomGenerator rng, int width = 200, string activation = "tanh", int inputs = 784, int classes = 10, DType dtype = DType.Float32)
     {
         Module Act() => activation switch

@@ -150,7 +150,7 @@ public abstract class Module
         _ => a.ToArray<long>().AsSpan().SequenceEqual(b.ToArray<long>()),
     };
 
-    /// <summary>Switches this module and its children to training or evaluation behaviour.</summary>
+    /// <summary>Switches this module and its children to training or evaluation behavior.</summary>
     public bool Training { get; private set; } = true;
 
     /// <summary>Sets training mode on the whole tree.</summary>

@@ -2,7 +2,7 @@ using Curvature.Engine;
 
 namespace Curvature.Models;
 
-/// <summary>A trainable array owned by a module. Its value is replaced (not mutated) by optimisers and loaders.</summary>
+/// <summary>A trainable array owned by a module. Its value is replaced (not mutated) by optimizers and loaders.</summary>
 public sealed class Parameter(NdArray value)
 {
     /// <summary>The current value.</summary>

@@ -19,7 +19,7 @@ public sealed class ResNet : Module
     private readonly Sequential[] stages;
     private readonly Linear fc;
 
-    /// <summary>Builds the network with PyTorch's default initialisation drawn from <paramref name="rng"/>.</summary>
+    /// <summary>Builds the network with PyTorch's default initialization drawn from <paramref name="rng"/>.</summary>
     public ResNet(RandomGenerator rng, int inputChannels = 1, int classes = 10, int width = 16, int blocksPerStage = 3, DType dtype = DType.Float32)
     {
         if (inputChannels < 1 || classes < 1 || width < 1 || blocksPerStage < 1)

@@ -39,7 +39,7 @@ public enum CurvatureEstimator
 /// (38/η for β₁ = 0.9; Cohen et al. 2022, "Adaptive gradient methods at the edge of stability"), so the Adam
 /// variant uses η = min(η_base, ((2 + 2β₁)/(1 − β₁) − δ)/λmax(P⁻¹H)), estimated on the symmetric P^-½ H P^-½.
 /// Power iteration finds the eigenvalue of largest magnitude, which can be negative (ResNet-20 in training mode at
-/// initialisation, where it once reset η to η_base while λmax was about 110): a continued estimate that is not
+/// initialization, where it once reset η to η_base while λmax was about 110): a continued estimate that is not
 /// positive restarts power iteration from a random vector, and when the dominant eigenvalue is still negative the
 /// probe runs Lanczos instead, whose top Ritz value is the algebraic λmax. A non-positive λmax (no direction of positive curvature) leaves η = η_base. The seed's
 /// injected noise is an option: ξ ~ N(0, σ²) added to every weight after each step (<c>noise</c> σ, 0 by default).

@@ -1,6 +1,6 @@
 namespace Curvature.Optimizers;
 
-/// <summary>Argument checks with messages that name the optimiser and the value.</summary>
+/// <summary>Argument checks with messages that name the optimizer and the value.</summary>
 internal static class Check
 {
     public static double Positive(double v, string optimizer, string what) =>

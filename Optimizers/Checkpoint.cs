@@ -5,7 +5,7 @@ using Curvature.Models;
 namespace Curvature.Optimizers;
 
 /// <summary>
-/// A training checkpoint: one safetensors file with the model's state dict (<c>model.*</c>), the optimiser's
+/// A training checkpoint: one safetensors file with the model's state dict (<c>model.*</c>), the optimizer's
 /// state (<c>optimizer.*</c>) and string metadata holding the format version, the step and whatever else the
 /// run needs to continue exactly (random-stream offsets, the data cursor, the options). Written atomically
 /// (temporary file, flush, rename), so a crash leaves the previous checkpoint intact.
@@ -44,9 +44,9 @@ public static class Checkpoint
     public const string OptimizerTensors = "optimizer_tensors";
 
     /// <summary>
-    /// Restores the model and optimiser from a checkpoint and returns its metadata; the step is under "step".
-    /// The whole file is validated before anything changes: the format, version and optimiser; every tensor
-    /// is the model's or one the optimiser listed when it saved (none missing, none unknown) and holds finite
+    /// Restores the model and optimizer from a checkpoint and returns its metadata; the step is under "step".
+    /// The whole file is validated before anything changes: the format, version and optimizer; every tensor
+    /// is the model's or one the optimizer listed when it saved (none missing, none unknown) and holds finite
     /// values; then <paramref name="check"/> sees the metadata (a run's identity and cursor) and throws to refuse
     /// it. Errors name the file and what is wrong.
     /// </summary>

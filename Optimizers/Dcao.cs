@@ -11,7 +11,7 @@ namespace Curvature.Optimizers;
 /// steps. ρ and γ carry the loss's units, so α, β, c depend on the problem's scale (the absolute mode, the seed's
 /// literal rule). The relative mode uses ρ/ρ̄ and γ/γ̄ instead, where ρ̄ ← d·ρ̄ + (1 − d)·ρ is a running mean of the
 /// probes that includes the current one (ρ̄ starts at the first probe): the ratio is unit-free and at most
-/// 1/(1 − d), so η cannot underflow however far ρ grows from its value at initialisation (dividing by the first
+/// 1/(1 − d), so η cannot underflow however far ρ grows from its value at initialization (dividing by the first
 /// probe's ρ₀ drove η to 1e-193 on ResNet-20). The seed says a larger spectral gap "allows acceleration" while its
 /// formula μ₀·exp(−βγ) shrinks μ as γ grows; <c>gapAccelerates</c> takes the words' reading, μ = μ₀·(1 − exp(−βγ)).
 /// Every factor is bounded below by <c>floor</c> × its base (η ≥ floor·η₀ and likewise μ, λ_wd; 0 disables it).

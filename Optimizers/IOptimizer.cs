@@ -4,7 +4,7 @@ using Curvature.Spectral;
 
 namespace Curvature.Optimizers;
 
-/// <summary>What an optimiser sees at one step.</summary>
+/// <summary>What an optimizer sees at one step.</summary>
 public sealed class StepContext
 {
     /// <summary>Index of this update, from 0.</summary>
@@ -21,7 +21,7 @@ public sealed class StepContext
 
     /// <summary>
     /// The Hessian of the loss on the probe batch at the current parameters, as an operator on the flattened
-    /// parameters (exact HVPs); null when no curvature is available. Curvature-aware optimisers require it on
+    /// parameters (exact HVPs); null when no curvature is available. Curvature-aware optimizers require it on
     /// the steps where they probe.
     /// </summary>
     public Func<ILinearOperator>? Curvature { get; init; }
@@ -49,7 +49,7 @@ public sealed class StepContext
     public Func<ILinearOperator>? AuditCurvature { get; init; }
 }
 
-/// <summary>The hyper-parameters an optimiser used on its last step, for the per-step log.</summary>
+/// <summary>The hyper-parameters an optimizer used on its last step, for the per-step log.</summary>
 /// <param name="LearningRate">η.</param>
 /// <param name="Momentum">μ (0 when the rule has none).</param>
 /// <param name="WeightDecay">λ (0 when the rule has none).</param>

@@ -4,7 +4,7 @@ using Curvature.Spectral;
 namespace Curvature.Optimizers;
 
 /// <summary>
-/// The check of a curvature estimate against the eigenvalue it stands for: Lanczos with full reorthogonalisation
+/// The check of a curvature estimate against the eigenvalue it stands for: Lanczos with full reorthogonalization
 /// run until the top <see cref="Wanted"/> Ritz pairs have residuals of at most 1e-4·|θ| (at most
 /// <see cref="Iterations"/> products), giving the algebraic λmax of the same operator on the same batch. Waiting for
 /// three pairs rather than one keeps a close second eigenvalue, whose Ritz pair can converge first, from passing for

@@ -6,7 +6,7 @@ using Curvature.Models;
 namespace Curvature.Spectral;
 
 /// <summary>
-/// The generalised Gauss-Newton matrix G = Jᵀ H_L J (Schraudolph 2002) of a loss L(f(w)) on a fixed batch, as an
+/// The generalized Gauss-Newton matrix G = Jᵀ H_L J (Schraudolph 2002) of a loss L(f(w)) on a fixed batch, as an
 /// operator on the flattened parameters: J·v by forward mode through the model, H_L (the loss's Hessian with
 /// respect to the outputs) applied exactly, Jᵀ by reverse mode. For the mean cross-entropy
 /// H_L u = (s ⊙ (u − Σ s ⊙ u))/N per row (the tangent of the fused softmax cross-entropy backward); for the MSE

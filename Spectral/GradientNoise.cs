@@ -41,7 +41,7 @@ public sealed class GradientNoise
         w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
         perExample = Loss.PerExampleFunction(model, lossName, inputs, labels, training);
         batchLoss = Loss.Function(model, lossName, inputs, labels, training);
-        // Training-mode BatchNorm normalises by the batch's own statistics: every ℓᵢ depends on every example.
+        // Training-mode BatchNorm normalizes by the batch's own statistics: every ℓᵢ depends on every example.
         Coupled = training && model.StateDict().Any(t => t.Name.EndsWith("running_mean", StringComparison.Ordinal));
     }
 

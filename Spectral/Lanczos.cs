@@ -19,14 +19,14 @@ public enum Which
 /// <param name="Alpha">Diagonal of the tridiagonal T.</param>
 /// <param name="Beta">Off-diagonal of T (length Iterations − 1).</param>
 /// <param name="AllValues">Every Ritz value of T, ascending.</param>
-/// <param name="FirstComponents">First components of T's normalised eigenvectors, in the order of <paramref name="AllValues"/> (SLQ weights are their squares).</param>
+/// <param name="FirstComponents">First components of T's normalized eigenvectors, in the order of <paramref name="AllValues"/> (SLQ weights are their squares).</param>
 public sealed record LanczosResult(double[] Values, NdArray[]? Vectors, double[] Residuals, int Iterations,
     double[] Alpha, double[] Beta, double[] AllValues, double[] FirstComponents);
 
 /// <summary>
-/// The Lanczos method with full reorthogonalisation (Golub and Van Loan, Matrix Computations, §10.1): builds an
+/// The Lanczos method with full reorthogonalization (Golub and Van Loan, Matrix Computations, §10.1): builds an
 /// orthonormal Krylov basis q₁…q_m and the tridiagonal T = QᵀAQ, whose eigenvalues (Ritz values) approximate the
-/// extreme eigenvalues of A. Every new vector is orthogonalised twice against the whole basis ("twice is
+/// extreme eigenvalues of A. Every new vector is orthogonalized twice against the whole basis ("twice is
 /// enough", Kahan–Parlett), so no spurious copies of converged eigenvalues appear. T is solved in float64.
 /// </summary>
 public static class Lanczos

@@ -12,7 +12,7 @@ public static class Vectors
     public static NdArray Normalize(NdArray v)
     {
         double n = Norm(v);
-        if (!(n > 0) || double.IsInfinity(n)) throw new ArgumentException($"cannot normalise a vector of norm {n}.");
+        if (!(n > 0) || double.IsInfinity(n)) throw new ArgumentException($"cannot normalize a vector of norm {n}.");
         return v * (1 / n);
     }
 

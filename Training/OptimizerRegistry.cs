@@ -235,7 +235,7 @@ public static class OptimizerRegistry
         new("adamw", "AdamW (decoupled weight decay, Loshchilov and Hutter 2019)", false, [Lr(1e-3), Beta1, Beta2, Eps, Wd(0.01, "decoupled weight decay")],
             a => new Adam(a["lr"], a["beta1"], a["beta2"], a["eps"], a["wd"], decoupled: true)),
         new("l4", "L4 over Adam directions (Rolínek and Martius 2018)", false,
-            [Hyperparameter.Positive("alpha", "α", "fraction of the linearised step to the loss minimum", 0.15),
+            [Hyperparameter.Positive("alpha", "α", "fraction of the linearized step to the loss minimum", 0.15),
              Hyperparameter.Fraction("gamma", "γ", "decay of the minimum-loss estimate", 0.9),
              Hyperparameter.Positive("tau", "τ", "steps for the minimum estimate to forget", 1000)],
             a => new L4("adam", a["alpha"], a["gamma"], a["tau"])),

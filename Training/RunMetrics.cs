@@ -22,7 +22,7 @@ public static class RunMetrics
     }
 
     /// <summary>
-    /// An exponential moving average of span W (β = 1 − 2/(W + 1), the span whose centre of mass matches a window
+    /// An exponential moving average of span W (β = 1 − 2/(W + 1), the span whose center of mass matches a window
     /// of W) with the start-up bias divided out, mₜ = Σ βᵗ⁻ⁱ(1 − β)xᵢ / (1 − βᵗ⁺¹), as Adam corrects its moments
     /// (Kingma and Ba 2015): unlike a trailing mean it has no kink where the window fills, so a plot shows no event
     /// that is not in the data. A constant series is returned unchanged from the first step.

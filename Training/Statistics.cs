@@ -21,7 +21,7 @@ public sealed record PairedTest(int Count, double MeanDifference, double T, doub
 
 /// <summary>
 /// Small-sample statistics for comparisons over seeds: Student-t intervals and paired t-tests. The t distribution's
-/// CDF is 1 − ½·I_{ν/(ν+t²)}(ν/2, ½) for t ≥ 0, with the regularised incomplete beta function I evaluated by its
+/// CDF is 1 − ½·I_{ν/(ν+t²)}(ν/2, ½) for t ≥ 0, with the regularized incomplete beta function I evaluated by its
 /// continued fraction (Numerical Recipes, 3rd ed., §6.4) and ln Γ by Lanczos' approximation (§6.1).
 /// </summary>
 public static class Statistics
@@ -75,7 +75,7 @@ public static class Statistics
         return 0.5 * (lo + hi);
     }
 
-    /// <summary>The regularised incomplete beta function I_x(a, b).</summary>
+    /// <summary>The regularized incomplete beta function I_x(a, b).</summary>
     public static double RegularizedBeta(double x, double a, double b)
     {
         if (x <= 0) return 0;

@@ -16,7 +16,7 @@ public static class StopSignal
     private static Action<PosixSignal>? onStop, onAbort;
     private static int listening;
 
-    /// <summary>Cancelled once a stop was asked for; trainers check it after every step.</summary>
+    /// <summary>Canceled once a stop was asked for; trainers check it after every step.</summary>
     public static CancellationToken Token => Source.Token;
 
     /// <summary>The signal that asked for the stop, or null.</summary>

@@ -21,7 +21,7 @@ public static class Timing
 
     /// <summary>
     /// Median milliseconds of each action, measured in interleaved rounds (each round runs every action
-    /// once), so that a noisy neighbour slows all of them alike and their ratios stay meaningful.
+    /// once), so that a noisy neighbor slows all of them alike and their ratios stay meaningful.
     /// </summary>
     public static double[] InterleavedMedianMs(Action[] actions, int warmup = 2, int repeats = 9, Action? betweenRounds = null) =>
         InterleavedMs(actions, warmup, repeats, betweenRounds).Select(Median).ToArray();

@@ -13,9 +13,9 @@ public sealed class TrainingException(string message) : Exception(message);
 
 /// <summary>
 /// Where curvature probes look: a fixed batch and the mode of the loss whose Hessian they take. Training mode
-/// (the default) is the function the optimizer descends: BatchNorm normalises by the batch's own statistics, and
+/// (the default) is the function the optimizer descends: BatchNorm normalizes by the batch's own statistics, and
 /// the exact HVP differentiates through them; evaluation mode uses the running statistics, a different function
-/// (ResNet-20's λ1 at initialisation is about 9× larger in training mode). Probes never update running statistics
+/// (ResNet-20's λ1 at initialization is about 9× larger in training mode). Probes never update running statistics
 /// and never draw dropout.
 /// </summary>
 /// <param name="Inputs">The probe batch's inputs, on the model's device.</param>

@@ -63,13 +63,13 @@ public abstract class TrainingTask
     public abstract string Model { get; }
     /// <summary>Minibatches in one pass over the training data.</summary>
     public abstract int StepsPerEpoch { get; }
-    /// <summary>A freshly initialised model.</summary>
+    /// <summary>A freshly initialized model.</summary>
     public Module CreateModel(ulong seed) => CreateHostModel(seed).To(Device);
 
     /// <summary>The device models and batches are put on (the CPU unless the verb's --device says otherwise).</summary>
     public Device Device { get; set; } = CpuDevice.Instance;
 
-    /// <summary>A freshly initialised model on the CPU for a seed.</summary>
+    /// <summary>A freshly initialized model on the CPU for a seed.</summary>
     protected abstract Module CreateHostModel(ulong seed);
     /// <summary>A minibatch stream for one run.</summary>
     public IBatchStream Batches(ulong seed) => new OnDevice(HostBatches(seed), Device);
@@ -140,13 +140,13 @@ public abstract class TrainingTask
     public void WriteProbeBatch(string path, (NdArray Inputs, NdArray Targets) probe) =>
         Safetensors.Write(path, [("inputs", probe.Inputs.To(CpuDevice.Instance)), ("targets", probe.Targets.To(CpuDevice.Instance))]);
 
-    /// <summary>The state-dict names of the classifier head (reinitialised by <see cref="LoadInitialWeights"/> on request); empty when the head is tied (GPT).</summary>
+    /// <summary>The state-dict names of the classifier head (reinitialized by <see cref="LoadInitialWeights"/> on request); empty when the head is tied (GPT).</summary>
     public abstract IReadOnlyList<string> HeadNames { get; }
 
     /// <summary>
-    /// Loads weights from a safetensors file into a freshly initialised model, every name and shape checked (the error
+    /// Loads weights from a safetensors file into a freshly initialized model, every name and shape checked (the error
     /// names the file and the tensor); with <paramref name="resetHead"/> the classifier head keeps its fresh
-    /// initialisation, for fine-tuning on other classes.
+    /// initialization, for fine-tuning on other classes.
     /// </summary>
     public void LoadInitialWeights(Module model, string path, bool resetHead)
     {

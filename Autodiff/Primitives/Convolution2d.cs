@@ -20,7 +20,7 @@ public enum ConvolutionRole
 /// transposes. Each member is bilinear, so its JVP is f(ȧ, b) + f(a, ḃ); the VJPs map into the family through
 /// ⟨F(x, w), g⟩ = ⟨x, IA(g, w)⟩ = ⟨w, WA(x, g)⟩: for F, x̄ = IA(ȳ, w) and w̄ = WA(x, ȳ); for IA(g, w), ḡ = F(z̄, w)
 /// and w̄ = WA(z̄, g); for WA(x, g), x̄ = IA(g, V̄) and ḡ = F(x, V̄). The kernels pack im2col columns on the fly
-/// (<see cref="Convolution"/>), so no column matrix is materialised in any order of derivative. F and IA also
+/// (<see cref="Convolution"/>), so no column matrix is materialized in any order of derivative. F and IA also
 /// take two pairs, f(a, b) + f(a₂, b₂), so a JVP's two terms accumulate in the kernel instead of costing an add.
 /// </summary>
 public sealed class Convolution2d(ConvolutionRole role, ConvolutionGeometry geometry) : Primitive

@@ -27,13 +27,13 @@ public sealed class GroupCovariance(int groupStart, int groupEnd) : Primitive
         AddOrNull(xDot[0] is null ? null : Apply(xDot[0]!, x[1]), xDot[1] is null ? null : Apply(x[0], xDot[1]!));
 
     /// <summary>k·(v − mean v) per group, one scale-shift pass.</summary>
-    private Tensor Centred(Tensor v, Tensor k) =>
+    private Tensor Centered(Tensor v, Tensor k) =>
         new ScaleShift(GroupStart, GroupEnd).Apply(v, k, -(new GroupMean(GroupStart, GroupEnd).Apply(v) * k));
 
     /// <inheritdoc/>
     protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
     {
         var k = yBar * ((double)y.Shape.Size / x[0].Shape.Size);
-        return [needed[0] ? Centred(x[1], k) : null, needed[1] ? Centred(x[0], k) : null];
+        return [needed[0] ? Centered(x[1], k) : null, needed[1] ? Centered(x[0], k) : null];
     }
 }

@@ -3,7 +3,7 @@ using Curvature.Engine;
 namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
-/// μ = mean x per group (group axes [start, end), the mean over all other axes, kept as size-1 axes): the centre of
+/// μ = mean x per group (group axes [start, end), the mean over all other axes, kept as size-1 axes): the center of
 /// <see cref="Normalize"/>. Linear, so JVP: μ̇ = mean ẋ; VJP: x̄ = μ̄/m broadcast (m elements per group).
 /// </summary>
 public sealed class GroupMean(int groupStart, int groupEnd) : Primitive

@@ -7,7 +7,7 @@ namespace Curvature.Autodiff.Primitives;
 /// second pair, inputs (A, B, A₂, B₂): C = op(A)·op(B) + op(A₂)·op(B₂), the second product accumulated in the GEMM's
 /// store, which is what the JVP produces, so its two terms cost no add (the Hessian-vector product of a Transformer
 /// takes three such sums per linear map).
-/// JVP: Ċ = op(Ȧ)·op(B) + op(A)·op(Ḃ) per pair, two terms per call. VJP (no transposes materialised): for op(A) = A,
+/// JVP: Ċ = op(Ȧ)·op(B) + op(A)·op(Ḃ) per pair, two terms per call. VJP (no transposes materialized): for op(A) = A,
 /// Ā = C̄·op(B)ᵀ, else Ā = op(B)·C̄ᵀ; for op(B) = B, B̄ = op(A)ᵀ·C̄, else B̄ = C̄ᵀ·op(A); the same for each pair.
 /// </summary>
 public sealed class MatMul(bool transA, bool transB) : Primitive

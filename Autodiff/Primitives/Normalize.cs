@@ -4,7 +4,7 @@ namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
 /// x̂ = (x − μ)·r, r = 1/√(σ² + ε), with μ and the biased σ² taken per group over every axis outside the group
-/// axes [start, end): BatchNorm's training-mode normalisation (groups = channels) and LayerNorm's (groups = all
+/// axes [start, end): BatchNorm's training-mode normalization (groups = channels) and LayerNorm's (groups = all
 /// but the last axis) in one fused pass instead of eight element-wise ones. Its Jacobian is symmetric,
 /// J = r·(I − 11ᵀ/m − x̂x̂ᵀ/m) per group (Ioffe and Szegedy 2015), so JVP: ẋ̂ = J·ẋ and VJP: x̄ = J·ȳ, both the
 /// <see cref="NormalizeJacobian"/> primitive, whose own rules give exact second derivatives.

@@ -3,7 +3,7 @@ using Curvature.Engine;
 namespace Curvature.Autodiff.Primitives;
 
 /// <summary>
-/// y = x̂·γ + β (+ z) (then max(·, 0) with <see cref="Relu"/>), x̂ = (x − μ)·r the per-group normalisation of
+/// y = x̂·γ + β (+ z) (then max(·, 0) with <see cref="Relu"/>), x̂ = (x − μ)·r the per-group normalization of
 /// <see cref="Normalize"/> and γ, β one value per group: BatchNorm in training mode, with a ResNet block's residual add
 /// and ReLU, as <see cref="ScaleShift"/> of <see cref="Normalize"/> but without x̂ in memory. Inputs (x, γ, β) or
 /// (x, γ, β, z). The forward takes the moments in one read pass and writes y = x·s + t in one more, s = γ·r and
@@ -31,7 +31,7 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     public bool Relu { get; } = relu;
     /// <summary>
     /// Called with the per-group mean and biased variance (float64) each time the forward runs: BatchNorm's
-    /// running-statistics update takes them from the pass that normalises instead of reading x again.
+    /// running-statistics update takes them from the pass that normalizes instead of reading x again.
     /// </summary>
     public Action<NdArray, NdArray>? OnMoments { get; init; }
     /// <inheritdoc/>

@@ -21,7 +21,7 @@ public sealed class NormalizeScaleShiftBackward(int groupStart, int groupEnd, do
     public int GroupEnd { get; } = groupEnd;
     /// <summary>ε.</summary>
     public double Epsilon { get; } = epsilon;
-    /// <summary>The moments of x when the forward that normalised it computed them (then neither pass reads x for them again).</summary>
+    /// <summary>The moments of x when the forward that normalized it computed them (then neither pass reads x for them again).</summary>
     internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
     public override string Name => "normalize_scale_shift_backward";

@@ -19,7 +19,7 @@ public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, dou
     public int GroupEnd { get; } = groupEnd;
     /// <summary>ε.</summary>
     public double Epsilon { get; } = epsilon;
-    /// <summary>The moments of x when the forward that normalised it computed them.</summary>
+    /// <summary>The moments of x when the forward that normalized it computed them.</summary>
     internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
     public override string Name => "normalize_scale_shift_tangent";

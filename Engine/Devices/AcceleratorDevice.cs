@@ -633,7 +633,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
         Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, StrideA = 0, StrideB = 0, StrideC = 0,
     };
 
-    // ---------------------------------------------------------------- normalisation
+    // ---------------------------------------------------------------- normalization
 
     /// <summary>The [A, G, B] view, split into blocks of whole images for the statistics launches.</summary>
     private static NormalizationGroups Groups(int a, int g, int b, double epsilon = 0, int hasW = 0) =>
@@ -735,9 +735,9 @@ public sealed class AcceleratorDevice : Device, IDisposable
         var p = Groups(a, g, b);
         var partial = New(new Shape(g * p.S), DType.Float64);
         if (x.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCentredProduct<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(y), V<double>(mean), V<double>(partial), p);
+            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCenteredProduct<float, Float32Kind>)(Blocks(p), V<float>(x), V<float>(y), V<double>(mean), V<double>(partial), p);
         else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCentredProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(mean), V<double>(partial), p);
+            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, NormalizationGroups>(GpuNormalization.PartialCenteredProduct<double, Float64Kind>)(Blocks(p), V<double>(x), V<double>(y), V<double>(mean), V<double>(partial), p);
         kernels.Load<ArrayView<double>, ArrayView<double>, int, NormalizationGroups>(GpuNormalization.MergeMeans)(kernels.Stride(g), V<double>(partial), V<double>(r), 1, p);
         return r;
     }

@@ -78,7 +78,7 @@ public sealed class CpuDevice : Device
     public override NdArray Where(NdArray cond, NdArray x, NdArray y, Shape shape)
     {
         using var alive = new KeepAlive(cond, x, y);
-        // Broadcast operands are read through zero strides, never materialised (attention's [T, T] mask and
+        // Broadcast operands are read through zero strides, never materialized (attention's [T, T] mask and
         // scalar fill against [B, H, T, T] scores).
         var r = New(shape, x.DType);
         int[] cs = cond.Shape.BroadcastStrides(shape), xs = x.Shape.BroadcastStrides(shape), ys = y.Shape.BroadcastStrides(shape), dims = shape.ToArray();

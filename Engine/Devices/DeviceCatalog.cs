@@ -36,7 +36,7 @@ public static class DeviceCatalog
     }
 
     /// <summary>
-    /// How every context of this engine compiles kernels: IEEE math (no fast-math) and ILGPU's O1 optimisations.
+    /// How every context of this engine compiles kernels: IEEE math (no fast-math) and ILGPU's O1 optimizations.
     /// The kernels take exp, log, tanh, sin, cos and pow from <see cref="Curvature.Kernels.ScalarMath"/>, not from
     /// <see cref="Math"/>: ILGPU's CUDA backend has no implementation of those of its own (ILGPU.Algorithms supplies
     /// approximate ones). Tests compile every kernel for CUDA with this configuration, which needs no GPU.

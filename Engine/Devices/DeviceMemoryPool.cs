@@ -9,7 +9,7 @@ namespace Curvature.Engine;
 /// accelerator's one default stream, so work queued by an earlier owner runs before anything a later owner
 /// queues, and <see cref="AcceleratorDevice"/> runs each op under its lock, so with several threads a later owner's
 /// work still comes after the earlier owner's whole op (a buffer can come back while its op is reading it). The pool
-/// holds every buffer it made, so none is finalised behind its back; the arrays' <see cref="AcceleratorStorage"/>
+/// holds every buffer it made, so none is finalized behind its back; the arrays' <see cref="AcceleratorStorage"/>
 /// give theirs back from their finalizers.
 /// </summary>
 /// <remarks>
@@ -26,7 +26,7 @@ public sealed class DeviceMemoryPool : IDisposable
     private readonly Accelerator accelerator;
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> idle = [];
     // Every buffer handed out and not yet returned: this strong reference keeps ILGPU's own finalizer from
-    // freeing a buffer in the same collection that finalises the array that used it.
+    // freeing a buffer in the same collection that finalizes the array that used it.
     private readonly HashSet<MemoryBuffer1D<byte, Stride1D.Dense>> lent = new(ReferenceEqualityComparer.Instance);
     private readonly Lock gate = new();
     private bool disposed;

@@ -74,7 +74,7 @@ public static class HostMemoryPool
     /// <summary>Whether arrays of this dtype and length come from the pool.</summary>
     public static bool Pools(DType dtype, long length) => length * ElementSize(dtype) >= MinimumBytes;
 
-    /// <summary>An array of at least <paramref name="length"/> elements, uninitialised.</summary>
+    /// <summary>An array of at least <paramref name="length"/> elements, uninitialized.</summary>
     internal static Array Rent(DType dtype, long length)
     {
         int size = SizeClass(length);

@@ -161,7 +161,7 @@ public static class ElementWise
     }
 
     /// <summary>
-    /// Comparisons as 1/0 masks (ReLU's derivative, Maximum's), vectorised: a compare and a select per vector
+    /// Comparisons as 1/0 masks (ReLU's derivative, Maximum's), vectorized: a compare and a select per vector
     /// instead of a switch per element. Either operand may be a broadcast scalar.
     /// </summary>
     private static unsafe void Compare<T>(BinaryOp op, T* x, bool xScalar, T* y, bool yScalar, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
@@ -209,7 +209,7 @@ public static class ElementWise
         }
     }
 
-    /// <summary>d = x &gt; 0 ? g : 0, one vectorised pass (no mask written).</summary>
+    /// <summary>d = x &gt; 0 ? g : 0, one vectorized pass (no mask written).</summary>
     private static unsafe void MaskPositive<T>(T* x, T* g, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = d.Length, i = 0;
@@ -261,7 +261,7 @@ public static class ElementWise
 
     /// <summary>
     /// dst[outShape] = cond ≠ 0 ? x : y with broadcasting: each operand is read through its element strides over
-    /// the output's axes (0 where broadcast). Rows of the last axis run in parallel chunks, vectorised where all
+    /// the output's axes (0 where broadcast). Rows of the last axis run in parallel chunks, vectorized where all
     /// three operands are contiguous or constant along it.
     /// </summary>
     public static unsafe void Where<T>(ReadOnlySpan<T> cond, int[] cStrides, ReadOnlySpan<T> x, int[] xStrides, ReadOnlySpan<T> y, int[] yStrides,

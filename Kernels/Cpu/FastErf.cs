@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace Curvature.Kernels.Cpu;
 
 /// <summary>
-/// erf for float32, vectorised: Eigen's rational approximation (as in XLA and TVM), erf x ≈ x·α(x²)/β(x²) with
+/// erf for float32, vectorized: Eigen's rational approximation (as in XLA and TVM), erf x ≈ x·α(x²)/β(x²) with
 /// α of degree 6 and β of degree 4 in x², on x clamped to [−4, 4] (erf ±4 rounds to ±1 in float32), the result
 /// clamped to [−1, 1]. Absolute error about 1e-7 (tested against the float64 series). GELU calls it on every
 /// activation of a transformer's MLP, where the float64 series was the bottleneck. float64 keeps the series.

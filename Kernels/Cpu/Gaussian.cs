@@ -5,7 +5,7 @@ namespace Curvature.Kernels.Cpu;
 /// <summary>
 /// The exact GELU x·Φ(x) = ½x(1 + erf(x/√2)) (Hendrycks and Gimpel 2016; PyTorch's default) and its derivative
 /// Φ(x) + x·φ(x), fused: one pass over memory instead of the four and eight of their compositions. float32
-/// works through L1-sized chunks with the vectorised erf; float64 uses the float64 series.
+/// works through L1-sized chunks with the vectorized erf; float64 uses the float64 series.
 /// </summary>
 public static class Gaussian
 {

@@ -143,7 +143,7 @@ public static unsafe class Gemm
     /// <summary>
     /// A source of op(B) panels: packs rows [p0, p0+kc) × columns [j0, j0+cols) of op(B) as kc rows of
     /// <c>width</c> values (zero-padded past cols). Dense matrices are one; a convolution's implicit im2col
-    /// columns are another, so the columns are never materialised.
+    /// columns are another, so the columns are never materialized.
     /// </summary>
     internal interface IPanelSource<T> where T : unmanaged
     {

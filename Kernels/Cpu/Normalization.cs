@@ -5,15 +5,15 @@ using System.Runtime.Intrinsics;
 namespace Curvature.Kernels.Cpu;
 
 /// <summary>
-/// Normalisation over groups: data viewed as [A, G, B], each of the G groups holding the A·B elements
+/// Normalization over groups: data viewed as [A, G, B], each of the G groups holding the A·B elements
 /// x[a, g, b]. BatchNorm is A = N, G = C, B = H·W; LayerNorm is A = 1, G = rows, B = features. Per group:
-/// μ = mean x, σ² = mean (x − μ)² (segments centred on their own means, so no cancellation), r = 1/√(σ² + ε), x̂ = (x − μ)·r; and the
+/// μ = mean x, σ² = mean (x − μ)² (segments centered on their own means, so no cancellation), r = 1/√(σ² + ε), x̂ = (x − μ)·r; and the
 /// Jacobian product J·u = r·(u − mean u − x̂·mean(u·x̂)), which is also the VJP (J is symmetric). Every kernel is
 /// two passes in memory order: one reads the rows and accumulates per-group sums (chunks of whole rows, each
 /// with its own partial sums, merged in chunk order, so results do not depend on the thread count), one writes
 /// the rows from per-group coefficients. Walking a group at a time instead reads a BatchNorm group as N segments a
 /// whole image apart: in a ResNet-20 gradient the Jacobian took 23.5 ms that way and 12.7 ms streaming, the
-/// normalisation 15.6 and 10.5 (`Bench models --profile`). Sums are accumulated in float64 over float32 segments.
+/// normalization 15.6 and 10.5 (`Bench models --profile`). Sums are accumulated in float64 over float32 segments.
 /// </summary>
 public static class Normalization
 {
@@ -39,7 +39,7 @@ public static class Normalization
                     m[gi] = T.CreateTruncating(moments[gi].Mean);
                     r[gi] = T.CreateTruncating(moments[gi].Rstd(epsilon));
                 }
-                ForRows(a, g, b, (o, gi) => CentreAndScale(xs + o, ys + o, b, m[gi], r[gi]));
+                ForRows(a, g, b, (o, gi) => CenterAndScale(xs + o, ys + o, b, m[gi], r[gi]));
             }
         }
     }
@@ -52,7 +52,7 @@ public static class Normalization
             fixed (T* px = x) fixed (T* pu = u) fixed (T* py = y)
             {
                 T* xs = px, us = pu, ys = py;
-                var (moments, sumU, sumUC) = CentredProductSums(us, xs, a, g, b);
+                var (moments, sumU, sumUC) = CenteredProductSums(us, xs, a, g, b);
                 var m = new T[g];
                 var coefficients = new T[3 * g];
                 double count = (double)a * b;
@@ -87,13 +87,13 @@ public static class Normalization
             fixed (T* px = x) fixed (T* pu = u) fixed (T* pj = ju) fixed (T* pv = v) fixed (T* pw = w) fixed (T* py = y)
             {
                 T* xs = px, us = pu, js = pj, vs = pv, ws = pw, ys = py;
-                // One read pass for the statistics and the sums, each segment centred on its own mean m̃ₛ:
+                // One read pass for the statistics and the sums, each segment centered on its own mean m̃ₛ:
                 // Σz·(x − μ) = Σₛ [Σz·(x − m̃ₛ) + m̃ₛ·Σzₛ] − μ·Σz for z = v, u, w (s[6] holds Σu, s[7..9] the m̃ₛ·Σzₛ).
                 var (moments, sums) = GroupSums(a, g, b, 10, (long o, ref RunningMoments moment, Span<double> s) =>
                 {
-                    T centre = moment.AddSegment(xs + o, b);
-                    double c = double.CreateTruncating(centre), v0 = s[0], u0 = s[6], w0 = s[4];
-                    TangentSums(xs + o, us + o, js + o, vs + o, hasW ? ws + o : null, b, centre, s);
+                    T center = moment.AddSegment(xs + o, b);
+                    double c = double.CreateTruncating(center), v0 = s[0], u0 = s[6], w0 = s[4];
+                    TangentSums(xs + o, us + o, js + o, vs + o, hasW ? ws + o : null, b, center, s);
                     s[7] += c * (s[0] - v0);
                     s[8] += c * (s[6] - u0);
                     s[9] += c * (s[4] - w0);
@@ -244,7 +244,7 @@ public static class Normalization
         }
     }
 
-    /// <summary>y = x·s (+ x2·s2) + t (+ z), then max(·, 0) when asked, over one segment in a single vectorised pass.</summary>
+    /// <summary>y = x·s (+ x2·s2) + t (+ z), then max(·, 0) when asked, over one segment in a single vectorized pass.</summary>
     private static unsafe void Affine<T>(T* x, T s, T* x2, T s2, T t, T* z, bool relu, T* y, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
@@ -297,7 +297,7 @@ public static class Normalization
 
     /// <summary>
     /// Per-group covariance mean((x − mean x)·(y − mean y)) = mean(x·(y − mean y)) in one read pass over both, each
-    /// segment of y centred on its own mean (as in <see cref="Jacobian{T}"/>), so nothing cancels when the means are large.
+    /// segment of y centered on its own mean (as in <see cref="Jacobian{T}"/>), so nothing cancels when the means are large.
     /// </summary>
     public static void GroupCovariance<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<double> result, int a, int g, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -305,7 +305,7 @@ public static class Normalization
         {
             fixed (T* px = x) fixed (T* py = y)
             {
-                var (_, _, sumXC) = CentredProductSums(px, py, a, g, b);
+                var (_, _, sumXC) = CenteredProductSums(px, py, a, g, b);
                 for (int gi = 0; gi < g; gi++) result[gi] = sumXC[gi] / ((double)a * b);
             }
         }
@@ -350,7 +350,7 @@ public static class Normalization
     public static void ScaleShiftBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> u, ReadOnlySpan<T> gamma, ReadOnlySpan<double> mean,
         ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (sumU, sumUC) = CentredSums(u, x, mean, a, g, b);
+        var (sumU, sumUC) = CenteredSums(u, x, mean, a, g, b);
         double n = (double)a * b;
         for (int gi = 0; gi < g; gi++)
         {
@@ -373,7 +373,7 @@ public static class Normalization
         ReadOnlySpan<T> betaDot, ReadOnlySpan<double> mean, ReadOnlySpan<double> variance, Span<T> result, int a, int g, int b, double epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (sumXDot, sumXDotC) = CentredSums(xDot, x, mean, a, g, b);
+        var (sumXDot, sumXDotC) = CenteredSums(xDot, x, mean, a, g, b);
         double n = (double)a * b;
         for (int gi = 0; gi < g; gi++)
         {
@@ -403,9 +403,9 @@ public static class Normalization
             fixed (T* px = x) fixed (T* pu = u) fixed (T* pxd = xDot.IsEmpty ? x : xDot) fixed (T* pud = uDot.IsEmpty ? x : uDot)
             {
                 T* xs = px, us = pu, xds = pxd, uds = pud;
-                var centres = new T[g];
-                for (int gi = 0; gi < g; gi++) centres[gi] = T.CreateTruncating(mean[gi]);
-                sums = GroupSums(a, g, b, 7, (long o, ref RunningMoments _, Span<double> s) => TangentSums(us + o, xs + o, xds + o, uds + o, b, centres[(int)(o / b % g)], s)).Sums;
+                var centers = new T[g];
+                for (int gi = 0; gi < g; gi++) centers[gi] = T.CreateTruncating(mean[gi]);
+                sums = GroupSums(a, g, b, 7, (long o, ref RunningMoments _, Span<double> s) => TangentSums(us + o, xs + o, xds + o, uds + o, b, centers[(int)(o / b % g)], s)).Sums;
             }
         }
         if (xDot.IsEmpty) for (int gi = 0; gi < g; gi++) { sums[7 * gi + 2] = 0; sums[7 * gi + 3] = 0; sums[7 * gi + 6] = 0; }
@@ -429,7 +429,7 @@ public static class Normalization
         values.IsEmpty ? 0 : double.CreateTruncating(values[i]);
 
     /// <summary>Per group Σu and Σu·(x − μ) about the given means, in one read pass (zeros for an empty u).</summary>
-    private static (double[] SumU, double[] SumUC) CentredSums<T>(ReadOnlySpan<T> u, ReadOnlySpan<T> x, ReadOnlySpan<double> mean, int a, int g, int b)
+    private static (double[] SumU, double[] SumUC) CenteredSums<T>(ReadOnlySpan<T> u, ReadOnlySpan<T> x, ReadOnlySpan<double> mean, int a, int g, int b)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (u.IsEmpty) return (new double[g], new double[g]);
@@ -437,7 +437,7 @@ public static class Normalization
         {
             fixed (T* px = x) fixed (T* pu = u)
             {
-                var (_, sumU, sumUC) = CentredProductSums(pu, px, a, g, b, mean);
+                var (_, sumU, sumUC) = CenteredProductSums(pu, px, a, g, b, mean);
                 return (sumU, sumUC);
             }
         }
@@ -461,31 +461,31 @@ public static class Normalization
     }
 
     /// <summary>
-    /// One read pass over u and x: each group's moments of x, Σu and Σu·(x − μ). Each segment of x is centred on its own
+    /// One read pass over u and x: each group's moments of x, Σu and Σu·(x − μ). Each segment of x is centered on its own
     /// mean while it sits in L1, giving Σu·(x − m̃ₛ) and m̃ₛ·Σuₛ; then Σu·(x − μ) = Σₛ [Σu·(x − m̃ₛ) + m̃ₛ·Σuₛ] − μ·Σu in
     /// float64, so nothing cancels when the means are large.
     /// </summary>
-    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CentredProductSums<T>(T* us, T* xs, int a, int g, int b)
-        where T : unmanaged, IFloatingPointIeee754<T> => CentredProductSums(us, xs, a, g, b, default);
+    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CenteredProductSums<T>(T* us, T* xs, int a, int g, int b)
+        where T : unmanaged, IFloatingPointIeee754<T> => CenteredProductSums(us, xs, a, g, b, default);
 
-    /// <summary><see cref="CentredProductSums{T}(T*, T*, int, int, int)"/> centred on the given means of x (empty: the pass's own).</summary>
-    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CentredProductSums<T>(T* us, T* xs, int a, int g, int b, ReadOnlySpan<double> centres)
+    /// <summary><see cref="CenteredProductSums{T}(T*, T*, int, int, int)"/> centered on the given means of x (empty: the pass's own).</summary>
+    private static unsafe (RunningMoments[] Moments, double[] SumU, double[] SumUC) CenteredProductSums<T>(T* us, T* xs, int a, int g, int b, ReadOnlySpan<double> centers)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var (moments, sums) = GroupSums(a, g, b, 3, (long o, ref RunningMoments moment, Span<double> s) =>
         {
-            T centre = moment.AddSegment(xs + o, b);
-            var (su, suc) = SumAndCentredDot(us + o, xs + o, b, centre);
+            T center = moment.AddSegment(xs + o, b);
+            var (su, suc) = SumAndCenteredDot(us + o, xs + o, b, center);
             s[0] += double.CreateTruncating(su);
             s[1] += double.CreateTruncating(suc);
-            s[2] += double.CreateTruncating(centre) * double.CreateTruncating(su);
+            s[2] += double.CreateTruncating(center) * double.CreateTruncating(su);
         });
         var sumU = new double[g];
         var sumUC = new double[g];
         for (int gi = 0; gi < g; gi++)
         {
             sumU[gi] = sums[3 * gi];
-            double mu = centres.IsEmpty ? moments[gi].Mean : centres[gi];
+            double mu = centers.IsEmpty ? moments[gi].Mean : centers[gi];
             sumUC[gi] = sums[3 * gi + 1] + (sums[3 * gi + 2] - mu * sums[3 * gi]);
         }
         return (moments, sumU, sumUC);
@@ -545,7 +545,7 @@ public static class Normalization
         });
 
     /// <summary>
-    /// A group's count, mean and centred sum of squares, built segment by segment: each segment of B contiguous
+    /// A group's count, mean and centered sum of squares, built segment by segment: each segment of B contiguous
     /// values is summed, then its squares are taken about its own mean while it is still in L1 (two passes over the
     /// segment, one over memory, and nothing cancels), and segments (and chunks of them) merge by Chan, Golub and
     /// LeVeque's pairwise update (1979): δ = m̄ₛ − m̄, M₂ += M₂ₛ + δ²·n·nₛ/(n + nₛ).
@@ -560,16 +560,16 @@ public static class Normalization
 
         public readonly double Rstd(double epsilon) => 1 / Math.Sqrt(m2 / count + epsilon);
 
-        /// <summary>Adds one segment; returns the centre its squares were taken about (its mean, rounded to T).</summary>
+        /// <summary>Adds one segment; returns the center its squares were taken about (its mean, rounded to T).</summary>
         public unsafe T AddSegment<T>(T* x, int n) where T : unmanaged, IFloatingPointIeee754<T>
         {
             double segmentMean = double.CreateTruncating(TensorPrimitives.Sum(new ReadOnlySpan<T>(x, n))) / n;
-            T centre = T.CreateTruncating(segmentMean);
-            // Σ(x − m̃)² = Σ(x − m̄)² + n·(m̄ − m̃)²: remove the rounding of the centre.
-            double offset = segmentMean - double.CreateTruncating(centre);
-            double segmentM2 = Math.Max(0, double.CreateTruncating(CentredSquares(x, n, centre)) - n * offset * offset);
+            T center = T.CreateTruncating(segmentMean);
+            // Σ(x − m̃)² = Σ(x − m̄)² + n·(m̄ − m̃)²: remove the rounding of the center.
+            double offset = segmentMean - double.CreateTruncating(center);
+            double segmentM2 = Math.Max(0, double.CreateTruncating(CenteredSquares(x, n, center)) - n * offset * offset);
             Merge(n, segmentMean, segmentM2);
-            return centre;
+            return center;
         }
 
         /// <summary>Adds the elements another accumulator has seen.</summary>
@@ -586,8 +586,8 @@ public static class Normalization
         }
     }
 
-    /// <summary>Σ (x − m)² over one segment in a single vectorised pass (no staging buffer).</summary>
-    private static unsafe T CentredSquares<T>(T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Σ (x − m)² over one segment in a single vectorized pass (no staging buffer).</summary>
+    private static unsafe T CenteredSquares<T>(T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
         T total = T.Zero;
@@ -627,7 +627,7 @@ public static class Normalization
 
     /// <summary>
     /// Over one segment, added to <paramref name="sums"/>: Σu, Σu·(x − m), Σẋ, Σẋ·(x − m), Σu̇, Σu̇·(x − m) and Σu·ẋ, in
-    /// a single vectorised pass (T accumulators per segment, float64 across segments, as the other statistics).
+    /// a single vectorized pass (T accumulators per segment, float64 across segments, as the other statistics).
     /// </summary>
     private static unsafe void TangentSums<T>(T* u, T* x, T* xDot, T* uDot, int n, T m, Span<double> sums) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -665,8 +665,8 @@ public static class Normalization
         sums[6] += double.CreateTruncating(suxd);
     }
 
-    /// <summary>(Σ u, Σ u·(x − m)) over one segment in a single vectorised pass.</summary>
-    private static unsafe (T SumU, T SumUC) SumAndCentredDot<T>(T* u, T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>(Σ u, Σ u·(x − m)) over one segment in a single vectorized pass.</summary>
+    private static unsafe (T SumU, T SumUC) SumAndCenteredDot<T>(T* u, T* x, int n, T m) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
         T su = T.Zero, suc = T.Zero;
@@ -700,7 +700,7 @@ public static class Normalization
         return (su, suc);
     }
 
-    /// <summary>y = u·r + (x − m)·k + shift over one segment in a single vectorised pass.</summary>
+    /// <summary>y = u·r + (x − m)·k + shift over one segment in a single vectorized pass.</summary>
     private static unsafe void Combine<T>(T* u, T* x, T* y, int n, T m, T r, T k, T shift) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
@@ -719,8 +719,8 @@ public static class Normalization
         for (; i < n; i++) y[i] = u[i] * r + (x[i] - m) * k + shift;
     }
 
-    /// <summary>y = (x − m)·r over one segment in a single vectorised pass.</summary>
-    private static unsafe void CentreAndScale<T>(T* x, T* y, int n, T m, T r) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y = (x − m)·r over one segment in a single vectorized pass.</summary>
+    private static unsafe void CenterAndScale<T>(T* x, T* y, int n, T m, T r) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)

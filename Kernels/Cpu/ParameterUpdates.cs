@@ -5,7 +5,7 @@ using Rule = Curvature.Kernels.UpdateRules;
 namespace Curvature.Kernels.Cpu;
 
 /// <summary>
-/// The optimisers' whole per-parameter updates in one pass over memory each (the rules of
+/// The optimizers' whole per-parameter updates in one pass over memory each (the rules of
 /// <see cref="UpdateRules"/>): every element is computed on its own, so the result does not depend on
 /// how the array is cut among threads.
 /// </summary>

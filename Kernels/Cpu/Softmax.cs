@@ -24,7 +24,7 @@ public static class Softmax
         }
     }
 
-    /// <summary>dst[i, :] = softmax(x[i, :]): exp(x − max) normalised, in one row-local pass.</summary>
+    /// <summary>dst[i, :] = softmax(x[i, :]): exp(x − max) normalized, in one row-local pass.</summary>
     public static void SoftmaxRows<T>(ReadOnlySpan<T> x, int rows, int cols, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         unsafe

@@ -5,7 +5,7 @@ namespace Curvature.Kernels.Gpu;
 
 /// <summary>
 /// Element-wise kernels: the same ops and the same formulas as <see cref="Cpu.ElementWise"/> (erf and GELU are
-/// the CPU's float64 scalar functions, compiled by ILGPU), one thread per element in a grid-stride loop. Broadcast operands are read through zero strides, never materialised.
+/// the CPU's float64 scalar functions, compiled by ILGPU), one thread per element in a grid-stride loop. Broadcast operands are read through zero strides, never materialized.
 /// </summary>
 public static class ElementWise
 {

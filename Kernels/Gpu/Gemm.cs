@@ -13,7 +13,7 @@ namespace Curvature.Kernels.Gpu;
 /// Splitting a thread's rows into two quads TY·4 apart is what lets a warp read its A and B fragments as
 /// 16-byte vectors without bank conflicts. Consecutive tx read consecutive quads of a B row, and threads of
 /// one ty read the same A quad, which is a broadcast. This is the layout of the classic register-blocked
-/// SGEMM (Volkov and Demmel 2008; the "2D block tiling, vectorised" kernel of S. Boehm's CUDA SGEMM notes).
+/// SGEMM (Volkov and Demmel 2008; the "2D block tiling, vectorized" kernel of S. Boehm's CUDA SGEMM notes).
 /// </remarks>
 public interface IGemmTile
 {

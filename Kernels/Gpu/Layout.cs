@@ -6,7 +6,7 @@ namespace Curvature.Kernels.Gpu;
 /// <summary>Data movement: strided copies (permute, broadcast), block copies (slice, concat), gather, scatter-add, im2col and col2im.</summary>
 public static class Layout
 {
-    /// <summary>r[i] = x[offset of i under the layout's first strides] (permutation or materialised broadcast).</summary>
+    /// <summary>r[i] = x[offset of i under the layout's first strides] (permutation or materialized broadcast).</summary>
     public static void Strided<T>(ArrayView<T> x, ArrayView<T> r, StridedLayout layout) where T : unmanaged
     {
         for (int i = KernelCache.First; i < r.IntLength; i += KernelCache.Step)

@@ -4,11 +4,11 @@ using ILGPU;
 namespace Curvature.Kernels.Gpu;
 
 /// <summary>
-/// Normalisation over groups (the formulas of <see cref="Cpu.Normalization"/>): data viewed as [A, G, B], group
+/// Normalization over groups (the formulas of <see cref="Cpu.Normalization"/>): data viewed as [A, G, B], group
 /// g holding x[a, g, b]. Statistics run in two launches: each group is split into <see cref="Splits"/> blocks of
 /// whole images, one thread group each, which sum their part in float64 with a tree in shared memory (two passes
 /// for the moments, so nothing cancels); then one thread per group merges its blocks in order (moments by Chan,
-/// Golub and LeVeque's update, sums added). One thread group per normalisation group would put BatchNorm's 16 to 64
+/// Golub and LeVeque's update, sums added). One thread group per normalization group would put BatchNorm's 16 to 64
 /// groups on a GPU of 132 multiprocessors. The element-wise passes read the merged statistics.
 /// </summary>
 public static class Normalization
@@ -19,7 +19,7 @@ public static class Normalization
     /// </summary>
     public static int Splits(int a, int b) => (int)Math.Clamp((long)a * b / 2048, 1, Math.Max(1, Math.Min(a, 64)));
 
-    /// <summary>partial[3k..3k+3) = (count, mean, centred sum of squares) of block k = g·S + s (grid = G·S groups).</summary>
+    /// <summary>partial[3k..3k+3) = (count, mean, centered sum of squares) of block k = g·S + s (grid = G·S groups).</summary>
     public static void PartialMoments<T, K>(ArrayView<T> x, ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
@@ -79,7 +79,7 @@ public static class Normalization
     }
 
     /// <summary>partial[k] = Σ x·(y − μ_y) over block k of group g, μ_y the merged mean of y (grid = G·S groups).</summary>
-    public static void PartialCentredProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> mean, ArrayView<double> partial, NormalizationGroups p)
+    public static void PartialCenteredProduct<T, K>(ArrayView<T> x, ArrayView<T> y, ArrayView<double> mean, ArrayView<double> partial, NormalizationGroups p)
         where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IScalarKind<T>
     {
         K k = default;
@@ -423,7 +423,7 @@ internal struct StatisticsBlock
 }
 
 /// <summary>
-/// The [A, G, B] view of a normalisation: its sizes, the statistics blocks per group S (see
+/// The [A, G, B] view of a normalization: its sizes, the statistics blocks per group S (see
 /// <see cref="Normalization.Splits"/>; the element-wise passes ignore it), ε, and whether the tangent's w counts (1).
 /// </summary>
 public struct NormalizationGroups

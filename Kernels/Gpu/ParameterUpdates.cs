@@ -5,7 +5,7 @@ using Rule = Curvature.Kernels.UpdateRules;
 namespace Curvature.Kernels.Gpu;
 
 /// <summary>
-/// The optimisers' whole per-parameter updates in one launch each (the rules of <see cref="UpdateRules"/>,
+/// The optimizers' whole per-parameter updates in one launch each (the rules of <see cref="UpdateRules"/>,
 /// as <see cref="Cpu.ParameterUpdates"/> runs them): grid-stride over the elements.
 /// </summary>
 public static class ParameterUpdates

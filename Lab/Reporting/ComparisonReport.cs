@@ -81,7 +81,7 @@ internal static class ComparisonReport
         sb.AppendLine();
         sb.AppendLine("Configurations: " + string.Join("; ", s.Variants.Select(v => $"`{v.Label}`: {v.Description}")) + ".");
         sb.AppendLine();
-        sb.AppendLine("Plots (one colour per configuration throughout): `loss.png` (training loss on a log axis, bias-corrected exponential average, ± std over seeds, the target dashed, " +
+        sb.AppendLine("Plots (one color per configuration throughout): `loss.png` (training loss on a log axis, bias-corrected exponential average, ± std over seeds, the target dashed, " +
                       "a dotted line where a seed diverged), `val_loss.png` (validation loss, its target), `lr.png` (learning rate, seed 0), `sharpness.png` (seed 0: each curvature rule's " +
                       "λmax estimate and audits, every other optimizer's light probe every T steps (Lanczos, outside its wall-clock), each against its edge limit/η dashed and CAEO's own target (limit − δ)/η dotted). Each run's folder holds `steps.csv`, `init.safetensors` and `probe_batch.safetensors`, " +
                       $"so any probe can be recomputed with `./lab spectrum --model {task.Model} --weights … --batch …/probe_batch.safetensors --mode {(s.ProbeTrainingMode ? "train" : "eval")}`.");
@@ -176,10 +176,10 @@ internal static class ComparisonReport
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 
     /// <summary>
-    /// One colour per configuration, the same in every plot: its place in the comparison picks a Category10 colour
-    /// (drawing order alone would not do: each band takes a palette colour too, so lines repeated after five).
+    /// One color per configuration, the same in every plot: its place in the comparison picks a Category10 color
+    /// (drawing order alone would not do: each band takes a palette color too, so lines repeated after five).
     /// </summary>
-    private static Color ColourOf(Settings s, string label) =>
+    private static Color ColorOf(Settings s, string label) =>
         new ScottPlot.Palettes.Category10().GetColor(Math.Max(0, Array.FindIndex(s.Variants, v => v.Label == label)));
 
     /// <summary>loss.png, val_loss.png, lr.png and sharpness.png in the output folder.</summary>
@@ -197,7 +197,7 @@ internal static class ComparisonReport
             int n = g.Min(r => r.Result.DivergedAt ?? s.Steps);
             if (n == 0) continue;
             var curves = g.Select(r => RunMetrics.ExponentialAverage(r.Losses[..n], s.Window).Select(Log).ToArray()).ToArray();
-            Band(loss, g.Key, Enumerable.Range(0, n).Select(i => (double)i).ToArray(), curves, ColourOf(s, g.Key));
+            Band(loss, g.Key, Enumerable.Range(0, n).Select(i => (double)i).ToArray(), curves, ColorOf(s, g.Key));
         }
         Target(loss, target, "training-loss target");
         Diverged(loss, s, runs);
@@ -210,7 +210,7 @@ internal static class ComparisonReport
         {
             var steps = g.MinBy(r => r.ValLosses.Count)!.ValLosses.Select(e => (double)e.Step).ToArray();
             var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => Log(e.Value)).ToArray()).ToArray();
-            if (steps.Length > 0) Band(val, g.Key, steps, curves, ColourOf(s, g.Key)).MarkerSize = 4;
+            if (steps.Length > 0) Band(val, g.Key, steps, curves, ColorOf(s, g.Key)).MarkerSize = 4;
         }
         Target(val, valTarget, "validation target");
         Diverged(val, s, runs);
@@ -224,14 +224,14 @@ internal static class ComparisonReport
             if (n == 0) continue;
             var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n].Select(Log).ToArray());
             line.LegendText = r.Optimizer;
-            line.Color = ColourOf(s, r.Optimizer);
+            line.Color = ColorOf(s, r.Optimizer);
         }
         Diverged(lr, s, runs.Where(r => r.Seed == 0).ToArray());
         Finish(lr, title, "step", "learning rate η (log scale, seed 0)", logY: true, []);
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "lr.png"), lr.GetImageBytes(1100, 550, ImageFormat.Png));
 
         // Sharpness of every optimizer (the curvature rules' own estimates, the baselines' light probes), each
-        // against its edge in its own colour (limit/η: 2/η for GD, (2 + 2μ)/η with heavy-ball momentum) and, for
+        // against its edge in its own color (limit/η: 2/η for GD, (2 + 2μ)/η with heavy-ball momentum) and, for
         // CAEO, its own target (limit − δ)/η dotted: the rule keeps its estimate on or under that line.
         var sharp = new Plot();
         bool any = false;
@@ -239,20 +239,20 @@ internal static class ComparisonReport
         foreach (var run in runs.Where(r => r.Seed == 0))
         {
             var r = run.Result;
-            var colour = ColourOf(s, run.Optimizer);
+            var color = ColorOf(s, run.Optimizer);
             var pts = Enumerable.Range(0, r.StepsRun).Where(t => r.Sharpness[t] is { } v && double.IsFinite(v)).ToArray();
             if (pts.Length == 0) continue;
             any = true;
             var est = sharp.Add.ScatterLine(pts.Select(t => (double)t).ToArray(), pts.Select(t => r.Sharpness[t]!.Value).ToArray());
             est.LegendText = $"{run.Optimizer}: λmax {(s.Variants.FirstOrDefault(v => v.Label == run.Optimizer)?.LogsSharpness == true ? "(its estimate)" : "(light probe)")}";
-            est.Color = colour;
+            est.Color = color;
             est.MarkerSize = 3;
             var audited = Enumerable.Range(0, r.StepsRun).Where(t => r.AuditSharpness[t] is { } v && double.IsFinite(v)).ToArray();
             if (audited.Length > 0)
             {
                 var a = sharp.Add.ScatterPoints(audited.Select(t => (double)t).ToArray(), audited.Select(t => r.AuditSharpness[t]!.Value).ToArray());
                 a.LegendText = $"{run.Optimizer}: converged Lanczos λmax (audit)";
-                a.Color = colour;
+                a.Color = color;
                 a.MarkerShape = MarkerShape.OpenCircle;
                 a.MarkerSize = 8;
             }
@@ -264,7 +264,7 @@ internal static class ComparisonReport
                 var edge = sharp.Add.ScatterLine(steps, r.LearningRates[..ran].Select(x => limit / x).ToArray());
                 edgeLows.Add(r.LearningRates[..ran].Where(double.IsFinite).Select(x => limit / x).DefaultIfEmpty(double.PositiveInfinity).Min());
                 edge.LinePattern = LinePattern.Dashed;
-                edge.Color = colour.WithAlpha(0.7);
+                edge.Color = color.WithAlpha(0.7);
                 edge.LegendText = $"{run.Optimizer}: edge {limit.ToString("0.##", CultureInfo.InvariantCulture)}/η";
             }
             if (double.IsFinite(run.RuleBound))
@@ -272,7 +272,7 @@ internal static class ComparisonReport
                 double bound = run.RuleBound;
                 var own = sharp.Add.ScatterLine(steps, r.LearningRates[..ran].Select(x => bound / x).ToArray());
                 own.LinePattern = LinePattern.Dotted;
-                own.Color = colour.WithAlpha(0.7);
+                own.Color = color.WithAlpha(0.7);
                 own.LegendText = $"{run.Optimizer}: its target {bound.ToString("0.##", CultureInfo.InvariantCulture)}/η (limit − δ)";
             }
         }
@@ -298,7 +298,7 @@ internal static class ComparisonReport
         line.LegendText = $"{what} {value.ToString("G4", CultureInfo.InvariantCulture)}";
     }
 
-    /// <summary>A dotted vertical line, in the optimizer's colour, at every step where a run diverged.</summary>
+    /// <summary>A dotted vertical line, in the optimizer's color, at every step where a run diverged.</summary>
     private static void Diverged(Plot p, Settings s, IEnumerable<Run> runs)
     {
         foreach (var r in runs.Where(r => r.Result.DivergedAt is not null))
@@ -306,12 +306,12 @@ internal static class ComparisonReport
             var line = p.Add.VerticalLine(r.Result.DivergedAt!.Value);
             line.LinePattern = LinePattern.Dotted;
             line.LineWidth = 2;
-            line.Color = ColourOf(s, r.Optimizer);
+            line.Color = ColorOf(s, r.Optimizer);
             line.LegendText = $"{r.Optimizer} seed {r.Seed} diverged at step {r.Result.DivergedAt}";
         }
     }
 
-    /// <summary>Title, labels, a decade-labelled log axis when asked (an upper limit a decade above the first values, so a blow-up does not flatten the rest), the legend beside the data.</summary>
+    /// <summary>Title, labels, a decade-labeled log axis when asked (an upper limit a decade above the first values, so a blow-up does not flatten the rest), the legend beside the data.</summary>
     private static void Finish(Plot p, string title, string x, string y, bool logY, IEnumerable<double> firstValues)
     {
         p.Title(title, 13);
@@ -337,15 +337,15 @@ internal static class ComparisonReport
     }
 
     /// <summary>A mean line with a ± std band over curves of equal length.</summary>
-    private static ScottPlot.Plottables.Scatter Band(Plot plot, string label, double[] xs, double[][] curves, Color colour)
+    private static ScottPlot.Plottables.Scatter Band(Plot plot, string label, double[] xs, double[][] curves, Color color)
     {
         var mean = xs.Select((_, i) => curves.Average(c => c[i])).ToArray();
         var std = xs.Select((_, i) => Math.Sqrt(curves.Sum(c => (c[i] - mean[i]) * (c[i] - mean[i])) / Math.Max(1, curves.Length - 1))).ToArray();
         var band = plot.Add.FillY(xs, mean.Zip(std, (m, d) => m - d).ToArray(), mean.Zip(std, (m, d) => m + d).ToArray());
         var line = plot.Add.ScatterLine(xs, mean);
         line.LegendText = label;
-        line.Color = colour;
-        band.FillColor = colour.WithAlpha(0.2);
+        line.Color = color;
+        band.FillColor = color.WithAlpha(0.2);
         band.LineWidth = 0;
         return line;
     }

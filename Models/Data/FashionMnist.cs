@@ -5,7 +5,7 @@ namespace Curvature.Models.Data;
 /// <summary>
 /// Fashion-MNIST (Xiao, Rasul and Vollgraf 2017): 60,000 training and 10,000 test images of 28×28 grey pixels in
 /// 10 classes, read from the IDX gz files of Debian's <c>dataset-fashion-mnist</c>. Default preprocessing: pixels
-/// divided by 255, then centred by subtracting the per-pixel mean of the 60,000 training images (the same mean
+/// divided by 255, then centered by subtracting the per-pixel mean of the 60,000 training images (the same mean
 /// for the test set and for any subset). Inputs are [N, 1, 28, 28] float32; the MLP flattens them.
 /// </summary>
 public static class FashionMnist

@@ -4,8 +4,8 @@ using Curvature.Engine;
 namespace Curvature.Models.Layers;
 
 /// <summary>
-/// Batch normalisation over [N, C, H, W] per channel, as PyTorch's nn.BatchNorm2d (eps 1e-5, momentum 0.1).
-/// Training mode normalises with the batch mean and the biased batch variance through the fused
+/// Batch normalization over [N, C, H, W] per channel, as PyTorch's nn.BatchNorm2d (eps 1e-5, momentum 0.1).
+/// Training mode normalizes with the batch mean and the biased batch variance through the fused
 /// <see cref="Autodiff.Primitives.NormalizeScaleShift"/> primitive, so gradients and Hessian-vector products
 /// differentiate through the batch statistics exactly. Evaluation mode uses
 /// the running statistics. When the bindings ask for it (<see cref="Bindings.UpdateStatistics"/>), a training
@@ -55,7 +55,7 @@ public sealed class BatchNorm2d : Module
         if (b.Training)
         {
             long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
-            // The fused normalisation primitive: batch statistics per channel, exact derivatives through them, the
+            // The fused normalization primitive: batch statistics per channel, exact derivatives through them, the
             // affine step, residual and ReLU in the same pass; the running statistics take the moments it computed.
             var normalize = new Autodiff.Primitives.NormalizeScaleShift(1, 2, Epsilon, relu) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
             return residual is null ? normalize.Apply(x, b[Weight], b[Bias]) : normalize.Apply(x, b[Weight], b[Bias], residual);

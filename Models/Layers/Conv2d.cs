@@ -5,7 +5,7 @@ namespace Curvature.Models.Layers;
 
 /// <summary>
 /// 2-D convolution as PyTorch's nn.Conv2d: weight [out, in, kh, kw], optional bias [out], stride and zero padding,
-/// initialised uniform on ±1/√(in·kh·kw) (PyTorch's default). Computed by the <see cref="Autodiff.Primitives.Convolution2d"/>
+/// initialized uniform on ±1/√(in·kh·kw) (PyTorch's default). Computed by the <see cref="Autodiff.Primitives.Convolution2d"/>
 /// primitive family, whose rules give exact gradients and Hessian-vector products. Supports the bindings' Tap
 /// hook (input [N, C, H, W], output [N, O, OH, OW]) for K-FAC.
 /// </summary>

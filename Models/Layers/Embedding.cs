@@ -4,7 +4,7 @@ using Curvature.Engine;
 namespace Curvature.Models.Layers;
 
 /// <summary>
-/// A lookup table [count, dim] indexed by int64 ids, as PyTorch's nn.Embedding (weight initialised N(0, 1)); the
+/// A lookup table [count, dim] indexed by int64 ids, as PyTorch's nn.Embedding (weight initialized N(0, 1)); the
 /// output has the ids' shape plus [dim]. Its gradient is a scatter-add of the output cotangent.
 /// </summary>
 public sealed class Embedding : Module

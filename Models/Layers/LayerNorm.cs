@@ -4,9 +4,9 @@ using Curvature.Engine;
 namespace Curvature.Models.Layers;
 
 /// <summary>
-/// Layer normalisation over the last axis (Ba, Kiros and Hinton 2016), as PyTorch's nn.LayerNorm:
-/// y = (x − μ)/√(σ² + ε) ⊙ weight + bias with the biased variance σ², ε = 1e-5, weight initialised to 1 and bias
-/// to 0. The normalisation is the fused <see cref="Autodiff.Primitives.Normalize"/> primitive (groups = all axes
+/// Layer normalization over the last axis (Ba, Kiros and Hinton 2016), as PyTorch's nn.LayerNorm:
+/// y = (x − μ)/√(σ² + ε) ⊙ weight + bias with the biased variance σ², ε = 1e-5, weight initialized to 1 and bias
+/// to 0. The normalization is the fused <see cref="Autodiff.Primitives.Normalize"/> primitive (groups = all axes
 /// but the last), whose rules make gradients and Hessian-vector products exact to every order.
 /// </summary>
 public sealed class LayerNorm : Module

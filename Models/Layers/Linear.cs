@@ -3,7 +3,7 @@ using Curvature.Engine;
 
 namespace Curvature.Models.Layers;
 
-/// <summary>y = x·Wᵀ + b with W [out, in] as in PyTorch; initialised uniform on ±1/√in (PyTorch's default).</summary>
+/// <summary>y = x·Wᵀ + b with W [out, in] as in PyTorch; initialized uniform on ±1/√in (PyTorch's default).</summary>
 public sealed class Linear : Module
 {
     /// <summary>A layer with fresh weights drawn from <paramref name="rng"/>.</summary>

@@ -12,7 +12,7 @@ namespace Curvature.Bench;
 /// <summary>
 /// Forward, gradient, HVP and train step of the models of docs/MODELS.md, each against its floor (its matrix
 /// products' and convolutions' FLOPs at the same run's SGEMM rate) and, with <c>--torch</c>, against PyTorch timed
-/// in the same run (perf/torch/bench.py): rounds alternate PyTorch, engine, PyTorch, engine, so a noisy neighbour
+/// in the same run (perf/torch/bench.py): rounds alternate PyTorch, engine, PyTorch, engine, so a noisy neighbor
 /// slows both alike and the ratios of medians hold. The train step is the Lab's: training-mode forward with
 /// running-statistics updates, gradient, then SGD with momentum (PyTorch: the same with torch.optim.SGD).
 /// </summary>

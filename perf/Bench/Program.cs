@@ -48,7 +48,7 @@ namespace Curvature.Bench
             root.Subcommands.Add(Table("mlp", "MLP forward / gradient / HVP at batch 5000, and its GEMMs vs OpenBLAS", QuickTables.Mlp));
             root.Subcommands.Add(Table("lanczos", "20 Lanczos iterations vs 20 HVPs at batch 5000", QuickTables.Lanczos));
             root.Subcommands.Add(Table("conv", "ResNet-20's convolutions (forward, both adjoints, pairs) vs OpenBLAS GEMM", QuickTables.Convolutions));
-            root.Subcommands.Add(Table("elementwise", "Memory-bound ops on 8 MB and the normalisation kernels vs a streaming scale-shift", QuickTables.ElementWiseOps));
+            root.Subcommands.Add(Table("elementwise", "Memory-bound ops on 8 MB and the normalization kernels vs a streaming scale-shift", QuickTables.ElementWiseOps));
             root.Subcommands.Add(Table("batchnorm", "A training-mode BatchNorm layer: fused primitive vs Normalize + ScaleShift", QuickTables.BatchNormLayer));
 
             var only = new Option<string?>("--only") { Description = $"One model (a key or its prefix: {string.Join(", ", ModelKeys)})" };

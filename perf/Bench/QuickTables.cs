@@ -173,7 +173,7 @@ internal static class QuickTables
     /// <summary>
     /// <c>elementwise --quick</c>: memory-bound ops on one ResNet stage-1 activation (128×16×32×32 floats, 8 MB),
     /// each with its output allocated fresh as in training, against the same op into a reused buffer and a copy; then
-    /// the normalisation kernels at every BatchNorm shape of ResNet-20.
+    /// the normalization kernels at every BatchNorm shape of ResNet-20.
     /// </summary>
     public static void ElementWiseOps(int repeats)
     {
@@ -215,7 +215,7 @@ internal static class QuickTables
     }
 
     /// <summary>
-    /// The normalisation kernels at each of ResNet-20's BatchNorm shapes (batch 128), with a streaming scale-shift of
+    /// The normalization kernels at each of ResNet-20's BatchNorm shapes (batch 128), with a streaming scale-shift of
     /// the same array in the same interleaved rounds as the bandwidth they should reach. Bytes moved count each
     /// array once per pass over memory: the statistics pass reads, the write pass reads and writes.
     /// </summary>
@@ -307,7 +307,7 @@ internal static class QuickTables
         }
         if (!standalone) return;
         // OpenBLAS alone in this process against OpenBLAS in a C process of its own, alternated three times (this
-        // machine's neighbours move single figures by a third): the medians of each side.
+        // machine's neighbors move single figures by a third): the medians of each side.
         Console.WriteLine();
         Console.WriteLine("| size | threads | OpenBLAS in this process GFLOP/s | OpenBLAS standalone (C) GFLOP/s | in-process / standalone |");
         Console.WriteLine("|---|---|---|---|---|");
@@ -416,7 +416,7 @@ internal static class QuickTables
     }
 
     /// <summary>
-    /// <c>lanczos --quick</c>: 20 Lanczos iterations (full reorthogonalisation) on the MLP's Hessian at batch 5000
+    /// <c>lanczos --quick</c>: 20 Lanczos iterations (full reorthogonalization) on the MLP's Hessian at batch 5000
     /// against 20 bare HVPs through the same operator, interleaved in one run.
     /// </summary>
     public static void Lanczos(int repeats)
@@ -429,7 +429,7 @@ internal static class QuickTables
         var v = Vectors.Normalize(rng.Normal(new Shape((int)op.Dimension)));
         const int iterations = 20;
         // The same Lanczos on an operator that costs almost nothing (a diagonal of the same dimension) isolates
-        // the method's own work: reorthogonalisation, the tridiagonal solve, the Ritz vector.
+        // the method's own work: reorthogonalization, the tridiagonal solve, the Ritz vector.
         var cheap = new DiagonalOperator(rng.Uniform(new Shape((int)op.Dimension), 0, 10));
         var ms = Timing.InterleavedMedianMs(
         [

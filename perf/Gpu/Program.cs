@@ -13,7 +13,7 @@ using Curvature.Tests.Engine;
 // every op and three models' HVPs against the CPU device), then SGEMM at 4096 and 8192 (its result checked
 // against float64 on sampled entries), then forward, gradient, HVP, train step and 20 Lanczos iterations of the
 // MLP (full batch 5000), ResNet-20 (batch 128) and the GPT (6 layers, d 384, T 256, batch 64). Every timing is
-// the median of --repeats runs after a warm-up, each ended by a device synchronisation. Exit code 1 when a check
+// the median of --repeats runs after a warm-up, each ended by a device synchronization. Exit code 1 when a check
 // fails (the timings still run and print).
 //   Gpu [--device auto|cuda|opencl|ilgpu-cpu|cpu] [--only conformance,sgemm,mlp,resnet,gpt] [--repeats N] [--quick]
 // --quick shrinks every size (a smoke test that runs on ILGPU's CPU accelerator; no PyTorch column then).
@@ -275,7 +275,7 @@ internal static class Program
     private static string Ratio(double engine, double? torch) => torch is { } t && t != 0 ? (engine / t).ToString("0.00", CultureInfo.InvariantCulture) : "—";
 }
 
-/// <summary>Median wall-clock of an action that returns an array, synchronising the device after each run.</summary>
+/// <summary>Median wall-clock of an action that returns an array, synchronizing the device after each run.</summary>
 internal sealed class Harness(Device device, int repeats)
 {
     public int Repeats => repeats;

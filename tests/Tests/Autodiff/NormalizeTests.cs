@@ -6,14 +6,14 @@ using Curvature.Kernels;
 
 namespace Curvature.Tests.Autodiff;
 
-/// <summary>The fused normalisation against its composite definition, in both group layouts and both precisions.</summary>
+/// <summary>The fused normalization against its composite definition, in both group layouts and both precisions.</summary>
 public class NormalizeTests
 {
     private static NdArray Composite(NdArray x, int[] axes, double eps)
     {
-        var centred = x - x.Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
-        var variance = (centred * centred).Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
-        return centred / (variance + eps).Apply(Curvature.Kernels.UnaryOp.Sqrt);
+        var centered = x - x.Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
+        var variance = (centered * centered).Sum(axes, keepDims: true) * (1.0 / axes.Aggregate(1L, (p, a) => p * x.Shape[a]));
+        return centered / (variance + eps).Apply(Curvature.Kernels.UnaryOp.Sqrt);
     }
 
     [Fact]
@@ -26,14 +26,14 @@ public class NormalizeTests
             GradCheck.AssertClose(x.Normalize(1, 2, 1e-5), Composite(x, [0, 2, 3], 1e-5), 1e-12, 1e-12, "batch-norm groups");
             GradCheck.AssertClose(x.Normalize(0, 3, 1e-5), Composite(x, [3], 1e-5), 1e-12, 1e-12, "layer-norm groups");
             var u = rng.Normal(x.Shape, dtype: DType.Float64);
-            // J·u against a central difference of the normalisation.
+            // J·u against a central difference of the normalization.
             var fd = (x + u * 1e-6).Normalize(1, 2, 1e-5) - (x - u * 1e-6).Normalize(1, 2, 1e-5);
             GradCheck.AssertClose(x.NormalizeJacobian(u, 1, 2, 1e-5), fd * (1 / 2e-6), 1e-7, 1e-8, "J·u");
         }));
     }
 
     [Fact]
-    public void Normalising_with_moments_gives_the_same_output_and_the_moments_GroupMoments_gives()
+    public void Normalizing_with_moments_gives_the_same_output_and_the_moments_GroupMoments_gives()
     {
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(20), Prop.ForAll(Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(DType.Float32, DType.Float64).ToArbitrary(), (seed, dtype) =>
         {
@@ -79,15 +79,15 @@ public class NormalizeTests
         var rng = new RandomGenerator(3);
         var x64 = rng.Normal(new Shape(8, 3, 16, 16), 1000, 1, DType.Float64);
         var y32 = x64.Cast(DType.Float32).Normalize(1, 2, 1e-5).Cast(DType.Float64);
-        GradCheck.AssertClose(y32, Composite(x64.Cast(DType.Float32).Cast(DType.Float64), [0, 2, 3], 1e-5), 2e-4, 2e-4, "float32 normalisation");
-        // The Jacobian product and its tangent centre each segment on its own mean: no cancellation either.
+        GradCheck.AssertClose(y32, Composite(x64.Cast(DType.Float32).Cast(DType.Float64), [0, 2, 3], 1e-5), 2e-4, 2e-4, "float32 normalization");
+        // The Jacobian product and its tangent center each segment on its own mean: no cancellation either.
         var x = x64.Cast(DType.Float32);
         var (u, v, w) = (rng.Normal(x.Shape, dtype: DType.Float32), rng.Normal(x.Shape, dtype: DType.Float32), rng.Normal(x.Shape, dtype: DType.Float32));
         var ju = x.NormalizeJacobian(u, 1, 2, 1e-5);
         GradCheck.AssertClose(ju.Cast(DType.Float64), x.Cast(DType.Float64).NormalizeJacobian(u.Cast(DType.Float64), 1, 2, 1e-5), 2e-3, 2e-3, "float32 J·u");
         var t64 = x.Cast(DType.Float64).NormalizeJacobianTangent(u.Cast(DType.Float64), ju.Cast(DType.Float64), v.Cast(DType.Float64), w.Cast(DType.Float64), 1, 2, 1e-5);
         GradCheck.AssertClose(x.NormalizeJacobianTangent(u, ju, v, w, 1, 2, 1e-5).Cast(DType.Float64), t64, 2e-3, 2e-3, "float32 tangent");
-        // The covariance centres y's segments too, and the fused BatchNorm's x·(γr) + (β − μγr) loses only x's rounding.
+        // The covariance centers y's segments too, and the fused BatchNorm's x·(γr) + (β − μγr) loses only x's rounding.
         var x32as64 = x.Cast(DType.Float64);
         GradCheck.AssertClose(u.GroupCovariance(x, 1, 2).Cast(DType.Float64), u.Cast(DType.Float64).GroupCovariance(x32as64, 1, 2), 2e-4, 2e-4, "float32 covariance");
         var (gamma, beta) = (rng.Normal(new Shape(3), dtype: DType.Float32), rng.Normal(new Shape(3), dtype: DType.Float32));

@@ -322,7 +322,7 @@ public class DeviceConformanceTests
     }
 
     [Theory, MemberData(nameof(Devices))]
-    public void Normalisation_ops_agree(string name)
+    public void Normalization_ops_agree(string name)
     {
         var d = DeviceCatalog.Resolve(name);
         var rng = new RandomGenerator(7);
@@ -505,12 +505,12 @@ public class DeviceConformanceTests
     {
         // One thread runs kernels on temporaries that become unreachable while the next kernel reads them; the
         // others copy arrays of the same size in from the host and collect garbage, so a temporary's buffer comes
-        // back to the pool mid-kernel. Unless the device serialises its ops, another thread rents that buffer and
+        // back to the pool mid-kernel. Unless the device serializes its ops, another thread rents that buffer and
         // overwrites it before the kernel has read it (wrong values in CI when two test classes shared the device).
         var d = DeviceCatalog.IlgpuCpu;
         const int length = 1 << 14;
         var x = new RandomGenerator(40).Normal(new Shape(length), dtype: DType.Float64);
-        // Optimised at once: unoptimised code keeps temporaries alive to the end of the method, which hides the race.
+        // Optimized at once: unoptimized code keeps temporaries alive to the end of the method, which hides the race.
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         static NdArray Work(NdArray x)
         {

@@ -197,7 +197,7 @@ public class NdArrayTests
     }
 }
 
-/// <summary>Comparison masks (vectorised) against the scalar definition, with ties, NaN and broadcasting.</summary>
+/// <summary>Comparison masks (vectorized) against the scalar definition, with ties, NaN and broadcasting.</summary>
 public class ComparisonMaskTests
 {
     [Theory]

@@ -18,7 +18,7 @@ namespace Curvature.Tests.Kernels;
 public class GpuGemmTests
 {
     // This class's own accelerators: an ILGPU CPU accelerator runs one launch at a time, and the engine's ilgpu-cpu
-    // device, which other test classes use from their threads, serialises its launches under its own lock.
+    // device, which other test classes use from their threads, serializes its launches under its own lock.
     private static readonly Lazy<Context> Host = new(() => Context.Create(b => Curvature.Engine.DeviceCatalog.Compiler(b.CPU())));
 
     // 32 threads per warp, 8 warps: groups of 256 emulated threads, as a GPU's.

@@ -4,7 +4,7 @@ using Curvature.Kernels.Cpu;
 namespace Curvature.Tests.Kernels;
 
 /// <summary>
-/// The normalisation kernels against plain per-group loops in float64, on [A, G, B] views that cover every way their
+/// The normalization kernels against plain per-group loops in float64, on [A, G, B] views that cover every way their
 /// statistics pass splits the rows: several image chunks with a short last one, an image larger than a chunk split
 /// into blocks of groups, LayerNorm's single image of many groups, and a view that fits one chunk.
 /// </summary>
@@ -41,7 +41,7 @@ public class NormalizationTests
 
     [Theory]
     [MemberData(nameof(Views))]
-    public void Statistics_normalisation_and_jacobian_match_per_group_loops(int a, int g, int b)
+    public void Statistics_normalization_and_jacobian_match_per_group_loops(int a, int g, int b)
     {
         const double eps = 1e-5;
         long n = (long)a * g * b;

@@ -58,7 +58,7 @@ public class CompareCliTests
         Assert.All(runs.Where(r => r.GetProperty("optimizer").GetString() == "caeo"), r => Assert.True(r.GetProperty("probe_flops_per_sample").GetDouble() > 0));
         Assert.All(runs, r => Assert.True(r.GetProperty("train_flops_per_sample").GetDouble() > 2 * 199_210));
         foreach (var png in new[] { "loss.png", "val_loss.png", "lr.png", "sharpness.png" }) Assert.True(File.Exists(Path.Combine(outDir, png)), png);
-        // Every configuration draws in its own colour (its place in the comparison, Category10) in the loss plot.
+        // Every configuration draws in its own color (its place in the comparison, Category10) in the loss plot.
         string[] order = ["sgd", "caeo", "dcao", "hidlr", "l4"];
         int Pixels(string png, int i)
         {
@@ -67,7 +67,7 @@ public class CompareCliTests
             var c = new ScottPlot.Palettes.Category10().GetColor(i);
             return bitmap.Pixels.Count(p => Math.Abs(p.Red - c.R) + Math.Abs(p.Green - c.G) + Math.Abs(p.Blue - c.B) < 12);
         }
-        for (int i = 0; i < order.Length; i++) Assert.True(Pixels("loss.png", i) > 20, $"loss.png: {order[i]}'s colour is missing");
+        for (int i = 0; i < order.Length; i++) Assert.True(Pixels("loss.png", i) > 20, $"loss.png: {order[i]}'s color is missing");
         // The baselines get a light probe every T steps (their sharpness beside CAEO's estimate), the same plot shows both.
         var sgd = File.ReadAllLines(Path.Combine(outDir, "sgd", "seed0", "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
         Assert.Equal(new[] { 0, 2, 4, 6 }, sgd.Where(f => f[5] != "").Select(f => int.Parse(f[0], CultureInfo.InvariantCulture)));

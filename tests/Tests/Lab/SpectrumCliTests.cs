@@ -58,7 +58,7 @@ public class SpectrumCliTests
         double integral = 0;
         for (int i = 1; i < grid.Length; i++) integral += 0.5 * (values[i] + values[i - 1]) * (grid[i] - grid[i - 1]);
         Assert.Equal(1.0, integral, 1e-2);
-        // Rayleigh quotient along the normalised all-ones vector, computed directly.
+        // Rayleigh quotient along the normalized all-ones vector, computed directly.
         var ones = NdArray.Full(new Shape(n), 1 / Math.Sqrt(n), DType.Float64);
         Assert.Equal(ones.Dot(op.Apply(ones)), root.GetProperty("rayleigh_ones").GetDouble(), 1e-10);
         Assert.True(File.Exists(Path.Combine(dir, "out", "density.png")));

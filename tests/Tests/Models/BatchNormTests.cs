@@ -9,7 +9,7 @@ namespace Curvature.Tests.Models;
 public class BatchNormTests
 {
     [Fact]
-    public void Training_mode_normalises_with_batch_statistics_and_updates_running_ones_by_the_formula()
+    public void Training_mode_normalizes_with_batch_statistics_and_updates_running_ones_by_the_formula()
     {
         var bn = new BatchNorm2d(2, dtype: DType.Float64);
         var rng = new RandomGenerator(1);

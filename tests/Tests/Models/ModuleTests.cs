@@ -17,7 +17,7 @@ public class ModuleTests
     }
 
     [Fact]
-    public void Default_initialisation_is_uniform_within_one_over_root_fan_in()
+    public void Default_initialization_is_uniform_within_one_over_root_fan_in()
     {
         var mlp = Mlp.Create(new RandomGenerator(0));
         foreach (var (name, value) in mlp.StateDict())

@@ -45,16 +45,16 @@ public class SafetensorsTests
             Assert.Equal(0u, yb & 0xFFFF);
             if (float.IsInfinity(y) && !float.IsInfinity(x)) return;                        // rounded past the largest finite bfloat16
             double err = Math.Abs((double)x - y);
-            foreach (var neighbour in new[] { yb + 0x10000, yb - 0x10000 })
+            foreach (var neighbor in new[] { yb + 0x10000, yb - 0x10000 })
             {
-                float z = BitConverter.UInt32BitsToSingle(neighbour);
+                float z = BitConverter.UInt32BitsToSingle(neighbor);
                 if (float.IsFinite(z) && Math.Sign(z) == Math.Sign(y)) Assert.True(err <= Math.Abs((double)x - z), $"{x}: {y} is not the nearest bfloat16 ({z} is nearer)");
             }
             // Exactly representable values come back unchanged.
             float exact = BitConverter.UInt32BitsToSingle((uint)raw & 0xFFFF0000);
             if (float.IsFinite(exact)) Assert.Equal(exact, HalfFormats.WidenBF16(HalfFormats.NarrowBF16([exact]))[0]);
         }));
-        // Ties go to the even neighbour: 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷.
+        // Ties go to the even neighbor: 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷.
         Assert.Equal(1f, HalfFormats.WidenBF16(HalfFormats.NarrowBF16([1f + 1f / 256]))[0]);
         Assert.Equal(1f + 2f / 128, HalfFormats.WidenBF16(HalfFormats.NarrowBF16([1f + 3f / 256]))[0]);
     }

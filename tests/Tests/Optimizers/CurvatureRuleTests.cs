@@ -39,7 +39,7 @@ public class CurvatureRuleTests
     [Fact]
     public void Dcao_relative_mode_never_underflows_however_far_rho_grows()
     {
-        // ρ growing by up to 10⁶ between probes drove the first-probe normalisation to η ≈ 1e-193; against the running
+        // ρ growing by up to 10⁶ between probes drove the first-probe normalization to η ≈ 1e-193; against the running
         // mean ρ̄ (which includes the current probe) the ratio is at most 1/(1 − d), so η ≥ η₀·exp(−α/(1 − d)).
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.ForAll(Gen.Choose(0, 600).Select(i => i / 100.0).ArrayOf(8).ToArbitrary(), logGrowth =>
         {

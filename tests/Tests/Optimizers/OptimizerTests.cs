@@ -137,7 +137,7 @@ public class OptimizerTests
                 foreach (bool decoupled in new[] { false, true })
                 {
                     var p = new Parameter(V(w0).Cast(DType.Float32).To(device));
-                    // One optimiser steps; the other, fed the same gradients at the same weights, returns its directions.
+                    // One optimizer steps; the other, fed the same gradients at the same weights, returns its directions.
                     Adam opt = new(eta, b1, b2, eps, wd, decoupled), directions = new(eta, b1, b2, eps, wd, decoupled);
                     float[] w = w0.Select(x => (float)x).ToArray(), m = new float[3], v = new float[3], d = new float[3];
                     int t = 0;
@@ -168,7 +168,7 @@ public class OptimizerTests
             ILGPU.Context.Create(b => DeviceCatalog.Compiler(b.CPU())), CPUAcceleratorMode.Parallel), "ilgpu-cpu (optimizer tests)"));
 
     [Fact]
-    public void The_cpus_vectorised_updates_give_the_scalar_rules_bits()
+    public void The_cpus_vectorized_updates_give_the_scalar_rules_bits()
     {
         // The CPU kernels run the rules several lanes at a time and the scalar rule on the tail; both must give its bits
         // (momentum's: those of its linear combinations written op by op).

@@ -24,7 +24,7 @@ public class GradientNoiseTests
     {
         var model = new ResNet(new RandomGenerator(3), inputChannels: 1, classes: 3, width: 2, blocksPerStage: 1, dtype: DType.Float64);
         var rng = new RandomGenerator(4);
-        // Away from the initialisation's exact zeros (β = 0 after a ReLU's zeros puts a residual ReLU exactly on its
+        // Away from the initialization's exact zeros (β = 0 after a ReLU's zeros puts a residual ReLU exactly on its
         // kink in evaluation mode, where a central difference halves the slope).
         foreach (var p in model.Parameters()) p.Value = p.Value + rng.Normal(p.Shape, std: 0.05, dtype: DType.Float64);
         return (model, rng.Normal(new Shape(n, 1, 6, 6), dtype: DType.Float64), NdArray.FromArray(Enumerable.Range(0, n).Select(i => (long)(i % 3)).ToArray()));

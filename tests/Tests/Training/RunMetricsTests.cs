@@ -20,7 +20,7 @@ public class RunMetricsTests
             double beta = 1 - 2.0 / (w + 1);
             for (int t = 0; t < x.Length; t++)
             {
-                // The normalised weighted mean of the data so far, weights β^(t−i).
+                // The normalized weighted mean of the data so far, weights β^(t−i).
                 double num = 0, den = 0;
                 for (int i = 0; i <= t; i++) { double wt = Math.Pow(beta, t - i); num += wt * x[i]; den += wt; }
                 Assert.Equal(num / den, m[t], 1e-9 * Math.Max(1, Math.Abs(m[t])));
