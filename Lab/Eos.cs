@@ -36,7 +36,7 @@ public static class Eos
     }
 
     /// <summary>A probe of a stochastic run: the batch sharpness (± standard error) and vᵀΣv along the full-batch top eigenvector.</summary>
-    public sealed record Probe(int Step, double BatchSharpness, double StandardError, double NoiseAlongTop);
+    public sealed record Probe(int Step, double BatchSharpness, double StandardError, double NoiseAlongTop, double RatioOfMeans);
 
     /// <summary>The outcome of one learning rate.</summary>
     public sealed record Run(double LearningRate, int Steps, double FinalLoss, double FinalAccuracy, double MaxSharpness,
@@ -103,7 +103,7 @@ public static class Eos
         output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
 
         var runs = new List<Run>();
-        var csv = s.Stochastic ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "batch_sharpness", "batch_sharpness_stderr", "noise_along_top")
+        var csv = s.Stochastic ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means")
                                 : new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
         ProgressDisplay.Run(output, s.LearningRates.Select(lr => ($"η = {lr}", s.Steps)).ToArray(), tasks =>
         {
@@ -114,8 +114,8 @@ public static class Eos
                 var byStep = run.Probes.ToDictionary(p => p.Step);
                 foreach (var row in run.Rows)
                     if (!s.Stochastic) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
-                    else if (byStep.TryGetValue(row.Step, out var p)) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, p.BatchSharpness, p.StandardError, p.NoiseAlongTop);
-                    else csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, null, null, null);
+                    else if (byStep.TryGetValue(row.Step, out var p)) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, p.BatchSharpness, p.StandardError, p.NoiseAlongTop, p.RatioOfMeans);
+                    else csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, null, null, null, null);
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
                 AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
             }
@@ -134,13 +134,14 @@ public static class Eos
         int probeCount = 0;
         // Stochastic runs: after every T-th step, at the weights the next step's λmax probe sees, the batch sharpness
         // over minibatches of b and vᵀΣv along the full-batch top eigenvector (Lanczos, like the λmax probe).
-        var evaluator = !s.Stochastic ? null : new Evaluator(["batch_sharpness", "batch_sharpness_stderr", "noise_along_top"], m =>
+        var evaluator = !s.Stochastic ? null : new Evaluator(["batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means"], m =>
         {
             var noise = new GradientNoise(m, s.Loss, x, y, training: true);
-            var bs = noise.BatchSharpness(s.Batch, s.Samples, new RandomGenerator(s.Seed + 7, (ulong)probeCount++ << 40));
+            var both = noise.BatchSharpnessBoth(s.Batch, s.Samples, new RandomGenerator(s.Seed + 7, (ulong)probeCount++ << 40));
+            var bs = both.MeanOfRatios;
             var top = Lanczos.Run(new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m)), s.LanczosIterations, k: 1,
                 rng: new RandomGenerator(s.Seed + 3), vectors: true);
-            return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes))];
+            return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes)), both.RatioOfMeans.Value];
         });
         IOptimizer optimizer = s.Optimizer == "momentum" ? new Momentum(lr, 0.9) : new GradientDescent(lr);
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
@@ -160,7 +161,7 @@ public static class Eos
         var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
         double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
             : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
-        var batchProbes = result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2])).ToList();
+        var batchProbes = result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2], e.Values[3])).ToList();
         var batchSecondHalf = batchProbes.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.BatchSharpness).Order().ToArray();
         double batchMedian = batchSecondHalf.Length == 0 ? double.NaN : batchSecondHalf.Length % 2 == 1 ? batchSecondHalf[batchSecondHalf.Length / 2]
             : 0.5 * (batchSecondHalf[batchSecondHalf.Length / 2 - 1] + batchSecondHalf[batchSecondHalf.Length / 2]);

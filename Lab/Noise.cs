@@ -20,7 +20,7 @@ public static class Noise
 {
     /// <summary>What the verb measured.</summary>
     public sealed record Report(double Loss, double GradientNorm, Estimate NoiseTrace, string TraceMethod, double NoiseScale, double[] TopEigenvalues,
-        double[] NoiseAlongTop, double GradientSharpness, Estimate BatchSharpness, int Examples, long Parameters, bool Coupled, double Seconds);
+        double[] NoiseAlongTop, double GradientSharpness, Estimate BatchSharpness, Estimate BatchSharpnessRatioOfMeans, int Examples, long Parameters, bool Coupled, double Seconds);
 
     internal static Command Command(TextWriter output)
     {
@@ -82,9 +82,10 @@ public static class Noise
         var along = top.Vectors!.Select(v => noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(v), shapes))).ToArray();
         output.WriteLine($"noise: gradient sharpness, and batch sharpness over {samples} minibatches of {minibatch}");
         double gradientSharpness = noise.GradientSharpness();
-        var batchSharpness = noise.BatchSharpness(minibatch, samples, rng);
+        var both = noise.BatchSharpnessBoth(minibatch, samples, rng);
+        var batchSharpness = both.MeanOfRatios;
         return new Report(value, Math.Sqrt(gg), trace, data.Count <= exactLimit ? "exact" : "hutchinson", trace.Value / gg, top.Values, along, gradientSharpness, batchSharpness,
-            data.Count, model.ParameterCount(), noise.Coupled, clock.Elapsed.TotalSeconds);
+            both.RatioOfMeans, data.Count, model.ParameterCount(), noise.Coupled, clock.Elapsed.TotalSeconds);
     }
 
     private static string G(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
@@ -101,7 +102,8 @@ public static class Noise
         o.WriteLine($"| noise scale tr Σ / ‖ḡ‖² | {G(r.NoiseScale)} |");
         for (int i = 0; i < r.TopEigenvalues.Length; i++) o.WriteLine($"| λ{i + 1}, noise along v{i + 1} (vᵀΣv) | {G(r.TopEigenvalues[i])}, {G(r.NoiseAlongTop[i])} |");
         o.WriteLine($"| gradient sharpness ḡᵀHḡ / ‖ḡ‖² | {G(r.GradientSharpness)} |");
-        o.WriteLine($"| batch sharpness (b = {minibatch}, {r.BatchSharpness.Probes} minibatches) | {G(r.BatchSharpness.Value)}{(double.IsFinite(r.BatchSharpness.StandardError) ? $" ± {G(r.BatchSharpness.StandardError)}" : "")} |");
+        o.WriteLine($"| batch sharpness (b = {minibatch}, {r.BatchSharpness.Probes} minibatches): mean of g_BᵀH_Bg_B/‖g_B‖² | {G(r.BatchSharpness.Value)}{(double.IsFinite(r.BatchSharpness.StandardError) ? $" ± {G(r.BatchSharpness.StandardError)}" : "")} |");
+        o.WriteLine($"| batch sharpness, ratio of means E[g_BᵀH_Bg_B]/E[‖g_B‖²] | {G(r.BatchSharpnessRatioOfMeans.Value)}{(double.IsFinite(r.BatchSharpnessRatioOfMeans.StandardError) ? $" ± {G(r.BatchSharpnessRatioOfMeans.StandardError)} (jackknife)" : "")} |");
     }
 
     /// <summary>The JSON document (the names the issue fixed).</summary>
@@ -125,6 +127,8 @@ public static class Noise
         ["gradient_sharpness"] = r.GradientSharpness,
         ["batch_sharpness"] = r.BatchSharpness.Value,
         ["batch_sharpness_stderr"] = double.IsFinite(r.BatchSharpness.StandardError) ? r.BatchSharpness.StandardError : null,
+        ["batch_sharpness_ratio_of_means"] = r.BatchSharpnessRatioOfMeans.Value,
+        ["batch_sharpness_ratio_of_means_stderr"] = double.IsFinite(r.BatchSharpnessRatioOfMeans.StandardError) ? r.BatchSharpnessRatioOfMeans.StandardError : null,
         ["minibatch"] = minibatch,
         ["samples"] = samples,
     }, new JsonSerializerOptions { WriteIndented = true });

@@ -119,26 +119,55 @@ public sealed class GradientNoise
     /// examples drawn without replacement from the batch of g_Bᵀ H_B g_B / ‖g_B‖² (H_B and g_B of the minibatch's
     /// own loss, in this mode: training-mode BatchNorm uses the minibatch's statistics), with its standard error.
     /// </summary>
-    public Estimate BatchSharpness(int size, int samples, RandomGenerator rng)
+    public Estimate BatchSharpness(int size, int samples, RandomGenerator rng) => BatchSharpnessBoth(size, samples, rng).MeanOfRatios;
+
+    /// <summary>
+    /// Both readings of the batch sharpness from the same minibatches: the mean of the Rayleigh quotients
+    /// E[g_BᵀH_Bg_B / ‖g_B‖²] (<see cref="BatchSharpness"/>) and the ratio of means E[g_BᵀH_Bg_B] / E[‖g_B‖²], which
+    /// weighs each minibatch by its gradient's squared norm (the form in which the quotient enters the expected
+    /// one-step change of the loss, E[L(w − ηg_B)] ≈ L − ηE[ḡᵀg_B] + ½η²E[g_BᵀHg_B]). The ratio's standard error is the
+    /// jackknife's (leave one minibatch out); NaN with one minibatch.
+    /// </summary>
+    public BatchSharpnessEstimate BatchSharpnessBoth(int size, int samples, RandomGenerator rng)
     {
         if (size < 1 || size > Count) throw new ArgumentOutOfRangeException(nameof(size), size, $"a minibatch takes 1 to {Count} examples (the batch).");
         if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "batch sharpness needs at least one minibatch.");
-        var values = new double[samples];
+        var quotients = new double[samples];
+        var curvature = new double[samples];
+        var norms = new double[samples];
         for (int k = 0; k < samples; k++)
         {
             var pick = Models.Data.Dataset.Permutation(Count, rng)[..size];
-            values[k] = Sharpness(Loss.Function(model, loss, SelectRows(inputs, pick), SelectRows(labels, pick), training));
+            (curvature[k], norms[k]) = Quadratic(Loss.Function(model, loss, SelectRows(inputs, pick), SelectRows(labels, pick), training));
+            quotients[k] = norms[k] > 0 ? curvature[k] / norms[k] : double.NaN;
         }
-        return samples == 1 ? new Estimate(values[0], double.NaN, 1) : Summarize(values);
+        var meanOfRatios = samples == 1 ? new Estimate(quotients[0], double.NaN, 1) : Summarize(quotients);
+        double sumC = curvature.Sum(), sumN = norms.Sum();
+        double ratio = sumN > 0 ? sumC / sumN : double.NaN;
+        double stderr = double.NaN;
+        if (samples > 1)
+        {
+            var leaveOut = Enumerable.Range(0, samples).Select(k => (sumC - curvature[k]) / (sumN - norms[k])).ToArray();
+            double m = leaveOut.Average();
+            stderr = Math.Sqrt((samples - 1.0) / samples * leaveOut.Sum(x => (x - m) * (x - m)));
+        }
+        return new BatchSharpnessEstimate(meanOfRatios, new Estimate(ratio, stderr, samples));
     }
 
     private double Sharpness(Func<Tensor[], Tensor> f)
+    {
+        var (ghg, gg) = Quadratic(f);
+        return gg > 0 ? ghg / gg : double.NaN;
+    }
+
+    /// <summary>gᵀHg and ‖g‖² of a loss at the current weights (one gradient, one HVP).</summary>
+    private (double Curvature, double SquaredNorm) Quadratic(Func<Tensor[], Tensor> f)
     {
         var g = Derivatives.Grad(f, w);
         var hg = Derivatives.Hvp(f, w, g).Product;
         double gg = 0, ghg = 0;
         for (int j = 0; j < g.Length; j++) { gg += g[j].Data.Dot(g[j].Data); ghg += g[j].Data.Dot(hg[j].Data); }
-        return gg > 0 ? ghg / gg : double.NaN;
+        return (ghg, gg);
     }
 
     /// <summary>Rows of an array picked by index along its first axis (any trailing shape).</summary>
@@ -163,3 +192,8 @@ public sealed class GradientNoise
         return new Estimate(mean, Math.Sqrt(var / samples.Length), samples.Length);
     }
 }
+
+/// <summary>The batch sharpness read two ways from the same minibatches (<see cref="GradientNoise.BatchSharpnessBoth"/>).</summary>
+/// <param name="MeanOfRatios">E[g_BᵀH_Bg_B / ‖g_B‖²], with the standard error of the mean.</param>
+/// <param name="RatioOfMeans">E[g_BᵀH_Bg_B] / E[‖g_B‖²], with the jackknife's standard error.</param>
+public sealed record BatchSharpnessEstimate(Estimate MeanOfRatios, Estimate RatioOfMeans);

@@ -42,7 +42,7 @@ public class EosCliTests
             "--lanczos-iters", "6", "--width", "8", "--optimizer", "sgd", "--batch", "8", "--samples", "3");
         Assert.True(code == 0, err + output);
         var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
-        Assert.Equal("step,loss,accuracy,sharpness,lr,batch_sharpness,batch_sharpness_stderr,noise_along_top", lines[0]);
+        Assert.Equal("step,loss,accuracy,sharpness,lr,batch_sharpness,batch_sharpness_stderr,noise_along_top,batch_sharpness_ratio_of_means", lines[0]);
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToArray();
         // λmax at steps 0, 4, 8, 12; the batch probes at the weights of steps 4, 8 and 12 (after each T-th update).
         Assert.Equal(new[] { "4", "8", "12" }, rows.Where(r => r[5] != "").Select(r => r[0]));

@@ -27,7 +27,7 @@ public class NoiseCliTests
         Assert.True(code == 0, err + output);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var root = doc.RootElement;
-        foreach (var key in new[] { "loss", "gradient_norm", "noise_trace", "noise_scale", "top_eigenvalues", "noise_along_top", "gradient_sharpness", "batch_sharpness", "batch_sharpness_stderr" })
+        foreach (var key in new[] { "loss", "gradient_norm", "noise_trace", "noise_scale", "top_eigenvalues", "noise_along_top", "gradient_sharpness", "batch_sharpness", "batch_sharpness_stderr", "batch_sharpness_ratio_of_means", "batch_sharpness_ratio_of_means_stderr" })
             Assert.True(root.TryGetProperty(key, out _), key);
         Assert.Equal("ce", root.GetProperty("loss_kind").GetString());
         var noise = new GradientNoise(model, "ce", x, y, training: true);

@@ -129,4 +129,31 @@ public class GradientNoiseTests
         Assert.True(small.StandardError > 0 && double.IsFinite(small.Value));
         Assert.Throws<ArgumentOutOfRangeException>(() => noise.BatchSharpness(noise.Count + 1, 1, new RandomGenerator(1)));
     }
+
+    [Fact]
+    public void The_ratio_of_means_weighs_each_minibatch_by_its_squared_gradient_norm()
+    {
+        // The same minibatches, read both ways: recomputed here from each minibatch's own gᵀHg and ‖g‖², the ratio of
+        // means is Σ gᵀHg / Σ ‖g‖² and the mean of ratios the plain average; they differ when the norms differ.
+        var (model, x, y) = Make("mlp");
+        var noise = new GradientNoise(model, "ce", x, y, training: false);
+        var both = noise.BatchSharpnessBoth(3, 8, new RandomGenerator(5));
+        var rng = new RandomGenerator(5);
+        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        double sumC = 0, sumN = 0, sumQ = 0;
+        for (int k = 0; k < 8; k++)
+        {
+            var pick = Curvature.Models.Data.Dataset.Permutation(noise.Count, rng)[..3];
+            var idx = NdArray.FromArray(pick, new Shape(3));
+            var f = Loss.Function(model, "ce", x.Reshape(x.Shape[0], -1).Gather(idx).Reshape([3, .. x.Shape.Skip(1)]), y.Reshape(y.Shape[0], 1).Gather(idx).Reshape(3));
+            var g = Derivatives.Grad(f, w);
+            var hg = Derivatives.Hvp(f, w, g).Product;
+            double c = g.Zip(hg).Sum(t => t.First.Data.Dot(t.Second.Data)), n = g.Sum(t => t.Data.Dot(t.Data));
+            sumC += c; sumN += n; sumQ += c / n;
+        }
+        Assert.Equal(sumQ / 8, both.MeanOfRatios.Value, 1e-9 * Math.Abs(sumQ / 8));
+        Assert.Equal(sumC / sumN, both.RatioOfMeans.Value, 1e-9 * Math.Abs(sumC / sumN));
+        Assert.True(both.RatioOfMeans.StandardError > 0 && double.IsFinite(both.RatioOfMeans.StandardError));
+        Assert.Equal(both.MeanOfRatios.Value, noise.BatchSharpness(3, 8, new RandomGenerator(5)).Value);
+    }
 }
