@@ -95,16 +95,21 @@ internal static class QuickTables
         new("stage 3 dW", false, true, 64, 576, 8192),
     ];
 
-    /// <summary><c>gemm --resnet</c>: the convolution GEMMs of ResNet-20 against OpenBLAS.</summary>
-    public static void ResNetGemm(int repeats)
+    /// <summary><c>gemm --resnet</c>: the convolution GEMMs of ResNet-20 against OpenBLAS, one thread and all.</summary>
+    public static void ResNetGemm(int repeats) => ProductTable(ResNetGemms(), repeats);
+
+    /// <summary>Products against OpenBLAS on one thread and on all, one row per product and thread count.</summary>
+    private static void ProductTable(GemmCase[] cases, int repeats)
     {
         Header();
-        var cases = ResNetGemms();
-        var r = TimeGemm(cases, repeats);
-        Console.WriteLine("| product | m×n×k | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
-        Console.WriteLine("|---|---|---|---|---|");
-        for (int i = 0; i < cases.Length; i++)
-            Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+        Console.WriteLine("| product | m×n×k | threads | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (int threads in new[] { 1, Parallelism.MaxThreads }.Distinct())
+        {
+            var r = WithThreads(threads, () => TimeGemm(cases, repeats));
+            for (int i = 0; i < cases.Length; i++)
+                Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {threads} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
+        }
     }
 
     /// <summary>
@@ -356,19 +361,7 @@ internal static class QuickTables
     ];
 
     /// <summary><c>gemm --skinny --quick</c>: the models' skinny products against OpenBLAS, one thread and all.</summary>
-    public static void SkinnyGemm(int repeats)
-    {
-        Header();
-        var cases = SkinnyGemms();
-        Console.WriteLine("| product | m×n×k | threads | engine GFLOP/s | OpenBLAS GFLOP/s | ratio |");
-        Console.WriteLine("|---|---|---|---|---|---|");
-        foreach (int threads in new[] { 1, Parallelism.MaxThreads }.Distinct())
-        {
-            var r = WithThreads(threads, () => TimeGemm(cases, repeats));
-            for (int i = 0; i < cases.Length; i++)
-                Console.WriteLine($"| {cases[i].Name} | {cases[i].M}×{cases[i].N}×{cases[i].K} | {threads} | {F(r[i].Engine)} | {F(r[i].Blas)} | {r[i].Engine / r[i].Blas:0.00} |");
-        }
-    }
+    public static void SkinnyGemm(int repeats) => ProductTable(SkinnyGemms(), repeats);
 
     /// <summary>The GEMMs of one MLP gradient at batch n (forward, then the backward products).</summary>
     internal static GemmCase[] MlpGemms(int n) =>

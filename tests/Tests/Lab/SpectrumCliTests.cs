@@ -5,6 +5,8 @@ using Curvature.Models;
 using Curvature.Models.Data;
 using Curvature.Spectral;
 
+using Curvature.Tests.Spectral;
+
 namespace Curvature.Tests.Lab;
 
 /// <summary>The spectrum verb on a tiny MLP whose dense Hessian can be decomposed directly.</summary>
@@ -36,14 +38,7 @@ public class SpectrumCliTests
         var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray());
         int n = (int)op.Dimension;
         Assert.Equal(83, n);
-        var h = new double[n, n];
-        for (int j = 0; j < n; j++)
-        {
-            var e = new double[n]; e[j] = 1;
-            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
-            for (int i = 0; i < n; i++) h[i, j] = col[i];
-        }
-        var (eig, _) = SymmetricEigen.Decompose(h);
+        var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(op));
 
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var root = doc.RootElement;
@@ -65,19 +60,6 @@ public class SpectrumCliTests
         Assert.Equal(0x89, File.ReadAllBytes(Path.Combine(dir, "out", "density.png"))[0]);
     }
 
-    private static double[,] DenseHessian(HessianOperator op)
-    {
-        int n = (int)op.Dimension;
-        var h = new double[n, n];
-        for (int j = 0; j < n; j++)
-        {
-            var e = new double[n]; e[j] = 1;
-            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
-            for (int i = 0; i < n; i++) h[i, j] = col[i];
-        }
-        return h;
-    }
-
     [Fact]
     public void Per_layer_blocks_match_the_dense_hessians_diagonal_blocks()
     {
@@ -87,7 +69,7 @@ public class SpectrumCliTests
         var (code, output, err) = LabCli.Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2",
             "--iters", "40", "--probes", "200", "--per-layer", "--json", json);
         Assert.True(code == 0, err + output);
-        var h = DenseHessian(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray()));
+        var h = DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray()));
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var layers = doc.RootElement.GetProperty("per_layer").EnumerateArray().ToArray();
         var named = model.NamedParameters();
@@ -161,7 +143,7 @@ public class SpectrumCliTests
         var json = Path.Combine(dir, "s.json");
         var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--iters", "10", "--probes", "2", "--trace", "hutch++", "--trace-budget", "90", "--json", json);
         Assert.True(code == 0, err + output);
-        var (eig, _) = SymmetricEigen.Decompose(DenseHessian(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray())));
+        var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray())));
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var c = doc.RootElement.GetProperty("trace_comparison");
         Assert.Equal(90, c.GetProperty("budget").GetInt32());
@@ -175,19 +157,6 @@ public class SpectrumCliTests
         (code, _, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--trace", "hutch++", "--trace-budget", "10");
         Assert.Equal(2, code);
         Assert.Contains("expected a multiple of 3", err);
-    }
-
-    private static double[,] Dense(ILinearOperator op)
-    {
-        int n = (int)op.Dimension;
-        var h = new double[n, n];
-        for (int j = 0; j < n; j++)
-        {
-            var e = new double[n]; e[j] = 1;
-            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
-            for (int i = 0; i < n; i++) h[i, j] = col[i];
-        }
-        return h;
     }
 
     [Theory]
@@ -222,7 +191,7 @@ public class SpectrumCliTests
             for (int r = 0; r < dim; r++) for (int c = 0; c < dim; c++) flat[r * dim + c] = f[r, c];
             expected = new DenseOperator(NdArray.FromArray(flat, new Shape(dim, dim)));
         }
-        var (eig, _) = SymmetricEigen.Decompose(Dense(expected));
+        var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(expected));
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(name, doc.RootElement.GetProperty("operator").GetString());
         var top = doc.RootElement.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
@@ -251,7 +220,7 @@ public class SpectrumCliTests
         var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "1", "--iters", "30", "--probes", "2",
             "--operator", "ggn", "--per-layer", "3.weight", "--json", json);
         Assert.True(code == 0, err + output);
-        var ggn = Dense(GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels));
+        var ggn = DenseMatrix.Of(GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels));
         int at = (int)(model.Parameters()[0].Shape.Size + model.Parameters()[1].Shape.Size); // 1.weight, 1.bias come first
         var block = new double[25, 25];
         for (int i = 0; i < 25; i++) for (int j = 0; j < 25; j++) block[i, j] = ggn[at + i, at + j];

@@ -165,14 +165,7 @@ public class SpectralTests
     {
         var (op, _, _) = TinyMlp(1);
         int n = (int)op.Dimension;
-        var h = new double[n, n];
-        for (int j = 0; j < n; j++)
-        {
-            var e = new double[n]; e[j] = 1;
-            var col = op.Apply(NdArray.FromArray(e, new Shape(n))).ToArray<double>();
-            for (int i = 0; i < n; i++) h[i, j] = col[i];
-        }
-        var (dense, _) = SymmetricEigen.Decompose(h);
+        var (dense, _) = SymmetricEigen.Decompose(DenseMatrix.Of(op));
         var r = Lanczos.Run(op, iterations: n, k: 3, rng: new RandomGenerator(8));
         var expected = dense.OrderDescending().Take(3).ToArray();
         for (int i = 0; i < 3; i++) Assert.Equal(expected[i], r.Values[i], 1e-8);
