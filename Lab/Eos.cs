@@ -23,17 +23,34 @@ namespace Curvature.Lab;
 public static class Eos
 {
     /// <summary>Settings of an experiment.</summary>
-    /// <remarks><paramref name="Optimizer"/>: gd (full batch), sgd or momentum (μ 0.9) on minibatches of <paramref name="Batch"/>, whose
-    /// probes add the batch sharpness over <paramref name="Samples"/> minibatches and the noise along the top eigenvector.</remarks>
+    /// <remarks><paramref name="Optimizer"/>: gd, momentum (heavy ball, μ 0.9) or nesterov (μ 0.9), full batch unless <paramref name="Batch"/>
+    /// is positive; sgd always on minibatches of <paramref name="Batch"/>. Minibatch runs' probes add the batch sharpness over
+    /// <paramref name="Samples"/> minibatches and the noise along the top eigenvector.</remarks>
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
         int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
         string Optimizer = "gd", int Batch = 0, int Samples = 10)
     {
         /// <summary>Whether the steps take minibatches (the stochastic edge).</summary>
-        public bool Stochastic => Optimizer != "gd";
-        /// <summary>The rule's edge η·λ: 2 for GD and SGD, 2 + 2μ = 3.8 for heavy-ball momentum at μ 0.9.</summary>
-        public double Limit => Optimizer == "momentum" ? 3.8 : 2;
+        public bool Stochastic => Batch > 0;
+        /// <summary>Momentum μ of the momentum and nesterov runs.</summary>
+        public const double Mu = 0.9;
+        /// <summary>
+        /// The rule's edge η·λ, where the linear recurrence of the update on a quadratic of curvature λ turns unstable: 2
+        /// for GD and SGD; 2 + 2μ for heavy ball (x' = x − ηλx + μ(x − x₋), stable iff ηλ &lt; 2 + 2μ: 3.8 at μ 0.9); for
+        /// Nesterov (the look-ahead gradient, as in <see cref="Momentum"/>) (2 + 2μ)/(1 + 2μ), 1.357 at μ 0.9.
+        /// </summary>
+        public double Limit => StabilityLimit(Optimizer, Mu);
     }
+
+    /// <summary>The edge η·λ of <paramref name="optimizer"/> (gd, sgd, momentum, nesterov) at momentum <paramref name="mu"/> (see <see cref="Settings.Limit"/>).</summary>
+    public static double StabilityLimit(string optimizer, double mu) => optimizer switch
+    {
+        "momentum" => 2 + 2 * mu,
+        "nesterov" => (2 + 2 * mu) / (1 + 2 * mu),
+        _ => 2,
+    };
+
+    private static string LimitText(double limit) => limit.ToString("0.###", CultureInfo.InvariantCulture);
 
     /// <summary>A probe of a stochastic run: the batch sharpness (± standard error) and vᵀΣv along the full-batch top eigenvector.</summary>
     public sealed record Probe(int Step, double BatchSharpness, double StandardError, double NoiseAlongTop, double RatioOfMeans);
@@ -63,14 +80,16 @@ public static class Eos
         var width = Options.Int("--width", "Hidden width of the MLP", 200, max: 65536);
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
         var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
-        var optimizer = Options.OneOf("--optimizer", "gd: full-batch gradient descent (Cohen et al.); sgd or momentum (μ 0.9): minibatches of --batch, probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)", "gd", "gd", "sgd", "momentum");
-        var batch = Options.Int("--batch", "Minibatch size b for sgd and momentum", 32, max: 1_000_000);
+        var optimizer = Options.OneOf("--optimizer", "gd: gradient descent (Cohen et al. 2021), edge 2/η; momentum: heavy ball (μ 0.9), edge (2 + 2μ)/η; nesterov (μ 0.9), edge (2 + 2μ)/((1 + 2μ)η); "
+            + "full batch unless --batch is given. sgd: minibatches of --batch (default 32). Minibatch probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)",
+            "gd", "gd", "sgd", "momentum", "nesterov");
+        var batch = Options.Int("--batch", "Minibatch size b (sgd: default 32; gd, momentum, nesterov: the full batch unless given)", 0, min: 0, max: 1_000_000);
         var samples = Options.Int("--samples", "Minibatches per batch-sharpness probe", 10, max: 10_000);
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
         var data = Options.FashionMnistFolder();
         var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
 
-        var cmd = new Command("eos", "Full-batch GD on Fashion-MNIST at several learning rates, with the sharpness against 2/η (Cohen et al. 2021)");
+        var cmd = new Command("eos", "GD (or heavy-ball or Nesterov momentum; full batch, or minibatches) on Fashion-MNIST at several learning rates, with the sharpness against the rule's edge (2/η for GD, Cohen et al. 2021)");
         foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, optimizer, batch, samples, quick, data, outDir }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
@@ -81,7 +100,7 @@ public static class Eos
             var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
                 r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
-                r.GetValue(optimizer)!, r.GetValue(batch), r.GetValue(samples));
+                r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples));
             if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
             var runs = Execute(s, output);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
@@ -143,7 +162,7 @@ public static class Eos
                 rng: new RandomGenerator(s.Seed + 3), vectors: true);
             return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes)), both.RatioOfMeans.Value];
         });
-        IOptimizer optimizer = s.Optimizer == "momentum" ? new Momentum(lr, 0.9) : new GradientDescent(lr);
+        IOptimizer optimizer = s.Optimizer is "momentum" or "nesterov" ? new Momentum(lr, Settings.Mu, nesterov: s.Optimizer == "nesterov") : new GradientDescent(lr);
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
@@ -151,7 +170,7 @@ public static class Eos
             Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
             RecordAccuracy = true, StopWhenDiverged = true,
-            OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} (2/η = {2 / lr:0.0})" : "")),
+            OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} ({LimitText(s.Limit)}/η = {s.Limit / lr:0.0})" : "")),
         }.Run();
         int? diverged = result.DivergedAt;
         var rows = Enumerable.Range(0, diverged ?? result.StepsRun).Select(t => (t, result.Losses[t], result.Accuracy[t], result.Sharpness[t])).ToList();
@@ -177,9 +196,9 @@ public static class Eos
         o.WriteLine();
         if (s is { Stochastic: true })
         {
-            o.WriteLine($"{s.Optimizer}, minibatch {s.Batch}: λmax of the full-batch loss against the batch sharpness (mean over {s.Samples} minibatches per probe); the edge is {s.Limit}/η");
+            o.WriteLine($"{s.Optimizer}, minibatch {s.Batch}: λmax of the full-batch loss against the batch sharpness (mean over {s.Samples} minibatches per probe); the edge is {LimitText(s.Limit)}/η");
             o.WriteLine();
-            o.WriteLine($"| η | {s.Limit}/η | final loss | max λmax | median η·λmax (2nd half) | median η·batch sharpness (2nd half) | seconds |");
+            o.WriteLine($"| η | {LimitText(s.Limit)}/η | final loss | max λmax | median η·λmax (2nd half) | median η·batch sharpness (2nd half) | seconds |");
             o.WriteLine("|---|---|---|---|---|---|---|");
             foreach (var r in runs)
                 o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)} | {F(r.MedianEtaBatchSharpnessSecondHalf)}{(r.DivergedAt is { } dd ? $" (diverged at step {dd})" : "")} | {F(r.Seconds, "0")} |");
@@ -187,10 +206,12 @@ public static class Eos
             o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
             return;
         }
-        o.WriteLine("| η | 2/η | final loss | final accuracy | max sharpness | median η·sharpness (2nd half) | seconds |");
+        if (s is not null && s.Optimizer != "gd") o.WriteLine($"{s.Optimizer} (μ {Settings.Mu}), full batch: the edge is {LimitText(s.Limit)}/η");
+        string edge = s is null ? "2" : LimitText(s.Limit);
+        o.WriteLine($"| η | {edge}/η | final loss | final accuracy | max sharpness | median η·sharpness (2nd half) | seconds |");
         o.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var r in runs)
-            o.WriteLine($"| {r.LearningRate} | {F(2 / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)}{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
+            o.WriteLine($"| {r.LearningRate} | {F((s?.Limit ?? 2) / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)}{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
         o.WriteLine();
         o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
     }

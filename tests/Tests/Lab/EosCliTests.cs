@@ -33,6 +33,23 @@ public class EosCliTests
         Assert.Empty(Directory.GetFiles(outDir, "*.tmp"));
     }
 
+    [Theory]
+    [InlineData("momentum", "3.8/η")]
+    [InlineData("nesterov", "1.357/η")]
+    public void Full_batch_momentum_runs_draw_their_own_edge(string optimizer, string edge)
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Scratch.NewDirectory(), "eos");
+        var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1", "--steps", "8",
+            "--probe-every", "4", "--lanczos-iters", "6", "--width", "8", "--optimizer", optimizer);
+        Assert.True(code == 0, err + output);
+        Assert.Contains($"full batch: the edge is {edge}", output);
+        Assert.Contains($"| η | {edge} |", output);
+        Assert.Equal("step,loss,accuracy,sharpness,lr", File.ReadLines(Path.Combine(outDir, "steps.csv")).First()); // no minibatch columns
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal(Eos.StabilityLimit(optimizer, 0.9), doc.RootElement.GetProperty("edge").GetDouble(), 1e-12);
+    }
+
     [Fact]
     public void Sgd_runs_log_lambda_max_beside_the_batch_sharpness_and_the_noise_along_the_top_eigenvector()
     {

@@ -279,6 +279,30 @@ public class OptimizerTests
         Assert.Contains("non-negative", e.Message);
     }
 
+    [Theory]
+    [InlineData("gd", 0.0)]
+    [InlineData("momentum", 0.9)]
+    [InlineData("momentum", 0.5)]
+    [InlineData("nesterov", 0.9)]
+    [InlineData("nesterov", 0.5)]
+    public void On_a_quadratic_each_rule_is_stable_just_below_its_edge_and_unstable_just_above(string rule, double mu)
+    {
+        // The edge η·λ of eos's threshold lines (Eos.StabilityLimit): the update's linear recurrence on f = ½λw² has
+        // its eigenvalue cross −1 there. 3% either side: the loss falls below 1e-3 of its start, or rises above 1e3.
+        const double lambda = 10;
+        double edge = Curvature.Lab.Eos.StabilityLimit(rule, mu) / lambda;
+        foreach (var (eta, stable) in new[] { (0.97 * edge, true), (1.03 * edge, false) })
+        {
+            var q = new Quadratic([lambda]);
+            var p = new Parameter(V(1.0));
+            IOptimizer opt = rule == "gd" ? new GradientDescent(eta) : new Momentum(eta, mu, nesterov: rule == "nesterov");
+            for (int t = 0; t < 3000 && q.Loss(p.Value) < 1e6; t++) opt.Step(q.Step(t, p)); // unstable runs stop once clearly growing
+            double ratio = q.Loss(p.Value) / q.Loss(V(1.0));
+            if (stable) Assert.True(ratio < 1e-3, $"{rule} μ {mu} at η = 0.97·edge: loss ratio {ratio}");
+            else Assert.True(!(ratio < 1e3), $"{rule} μ {mu} at η = 1.03·edge: loss ratio {ratio}");
+        }
+    }
+
     [Fact]
     public void On_a_quadratic_gd_beyond_2_over_lambda_diverges_while_caeo_converges_below_the_edge()
     {
