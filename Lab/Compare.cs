@@ -368,14 +368,7 @@ public static class Compare
     }
 
     /// <summary>The edge η·λmax = limit of the update rule on a quadratic (Cohen et al. 2021, appendix: GD 2, heavy ball 2 + 2μ, Nesterov (2 + 2μ)/(1 + 2μ)).</summary>
-    private static double Limit(Optimizers.IOptimizer optimizer) => optimizer switch
-    {
-        Optimizers.Caeo c => c.StabilityLimit,
-        Optimizers.Momentum { Nesterov: true } m => (2 + 2 * m.Beta) / (1 + 2 * m.Beta),
-        Optimizers.Momentum m => 2 + 2 * m.Beta,
-        Optimizers.GradientDescent or Optimizers.L4 => 2,
-        _ => double.NaN,
-    };
+    private static double Limit(Optimizers.IOptimizer optimizer) => Optimizers.StabilityEdge.Of(optimizer);
 
     private static double Bound(Optimizers.IOptimizer optimizer) => optimizer is Optimizers.Caeo c ? c.StabilityLimit - c.Delta : double.NaN;
 

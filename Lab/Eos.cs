@@ -34,20 +34,16 @@ public static class Eos
         public bool Stochastic => Batch > 0;
         /// <summary>Momentum μ of the momentum and nesterov runs.</summary>
         public const double Mu = 0.9;
-        /// <summary>
-        /// The rule's edge η·λ, where the linear recurrence of the update on a quadratic of curvature λ turns unstable: 2
-        /// for GD and SGD; 2 + 2μ for heavy ball (x' = x − ηλx + μ(x − x₋), stable iff ηλ &lt; 2 + 2μ: 3.8 at μ 0.9); for
-        /// Nesterov (the look-ahead gradient, as in <see cref="Momentum"/>) (2 + 2μ)/(1 + 2μ), 1.357 at μ 0.9.
-        /// </summary>
+        /// <summary>The rule's edge η·λ (<see cref="StabilityEdge"/>): 2 for GD and SGD, 3.8 for heavy ball and 1.357 for Nesterov at μ 0.9.</summary>
         public double Limit => StabilityLimit(Optimizer, Mu);
     }
 
-    /// <summary>The edge η·λ of <paramref name="optimizer"/> (gd, sgd, momentum, nesterov) at momentum <paramref name="mu"/> (see <see cref="Settings.Limit"/>).</summary>
+    /// <summary>The edge η·λ of <paramref name="optimizer"/> (gd, sgd, momentum, nesterov) at momentum <paramref name="mu"/> (<see cref="StabilityEdge"/>).</summary>
     public static double StabilityLimit(string optimizer, double mu) => optimizer switch
     {
-        "momentum" => 2 + 2 * mu,
-        "nesterov" => (2 + 2 * mu) / (1 + 2 * mu),
-        _ => 2,
+        "momentum" => StabilityEdge.HeavyBall(mu),
+        "nesterov" => StabilityEdge.Nesterov(mu),
+        _ => StabilityEdge.GradientDescent,
     };
 
     private static string LimitText(double limit) => limit.ToString("0.###", CultureInfo.InvariantCulture);

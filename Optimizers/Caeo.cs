@@ -103,7 +103,7 @@ public sealed class Caeo : IOptimizer
     public double Noise { get; }
 
     /// <summary>The stability limit η·λmax of the base rule: 2 for GD, 2 + 2μ with momentum, (2 + 2β₁)/(1 − β₁) with Adam.</summary>
-    public double StabilityLimit => adam is { } a ? (2 + 2 * a.Beta1) / (1 - a.Beta1) : 2 + 2 * Beta;
+    public double StabilityLimit => adam is { } a ? StabilityEdge.Adam(a.Beta1) : StabilityEdge.HeavyBall(Beta);
 
     /// <summary>True for the Adam variant (preconditioned sharpness).</summary>
     public bool Adaptive => adam is not null;

@@ -287,7 +287,7 @@ public class OptimizerTests
     [InlineData("nesterov", 0.5)]
     public void On_a_quadratic_each_rule_is_stable_just_below_its_edge_and_unstable_just_above(string rule, double mu)
     {
-        // The edge η·λ of eos's threshold lines (Eos.StabilityLimit): the update's linear recurrence on f = ½λw² has
+        // The edge η·λ of eos's threshold lines (StabilityEdge): the update's linear recurrence on f = ½λw² has
         // its eigenvalue cross −1 there. 3% either side: the loss falls below 1e-3 of its start, or rises above 1e3.
         const double lambda = 10;
         double edge = Curvature.Lab.Eos.StabilityLimit(rule, mu) / lambda;
