@@ -41,6 +41,7 @@ public static class Eos
     /// <summary>The edge η·λ of <paramref name="optimizer"/> (gd, sgd, momentum, nesterov) at momentum <paramref name="mu"/> (<see cref="StabilityEdge"/>).</summary>
     public static double StabilityLimit(string optimizer, double mu) => optimizer switch
     {
+        "adam" => StabilityEdge.Adam(mu),
         "momentum" => StabilityEdge.HeavyBall(mu),
         "nesterov" => StabilityEdge.Nesterov(mu),
         _ => StabilityEdge.GradientDescent,
@@ -59,6 +60,10 @@ public static class Eos
         public IReadOnlyList<Probe> Probes { get; init; } = [];
         /// <summary>Median η·(batch sharpness) over the second half's probes (NaN for GD).</summary>
         public double MedianEtaBatchSharpnessSecondHalf { get; init; } = double.NaN;
+        /// <summary>Adam runs: the preconditioned sharpness λmax(P⁻¹H) at each probe.</summary>
+        public IReadOnlyList<(int Step, double Value)> Preconditioned { get; init; } = [];
+        /// <summary>Median η·(preconditioned sharpness) over the second half's probes (NaN but for Adam).</summary>
+        public double MedianEtaPreconditionedSecondHalf { get; init; } = double.NaN;
     }
 
     /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
@@ -77,8 +82,9 @@ public static class Eos
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
         var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
         var optimizer = Options.OneOf("--optimizer", "gd: gradient descent (Cohen et al. 2021), edge 2/η; momentum: heavy ball (μ 0.9), edge (2 + 2μ)/η; nesterov (μ 0.9), edge (2 + 2μ)/((1 + 2μ)η); "
-            + "full batch unless --batch is given. sgd: minibatches of --batch (default 32). Minibatch probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)",
-            "gd", "gd", "sgd", "momentum", "nesterov");
+            + "full batch unless --batch is given. adam (β₁ 0.9, β₂ 0.999, full batch): the preconditioned sharpness λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)η) = 38/η (Cohen et al. 2022). "
+            + "sgd: minibatches of --batch (default 32). Minibatch probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)",
+            "gd", "gd", "sgd", "momentum", "nesterov", "adam");
         var batch = Options.Int("--batch", "Minibatch size b (sgd: default 32; gd, momentum, nesterov: the full batch unless given)", 0, min: 0, max: 1_000_000);
         var samples = Options.Int("--samples", "Minibatches per batch-sharpness probe", 10, max: 10_000);
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
@@ -119,6 +125,7 @@ public static class Eos
 
         var runs = new List<Run>();
         var csv = s.Stochastic ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means")
+                                : s.Optimizer == "adam" ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "preconditioned_sharpness")
                                 : new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
         ProgressDisplay.Run(output, s.LearningRates.Select(lr => ($"η = {lr}", s.Steps)).ToArray(), tasks =>
         {
@@ -128,7 +135,9 @@ public static class Eos
                 runs.Add(run);
                 var byStep = run.Probes.ToDictionary(p => p.Step);
                 foreach (var row in run.Rows)
-                    if (!s.Stochastic) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
+                    if (s.Optimizer == "adam" && !s.Stochastic)
+                        csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, run.Preconditioned.Where(p => p.Step == row.Step).Select(p => (double?)p.Value).FirstOrDefault());
+                    else if (!s.Stochastic) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
                     else if (byStep.TryGetValue(row.Step, out var p)) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, p.BatchSharpness, p.StandardError, p.NoiseAlongTop, p.RatioOfMeans);
                     else csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, null, null, null, null);
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
@@ -158,7 +167,24 @@ public static class Eos
                 rng: new RandomGenerator(s.Seed + 3), vectors: true);
             return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes)), both.RatioOfMeans.Value];
         });
-        IOptimizer optimizer = s.Optimizer is "momentum" or "nesterov" ? new Momentum(lr, Settings.Mu, nesterov: s.Optimizer == "nesterov") : new GradientDescent(lr);
+        IOptimizer optimizer = s.Optimizer switch
+        {
+            "momentum" or "nesterov" => new Momentum(lr, Settings.Mu, nesterov: s.Optimizer == "nesterov"),
+            "adam" => new Adam(lr, beta1: Settings.Mu),
+            _ => new GradientDescent(lr),
+        };
+        if (optimizer is Adam adam && !s.Stochastic)
+            // λmax(P⁻¹H) with P = (1 − β₁ᵗ)(√v̂ + ε), Adam's step written as w' = w − ηP⁻¹m (Cohen et al. 2022), at the state
+            // the next step will use; NaN before the first step (v = 0).
+            evaluator = new Evaluator(["preconditioned_sharpness"], m =>
+            {
+                if (adam.StepsTaken == 0) return [double.NaN];
+                var ps = m.Parameters();
+                double correction = 1 - Math.Pow(adam.Beta1, adam.StepsTaken + 1);
+                var d = Vectors.Flatten(ps.Select((p, i) => (adam.Preconditioner(i, ps.Count, p.Value) * correction).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
+                var h = new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m));
+                return [Lanczos.Run(new PreconditionedOperator(h, d), s.LanczosIterations, k: 1, rng: new RandomGenerator(s.Seed + 5)).Values[0]];
+            });
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
@@ -176,12 +202,16 @@ public static class Eos
         var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
         double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
             : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
-        var batchProbes = result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2], e.Values[3])).ToList();
+        var batchProbes = !s.Stochastic ? [] : result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2], e.Values[3])).ToList();
+        var preconditioned = s.Stochastic || s.Optimizer != "adam" ? [] : result.Evaluations.Where(e => e.Step < rows.Count && double.IsFinite(e.Values[0])).Select(e => (e.Step, e.Values[0])).ToList();
+        var precSecondHalf = preconditioned.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
+        double precMedian = precSecondHalf.Length == 0 ? double.NaN : precSecondHalf.Length % 2 == 1 ? precSecondHalf[precSecondHalf.Length / 2]
+            : 0.5 * (precSecondHalf[precSecondHalf.Length / 2 - 1] + precSecondHalf[precSecondHalf.Length / 2]);
         var batchSecondHalf = batchProbes.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.BatchSharpness).Order().ToArray();
         double batchMedian = batchSecondHalf.Length == 0 ? double.NaN : batchSecondHalf.Length % 2 == 1 ? batchSecondHalf[batchSecondHalf.Length / 2]
             : 0.5 * (batchSecondHalf[batchSecondHalf.Length / 2 - 1] + batchSecondHalf[batchSecondHalf.Length / 2]);
         return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
-            result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian };
+            result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian, Preconditioned = preconditioned, MedianEtaPreconditionedSecondHalf = precMedian };
     }
 
 
@@ -198,6 +228,18 @@ public static class Eos
             o.WriteLine("|---|---|---|---|---|---|---|");
             foreach (var r in runs)
                 o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)} | {F(r.MedianEtaBatchSharpnessSecondHalf)}{(r.DivergedAt is { } dd ? $" (diverged at step {dd})" : "")} | {F(r.Seconds, "0")} |");
+            o.WriteLine();
+            o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
+            return;
+        }
+        if (s is { Optimizer: "adam" })
+        {
+            o.WriteLine($"adam (β₁ {Settings.Mu}), full batch: the preconditioned sharpness λmax(P⁻¹H) against its edge {LimitText(s.Limit)}/η; the raw λmax beside it");
+            o.WriteLine();
+            o.WriteLine($"| η | {LimitText(s.Limit)}/η | final loss | final accuracy | max λmax | median η·λmax(P⁻¹H) (2nd half) | seconds |");
+            o.WriteLine("|---|---|---|---|---|---|---|");
+            foreach (var r in runs)
+                o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaPreconditionedSecondHalf)}{(r.DivergedAt is { } da ? $" (diverged at step {da})" : "")} | {F(r.Seconds, "0")} |");
             o.WriteLine();
             o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
             return;
@@ -238,6 +280,7 @@ public static class Eos
             max_sharpness = Finite(r.MaxSharpness),
             median_lr_times_sharpness_second_half = Finite(r.MedianEtaSharpnessSecondHalf),
             median_lr_times_batch_sharpness_second_half = Finite(r.MedianEtaBatchSharpnessSecondHalf),
+            median_lr_times_preconditioned_sharpness_second_half = Finite(r.MedianEtaPreconditionedSecondHalf),
             diverged_at = r.DivergedAt,
             seconds = r.Seconds,
         }),
@@ -276,10 +319,17 @@ public static class Eos
                 bs.MarkerSize = 3;
                 bs.LinePattern = LinePattern.Dotted;
             }
+            if (r.Preconditioned.Count > 0)
+            {
+                var pc = sharpPlot.Add.Scatter(r.Preconditioned.Select(p => (double)p.Step).ToArray(), r.Preconditioned.Select(p => p.Value).ToArray());
+                pc.LegendText = "λmax(P⁻¹H), preconditioned";
+                pc.MarkerSize = 3;
+            }
             var edge = sharpPlot.Add.HorizontalLine(limit / r.LearningRate);
             edge.LinePattern = LinePattern.Dashed;
             edge.LegendText = $"{limit.ToString("0.##", CultureInfo.InvariantCulture)}/η";
-            double top = Math.Max(r.MaxSharpness, r.Probes.Select(p => p.BatchSharpness).Where(double.IsFinite).DefaultIfEmpty(0).Max());
+            double top = Math.Max(Math.Max(r.MaxSharpness, r.Probes.Select(p => p.BatchSharpness).Where(double.IsFinite).DefaultIfEmpty(0).Max()),
+                r.Preconditioned.Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(0).Max());
             sharpPlot.Axes.SetLimitsY(0, Math.Max(1.2 * limit / r.LearningRate, (double.IsFinite(top) ? top : 0) * 1.1));
             sharpPlot.YLabel("sharpness");
             sharpPlot.XLabel("step");

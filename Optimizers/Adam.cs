@@ -81,6 +81,9 @@ public sealed class Adam : IHasLearningRate
         return results;
     }
 
+    /// <summary>Steps taken (t of the bias corrections).</summary>
+    public int StepsTaken => (int)state["t"];
+
     /// <summary>
     /// The diagonal preconditioner P = √v̂ + ε of parameter i after the last <see cref="Directions"/> call (Adam's
     /// step is η P⁻¹ m̂).

@@ -51,6 +51,26 @@ public class EosCliTests
     }
 
     [Fact]
+    public void Adam_runs_log_the_preconditioned_sharpness_against_38_over_eta()
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Scratch.NewDirectory(), "eos");
+        var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.01", "--steps", "8",
+            "--probe-every", "4", "--lanczos-iters", "8", "--width", "8", "--optimizer", "adam");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("against its edge 38/η", output);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
+        Assert.Equal("step,loss,accuracy,sharpness,lr,preconditioned_sharpness", lines[0]);
+        // Probes after steps 4 and 8 (none before the first step, when v = 0); each is finite and, P⁻¹ being large early
+        // in training (v̂ small), far above the raw λmax.
+        var rows = lines.Skip(1).Select(l => l.Split(',')).Where(c => c[5] != "").ToArray();
+        Assert.Equal(new[] { "4", "8" }, rows.Select(c => c[0]));
+        Assert.All(rows, c => Assert.True(double.Parse(c[5], System.Globalization.CultureInfo.InvariantCulture) > double.Parse(c[3], System.Globalization.CultureInfo.InvariantCulture)));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal(38, doc.RootElement.GetProperty("edge").GetDouble(), 1e-12);
+    }
+
+    [Fact]
     public void Sgd_runs_log_lambda_max_beside_the_batch_sharpness_and_the_noise_along_the_top_eigenvector()
     {
         var data = LabFiles.FakeFashionMnist();
