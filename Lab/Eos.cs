@@ -199,57 +199,53 @@ public static class Eos
         double lastLoss = rows.Count > 0 ? rows[^1].Item2 : double.NaN, lastAcc = rows.Count > 0 ? rows[^1].Item3 : double.NaN;
         progress.Report(s.Steps, diverged is null ? $"done, loss {lastLoss:0.0000}" : $"diverged at step {diverged}");
         var probes = rows.Where(r => r.Item4 is not null).Select(r => (r.Item1, r.Item4!.Value)).ToArray();
-        var secondHalf = probes.Where(p => p.Item1 >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
-        double median = secondHalf.Length == 0 ? double.NaN : secondHalf.Length % 2 == 1 ? secondHalf[secondHalf.Length / 2]
-            : 0.5 * (secondHalf[secondHalf.Length / 2 - 1] + secondHalf[secondHalf.Length / 2]);
+        double median = EtaMedianSecondHalf(probes, s.Steps, lr);
         var batchProbes = !s.Stochastic ? [] : result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2], e.Values[3])).ToList();
         var preconditioned = s.Stochastic || s.Optimizer != "adam" ? [] : result.Evaluations.Where(e => e.Step < rows.Count && double.IsFinite(e.Values[0])).Select(e => (e.Step, e.Values[0])).ToList();
-        var precSecondHalf = preconditioned.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.Item2).Order().ToArray();
-        double precMedian = precSecondHalf.Length == 0 ? double.NaN : precSecondHalf.Length % 2 == 1 ? precSecondHalf[precSecondHalf.Length / 2]
-            : 0.5 * (precSecondHalf[precSecondHalf.Length / 2 - 1] + precSecondHalf[precSecondHalf.Length / 2]);
-        var batchSecondHalf = batchProbes.Where(p => p.Step >= s.Steps / 2).Select(p => lr * p.BatchSharpness).Order().ToArray();
-        double batchMedian = batchSecondHalf.Length == 0 ? double.NaN : batchSecondHalf.Length % 2 == 1 ? batchSecondHalf[batchSecondHalf.Length / 2]
-            : 0.5 * (batchSecondHalf[batchSecondHalf.Length / 2 - 1] + batchSecondHalf[batchSecondHalf.Length / 2]);
+        double precMedian = EtaMedianSecondHalf(preconditioned, s.Steps, lr);
+        double batchMedian = EtaMedianSecondHalf(batchProbes.Select(p => (p.Step, p.BatchSharpness)), s.Steps, lr);
         return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
             result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian, Preconditioned = preconditioned, MedianEtaPreconditionedSecondHalf = precMedian };
     }
 
+
+    /// <summary>The median of η·value over the probes of the second half (steps ≥ steps/2); NaN when there are none.</summary>
+    private static double EtaMedianSecondHalf(IEnumerable<(int Step, double Value)> probes, int steps, double lr)
+    {
+        var half = probes.Where(p => p.Step >= steps / 2).Select(p => lr * p.Value).ToArray();
+        return half.Length == 0 ? double.NaN : Timing.Median(half);
+    }
 
     private static string F(double v, string format = "0.000") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
 
     private static void Print(TextWriter o, IReadOnlyList<Run> runs, string outDir, Settings? s = null)
     {
         o.WriteLine();
-        if (s is { Stochastic: true })
+        double limit = s?.Limit ?? 2;
+        string edge = $"{LimitText(limit)}/η";
+        // The intro and the columns that differ by kind of run; η, the edge, the final loss and the seconds are shared.
+        var (intro, columns, cells) = s switch
         {
-            o.WriteLine($"{s.Optimizer}, minibatch {s.Batch}: λmax of the full-batch loss against the batch sharpness (mean over {s.Samples} minibatches per probe); the edge is {LimitText(s.Limit)}/η");
-            o.WriteLine();
-            o.WriteLine($"| η | {LimitText(s.Limit)}/η | final loss | max λmax | median η·λmax (2nd half) | median η·batch sharpness (2nd half) | seconds |");
-            o.WriteLine("|---|---|---|---|---|---|---|");
-            foreach (var r in runs)
-                o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)} | {F(r.MedianEtaBatchSharpnessSecondHalf)}{(r.DivergedAt is { } dd ? $" (diverged at step {dd})" : "")} | {F(r.Seconds, "0")} |");
-            o.WriteLine();
-            o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
-            return;
-        }
-        if (s is { Optimizer: "adam" })
+            { Stochastic: true } => ($"{s.Optimizer}, minibatch {s.Batch}: λmax of the full-batch loss against the batch sharpness (mean over {s.Samples} minibatches per probe); the edge is {edge}",
+                new[] { "max λmax", "median η·λmax (2nd half)", "median η·batch sharpness (2nd half)" },
+                (Func<Run, string[]>)(r => [F(r.MaxSharpness, "0.0"), F(r.MedianEtaSharpnessSecondHalf), F(r.MedianEtaBatchSharpnessSecondHalf)])),
+            { Optimizer: "adam" } => ($"adam (β₁ {Settings.Mu}), full batch: the preconditioned sharpness λmax(P⁻¹H) against its edge {edge}; the raw λmax beside it",
+                ["final accuracy", "max λmax", "median η·λmax(P⁻¹H) (2nd half)"],
+                r => [F(r.FinalAccuracy), F(r.MaxSharpness, "0.0"), F(r.MedianEtaPreconditionedSecondHalf)]),
+            _ => (s is not null && s.Optimizer != "gd" ? $"{s.Optimizer} (μ {Settings.Mu}), full batch: the edge is {edge}" : null,
+                ["final accuracy", "max sharpness", "median η·sharpness (2nd half)"],
+                r => [F(r.FinalAccuracy), F(r.MaxSharpness, "0.0"), F(r.MedianEtaSharpnessSecondHalf)]),
+        };
+        if (intro is not null)
         {
-            o.WriteLine($"adam (β₁ {Settings.Mu}), full batch: the preconditioned sharpness λmax(P⁻¹H) against its edge {LimitText(s.Limit)}/η; the raw λmax beside it");
+            o.WriteLine(intro);
             o.WriteLine();
-            o.WriteLine($"| η | {LimitText(s.Limit)}/η | final loss | final accuracy | max λmax | median η·λmax(P⁻¹H) (2nd half) | seconds |");
-            o.WriteLine("|---|---|---|---|---|---|---|");
-            foreach (var r in runs)
-                o.WriteLine($"| {r.LearningRate} | {F(s.Limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaPreconditionedSecondHalf)}{(r.DivergedAt is { } da ? $" (diverged at step {da})" : "")} | {F(r.Seconds, "0")} |");
-            o.WriteLine();
-            o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
-            return;
         }
-        if (s is not null && s.Optimizer != "gd") o.WriteLine($"{s.Optimizer} (μ {Settings.Mu}), full batch: the edge is {LimitText(s.Limit)}/η");
-        string edge = s is null ? "2" : LimitText(s.Limit);
-        o.WriteLine($"| η | {edge}/η | final loss | final accuracy | max sharpness | median η·sharpness (2nd half) | seconds |");
-        o.WriteLine("|---|---|---|---|---|---|---|");
+        o.WriteLine($"| η | {edge} | final loss | {string.Join(" | ", columns)} | seconds |");
+        o.WriteLine($"|{string.Concat(Enumerable.Repeat("---|", columns.Length + 4))}");
         foreach (var r in runs)
-            o.WriteLine($"| {r.LearningRate} | {F((s?.Limit ?? 2) / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {F(r.FinalAccuracy)} | {F(r.MaxSharpness, "0.0")} | {F(r.MedianEtaSharpnessSecondHalf)}{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
+            o.WriteLine($"| {r.LearningRate} | {F(limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {string.Join(" | ", cells(r))}"
+                + $"{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
         o.WriteLine();
         o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
     }
