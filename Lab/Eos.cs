@@ -28,8 +28,10 @@ public static class Eos
     /// <paramref name="Samples"/> minibatches and the noise along the top eigenvector.</remarks>
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
         int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
-        string Optimizer = "gd", int Batch = 0, int Samples = 10)
+        string Optimizer = "gd", int Batch = 0, int Samples = 10, bool Flow = false, double FlowAlpha = 1, double FlowMaxStep = 0)
     {
+        /// <summary>Δmax of the flow's step rule at rate <paramref name="lr"/>: <see cref="FlowMaxStep"/>, or η when it is 0.</summary>
+        public double FlowMaxStepAt(double lr) => FlowMaxStep > 0 ? FlowMaxStep : lr;
         /// <summary>Whether the steps take minibatches (the stochastic edge).</summary>
         public bool Stochastic => Batch > 0;
         /// <summary>Momentum μ of the momentum and nesterov runs.</summary>
@@ -52,6 +54,9 @@ public static class Eos
     /// <summary>A probe of a stochastic run: the batch sharpness (± standard error) and vᵀΣv along the full-batch top eigenvector.</summary>
     public sealed record Probe(int Step, double BatchSharpness, double StandardError, double NoiseAlongTop, double RatioOfMeans);
 
+    /// <summary>A point of the gradient flow compared with GD at rate η: the flow at time t = η·<paramref name="Step"/>.</summary>
+    public sealed record FlowRow(int Step, double Time, double Loss, double Sharpness, double TopProjection, int Gradients);
+
     /// <summary>The outcome of one learning rate.</summary>
     public sealed record Run(double LearningRate, int Steps, double FinalLoss, double FinalAccuracy, double MaxSharpness,
         double MedianEtaSharpnessSecondHalf, int? DivergedAt, double Seconds, List<(int Step, double Loss, double Accuracy, double? Sharpness)> Rows)
@@ -64,6 +69,12 @@ public static class Eos
         public IReadOnlyList<(int Step, double Value)> Preconditioned { get; init; } = [];
         /// <summary>Median η·(preconditioned sharpness) over the second half's probes (NaN but for Adam).</summary>
         public double MedianEtaPreconditionedSecondHalf { get; init; } = double.NaN;
+        /// <summary>At each probe, ⟨w_t − w₀, v_t⟩: the iterate's displacement along the top eigenvector v_t (sign-aligned from probe to probe).</summary>
+        public IReadOnlyList<(int Step, double Value)> TopProjections { get; init; } = [];
+        /// <summary>With --flow: the gradient flow from the same start, at the probe steps' times η·step.</summary>
+        public IReadOnlyList<FlowRow> Flow { get; init; } = [];
+        /// <summary>With --flow: the flow's wall-clock seconds.</summary>
+        public double FlowSeconds { get; init; } = double.NaN;
     }
 
     /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
@@ -87,12 +98,15 @@ public static class Eos
             "gd", "gd", "sgd", "momentum", "nesterov", "adam");
         var batch = Options.Int("--batch", "Minibatch size b (sgd: default 32; gd, momentum, nesterov: the full batch unless given)", 0, min: 0, max: 1_000_000);
         var samples = Options.Int("--samples", "Minibatches per batch-sharpness probe", 10, max: 10_000);
+        var flow = new Option<bool>("--flow") { Description = "GD only: also run the gradient flow dw/dt = −∇L from the same start (RK4, step min(α/λmax, Δmax), Cohen et al. 2021) to time η·steps, sampled at the probe steps' times η·step (flow.csv)" };
+        var flowAlpha = Options.Number("--flow-alpha", "α of the flow's step rule min(α/λmax, Δmax) (RK4 is stable to α 2.78)", 1.0, min: 0, max: 2.78, minExclusive: true);
+        var flowMaxStep = Options.OptionalPositive("--flow-max-step", "Δmax of the flow's step rule (default: η, no coarser than the GD it is compared with)");
         var quick = new Option<bool>("--quick") { Description = "A one-minute version: fewer images and steps, learning rates that reach the edge fast" };
         var data = Options.FashionMnistFolder();
         var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
 
         var cmd = new Command("eos", "GD (or heavy-ball or Nesterov momentum; full batch, or minibatches) on Fashion-MNIST at several learning rates, with the sharpness against the rule's edge (2/η for GD, Cohen et al. 2021)");
-        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, optimizer, batch, samples, quick, data, outDir }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, optimizer, batch, samples, flow, flowAlpha, flowMaxStep, quick, data, outDir }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -102,7 +116,10 @@ public static class Eos
             var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
                 r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
-                r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples));
+                r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples),
+                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0);
+            if (s.Flow && (s.Optimizer != "gd" || s.Stochastic))
+                throw new UsageException($"--flow is the limit of full-batch gradient descent and is compared with it: it needs --optimizer gd without --batch (got --optimizer {s.Optimizer}{(s.Stochastic ? $" --batch {s.Batch}" : "")}).");
             if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
             var runs = Execute(s, output);
             if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
@@ -124,23 +141,31 @@ public static class Eos
         output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
 
         var runs = new List<Run>();
-        var csv = s.Stochastic ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means")
-                                : s.Optimizer == "adam" ? new CsvLog("step", "loss", "accuracy", "sharpness", "lr", "preconditioned_sharpness")
-                                : new CsvLog("step", "loss", "accuracy", "sharpness", "lr");
-        ProgressDisplay.Run(output, s.LearningRates.Select(lr => ($"η = {lr}", s.Steps)).ToArray(), tasks =>
+        string[] extra = s.Stochastic ? ["batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means"]
+                       : s.Optimizer == "adam" ? ["preconditioned_sharpness"] : [];
+        var csv = new CsvLog(["step", "loss", "accuracy", "sharpness", "lr", "top_projection", .. extra]);
+        var flowCsv = new CsvLog("lr", "step", "time", "loss", "sharpness", "top_projection", "gradients");
+        var tasks = s.LearningRates.SelectMany(lr => s.Flow ? new[] { ($"η = {lr}", s.Steps), ($"flow, η = {lr}", s.Steps / s.ProbeEvery) } : [($"η = {lr}", s.Steps)]).ToArray();
+        ProgressDisplay.Run(output, tasks, bars =>
         {
             for (int i = 0; i < s.LearningRates.Length; i++)
             {
-                var run = Train(s, s.LearningRates[i], x, subset.Labels.To(device), tasks[i]);
+                double lr = s.LearningRates[i];
+                var run = Train(s, lr, x, subset.Labels.To(device), bars[s.Flow ? 2 * i : i]);
+                if (s.Flow) run = run with { Flow = Flow(s, lr, x, subset.Labels.To(device), bars[2 * i + 1], out double seconds), FlowSeconds = seconds };
                 runs.Add(run);
                 var byStep = run.Probes.ToDictionary(p => p.Step);
+                var projection = run.TopProjections.ToDictionary(p => p.Step, p => p.Value);
+                var preconditioned = run.Preconditioned.ToDictionary(p => p.Step, p => p.Value);
                 foreach (var row in run.Rows)
-                    if (s.Optimizer == "adam" && !s.Stochastic)
-                        csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, run.Preconditioned.Where(p => p.Step == row.Step).Select(p => (double?)p.Value).FirstOrDefault());
-                    else if (!s.Stochastic) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate);
-                    else if (byStep.TryGetValue(row.Step, out var p)) csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, p.BatchSharpness, p.StandardError, p.NoiseAlongTop, p.RatioOfMeans);
-                    else csv.Add(row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, null, null, null, null);
+                {
+                    object?[] kind = s.Stochastic ? byStep.TryGetValue(row.Step, out var p) ? [p.BatchSharpness, p.StandardError, p.NoiseAlongTop, p.RatioOfMeans] : [null, null, null, null]
+                                   : s.Optimizer == "adam" ? [preconditioned.TryGetValue(row.Step, out double pc) ? pc : null] : [];
+                    csv.Add([row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, projection.TryGetValue(row.Step, out double tp) ? tp : null, .. kind]);
+                }
+                foreach (var f in run.Flow) flowCsv.Add(lr, f.Step, f.Time, f.Loss, f.Sharpness, f.TopProjection, f.Gradients);
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
+                if (s.Flow) flowCsv.Write(Path.Combine(s.Out, "flow.csv"));
                 AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
             }
         });
@@ -149,9 +174,48 @@ public static class Eos
         return runs;
     }
 
+    private static Module NewModel(Settings s, Engine.Device device) => Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(device);
+
+    /// <summary>
+    /// Sign-aligns each top eigenvector with the one before (an eigenvector's sign is arbitrary) and gives the
+    /// iterate's displacement along it, ⟨w − w₀, v⟩.
+    /// </summary>
+    private sealed class TopProjection(NdArray w0)
+    {
+        private NdArray? previous;
+        public double Of(NdArray w, NdArray v)
+        {
+            if (previous is not null && v.Dot(previous) < 0) v = -v;
+            previous = v;
+            return (w - w0).Dot(v);
+        }
+    }
+
+    /// <summary>The gradient flow from GD's start, sampled at the probe steps' times η·step.</summary>
+    private static List<FlowRow> Flow(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress, out double seconds)
+    {
+        var clock = Stopwatch.StartNew();
+        var model = NewModel(s, x.Device);
+        var w0 = Vectors.Flatten(ParameterVector.Of(model));
+        var projection = new TopProjection(w0);
+        var flow = GradientFlow.Of(model, s.Loss, x, y, s.FlowMaxStepAt(lr), s.FlowAlpha, s.LanczosIterations, s.Seed);
+        var rows = new List<FlowRow>();
+        foreach (var p in flow.Run(w0, lr * s.ProbeEvery, s.Steps / s.ProbeEvery))
+        {
+            int step = (int)Math.Round(p.Time / lr);
+            rows.Add(new FlowRow(step, p.Time, p.Loss, p.Sharpness, projection.Of(p.Weights, p.TopEigenvector), p.Gradients));
+            progress.Report(rows.Count - 1, $"t = {p.Time:0.##}  loss {p.Loss:0.0000}  sharpness {p.Sharpness:0.0}  {p.Gradients} gradients");
+        }
+        seconds = clock.Elapsed.TotalSeconds;
+        progress.Report(s.Steps / s.ProbeEvery, $"done at t = {rows[^1].Time:0.##}, loss {rows[^1].Loss:0.0000}, {rows[^1].Gradients} gradients");
+        return rows;
+    }
+
     private static Run Train(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress)
     {
-        var model = Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(x.Device);
+        var model = NewModel(s, x.Device);
+        var projection = new TopProjection(Vectors.Flatten(ParameterVector.Of(model)));
+        var projections = new List<(int Step, double Value)>();
         // Full-batch GD through the one training loop: the loss, accuracy and sharpness of step t are measured at
         // w_t before its update; one step more than --steps gives the measurements at w_steps (its update is unused).
         var shapes = model.Parameters().Select(p => p.Shape).ToArray();
@@ -191,6 +255,7 @@ public static class Eos
             Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
             Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
+            OnSharpness = (step, _, v) => projections.Add((step, projection.Of(Vectors.Flatten(ParameterVector.Of(model)), v))),
             RecordAccuracy = true, StopWhenDiverged = true,
             OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} ({LimitText(s.Limit)}/η = {s.Limit / lr:0.0})" : "")),
         }.Run();
@@ -205,7 +270,8 @@ public static class Eos
         double precMedian = EtaMedianSecondHalf(preconditioned, s.Steps, lr);
         double batchMedian = EtaMedianSecondHalf(batchProbes.Select(p => (p.Step, p.BatchSharpness)), s.Steps, lr);
         return new Run(lr, rows.Count - 1, lastLoss, lastAcc, probes.Length == 0 ? double.NaN : probes.Max(p => p.Item2), median, diverged,
-            result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian, Preconditioned = preconditioned, MedianEtaPreconditionedSecondHalf = precMedian };
+            result.Seconds, rows) { Probes = batchProbes, MedianEtaBatchSharpnessSecondHalf = batchMedian, Preconditioned = preconditioned, MedianEtaPreconditionedSecondHalf = precMedian,
+            TopProjections = projections.Where(p => p.Step < rows.Count).ToList() };
     }
 
 
@@ -247,7 +313,17 @@ public static class Eos
             o.WriteLine($"| {r.LearningRate} | {F(limit / r.LearningRate, "0.0")} | {F(r.FinalLoss, "0.0000")} | {string.Join(" | ", cells(r))}"
                 + $"{(r.DivergedAt is { } d ? $" (diverged at step {d})" : "")} | {F(r.Seconds, "0")} |");
         o.WriteLine();
-        o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
+        if (runs.Any(r => r.Flow.Count > 0))
+        {
+            o.WriteLine($"gradient flow from the same start (RK4, step min({F(s!.FlowAlpha, "0.###")}/λmax, Δmax), Δmax {(s.FlowMaxStep > 0 ? F(s.FlowMaxStep, "0.####") : "η")}), to GD's time η·steps:");
+            o.WriteLine();
+            o.WriteLine("| η | time | flow's final loss | GD's final loss | flow's max sharpness | GD's max sharpness | gradients | seconds |");
+            o.WriteLine("|---|---|---|---|---|---|---|---|");
+            foreach (var r in runs.Where(r => r.Flow.Count > 0))
+                o.WriteLine($"| {r.LearningRate} | {F(r.Flow[^1].Time, "0.##")} | {F(r.Flow[^1].Loss, "0.0000")} | {F(r.FinalLoss, "0.0000")} | {F(r.Flow.Max(f => f.Sharpness), "0.0")} | {F(r.MaxSharpness, "0.0")} | {r.Flow[^1].Gradients} | {F(r.FlowSeconds, "0")} |");
+            o.WriteLine();
+        }
+        o.WriteLine($"wrote {Path.Combine(outDir, "steps.csv")}, {(runs.Any(r => r.Flow.Count > 0) ? Path.Combine(outDir, "flow.csv") + ", " : "")}{Path.Combine(outDir, "summary.json")}, {Path.Combine(outDir, "eos.png")}");
     }
 
     /// <summary>The summary document.</summary>
@@ -266,6 +342,7 @@ public static class Eos
         edge = s.Limit,
         lanczos_iterations = s.LanczosIterations,
         seed = s.Seed,
+        flow = s.Flow ? new { alpha = s.FlowAlpha, max_step = s.FlowMaxStep > 0 ? (double?)s.FlowMaxStep : null, max_step_rule = s.FlowMaxStep > 0 ? "fixed" : "lr" } : null,
         runs = runs.Select(r => new
         {
             lr = r.LearningRate,
@@ -279,6 +356,15 @@ public static class Eos
             median_lr_times_preconditioned_sharpness_second_half = Finite(r.MedianEtaPreconditionedSecondHalf),
             diverged_at = r.DivergedAt,
             seconds = r.Seconds,
+            flow = r.Flow.Count == 0 ? null : new
+            {
+                time = r.Flow[^1].Time,
+                final_loss = Finite(r.Flow[^1].Loss),
+                max_sharpness = Finite(r.Flow.Max(f => f.Sharpness)),
+                final_sharpness = Finite(r.Flow[^1].Sharpness),
+                gradients = r.Flow[^1].Gradients,
+                seconds = r.FlowSeconds,
+            },
         }),
     }, new JsonSerializerOptions { WriteIndented = true });
 
@@ -295,7 +381,16 @@ public static class Eos
         {
             var r = runs[i];
             var lossPlot = mp.GetPlot(i);
-            lossPlot.Add.ScatterLine(r.Rows.Select(x => (double)x.Step).ToArray(), r.Rows.Select(x => x.Loss).ToArray());
+            var gdLoss = lossPlot.Add.ScatterLine(r.Rows.Select(x => (double)x.Step).ToArray(), r.Rows.Select(x => x.Loss).ToArray());
+            if (r.Flow.Count > 0)
+            {
+                gdLoss.LegendText = "GD";
+                var fl = lossPlot.Add.ScatterLine(r.Flow.Select(f => (double)f.Step).ToArray(), r.Flow.Select(f => f.Loss).ToArray());
+                fl.LegendText = "gradient flow (t = η·step)";
+                fl.LinePattern = LinePattern.Dotted;
+                fl.MarkerSize = 3;
+                lossPlot.ShowLegend(Edge.Bottom);
+            }
             lossPlot.Title($"η = {r.LearningRate}");
             lossPlot.YLabel("training loss");
             lossPlot.XLabel("step");
@@ -321,11 +416,18 @@ public static class Eos
                 pc.LegendText = "λmax(P⁻¹H), preconditioned";
                 pc.MarkerSize = 3;
             }
+            if (r.Flow.Count > 0)
+            {
+                var fs = sharpPlot.Add.ScatterLine(r.Flow.Select(f => (double)f.Step).ToArray(), r.Flow.Select(f => f.Sharpness).ToArray());
+                fs.LegendText = "gradient flow's sharpness";
+                fs.LinePattern = LinePattern.Dotted;
+                fs.MarkerSize = 3;
+            }
             var edge = sharpPlot.Add.HorizontalLine(limit / r.LearningRate);
             edge.LinePattern = LinePattern.Dashed;
             edge.LegendText = $"{limit.ToString("0.##", CultureInfo.InvariantCulture)}/η";
             double top = Math.Max(Math.Max(r.MaxSharpness, r.Probes.Select(p => p.BatchSharpness).Where(double.IsFinite).DefaultIfEmpty(0).Max()),
-                r.Preconditioned.Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(0).Max());
+                Math.Max(r.Preconditioned.Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(0).Max(), r.Flow.Select(f => f.Sharpness).Where(double.IsFinite).DefaultIfEmpty(0).Max()));
             sharpPlot.Axes.SetLimitsY(0, Math.Max(1.2 * limit / r.LearningRate, (double.IsFinite(top) ? top : 0) * 1.1));
             sharpPlot.YLabel("sharpness");
             sharpPlot.XLabel("step");

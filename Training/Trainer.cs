@@ -127,6 +127,11 @@ public sealed class Trainer
     public int SharpnessIterations { get; init; } = 20;
     /// <summary>Relative residual at which a sharpness measurement stops early.</summary>
     public double SharpnessTolerance { get; init; } = 1e-4;
+    /// <summary>
+    /// Called after each of the trainer's sharpness measurements with the step, λmax and its unit eigenvector
+    /// (flattened in <see cref="Module.Parameters"/> order), while the parameters are still those of that step, before its update.
+    /// </summary>
+    public Action<int, double, NdArray>? OnSharpness { get; init; }
     /// <summary>Keep the minibatch accuracy of each step's training forward (an <c>accuracy</c> column after <c>loss</c>).</summary>
     public bool RecordAccuracy { get; init; }
     /// <summary>End the run at a non-finite loss and report the step (<see cref="TrainingResult.DivergedAt"/>) instead of failing.</summary>
@@ -297,6 +302,7 @@ public sealed class Trainer
                     var r = Lanczos.Run(c.AuditCurvature!(), SharpnessIterations, k: 1, tolerance: SharpnessTolerance, start: SharpnessWarmStart ? top : null, rng: new RandomGenerator(Seed + 1), vectors: true);
                     measured = r.Values[0];
                     top = r.Vectors![0];
+                    OnSharpness?.Invoke(c.Step, r.Values[0], top);
                 }
                 return c;
             }

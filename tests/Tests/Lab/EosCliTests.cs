@@ -17,10 +17,14 @@ public class EosCliTests
         Assert.True(code == 0, err + output);
 
         var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
-        Assert.Equal("step,loss,accuracy,sharpness,lr", lines[0]);
+        Assert.Equal("step,loss,accuracy,sharpness,lr,top_projection", lines[0]);
         Assert.Equal(1 + 2 * 13, lines.Length);
         var probes = lines.Skip(1).Where(l => l.Split(',')[3] != "").Select(l => int.Parse(l.Split(',')[0])).ToArray();
         Assert.Equal(new[] { 0, 4, 8, 12, 0, 4, 8, 12 }, probes);
+        // The displacement along the top eigenvector at every probe: zero at the start, then moving.
+        var projections = lines.Skip(1).Select(l => l.Split(',')).Where(c => c[3] != "").Select(c => double.Parse(c[5], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(0, projections[0]);
+        Assert.Contains(projections[1..4], p => p != 0);
         Assert.All(lines.Skip(1), l => Assert.True(double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture) > 0));
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
@@ -45,7 +49,7 @@ public class EosCliTests
         Assert.True(code == 0, err + output);
         Assert.Contains($"full batch: the edge is {edge}", output);
         Assert.Contains($"| η | {edge} |", output);
-        Assert.Equal("step,loss,accuracy,sharpness,lr", File.ReadLines(Path.Combine(outDir, "steps.csv")).First()); // no minibatch columns
+        Assert.Equal("step,loss,accuracy,sharpness,lr,top_projection", File.ReadLines(Path.Combine(outDir, "steps.csv")).First()); // no minibatch columns
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
         Assert.Equal(Eos.StabilityLimit(optimizer, 0.9), doc.RootElement.GetProperty("edge").GetDouble(), 1e-12);
     }
@@ -60,12 +64,12 @@ public class EosCliTests
         Assert.True(code == 0, err + output);
         Assert.Contains("against its edge 38/η", output);
         var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
-        Assert.Equal("step,loss,accuracy,sharpness,lr,preconditioned_sharpness", lines[0]);
+        Assert.Equal("step,loss,accuracy,sharpness,lr,top_projection,preconditioned_sharpness", lines[0]);
         // Probes after steps 4 and 8 (none before the first step, when v = 0); each is finite and, P⁻¹ being large early
         // in training (v̂ small), far above the raw λmax.
-        var rows = lines.Skip(1).Select(l => l.Split(',')).Where(c => c[5] != "").ToArray();
+        var rows = lines.Skip(1).Select(l => l.Split(',')).Where(c => c[6] != "").ToArray();
         Assert.Equal(new[] { "4", "8" }, rows.Select(c => c[0]));
-        Assert.All(rows, c => Assert.True(double.Parse(c[5], System.Globalization.CultureInfo.InvariantCulture) > double.Parse(c[3], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(rows, c => Assert.True(double.Parse(c[6], System.Globalization.CultureInfo.InvariantCulture) > double.Parse(c[3], System.Globalization.CultureInfo.InvariantCulture)));
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
         Assert.Equal(38, doc.RootElement.GetProperty("edge").GetDouble(), 1e-12);
     }
@@ -79,14 +83,14 @@ public class EosCliTests
             "--lanczos-iters", "6", "--width", "8", "--optimizer", "sgd", "--batch", "8", "--samples", "3");
         Assert.True(code == 0, err + output);
         var lines = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
-        Assert.Equal("step,loss,accuracy,sharpness,lr,batch_sharpness,batch_sharpness_stderr,noise_along_top,batch_sharpness_ratio_of_means", lines[0]);
+        Assert.Equal("step,loss,accuracy,sharpness,lr,top_projection,batch_sharpness,batch_sharpness_stderr,noise_along_top,batch_sharpness_ratio_of_means", lines[0]);
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToArray();
         // λmax at steps 0, 4, 8, 12; the batch probes at the weights of steps 4, 8 and 12 (after each T-th update).
-        Assert.Equal(new[] { "4", "8", "12" }, rows.Where(r => r[5] != "").Select(r => r[0]));
-        Assert.All(rows.Where(r => r[5] != ""), r =>
+        Assert.Equal(new[] { "4", "8", "12" }, rows.Where(r => r[6] != "").Select(r => r[0]));
+        Assert.All(rows.Where(r => r[6] != ""), r =>
         {
-            Assert.True(double.Parse(r[5], System.Globalization.CultureInfo.InvariantCulture) > 0);
-            Assert.True(double.Parse(r[7], System.Globalization.CultureInfo.InvariantCulture) >= 0);
+            Assert.True(double.Parse(r[6], System.Globalization.CultureInfo.InvariantCulture) > 0);
+            Assert.True(double.Parse(r[8], System.Globalization.CultureInfo.InvariantCulture) >= 0);
         });
         Assert.Contains("median η·batch sharpness", output);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
@@ -97,7 +101,38 @@ public class EosCliTests
         Assert.Contains("--batch 64 is larger than the 48 training images", e2);
     }
 
+    [Fact]
+    public void Flow_writes_the_gradient_flow_from_the_same_start_at_the_probe_steps_times()
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Scratch.NewDirectory(), "flow");
+        var (code, output, err) = LabCli.Run("eos", "--data", data, "--out", outDir, "--n", "48", "--lrs", "0.1", "--steps", "12",
+            "--probe-every", "4", "--lanczos-iters", "6", "--width", "8", "--flow", "--flow-max-step", "0.05");
+        Assert.True(code == 0, err + output);
+        var lines = File.ReadAllLines(Path.Combine(outDir, "flow.csv"));
+        Assert.Equal("lr,step,time,loss,sharpness,top_projection,gradients", lines[0]);
+        var rows = lines.Skip(1).Select(l => l.Split(',').Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToArray();
+        Assert.Equal(new double[] { 0, 4, 8, 12 }, rows.Select(r => r[1]));
+        Assert.All(rows, r => Assert.Equal(0.1 * r[1], r[2], 1e-12));                   // t = η·step
+        // At most Δmax = 0.05 a step: 0.4 of time per tick takes at least 8 RK4 steps, 4 gradients each.
+        Assert.All(rows.Skip(1).Zip(rows), p => Assert.True(p.First[6] - p.Second[6] >= 32, $"{p.First[6] - p.Second[6]} gradients in a tick"));
+        Assert.All(rows.Skip(1).Zip(rows), p => Assert.True(p.First[3] <= p.Second[3] + 1e-6, "the flow's loss rose"));
+        var gd = File.ReadAllLines(Path.Combine(outDir, "steps.csv")).Skip(1).Select(l => l.Split(',')).First();
+        Assert.Equal(double.Parse(gd[1], System.Globalization.CultureInfo.InvariantCulture), rows[0][3], 1e-6);   // the same start
+        Assert.Contains("gradient flow from the same start", output);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        var flow = doc.RootElement.GetProperty("runs")[0].GetProperty("flow");
+        Assert.Equal(1.2, flow.GetProperty("time").GetDouble(), 1e-12);
+        Assert.Equal((int)rows[^1][6], flow.GetProperty("gradients").GetInt32());
+
+        var (bad, _, e2) = LabCli.Run("eos", "--data", data, "--out", Path.Combine(Scratch.NewDirectory(), "x"), "--n", "48", "--optimizer", "momentum", "--flow");
+        Assert.Equal(2, bad);
+        Assert.Contains("--flow is the limit of full-batch gradient descent", e2);
+    }
+
     [Theory]
+    [InlineData("--flow-alpha", "3")]
+    [InlineData("--flow-max-step", "0")]
     [InlineData("--lrs", "0.1,abc")]
     [InlineData("--lrs", "-0.1")]
     [InlineData("--steps", "-3")]

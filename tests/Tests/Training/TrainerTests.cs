@@ -1,3 +1,4 @@
+using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Models;
 using Curvature.Optimizers;
@@ -31,6 +32,33 @@ public class TrainerTests
     {
         var rng = new RandomGenerator(11);
         return (ResNet.ResNet20(rng, 1), rng.Normal(new Shape(4, 1, 8, 8)), NdArray.FromArray(new long[] { 1, 3, 5, 7 }));
+    }
+
+    [Fact]
+    public void Sharpness_measurements_hand_over_the_top_eigenvector_at_the_weights_of_their_step()
+    {
+        var rng = new RandomGenerator(2);
+        var x = rng.Normal(new Shape(24, 784));
+        var y = NdArray.FromArray(Enumerable.Range(0, 24).Select(i => (long)(i % 10)).ToArray());
+        var model = Mlp.Create(new RandomGenerator(4), width: 8);
+        var seen = new List<(int Step, double Value, NdArray Vector, NdArray[] Weights)>();
+        var result = new Trainer
+        {
+            Model = model, Optimizer = new GradientDescent(0.1), Batches = new FullBatchStream(x, y), Steps = 8, Loss = "mse",
+            Probe = new ProbeSettings(x, y, AuditEvery: 0), SharpnessEvery = 3, SharpnessIterations = 40, SharpnessTolerance = 1e-6,
+            OnSharpness = (step, value, v) => seen.Add((step, value, v, ParameterVector.Of(model).Select(a => a.Copy()).ToArray())),
+        }.Run();
+        Assert.Equal(new[] { 0, 3, 6, 7 }, seen.Select(s => s.Step));          // every third step and the last
+        var f = Loss.Function(model, "mse", x, y, training: true);
+        foreach (var (step, value, v, weights) in seen)
+        {
+            Assert.Equal(result.Sharpness[step], value);
+            Assert.Equal(1, Vectors.Norm(v), 1e-5);
+            // The weights are those the step's loss was computed at, before its update; v is λmax's eigenvector there.
+            Assert.Equal(result.Losses[step], f(weights.Select(w => (Tensor)w).ToArray()).ToScalar(), 1e-5);
+            var hv = new HessianOperator(f, weights).Apply(v);
+            Assert.True(Vectors.Norm(hv - v * value) <= 1e-2 * Math.Abs(value), $"step {step}: ‖Hv − λv‖ = {Vectors.Norm(hv - v * value)}, λ {value}");
+        }
     }
 
     [Fact]
