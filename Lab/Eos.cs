@@ -15,8 +15,8 @@ using ScottPlot;
 namespace Curvature.Lab;
 
 /// <summary>
-/// <c>Lab eos</c>: the Edge of Stability on Fashion-MNIST after Cohen et al. 2021, Figure 1. Full-batch gradient
-/// descent on the first N training images with the fc-tanh MLP and the MSE loss, at several learning rates;
+/// <c>Lab eos</c>: the Edge of Stability after Cohen et al. 2021, Figure 1. Full-batch gradient descent on the first
+/// N Fashion-MNIST training images with the fc-tanh MLP and the MSE loss (or ResNet-20, or a GPT on N character windows), at several learning rates;
 /// every k steps the sharpness (the top Hessian eigenvalue) by Lanczos on exact HVPs, warm-started from the
 /// previous top eigenvector. The sharpness rises until it reaches 2/η and then hovers there.
 /// </summary>
@@ -28,8 +28,11 @@ public static class Eos
     /// <paramref name="Samples"/> minibatches and the noise along the top eigenvector.</remarks>
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
         int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
-        string Optimizer = "gd", int Batch = 0, int Samples = 10, bool Flow = false, double FlowAlpha = 1, double FlowMaxStep = 0)
+        string Optimizer = "gd", int Batch = 0, int Samples = 10, bool Flow = false, double FlowAlpha = 1, double FlowMaxStep = 0,
+        string Model = "mlp", string Text = "", int Context = 32, int Layers = 2, int Heads = 2)
     {
+        /// <summary>The GPT's configuration (<paramref name="Width"/> is its embedding width; the vocabulary is the corpus's).</summary>
+        public GptConfig Gpt(int vocabulary) => new(Vocabulary: vocabulary, Context: Context, Layers: Layers, Heads: Heads, Width: Width);
         /// <summary>Δmax of the flow's step rule at rate <paramref name="lr"/>: <see cref="FlowMaxStep"/>, or η when it is 0.</summary>
         public double FlowMaxStepAt(double lr) => FlowMaxStep > 0 ? FlowMaxStep : lr;
         /// <summary>Whether the steps take minibatches (the stochastic edge).</summary>
@@ -77,9 +80,25 @@ public static class Eos
         public double FlowSeconds { get; init; } = double.NaN;
     }
 
-    /// <summary>The defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
+    /// <summary>The MLP's defaults (about ten minutes on two cores) and the --quick ones (about a minute).</summary>
     public static readonly (int N, double[] Lrs, int Steps, int ProbeEvery) Full = (5000, [0.12, 0.15, 0.18], 1500, 50),
                                                                          Quick = (1000, [0.12, 0.14], 600, 20);
+
+    /// <summary>The models eos trains.</summary>
+    public static readonly string[] Models = ["mlp", "resnet20", "gpt"];
+
+    /// <summary>Each model's defaults and --quick ones: (N, learning rates, steps, probe every, width).</summary>
+    public static ((int N, double[] Lrs, int Steps, int ProbeEvery) Full, (int N, double[] Lrs, int Steps, int ProbeEvery) Quick, int Width) Defaults(string model) => model switch
+    {
+        // ResNet-20 on N images (training-mode BatchNorm over the full batch; MSE: λmax ≈ 91 at initialization, so
+        // η ≤ 0.02 starts stable, η = 0.05 catapults to about 22 and then sharpens, reaching 34 of 2/η = 40 by step 200
+        // at N 128, while η = 0.2 diverges) and a 2-layer GPT on N windows of --context characters (cross-entropy,
+        // η = 0.2 at N 16: λmax 16–26 against 2/η = 10 over 150 steps). --quick takes about three minutes for
+        // ResNet-20 and half a minute for the GPT on two cores; the full defaults are hours.
+        "resnet20" => ((500, [0.02, 0.05], 1000, 50), (128, [0.05], 300, 20), 16),
+        "gpt" => ((64, [0.05, 0.1], 1000, 50), (16, [0.2], 150, 15), 64),
+        _ => (Full, Quick, 200),
+    };
 
     internal static Command Command(TextWriter output)
     {
@@ -89,9 +108,15 @@ public static class Eos
         var steps = Options.Int("--steps", $"Gradient-descent steps per learning rate (default {Full.Steps})", 0, min: 0, max: Options.MaxSteps);
         var probe = Options.Int("--probe-every", $"Steps between sharpness probes (default {Full.ProbeEvery})", 0, min: 0);
         var iters = Options.Int("--lanczos-iters", "Lanczos iterations per probe", 20, max: 100_000);
-        var width = Options.Int("--width", "Hidden width of the MLP", 200, max: 65536);
+        var model = Options.OneOf("--model", "mlp (Cohen et al.'s fc-tanh, flattened images), resnet20 (the images as [N, 1, 28, 28], training-mode BatchNorm) or gpt (N windows of --context characters of --text, next-character targets)", "mlp", Models);
+        var width = Options.Int("--width", "Hidden width of the MLP (default 200), the GPT's embedding width (default 64) or ResNet-20's first-stage channels (default 16)", 0, min: 0, max: 65536);
+        var text = new Option<string>("--text") { Description = "gpt: the character corpus", DefaultValueFactory = _ => Lab.Train.DefaultTextPath() };
+        var context = Options.Int("--context", "gpt: characters per window (the model's context T)", 32, max: 65536);
+        var layers = Options.Int("--layers", "gpt: Transformer blocks", 2, max: 1024);
+        var heads = Options.Int("--heads", "gpt: attention heads (dividing the width)", 2, max: 1024);
         var act = Options.OneOf("--activation", "tanh or relu", "tanh", "tanh", "relu");
-        var loss = Options.OneOf("--loss", "mse (Cohen et al.) or ce", "mse", Loss.Names);
+        var loss = new Option<string?>("--loss") { Description = "mse (Cohen et al.'s, whose sharpness settles at the edge rather than falling with the loss as cross-entropy's does late in training; the default for every model) or ce" };
+        loss.AcceptOnlyFromAmong(Loss.Names);
         var optimizer = Options.OneOf("--optimizer", "gd: gradient descent (Cohen et al. 2021), edge 2/η; momentum: heavy ball (μ 0.9), edge (2 + 2μ)/η; nesterov (μ 0.9), edge (2 + 2μ)/((1 + 2μ)η); "
             + "full batch unless --batch is given. adam (β₁ 0.9, β₂ 0.999, full batch): the preconditioned sharpness λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)η) = 38/η (Cohen et al. 2022). "
             + "sgd: minibatches of --batch (default 32). Minibatch probes add the batch sharpness and the noise along the top eigenvector (Andreyev and Beneventano 2024)",
@@ -105,19 +130,22 @@ public static class Eos
         var data = Options.FashionMnistFolder();
         var outDir = new Option<string>("--out") { Description = "Output folder for steps.csv, summary.json and eos.png", DefaultValueFactory = _ => "out/eos" };
 
-        var cmd = new Command("eos", "GD (or heavy-ball or Nesterov momentum; full batch, or minibatches) on Fashion-MNIST at several learning rates, with the sharpness against the rule's edge (2/η for GD, Cohen et al. 2021)");
-        foreach (var o in new Option[] { n, lrs, steps, probe, iters, width, act, loss, optimizer, batch, samples, flow, flowAlpha, flowMaxStep, quick, data, outDir }) cmd.Options.Add(o);
+        var cmd = new Command("eos", "GD (or heavy-ball or Nesterov momentum, or Adam; full batch, or minibatches) on the MLP, ResNet-20 or a GPT at several learning rates, with the sharpness against the rule's edge (2/η for GD, Cohen et al. 2021)");
+        foreach (var o in new Option[] { model, n, lrs, steps, probe, iters, width, text, context, layers, heads, act, loss, optimizer, batch, samples, flow, flowAlpha, flowMaxStep, quick, data, outDir }) cmd.Options.Add(o);
         common.AddTo(cmd);
         cmd.SetAction(r =>
         {
             var device = common.Apply(r, output);
-            var preset = r.GetValue(quick) ? Quick : Full;
+            string kind = r.GetValue(model)!;
+            var defaults = Defaults(kind);
+            var preset = r.GetValue(quick) ? defaults.Quick : defaults.Full;
             int Pick(int v, int fallback) => v > 0 ? v : fallback;
             var s = new Settings(Pick(r.GetValue(n), preset.N), r.GetValue(lrs) is { Length: > 0 } l ? l : preset.Lrs,
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
-                r.GetValue(width), r.GetValue(act)!, r.GetValue(loss)!, r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
+                Pick(r.GetValue(width), defaults.Width), r.GetValue(act)!, r.GetValue(loss) ?? "mse", r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
                 r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples),
-                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0);
+                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0, kind, r.GetValue(text)!, r.GetValue(context), r.GetValue(layers), r.GetValue(heads));
+            if (kind == "gpt" && s.Width % s.Heads != 0) throw new UsageException($"--heads {s.Heads} does not divide the GPT's width {s.Width} (--width).");
             if (s.Flow && (s.Optimizer != "gd" || s.Stochastic))
                 throw new UsageException($"--flow is the limit of full-batch gradient descent and is compared with it: it needs --optimizer gd without --batch (got --optimizer {s.Optimizer}{(s.Stochastic ? $" --batch {s.Batch}" : "")}).");
             if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
@@ -131,14 +159,13 @@ public static class Eos
     /// <summary>Runs every learning rate and writes steps.csv, summary.json and eos.png into the output folder.</summary>
     public static IReadOnlyList<Run> Execute(Settings s, TextWriter output)
     {
-        var (train, _) = FashionMnist.Load(s.Data);
+        var (inputs, labels, vocabulary, describe) = Load(s);
         // Locked for the run; a rerun replaces the folder's results (eos keeps no checkpoints to resume).
         using var folder = RunFolder.Open(s.Out, checkExisting: false);
-        if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
-        var subset = train.Take(s.N);
         var device = s.Device ?? Engine.CpuDevice.Instance;
-        var x = subset.Inputs.Reshape(s.N, -1).To(device);
-        output.WriteLine($"eos: MLP {s.Activation} width {s.Width}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
+        var x = inputs.To(device);
+        var labelsOnDevice = labels.To(device);
+        output.WriteLine($"eos: {describe}, loss {s.Loss}, N = {s.N}, learning rates {string.Join(", ", s.LearningRates)}, {s.Steps} steps, sharpness every {s.ProbeEvery} steps (Lanczos, {s.LanczosIterations} iterations)");
 
         var runs = new List<Run>();
         string[] extra = s.Stochastic ? ["batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means"]
@@ -151,8 +178,8 @@ public static class Eos
             for (int i = 0; i < s.LearningRates.Length; i++)
             {
                 double lr = s.LearningRates[i];
-                var run = Train(s, lr, x, subset.Labels.To(device), bars[s.Flow ? 2 * i : i]);
-                if (s.Flow) run = run with { Flow = Flow(s, lr, x, subset.Labels.To(device), bars[2 * i + 1], out double seconds), FlowSeconds = seconds };
+                var run = Train(s, lr, x, labelsOnDevice, vocabulary, bars[s.Flow ? 2 * i : i]);
+                if (s.Flow) run = run with { Flow = Flow(s, lr, x, labelsOnDevice, vocabulary, bars[2 * i + 1], out double seconds), FlowSeconds = seconds };
                 runs.Add(run);
                 var byStep = run.Probes.ToDictionary(p => p.Step);
                 var projection = run.TopProjections.ToDictionary(p => p.Step, p => p.Value);
@@ -174,7 +201,44 @@ public static class Eos
         return runs;
     }
 
-    private static Module NewModel(Settings s, Engine.Device device) => Mlp.Create(new RandomGenerator(s.Seed), s.Width, s.Activation).To(device);
+    /// <summary>
+    /// The full batch: the first N training images (flattened for the MLP, [N, 1, 28, 28] for ResNet-20), or N
+    /// windows of --context characters from the corpus's training split at fixed offsets (the probe batch's stream), with the
+    /// vocabulary size (0 for images) and one line describing the model.
+    /// </summary>
+    private static (NdArray Inputs, NdArray Labels, int Vocabulary, string Describe) Load(Settings s)
+    {
+        if (s.Model == "gpt")
+        {
+            if (Directory.Exists(s.Text)) throw new LabException($"--text {s.Text} is a folder; expected the corpus file.");
+            if (!File.Exists(s.Text)) throw new LabException($"--text {s.Text}: no such file (the GPT trains on a character corpus such as tinyshakespeare.txt).");
+            var corpus = CharCorpus.Load(s.Text);
+            if (corpus.Train.Length <= s.Context) throw new LabException($"--text {s.Text}: its training split has {corpus.Train.Length} characters, too few for one window of --context {s.Context}.");
+            var (wx, wy) = corpus.Batch(s.N, s.Context, new RandomGenerator(54321));
+            var g = s.Gpt(corpus.Vocabulary.Count);
+            try { g.Validate(); }
+            catch (ArgumentException e) { throw new UsageException($"the GPT's settings: {e.Message}"); }
+            return (wx, wy, corpus.Vocabulary.Count, $"GPT {g.Layers} layers, {g.Heads} heads, width {g.Width}, context {g.Context}, on {Path.GetFileName(s.Text)} ({corpus.Vocabulary.Count} characters)");
+        }
+        var (train, _) = FashionMnist.Load(s.Data);
+        if (s.N > train.Count) throw new LabException($"--n {s.N} is more than the {train.Count} training images.");
+        var subset = train.Take(s.N);
+        return s.Model == "resnet20"
+            ? (subset.Inputs.Reshape(s.N, 1, 28, 28), subset.Labels, 0, $"ResNet-20 (width {s.Width}, training-mode BatchNorm over the full batch) on Fashion-MNIST")
+            : (subset.Inputs.Reshape(s.N, -1), subset.Labels, 0, $"MLP {s.Activation} width {s.Width} on Fashion-MNIST");
+    }
+
+    private static Module NewModel(Settings s, int vocabulary, Engine.Device device)
+    {
+        var rng = new RandomGenerator(s.Seed);
+        Module m = s.Model switch
+        {
+            "resnet20" => new ResNet(rng, 1, 10, s.Width, 3),
+            "gpt" => new Gpt(s.Gpt(vocabulary), rng),
+            _ => Mlp.Create(rng, s.Width, s.Activation),
+        };
+        return m.To(device);
+    }
 
     /// <summary>
     /// Sign-aligns each top eigenvector with the one before (an eigenvector's sign is arbitrary) and gives the
@@ -192,10 +256,10 @@ public static class Eos
     }
 
     /// <summary>The gradient flow from GD's start, sampled at the probe steps' times η·step.</summary>
-    private static List<FlowRow> Flow(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress, out double seconds)
+    private static List<FlowRow> Flow(Settings s, double lr, NdArray x, NdArray y, int vocabulary, IProgressTask progress, out double seconds)
     {
         var clock = Stopwatch.StartNew();
-        var model = NewModel(s, x.Device);
+        var model = NewModel(s, vocabulary, x.Device);
         var w0 = Vectors.Flatten(ParameterVector.Of(model));
         var projection = new TopProjection(w0);
         var flow = GradientFlow.Of(model, s.Loss, x, y, s.FlowMaxStepAt(lr), s.FlowAlpha, s.LanczosIterations, s.Seed);
@@ -211,9 +275,9 @@ public static class Eos
         return rows;
     }
 
-    private static Run Train(Settings s, double lr, NdArray x, NdArray y, IProgressTask progress)
+    private static Run Train(Settings s, double lr, NdArray x, NdArray y, int vocabulary, IProgressTask progress)
     {
-        var model = NewModel(s, x.Device);
+        var model = NewModel(s, vocabulary, x.Device);
         var projection = new TopProjection(Vectors.Flatten(ParameterVector.Of(model)));
         var projections = new List<(int Step, double Value)>();
         // Full-batch GD through the one training loop: the loss, accuracy and sharpness of step t are measured at
@@ -330,9 +394,10 @@ public static class Eos
     public static string SummaryJson(Settings s, IReadOnlyList<Run> runs) => JsonSerializer.Serialize(new
     {
         experiment = "eos",
-        model = "mlp",
-        activation = s.Activation,
+        model = s.Model,
+        activation = s.Model == "mlp" ? s.Activation : null,
         width = s.Width,
+        gpt = s.Model == "gpt" ? new { context = s.Context, layers = s.Layers, heads = s.Heads, text = Path.GetFileName(s.Text) } : null,
         loss = s.Loss,
         n = s.N,
         steps = s.Steps,

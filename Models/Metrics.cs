@@ -21,9 +21,11 @@ public static class Metrics
         return p;
     }
 
-    /// <summary>The fraction of rows whose largest logit is at the label.</summary>
+    /// <summary>The fraction of rows (of positions, for logits [N, T, C]) whose largest logit is at the label.</summary>
     public static double Accuracy(NdArray logits, NdArray labels)
     {
+        // Sequences [N, T, C] against [N, T]: every position is a row.
+        if (logits.Rank == 3) (logits, labels) = (logits.Reshape(-1, logits.Shape[2]), labels.Reshape(-1));
         var p = Predictions(logits);
         var l = labels.ToArray<long>();
         if (l.Length != p.Length) throw new ArgumentException($"accuracy: {p.Length} rows of logits but {l.Length} labels.");

@@ -130,7 +130,50 @@ public class EosCliTests
         Assert.Contains("--flow is the limit of full-batch gradient descent", e2);
     }
 
+    [Fact]
+    public void Resnet20_trains_on_the_images_as_one_channel_pictures_with_training_mode_batchnorm()
+    {
+        var data = LabFiles.FakeFashionMnist();
+        var outDir = Path.Combine(Scratch.NewDirectory(), "resnet");
+        var (code, output, err) = LabCli.Run("eos", "--model", "resnet20", "--width", "4", "--data", data, "--out", outDir, "--n", "8", "--lrs", "0.05",
+            "--steps", "4", "--probe-every", "2", "--lanczos-iters", "4");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("ResNet-20 (width 4", output);
+        var rows = File.ReadAllLines(Path.Combine(outDir, "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
+        Assert.Equal(new[] { "0", "2", "4" }, rows.Where(r => r[3] != "").Select(r => r[0]));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal("resnet20", doc.RootElement.GetProperty("model").GetString());
+        Assert.Equal("mse", doc.RootElement.GetProperty("loss").GetString());        // the experiment's loss for every model unless --loss
+        Assert.True(doc.RootElement.GetProperty("runs")[0].GetProperty("max_sharpness").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Gpt_trains_on_fixed_character_windows_and_refuses_a_width_its_heads_do_not_divide()
+    {
+        var text = Path.Combine(Scratch.NewDirectory(), "tiny.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", 40)));
+        var outDir = Path.Combine(Scratch.NewDirectory(), "gpt");
+        string[] tiny = ["eos", "--model", "gpt", "--text", text, "--layers", "1", "--width", "8", "--context", "8", "--n", "4", "--lrs", "0.1", "--steps", "4", "--probe-every", "2", "--lanczos-iters", "4"];
+        var (code, output, err) = LabCli.Run([.. tiny, "--heads", "2", "--loss", "ce", "--out", outDir]);
+        Assert.True(code == 0, err + output);
+        Assert.Contains("GPT 1 layers, 2 heads, width 8, context 8", output);
+        var rows = File.ReadAllLines(Path.Combine(outDir, "steps.csv")).Skip(1).Select(l => l.Split(',')).ToArray();
+        Assert.Equal(5, rows.Length);
+        // Next-character accuracy over the 4 × 8 positions, and a cross-entropy near log(vocabulary) at the start.
+        Assert.All(rows, r => Assert.Equal(0, double.Parse(r[2], System.Globalization.CultureInfo.InvariantCulture) * 32 % 1, 6));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")));
+        Assert.Equal(8, doc.RootElement.GetProperty("gpt").GetProperty("context").GetInt32());
+
+        var (bad, _, e2) = LabCli.Run([.. tiny, "--heads", "3", "--out", Path.Combine(Scratch.NewDirectory(), "x")]);
+        Assert.Equal(2, bad);
+        Assert.Contains("--heads 3 does not divide the GPT's width 8", e2);
+        var (missing, _, e3) = LabCli.Run([.. tiny.Select(a => a == text ? "/no/such/corpus.txt" : a), "--heads", "2", "--out", Path.Combine(Scratch.NewDirectory(), "y")]);
+        Assert.Equal(1, missing);
+        Assert.Contains("--text /no/such/corpus.txt: no such file", e3);
+    }
+
     [Theory]
+    [InlineData("--model", "vgg")]
     [InlineData("--flow-alpha", "3")]
     [InlineData("--flow-max-step", "0")]
     [InlineData("--lrs", "0.1,abc")]

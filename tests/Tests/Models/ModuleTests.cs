@@ -72,5 +72,7 @@ public class MetricsTests
         double expected = 0.5 * Math.Abs(0.5 - conf) + 0.5 * Math.Abs(1 - 0.5);
         Assert.Equal(expected, Curvature.Models.Metrics.ExpectedCalibrationError(logits, labels), 1e-12);
         Assert.Equal(0.75, Curvature.Models.Metrics.Accuracy(logits, labels), 1e-12);
+        // Sequences [N, T, C] against [N, T]: the same four rows as two sequences of two positions.
+        Assert.Equal(0.75, Curvature.Models.Metrics.Accuracy(logits.Reshape(2, 2, 2), labels.Reshape(2, 2)), 1e-12);
     }
 }
