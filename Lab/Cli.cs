@@ -85,6 +85,7 @@ public static class Cli
         root.Subcommands.Add(Sweep.Command(output));
         root.Subcommands.Add(Train.Command(output));
         root.Subcommands.Add(Sample.Command(output));
+        root.Subcommands.Add(Sde.Command(output));
         // Our handler below turns input errors into one line; System.CommandLine's own would print a stack trace.
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         ParseResult parsed;

@@ -78,6 +78,8 @@ public sealed class Trainer
     public required IOptimizer Optimizer { get; init; }
     /// <summary>The minibatches.</summary>
     public required IBatchStream Batches { get; init; }
+    /// <summary>How a step's gradient is formed from <see cref="Batches"/> (default: the minibatch gradient; SVAG and Gaussian SGD for the SDE test).</summary>
+    public IGradientRule GradientRule { get; init; } = new MinibatchGradient();
     /// <summary>Steps in the whole run.</summary>
     public required int Steps { get; init; }
     /// <summary>The run's seed: the data stream and dropout are drawn from streams of it.</summary>
@@ -163,11 +165,16 @@ public sealed class Trainer
     /// parameters change.
     /// </summary>
     public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise,
+        Func<StepContext, StepContext>? curvature = null, FlopCounter? flops = null, Action<NdArray>? outputs = null) =>
+        Step(model, optimizer, loss, new GradientDraw(inputs, targets, (m, l, n, o) => Gradient(m, l, inputs, targets, n, o)), step, noise, curvature, flops, outputs);
+
+    /// <summary>One training step with the gradient of <paramref name="draw"/> (see the overload on one minibatch).</summary>
+    public static double Step(Module model, IOptimizer optimizer, string loss, GradientDraw draw, int step, RandomGenerator? noise,
         Func<StepContext, StepContext>? curvature = null, FlopCounter? flops = null, Action<NdArray>? outputs = null)
     {
         var ps = model.Parameters();
         (Tensor Value, Tensor[] Gradients) vg;
-        using (flops is null ? null : FlopCounter.Count(flops)) vg = Gradient(model, loss, inputs, targets, noise, outputs);
+        using (flops is null ? null : FlopCounter.Count(flops)) vg = draw.Gradient(model, loss, noise, outputs);
         double l = vg.Value.ToScalar();
         if (!double.IsFinite(l)) throw new TrainingException($"the loss at step {step} is {l}");
         var context = new StepContext { Step = step, Loss = l, Parameters = ps, Gradients = vg.Gradients.Select(g => g.Data).ToArray() };
@@ -289,7 +296,8 @@ public sealed class Trainer
         for (int step = first; step < Steps; step++)
         {
             if (LearningRate is not null) ((IHasLearningRate)Optimizer).LearningRate = LearningRate(step);
-            var (x, y) = Batches.Next(rng);
+            var draw = GradientRule.Draw(Batches, rng);
+            var (x, y) = (draw.Inputs, draw.Targets);
             double loss;
             NdArray? logits = null;
             double? measured = null;
@@ -309,7 +317,7 @@ public sealed class Trainer
             string? divergence = null;
             try
             {
-                loss = Step(Model, Optimizer, Loss, x, y, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null);
+                loss = Step(Model, Optimizer, Loss, draw, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null);
                 double firstLoss = step == 0 ? loss : losses[0];
                 if (DivergenceFactor is { } f && loss > f * firstLoss)
                     divergence = $"the loss at step {step} is {loss:G4}, above {f:G4} × the first loss {firstLoss:G4}";
