@@ -208,7 +208,7 @@ public static class Spectrum
                     var names = model.NamedParameters();
                     var missing = kfac.Uncovered.Select(i => names[i].Name).ToArray();
                     throw new UsageException($"--operator kfac: K-FAC has no block for {missing.Length} parameter(s) of this model ({string.Join(", ", missing.Take(6))}"
-                        + $"{(missing.Length > 6 ? ", …" : "")}); it covers Linear and Conv2d layers, and a zero block would understate the curvature. Use --operator ggn, its exact counterpart.");
+                        + $"{(missing.Length > 6 ? ", …" : "")}); it covers Linear, Conv2d, BatchNorm2d, LayerNorm and Embedding layers, and a zero block would understate the curvature. Use --operator ggn, its exact counterpart.");
                 }
                 return kfac;
             default: throw new UsageException($"--operator {name}: expected one of {string.Join(", ", Operators)}.");

@@ -33,8 +33,10 @@ public sealed class Bindings
 
     /// <summary>
     /// An optional hook on layers that support it: called with the layer, its input (Linear: flattened to rows;
-    /// Conv2d: [N, C, H, W]) and its output, and returning the output to use. KFAC records inputs and adds zero perturbations here, whose
-    /// gradients are the per-example output gradients.
+    /// Conv2d: [N, C, H, W]; Embedding: the ids; BatchNorm2d and LayerNorm: the normalized input x̂, their output being
+    /// γ·x̂ + β before any residual or ReLU) and its output, and returning the output to use. KFAC records inputs and
+    /// adds zero perturbations here, whose gradients are the per-example output gradients. A GPT under a hook looks up
+    /// its positions once per example, so their embedding's output gradients are per example too.
     /// </summary>
     public Func<Module, Tensor, Tensor, Tensor>? Tap { get; init; }
 

@@ -132,6 +132,9 @@ public sealed class Gpt : Module
             lock (positions)
                 if (!positions.TryGetValue((t, ids.Device), out pos!))
                     positions[(t, ids.Device)] = pos = Tensor.Constant(NdArray.FromArray(Enumerable.Range(0, t).Select(i => (long)i).ToArray(), new Shape(t), ids.Device));
+            // Under a hook (K-FAC) every example looks its positions up, so the position embedding's output gradients are per example.
+            if (b.Tap is not null)
+                pos = Tensor.Constant(NdArray.FromArray(Enumerable.Range(0, ids.Shape[0] * t).Select(i => (long)(i % t)).ToArray(), new Shape(ids.Shape[0], t), ids.Device));
             var x = drop.Forward(b, Wte.Forward(b, ids) + wpe.Forward(b, pos));
             return lnF.Forward(b, h.Forward(b, x));
         }

@@ -11,20 +11,30 @@ namespace Curvature.Spectral;
 /// gradients of the per-example loss with respect to the layer's outputs. Convolutions follow KFC (Grosse and
 /// Martens 2016): ã is an input patch (an im2col column), A = E_n[Σ_t ã_t ã_tᵀ] sums over output positions t and
 /// G = E_n[(1/|T|) Σ_t g_t g_tᵀ] averages over them (spatially uncorrelated, homogeneous derivatives). A
-/// sequence model's positions count as examples. Parameters outside Linear and Conv2d layers (BatchNorm,
-/// LayerNorm, embeddings) get a zero block and are listed in <see cref="Uncovered"/>. Labels are sampled from the model's
+/// sequence model's positions count as examples. BatchNorm2d and LayerNorm get a 2×2 block per channel over
+/// (γ_c, β_c): the exact Fisher of that pair, E[(u, v)(u, v)ᵀ] with u = Σ g·x̂ and v = Σ g over the channel's
+/// positions of an example (a sequence position counting as an example, as above), no Kronecker approximation
+/// needed. An Embedding [V, D] gets diag(f) ⊗ G, f the token frequencies (its inputs are one-hot, so A is diagonal)
+/// and G = E[g gᵀ] over positions: exact for each row's gradient direction, approximate only in assuming the token
+/// independent of its output gradient. A parameter two layers use (the GPT's wte, tied to lm_head) gets the sum of
+/// their blocks. Parameters no such layer owns get a zero block and are listed in <see cref="Uncovered"/>. Labels are sampled from the model's
 /// predictive distribution (the true Fisher, not the empirical one): categorical for cross-entropy, Gaussian
 /// N(output, I) for the MSE of MODELS.md. As an operator on the flattened parameters, a layer's block [W | b]
-/// maps to (G + √λ I)·[W | b]·(A + √λ I) (damping λ); the top eigenvalue of the undamped approximation is
-/// max over layers of λmax(A)·λmax(G).
+/// maps to (G + √λ I)·[W | b]·(A + √λ I) (damping λ), an embedding's likewise to diag(f + √λ)·W·(G + √λ I), a
+/// normalization channel's to (F_c + λI)·(γ_c, β_c); the top eigenvalue of the undamped approximation is the
+/// largest over blocks: λmax(A)·λmax(G), max f·λmax(G), λmax(F_c).
 /// </summary>
 public sealed class KroneckerFactoredCurvature : ILinearOperator
 {
     private readonly IReadOnlyList<Parameter> parameters;
     private readonly List<(int Weight, int Bias, NdArray A, NdArray G)> layers = [];
+    // Per-channel second moments E[u²], E[uv], E[v²] of a normalization layer's (γ, β) per-example gradients, [C] each.
+    private readonly List<(int Scale, int Shift, NdArray Uu, NdArray Uv, NdArray Vv)> normalizations = [];
+    // An embedding's token frequencies [V] and output-gradient moment G [D, D].
+    private readonly List<(int Weight, NdArray Frequencies, NdArray G)> embeddings = [];
     private readonly List<int> uncovered = [];
 
-    /// <summary>Indices (in the parameter list) of parameters no Linear or Conv2d layer owns: their blocks are zero.</summary>
+    /// <summary>Indices (in the parameter list) of parameters no Linear, Conv2d, BatchNorm2d, LayerNorm or Embedding layer owns: their blocks are zero.</summary>
     public IReadOnlyList<int> Uncovered => uncovered;
 
     private KroneckerFactoredCurvature(IReadOnlyList<Parameter> parameters, double damping)
@@ -51,8 +61,14 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// <summary>The targets sampled from the model's predictive distribution (int64 labels for ce, floats for mse).</summary>
     public NdArray? SampledTargets { get; private set; }
 
-    /// <summary>The factors (A, G) of each Linear layer, in forward order.</summary>
+    /// <summary>The factors (A, G) of each Linear and Conv2d layer, in forward order.</summary>
     public IReadOnlyList<(NdArray A, NdArray G)> Factors => layers.Select(l => (l.A, l.G)).ToArray();
+
+    /// <summary>Each BatchNorm2d and LayerNorm layer's per-channel 2×2 Fisher blocks, as the three moments E[u²], E[uv], E[v²] ([C] each), in forward order.</summary>
+    public IReadOnlyList<(NdArray Uu, NdArray Uv, NdArray Vv)> NormalizationBlocks => normalizations.Select(n => (n.Uu, n.Uv, n.Vv)).ToArray();
+
+    /// <summary>Each Embedding layer's token frequencies f [V] and output-gradient moment G [D, D], in forward order.</summary>
+    public IReadOnlyList<(NdArray Frequencies, NdArray G)> EmbeddingFactors => embeddings.Select(e => (e.Frequencies, e.G)).ToArray();
 
     /// <summary>
     /// Computes the factors on a batch: one pass records each Linear and Conv2d layer's input and output shape, a
@@ -113,6 +129,27 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                         aTilde.MatMul(aTilde, transA: true) * (1.0 / count), g.MatMul(g, transA: true) * (1.0 / count)));
                     break;
                 }
+                case BatchNorm2d or LayerNorm:
+                {
+                    // u = Σ g·x̂ and v = Σ g per example and channel: over H, W for BatchNorm, per row for LayerNorm.
+                    var (scale, shift) = layer is BatchNorm2d bn ? (bn.Weight, bn.Bias) : (((LayerNorm)layer).Weight, ((LayerNorm)layer).Bias);
+                    int c = scale.Shape[0];
+                    var (u, v) = layer is BatchNorm2d ? ((g * input).Sum([2, 3]), g.Sum([2, 3])) : ((g * input).Reshape(-1, c), g.Reshape(-1, c));
+                    double inv = 1.0 / u.Shape[0];
+                    k.normalizations.Add((IndexOf(ps, scale), IndexOf(ps, shift), (u * u).Sum([0]) * inv, (u * v).Sum([0]) * inv, (v * v).Sum([0]) * inv));
+                    break;
+                }
+                case Embedding embedding:
+                {
+                    var ids = input.ToArray<long>();
+                    int vocabulary = embedding.Weight.Shape[0], d = embedding.Weight.Shape[1];
+                    var counts = new double[vocabulary];
+                    foreach (long id in ids) counts[id] += 1.0 / ids.Length;
+                    var rowsG = g.Reshape(-1, d);
+                    k.embeddings.Add((IndexOf(ps, embedding.Weight), NdArray.FromArray(counts, new Shape(vocabulary)).Cast(g.DType).To(g.Device),
+                        rowsG.MatMul(rowsG, transA: true) * (1.0 / ids.Length)));
+                    break;
+                }
                 case Conv2d conv:
                 {
                     int examples = input.Shape[0], o = conv.Weight.Shape[0], kh = conv.Weight.Shape[2], kw = conv.Weight.Shape[3];
@@ -133,6 +170,9 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     {
         Linear l => l.Bias is null ? [l.Weight] : [l.Weight, l.Bias],
         Conv2d c => c.Bias is null ? [c.Weight] : [c.Weight, c.Bias],
+        BatchNorm2d bn => [bn.Weight, bn.Bias],
+        LayerNorm ln => [ln.Weight, ln.Bias],
+        Embedding e => [e.Weight],
         _ => [],
     };
 
@@ -176,17 +216,43 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             var block = b < 0 ? weight : NdArray.Concat([weight, parts[b].Reshape(-1, 1)], 1);
             var gv = g.MatMul(block) + (root > 0 ? block * root : block.ZerosLike());
             var gva = gv.MatMul(a) + (root > 0 ? gv * root : gv.ZerosLike());
-            result[w] = (b < 0 ? gva : gva.Slice(1, 0, inFeatures)).Reshape(shape);
-            if (b >= 0) result[b] = gva.Slice(1, inFeatures, 1).Reshape(-1);
+            // Accumulated: a parameter two layers use gets the sum of their blocks.
+            result[w] = result[w] + (b < 0 ? gva : gva.Slice(1, 0, inFeatures)).Reshape(shape);
+            if (b >= 0) result[b] = result[b] + gva.Slice(1, inFeatures, 1).Reshape(-1);
+        }
+        foreach (var (scale, shift, uu, uv, vv) in normalizations)
+        {
+            // (F_c + λI)·(γ_c, β_c) for every channel at once.
+            var (x, y) = (parts[scale], parts[shift]);
+            result[scale] = result[scale] + uu * x + uv * y + (Damping > 0 ? x * Damping : x.ZerosLike());
+            result[shift] = result[shift] + uv * x + vv * y + (Damping > 0 ? y * Damping : y.ZerosLike());
+        }
+        foreach (var (w, f, g) in embeddings)
+        {
+            var table = parts[w];
+            var wg = table.MatMul(g) + (root > 0 ? table * root : table.ZerosLike());
+            result[w] = result[w] + wg * (root > 0 ? f + root : f).Reshape(-1, 1);
         }
         return Vectors.Flatten(result);
     }
 
-    /// <summary>max over layers of λmax(A)·λmax(G) (undamped), each factor's top eigenvalue by Lanczos.</summary>
+    /// <summary>
+    /// The largest eigenvalue over the blocks (undamped): λmax(A)·λmax(G) of each Kronecker block (each factor's
+    /// top eigenvalue by Lanczos), max f·λmax(G) of each embedding, λmax of each channel's 2×2 block (closed form).
+    /// A parameter shared by two layers makes this a lower bound (the sum of its blocks is not factored).
+    /// </summary>
     public double TopEigenvalue()
     {
-        if (layers.Count == 0) throw new NotSupportedException("kfac: the model has no Linear or Conv2d layer to factor.");
+        if (layers.Count + normalizations.Count + embeddings.Count == 0)
+            throw new NotSupportedException("kfac: the model has no Linear, Conv2d, BatchNorm2d, LayerNorm or Embedding layer to factor.");
         double best = double.NegativeInfinity;
+        foreach (var (_, _, uu, uv, vv) in normalizations)
+        {
+            var (a, b, d) = (uu.ToDoubleArray(), uv.ToDoubleArray(), vv.ToDoubleArray());
+            for (int c = 0; c < a.Length; c++) best = Math.Max(best, (a[c] + d[c]) / 2 + Math.Sqrt((a[c] - d[c]) * (a[c] - d[c]) / 4 + b[c] * b[c]));
+        }
+        foreach (var (_, f, g) in embeddings)
+            best = Math.Max(best, f.ToDoubleArray().Max() * Lanczos.Run(new DenseOperator(g), Math.Min(30, g.Shape[0]), rng: new RandomGenerator(2)).Values[0]);
         foreach (var (_, _, a, g) in layers)
         {
             double la = Lanczos.Run(new DenseOperator(a), Math.Min(30, a.Shape[0]), rng: new RandomGenerator(1)).Values[0];

@@ -52,6 +52,28 @@ public sealed class BatchNorm2d : Module
     {
         int c = Weight.Shape[0];
         if (x.Rank != 4 || x.Shape[1] != c) throw new ArgumentException($"batch_norm: input {x.Shape}; expected [N, {c}, H, W].");
+        if (b.Tap is { } tap)
+        {
+            // Unfused, for the hook: x̂ by the batch statistics (training) or the running ones, then γ·x̂ + β tapped
+            // before the residual and the ReLU (K-FAC's per-channel blocks need x̂ and the gradient at γ·x̂ + β).
+            Tensor xHat;
+            if (b.Training)
+            {
+                long n = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
+                if (b.UpdateStatistics)
+                {
+                    // The moments as the fused pass reports them: mean and biased variance per channel.
+                    var batchMean = x.Data.Sum([0, 2, 3]) * (1.0 / n);
+                    var centered = x.Data - batchMean.Reshape(1, c, 1, 1);
+                    UpdateStatistics(batchMean, (centered * centered).Sum([0, 2, 3]) * (1.0 / n), n);
+                }
+                xHat = x.Normalize(1, 2, Epsilon);
+            }
+            else xHat = (x - (Tensor)RunningMean.Value.Reshape(1, c, 1, 1)) / ((Tensor)RunningVar.Value.Reshape(1, c, 1, 1) + Epsilon).Sqrt();
+            var tapped = tap(this, xHat, xHat * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1));
+            if (residual is not null) tapped += residual;
+            return relu ? tapped.Relu() : tapped;
+        }
         if (b.Training)
         {
             long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];

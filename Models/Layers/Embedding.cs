@@ -20,6 +20,7 @@ public sealed class Embedding : Module
     public override Tensor Forward(Bindings b, Tensor ids)
     {
         if (ids.DType != DType.Int64) throw new ArgumentException($"embedding: ids are {ids.DType.Name()} {ids.Shape}; expected int64.");
-        return b[Weight].Gather(ids);
+        var y = b[Weight].Gather(ids);
+        return b.Tap is { } tap ? tap(this, ids, y) : y;
     }
 }

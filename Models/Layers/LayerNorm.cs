@@ -32,6 +32,8 @@ public sealed class LayerNorm : Module
     public override Tensor Forward(Bindings b, Tensor x)
     {
         if (x.Shape[^1] != Weight.Shape[0]) throw new ArgumentException($"layer_norm: input {x.Shape} has {x.Shape[^1]} features; expected {Weight.Shape[0]}.");
-        return x.Normalize(0, x.Rank - 1, Epsilon) * b[Weight] + b[Bias];
+        var xHat = x.Normalize(0, x.Rank - 1, Epsilon);
+        var y = xHat * b[Weight] + b[Bias];
+        return b.Tap is { } tap ? tap(this, xHat, y) : y;
     }
 }
