@@ -103,9 +103,9 @@ public static class Eos
     internal static Command Command(TextWriter output)
     {
         var common = new Cli.CommonOptions();
-        var n = Options.Int("--n", $"Training images used (the first N; default {Full.N}, --quick {Quick.N})", 0, min: 0, max: 1_000_000);
-        var lrs = Options.PositiveList("--lrs", $"Learning rates, comma-separated (default {string.Join(",", Full.Lrs)})", []);
-        var steps = Options.Int("--steps", $"Gradient-descent steps per learning rate (default {Full.Steps})", 0, min: 0, max: Options.MaxSteps);
+        var n = Options.Int("--n", $"Training images used (the first N), or the GPT's windows (default for mlp {Full.N}, --quick {Quick.N}; resnet20 {Defaults("resnet20").Full.N}, {Defaults("resnet20").Quick.N}; gpt {Defaults("gpt").Full.N}, {Defaults("gpt").Quick.N})", 0, min: 0, max: 1_000_000);
+        var lrs = Options.PositiveList("--lrs", $"Learning rates, comma-separated (default for mlp {string.Join(",", Full.Lrs)}, resnet20 {string.Join(",", Defaults("resnet20").Full.Lrs)}, gpt {string.Join(",", Defaults("gpt").Full.Lrs)})", []);
+        var steps = Options.Int("--steps", $"Steps per learning rate (default {Full.Steps} for mlp, {Defaults("resnet20").Full.Steps} for resnet20 and gpt)", 0, min: 0, max: Options.MaxSteps);
         var probe = Options.Int("--probe-every", $"Steps between sharpness probes (default {Full.ProbeEvery})", 0, min: 0);
         var iters = Options.Int("--lanczos-iters", "Lanczos iterations per probe", 20, max: 100_000);
         var model = Options.OneOf("--model", "mlp (Cohen et al.'s fc-tanh, flattened images), resnet20 (the images as [N, 1, 28, 28], training-mode BatchNorm) or gpt (N windows of --context characters of --text, next-character targets)", "mlp", Models);
