@@ -33,6 +33,8 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     // An embedding's token frequencies [V] and output-gradient moment G [D, D].
     private readonly List<(int Weight, NdArray Frequencies, NdArray G)> embeddings = [];
     private readonly List<int> uncovered = [];
+    // Each covered parameter's first layer in forward order (which block owns a shared parameter's inverse).
+    private readonly Dictionary<int, int> firstUse = [];
 
     /// <summary>Indices (in the parameter list) of parameters no Linear, Conv2d, BatchNorm2d, LayerNorm or Embedding layer owns: their blocks are zero.</summary>
     public IReadOnlyList<int> Uncovered => uncovered;
@@ -118,6 +120,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         for (int l = 0; l < taps.Count; l++)
         {
             var (layer, input, _) = taps[l];
+            foreach (var p in Owned(layer)) k.firstUse.TryAdd(IndexOf(ps, p), l);
             var g = grads[l].Data;
             switch (layer)
             {
@@ -234,6 +237,32 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             result[w] = result[w] + wg * (root > 0 ? f + root : f).Reshape(-1, 1);
         }
         return Vectors.Flatten(result);
+    }
+
+    /// <summary>
+    /// The inverse of this approximation damped by <paramref name="damping"/> λ &gt; 0 (as <see cref="Apply"/> damps it),
+    /// block by block: the natural-gradient preconditioner of a K-FAC optimizer (<see cref="KfacPreconditioner"/>).
+    /// </summary>
+    public KfacPreconditioner Inverse(double damping)
+    {
+        if (!(damping > 0 && double.IsFinite(damping))) throw new ArgumentOutOfRangeException(nameof(damping), damping, "kfac: the inverse needs a positive damping.");
+        double root = Math.Sqrt(damping);
+        var blocks = new List<KfacPreconditioner.Block>();
+        foreach (var (w, b, a, g) in layers)
+            blocks.Add(new(KfacPreconditioner.Kronecker, w, b, KfacPreconditioner.DampedInverse(a, root), KfacPreconditioner.DampedInverse(g, root)));
+        foreach (var (scale, shift, uu, uv, vv) in normalizations)
+        {
+            // [[a, b], [b, d]]⁻¹ = [[d, −b], [−b, a]]/(ad − b²) with a = E[u²] + λ, d = E[v²] + λ.
+            var (p, q) = (uu + damping, vv + damping);
+            var det = p * q - uv * uv;
+            blocks.Add(new(KfacPreconditioner.Normalization, scale, shift, q / det, -uv / det, p / det));
+        }
+        foreach (var (w, f, g) in embeddings)
+            blocks.Add(new(KfacPreconditioner.Embedding, w, -1, (f + root).Apply(Kernels.UnaryOp.Reciprocal), KfacPreconditioner.DampedInverse(g, root)));
+        // Forward order of first use: a shared parameter's first owner acts (Apply skips the later ones).
+        return new KfacPreconditioner(blocks.OrderBy(x => Order(x.First)).ToArray());
+
+        int Order(int parameter) => firstUse.TryGetValue(parameter, out int o) ? o : int.MaxValue;
     }
 
     /// <summary>

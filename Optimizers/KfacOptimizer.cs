@@ -1,0 +1,87 @@
+using Curvature.Engine;
+using Curvature.Spectral;
+
+namespace Curvature.Optimizers;
+
+/// <summary>
+/// K-FAC as an optimizer (Martens and Grosse 2015, §6–7, without their adaptive damping and step rescaling): every T
+/// steps the factors are recomputed on the probe batch (the true Fisher, labels sampled from the model) and
+/// inverted with damping λ; each step's gradient g + ω·w is preconditioned by that inverse,
+/// d = (F̂ + λ)⁻¹(g + ω·w) (<see cref="KfacPreconditioner"/>), then heavy-ball momentum takes the step: b ← μb + d,
+/// w ← w − ηb. The inverse is part of the checkpointed state, so a resumed run takes the same steps.
+/// </summary>
+public sealed class KfacOptimizer : IHasLearningRate
+{
+    private readonly OptimizerState state = new();
+    private readonly Momentum inner;
+    private KfacPreconditioner? preconditioner;
+
+    /// <summary>A rule with learning rate η, momentum μ, damping λ, weight decay ω and refresh interval T.</summary>
+    public KfacOptimizer(double learningRate, double momentum = 0.9, double damping = 0.1, double weightDecay = 0, int every = 20)
+    {
+        Damping = Check.Positive(damping, "kfac", "damping");
+        WeightDecay = Check.NonNegative(weightDecay, "kfac", "weight decay");
+        Every = every >= 1 ? every : throw new ArgumentOutOfRangeException(nameof(every), every, "kfac: the refresh interval must be at least 1 step.");
+        inner = new Momentum(learningRate, momentum);
+        Last = new StepLog(learningRate, momentum, WeightDecay, null);
+    }
+
+    /// <summary>η.</summary>
+    public double LearningRate { get => inner.LearningRate; set => inner.LearningRate = value; }
+    /// <summary>λ, added to each Fisher block before inversion (√λ to each Kronecker factor).</summary>
+    public double Damping { get; }
+    /// <summary>ω (L2, added to the gradient before preconditioning).</summary>
+    public double WeightDecay { get; }
+    /// <summary>T: steps between refreshes of the factors and their inverses.</summary>
+    public int Every { get; }
+
+    /// <inheritdoc/>
+    public string Name => "kfac";
+
+    /// <inheritdoc/>
+    public StepLog Last { get; private set; }
+
+    /// <inheritdoc/>
+    public void Step(StepContext c)
+    {
+        Check.Gradients(c, Name);
+        if (c.Step % Every == 0 || preconditioner is null)
+            preconditioner = (c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).")).Invoke().Inverse(Damping);
+        var g = WeightDecay > 0 ? c.Gradients.Select((gi, i) => gi + c.Parameters[i].Value * WeightDecay).ToArray() : c.Gradients;
+        var d = preconditioner.Apply(g);
+        inner.Step(new StepContext { Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = d });
+        Last = new StepLog(inner.LearningRate, inner.Beta, WeightDecay, null);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<(string Name, NdArray Value)> State()
+    {
+        var own = new List<(string, NdArray)>();
+        if (preconditioner is not null)
+            for (int j = 0; j < preconditioner.Blocks.Count; j++)
+            {
+                var b = preconditioner.Blocks[j];
+                own.Add(($"kfac_block.{j}", NdArray.FromArray(new long[] { b.Kind, b.First, b.Second }, new Shape(3))));
+                own.Add(($"kfac_a.{j}", b.A));
+                own.Add(($"kfac_b.{j}", b.B));
+                if (b.C is not null) own.Add(($"kfac_c.{j}", b.C));
+            }
+        return [.. own, .. inner.State().Select(s => ("base." + s.Name, s.Value))];
+    }
+
+    /// <inheritdoc/>
+    public void LoadState(IReadOnlyDictionary<string, NdArray> s)
+    {
+        inner.LoadState(s.Where(kv => kv.Key.StartsWith("base.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["base.".Length..], kv => kv.Value));
+        var blocks = new List<KfacPreconditioner.Block>();
+        for (int j = 0; s.TryGetValue($"kfac_block.{j}", out var desc); j++)
+        {
+            var k = desc.ToArray<long>();
+            NdArray Need(string name) => s.TryGetValue($"{name}.{j}", out var v) ? v : throw new ArgumentException($"kfac: the state has kfac_block.{j} but no {name}.{j}.");
+            blocks.Add(new((int)k[0], (int)k[1], (int)k[2], Need("kfac_a"), Need("kfac_b"), s.GetValueOrDefault($"kfac_c.{j}")));
+        }
+        preconditioner = blocks.Count > 0 ? new KfacPreconditioner(blocks) : null;
+        var unknown = s.Keys.Where(k => !k.StartsWith("base.", StringComparison.Ordinal) && !k.StartsWith("kfac_", StringComparison.Ordinal)).ToArray();
+        if (unknown.Length > 0) throw new ArgumentException($"kfac: unexpected state entries {string.Join(", ", unknown)}.");
+    }
+}
