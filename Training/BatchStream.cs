@@ -5,8 +5,8 @@ namespace Curvature.Training;
 
 /// <summary>
 /// Shuffled minibatches, a fresh permutation each epoch (the last partial batch is dropped). Its cursor is the
-/// random-stream offset the epoch's permutation was drawn from and the position in it, so a checkpoint can
-/// restore it exactly.
+/// random stream (seed and offset) the epoch's permutation was drawn from and the position in it, so a checkpoint
+/// can restore it exactly, whichever stream the caller draws from.
 /// </summary>
 internal sealed class BatchStream(Dataset data, int size)
 {
@@ -19,6 +19,7 @@ internal sealed class BatchStream(Dataset data, int size)
     public int Count => data.Count;
 
     public ulong EpochOffset { get; private set; }
+    public ulong EpochSeed { get; private set; }
     public int Position { get; private set; }
 
     public Dataset Next(RandomGenerator rng)
@@ -26,7 +27,7 @@ internal sealed class BatchStream(Dataset data, int size)
         int take = Math.Min(size, data.Count);
         if (order is null || Position + take > order.Length)
         {
-            EpochOffset = rng.Offset;
+            (EpochSeed, EpochOffset) = (rng.Seed, rng.Offset);
             order = Dataset.Permutation(data.Count, rng);
             Position = 0;
         }
@@ -35,9 +36,22 @@ internal sealed class BatchStream(Dataset data, int size)
         return batch;
     }
 
-    public void Restore(ulong seed, ulong epochOffset, int position)
+    /// <summary>The cursor as checkpoint metadata: the epoch's stream and the position in its permutation.</summary>
+    public Dictionary<string, string> Cursor() => new()
     {
-        EpochOffset = epochOffset;
+        ["epoch_seed"] = EpochSeed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["epoch_offset"] = EpochOffset.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["position"] = Position.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Restores <see cref="Cursor"/>'s metadata; a checkpoint from before <c>epoch_seed</c> was written takes <paramref name="fallbackSeed"/>.</summary>
+    public void Restore(IReadOnlyDictionary<string, string> meta, string path, ulong fallbackSeed) =>
+        Restore(meta.ContainsKey("epoch_seed") ? Optimizers.Checkpoint.Unsigned(meta, "epoch_seed", path) : fallbackSeed,
+            Optimizers.Checkpoint.Unsigned(meta, "epoch_offset", path), Optimizers.Checkpoint.Integer(meta, "position", path, 0, Count));
+
+    private void Restore(ulong seed, ulong epochOffset, int position)
+    {
+        (EpochSeed, EpochOffset) = (seed, epochOffset);
         order = Dataset.Permutation(data.Count, new RandomGenerator(seed, epochOffset));
         Position = position;
     }
@@ -60,15 +74,10 @@ public sealed class MinibatchStream(Dataset data, int size, ulong seed) : IBatch
     }
 
     /// <inheritdoc/>
-    public Dictionary<string, string> Cursor() => new()
-    {
-        ["epoch_offset"] = stream.EpochOffset.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["position"] = stream.Position.ToString(System.Globalization.CultureInfo.InvariantCulture),
-    };
+    public Dictionary<string, string> Cursor() => stream.Cursor();
 
     /// <inheritdoc/>
-    public void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
-        stream.Restore(seed, Optimizers.Checkpoint.Unsigned(meta, "epoch_offset", path), Optimizers.Checkpoint.Integer(meta, "position", path, 0, stream.Count));
+    public void Restore(IReadOnlyDictionary<string, string> meta, string path) => stream.Restore(meta, path, seed);
 }
 
 /// <summary>The same batch every step: full-batch gradient descent (the Edge-of-Stability experiment). Its cursor is empty.</summary>

@@ -317,14 +317,9 @@ public abstract class TrainingTask
                 return (task.Shape(x), b.Labels);
             }
 
-            public Dictionary<string, string> Cursor() => new()
-            {
-                ["epoch_offset"] = stream.EpochOffset.ToString(CultureInfo.InvariantCulture),
-                ["position"] = stream.Position.ToString(CultureInfo.InvariantCulture),
-            };
+            public Dictionary<string, string> Cursor() => stream.Cursor();
 
-            public void Restore(IReadOnlyDictionary<string, string> meta, string path) =>
-                stream.Restore(seed, Checkpoint.Unsigned(meta, "epoch_offset", path), Checkpoint.Integer(meta, "position", path, 0, stream.Count));
+            public void Restore(IReadOnlyDictionary<string, string> meta, string path) => stream.Restore(meta, path, seed);
         }
     }
 

@@ -91,4 +91,24 @@ public class GradientRuleTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new GaussianGradient(x, y, 11));
         Assert.Throws<ArgumentException>(() => new GaussianGradient(x.Rows(0, 1), y.Rows(0, 1), 1));
     }
+
+    [Fact]
+    public void Runs_resume_exactly_with_every_gradient_rule_even_when_the_streams_seed_is_not_the_trainers()
+    {
+        // The stream (seed 3) draws its permutations from the trainer's random stream (seed 5): the cursor must
+        // name that stream, not the stream's own seed (a resume used to rebuild the epoch's order from the wrong one).
+        var (_, x, y) = Tiny(n: 24, dtype: DType.Float32);
+        foreach (IGradientRule rule in new IGradientRule[] { new MinibatchGradient(), new Svag(4), new GaussianGradient(x, y, 6) })
+        {
+            var dir = Path.Combine(Scratch.NewDirectory(), "rule");
+            Trainer Make(int steps, string? folder) => new()
+            {
+                Model = Mlp.Create(new RandomGenerator(1), width: 6), Optimizer = new Curvature.Optimizers.GradientDescent(0.05),
+                Batches = new MinibatchStream(new Dataset(x, y), 6, 3), GradientRule = rule, Steps = steps, Seed = 5, Folder = folder, Resume = folder is not null, CheckpointEvery = 2,
+            };
+            var whole = Make(7, null).Run().Losses;
+            Make(3, dir).Run();
+            Assert.True(whole.SequenceEqual(Make(7, dir).Run().Losses), rule.Name);
+        }
+    }
 }
