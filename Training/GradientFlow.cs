@@ -1,4 +1,3 @@
-using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Models;
 using Curvature.Spectral;
@@ -101,11 +100,7 @@ public sealed class GradientFlow
         var f = Models.Loss.Function(model, loss, inputs, labels, training: true);
         return new GradientFlow
         {
-            LossAndGradient = w =>
-            {
-                var (value, g) = Derivatives.ValueAndGrad(f, Vectors.Unflatten(w, shapes).Select(a => (Tensor)a).ToArray());
-                return (value.ToScalar(), Vectors.Flatten(g.Select(t => t.Data).ToArray()));
-            },
+            LossAndGradient = w => new HessianOperator(f, Vectors.Unflatten(w, shapes)).LossAndGradient(),
             Hessian = w => new HessianOperator(f, Vectors.Unflatten(w, shapes)),
             MaxStep = maxStep, Alpha = alpha, LanczosIterations = lanczosIterations, Seed = seed,
         };

@@ -8,7 +8,12 @@ namespace Curvature.Training;
 /// What one step drew: the batch its curvature probes and accuracy use, and how to take its gradient (the loss and
 /// the parameter gradients, computed when the trainer asks, with its dropout stream and an observer of the outputs).
 /// </summary>
-public sealed record GradientDraw(NdArray Inputs, NdArray Targets, Func<Module, string, RandomGenerator?, Action<NdArray>?, (Tensor Value, Tensor[] Gradients)> Gradient);
+public sealed record GradientDraw(NdArray Inputs, NdArray Targets, Func<Module, string, RandomGenerator?, Action<NdArray>?, (Tensor Value, Tensor[] Gradients)> Gradient)
+{
+    /// <summary>One minibatch and its own gradient (<see cref="Trainer.Gradient"/>).</summary>
+    public static GradientDraw Minibatch(NdArray inputs, NdArray targets) =>
+        new(inputs, targets, (model, loss, noise, outputs) => Trainer.Gradient(model, loss, inputs, targets, noise, outputs));
+}
 
 /// <summary>
 /// How a step's stochastic gradient is formed from the data: the plain minibatch gradient (the trainer's default),
@@ -33,7 +38,7 @@ public sealed class MinibatchGradient : IGradientRule
     public GradientDraw Draw(IBatchStream batches, RandomGenerator rng)
     {
         var (x, y) = batches.Next(rng);
-        return new GradientDraw(x, y, (model, loss, noise, outputs) => Trainer.Gradient(model, loss, x, y, noise, outputs));
+        return GradientDraw.Minibatch(x, y);
     }
 }
 

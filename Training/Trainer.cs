@@ -166,7 +166,7 @@ public sealed class Trainer
     /// </summary>
     public static double Step(Module model, IOptimizer optimizer, string loss, NdArray inputs, NdArray targets, int step, RandomGenerator? noise,
         Func<StepContext, StepContext>? curvature = null, FlopCounter? flops = null, Action<NdArray>? outputs = null) =>
-        Step(model, optimizer, loss, new GradientDraw(inputs, targets, (m, l, n, o) => Gradient(m, l, inputs, targets, n, o)), step, noise, curvature, flops, outputs);
+        Step(model, optimizer, loss, GradientDraw.Minibatch(inputs, targets), step, noise, curvature, flops, outputs);
 
     /// <summary>One training step with the gradient of <paramref name="draw"/> (see the overload on one minibatch).</summary>
     public static double Step(Module model, IOptimizer optimizer, string loss, GradientDraw draw, int step, RandomGenerator? noise,

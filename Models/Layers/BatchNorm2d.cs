@@ -59,15 +59,10 @@ public sealed class BatchNorm2d : Module
             Tensor xHat;
             if (b.Training)
             {
-                long n = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
-                if (b.UpdateStatistics)
-                {
-                    // The moments as the fused pass reports them: mean and biased variance per channel.
-                    var batchMean = x.Data.Sum([0, 2, 3]) * (1.0 / n);
-                    var centered = x.Data - batchMean.Reshape(1, c, 1, 1);
-                    UpdateStatistics(batchMean, (centered * centered).Sum([0, 2, 3]) * (1.0 / n), n);
-                }
-                xHat = x.Normalize(1, 2, Epsilon);
+                // The fused primitive with γ = 1, β = 0 is x̂, and reports the moments to the running statistics as above.
+                long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
+                var normalize = new Autodiff.Primitives.NormalizeScaleShift(1, 2, Epsilon) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
+                xHat = normalize.Apply(x, (Tensor)Weight.Value.OnesLike(), (Tensor)Bias.Value.ZerosLike());
             }
             else xHat = (x - (Tensor)RunningMean.Value.Reshape(1, c, 1, 1)) / ((Tensor)RunningVar.Value.Reshape(1, c, 1, 1) + Epsilon).Sqrt();
             var tapped = tap(this, xHat, xHat * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1));
