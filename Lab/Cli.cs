@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using Curvature.Training;
+using Curvature.Training.Distributed;
 using Curvature.Kernels;
 
 namespace Curvature.Lab;
@@ -45,10 +46,13 @@ public static class Cli
         /// Applies the thread count and resolves the device, saying which was chosen; a device that is not
         /// present is an error listing the devices found (never a silent fallback).
         /// </summary>
-        public Engine.Device Apply(ParseResult r, TextWriter output)
+        public Engine.Device Apply(ParseResult r, TextWriter output, ICommunicator? ranks = null)
         {
-            if (r.GetValue(Json) is { } json) RequireWritableFile(json, "--json");
-            Parallelism.MaxThreads = r.GetValue(Threads);
+            if (r.GetValue(Json) is { } json && (ranks?.Rank ?? 0) == 0) RequireWritableFile(json, "--json");
+            // Ranks started on one machine share its cores: by default each takes its part of them.
+            bool implicitThreads = r.GetResult(Threads) is null or { Implicit: true };
+            Parallelism.MaxThreads = ranks is { Size: > 1 } && implicitThreads
+                ? Math.Max(1, Environment.ProcessorCount / DistributedOptions.RanksOnThisMachine) : r.GetValue(Threads);
             var device = Engine.DeviceCatalog.Resolve(r.GetValue(Device)!, out var choice);
             output.WriteLine(device == Engine.CpuDevice.Instance ? $"{choice}, {Parallelism.MaxThreads} threads" : choice);
             return device;
@@ -105,18 +109,23 @@ public static class Cli
         // SIGINT/SIGTERM while a run trains: finish the step, checkpoint, exit 130/143 (a second signal aborts).
         StopSignal.Install(signal => error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"),
                            signal => error.WriteLine($"{signal} received again: aborting; the last checkpoint on disk is kept"));
+        return Ranks.Finish(Invoke(parsed, config, error), error);
+    }
+
+    private static int Invoke(ParseResult parsed, InvocationConfiguration config, TextWriter error)
+    {
         try
         {
             return parsed.Invoke(config);
         }
         catch (TrainingInterruptedException e)
         {
-            error.WriteLine(e.Message);
+            error.WriteLine(Ranks.Prefix + e.Message);
             return StopSignal.ExitCode;
         }
         catch (UsageException e)
         {
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"{Ranks.Prefix}error: {e.Message}");
             return UsageError;
         }
         catch (Exception e) when (e is LabException or TrainingException or IOException or InvalidDataException or ArgumentException
@@ -124,13 +133,13 @@ public static class Cli
                                    or Engine.DeviceMemoryException or OptimizerSpecException)
         {
             // Bad input found while running (a file, a shape): one message, no stack trace.
-            error.WriteLine($"error: {FirstLine(e.Message)}");
+            error.WriteLine($"{Ranks.Prefix}error: {FirstLine(e.Message)}");
             return 1;
         }
         catch (Exception e)
         {
             // The last resort: a failure nobody anticipated is still one line (and a bug to report), never a stack trace.
-            error.WriteLine($"error: {FirstLine(e.Message)} ({e.GetType().Name}; this is a bug in the Lab, please report it with the command line)");
+            error.WriteLine($"{Ranks.Prefix}error: {FirstLine(e.Message)} ({e.GetType().Name}; this is a bug in the Lab, please report it with the command line)");
             return 1;
         }
     }

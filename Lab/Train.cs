@@ -7,6 +7,7 @@ using Curvature.Lab.Reporting;
 using Curvature.Models;
 using Curvature.Optimizers;
 using Curvature.Training;
+using Curvature.Training.Distributed;
 using ScottPlot;
 
 namespace Curvature.Lab;
@@ -43,7 +44,7 @@ public static class Train
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
         int Batch, int? Steps, int? Epochs, int EvalEvery, int EvalBatches, bool Augment, GptConfig Gpt, int MlpWidth, string Activation,
         string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null,
-        double DivergenceFactor = 100, bool Overwrite = false);
+        double DivergenceFactor = 100, bool Overwrite = false, ICommunicator? Ranks = null);
 
     /// <summary>η at a step: linear warm-up over <paramref name="warmup"/> steps, then constant or a cosine decay to zero at the last step.</summary>
     public static double LearningRateAt(double lr, string schedule, int warmup, int step, int steps)
@@ -54,9 +55,10 @@ public static class Train
         return lr * scale;
     }
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var common = new Cli.CommonOptions();
+        var distributed = new DistributedOptions();
         var model = Options.OneOf("--model", "Model", "mlp", ModelNames);
         var optimizer = new Option<string?>("--optimizer") { Description = "Update rule: sgd, momentum, nesterov, adam, adamw (default: adamw for gpt, momentum otherwise)" };
         optimizer.AcceptOnlyFromAmong("sgd", "momentum", "nesterov", "adam", "adamw");
@@ -96,6 +98,7 @@ public static class Train
                                          layers, heads, width, context, dropout, activation, data, text, train, output_, checkpointEvery, resume, overwrite, divergence })
             cmd.Options.Add(o);
         common.AddTo(cmd);
+        distributed.AddTo(cmd);
         Options.Validate(cmd, r =>
         {
             if (r.ValueOf(steps) is null == r.ValueOf(epochs) is null) r.AddError("give exactly one of --steps and --epochs.");
@@ -106,7 +109,9 @@ public static class Train
         });
         cmd.SetAction(r =>
         {
-            var device = common.Apply(r, output);
+            var output = output0;
+            var ranks = distributed.Start(r, ref output);
+            var device = common.Apply(r, output, ranks);
             string m = r.GetValue(model)!, opt = r.GetValue(optimizer) ?? (m == "gpt" ? "adamw" : "momentum");
             bool adam = opt is "adam" or "adamw";
             // The GPT's default recipe is the one that trains (docs/results/gpt-shakespeare): AdamW at 3e-3 with 100 steps of warm-up.
@@ -120,9 +125,9 @@ public static class Train
                 r.GetValue(steps), r.GetValue(epochs), r.GetValue(evalEvery), r.GetValue(evalBatches), r.GetValue(augment),
                 new GptConfig(Context: r.GetValue(context), Layers: r.GetValue(layers), Heads: r.GetValue(heads), Width: w > 0 ? w : 128, Dropout: r.GetValue(dropout)),
                 w > 0 ? w : 200, r.GetValue(activation)!, r.GetValue(data)!, r.GetValue(text)!, r.GetValue(output_)!, r.GetValue(checkpointEvery),
-                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device, r.GetValue(divergence), r.GetValue(overwrite));
+                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device, r.GetValue(divergence), r.GetValue(overwrite), ranks);
             var summary = Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
-            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, summary);
+            if (r.GetValue(common.Json) is { } path && ranks.Rank == 0) AtomicFile.WriteAllText(path, summary);
             return 0;
         });
         return cmd;
@@ -138,13 +143,17 @@ public static class Train
         if (wanted > Options.MaxSteps)
             throw new UsageException($"--epochs {s.Epochs} is {wanted:N0} steps ({task.StepsPerEpoch:N0} per epoch); a run takes at most {Options.MaxSteps:N0} steps.");
         int totalSteps = (int)wanted;
-        using var folder = RunFolder.Open(s.Out, s.Resume, s.Overwrite);
+        var ranks = s.Ranks ?? SingleProcess.Instance;
+        bool root = ranks.Rank == 0;
+        // Rank 0 owns the folder (its lock, its files); the others wait until it holds it, then read it to resume.
+        using var folder = root ? RunFolder.Open(s.Out, s.Resume, s.Overwrite) : null;
+        ranks.Barrier();
         var model = task.CreateModel(s.Seed);
         var optimizer = CreateOptimizer(s).Create(model.NamedParameters().Select(p => p.Name).ToArray(), s.Seed);
         string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors");
         if (s.Resume && !File.Exists(checkpointPath)) throw new LabException($"--resume: there is no {checkpointPath} to continue from.");
         output.WriteLine($"train: {task.Describe}; {model.ParameterCount():N0} parameters; {s.Optimizer} η {s.LearningRate:G3} ({s.Schedule}, warm-up {s.Warmup}), " +
-                         $"μ {s.Momentum}, λ {s.WeightDecay:G3}, batch {s.Batch}, {totalSteps} steps");
+                         $"μ {s.Momentum}, λ {s.WeightDecay:G3}, batch {s.Batch}" + (ranks.Size > 1 ? $" ({ranks.Size} ranks, {s.Batch / ranks.Size}+ each)" : "") + $", {totalSteps} steps");
         Evaluation? last = null;
         var evaluator = new Evaluator(["eval_train_loss", "eval_heldout_loss", "eval_heldout_accuracy"], m =>
         {
@@ -161,7 +170,7 @@ public static class Train
                 Model = model, Optimizer = optimizer, Batches = task.Batches(s.Seed), Steps = totalSteps, Seed = s.Seed,
                 Dropout = s.Model == "gpt" && s.Gpt.Dropout > 0,
                 LearningRate = step => LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps),
-                Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume,
+                Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, Communicator = ranks,
                 DivergenceFactor = s.DivergenceFactor > 0 ? s.DivergenceFactor : null,
                 Identity = new Dictionary<string, string>
                 {
@@ -181,6 +190,8 @@ public static class Train
         });
         last ??= task.Evaluate(model);
         double seconds = result.Seconds;
+        var traffic = ranks.Traffic;
+        if (!root) return "";
         task.WriteWeights(Path.Combine(s.Out, "model.safetensors"), model);
         // A batch beside the weights, so `spectrum --weights model.safetensors --batch probe_batch.safetensors` works at once.
         task.WriteProbeBatch(Path.Combine(s.Out, "probe_batch.safetensors"), task.ProbeBatch(s.Model == "gpt" ? 8 : 128));
@@ -195,10 +206,14 @@ public static class Train
             ["batch"] = s.Batch,
             ["steps"] = totalSteps,
             ["seconds"] = seconds,
+            ["ranks"] = ranks.Size,
             ["final"] = last.ToDictionary(),
             ["command"] = "./lab " + commandLine,
         }, new JsonSerializerOptions { WriteIndented = true });
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), summary);
+        if (ranks.Size > 1)
+            output.WriteLine($"distributed: {ranks.Describe}; collectives {traffic.Calls:N0} calls, {traffic.Bytes / 1e6:0.00} MB from rank 0, {traffic.Seconds:0.00} s " +
+                             $"({1e3 * traffic.Seconds / Math.Max(1, result.StepsRun):0.000} ms and {traffic.Bytes / 1e3 / Math.Max(1, result.StepsRun):0.0} kB per step, waiting for the slower rank included)");
         Plot(s, result.Losses, result.Evaluations.Select(e => (e.Step, e.Values[1])).ToList());
         output.WriteLine(string.Join(", ", last.ToDictionary().Select(kv => $"{kv.Key} {kv.Value:0.0000}")) + $"; {seconds:0.0} s; files in {s.Out}");
         return summary;

@@ -10,6 +10,12 @@ namespace Curvature.Training;
 /// </summary>
 public sealed record GradientDraw(NdArray Inputs, NdArray Targets, Func<Module, string, RandomGenerator?, Action<NdArray>?, (Tensor Value, Tensor[] Gradients)> Gradient)
 {
+    /// <summary>
+    /// The share n_r/N of the step's global batch that <see cref="Inputs"/> is (1 in one process; a rank's shard
+    /// under <see cref="Distributed.DataParallelGradient"/>, whose <see cref="Gradient"/> is already the global one).
+    /// </summary>
+    public double Share { get; init; } = 1;
+
     /// <summary>One minibatch and its own gradient (<see cref="Trainer.Gradient"/>).</summary>
     public static GradientDraw Minibatch(NdArray inputs, NdArray targets) =>
         new(inputs, targets, (model, loss, noise, outputs) => Trainer.Gradient(model, loss, inputs, targets, noise, outputs));

@@ -5,6 +5,7 @@ using Curvature.Engine;
 using Curvature.Models;
 using Curvature.Optimizers;
 using Curvature.Spectral;
+using Curvature.Training.Distributed;
 
 namespace Curvature.Training;
 
@@ -144,6 +145,15 @@ public sealed class Trainer
     /// sound (finite and within the bound), so the checkpoint a diverged run keeps is never already poisoned.
     /// </summary>
     public double? DivergenceFactor { get; init; }
+    /// <summary>
+    /// The ranks the run is spread over (default: one process). With several, every rank runs this loop on the same
+    /// settings (checked at the start): each takes its shard of every global batch and of the probe batch, the loss,
+    /// gradient and every curvature product are share-weighted all-reduces (<see cref="DataParallel"/>), BatchNorm's
+    /// running statistics are averaged after each step, so the weights stay the same bits on every rank (checked at
+    /// each checkpoint); rank 0 alone writes the folder, every rank reads it to resume (a folder all ranks see).
+    /// K-FAC's factors are computed on the whole probe batch by every rank (replicated, not sharded).
+    /// </summary>
+    public ICommunicator Communicator { get; init; } = SingleProcess.Instance;
     /// <summary>A stop request checked after every step: the run writes its checkpoint and throws <see cref="TrainingInterruptedException"/> (default: <see cref="StopSignal.Token"/>).</summary>
     public CancellationToken Stop { get; init; } = StopSignal.Token;
 
@@ -210,8 +220,21 @@ public sealed class Trainer
             throw new TrainingException($"the divergence factor must be a finite number above 1, got {factor}.");
         using var listening = StopSignal.Listen();
         var ps = Model.Parameters();
+        var comm = Communicator;
+        bool writes = comm.Rank == 0;
+        if (comm.Size > 1)
+            DataParallel.RequireAgreement(comm, new Dictionary<string, string>(Identity.Select(kv => KeyValuePair.Create("run." + kv.Key, kv.Value)))
+            {
+                ["steps"] = Steps.ToString(CultureInfo.InvariantCulture), ["seed"] = Seed.ToString(CultureInfo.InvariantCulture), ["loss"] = Loss,
+                ["optimizer"] = Optimizer.Name, ["rule"] = GradientRule.Name, ["parameters"] = Model.ParameterCount().ToString(CultureInfo.InvariantCulture),
+                ["folder"] = Folder is null ? "" : Path.GetFullPath(Folder), ["resume"] = Resume.ToString(), ["dropout"] = Dropout.ToString(),
+            });
+        var rule = comm.Size > 1 ? new DataParallelGradient(GradientRule, comm) : GradientRule;
         var rng = new RandomGenerator(Seed);
-        var noise = Dropout ? new RandomGenerator(Seed, 1UL << 50) : null;
+        // Each rank drops out its own examples with a stream of its own (rank 0's is the single-process one).
+        ulong NoiseStart(int rank) => (1UL << 50) + ((ulong)rank << 44);
+        var noise = Dropout ? new RandomGenerator(Seed, NoiseStart(comm.Rank)) : null;
+        string NoiseKey(int rank) => rank == 0 ? "noise_offset" : $"noise_offset.rank{rank}";
         var csv = new CsvLog(Columns);
         var losses = new double[Steps];
         var lrs = new double[Steps];
@@ -228,7 +251,7 @@ public sealed class Trainer
         int first = 0;
         double secondsBefore = 0, probeBefore = 0, auditBefore = 0, trainFlopsBefore = 0, probeFlopsBefore = 0;
         string? checkpoint = CheckpointPath, csvPath = Folder is null ? null : Path.Combine(Folder, "steps.csv");
-        if (Folder is not null) Directory.CreateDirectory(Folder);
+        if (Folder is not null && writes) Directory.CreateDirectory(Folder);
 
         if (Resume && checkpoint is not null && File.Exists(checkpoint))
         {
@@ -243,7 +266,9 @@ public sealed class Trainer
                 if (at < 0 || at > Steps) throw new TrainingException($"{checkpoint}: the checkpoint is at step {at}, outside the run's 0 to {Steps} steps.");
                 first = (int)at;
                 ulong rngOffset = Checkpoint.Unsigned(saved, "rng_offset", checkpoint);
-                ulong? noiseOffset = noise is null ? null : Checkpoint.Unsigned(saved, "noise_offset", checkpoint);
+                if (noise is not null && !saved.ContainsKey(NoiseKey(comm.Rank)))
+                    throw new TrainingException($"{checkpoint} has no dropout stream for rank {comm.Rank} ('{NoiseKey(comm.Rank)}'); resume a dropout run on the number of ranks that wrote it.");
+                ulong? noiseOffset = noise is null ? null : Checkpoint.Unsigned(saved, NoiseKey(comm.Rank), checkpoint);
                 secondsBefore = Number(saved, "seconds", checkpoint);
                 probeBefore = Number(saved, "probe_seconds", checkpoint);
                 auditBefore = Number(saved, "audit_seconds", checkpoint);
@@ -266,8 +291,11 @@ public sealed class Trainer
         void Flush()
         {
             if (pending is not { } p) return;
-            AtomicFile.WriteAllText(csvPath!, p.Log);
-            AtomicFile.WriteAllBytes(checkpoint!, p.Checkpoint);
+            if (writes)
+            {
+                AtomicFile.WriteAllText(csvPath!, p.Log);
+                AtomicFile.WriteAllBytes(checkpoint!, p.Checkpoint);
+            }
             savedStep = p.Step;
             pending = null;
         }
@@ -284,7 +312,12 @@ public sealed class Trainer
                 ["train_flops"] = R(trainFlopsBefore + trainFlops.Flops),
                 ["probe_flops"] = R(probeFlopsBefore + probeFlops.Flops),
             };
-            if (noise is not null) meta["noise_offset"] = noise.Offset.ToString(CultureInfo.InvariantCulture);
+            DataParallel.RequireReplicated(comm, Model, step);
+            if (noise is not null)
+            {
+                var offsets = comm.AllGather((long)noise.Offset);
+                for (int r = 0; r < offsets.Length; r++) meta[NoiseKey(r)] = ((ulong)offsets[r]).ToString(CultureInfo.InvariantCulture);
+            }
             foreach (var (k, v) in Metadata) meta[k] = v;
             foreach (var (k, v) in Identity) meta["run." + k] = v;
             pending = (Checkpoint.Serialize(Model, Optimizer, step, meta), csv.ToCsv(), step);
@@ -296,14 +329,14 @@ public sealed class Trainer
         for (int step = first; step < Steps; step++)
         {
             if (LearningRate is not null) ((IHasLearningRate)Optimizer).LearningRate = LearningRate(step);
-            var draw = GradientRule.Draw(Batches, rng);
+            var draw = rule.Draw(Batches, rng);
             var (x, y) = (draw.Inputs, draw.Targets);
             double loss;
             NdArray? logits = null;
             double? measured = null;
             StepContext Offer(StepContext c)
             {
-                c = WithCurvature(c, ps, x, y, rng, probeClock, probeFlops, auditClock);
+                c = WithCurvature(c, ps, x, y, draw.Share, rng, probeClock, probeFlops, auditClock);
                 if (SharpnessEvery > 0 && (c.Step % SharpnessEvery == 0 || SharpnessWarmStart && c.Step == Steps - 1))
                 {
                     // A measurement, not the method's cost: timed with the audits, outside the run's wall-clock and probe FLOPs.
@@ -318,6 +351,7 @@ public sealed class Trainer
             try
             {
                 loss = Step(Model, Optimizer, Loss, draw, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null);
+                DataParallel.AverageBuffers(comm, Model, draw.Share);
                 double firstLoss = step == 0 ? loss : losses[0];
                 if (DivergenceFactor is { } f && loss > f * firstLoss)
                     divergence = $"the loss at step {step} is {loss:G4}, above {f:G4} × the first loss {firstLoss:G4}";
@@ -347,7 +381,7 @@ public sealed class Trainer
             }
             // This step's loss is sound, so are the weights it started from: the held checkpoint goes to disk.
             Flush();
-            if (logits is not null) accuracy[step] = Metrics.Accuracy(logits, y);
+            if (logits is not null) accuracy[step] = DataParallel.WeightedSum(comm, Metrics.Accuracy(logits, y), draw.Share);
             var log = Optimizer.Last;
             if (measured is not null) log = log with { Sharpness = measured };
             losses[step] = loss;
@@ -369,7 +403,8 @@ public sealed class Trainer
             ];
             csv.Add(row);
             OnStep?.Invoke(new StepRecord(step, loss, log, evaluation));
-            if (Stop.IsCancellationRequested && step + 1 < Steps)
+            // Every rank stops at the same step: a signal seen by any of them stops all.
+            if (DataParallel.Any(comm, Stop.IsCancellationRequested) && step + 1 < Steps)
             {
                 Save(step + 1);
                 throw new TrainingInterruptedException(step + 1, checkpoint);
@@ -388,16 +423,20 @@ public sealed class Trainer
     }
 
     /// <summary>The step's context with the probes this run offers: the probe batch's Hessian, the minibatch's, K-FAC, and audits.</summary>
-    private StepContext WithCurvature(StepContext c, IReadOnlyList<Parameter> ps, NdArray x, NdArray y, RandomGenerator rng, Stopwatch probeClock, FlopCounter probeFlops, Stopwatch auditClock)
+    private StepContext WithCurvature(StepContext c, IReadOnlyList<Parameter> ps, NdArray x, NdArray y, double share, RandomGenerator rng, Stopwatch probeClock, FlopCounter probeFlops, Stopwatch auditClock)
     {
         if (Probe is not { } probe) return c;
         NdArray[] Values() => ps.Select(p => p.Value).ToArray();
-        HessianOperator ProbeHessian() => new(Models.Loss.Function(Model, Loss, probe.Inputs, probe.Targets, probe.TrainingMode), Values());
+        var comm = Communicator;
+        var (probeX, probeShare) = DataParallel.ShardRows(probe.Inputs, comm);
+        var probeY = DataParallel.ShardRows(probe.Targets, comm).Rows;
+        ILinearOperator Spread(ILinearOperator local, double part) => comm.Size > 1 ? new DistributedOperator(local, part, comm) : local;
+        ILinearOperator ProbeHessian() => Spread(new HessianOperator(Models.Loss.Function(Model, Loss, probeX, probeY, probe.TrainingMode), Values()), probeShare);
         return new StepContext
         {
             Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = c.Gradients,
             Curvature = () => new TimedOperator(ProbeHessian(), probeClock, probeFlops),
-            MinibatchCurvature = () => new TimedOperator(new HessianOperator(Models.Loss.Function(Model, Loss, x, y, training: true), Values()), probeClock, probeFlops),
+            MinibatchCurvature = () => new TimedOperator(Spread(new HessianOperator(Models.Loss.Function(Model, Loss, x, y, training: true), Values()), share), probeClock, probeFlops),
             Kfac = () =>
             {
                 probeClock.Start();

@@ -1,0 +1,241 @@
+using System.Security.Cryptography;
+using System.Text;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Spectral;
+
+namespace Curvature.Training.Distributed;
+
+/// <summary>
+/// Data parallelism over a communicator: each rank takes a contiguous shard of every global batch, and the
+/// global batch's mean (of a loss, a gradient, a Hessian-vector product) is the share-weighted sum of the shards'
+/// means, Σ_r (n_r/N)·mean_r, formed by one all-reduce of a flat buffer. With equal shards the weights are 1/size
+/// and the result equals the single-process one up to float rounding; BatchNorm in training mode normalizes each
+/// shard by its own statistics (as PyTorch's DistributedDataParallel does without SyncBatchNorm), so there the
+/// distributed function is the mean of the shards' losses, not the global batch's.
+/// </summary>
+public static class DataParallel
+{
+    /// <summary>Rank <paramref name="rank"/>'s contiguous share of <paramref name="count"/> items: the first count mod size ranks take one more.</summary>
+    public static (int Start, int Count) Shard(int count, int rank, int size)
+    {
+        if (size < 1 || rank < 0 || rank >= size) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be 0 to {size - 1}.");
+        if (count < size)
+            throw new TrainingException($"a batch of {count} example{(count == 1 ? "" : "s")} cannot be split over {size} ranks; give at least one example per rank.");
+        int q = count / size, extra = count % size;
+        return (rank * q + Math.Min(rank, extra), q + (rank < extra ? 1 : 0));
+    }
+
+    /// <summary>This rank's rows of a batch (axis 0) and its share n_r/N of it.</summary>
+    public static (NdArray Rows, double Share) ShardRows(NdArray batch, ICommunicator comm)
+    {
+        if (comm.Size == 1) return (batch, 1);
+        int n = batch.Shape[0];
+        var (start, count) = Shard(n, comm.Rank, comm.Size);
+        return (batch.Slice(0, start, count), count / (double)n);
+    }
+
+    /// <summary>
+    /// Σ_r share_r·a_r for each array, over the ranks, in one all-reduce of a flat host buffer (float32 when every
+    /// array is float32, else float64); the results keep each array's shape, dtype and device.
+    /// </summary>
+    public static NdArray[] WeightedSum(ICommunicator comm, IReadOnlyList<NdArray> arrays, double share)
+    {
+        if (comm.Size == 1 && share == 1) return arrays.ToArray();
+        long total = arrays.Sum(a => a.Size);
+        if (total > int.MaxValue) throw new NotSupportedException($"an all-reduce of {total:N0} elements; at most {int.MaxValue:N0} are staged at once.");
+        bool single = arrays.All(a => a.DType == DType.Float32);
+        var result = new NdArray[arrays.Count];
+        if (single)
+        {
+            var flat = new float[total];
+            int at = 0;
+            foreach (var a in arrays)
+            {
+                var v = a.ToArray<float>();
+                for (int i = 0; i < v.Length; i++) flat[at + i] = (float)(share * v[i]);
+                at += v.Length;
+            }
+            comm.AllReduceSum(flat);
+            at = 0;
+            for (int k = 0; k < arrays.Count; k++)
+            {
+                int len = (int)arrays[k].Size;
+                result[k] = NdArray.FromArray(flat[at..(at + len)], arrays[k].Shape, arrays[k].Device);
+                at += len;
+            }
+        }
+        else
+        {
+            var flat = new double[total];
+            int at = 0;
+            foreach (var a in arrays)
+            {
+                var v = a.ToDoubleArray();
+                for (int i = 0; i < v.Length; i++) flat[at + i] = share * v[i];
+                at += v.Length;
+            }
+            comm.AllReduceSum(flat);
+            at = 0;
+            for (int k = 0; k < arrays.Count; k++)
+            {
+                int len = (int)arrays[k].Size;
+                result[k] = NdArray.FromArray(flat[at..(at + len)], arrays[k].Shape, arrays[k].Device).Cast(arrays[k].DType);
+                at += len;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Σ_r share_r·value_r over the ranks.</summary>
+    public static double WeightedSum(ICommunicator comm, double value, double share)
+    {
+        if (comm.Size == 1) return value * share;
+        double[] v = [share * value];
+        comm.AllReduceSum(v);
+        return v[0];
+    }
+
+    /// <summary>True on every rank when any rank's <paramref name="flag"/> is true.</summary>
+    public static bool Any(ICommunicator comm, bool flag)
+    {
+        if (comm.Size == 1) return flag;
+        long[] v = [flag ? 1 : 0];
+        comm.AllReduceMax(v);
+        return v[0] != 0;
+    }
+
+    /// <summary>Rank <paramref name="root"/>'s text on every rank.</summary>
+    public static string Broadcast(ICommunicator comm, string text, int root = 0)
+    {
+        if (comm.Size == 1) return text;
+        var bytes = comm.Rank == root ? Encoding.UTF8.GetBytes(text) : [];
+        var length = new byte[sizeof(long)];
+        if (comm.Rank == root) BitConverter.TryWriteBytes(length, (long)bytes.Length);
+        comm.Broadcast(length, root);
+        if (comm.Rank != root) bytes = new byte[BitConverter.ToInt64(length)];
+        comm.Broadcast(bytes, root);
+        return Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>
+    /// Checks that every rank runs with the same settings (rank 0's are broadcast and compared key by key); on a
+    /// disagreement every rank throws, and the message names the ranks that differ and, on those ranks, the settings.
+    /// </summary>
+    public static void RequireAgreement(ICommunicator comm, IReadOnlyDictionary<string, string> settings)
+    {
+        if (comm.Size == 1) return;
+        string Line(KeyValuePair<string, string> kv) => kv.Key + "=" + kv.Value.Replace("\n", " ");
+        var mine = settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(Line).ToList();
+        var theirs = Broadcast(comm, string.Join('\n', mine)).Split('\n');
+        var differs = mine.Except(theirs).Concat(theirs.Except(mine).Select(t => t.Split('=')[0] + " (missing here)")).ToList();
+        var flags = comm.AllGather(differs.Count);
+        var ranks = flags.Select((f, r) => (f, r)).Where(t => t.f > 0).Select(t => t.r).ToList();
+        if (ranks.Count == 0) return;
+        string which = differs.Count > 0 ? $"; here (rank {comm.Rank}): {string.Join(", ", differs.Take(5))}" : "";
+        throw new TrainingException($"the ranks disagree on the run's configuration: rank{(ranks.Count == 1 ? "" : "s")} {string.Join(", ", ranks)} differ{(ranks.Count == 1 ? "s" : "")} from rank 0{which}; start every rank with the same command and files.");
+    }
+
+    /// <summary>A 64-bit fingerprint of the parameters' bytes (in order), to check that ranks still hold the same weights.</summary>
+    public static long Fingerprint(Module model)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(name));
+            sha.AppendData(p.Value.DType == DType.Float32 ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Value.ToArray<float>().AsSpan())
+                                                           : System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Value.ToDoubleArray().AsSpan()));
+        }
+        return BitConverter.ToInt64(sha.GetHashAndReset());
+    }
+
+    /// <summary>Throws, naming the ranks, when the ranks' weights are no longer the same bits (they must stay replicated).</summary>
+    public static void RequireReplicated(ICommunicator comm, Module model, int step)
+    {
+        if (comm.Size == 1) return;
+        var all = comm.AllGather(Fingerprint(model));
+        var off = all.Select((h, r) => (h, r)).Where(t => t.h != all[0]).Select(t => t.r).ToList();
+        if (off.Count > 0)
+            throw new TrainingException($"after step {step} the weights of rank{(off.Count == 1 ? "" : "s")} {string.Join(", ", off)} differ from rank 0's; the ranks no longer train one model (a nondeterministic reduction or a rank-local update).");
+    }
+
+    /// <summary>
+    /// Replaces the floating-point buffers (BatchNorm's running statistics) by their share-weighted mean over the
+    /// ranks, so every rank evaluates and saves the same model (PyTorch's DDP broadcasts rank 0's instead).
+    /// </summary>
+    public static void AverageBuffers(ICommunicator comm, Module model, double share)
+    {
+        if (comm.Size == 1) return;
+        var buffers = model.NamedBuffers().Select(b => b.Value).Where(b => b.Value.DType is DType.Float32 or DType.Float64).ToList();
+        if (buffers.Count == 0) return;
+        var mean = WeightedSum(comm, buffers.Select(b => b.Value).ToList(), share);
+        for (int i = 0; i < buffers.Count; i++) buffers[i].Value = mean[i];
+    }
+}
+
+/// <summary>
+/// A rule's gradient over the global batch, data-parallel: the wrapped rule draws through a view of the stream
+/// that hands this rank its shard of each global batch (every rank draws the same global batch from the same
+/// random stream), and the shard's loss and gradient are combined over the ranks as Σ_r (n_r/N)·(ℓ_r, ∇ℓ_r) in one
+/// all-reduce of a flat buffer. A rule that draws no batch from the stream (Gaussian SGD's fixed pool) computes
+/// the whole on every rank, and the mean of those equal parts is the same gradient.
+/// </summary>
+public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm) : IGradientRule
+{
+    /// <inheritdoc/>
+    public string Name => inner.Name;
+
+    /// <inheritdoc/>
+    public GradientDraw Draw(IBatchStream batches, RandomGenerator rng)
+    {
+        var view = new ShardView(batches, comm);
+        var draw = inner.Draw(view, rng);
+        double share = view.Share ?? 1.0 / comm.Size;
+        return new GradientDraw(draw.Inputs, draw.Targets, (model, loss, noise, outputs) =>
+        {
+            var (value, grads) = draw.Gradient(model, loss, noise, outputs);
+            var reduced = DataParallel.WeightedSum(comm, [value.Data, .. grads.Select(g => g.Data)], share);
+            return (reduced[0], reduced[1..].Select(g => (Tensor)g).ToArray());
+        }) { Share = share };
+    }
+
+    private sealed class ShardView(IBatchStream global, ICommunicator comm) : IBatchStream
+    {
+        public double? Share { get; private set; }
+
+        public (NdArray Inputs, NdArray Targets) Next(RandomGenerator rng)
+        {
+            var (x, y) = global.Next(rng);
+            var (xs, share) = DataParallel.ShardRows(x, comm);
+            Share = share;
+            return (xs, DataParallel.ShardRows(y, comm).Rows);
+        }
+
+        public Dictionary<string, string> Cursor() => global.Cursor();
+
+        public void Restore(IReadOnlyDictionary<string, string> meta, string path) => global.Restore(meta, path);
+    }
+}
+
+/// <summary>
+/// An operator over a batch sharded across ranks: each rank applies its shard's operator (its HVP), and the
+/// products are combined as Σ_r share_r·A_r·v in one all-reduce, so Lanczos, power iteration and Hutchinson run
+/// unchanged on top with their vectors replicated (every rank draws the same start from the same seed and receives
+/// the same bits from the all-reduce).
+/// </summary>
+/// <param name="local">This rank's shard's operator.</param>
+/// <param name="share">This rank's share n_r/N of the batch.</param>
+/// <param name="comm">The ranks.</param>
+public sealed class DistributedOperator(ILinearOperator local, double share, ICommunicator comm) : ILinearOperator
+{
+    /// <inheritdoc/>
+    public long Dimension => local.Dimension;
+    /// <inheritdoc/>
+    public DType DType => local.DType;
+    /// <inheritdoc/>
+    public Device Device => local.Device;
+
+    /// <inheritdoc/>
+    public NdArray Apply(NdArray v) => DataParallel.WeightedSum(comm, [local.Apply(v)], share)[0];
+}
