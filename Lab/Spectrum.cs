@@ -9,6 +9,7 @@ using Curvature.Kernels;
 using Curvature.Models;
 using Curvature.Models.Data;
 using Curvature.Spectral;
+using Curvature.Training.Distributed;
 using ScottPlot;
 
 namespace Curvature.Lab;
@@ -54,7 +55,7 @@ public static class Spectrum
     /// <summary>The curvature operators <c>--operator</c> takes.</summary>
     public static readonly string[] Operators = ["hessian", "ggn", "fisher", "empirical-fisher", "kfac"];
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var common = new Cli.CommonOptions();
         var model = new Option<string?>("--model") { Description = $"Model kind ({string.Join(", ", ModelFiles.Names)}; default: the kind the weights file records)" };
@@ -99,9 +100,14 @@ public static class Spectrum
         var cmd = new Command("spectrum", "Hessian spectrum of a model's loss on a batch: top eigenvalues, trace, density; per-layer blocks and eigenvectors on request");
         foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, probes, chunk, activation, outDir, heads, perLayer, vectors, trace, traceBudget, curvature }) cmd.Options.Add(o);
         common.AddTo(cmd);
+        var distributed = new DistributedOptions();
+        distributed.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var device = common.Apply(r, output);
+            var output = output0;
+            var ranks = distributed.Start(r, ref output);
+            bool root = ranks.Rank == 0;
+            var device = common.Apply(r, output, ranks);
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, r.GetValue(activation), r.GetValue(heads));
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
@@ -113,7 +119,7 @@ public static class Spectrum
             var data = new Dataset(read.Inputs.To(device), read.Labels.To(device));
             var extras = new Extras(r.GetResult(perLayer) is null ? null : r.GetValue(perLayer) ?? [], r.GetValue(trace) == "hutch++", r.GetValue(traceBudget), r.GetValue(curvature)!);
             var blocks = extras.PerLayer is null ? [] : ChooseBlocks(m, extras.PerLayer);
-            if (r.GetValue(vectors) is { } vectorDir)
+            if (r.GetValue(vectors) is { } vectorDir && root)
             {
                 // Checked before any product: a run of minutes must not end unable to write its vectors.
                 if (File.Exists(vectorDir)) throw new LabException($"--vectors {vectorDir} is a file; expected a folder.");
@@ -128,8 +134,11 @@ public static class Spectrum
             output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples, operator {extras.Operator}; {planned} {(extras.Operator == "hessian" ? "Hessian-vector" : "operator")} products planned");
             ProgressDisplay.Run(output, [("spectrum", planned)], tasks =>
                 report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
-                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs"), extras));
+                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs"), extras, ranks));
             Print(output, report, lossName, r.GetValue(mode)!);
+            if (ranks.Size > 1)
+                output.WriteLine($"distributed: {ranks.Describe}; collectives {ranks.Traffic.Calls:N0} calls, {ranks.Traffic.Bytes / 1e6:0.00} MB from rank 0, {ranks.Traffic.Seconds:0.00} s");
+            if (!root) return 0;
             var files = r.GetValue(vectors) is { } dirOfVectors ? WriteEigenvectors(m, report, dirOfVectors, kind, lossName, r.GetValue(mode)!, extras.Operator) : [];
             foreach (var f in files) output.WriteLine($"wrote {f}");
             var json = ToJson(report, kind, lossName, r.GetValue(mode)!, r.GetValue(iters), r.GetValue(probes), files, extras.Operator);
@@ -146,11 +155,25 @@ public static class Spectrum
         return cmd;
     }
 
-    /// <summary>Computes the report for a model on a batch.</summary>
+    /// <summary>
+    /// Computes the report for a model on a batch. Over several <paramref name="ranks"/>, each takes its shard of the
+    /// batch and every product is the share-weighted all-reduce of the shards' (<see cref="DistributedOperator"/>);
+    /// K-FAC, not a mean over examples, is computed on the whole batch by every rank.
+    /// </summary>
     public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int probes, int chunk, RandomGenerator rng,
-        Action<long>? products = null, Extras? extras = null)
+        Action<long>? products = null, Extras? extras = null, ICommunicator? ranks = null)
     {
         extras ??= new Extras();
+        ranks ??= SingleProcess.Instance;
+        var whole = data;
+        double share = 1;
+        if (ranks.Size > 1)
+        {
+            var (start, count) = DataParallel.Shard(data.Count, ranks.Rank, ranks.Size);
+            data = new Dataset(data.Inputs.Slice(0, start, count), data.Labels.Slice(0, start, count));
+            share = count / (double)whole.Count;
+        }
+        ILinearOperator Spread(ILinearOperator local) => ranks.Size > 1 ? new DistributedOperator(local, share, ranks) : local;
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
         var dtype = model.Parameters()[0].Value.DType;
@@ -164,8 +187,12 @@ public static class Spectrum
         var hessian = new HessianOperator(terms, model.Parameters().Select(p => p.Value).ToArray());
         long counted = 0;
         Action<long>? tell = products is null ? null : _ => products(++counted);
-        var op = new CountingOperator(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng), tell);
-        var (value, grad) = hessian.LossAndGradient();
+        var wholeInputs = whole.Inputs.DType == dtype || whole.Inputs.DType == DType.Int64 ? whole.Inputs : whole.Inputs.Cast(dtype);
+        var op = new CountingOperator(extras.Operator == "kfac" ? Curvature(model, hessian, loss, wholeInputs, whole.Labels, training, extras.Operator, rng)
+            : Spread(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng)), tell);
+        var (localValue, localGrad) = hessian.LossAndGradient();
+        double value = DataParallel.WeightedSum(ranks, localValue, share);
+        var grad = DataParallel.WeightedSum(ranks, [localGrad], share)[0];
 
         var first = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic,
             start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device), vectors: true);
@@ -185,12 +212,12 @@ public static class Spectrum
         var ones = NdArray.Full(new Shape((int)op.Dimension), 1 / Math.Sqrt(op.Dimension), op.DType, op.Device);
         double rayleigh = ones.Dot(op.Apply(ones));
 
-        var perLayer = extras.PerLayer is null ? [] : PerLayer(model, extras.Operator == "hessian" ? hessian : null, op, ChooseBlocks(model, extras.PerLayer), topk, iterations, probes, rng, tell);
+        var perLayer = extras.PerLayer is null ? [] : PerLayer(model, extras.Operator == "hessian" ? hessian : null, op, ChooseBlocks(model, extras.PerLayer), topk, iterations, probes, rng, tell, Spread);
         TraceComparison? comparison = null;
         if (extras.HutchPlusPlus)
             comparison = new TraceComparison(Hutchinson.Trace(op, extras.TraceBudget, rng), HutchPlusPlus.Trace(op, extras.TraceBudget, rng));
         return new Report(value, Vectors.Norm(grad), first.Values, residuals, trace.Value, trace.StandardError, rayleigh, density,
-            op.Dimension, data.Count, hessian.Products, clock.Elapsed.TotalSeconds, perLayer, first.Vectors!, comparison);
+            op.Dimension, whole.Count, hessian.Products, clock.Elapsed.TotalSeconds, perLayer, first.Vectors!, comparison);
     }
 
     /// <summary>The operator <c>--operator</c> names, on the whole batch (the Hessian in chunks).</summary>
@@ -241,7 +268,7 @@ public static class Spectrum
     /// z_bᵀ(Hz)_b has mean tr(H_bb), the cross terms z_bᵀH_bc z_c having mean zero.
     /// </summary>
     private static LayerSpectrum[] PerLayer(Module model, HessianOperator? hessian, ILinearOperator whole, int[] blocks, int topk, int iterations, int probes,
-        RandomGenerator rng, Action<long>? tell)
+        RandomGenerator rng, Action<long>? tell, Func<ILinearOperator, ILinearOperator> spread)
     {
         var named = model.NamedParameters();
         var shapes = named.Select(p => p.Value.Shape).ToArray();
@@ -258,7 +285,7 @@ public static class Spectrum
         return blocks.Select((b, j) =>
         {
             // A Hessian block's products start their tangents at the block's layer; another operator's block embeds in zeros.
-            var block = new CountingOperator(hessian?.Block([b]) ?? (ILinearOperator)new BlockOperator(whole, offsets[b], shapes[b].Size), tell);
+            var block = new CountingOperator(hessian is null ? new BlockOperator(whole, offsets[b], shapes[b].Size) : spread(hessian.Block([b])), tell);
             int steps = (int)Math.Min(iterations, block.Dimension);
             var run = Lanczos.Run(block, steps, k: Math.Min(topk, steps), which: Which.LargestAlgebraic, tolerance: BlockTolerance,
                 start: rng.Rademacher(new Shape((int)block.Dimension), block.DType, block.Device));

@@ -121,20 +121,25 @@ public static class DataParallel
 
     /// <summary>
     /// Checks that every rank runs with the same settings (rank 0's are broadcast and compared key by key); on a
-    /// disagreement every rank throws, and the message names the ranks that differ and, on those ranks, the settings.
+    /// disagreement every rank throws the same message, naming the ranks that differ and the first one's settings
+    /// against rank 0's.
     /// </summary>
     public static void RequireAgreement(ICommunicator comm, IReadOnlyDictionary<string, string> settings)
     {
         if (comm.Size == 1) return;
-        string Line(KeyValuePair<string, string> kv) => kv.Key + "=" + kv.Value.Replace("\n", " ");
+        static string Line(KeyValuePair<string, string> kv) => kv.Key + "=" + kv.Value.Replace("\n", " ");
         var mine = settings.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(Line).ToList();
         var theirs = Broadcast(comm, string.Join('\n', mine)).Split('\n');
-        var differs = mine.Except(theirs).Concat(theirs.Except(mine).Select(t => t.Split('=')[0] + " (missing here)")).ToList();
+        var ours = theirs.ToDictionary(t => t.Split('=')[0], t => t);
+        var differs = mine.Except(theirs).Select(t => $"{t} (rank 0: {ours.GetValueOrDefault(t.Split('=')[0])?.Split('=', 2)[1] ?? "not set"})")
+            .Concat(theirs.Except(mine).Where(t => !settings.ContainsKey(t.Split('=')[0])).Select(t => $"{t.Split('=')[0]} not set (rank 0: {t.Split('=', 2)[1]})")).ToList();
         var flags = comm.AllGather(differs.Count);
         var ranks = flags.Select((f, r) => (f, r)).Where(t => t.f > 0).Select(t => t.r).ToList();
         if (ranks.Count == 0) return;
-        string which = differs.Count > 0 ? $"; here (rank {comm.Rank}): {string.Join(", ", differs.Take(5))}" : "";
-        throw new TrainingException($"the ranks disagree on the run's configuration: rank{(ranks.Count == 1 ? "" : "s")} {string.Join(", ", ranks)} differ{(ranks.Count == 1 ? "s" : "")} from rank 0{which}; start every rank with the same command and files.");
+        // The first differing rank tells every rank what differs, so whichever rank's message reaches the user says it.
+        string what = Broadcast(comm, string.Join(", ", differs.Take(5)), root: ranks[0]);
+        throw new TrainingException($"the ranks disagree on the run's configuration: rank{(ranks.Count == 1 ? "" : "s")} {string.Join(", ", ranks)} differ{(ranks.Count == 1 ? "s" : "")} from rank 0 "
+                                    + $"(rank {ranks[0]}: {what}); start every rank with the same command and files.");
     }
 
     /// <summary>A 64-bit fingerprint of the parameters' bytes (in order), to check that ranks still hold the same weights.</summary>

@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Curvature.Engine;
+using Curvature.Models;
+using Curvature.Models.Data;
+using Curvature.Training.Distributed;
+
+namespace Curvature.Tests.Lab;
+
+/// <summary>A test that starts ranks under Open MPI's <c>mpirun</c>; skipped where it is not installed (<c>.ci/run</c> installs it).</summary>
+public sealed class MpiFactAttribute : FactAttribute
+{
+    public MpiFactAttribute()
+    {
+        if (Mpi.Launcher is null) Skip = "Open MPI's mpirun is not installed (apt-get install openmpi-bin)";
+    }
+}
+
+/// <summary>Runs the Lab's program under mpirun on this machine (loopback and shared memory only).</summary>
+public static class Mpi
+{
+    public static string? Launcher { get; } = new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists);
+
+    public static string Lab => Path.Combine(AppContext.BaseDirectory, "Lab");
+
+    /// <summary>mpirun's arguments for one machine, as scripts/mpirun.sh gives them.</summary>
+    public static string[] Flags => ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"];
+
+    public static ProcessStartInfo Start(IEnumerable<string> mpirunArgs)
+    {
+        var info = new ProcessStartInfo(Launcher!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in Flags.Concat(mpirunArgs)) info.ArgumentList.Add(a);
+        return info;
+    }
+
+    /// <summary><paramref name="ranks"/> ranks of the Lab with <paramref name="args"/>; the exit code, standard output and standard error.</summary>
+    public static (int Code, string Out, string Err) Run(int ranks, params string[] args) => RunMpmd([(ranks, args)]);
+
+    /// <summary>Several programs in one launch (MPI's MPMD form, "a : b"): rank order follows the list.</summary>
+    public static (int Code, string Out, string Err) RunMpmd(IReadOnlyList<(int Ranks, string[] Args)> parts)
+    {
+        var argv = new List<string>();
+        foreach (var (n, a) in parts)
+        {
+            if (argv.Count > 0) argv.Add(":");
+            argv.AddRange(["-np", n.ToString(CultureInfo.InvariantCulture), Lab, .. a]);
+        }
+        using var p = Process.Start(Start(argv))!;
+        var err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output, err.Result);
+    }
+}
+
+/// <summary>
+/// Data-parallel training and distributed curvature against one process: the same loss curve from a sharded
+/// global batch, the same top eigenvalues from a sharded probe batch, and one clear error for each bad start.
+/// </summary>
+[Collection(ThreadSettings.Name)]
+public class DistributedCliTests
+{
+    private static readonly Lazy<string> Data = new(() => LabFiles.FakeFashionMnist(train: 600, test: 32));
+
+    private static string[] Train(string dir, params string[] extra) =>
+        ["train", "--model", "mlp", "--data", Data.Value, "--out", dir, "--steps", "50", "--batch", "32", "--width", "16", "--schedule", "constant",
+         "--lr", "0.1", "--checkpoint-every", "20", "--eval-every", "25", "--threads", "1", .. extra];
+
+    private static double[] Losses(string dir) =>
+        File.ReadAllLines(Path.Combine(dir, "steps.csv")).Skip(1).Select(l => double.Parse(l.Split(',')[1], CultureInfo.InvariantCulture)).ToArray();
+
+    [MpiFact]
+    public void Two_ranks_train_the_loss_curve_of_one_process_with_the_global_batch()
+    {
+        var one = Path.Combine(Scratch.NewDirectory(), "one");
+        var (code, output, err) = LabCli.Run(Train(one));
+        Assert.True(code == 0, err + output);
+        var two = Path.Combine(Scratch.NewDirectory(), "two");
+        (code, output, err) = Mpi.Run(2, Train(two, "--distributed"));
+        Assert.True(code == 0, err + output);
+        // Rank 0 prints; the other rank is silent.
+        Assert.Single(output.Split('\n'), l => l.StartsWith("train: ", StringComparison.Ordinal));
+        Assert.Contains("distributed: Open MPI", output);
+        Assert.Matches(@"collectives [\d,]+ calls, [\d.]+ MB from rank 0", output);
+
+        var a = Losses(one);
+        var b = Losses(two);
+        Assert.Equal(50, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-5 * Math.Abs(a[i]), $"step {i}: one process {a[i]}, two ranks {b[i]}");
+        // The curve moved (a test of equal constants would pass anything).
+        Assert.True(a[^1] < 0.8 * a[0], $"loss {a[0]} -> {a[^1]}");
+        var w1 = Safetensors.Read(Path.Combine(one, "model.safetensors"));
+        var w2 = Safetensors.Read(Path.Combine(two, "model.safetensors"));
+        foreach (var (name, t) in w1.Tensors)
+        {
+            var x = t.ToDoubleArray();
+            var y = w2.ByName()[name].ToDoubleArray();
+            double diff = Math.Sqrt(x.Zip(y, (p, q) => (p - q) * (p - q)).Sum()), norm = Math.Sqrt(x.Sum(p => p * p));
+            Assert.True(diff <= 1e-5 * norm, $"{name}: ‖Δ‖ {diff:G3} against ‖w‖ {norm:G3}");
+        }
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(two, "summary.json")));
+        Assert.Equal(2, summary.RootElement.GetProperty("ranks").GetInt32());
+    }
+
+    [MpiFact]
+    public void Three_ranks_give_the_single_process_lanczos_top5_in_float64_with_uneven_shards()
+    {
+        var dir = Scratch.NewDirectory();
+        var rng = new RandomGenerator(4);
+        var model = Mlp.Create(rng, width: 6, inputs: 6, classes: 3, dtype: DType.Float64);
+        foreach (var p in model.Parameters()) p.Value = p.Value * 2.0;
+        var data = new Dataset(rng.Normal(new Shape(20, 6), dtype: DType.Float64), rng.Integers(new Shape(20), 3));
+        string w = Path.Combine(dir, "w.safetensors"), b = Path.Combine(dir, "b.safetensors");
+        Safetensors.Save(model, w);
+        BatchFile.Write(b, data.Inputs, data.Labels);
+        string[] Args(string json) => ["spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "5", "--iters", "40", "--probes", "2", "--threads", "1", "--json", json];
+        string j1 = Path.Combine(dir, "one.json"), j3 = Path.Combine(dir, "three.json");
+        var (code, output, err) = LabCli.Run(Args(j1));
+        Assert.True(code == 0, err + output);
+        (code, output, err) = Mpi.Run(3, [.. Args(j3), "--distributed"]);   // 20 examples: shards of 7, 7 and 6
+        Assert.True(code == 0, err + output);
+        double[] Top(string path)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            return doc.RootElement.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        }
+        var one = Top(j1);
+        var three = Top(j3);
+        Assert.Equal(5, three.Length);
+        for (int i = 0; i < 5; i++) Assert.True(Math.Abs(one[i] - three[i]) <= 1e-6 * Math.Abs(one[0]), $"λ{i + 1}: {one[i]} vs {three[i]}");
+        Assert.True(one[0] > one[4] && one[4] > 0, string.Join(", ", one));
+    }
+
+    [MpiFact]
+    public void Ranks_started_with_different_settings_stop_with_one_error_naming_the_rank()
+    {
+        var dir = Path.Combine(Scratch.NewDirectory(), "run");
+        var (code, output, err) = Mpi.RunMpmd([(1, Train(dir, "--distributed")), (1, Train(dir, "--distributed", "--seed", "1"))]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("the ranks disagree on the run's configuration: rank 1 differs from rank 0", err + output);
+        Assert.Contains("run.seed=1", err + output);
+        Assert.False(File.Exists(Path.Combine(dir, "steps.csv")));
+    }
+
+    [MpiFact]
+    public void A_rank_killed_mid_run_ends_the_launch_naming_it_and_the_last_checkpoint_resumes()
+    {
+        var dir = Path.Combine(Scratch.NewDirectory(), "run");
+        string[] args = ["train", "--model", "mlp", "--data", Data.Value, "--out", dir, "--steps", "200000", "--batch", "16", "--width", "4", "--schedule", "constant",
+                         "--checkpoint-every", "100", "--eval-every", "1000000", "--threads", "1", "--distributed"];
+        using var mpirun = Process.Start(Mpi.Start(["-np", "2", Mpi.Lab, .. args]))!;
+        var output = mpirun.StandardOutput.ReadToEndAsync();
+        var error = mpirun.StandardError.ReadToEndAsync();
+        string checkpoint = Path.Combine(dir, "checkpoint.safetensors");
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(checkpoint) && clock.Elapsed < TimeSpan.FromSeconds(60) && !mpirun.HasExited) Thread.Sleep(100);
+        Assert.True(File.Exists(checkpoint), "no checkpoint within a minute: " + (mpirun.HasExited ? error.Result : ""));
+        // Rank 1 is the child of mpirun whose environment says so.
+        var ranks = Children(mpirun.Id).Select(Process.GetProcessById).ToList();
+        Assert.Equal(2, ranks.Count);
+        ranks.Single(r => File.ReadAllText($"/proc/{r.Id}/environ").Split('\0').Contains("OMPI_COMM_WORLD_RANK=1")).Kill();
+        Assert.True(mpirun.WaitForExit(30_000), "the launch did not end after rank 1 died");
+        // The launcher ends rank 0 too (it then holds no lock on the folder).
+        Assert.All(ranks, r => Assert.True(r.WaitForExit(30_000), $"rank process {r.Id} still runs"));
+        Assert.NotEqual(0, mpirun.ExitCode);
+        Assert.Matches(@"process rank 1 with PID \d+ on node \S+ exited on signal 9", error.Result + output.Result);
+        // The checkpoint on disk is whole and resumes (here in one process: the run's identity does not depend on the ranks).
+        var saved = Safetensors.Read(checkpoint);
+        int at = int.Parse(saved.Metadata["step"], CultureInfo.InvariantCulture);
+        Assert.True(at > 0 && at % 100 == 0, $"checkpoint at step {at}");
+        var resumed = args.Where(a => a != "--distributed").Select(a => a == "200000" ? (at + 10).ToString(CultureInfo.InvariantCulture) : a).ToList();
+        var (code, o, e) = LabCli.Run([.. resumed, "--resume"]);
+        Assert.True(code == 0, e + o);
+        Assert.Contains($"resuming at {at}", o);
+    }
+
+    [Fact]
+    public void Distributed_without_a_launcher_is_a_usage_error_naming_mpirun()
+    {
+        if (MpiCommunicator.Launched) return;                       // the test process itself runs under a launcher
+        var (code, output, err) = LabCli.Run(Train(Path.Combine(Scratch.NewDirectory(), "run"), "--distributed"));
+        Assert.Equal(2, code);
+        Assert.Contains("--distributed needs an MPI launcher", err);
+        Assert.Contains("mpirun -np N", err);
+    }
+
+    private static IEnumerable<int> Children(int pid) =>
+        Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit)).Select(n => int.Parse(n!, CultureInfo.InvariantCulture))
+            .Where(p =>
+            {
+                try
+                {
+                    var stat = File.ReadAllText($"/proc/{p}/stat");
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    return fields[1] == pid.ToString(CultureInfo.InvariantCulture);
+                }
+                catch (IOException) { return false; }
+            });
+}
