@@ -4,6 +4,7 @@ using Curvature.Engine;
 using Curvature.Lab.Reporting;
 using Curvature.Models;
 using Curvature.Training;
+using Curvature.Training.Distributed;
 
 namespace Curvature.Lab;
 
@@ -34,8 +35,13 @@ public static class Compare
         bool ProbeTrainingMode, int AuditEvery, int EvalEvery, double? TargetLoss, double? TargetValLoss, int Window, int ProbeEvery,
         string Data, string Out, string? Title = null, int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText,
         Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20,
-        int LightProbeIterations = 20)
+        int LightProbeIterations = 20, ICommunicator? Ranks = null)
     {
+        /// <summary>The ranks the runs are spread over (one process unless <c>--distributed</c>).</summary>
+        public ICommunicator Communicator => Ranks ?? SingleProcess.Instance;
+        /// <summary>True where files are written: one process, or rank 0.</summary>
+        public bool WritesFiles => Communicator.Rank == 0;
+
         /// <summary>The initial weights of a seed's runs: <see cref="Init"/> with <c>{seed}</c> replaced, or null for a fresh initialization.</summary>
         public string? InitFor(int seed) => Init?.Replace("{seed}", seed.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
     }
@@ -72,6 +78,7 @@ public static class Compare
     internal sealed class RunOptions
     {
         public readonly Cli.CommonOptions Common = new();
+        public readonly DistributedOptions Distributed = new();
         public readonly Option<string> Task = Options.OneOf("--task", "Task", "mlp-fmnist", Tasks);
         public readonly Option<int> Seeds = Options.Int("--seeds", "Seeds per configuration", 3, max: 1000);
         public readonly Option<int> Steps = Options.Int("--steps", "Training steps per run", 300, max: Options.MaxSteps);
@@ -123,25 +130,41 @@ public static class Compare
                 if (r.ValueOf(Width) % Math.Max(1, r.ValueOf(Heads)) != 0) r.AddError($"--width {r.ValueOf(Width)} is not divisible by --heads {r.ValueOf(Heads)}.");
             });
             Common.AddTo(c);
+            Distributed.AddTo(c);
         }
 
-        public Settings Build(ParseResult r, Device device, Variant[] variants, string? title) =>
+        /// <summary>Starts the ranks (<c>--distributed</c>; <paramref name="output"/> goes quiet on ranks other than 0) and resolves the device.</summary>
+        public (Device Device, ICommunicator Ranks) Start(ParseResult r, ref TextWriter output)
+        {
+            var ranks = Distributed.Start(r, ref output);
+            return (Common.Apply(r, output, ranks), ranks);
+        }
+
+        public Settings Build(ParseResult r, Device device, Variant[] variants, string? title, ICommunicator? ranks = null) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(Validation), r.GetValue(ProbeBatch),
                 r.GetValue(ProbeMode) == "train", r.GetValue(AuditEvery), r.GetValue(EvalEvery), r.GetValue(Target), r.GetValue(TargetVal), r.GetValue(Window),
                 r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device,
                 r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
-                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe));
+                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe), ranks);
 
-        /// <summary>Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite).</summary>
-        public RunFolder Open(ParseResult r) => RunFolder.Open(r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite));
+        /// <summary>
+        /// Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite); over
+        /// several ranks rank 0 owns the folder and the others wait until it holds it (null on those ranks).
+        /// </summary>
+        public RunFolder? Open(ParseResult r, ICommunicator ranks)
+        {
+            var folder = ranks.Rank == 0 ? RunFolder.Open(r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite)) : null;
+            ranks.Barrier();
+            return folder;
+        }
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)
         {
-            using var folder = Open(r);
+            using var folder = Open(r, s.Communicator);
             // The parse tokens start with the verb itself.
             var runs = Compare.Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
-            if (r.GetValue(Common.Json) is { } path) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
+            if (r.GetValue(Common.Json) is { } path && s.WritesFiles) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
             return 0;
         }
     }
@@ -184,7 +207,7 @@ public static class Compare
         return d;
     }
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var run = new RunOptions("out/compare");
         var optimizers = SpecsOption("--optimizers",
@@ -213,14 +236,17 @@ public static class Compare
         {
             if (r.ValueOf(preset) == "transfer" && r.ValueOf(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
             if (r.ValueOf(preset) is not null && r.ValueOf(run.Init) is not null) r.AddError($"--preset {r.ValueOf(preset)} chooses its own starting weights; leave out --init.");
+            if (r.ValueOf(preset) is not null && r.ValueOf(run.Distributed.Enabled))
+                r.AddError($"--preset {r.ValueOf(preset)} runs in one process for now; --distributed takes compare's plain comparison (and train, eos, sweep, spectrum).");
         });
         cmd.SetAction(r =>
         {
-            var device = run.Common.Apply(r, output);
+            var output = output0;
+            var (device, ranks) = run.Start(r, ref output);
             var defaults = CurvatureDefaults(r.GetValue(run.ProbeEvery), r.GetValue(delta), r.GetValue(estimator));
             var specs = OptimizerSpec.ParseList(r.GetValue(optimizers)!);
-            var s = run.Build(r, device, ForSpecs(specs, defaults), null);
-            using var folder = run.Open(r);
+            var s = run.Build(r, device, ForSpecs(specs, defaults), null, ranks);
+            using var folder = run.Open(r, ranks);
             string commandLine = string.Join(' ', r.Tokens.Select(t => t.Value));
             IReadOnlyList<Run> runs;
             switch (r.GetValue(preset))
@@ -237,7 +263,7 @@ public static class Compare
                     runs = Execute(s, output, commandLine);
                     break;
             }
-            if (r.GetValue(run.Common.Json) is { } path) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
+            if (r.GetValue(run.Common.Json) is { } path && s.WritesFiles) AtomicFile.WriteAllText(path, ComparisonReport.SummaryJson(s, runs));
             return 0;
         });
         return cmd;
@@ -253,7 +279,8 @@ public static class Compare
         if (s.ResetHead && s.Init is null) throw new LabException("--reset-head needs --init.");
         // Bad initial weights are refused before anything is written.
         for (int seed = 0; seed < s.Seeds && s.Init is not null; seed++) task.LoadInitialWeights(task.CreateModel((ulong)seed), s.InitFor(seed)!, s.ResetHead);
-        Directory.CreateDirectory(s.Out);
+        bool root = s.WritesFiles;
+        if (root) Directory.CreateDirectory(s.Out);
         var probe = task.ProbeBatch(s.ProbeBatch);
         output.WriteLine($"compare: {task.Describe}; {string.Join(", ", s.Variants.Select(v => v.Label))}; {s.Seeds} seed{(s.Seeds == 1 ? "" : "s")} × {s.Steps} steps, batch {s.Batch}, " +
                          $"probe batch {probe.Inputs.Shape[0]} ({(s.ProbeTrainingMode ? "train" : "eval")} mode), T {s.ProbeEvery}");
@@ -270,7 +297,7 @@ public static class Compare
             foreach (var (v, seed) in order)
             {
                 runs.Add(TrainOne(s, task, s.Variants[v], seed, probe, tasks[t++], commandLine, output));
-                AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, runs));
+                if (root) AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, runs));
             }
         });
         // Reports list runs by configuration, then seed.
@@ -284,6 +311,7 @@ public static class Compare
             StepsToTarget = RunMetrics.StepsTo(r.Losses, target, s.Window),
             StepsToValTarget = RunMetrics.StepsToEvaluated(r.ValLosses, valTarget),
         }).ToList();
+        if (!root) return withTargets;
         AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), ComparisonReport.SummaryJson(s, withTargets, target, valTarget));
         if (s.TargetValLoss is { } tv && withTargets.All(r => r.StepsToValTarget is null))
             output.WriteLine($"note: no run reached --target-val-loss {tv.ToString("G4", CultureInfo.InvariantCulture)} (the best final validation loss is {withTargets.Select(r => r.ValLoss).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Min():G4}).");
@@ -323,11 +351,15 @@ public static class Compare
         var named = model.NamedParameters();
         var optimizer = variant.Create(named.Select(p => p.Name).ToArray(), (ulong)seed);
         var dir = Path.Combine(s.Out, FolderName(variant.Label), $"seed{seed}");
-        Directory.CreateDirectory(dir);
-        // What any probe of this run can be recomputed from (`Lab spectrum --weights … --batch … --mode …`).
-        string init = Path.Combine(dir, "init.safetensors"), probeFile = Path.Combine(dir, "probe_batch.safetensors");
-        if (!File.Exists(init) || !s.Resume) task.WriteWeights(init, model);
-        if (!File.Exists(probeFile) || !s.Resume) task.WriteProbeBatch(probeFile, probe);
+        bool root = s.WritesFiles;
+        if (root)
+        {
+            Directory.CreateDirectory(dir);
+            // What any probe of this run can be recomputed from (`Lab spectrum --weights … --batch … --mode …`).
+            string init = Path.Combine(dir, "init.safetensors"), probeFile = Path.Combine(dir, "probe_batch.safetensors");
+            if (!File.Exists(init) || !s.Resume) task.WriteWeights(init, model);
+            if (!File.Exists(probeFile) || !s.Resume) task.WriteProbeBatch(probeFile, probe);
+        }
         bool text = task.Model == "gpt";
         var evaluator = new Evaluator(text ? ["val_loss", "val_accuracy", "val_bits_per_char"] : ["val_loss", "val_accuracy"], m =>
         {
@@ -339,6 +371,7 @@ public static class Compare
             Model = model, Optimizer = optimizer, Batches = task.Batches((ulong)seed), Steps = s.Steps, Seed = (ulong)seed,
             Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, s.AuditEvery),
             Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
+            Communicator = s.Communicator,
             // Rules that do not probe get a light probe of their own (Lanczos, warm-started, every T steps, outside their
             // wall-clock), so every optimizer's sharpness can be set against its edge.
             SharpnessEvery = variant.LogsSharpness || s.LightProbeIterations == 0 ? 0 : s.ProbeEvery, SharpnessIterations = Math.Max(1, s.LightProbeIterations), SharpnessWarmStart = false,
@@ -361,7 +394,7 @@ public static class Compare
             output.WriteLine($"{variant.Label} seed {seed}: the loss at step {d} is not finite; the run stops there (its last checkpoint and steps.csv are kept in {dir}).");
             return new Run(variant.Label, seed, result, double.NaN, double.NaN, double.NaN, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer), RuleBound: Bound(optimizer));
         }
-        task.WriteWeights(Path.Combine(dir, "model.safetensors"), model);
+        if (root) task.WriteWeights(Path.Combine(dir, "model.safetensors"), model);
         var evaluation = task.Evaluate(model);
         double valLoss = result.Evaluations.Count > 0 ? result.Evaluations[^1].Values[0] : double.NaN;
         return new Run(variant.Label, seed, result, evaluation.HeldOutAccuracy, evaluation.HeldOutEce, valLoss, task.StepsPerEpoch, s.Batch, StabilityLimit: Limit(optimizer), RuleBound: Bound(optimizer));

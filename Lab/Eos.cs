@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Curvature.Training;
+using Curvature.Training.Distributed;
 using Curvature.Autodiff;
 using Curvature.Engine;
 using Curvature.Lab.Reporting;
@@ -29,8 +30,10 @@ public static class Eos
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
         int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
         string Optimizer = "gd", int Batch = 0, int Samples = 10, bool Flow = false, double FlowAlpha = 1, double FlowMaxStep = 0,
-        string Model = "mlp", string Text = "", int Context = 32, int Layers = 2, int Heads = 2)
+        string Model = "mlp", string Text = "", int Context = 32, int Layers = 2, int Heads = 2, ICommunicator? Ranks = null)
     {
+        /// <summary>The ranks the runs are spread over (one process unless <c>--distributed</c>): the batch and the probes are sharded, the rest replicated.</summary>
+        public ICommunicator Communicator => Ranks ?? SingleProcess.Instance;
         /// <summary>The GPT's configuration (<paramref name="Width"/> is its embedding width; the vocabulary is the corpus's).</summary>
         public GptConfig Gpt(int vocabulary) => new(Vocabulary: vocabulary, Context: Context, Layers: Layers, Heads: Heads, Width: Width);
         /// <summary>Δmax of the flow's step rule at rate <paramref name="lr"/>: <see cref="FlowMaxStep"/>, or η when it is 0.</summary>
@@ -100,9 +103,10 @@ public static class Eos
         _ => (Full, Quick, 200),
     };
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var common = new Cli.CommonOptions();
+        var distributed = new DistributedOptions();
         var n = Options.Int("--n", $"Training images used (the first N), or the GPT's windows (default for mlp {Full.N}, --quick {Quick.N}; resnet20 {Defaults("resnet20").Full.N}, {Defaults("resnet20").Quick.N}; gpt {Defaults("gpt").Full.N}, {Defaults("gpt").Quick.N})", 0, min: 0, max: 1_000_000);
         var lrs = Options.PositiveList("--lrs", $"Learning rates, comma-separated (default for mlp {string.Join(",", Full.Lrs)}, resnet20 {string.Join(",", Defaults("resnet20").Full.Lrs)}, gpt {string.Join(",", Defaults("gpt").Full.Lrs)})", []);
         var steps = Options.Int("--steps", $"Steps per learning rate (default {Full.Steps} for mlp, {Defaults("resnet20").Full.Steps} for resnet20 and gpt)", 0, min: 0, max: Options.MaxSteps);
@@ -133,9 +137,12 @@ public static class Eos
         var cmd = new Command("eos", "GD (or heavy-ball or Nesterov momentum, or Adam; full batch, or minibatches) on the MLP, ResNet-20 or a GPT at several learning rates, with the sharpness against the rule's edge (2/η for GD, Cohen et al. 2021)");
         foreach (var o in new Option[] { model, n, lrs, steps, probe, iters, width, text, context, layers, heads, act, loss, optimizer, batch, samples, flow, flowAlpha, flowMaxStep, quick, data, outDir }) cmd.Options.Add(o);
         common.AddTo(cmd);
+        distributed.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var device = common.Apply(r, output);
+            var output = output0;
+            var ranks = distributed.Start(r, ref output);
+            var device = common.Apply(r, output, ranks);
             string kind = r.GetValue(model)!;
             var defaults = Defaults(kind);
             var preset = r.GetValue(quick) ? defaults.Quick : defaults.Full;
@@ -144,13 +151,14 @@ public static class Eos
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
                 Pick(r.GetValue(width), defaults.Width), r.GetValue(act)!, r.GetValue(loss) ?? "mse", r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
                 r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples),
-                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0, kind, r.GetValue(text)!, r.GetValue(context), r.GetValue(layers), r.GetValue(heads));
+                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0, kind, r.GetValue(text)!, r.GetValue(context), r.GetValue(layers), r.GetValue(heads), ranks);
             if (kind == "gpt" && s.Width % s.Heads != 0) throw new UsageException($"--heads {s.Heads} does not divide the GPT's width {s.Width} (--width).");
             if (s.Flow && (s.Optimizer != "gd" || s.Stochastic))
                 throw new UsageException($"--flow is the limit of full-batch gradient descent and is compared with it: it needs --optimizer gd without --batch (got --optimizer {s.Optimizer}{(s.Stochastic ? $" --batch {s.Batch}" : "")}).");
             if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
+            if (s.Flow && ranks.Size > 1) throw new UsageException("--flow runs in one process (its RK4 steps are not sharded yet); leave out --distributed.");
             var runs = Execute(s, output);
-            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
+            if (r.GetValue(common.Json) is { } path && ranks.Rank == 0) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
             return 0;
         });
         return cmd;
@@ -161,7 +169,9 @@ public static class Eos
     {
         var (inputs, labels, vocabulary, describe) = Load(s);
         // Locked for the run; a rerun replaces the folder's results (eos keeps no checkpoints to resume).
-        using var folder = RunFolder.Open(s.Out, checkExisting: false);
+        bool root = s.Communicator.Rank == 0;
+        using var folder = root ? RunFolder.Open(s.Out, checkExisting: false) : null;
+        s.Communicator.Barrier();
         var device = s.Device ?? Engine.CpuDevice.Instance;
         var x = inputs.To(device);
         var labelsOnDevice = labels.To(device);
@@ -191,11 +201,13 @@ public static class Eos
                     csv.Add([row.Step, row.Loss, row.Accuracy, row.Sharpness, run.LearningRate, projection.TryGetValue(row.Step, out double tp) ? tp : null, .. kind]);
                 }
                 foreach (var f in run.Flow) flowCsv.Add(lr, f.Step, f.Time, f.Loss, f.Sharpness, f.TopProjection, f.Gradients);
+                if (!root) continue;
                 csv.Write(Path.Combine(s.Out, "steps.csv"));
                 if (s.Flow) flowCsv.Write(Path.Combine(s.Out, "flow.csv"));
                 AtomicFile.WriteAllText(Path.Combine(s.Out, "summary.json"), SummaryJson(s, runs));
             }
         });
+        if (!root) return runs;
         Plot(runs, Path.Combine(s.Out, "eos.png"), s);
         Print(output, runs, s.Out, s);
         return runs;
@@ -316,7 +328,7 @@ public static class Eos
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
-            Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss,
+            Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss, Communicator = s.Communicator,
             Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
             OnSharpness = (step, _, v) => projections.Add((step, projection.Of(Vectors.Flatten(ParameterVector.Of(model)), v))),

@@ -42,7 +42,7 @@ public static class Sweep
         return points;
     }
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var run = new Compare.RunOptions("out/sweep");
         var optimizer = new Option<string>("--optimizer") { Description = "The optimizer swept, as a spec (name[:key=value]...)", DefaultValueFactory = _ => "caeo" };
@@ -77,7 +77,8 @@ public static class Sweep
         });
         cmd.SetAction(r =>
         {
-            var device = run.Common.Apply(r, output);
+            var output = output0;
+            var (device, ranks) = run.Start(r, ref output);
             var (spec, grids, p) = Read(r.CommandResult);
             var defaults = Compare.CurvatureDefaults(r.GetValue(run.ProbeEvery));
             string title;
@@ -97,7 +98,7 @@ public static class Sweep
             }
             var variants = Points(spec, grids).Select(pt => new Compare.Variant(pt.Label, pt.Spec.Describe(defaults), pt.Spec.Entry.Proposed,
                 (ps, seed) => pt.Spec.Create(ps, seed, defaults), pt.Spec.Entry.LogsSharpness)).ToArray();
-            return run.Execute(r, run.Build(r, device, variants, title), output);
+            return run.Execute(r, run.Build(r, device, variants, title, ranks), output);
         });
         return cmd;
     }
