@@ -107,8 +107,9 @@ public static class Cli
             return UsageError;
         }
         // SIGINT/SIGTERM while a run trains: finish the step, checkpoint, exit 130/143 (a second signal aborts).
-        StopSignal.Install(signal => error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"),
-                           signal => error.WriteLine($"{signal} received again: aborting; the last checkpoint on disk is kept"));
+        // Over several ranks, rank 0 speaks for all: they stop at the same step and it writes the checkpoint.
+        StopSignal.Install(signal => { if (Ranks.Active is not { Rank: > 0 }) error.WriteLine($"{signal} received: stopping after this step and writing a checkpoint (send it again to abort)"); },
+                           signal => error.WriteLine($"{Ranks.Prefix}{signal} received again: aborting; the last checkpoint on disk is kept"));
         return Ranks.Finish(Invoke(parsed, config, error), error);
     }
 
@@ -120,7 +121,7 @@ public static class Cli
         }
         catch (TrainingInterruptedException e)
         {
-            error.WriteLine(Ranks.Prefix + e.Message);
+            if (Ranks.Active is not { Rank: > 0 }) error.WriteLine(e.Message);
             return StopSignal.ExitCode;
         }
         catch (UsageException e)

@@ -207,6 +207,7 @@ public static class Train
             ["steps"] = totalSteps,
             ["seconds"] = seconds,
             ["ranks"] = ranks.Size,
+            ["collectives"] = new Dictionary<string, object> { ["calls"] = traffic.Calls, ["bytes"] = traffic.Bytes, ["seconds"] = traffic.Seconds },
             ["final"] = last.ToDictionary(),
             ["command"] = "./lab " + commandLine,
         }, new JsonSerializerOptions { WriteIndented = true });

@@ -175,6 +175,45 @@ public class DistributedCliTests
         Assert.Contains($"resuming at {at}", o);
     }
 
+    [MpiFact]
+    public void Sigterm_stops_every_rank_at_one_step_and_the_resumed_launch_equals_an_uninterrupted_one()
+    {
+        string[] Args(string dir, params string[] extra) =>
+            ["train", "--model", "mlp", "--data", Data.Value, "--out", dir, "--steps", "6000", "--batch", "16", "--width", "4", "--checkpoint-every", "1000",
+             "--eval-every", "100000", "--threads", "1", "--distributed", .. extra];
+        var parts = Path.Combine(Scratch.NewDirectory(), "parts");
+        using (var mpirun = Process.Start(Mpi.Start(["-np", "2", Mpi.Lab, .. Args(parts)]))!)
+        {
+            var error = mpirun.StandardError.ReadToEndAsync();
+            // Wait for the run to be under way (rank 0's first progress line), then stop the launch as Ctrl-C would.
+            string? line;
+            while ((line = mpirun.StandardOutput.ReadLine()) is not null && !line.Contains("/6000", StringComparison.Ordinal)) { }
+            Assert.NotNull(line);
+            Assert.Equal(0, Kill(mpirun.Id, 15));
+            mpirun.StandardOutput.ReadToEnd();
+            Assert.True(mpirun.WaitForExit(60_000));
+            if (!File.Exists(Path.Combine(parts, "checkpoint.safetensors"))) return;    // the signal came before any step: nothing to test here
+            var m = System.Text.RegularExpressions.Regex.Match(error.Result, @"interrupted at step (\d+); checkpoint written");
+            if (!m.Success) return;                                                       // it finished before the signal landed
+            // Rank 0 alone reports, once.
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(error.Result, "interrupted at step"));
+            int at = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(at.ToString(CultureInfo.InvariantCulture), Safetensors.Read(Path.Combine(parts, "checkpoint.safetensors")).Metadata["step"]);
+            Assert.Equal(1 + at, File.ReadAllLines(Path.Combine(parts, "steps.csv")).Length);
+        }
+        var (code, output, err) = Mpi.Run(2, Args(parts, "--resume"));
+        Assert.True(code == 0, err + output);
+        var whole = Path.Combine(Scratch.NewDirectory(), "whole");
+        (code, output, err) = Mpi.Run(2, Args(whole));
+        Assert.True(code == 0, err + output);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(whole, "model.safetensors")), File.ReadAllBytes(Path.Combine(parts, "model.safetensors")));
+        string Columns(string d) => string.Join('\n', File.ReadAllLines(Path.Combine(d, "steps.csv")).Select(l => string.Join(',', l.Split(',')[..^1])));
+        Assert.Equal(Columns(whole), Columns(parts));                                   // every column but the wall-clock
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     [Fact]
     public void Distributed_without_a_launcher_is_a_usage_error_naming_mpirun()
     {
