@@ -38,54 +38,67 @@ public static class DataParallel
 
     /// <summary>
     /// Σ_r share_r·a_r for each array, over the ranks, in one all-reduce of a flat host buffer (float32 when every
-    /// array is float32, else float64); the results keep each array's shape, dtype and device.
+    /// array is float32, else float64); the results keep each array's shape, dtype and device. CPU arrays are read
+    /// in place and the buffer is pooled, so a step stages its gradient with one pass in and one out.
     /// </summary>
     public static NdArray[] WeightedSum(ICommunicator comm, IReadOnlyList<NdArray> arrays, double share)
     {
         if (comm.Size == 1 && share == 1) return arrays.ToArray();
         long total = arrays.Sum(a => a.Size);
         if (total > int.MaxValue) throw new NotSupportedException($"an all-reduce of {total:N0} elements; at most {int.MaxValue:N0} are staged at once.");
-        bool single = arrays.All(a => a.DType == DType.Float32);
-        var result = new NdArray[arrays.Count];
-        if (single)
+        return arrays.All(a => a.DType == DType.Float32)
+            ? Reduce<float>(comm, arrays, (int)total, (flat, a) => Scale(a, (float)share, flat), comm.AllReduceSum)
+            : Reduce<double>(comm, arrays, (int)total, (flat, a) => Scale(a, share, flat), comm.AllReduceSum);
+    }
+
+    private delegate void Collective<T>(Span<T> values);
+
+    private static NdArray[] Reduce<T>(ICommunicator comm, IReadOnlyList<NdArray> arrays, int total, Action<Span<T>, NdArray> load, Collective<T> collective) where T : unmanaged
+    {
+        var pooled = System.Buffers.ArrayPool<T>.Shared.Rent(total);
+        try
         {
-            var flat = new float[total];
+            var flat = pooled.AsSpan(0, total);
             int at = 0;
             foreach (var a in arrays)
             {
-                var v = a.ToArray<float>();
-                for (int i = 0; i < v.Length; i++) flat[at + i] = (float)(share * v[i]);
-                at += v.Length;
+                load(flat.Slice(at, (int)a.Size), a);
+                at += (int)a.Size;
             }
-            comm.AllReduceSum(flat);
+            collective(flat);
+            var result = new NdArray[arrays.Count];
             at = 0;
             for (int k = 0; k < arrays.Count; k++)
             {
-                int len = (int)arrays[k].Size;
-                result[k] = NdArray.FromArray(flat[at..(at + len)], arrays[k].Shape, arrays[k].Device);
-                at += len;
+                var a = arrays[k];
+                var part = flat.Slice(at, (int)a.Size).ToArray();
+                at += part.Length;
+                var host = CpuDevice.Instance.FromHost(part, a.Shape);
+                result[k] = a.DType == DTypeExtensions.Of<T>() ? host.To(a.Device) : host.Cast(a.DType).To(a.Device);
             }
+            return result;
         }
-        else
+        finally { System.Buffers.ArrayPool<T>.Shared.Return(pooled); }
+    }
+
+    private static void Scale(NdArray a, float share, Span<float> into)
+    {
+        if (a.Storage is CpuStorage)
         {
-            var flat = new double[total];
-            int at = 0;
-            foreach (var a in arrays)
-            {
-                var v = a.ToDoubleArray();
-                for (int i = 0; i < v.Length; i++) flat[at + i] = share * v[i];
-                at += v.Length;
-            }
-            comm.AllReduceSum(flat);
-            at = 0;
-            for (int k = 0; k < arrays.Count; k++)
-            {
-                int len = (int)arrays[k].Size;
-                result[k] = NdArray.FromArray(flat[at..(at + len)], arrays[k].Shape, arrays[k].Device).Cast(arrays[k].DType);
-                at += len;
-            }
+            System.Numerics.Tensors.TensorPrimitives.Multiply(a.Span<float>(), share, into);
+            GC.KeepAlive(a);
         }
-        return result;
+        else System.Numerics.Tensors.TensorPrimitives.Multiply(a.ToArray<float>(), share, into);
+    }
+
+    private static void Scale(NdArray a, double share, Span<double> into)
+    {
+        if (a.Storage is CpuStorage && a.DType == DType.Float64)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(a.Span<double>(), share, into);
+            GC.KeepAlive(a);
+        }
+        else System.Numerics.Tensors.TensorPrimitives.Multiply(a.ToDoubleArray(), share, into);
     }
 
     /// <summary>Σ_r share_r·value_r over the ranks.</summary>
