@@ -35,7 +35,7 @@ public static class Compare
         bool ProbeTrainingMode, int AuditEvery, int EvalEvery, double? TargetLoss, double? TargetValLoss, int Window, int ProbeEvery,
         string Data, string Out, string? Title = null, int CheckpointEvery = 100, bool Resume = false, string Text = Lab.Train.DefaultText,
         Device? Device = null, string? Init = null, bool ResetHead = false, int[]? Classes = null, GptConfig? Gpt = null, int EvalBatches = 20,
-        int LightProbeIterations = 20, ICommunicator? Ranks = null)
+        int LightProbeIterations = 20, ICommunicator? Ranks = null, bool SyncBatchNorm = false)
     {
         /// <summary>The ranks the runs are spread over (one process unless <c>--distributed</c>).</summary>
         public ICommunicator Communicator => Ranks ?? SingleProcess.Instance;
@@ -145,7 +145,7 @@ public static class Compare
                 r.GetValue(ProbeMode) == "train", r.GetValue(AuditEvery), r.GetValue(EvalEvery), r.GetValue(Target), r.GetValue(TargetVal), r.GetValue(Window),
                 r.GetValue(ProbeEvery), r.GetValue(Data)!, r.GetValue(Out)!, title, r.GetValue(CheckpointEvery), r.GetValue(Resume), r.GetValue(Text)!, device,
                 r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
-                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe), ranks);
+                new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe), ranks, Distributed.Sync(r));
 
         /// <summary>
         /// Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite); over
@@ -371,7 +371,7 @@ public static class Compare
             Model = model, Optimizer = optimizer, Batches = task.Batches((ulong)seed), Steps = s.Steps, Seed = (ulong)seed,
             Probe = new ProbeSettings(probe.Inputs, probe.Targets, s.ProbeTrainingMode, s.AuditEvery),
             Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = dir, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, StopWhenDiverged = true,
-            Communicator = s.Communicator,
+            Communicator = s.Communicator, SyncBatchNorm = s.SyncBatchNorm,
             // Rules that do not probe get a light probe of their own (Lanczos, warm-started, every T steps, outside their
             // wall-clock), so every optimizer's sharpness can be set against its edge.
             SharpnessEvery = variant.LogsSharpness || s.LightProbeIterations == 0 ? 0 : s.ProbeEvery, SharpnessIterations = Math.Max(1, s.LightProbeIterations), SharpnessWarmStart = false,

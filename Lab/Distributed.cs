@@ -16,7 +16,23 @@ internal sealed class DistributedOptions
         Description = "Data-parallel over the ranks of an MPI launch (mpirun -np N ./lab ... --distributed; scripts/mpirun.sh): each rank takes its shard of every batch",
     };
 
-    public void AddTo(Command c) => c.Options.Add(Enabled);
+    public Option<bool> SyncBatchNorm { get; } = new("--sync-bn")
+    {
+        Description = "With --distributed: training-mode BatchNorm normalizes by the whole batch's statistics, synchronized over the ranks (the one-process function); default: each rank's shard by its own, as PyTorch's DistributedDataParallel",
+    };
+
+    public void AddTo(Command c)
+    {
+        c.Options.Add(Enabled);
+        c.Options.Add(SyncBatchNorm);
+        Options.Validate(c, r =>
+        {
+            if (r.ValueOf(SyncBatchNorm) && !r.ValueOf(Enabled)) r.AddError("--sync-bn synchronizes BatchNorm over the ranks of a --distributed run; give --distributed too.");
+        });
+    }
+
+    /// <summary>Whether BatchNorm is synchronized over the ranks.</summary>
+    public bool Sync(ParseResult r) => r.GetValue(SyncBatchNorm);
 
     /// <summary>
     /// The ranks the verb runs on (one process without <c>--distributed</c>); on ranks other than 0,

@@ -30,7 +30,7 @@ public static class Eos
     public sealed record Settings(int N, double[] LearningRates, int Steps, int ProbeEvery, int LanczosIterations,
         int Width, string Activation, string Loss, ulong Seed, string Data, string Out, Engine.Device? Device = null,
         string Optimizer = "gd", int Batch = 0, int Samples = 10, bool Flow = false, double FlowAlpha = 1, double FlowMaxStep = 0,
-        string Model = "mlp", string Text = "", int Context = 32, int Layers = 2, int Heads = 2, ICommunicator? Ranks = null)
+        string Model = "mlp", string Text = "", int Context = 32, int Layers = 2, int Heads = 2, ICommunicator? Ranks = null, bool SyncBatchNorm = false)
     {
         /// <summary>The ranks the runs are spread over (one process unless <c>--distributed</c>): the batch and the probes are sharded, the rest replicated.</summary>
         public ICommunicator Communicator => Ranks ?? SingleProcess.Instance;
@@ -151,7 +151,7 @@ public static class Eos
                 Pick(r.GetValue(steps), preset.Steps), Pick(r.GetValue(probe), preset.ProbeEvery), r.GetValue(iters),
                 Pick(r.GetValue(width), defaults.Width), r.GetValue(act)!, r.GetValue(loss) ?? "mse", r.GetValue(common.Seed), r.GetValue(data)!, r.GetValue(outDir)!, device,
                 r.GetValue(optimizer)!, r.GetValue(batch) is > 0 and var b ? b : r.GetValue(optimizer) == "sgd" ? 32 : 0, r.GetValue(samples),
-                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0, kind, r.GetValue(text)!, r.GetValue(context), r.GetValue(layers), r.GetValue(heads), ranks);
+                r.GetValue(flow), r.GetValue(flowAlpha), r.GetValue(flowMaxStep) ?? 0, kind, r.GetValue(text)!, r.GetValue(context), r.GetValue(layers), r.GetValue(heads), ranks, distributed.Sync(r));
             if (kind == "gpt" && s.Width % s.Heads != 0) throw new UsageException($"--heads {s.Heads} does not divide the GPT's width {s.Width} (--width).");
             if (s.Flow && (s.Optimizer != "gd" || s.Stochastic))
                 throw new UsageException($"--flow is the limit of full-batch gradient descent and is compared with it: it needs --optimizer gd without --batch (got --optimizer {s.Optimizer}{(s.Stochastic ? $" --batch {s.Batch}" : "")}).");
@@ -328,7 +328,7 @@ public static class Eos
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
-            Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss, Communicator = s.Communicator,
+            Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss, Communicator = s.Communicator, SyncBatchNorm = s.SyncBatchNorm,
             Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
             OnSharpness = (step, _, v) => projections.Add((step, projection.Of(Vectors.Flatten(ParameterVector.Of(model)), v))),

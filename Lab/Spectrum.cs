@@ -134,7 +134,7 @@ public static class Spectrum
             output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples, operator {extras.Operator}; {planned} {(extras.Operator == "hessian" ? "Hessian-vector" : "operator")} products planned");
             ProgressDisplay.Run(output, [("spectrum", planned)], tasks =>
                 report = Run(m, data, lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters), r.GetValue(probes),
-                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs"), extras, ranks));
+                    r.GetValue(chunk), new RandomGenerator(r.GetValue(common.Seed)), done => tasks[0].Report((int)Math.Min(done, planned), $"{done} HVPs"), extras, ranks, distributed.Sync(r)));
             Print(output, report, lossName, r.GetValue(mode)!);
             if (ranks.Size > 1)
                 output.WriteLine($"distributed: {ranks.Describe}; collectives {ranks.Traffic.Calls:N0} calls, {ranks.Traffic.Bytes / 1e6:0.00} MB from rank 0, {ranks.Traffic.Seconds:0.00} s");
@@ -161,7 +161,7 @@ public static class Spectrum
     /// K-FAC, not a mean over examples, is computed on the whole batch by every rank.
     /// </summary>
     public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int probes, int chunk, RandomGenerator rng,
-        Action<long>? products = null, Extras? extras = null, ICommunicator? ranks = null)
+        Action<long>? products = null, Extras? extras = null, ICommunicator? ranks = null, bool syncBatchNorm = false)
     {
         extras ??= new Extras();
         ranks ??= SingleProcess.Instance;
@@ -173,7 +173,7 @@ public static class Spectrum
             data = new Dataset(data.Inputs.Slice(0, start, count), data.Labels.Slice(0, start, count));
             share = count / (double)whole.Count;
         }
-        ILinearOperator Spread(ILinearOperator local) => ranks.Size > 1 ? new DistributedOperator(local, share, ranks) : local;
+        ILinearOperator Spread(ILinearOperator local) => ranks.Size > 1 ? new DistributedOperator(local, share, ranks, syncBatchNorm) : local;
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
         var dtype = model.Parameters()[0].Value.DType;
@@ -190,7 +190,7 @@ public static class Spectrum
         var wholeInputs = whole.Inputs.DType == dtype || whole.Inputs.DType == DType.Int64 ? whole.Inputs : whole.Inputs.Cast(dtype);
         var op = new CountingOperator(extras.Operator == "kfac" ? Curvature(model, hessian, loss, wholeInputs, whole.Labels, training, extras.Operator, rng)
             : Spread(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng)), tell);
-        var (localValue, localGrad) = hessian.LossAndGradient();
+        var (localValue, localGrad) = new DistributedOperator(hessian, share, ranks, syncBatchNorm && ranks.Size > 1).OnShard(hessian.LossAndGradient);
         double value = DataParallel.WeightedSum(ranks, localValue, share);
         var grad = DataParallel.WeightedSum(ranks, [localGrad], share)[0];
 

@@ -44,7 +44,7 @@ public static class Train
     public sealed record Settings(string Model, string Optimizer, double LearningRate, double Momentum, double WeightDecay, string Schedule, int Warmup,
         int Batch, int? Steps, int? Epochs, int EvalEvery, int EvalBatches, bool Augment, GptConfig Gpt, int MlpWidth, string Activation,
         string Data, string Text, string Out, int CheckpointEvery, bool Resume, ulong Seed, int? TrainLimit, Engine.Device? Device = null,
-        double DivergenceFactor = 100, bool Overwrite = false, ICommunicator? Ranks = null);
+        double DivergenceFactor = 100, bool Overwrite = false, ICommunicator? Ranks = null, bool SyncBatchNorm = false);
 
     /// <summary>η at a step: linear warm-up over <paramref name="warmup"/> steps, then constant or a cosine decay to zero at the last step.</summary>
     public static double LearningRateAt(double lr, string schedule, int warmup, int step, int steps)
@@ -125,7 +125,7 @@ public static class Train
                 r.GetValue(steps), r.GetValue(epochs), r.GetValue(evalEvery), r.GetValue(evalBatches), r.GetValue(augment),
                 new GptConfig(Context: r.GetValue(context), Layers: r.GetValue(layers), Heads: r.GetValue(heads), Width: w > 0 ? w : 128, Dropout: r.GetValue(dropout)),
                 w > 0 ? w : 200, r.GetValue(activation)!, r.GetValue(data)!, r.GetValue(text)!, r.GetValue(output_)!, r.GetValue(checkpointEvery),
-                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device, r.GetValue(divergence), r.GetValue(overwrite), ranks);
+                r.GetValue(resume), r.GetValue(common.Seed), r.GetValue(train), device, r.GetValue(divergence), r.GetValue(overwrite), ranks, distributed.Sync(r));
             var summary = Execute(s, output, string.Join(' ', r.Tokens.Select(t => t.Value)));
             if (r.GetValue(common.Json) is { } path && ranks.Rank == 0) AtomicFile.WriteAllText(path, summary);
             return 0;
@@ -170,7 +170,7 @@ public static class Train
                 Model = model, Optimizer = optimizer, Batches = task.Batches(s.Seed), Steps = totalSteps, Seed = s.Seed,
                 Dropout = s.Model == "gpt" && s.Gpt.Dropout > 0,
                 LearningRate = step => LearningRateAt(s.LearningRate, s.Schedule, s.Warmup, step, totalSteps),
-                Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, Communicator = ranks,
+                Evaluator = evaluator, EvalEvery = s.EvalEvery, Folder = s.Out, CheckpointEvery = s.CheckpointEvery, Resume = s.Resume, Communicator = ranks, SyncBatchNorm = s.SyncBatchNorm,
                 DivergenceFactor = s.DivergenceFactor > 0 ? s.DivergenceFactor : null,
                 Identity = new Dictionary<string, string>
                 {

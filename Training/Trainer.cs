@@ -154,6 +154,12 @@ public sealed class Trainer
     /// K-FAC's factors are computed on the whole probe batch by every rank (replicated, not sharded).
     /// </summary>
     public ICommunicator Communicator { get; init; } = SingleProcess.Instance;
+    /// <summary>
+    /// Over several ranks, training-mode BatchNorm normalizes by the global batch's statistics (synchronized, as
+    /// PyTorch's SyncBatchNorm) in steps and probes alike, so the distributed loss, gradient and Hessian are the global
+    /// batch's; false (the default, as DistributedDataParallel): each shard by its own.
+    /// </summary>
+    public bool SyncBatchNorm { get; init; }
     /// <summary>A stop request checked after every step: the run writes its checkpoint and throws <see cref="TrainingInterruptedException"/> (default: <see cref="StopSignal.Token"/>).</summary>
     public CancellationToken Stop { get; init; } = StopSignal.Token;
 
@@ -227,9 +233,9 @@ public sealed class Trainer
             {
                 ["steps"] = Steps.ToString(CultureInfo.InvariantCulture), ["seed"] = Seed.ToString(CultureInfo.InvariantCulture), ["loss"] = Loss,
                 ["optimizer"] = Optimizer.Name, ["rule"] = GradientRule.Name, ["parameters"] = Model.ParameterCount().ToString(CultureInfo.InvariantCulture),
-                ["folder"] = Folder is null ? "" : Path.GetFullPath(Folder), ["resume"] = Resume.ToString(), ["dropout"] = Dropout.ToString(),
+                ["folder"] = Folder is null ? "" : Path.GetFullPath(Folder), ["resume"] = Resume.ToString(), ["dropout"] = Dropout.ToString(), ["sync_bn"] = SyncBatchNorm.ToString(),
             });
-        var rule = comm.Size > 1 ? new DataParallelGradient(GradientRule, comm) : GradientRule;
+        var rule = comm.Size > 1 ? new DataParallelGradient(GradientRule, comm, SyncBatchNorm) : GradientRule;
         var rng = new RandomGenerator(Seed);
         // Each rank drops out its own examples with a stream of its own (rank 0's is the single-process one).
         ulong NoiseStart(int rank) => (1UL << 50) + ((ulong)rank << 44);
@@ -430,7 +436,7 @@ public sealed class Trainer
         var comm = Communicator;
         var (probeX, probeShare) = DataParallel.ShardRows(probe.Inputs, comm);
         var probeY = DataParallel.ShardRows(probe.Targets, comm).Rows;
-        ILinearOperator Spread(ILinearOperator local, double part) => comm.Size > 1 ? new DistributedOperator(local, part, comm) : local;
+        ILinearOperator Spread(ILinearOperator local, double part) => comm.Size > 1 ? new DistributedOperator(local, part, comm, SyncBatchNorm) : local;
         ILinearOperator ProbeHessian() => Spread(new HessianOperator(Models.Loss.Function(Model, Loss, probeX, probeY, probe.TrainingMode), Values()), probeShare);
         return new StepContext
         {

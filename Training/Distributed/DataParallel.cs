@@ -199,7 +199,10 @@ public static class DataParallel
 /// all-reduce of a flat buffer. A rule that draws no batch from the stream (Gaussian SGD's fixed pool) computes
 /// the whole on every rank, and the mean of those equal parts is the same gradient.
 /// </summary>
-public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm) : IGradientRule
+/// <param name="inner">The rule whose gradient is spread.</param>
+/// <param name="comm">The ranks.</param>
+/// <param name="syncBatchNorm">Training-mode BatchNorm normalizes by the global batch's statistics (<see cref="Models.Layers.BatchNorm2d.SynchronizeOver"/>) instead of each shard's.</param>
+public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm, bool syncBatchNorm = false) : IGradientRule
 {
     /// <inheritdoc/>
     public string Name => inner.Name;
@@ -212,7 +215,10 @@ public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm
         double share = view.Share ?? 1.0 / comm.Size;
         return new GradientDraw(draw.Inputs, draw.Targets, (model, loss, noise, outputs) =>
         {
-            var (value, grads) = draw.Gradient(model, loss, noise, outputs);
+            (Tensor Value, Tensor[] Gradients) local;
+            using (syncBatchNorm ? Models.Layers.BatchNorm2d.SynchronizeOver(new ReplicaGroup(comm, share)) : null)
+                local = draw.Gradient(model, loss, noise, outputs);
+            var (value, grads) = local;
             var reduced = DataParallel.WeightedSum(comm, [value.Data, .. grads.Select(g => g.Data)], share);
             return (reduced[0], reduced[1..].Select(g => (Tensor)g).ToArray());
         }) { Share = share };
@@ -245,8 +251,18 @@ public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm
 /// <param name="local">This rank's shard's operator.</param>
 /// <param name="share">This rank's share n_r/N of the batch.</param>
 /// <param name="comm">The ranks.</param>
-public sealed class DistributedOperator(ILinearOperator local, double share, ICommunicator comm) : ILinearOperator
+/// <param name="syncBatchNorm">The local products run with BatchNorm synchronized over the ranks (the global batch's Hessian).</param>
+public sealed class DistributedOperator(ILinearOperator local, double share, ICommunicator comm, bool syncBatchNorm = false) : ILinearOperator
 {
+    /// <summary>
+    /// Runs <paramref name="f"/> (a computation on this rank's shard) as the operator's products run: with BatchNorm
+    /// synchronized over the ranks when asked. Every rank must call it together.
+    /// </summary>
+    public T OnShard<T>(Func<T> f)
+    {
+        using (syncBatchNorm ? Models.Layers.BatchNorm2d.SynchronizeOver(new ReplicaGroup(comm, share)) : null) return f();
+    }
+
     /// <inheritdoc/>
     public long Dimension => local.Dimension;
     /// <inheritdoc/>
@@ -255,5 +271,17 @@ public sealed class DistributedOperator(ILinearOperator local, double share, ICo
     public Device Device => local.Device;
 
     /// <inheritdoc/>
-    public NdArray Apply(NdArray v) => DataParallel.WeightedSum(comm, [local.Apply(v)], share)[0];
+    public NdArray Apply(NdArray v) => DataParallel.WeightedSum(comm, [OnShard(() => local.Apply(v))], share)[0];
+}
+
+/// <summary>The ranks as the replica group of <see cref="Autodiff.Primitives.CrossReplicaSum"/>: sums staged through the host, this rank's share of the batch.</summary>
+/// <param name="comm">The ranks.</param>
+/// <param name="share">This rank's share of the batch in the computation at hand.</param>
+public sealed class ReplicaGroup(ICommunicator comm, double share) : Autodiff.Primitives.IReplicaGroup
+{
+    /// <inheritdoc/>
+    public double Share => share;
+
+    /// <inheritdoc/>
+    public NdArray Sum(NdArray x) => DataParallel.WeightedSum(comm, [x], 1)[0];
 }

@@ -133,6 +133,40 @@ public class DistributedCliTests
     }
 
     [MpiFact]
+    public void Synchronized_batchnorm_over_two_ranks_gives_the_one_process_training_mode_spectrum_of_resnet20()
+    {
+        var dir = Scratch.NewDirectory();
+        var rng = new RandomGenerator(6);
+        var model = ResNet.ResNet20(rng, dtype: DType.Float64);
+        var data = new Dataset(rng.Normal(new Shape(6, 1, 28, 28), dtype: DType.Float64), rng.Integers(new Shape(6), 10));
+        string w = Path.Combine(dir, "w.safetensors"), b = Path.Combine(dir, "b.safetensors");
+        Safetensors.Save(model, w);
+        BatchFile.Write(b, data.Inputs, data.Labels);
+        string[] Args(string json) => ["spectrum", "--model", "resnet20", "--weights", w, "--batch", b, "--mode", "train", "--topk", "2", "--iters", "12", "--probes", "1", "--threads", "1", "--json", json];
+        string j1 = Path.Combine(dir, "one.json"), j2 = Path.Combine(dir, "two.json"), jp = Path.Combine(dir, "per-rank.json");
+        var (code, output, err) = LabCli.Run(Args(j1));
+        Assert.True(code == 0, err + output);
+        (code, output, err) = Mpi.Run(2, [.. Args(j2), "--distributed", "--sync-bn"]);
+        Assert.True(code == 0, err + output);
+        (code, output, err) = Mpi.Run(2, [.. Args(jp), "--distributed"]);
+        Assert.True(code == 0, err + output);
+        (double Loss, double Grad, double[] Top) Read(string path)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var r = doc.RootElement;
+            return (r.GetProperty("loss").GetDouble(), r.GetProperty("grad_norm").GetDouble(), r.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray());
+        }
+        var one = Read(j1);
+        var two = Read(j2);
+        var perRank = Read(jp);
+        Assert.Equal(one.Loss, two.Loss, 10);
+        Assert.True(Math.Abs(one.Grad - two.Grad) <= 1e-9 * one.Grad, $"gradient norm {one.Grad} vs {two.Grad}");
+        for (int i = 0; i < 2; i++) Assert.True(Math.Abs(one.Top[i] - two.Top[i]) <= 1e-6 * one.Top[0], $"λ{i + 1}: {one.Top[i]} vs {two.Top[i]}");
+        // Without synchronization each shard of 3 is normalized by its own statistics: another function.
+        Assert.True(Math.Abs(one.Loss - perRank.Loss) > 1e-6, $"per-rank BatchNorm gave the same loss {perRank.Loss}");
+    }
+
+    [MpiFact]
     public void Ranks_started_with_different_settings_stop_with_one_error_naming_the_rank()
     {
         var dir = Path.Combine(Scratch.NewDirectory(), "run");
@@ -222,6 +256,14 @@ public class DistributedCliTests
         Assert.Equal(2, code);
         Assert.Contains("--distributed needs an MPI launcher", err);
         Assert.Contains("mpirun -np N", err);
+    }
+
+    [Fact]
+    public void Sync_bn_without_distributed_is_a_usage_error()
+    {
+        var (code, _, err) = LabCli.Run(Train(Path.Combine(Scratch.NewDirectory(), "run"), "--sync-bn"));
+        Assert.Equal(2, code);
+        Assert.Contains("--sync-bn synchronizes BatchNorm over the ranks of a --distributed run", err);
     }
 
     private static IEnumerable<int> Children(int pid) =>
