@@ -424,8 +424,11 @@ public sealed class Trainer
             if (bad is not null) throw new TrainingException($"the weights after the last step are not finite ('{bad}'); stopping{Kept()}.");
             Save(Steps);
         }
+        // FLOPs are the work of every rank (each counted its shard's); a resumed run's earlier part is rank 0's count on every
+        // rank, which equal shards make the same. Seconds are rank 0's wall-clock.
+        double AllRanks(double flops) => comm.Size > 1 ? DataParallel.WeightedSum(comm, flops, 1) : flops;
         return new TrainingResult(csv, losses, lrs, sharpness, audits, evaluations, Seconds(), probeBefore + probeClock.Elapsed.TotalSeconds,
-            auditBefore + auditClock.Elapsed.TotalSeconds, trainFlopsBefore + trainFlops.Flops, probeFlopsBefore + probeFlops.Flops, accuracy, diverged);
+            auditBefore + auditClock.Elapsed.TotalSeconds, AllRanks(trainFlopsBefore + trainFlops.Flops), AllRanks(probeFlopsBefore + probeFlops.Flops), accuracy, diverged);
     }
 
     /// <summary>The step's context with the probes this run offers: the probe batch's Hessian, the minibatch's, K-FAC, and audits.</summary>
