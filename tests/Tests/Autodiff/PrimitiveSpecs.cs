@@ -58,6 +58,9 @@ public class PrimitiveSpecs
         new(typeof(Concat), "[2,3],[2,2] on axis 1", r => [N(r, 2, 3), N(r, 2, 2)], x => Tensor.Concat(x, 1)),
         new(typeof(Gather), "rows of [5,3] by [2,3] indices", r => [N(r, 5, 3)], x => x[0].Gather(Indices)),
         new(typeof(ScatterAdd), "[2,3,4] rows into [5,4]", r => [N(r, 2, 3, 4)], x => Tensor.ScatterAdd(Indices, x[0], 5)),
+        // Three replicas holding the same x, each of share 1/3: the sum is 3x, and the rules' share weighting must
+        // give the derivatives of 3x (the two-rank case runs under mpirun in DistributedCliTests).
+        new(typeof(CrossReplicaSum), "[2,3] over 3 equal replicas", r => [N(r, 2, 3)], x => new CrossReplicaSum(new EqualReplicas(3)).Apply(x[0]) * x[0]),
         new(typeof(MatMul), "A·B", r => [N(r, 3, 4), N(r, 4, 5)], x => x[0].MatMul(x[1])),
         new(typeof(MatMul), "Aᵀ·B", r => [N(r, 4, 3), N(r, 4, 5)], x => x[0].MatMul(x[1], transA: true)),
         new(typeof(MatMul), "A·Bᵀ", r => [N(r, 3, 4), N(r, 5, 4)], x => x[0].MatMul(x[1], transB: true)),
@@ -135,6 +138,13 @@ public class PrimitiveSpecs
         var d = new TheoryData<string>();
         foreach (var s in Table) d.Add($"{s.Primitive.Name}: {s.Case}");
         return d;
+    }
+
+    /// <summary>k replicas that all hold the calling replica's array, each with share 1/k.</summary>
+    private sealed class EqualReplicas(int k) : IReplicaGroup
+    {
+        public double Share => 1.0 / k;
+        public NdArray Sum(NdArray x) => x * (double)k;
     }
 
     [Theory]
