@@ -70,11 +70,12 @@ public sealed class BatchNorm2d : Module
 
     /// <summary>
     /// x̂ with the statistics of the whole group's batch: the unfused composition, every op differentiable to any
-    /// order. Exact in float64 (two replicas give the one-batch gradient to 1e-15). In float32 the parameters
-    /// upstream of a normalization have global gradients that nearly cancel (BatchNorm's output gradient sums to
-    /// zero over the batch, not over a shard), so each replica's float32 part is much larger than the sum and its
-    /// rounding shows: ResNet-20's first layers carry relative errors of about 3e-3 against one process (two
-    /// replicas, batch 16, measured), the last layers 1e-6.
+    /// order. Exact in float64: two replicas give ResNet-20's one-batch gradient to 1e-15. In float32 they do not:
+    /// its first layers' gradients differ from one process's by about 3e-3 (relative; the last layers' by 1e-6;
+    /// two replicas of 8, measured). The cause is open: it is not this composition's rounding (one replica through
+    /// it matches the fused primitive to 2e-6), nor the cross-replica sums' (summed in float32 or float64, and with
+    /// this composition in float64, the gap is the same to three digits), and two replicas given the same examples
+    /// match one process exactly.
     /// </summary>
     private Tensor SynchronizedNormalize(Tensor x, Autodiff.Primitives.IReplicaGroup group, bool updateStatistics)
     {
