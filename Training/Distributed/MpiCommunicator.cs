@@ -127,43 +127,24 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     /// <inheritdoc/>
-    public void AllReduceSum(Span<double> values)
-    {
-        Count(values.Length * sizeof(double));
-        clock.Start();
-        try
-        {
-            fixed (double* p = values)
-                for (int at = 0; at < values.Length; at += MaxCount)
-                    Check(allreduce(InPlace, p + at, Math.Min(MaxCount, values.Length - at), float64, sum, world), "MPI_Allreduce");
-        }
-        finally { clock.Stop(); }
-    }
+    public void AllReduceSum(Span<double> values) => AllReduce(values, float64, sum);
 
     /// <inheritdoc/>
-    public void AllReduceSum(Span<float> values)
-    {
-        Count(values.Length * sizeof(float));
-        clock.Start();
-        try
-        {
-            fixed (float* p = values)
-                for (int at = 0; at < values.Length; at += MaxCount)
-                    Check(allreduce(InPlace, p + at, Math.Min(MaxCount, values.Length - at), float32, sum, world), "MPI_Allreduce");
-        }
-        finally { clock.Stop(); }
-    }
+    public void AllReduceSum(Span<float> values) => AllReduce(values, float32, sum);
 
     /// <inheritdoc/>
-    public void AllReduceMax(Span<long> values)
+    public void AllReduceMax(Span<long> values) => AllReduce(values, int64, max);
+
+    /// <summary>MPI_Allreduce in place, in chunks of at most 2²⁸ elements (MPI counts are ints).</summary>
+    private void AllReduce<T>(Span<T> values, nint type, nint op) where T : unmanaged
     {
-        Count(values.Length * sizeof(long));
+        Count((long)values.Length * sizeof(T));
         clock.Start();
         try
         {
-            fixed (long* p = values)
+            fixed (T* p = values)
                 for (int at = 0; at < values.Length; at += MaxCount)
-                    Check(allreduce(InPlace, p + at, Math.Min(MaxCount, values.Length - at), int64, max, world), "MPI_Allreduce");
+                    Check(allreduce(InPlace, p + at, Math.Min(MaxCount, values.Length - at), type, op, world), "MPI_Allreduce");
         }
         finally { clock.Stop(); }
     }

@@ -107,13 +107,7 @@ public class DistributedCliTests
     public void Three_ranks_give_the_single_process_lanczos_top5_in_float64_with_uneven_shards()
     {
         var dir = Scratch.NewDirectory();
-        var rng = new RandomGenerator(4);
-        var model = Mlp.Create(rng, width: 6, inputs: 6, classes: 3, dtype: DType.Float64);
-        foreach (var p in model.Parameters()) p.Value = p.Value * 2.0;
-        var data = new Dataset(rng.Normal(new Shape(20, 6), dtype: DType.Float64), rng.Integers(new Shape(20), 3));
-        string w = Path.Combine(dir, "w.safetensors"), b = Path.Combine(dir, "b.safetensors");
-        Safetensors.Save(model, w);
-        BatchFile.Write(b, data.Inputs, data.Labels);
+        var (w, b, _, _) = SpectrumCliTests.Files(dir);
         string[] Args(string json) => ["spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "5", "--iters", "40", "--probes", "2", "--threads", "1", "--json", json];
         string j1 = Path.Combine(dir, "one.json"), j3 = Path.Combine(dir, "three.json");
         var (code, output, err) = LabCli.Run(Args(j1));

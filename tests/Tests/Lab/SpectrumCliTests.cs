@@ -13,7 +13,8 @@ namespace Curvature.Tests.Lab;
 [Collection(ThreadSettings.Name)]
 public class SpectrumCliTests
 {
-    private static (string Weights, string Batch, Module Model, Dataset Data) Files(string dir)
+    /// <summary>A float64 MLP (6 inputs, width 5, 3 classes, weights doubled) and a batch of 20, written to <paramref name="dir"/>.</summary>
+    internal static (string Weights, string Batch, Module Model, Dataset Data) Files(string dir)
     {
         var rng = new RandomGenerator(4);
         var model = Mlp.Create(rng, width: 5, inputs: 6, classes: 3, dtype: DType.Float64);
