@@ -72,10 +72,12 @@ public sealed class BatchNorm2d : Module
     /// x̂ with the statistics of the whole group's batch: the unfused composition, every op differentiable to any
     /// order. Exact in float64: two replicas give ResNet-20's one-batch gradient to 1e-15. In float32 they do not:
     /// its first layers' gradients differ from one process's by about 3e-3 (relative; the last layers' by 1e-6;
-    /// two replicas of 8, measured). The cause is open: it is not this composition's rounding (one replica through
-    /// it matches the fused primitive to 2e-6), nor the cross-replica sums' (summed in float32 or float64, and with
-    /// this composition in float64, the gap is the same to three digits), and two replicas given the same examples
-    /// match one process exactly.
+    /// two replicas of 8, measured). Not this composition's rounding (one replica through it matches the fused
+    /// primitive to 2e-6), nor the cross-replica sums' (float64 sums and a float64 composition leave the gap as it
+    /// is): each replica's part of the gradient is itself ill-conditioned. Measured in float64, moving one shard's
+    /// images by 1e-4 (relative) shifts the two replicas' parts of bn1.bias's gradient by 9 % in opposite
+    /// directions while their mean stays put, so each replica's float32 rounding reaches its part amplified, and
+    /// the mean inherits it. Identical shards are exact.
     /// </summary>
     private Tensor SynchronizedNormalize(Tensor x, Autodiff.Primitives.IReplicaGroup group, bool updateStatistics)
     {
