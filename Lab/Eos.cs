@@ -321,7 +321,7 @@ public static class Eos
                 if (adam.StepsTaken == 0) return [double.NaN];
                 var ps = m.Parameters();
                 double correction = 1 - Math.Pow(adam.Beta1, adam.StepsTaken + 1);
-                var d = Vectors.Flatten(ps.Select((p, i) => (adam.Preconditioner(i, ps.Count, p.Value) * correction).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
+                var d = Vectors.Flatten(ps.Select((p, i) => (adam.Preconditioner(i, ps.Count, p.Data) * correction).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
                 var h = new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m));
                 return [Lanczos.Run(new PreconditionedOperator(h, d), s.LanczosIterations, k: 1, rng: new RandomGenerator(s.Seed + 5)).Values[0]];
             });

@@ -80,7 +80,7 @@ public static class HvpCheck
         };
         var device = s.Device ?? Engine.CpuDevice.Instance;
         model.To(device);
-        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         return (model, Loss.Function(model, s.Loss, x.To(device), y.To(device), s.Training), w, rng);
     }
 

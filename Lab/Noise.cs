@@ -68,7 +68,7 @@ public static class Noise
         RandomGenerator rng, TextWriter output)
     {
         var clock = Stopwatch.StartNew();
-        var dtype = model.Parameters()[0].Value.DType;
+        var dtype = model.Parameters()[0].Data.DType;
         var inputs = data.Inputs.DType == dtype || data.Inputs.DType == DType.Int64 ? data.Inputs : data.Inputs.Cast(dtype);
         var noise = new GradientNoise(model, loss, inputs, data.Labels, training);
         var (value, g) = noise.LossAndGradient();

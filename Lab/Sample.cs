@@ -81,7 +81,7 @@ public static class Sample
         {
             // The model refuses sequences longer than its context: condition on the last T characters.
             var window = context.Skip(Math.Max(0, context.Count - gpt.Config.Context)).ToArray();
-            var logits = gpt.Forward(bindings, NdArray.FromArray(window, new Shape(1, window.Length), gpt.Parameters()[0].Value.Device)).Data;
+            var logits = gpt.Forward(bindings, NdArray.FromArray(window, new Shape(1, window.Length), gpt.Parameters()[0].Data.Device)).Data;
             var last = logits.Slice(1, window.Length - 1, 1).Cast(DType.Float64).ToArray<double>();
             double cutoff = double.NegativeInfinity;
             if (topK > 0 && topK < last.Length) cutoff = last.OrderByDescending(v => v).ElementAt(topK - 1);

@@ -176,7 +176,7 @@ public static class Spectrum
         ILinearOperator Spread(ILinearOperator local) => ranks.Size > 1 ? new DistributedOperator(local, share, ranks, syncBatchNorm) : local;
         var clock = Stopwatch.StartNew();
         if (model.Parameters().Count == 0) throw new LabException("the model has no parameters.");
-        var dtype = model.Parameters()[0].Value.DType;
+        var dtype = model.Parameters()[0].Data.DType;
         var inputs = data.Inputs.DType == dtype || data.Inputs.DType == DType.Int64 ? data.Inputs : data.Inputs.Cast(dtype);
         var terms = new List<(Func<Tensor[], Tensor>, double)>();
         for (int start = 0; start < data.Count; start += chunk)
@@ -184,7 +184,7 @@ public static class Spectrum
             int count = Math.Min(chunk, data.Count - start);
             terms.Add((Loss.Function(model, loss, inputs.Rows(start, count), data.Labels.Rows(start, count), training), count / (double)data.Count));
         }
-        var hessian = new HessianOperator(terms, model.Parameters().Select(p => p.Value).ToArray());
+        var hessian = new HessianOperator(terms, model.Parameters().Select(p => p.Data).ToArray());
         long counted = 0;
         Action<long>? tell = products is null ? null : _ => products(++counted);
         var wholeInputs = whole.Inputs.DType == dtype || whole.Inputs.DType == DType.Int64 ? whole.Inputs : whole.Inputs.Cast(dtype);
@@ -271,7 +271,7 @@ public static class Spectrum
         RandomGenerator rng, Action<long>? tell, Func<ILinearOperator, ILinearOperator> spread)
     {
         var named = model.NamedParameters();
-        var shapes = named.Select(p => p.Value.Shape).ToArray();
+        var shapes = named.Select(p => p.Parameter.Shape).ToArray();
         var offsets = new long[shapes.Length];
         for (int i = 1; i < shapes.Length; i++) offsets[i] = offsets[i - 1] + shapes[i - 1].Size;
         var samples = blocks.Select(_ => new double[probes]).ToArray();
@@ -302,7 +302,7 @@ public static class Spectrum
     {
         Directory.CreateDirectory(dir);
         var named = model.NamedParameters();
-        var shapes = named.Select(p => p.Value.Shape).ToArray();
+        var shapes = named.Select(p => p.Parameter.Shape).ToArray();
         var paths = new string[report.Eigenvectors.Length];
         for (int i = 0; i < paths.Length; i++)
         {

@@ -28,7 +28,7 @@ public sealed class Bindings
     public static Bindings Constant(Module module, bool training)
     {
         var ps = module.Parameters();
-        return new Bindings(ps, ps.Select(p => (Tensor)p.Value).ToArray(), training);
+        return new Bindings(ps, ps.Select(p => (Tensor)p.Data).ToArray(), training);
     }
 
     /// <summary>

@@ -76,9 +76,9 @@ public sealed class Gpt : Module
         foreach (var (name, p) in NamedParameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal) && !name.Contains(".ln_", StringComparison.Ordinal) && !name.StartsWith("transformer.ln_f", StringComparison.Ordinal))
-                p.Value = NdArray.Zeros(p.Shape, dtype);
-            else if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) p.Value = rng.Normal(p.Shape, 0, residualStd, dtype);
-            else if (p.Shape.Rank == 2) p.Value = rng.Normal(p.Shape, 0, 0.02, dtype);
+                p.Data = NdArray.Zeros(p.Shape, dtype);
+            else if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) p.Data = rng.Normal(p.Shape, 0, residualStd, dtype);
+            else if (p.Shape.Rank == 2) p.Data = rng.Normal(p.Shape, 0, 0.02, dtype);
         }
     }
 

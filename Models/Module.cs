@@ -46,7 +46,7 @@ public abstract class Module
     }
 
     /// <summary>Parameters with their dotted names, in PyTorch's order (own first, then children), each object once.</summary>
-    public IReadOnlyList<(string Name, Parameter Value)> NamedParameters()
+    public IReadOnlyList<(string Name, Parameter Parameter)> NamedParameters()
     {
         var list = new List<(string, Parameter)>();
         var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
@@ -59,7 +59,7 @@ public abstract class Module
     }
 
     /// <summary>The distinct parameters, in <see cref="NamedParameters"/> order.</summary>
-    public IReadOnlyList<Parameter> Parameters() => NamedParameters().Select(x => x.Value).ToArray();
+    public IReadOnlyList<Parameter> Parameters() => NamedParameters().Select(x => x.Parameter).ToArray();
 
     /// <summary>Number of trainable scalars.</summary>
     public long ParameterCount() => Parameters().Sum(p => p.Shape.Size);
@@ -70,13 +70,13 @@ public abstract class Module
     /// </summary>
     public Module To(Device device)
     {
-        foreach (var (_, p) in NamedParameters()) p.Value = p.Value.To(device);
-        foreach (var (_, b) in NamedBuffers()) b.Value = b.Value.To(device);
+        foreach (var (_, p) in NamedParameters()) p.Data = p.Data.To(device);
+        foreach (var (_, b) in NamedBuffers()) b.Data = b.Data.To(device);
         return this;
     }
 
     /// <summary>Buffers with their dotted names.</summary>
-    public IReadOnlyList<(string Name, Buffer Value)> NamedBuffers()
+    public IReadOnlyList<(string Name, Buffer Buffer)> NamedBuffers()
     {
         var list = new List<(string, Buffer)>();
         Walk("", (prefix, m) => list.AddRange(m.buffers.Select(b => (prefix + b.Name, b.Value))));
@@ -100,8 +100,8 @@ public abstract class Module
         Walk("", (prefix, m) =>
         {
             foreach (var (n, p) in m.parameters)
-                if (seen.Add(p)) list.Add((prefix + n, p.Value));
-            foreach (var (n, b) in m.buffers) list.Add((prefix + n, b.Value));
+                if (seen.Add(p)) list.Add((prefix + n, p.Data));
+            foreach (var (n, b) in m.buffers) list.Add((prefix + n, b.Data));
         });
         return list;
     }
@@ -116,8 +116,8 @@ public abstract class Module
         var targets = new Dictionary<string, (Shape Shape, DType DType, Action<NdArray> Set, object Owner)>();
         Walk("", (prefix, m) =>
         {
-            foreach (var (n, p) in m.parameters) targets[prefix + n] = (p.Shape, p.Value.DType, v => p.Value = v.To(p.Value.Device), p);
-            foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Value.Shape, b.Value.DType, v => b.Value = v.To(b.Value.Device), b);
+            foreach (var (n, p) in m.parameters) targets[prefix + n] = (p.Shape, p.Data.DType, v => p.Data = v.To(p.Data.Device), p);
+            foreach (var (n, b) in m.buffers) targets[prefix + n] = (b.Data.Shape, b.Data.DType, v => b.Data = v.To(b.Data.Device), b);
         });
         var problems = new List<string>();
         var given = new Dictionary<object, (string Name, NdArray Value)>(ReferenceEqualityComparer.Instance);

@@ -10,7 +10,7 @@ namespace Curvature.Models;
 public static class ParameterVector
 {
     /// <summary>The parameter values of <paramref name="model"/> (no copy: the arrays themselves).</summary>
-    public static NdArray[] Of(Module model) => model.Parameters().Select(p => p.Value).ToArray();
+    public static NdArray[] Of(Module model) => model.Parameters().Select(p => p.Data).ToArray();
 
     /// <summary>⟨x, y⟩ = Σᵢ xᵢ·yᵢ over every element of every array (float64 accumulation).</summary>
     public static double Dot(IReadOnlyList<NdArray> x, IReadOnlyList<NdArray> y)

@@ -72,7 +72,7 @@ public sealed class Adam : IHasLearningRate
         var results = new NdArray[n];
         for (int i = 0; i < n; i++)
         {
-            var w = c.Parameters[i].Value;
+            var w = c.Parameters[i].Data;
             var (m, v, result) = FusedUpdates.Adam(w, c.Gradients[i], state.Buffer("m", i, n, w), state.Buffer("v", i, n, w), step);
             state.Set("m", i, m);
             state.Set("v", i, v);
@@ -98,7 +98,7 @@ public sealed class Adam : IHasLearningRate
     public void Step(StepContext c)
     {
         var stepped = Update(c, apply: true);
-        for (int i = 0; i < stepped.Length; i++) c.Parameters[i].Value = stepped[i];
+        for (int i = 0; i < stepped.Length; i++) c.Parameters[i].Data = stepped[i];
         Last = new StepLog(LearningRate, Beta1, WeightDecay, null);
     }
 

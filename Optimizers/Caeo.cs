@@ -136,16 +136,16 @@ public sealed class Caeo : IOptimizer
         }
         double eta = LearningRateFor(state["lambda_max"]);
         if (directions is not null)
-            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - directions[i] * eta;
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Data = c.Parameters[i].Data - directions[i] * eta;
         else if (heavyBall is null)
-            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * eta;
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Data = c.Parameters[i].Data - c.Gradients[i] * eta;
         else
         {
             heavyBall.LearningRate = eta;
             heavyBall.Step(c);
         }
         if (Noise > 0)
-            foreach (var p in c.Parameters) p.Value = p.Value + rng.Normal(p.Value.Shape, 0, Noise, p.Value.DType, p.Value.Device);
+            foreach (var p in c.Parameters) p.Data = p.Data + rng.Normal(p.Data.Shape, 0, Noise, p.Data.DType, p.Data.Device);
         Last = new StepLog(eta, Beta, 0, probed, audited);
     }
 
@@ -156,7 +156,7 @@ public sealed class Caeo : IOptimizer
         if (adam is null) return op;
         // P^-½ H P^-½ has the eigenvalues of P⁻¹H and is symmetric.
         int n = c.Parameters.Count;
-        var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Value).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
+        var scale = Vectors.Flatten(Enumerable.Range(0, n).Select(i => adam.Preconditioner(i, n, c.Parameters[i].Data).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
         return new Preconditioned(op, scale);
     }
 

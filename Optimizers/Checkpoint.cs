@@ -77,7 +77,7 @@ public static class Checkpoint
         check?.Invoke(meta);
         model.LoadStateDict(byName.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value), path);
         // Optimizer state goes to the device the model's parameters live on.
-        var device = model.Parameters().FirstOrDefault()?.Value.Device ?? CpuDevice.Instance;
+        var device = model.Parameters().FirstOrDefault()?.Data.Device ?? CpuDevice.Instance;
         optimizer.LoadState(byName.Where(kv => kv.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[10..], kv => kv.Value.To(device)));
         return meta;
     }

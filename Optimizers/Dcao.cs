@@ -119,11 +119,11 @@ public sealed class Dcao : IOptimizer
         int n = ctx.Parameters.Count;
         for (int i = 0; i < n; i++)
         {
-            var w = ctx.Parameters[i].Value;
+            var w = ctx.Parameters[i].Data;
             if (lambda > 0) w = w * (1 - e * lambda);
             var b = state.Buffer("momentum", i, n, w) * m + ctx.Gradients[i];
             state.Set("momentum", i, b);
-            ctx.Parameters[i].Value = w - b * e;
+            ctx.Parameters[i].Data = w - b * e;
         }
         Last = new StepLog(e, m, lambda, probed, audited);
     }

@@ -36,9 +36,9 @@ public sealed class GradientDescent : IHasLearningRate
         for (int i = 0; i < c.Parameters.Count; i++)
         {
             // Linear combinations: one launch each on an accelerator, the same roundings as the ops written apart.
-            var w = c.Parameters[i].Value;
+            var w = c.Parameters[i].Data;
             var g = WeightDecay > 0 ? NdArray.LinearCombination([c.Gradients[i], w], [1, WeightDecay]) : c.Gradients[i];
-            c.Parameters[i].Value = NdArray.LinearCombination([w, g], [1, -LearningRate]);
+            c.Parameters[i].Data = NdArray.LinearCombination([w, g], [1, -LearningRate]);
         }
         Last = new StepLog(LearningRate, 0, WeightDecay, null);
     }

@@ -90,7 +90,7 @@ public sealed class HiDlr : IOptimizer
         {
             int k = groupOf[i];
             if (state[$"skip{k}"] != 0) continue;
-            c.Parameters[i].Value = c.Parameters[i].Value - d[i] * rates[k];
+            c.Parameters[i].Data = c.Parameters[i].Data - d[i] * rates[k];
         }
         Last = new StepLog(rates.Average(), 0, 0, null);
     }

@@ -47,7 +47,7 @@ public sealed class KfacOptimizer : IHasLearningRate
         Check.Gradients(c, Name);
         if (c.Step % Every == 0 || preconditioner is null)
             preconditioner = (c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).")).Invoke().Inverse(Damping);
-        var g = WeightDecay > 0 ? c.Gradients.Select((gi, i) => gi + c.Parameters[i].Value * WeightDecay).ToArray() : c.Gradients;
+        var g = WeightDecay > 0 ? c.Gradients.Select((gi, i) => gi + c.Parameters[i].Data * WeightDecay).ToArray() : c.Gradients;
         var d = preconditioner.Apply(g);
         inner.Step(new StepContext { Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = d });
         Last = new StepLog(inner.LearningRate, inner.Beta, WeightDecay, null);

@@ -83,7 +83,7 @@ public sealed class L4 : IOptimizer
         state["lmin"] = Math.Min(state.Has("lmin") ? state["lmin"] : 0.75 * c.Loss, c.Loss);
         double eta = Alpha * (c.Loss - Gamma * state["lmin"]) / (dot + 1e-12);
         if (!double.IsFinite(eta)) throw new ArithmeticException($"{Name}: the step size at step {c.Step} is {eta}; stopping.");
-        for (int i = 0; i < n; i++) c.Parameters[i].Value = c.Parameters[i].Value - v[i] * eta;
+        for (int i = 0; i < n; i++) c.Parameters[i].Data = c.Parameters[i].Data - v[i] * eta;
         state["lmin"] *= 1 + 1 / Tau;
         Last = new StepLog(eta, 0, 0, null);
     }

@@ -47,12 +47,12 @@ public sealed class Momentum : IHasLearningRate
         var step = new MomentumStep { Momentum = Beta, L2 = WeightDecay, LearningRate = LearningRate, Nesterov = Nesterov ? 1 : 0 };
         for (int i = 0; i < n; i++)
         {
-            var w = c.Parameters[i].Value;
+            var w = c.Parameters[i].Data;
             // Buffer and weights in one pass (one launch on an accelerator), rounded as the linear combinations
             // b = μb + (g + λw) and w − ηb written apart.
             var (b, stepped) = FusedUpdates.Momentum(w, c.Gradients[i], state.Buffer("momentum", i, n, w), step);
             state.Set("momentum", i, b);
-            c.Parameters[i].Value = stepped;
+            c.Parameters[i].Data = stepped;
         }
         Last = new StepLog(LearningRate, Beta, WeightDecay, null);
     }

@@ -39,7 +39,7 @@ public sealed class GaussNewtonOperator : ILinearOperator
     {
         var ps = model.Parameters();
         Tensor x = inputs;
-        return new GaussNewtonOperator(p => model.Forward(new Bindings(ps, p, training), x), loss, labels, ps.Select(p => p.Value).ToArray());
+        return new GaussNewtonOperator(p => model.Forward(new Bindings(ps, p, training), x), loss, labels, ps.Select(p => p.Data).ToArray());
     }
 
     /// <inheritdoc/>

@@ -38,7 +38,7 @@ public sealed class GradientNoise
         this.training = training;
         Count = inputs.Shape[0];
         if (Count < 2) throw new ArgumentException($"gradient noise: a batch of {Count} example has no spread; give at least 2.");
-        w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         perExample = Loss.PerExampleFunction(model, lossName, inputs, labels, training);
         batchLoss = Loss.Function(model, lossName, inputs, labels, training);
         // Training-mode BatchNorm normalizes by the batch's own statistics: every ℓᵢ depends on every example.

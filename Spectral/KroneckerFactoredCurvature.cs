@@ -44,8 +44,8 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         this.parameters = parameters;
         Damping = damping;
         Dimension = parameters.Sum(p => p.Shape.Size);
-        DType = parameters[0].Value.DType;
-        Device = parameters[0].Value.Device;
+        DType = parameters[0].Data.DType;
+        Device = parameters[0].Data.Device;
     }
 
     /// <summary>λ.</summary>
@@ -81,7 +81,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     {
         var ps = model.Parameters();
         var k = new KroneckerFactoredCurvature(ps, damping);
-        var values = ps.Select(p => (Tensor)p.Value).ToArray();
+        var values = ps.Select(p => (Tensor)p.Data).ToArray();
 
         // Pass 1: record each layer's input and output shape, and the outputs for sampling labels.
         var taps = new List<(Module Layer, NdArray Input, Shape Output)>();

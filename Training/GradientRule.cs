@@ -138,7 +138,7 @@ public sealed class GaussianGradient : IGradientRule
         return new GradientDraw(inputs, targets, (model, loss, noise, outputs) =>
         {
             var ps = model.Parameters();
-            var weights = (Tensor)w.Cast(ps[0].Value.DType).To(ps[0].Value.Device);
+            var weights = (Tensor)w.Cast(ps[0].Data.DType).To(ps[0].Data.Device);
             NdArray? perExample = null;
             var (value, grads) = Derivatives.ValueAndGrad(p =>
             {
@@ -147,7 +147,7 @@ public sealed class GaussianGradient : IGradientRule
                 var l = Models.Loss.PerExample(loss, o, targets);
                 perExample = l.Data;
                 return (l * weights).Sum();
-            }, ps.Select(p => (Tensor)p.Value).ToArray());
+            }, ps.Select(p => (Tensor)p.Data).ToArray());
             // The step's loss is the pool's mean loss; the weighted one is the gradient's objective only.
             return (NdArray.Scalar(perExample!.Sum().ToScalar() / Count, value.Data.DType), grads);
         });

@@ -212,7 +212,7 @@ public sealed class Trainer
             var o = model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true, Noise = noise }, x);
             outputs?.Invoke(o.Data);
             return Models.Loss.Of(loss, o, y);
-        }, ps.Select(p => (Tensor)p.Value).ToArray());
+        }, ps.Select(p => (Tensor)p.Data).ToArray());
     }
 
     /// <summary>Runs the remaining steps (all of them, or those after the checkpoint) and writes the final checkpoint.</summary>
@@ -420,7 +420,7 @@ public sealed class Trainer
         if (diverged is null)
         {
             // No step follows the last update to test it: its weights are checked directly.
-            var bad = Model.NamedParameters().FirstOrDefault(p => StateDictCheck.FirstNonFinite(p.Value.Value) is not null).Name;
+            var bad = Model.NamedParameters().FirstOrDefault(p => StateDictCheck.FirstNonFinite(p.Parameter.Data) is not null).Name;
             if (bad is not null) throw new TrainingException($"the weights after the last step are not finite ('{bad}'); stopping{Kept()}.");
             Save(Steps);
         }
@@ -435,7 +435,7 @@ public sealed class Trainer
     private StepContext WithCurvature(StepContext c, IReadOnlyList<Parameter> ps, NdArray x, NdArray y, double share, RandomGenerator rng, Stopwatch probeClock, FlopCounter probeFlops, Stopwatch auditClock)
     {
         if (Probe is not { } probe) return c;
-        NdArray[] Values() => ps.Select(p => p.Value).ToArray();
+        NdArray[] Values() => ps.Select(p => p.Data).ToArray();
         var comm = Communicator;
         var (probeX, probeShare) = DataParallel.ShardRows(probe.Inputs, comm);
         var probeY = DataParallel.ShardRows(probe.Targets, comm).Rows;

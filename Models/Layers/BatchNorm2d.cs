@@ -118,9 +118,9 @@ public sealed class BatchNorm2d : Module
                 // The fused primitive with γ = 1, β = 0 is x̂, and reports the moments to the running statistics as above.
                 long count = x.Shape[0] * (long)x.Shape[2] * x.Shape[3];
                 var normalize = new Autodiff.Primitives.NormalizeScaleShift(1, 2, Epsilon) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
-                xHat = normalize.Apply(x, (Tensor)Weight.Value.OnesLike(), (Tensor)Bias.Value.ZerosLike());
+                xHat = normalize.Apply(x, (Tensor)Weight.Data.OnesLike(), (Tensor)Bias.Data.ZerosLike());
             }
-            else xHat = (x - (Tensor)RunningMean.Value.Reshape(1, c, 1, 1)) / ((Tensor)RunningVar.Value.Reshape(1, c, 1, 1) + Epsilon).Sqrt();
+            else xHat = (x - (Tensor)RunningMean.Data.Reshape(1, c, 1, 1)) / ((Tensor)RunningVar.Data.Reshape(1, c, 1, 1) + Epsilon).Sqrt();
             var tapped = tap(this, xHat, xHat * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1));
             if (residual is not null) tapped += residual;
             return relu ? tapped.Relu() : tapped;
@@ -133,8 +133,8 @@ public sealed class BatchNorm2d : Module
             var normalize = new Autodiff.Primitives.NormalizeScaleShift(1, 2, Epsilon, relu) { OnMoments = b.UpdateStatistics ? (m, v) => UpdateStatistics(m, v, count) : null };
             return residual is null ? normalize.Apply(x, b[Weight], b[Bias]) : normalize.Apply(x, b[Weight], b[Bias], residual);
         }
-        Tensor mean = RunningMean.Value.Reshape(1, c, 1, 1);
-        Tensor variance = RunningVar.Value.Reshape(1, c, 1, 1);
+        Tensor mean = RunningMean.Data.Reshape(1, c, 1, 1);
+        Tensor variance = RunningVar.Data.Reshape(1, c, 1, 1);
         var y = (x - mean) / (variance + Epsilon).Sqrt() * b[Weight].Reshape(1, c, 1, 1) + b[Bias].Reshape(1, c, 1, 1);
         if (residual is not null) y += residual;
         return relu ? y.Relu() : y;
@@ -145,7 +145,7 @@ public sealed class BatchNorm2d : Module
     {
         double bessel = count / (double)Math.Max(1, count - 1);
         // One kernel on an accelerator (op by op it took nine launches a layer), the counter kept on the device: no host round trip.
-        (RunningMean.Value, RunningVar.Value, BatchesTracked.Value) =
-            RunningMean.Value.UpdateRunningStatistics(RunningVar.Value, BatchesTracked.Value, batchMean, biased, Momentum, bessel);
+        (RunningMean.Data, RunningVar.Data, BatchesTracked.Data) =
+            RunningMean.Data.UpdateRunningStatistics(RunningVar.Data, BatchesTracked.Data, batchMean, biased, Momentum, bessel);
     }
 }

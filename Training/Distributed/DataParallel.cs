@@ -162,8 +162,8 @@ public static class DataParallel
         foreach (var (name, p) in model.NamedParameters())
         {
             sha.AppendData(Encoding.UTF8.GetBytes(name));
-            sha.AppendData(p.Value.DType == DType.Float32 ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Value.ToArray<float>().AsSpan())
-                                                           : System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Value.ToDoubleArray().AsSpan()));
+            sha.AppendData(p.Data.DType == DType.Float32 ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.ToArray<float>().AsSpan())
+                                                           : System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.ToDoubleArray().AsSpan()));
         }
         return BitConverter.ToInt64(sha.GetHashAndReset());
     }
@@ -185,10 +185,10 @@ public static class DataParallel
     public static void AverageBuffers(ICommunicator comm, Module model, double share)
     {
         if (comm.Size == 1) return;
-        var buffers = model.NamedBuffers().Select(b => b.Value).Where(b => b.Value.DType is DType.Float32 or DType.Float64).ToList();
+        var buffers = model.NamedBuffers().Select(b => b.Buffer).Where(b => b.Data.DType is DType.Float32 or DType.Float64).ToList();
         if (buffers.Count == 0) return;
-        var mean = WeightedSum(comm, buffers.Select(b => b.Value).ToList(), share);
-        for (int i = 0; i < buffers.Count; i++) buffers[i].Value = mean[i];
+        var mean = WeightedSum(comm, buffers.Select(b => b.Data).ToList(), share);
+        for (int i = 0; i < buffers.Count; i++) buffers[i].Data = mean[i];
     }
 }
 

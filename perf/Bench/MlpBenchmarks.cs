@@ -21,7 +21,7 @@ public class MlpBenchmarks
     {
         var rng = new RandomGenerator(0);
         var model = Mlp.Create(rng);
-        w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         v = w.Select(t => (Tensor)rng.Normal(t.Shape)).ToArray();
         loss = Loss.Function(model, "mse", rng.Normal(new Shape(Batch, 784)), rng.Integers(new Shape(Batch), 10));
     }

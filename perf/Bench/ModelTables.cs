@@ -55,7 +55,7 @@ internal static class ModelTables
         {
             if (only is not null && !key.StartsWith(only, StringComparison.Ordinal)) continue;
             var (model, x, y) = build();
-            var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+            var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
             var f = Loss.Function(model, "ce", x, y, training: true);
             var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape)).ToArray();
             Derivatives.ValueAndGrad(f, w); // warm-up
@@ -109,7 +109,7 @@ internal static class ModelTables
         {
             if (only is not null && !key.StartsWith(only, StringComparison.Ordinal)) continue;
             var (model, x, y) = build();
-            var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+            var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
             var f = Loss.Function(model, "ce", x, y, training: true);
             var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape)).ToArray();
             var optimizer = new Momentum(1e-6, 0.9);

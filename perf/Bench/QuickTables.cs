@@ -382,7 +382,7 @@ internal static class QuickTables
         Header();
         var rng = new RandomGenerator(0);
         var model = Models.Mlp.Create(rng);
-        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         var f = Loss.Function(model, "mse", rng.Normal(new Shape(5000, 784)), rng.Integers(new Shape(5000), 10));
         var v = w.Select(t => (Tensor)rng.Normal(t.Shape)).ToArray();
         var ms = Timing.InterleavedMedianMs([() => f(w).ToScalar(), () => Derivatives.ValueAndGrad(f, w), () => Derivatives.Hvp(f, w, v)], repeats: repeats);
@@ -418,7 +418,7 @@ internal static class QuickTables
         var rng = new RandomGenerator(0);
         var model = Models.Mlp.Create(rng);
         var op = new HessianOperator(Loss.Function(model, "mse", rng.Normal(new Shape(5000, 784)), rng.Integers(new Shape(5000), 10)),
-            model.Parameters().Select(p => p.Value).ToArray());
+            model.Parameters().Select(p => p.Data).ToArray());
         var v = Vectors.Normalize(rng.Normal(new Shape((int)op.Dimension)));
         const int iterations = 20;
         // The same Lanczos on an operator that costs almost nothing (a diagonal of the same dimension) isolates

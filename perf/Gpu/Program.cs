@@ -203,7 +203,7 @@ internal static class Program
     private static void Model(Harness h, List<string[]> table, JsonElement anchors, string? key, string name, Module model, string loss, NdArray x, NdArray y)
     {
         var ps = model.Parameters();
-        var w = ps.Select(p => (Tensor)p.Value).ToArray();
+        var w = ps.Select(p => (Tensor)p.Data).ToArray();
         var f = Loss.Function(model, loss, x, y, training: true);
         var v = w.Select(t => (Tensor)new RandomGenerator(1).Normal(t.Shape, dtype: t.DType, device: t.Device)).ToArray();
         var optimizer = new Momentum(1e-6, 0.9);
@@ -214,16 +214,16 @@ internal static class Program
         double hvp = h.Time(() => Derivatives.Hvp(f, w, v).Product[^1].Data);
         NdArray TrainStep()
         {
-            var (value, grads) = Derivatives.ValueAndGrad(p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true }, x), y), ps.Select(p => (Tensor)p.Value).ToArray());
+            var (value, grads) = Derivatives.ValueAndGrad(p => Loss.Of(loss, model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true }, x), y), ps.Select(p => (Tensor)p.Data).ToArray());
             optimizer.Step(new StepContext { Step = step++, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
-            return ps[^1].Value;
+            return ps[^1].Data;
         }
         double train = h.Time(TrainStep);
-        var op = new HessianOperator(f, ps.Select(p => p.Value).ToArray());
+        var op = new HessianOperator(f, ps.Select(p => p.Data).ToArray());
         void Lanczos20() => Lanczos.Run(op, 20, k: 5, rng: new RandomGenerator(2));
-        double lanczos = h.Time(() => { Lanczos20(); return ps[0].Value; }, repeats: Math.Max(1, h.Repeats / 5));
+        double lanczos = h.Time(() => { Lanczos20(); return ps[0].Data; }, repeats: Math.Max(1, h.Repeats / 5));
         // Each host read waits for the stream: a step should read its loss alone, Lanczos its scalars alone.
-        var accelerator = ps[0].Value.Device as AcceleratorDevice;
+        var accelerator = ps[0].Data.Device as AcceleratorDevice;
         HostTransfers stepTransfers, lanczosTransfers;
         long launchesBefore = accelerator?.KernelLaunches ?? 0;
         var perKernelBefore = accelerator?.KernelLaunchesByKernel;

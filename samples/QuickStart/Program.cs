@@ -23,7 +23,7 @@ for (int step = 0; step < 20; step++)                               // training 
 }
 
 var loss = Loss.Function(model, "ce", inputs, labels);              // L(w) on this batch, evaluation mode
-var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
 var (value, grad) = Derivatives.ValueAndGrad(loss, w);              // reverse mode
 var g = grad.Select(t => t.Data).ToArray();
 var hg = Derivatives.Hvp(loss, w, grad).Product.Select(t => t.Data).ToArray();   // exact H·g, forward-over-reverse

@@ -20,7 +20,7 @@ public class MlpHessianTests
     {
         var rng = new RandomGenerator(seed);
         var model = Mlp.Create(rng, width, activation, inputs, classes, DType.Float64);
-        var w = model.Parameters().Select(p => p.Value * 2.0).ToArray();
+        var w = model.Parameters().Select(p => p.Data * 2.0).ToArray();
         var x = rng.Normal(new Shape(n, inputs), dtype: DType.Float64);
         var y = rng.Integers(new Shape(n), classes);
         return new Problem(Loss.Function(model, loss, x, y), w, rng);

@@ -452,12 +452,12 @@ public class DeviceConformanceTests
         var rng = new RandomGenerator(11);
         var model = build();
         var v = rng.Normal(new Shape((int)model.ParameterCount()), dtype: DType.Float64);
-        var cpu = new HessianOperator(Loss.Function(model, "ce", x, y, training), model.Parameters().Select(p => p.Value).ToArray());
+        var cpu = new HessianOperator(Loss.Function(model, "ce", x, y, training), model.Parameters().Select(p => p.Data).ToArray());
         var hvCpu = cpu.Apply(v);
         var (lossCpu, gradCpu) = cpu.LossAndGradient();
         model.To(d);
-        Assert.All(model.Parameters(), p => Assert.Equal(d, p.Value.Device));
-        var dev = new HessianOperator(Loss.Function(model, "ce", x.To(d), y.To(d), training), model.Parameters().Select(p => p.Value).ToArray());
+        Assert.All(model.Parameters(), p => Assert.Equal(d, p.Data.Device));
+        var dev = new HessianOperator(Loss.Function(model, "ce", x.To(d), y.To(d), training), model.Parameters().Select(p => p.Data).ToArray());
         var hvDev = dev.Apply(v.To(d));
         var (lossDev, gradDev) = dev.LossAndGradient();
         Assert.Equal(d, hvDev.Device);

@@ -62,7 +62,7 @@ public class DeviceMemoryPoolTests
         var optimizer = new Momentum(0.01, 0.9);
         void Step(int s)
         {
-            var (value, grads) = Derivatives.ValueAndGrad(p => Loss.Of("ce", model.Forward(new Bindings(ps, p, training: true), x), y), ps.Select(p => (Tensor)p.Value).ToArray());
+            var (value, grads) = Derivatives.ValueAndGrad(p => Loss.Of("ce", model.Forward(new Bindings(ps, p, training: true), x), y), ps.Select(p => (Tensor)p.Data).ToArray());
             optimizer.Step(new StepContext { Step = s, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
         }
         Step(0);

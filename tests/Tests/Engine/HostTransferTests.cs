@@ -43,7 +43,7 @@ public class HostTransferTests
     {
         var ps = model.Parameters();
         var (value, grads) = Derivatives.ValueAndGrad(
-            p => Loss.Of("ce", model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true }, x), y), ps.Select(p => (Tensor)p.Value).ToArray());
+            p => Loss.Of("ce", model.Forward(new Bindings(ps, p, training: true) { UpdateStatistics = true }, x), y), ps.Select(p => (Tensor)p.Data).ToArray());
         optimizer.Step(new StepContext { Step = step, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray() });
     }
 
@@ -76,7 +76,7 @@ public class HostTransferTests
     {
         var (model, x, y) = Build(modelName);
         var f = Loss.Function(model, "ce", x, y, training: true);
-        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         var v = w.Select(p => (Tensor)new RandomGenerator(1).Normal(p.Shape, dtype: p.DType, device: Device)).ToArray();
         Derivatives.Hvp(f, w, v);
         using var transfers = HostTransfers.Count();
@@ -108,7 +108,7 @@ public class HostTransferTests
         // α, the coefficients of each of the two Gram-Schmidt passes against the whole basis, and β: four reads,
         // where one read per basis vector made the count grow with the square of the iterations.
         var (model, x, y) = Build("mlp");
-        var op = new HessianOperator(Loss.Function(model, "ce", x, y, training: true), model.Parameters().Select(p => p.Value).ToArray());
+        var op = new HessianOperator(Loss.Function(model, "ce", x, y, training: true), model.Parameters().Select(p => p.Data).ToArray());
         var start = new RandomGenerator(4).Normal(new Shape((int)op.Dimension), device: Device);
         using var transfers = HostTransfers.Count();
         var result = Lanczos.Run(op, 12, start: start);

@@ -18,7 +18,7 @@ public class SpectrumCliTests
     {
         var rng = new RandomGenerator(4);
         var model = Mlp.Create(rng, width: 5, inputs: 6, classes: 3, dtype: DType.Float64);
-        foreach (var p in model.Parameters()) p.Value = p.Value * 2.0;
+        foreach (var p in model.Parameters()) p.Data = p.Data * 2.0;
         var data = new Dataset(rng.Normal(new Shape(20, 6), dtype: DType.Float64), rng.Integers(new Shape(20), 3));
         string w = Path.Combine(dir, "w.safetensors"), b = Path.Combine(dir, "b.safetensors");
         Safetensors.Save(model, w);
@@ -36,7 +36,7 @@ public class SpectrumCliTests
             "--iters", "83", "--probes", "4", "--chunk", "7", "--json", json, "--out", Path.Combine(dir, "out"));
         Assert.True(code == 0, err + output);
 
-        var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray());
+        var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Data).ToArray());
         int n = (int)op.Dimension;
         Assert.Equal(83, n);
         var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(op));
@@ -70,7 +70,7 @@ public class SpectrumCliTests
         var (code, output, err) = LabCli.Run("spectrum", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2",
             "--iters", "40", "--probes", "200", "--per-layer", "--json", json);
         Assert.True(code == 0, err + output);
-        var h = DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray()));
+        var h = DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Data).ToArray()));
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var layers = doc.RootElement.GetProperty("per_layer").EnumerateArray().ToArray();
         var named = model.NamedParameters();
@@ -78,7 +78,7 @@ public class SpectrumCliTests
         int at = 0;
         for (int l = 0; l < named.Count; l++)
         {
-            int size = (int)named[l].Value.Shape.Size;
+            int size = (int)named[l].Parameter.Shape.Size;
             var block = new double[size, size];
             for (int i = 0; i < size; i++) for (int j = 0; j < size; j++) block[i, j] = h[at + i, at + j];
             var (eig, _) = SymmetricEigen.Decompose(block);
@@ -119,7 +119,7 @@ public class SpectrumCliTests
         var vectors = Path.Combine(dir, "vectors");
         var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "3", "--iters", "83", "--probes", "1", "--vectors", vectors, "--json", json);
         Assert.True(code == 0, err + output);
-        var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray());
+        var op = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Data).ToArray());
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var top = doc.RootElement.GetProperty("top_eigenvalues").EnumerateArray().Select(x => x.GetDouble()).ToArray();
         for (int i = 0; i < 3; i++)
@@ -144,7 +144,7 @@ public class SpectrumCliTests
         var json = Path.Combine(dir, "s.json");
         var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--iters", "10", "--probes", "2", "--trace", "hutch++", "--trace-budget", "90", "--json", json);
         Assert.True(code == 0, err + output);
-        var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Value).ToArray())));
+        var (eig, _) = SymmetricEigen.Decompose(DenseMatrix.Of(new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels), model.Parameters().Select(p => p.Data).ToArray())));
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var c = doc.RootElement.GetProperty("trace_comparison");
         Assert.Equal(90, c.GetProperty("budget").GetInt32());
@@ -173,7 +173,7 @@ public class SpectrumCliTests
         var (code, output, err) = LabCli.Run("spectrum", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2", "--iters", "83", "--probes", "2",
             "--operator", name, "--json", json, "--seed", "3");
         Assert.True(code == 0, err + output);
-        var ps = model.Parameters().Select(p => p.Value).ToArray();
+        var ps = model.Parameters().Select(p => p.Data).ToArray();
         ILinearOperator expected;
         if (name is "ggn" or "fisher") expected = GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels);
         else if (name == "kfac") expected = KroneckerFactoredCurvature.Compute(model, "ce", data.Inputs, new RandomGenerator(3));

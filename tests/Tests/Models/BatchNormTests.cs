@@ -14,7 +14,7 @@ public class BatchNormTests
         var bn = new BatchNorm2d(2, dtype: DType.Float64);
         var rng = new RandomGenerator(1);
         var x = rng.Normal(new Shape(3, 2, 2, 2), mean: 1, std: 2, dtype: DType.Float64);
-        var y = bn.Forward(new Bindings(bn.Parameters(), bn.Parameters().Select(p => (Tensor)p.Value).ToArray(), training: true) { UpdateStatistics = true }, x).ToArray<double>();
+        var y = bn.Forward(new Bindings(bn.Parameters(), bn.Parameters().Select(p => (Tensor)p.Data).ToArray(), training: true) { UpdateStatistics = true }, x).ToArray<double>();
         var xs = x.ToArray<double>();
         for (int ch = 0; ch < 2; ch++)
         {
@@ -24,14 +24,14 @@ public class BatchNormTests
             for (int b = 0; b < 3; b++)
                 for (int i = 0; i < 4; i++)
                     Assert.Equal((xs[(b * 2 + ch) * 4 + i] - mean) / Math.Sqrt(biased + 1e-5), y[(b * 2 + ch) * 4 + i], 1e-12);
-            Assert.Equal(0.9 * 0 + 0.1 * mean, bn.RunningMean.Value.ToArray<double>()[ch], 1e-12);
-            Assert.Equal(0.9 * 1 + 0.1 * unbiased, bn.RunningVar.Value.ToArray<double>()[ch], 1e-12);
+            Assert.Equal(0.9 * 0 + 0.1 * mean, bn.RunningMean.Data.ToArray<double>()[ch], 1e-12);
+            Assert.Equal(0.9 * 1 + 0.1 * unbiased, bn.RunningVar.Data.ToArray<double>()[ch], 1e-12);
         }
-        Assert.Equal(1L, bn.BatchesTracked.Value.ToArray<long>()[0]);
+        Assert.Equal(1L, bn.BatchesTracked.Data.ToArray<long>()[0]);
         // A forward without UpdateStatistics (an HVP, a probe) changes nothing.
-        var before = bn.RunningMean.Value.ToArray<double>();
+        var before = bn.RunningMean.Data.ToArray<double>();
         bn.Forward(Bindings.Constant(bn, training: true), x);
-        Assert.Equal(before, bn.RunningMean.Value.ToArray<double>());
+        Assert.Equal(before, bn.RunningMean.Data.ToArray<double>());
     }
 
     [Theory]
@@ -41,8 +41,8 @@ public class BatchNormTests
     {
         var bn = new BatchNorm2d(3, dtype: DType.Float64);
         var rng = new RandomGenerator(2);
-        bn.Weight.Value = rng.Normal(new Shape(3), dtype: DType.Float64);
-        bn.Bias.Value = rng.Normal(new Shape(3), dtype: DType.Float64);
+        bn.Weight.Data = rng.Normal(new Shape(3), dtype: DType.Float64);
+        bn.Bias.Data = rng.Normal(new Shape(3), dtype: DType.Float64);
         var x = rng.Normal(new Shape(4, 3, 2, 5), mean: 1, std: 2, dtype: DType.Float64);
         var residual = rng.Normal(x.Shape, dtype: DType.Float64);
         var bindings = Bindings.Constant(bn, training);
@@ -57,8 +57,8 @@ public class BatchNormTests
     public void Evaluation_mode_uses_the_running_statistics()
     {
         var bn = new BatchNorm2d(1, dtype: DType.Float64);
-        bn.RunningMean.Value = NdArray.FromArray(new[] { 2.0 }, new Shape(1));
-        bn.RunningVar.Value = NdArray.FromArray(new[] { 4.0 }, new Shape(1));
+        bn.RunningMean.Data = NdArray.FromArray(new[] { 2.0 }, new Shape(1));
+        bn.RunningVar.Data = NdArray.FromArray(new[] { 4.0 }, new Shape(1));
         var y = bn.Forward(Bindings.Constant(bn, training: false), NdArray.FromArray(new[] { 0.0, 2, 4, 6 }, new Shape(1, 1, 2, 2))).ToArray<double>();
         double s = Math.Sqrt(4 + 1e-5);
         Assert.Equal(new[] { -2 / s, 0, 2 / s, 4 / s }, y);

@@ -112,7 +112,7 @@ public class ConvolutionTests
         var conv = new Conv2d(2, 3, 3, rng, stride: 2, padding: 1, dtype: DType.Float64);
         var ps = conv.Parameters();
         GradCheck.Check(a => conv.Forward(new Bindings(ps, [a[1], a[2]], true), a[0]).Tanh(),
-            [rng.Normal(new Shape(2, 2, 5, 5), dtype: DType.Float64), conv.Weight.Value, conv.Bias!.Value], order: 2, seed: 5, name: "conv2d");
+            [rng.Normal(new Shape(2, 2, 5, 5), dtype: DType.Float64), conv.Weight.Data, conv.Bias!.Data], order: 2, seed: 5, name: "conv2d");
         Assert.Equal(new[] { "weight", "bias" }, conv.NamedParameters().Select(p => p.Name));
     }
 }

@@ -39,7 +39,7 @@ public class GptTests
         var named = gpt.NamedParameters();
         Assert.DoesNotContain(named, n => n.Name == "lm_head.weight");
         var f = Loss.Function(gpt, "ce", Ids([1, 2, 3, 4, 5, 6], 2).Data, Ids([2, 3, 4, 5, 6, 0], 2).Data);
-        var w = gpt.Parameters().Select(p => p.Value).ToArray();
+        var w = gpt.Parameters().Select(p => p.Data).ToArray();
         var v = w.Select((p, i) => i == 0 ? new RandomGenerator(2).Normal(p.Shape, dtype: DType.Float64) : p.ZerosLike()).ToArray();
         var g = GradCheck.Flatten(Derivatives.Grad(f, w.Select(t => (Tensor)t).ToArray())).Data;
         var fd = GradCheck.FiniteDifference(f, w, v);
@@ -53,10 +53,10 @@ public class GptTests
     {
         // q = k = x, v = 2x, c_proj = I, zero biases; x = [[1, 0], [0, 1]] (two positions, width 2).
         var attn = new CausalSelfAttention(2, heads, new RandomGenerator(0), dtype: DType.Float64);
-        attn.Projection.Weight.Value = NdArray.FromArray(new double[] { 1, 0, 0, 1, 1, 0, 0, 1, 2, 0, 0, 2 }, new Shape(6, 2));
-        attn.Projection.Bias!.Value = NdArray.Zeros(new Shape(6), DType.Float64);
-        attn.Output.Weight.Value = NdArray.FromArray(new double[] { 1, 0, 0, 1 }, new Shape(2, 2));
-        attn.Output.Bias!.Value = NdArray.Zeros(new Shape(2), DType.Float64);
+        attn.Projection.Weight.Data = NdArray.FromArray(new double[] { 1, 0, 0, 1, 1, 0, 0, 1, 2, 0, 0, 2 }, new Shape(6, 2));
+        attn.Projection.Bias!.Data = NdArray.Zeros(new Shape(6), DType.Float64);
+        attn.Output.Weight.Data = NdArray.FromArray(new double[] { 1, 0, 0, 1 }, new Shape(2, 2));
+        attn.Output.Bias!.Data = NdArray.Zeros(new Shape(2), DType.Float64);
         var x = NdArray.FromArray(new double[] { 1, 0, 0, 1 }, new Shape(1, 2, 2));
         var y = attn.Forward(Bindings.Constant(attn, false), x).ToArray<double>();
         // Position 0 sees only itself: v₀ = [2, 0].
@@ -103,9 +103,9 @@ public class GptTests
         var rng = new RandomGenerator(4);
         var gpt = new Gpt(Tiny, rng, DType.Float64);
         // Larger weights than nanoGPT's 0.02 so the attention is far from uniform and the test has teeth.
-        foreach (var p in gpt.Parameters()) p.Value = rng.Normal(p.Shape, 0, 0.5, DType.Float64);
+        foreach (var p in gpt.Parameters()) p.Data = rng.Normal(p.Shape, 0, 0.5, DType.Float64);
         var f = Loss.Function(gpt, "ce", Ids([1, 2, 3, 4, 5, 0, 6, 6, 2, 1], 2).Data, Ids([2, 3, 4, 5, 6, 6, 6, 2, 1, 0], 2).Data, training: true);
-        var w = gpt.Parameters().Select(p => p.Value).ToArray();
+        var w = gpt.Parameters().Select(p => p.Data).ToArray();
         var v = GradCheck.RandomLike(rng, w);
         var u = GradCheck.RandomLike(rng, w);
         Tensor[] T(NdArray[] a) => a.Select(t => (Tensor)t).ToArray();

@@ -12,8 +12,8 @@ public class LayerTests
     public void Layer_norm_matches_a_hand_computation()
     {
         var ln = new LayerNorm(4, dtype: DType.Float64);
-        ln.Weight.Value = NdArray.FromArray(new[] { 1.0, 2, 0.5, -1 }, new Shape(4));
-        ln.Bias.Value = NdArray.FromArray(new[] { 0.0, 0.1, 0.2, 0.3 }, new Shape(4));
+        ln.Weight.Data = NdArray.FromArray(new[] { 1.0, 2, 0.5, -1 }, new Shape(4));
+        ln.Bias.Data = NdArray.FromArray(new[] { 0.0, 0.1, 0.2, 0.3 }, new Shape(4));
         var x = NdArray.FromArray(new[] { 1.0, 2, 3, 4 }, new Shape(1, 4));
         // μ = 2.5, σ² = 1.25, (x − μ)/√(σ² + 1e-5) = [−1.5, −0.5, 0.5, 1.5] / 1.1180384...
         double s = Math.Sqrt(1.25 + 1e-5);
@@ -49,11 +49,11 @@ public class LayerTests
         var emb = new Embedding(5, 3, new RandomGenerator(3), DType.Float64);
         var ids = NdArray.FromArray(new long[] { 4, 1, 4 }, new Shape(3));
         var ps = emb.Parameters();
-        var table = emb.Weight.Value.ToArray<double>();
+        var table = emb.Weight.Data.ToArray<double>();
         var rows = emb.Forward(Bindings.Constant(emb, false), ids).ToArray<double>();
         Assert.Equal(table[12..15], rows[0..3]);
         Assert.Equal(table[3..6], rows[3..6]);
-        var g = Derivatives.Grad(w => emb.Forward(new Bindings(ps, [w], false), ids).Sum(), (Tensor)emb.Weight.Value).ToArray<double>();
+        var g = Derivatives.Grad(w => emb.Forward(new Bindings(ps, [w], false), ids).Sum(), (Tensor)emb.Weight.Data).ToArray<double>();
         Assert.Equal(new double[] { 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 2, 2, 2 }, g);
         Assert.Equal(new[] { "weight" }, emb.NamedParameters().Select(p => p.Name));
     }

@@ -50,7 +50,7 @@ public class ResNetTests
         var x = rng.Normal(new Shape(4, 2, 6, 6), dtype: DType.Float64);
         var y = rng.Integers(new Shape(4), 3);
         var f = Loss.Function(net, "ce", x, y, training: true);
-        var w = net.Parameters().Select(p => p.Value).ToArray();
+        var w = net.Parameters().Select(p => p.Data).ToArray();
         var v = GradCheck.RandomLike(rng, w);
         var u = GradCheck.RandomLike(rng, w);
         Tensor[] T(NdArray[] a) => a.Select(t => (Tensor)t).ToArray();

@@ -13,7 +13,7 @@ public class CurvatureRuleTests
     private static NdArray V(params double[] x) => NdArray.FromArray(x);
 
     private static StepContext Context(int step, Parameter p, ILinearOperator h, int auditEvery = 0) =>
-        new() { Step = step, Loss = 1, Parameters = [p], Gradients = [p.Value.ZerosLike()], Curvature = () => h, AuditEvery = auditEvery };
+        new() { Step = step, Loss = 1, Parameters = [p], Gradients = [p.Data.ZerosLike()], Curvature = () => h, AuditEvery = auditEvery };
 
     [Fact]
     public void Caeo_batch_estimator_steps_by_the_minibatch_rayleigh_quotient_along_its_gradient()
@@ -30,7 +30,7 @@ public class CurvatureRuleTests
         });
         Assert.Equal(14.0 / 3, caeo.Sharpness, 1e-12);
         Assert.Equal(1.5 / (14.0 / 3), caeo.Last.LearningRate, 1e-12);
-        Assert.Equal(-1.5 / (14.0 / 3), p.Value.ToArray<double>()[0], 1e-12);
+        Assert.Equal(-1.5 / (14.0 / 3), p.Data.ToArray<double>()[0], 1e-12);
         var lost = new Caeo(1.0, estimator: CurvatureEstimator.Batch);
         var e = Assert.Throws<InvalidOperationException>(() => lost.Step(new StepContext { Step = 0, Loss = 1, Parameters = [new Parameter(V(0))], Gradients = [V(1)] }));
         Assert.Contains("needs the curvature", e.Message);
@@ -106,10 +106,10 @@ public class CurvatureRuleTests
         var w = new RandomGenerator(1).Normal(new Shape(20000), dtype: DType.Float64);
         var quiet = new Parameter(w);
         new Caeo(0.1, noise: 0).Step(new StepContext { Step = 0, Loss = 1, Parameters = [quiet], Gradients = [w.ZerosLike()], Curvature = () => new ScaledIdentity(20000) });
-        Assert.Equal(w.ToArray<double>(), quiet.Value.ToArray<double>());
+        Assert.Equal(w.ToArray<double>(), quiet.Data.ToArray<double>());
         var noisy = new Parameter(w);
         new Caeo(0.1, noise: 0.01).Step(new StepContext { Step = 0, Loss = 1, Parameters = [noisy], Gradients = [w.ZerosLike()], Curvature = () => new ScaledIdentity(20000) });
-        var d = noisy.Value.ToArray<double>().Zip(w.ToArray<double>(), (a, b) => a - b).ToArray();
+        var d = noisy.Data.ToArray<double>().Zip(w.ToArray<double>(), (a, b) => a - b).ToArray();
         double mean = d.Average(), std = Math.Sqrt(d.Sum(x => (x - mean) * (x - mean)) / (d.Length - 1));
         Assert.InRange(std, 0.0097, 0.0103);
         Assert.InRange(mean, -3e-4, 3e-4);

@@ -27,7 +27,7 @@ public class OptimizerTests
         public double Loss(NdArray w) => 0.5 * (w * w).Dot(Lambda);
         public NdArray Gradient(NdArray w) => w * Lambda;
         public ILinearOperator Hessian(NdArray w) => new HessianOperator(p => (p[0] * p[0] * (Tensor)Lambda).Sum() * 0.5, [w]);
-        public StepContext Step(int step, Parameter p) => Context(step, [p], [Gradient(p.Value)], Loss(p.Value), () => Hessian(p.Value));
+        public StepContext Step(int step, Parameter p) => Context(step, [p], [Gradient(p.Data)], Loss(p.Data), () => Hessian(p.Data));
     }
 
     private static readonly Gen<double[]> Vectors3 = Gen.Choose(-1000, 1000).Select(i => i / 100.0).ArrayOf(3);
@@ -50,12 +50,12 @@ public class OptimizerTests
                     for (int i = 0; i < 3; i++) { b[i] = mu * b[i] + gw[i]; w[i] -= eta * (nesterov ? gw[i] + mu * b[i] : b[i]); }
                     opt.Step(Context(0, [p], [V(g)]));
                 }
-                var got = p.Value.ToArray<double>();
+                var got = p.Data.ToArray<double>();
                 for (int i = 0; i < 3; i++) Assert.Equal(w[i], got[i], 1e-12);
             }
             var q = new Parameter(V(w0));
             new GradientDescent(eta).Step(Context(0, [q], [V(g1)]));
-            for (int i = 0; i < 3; i++) Assert.Equal(w0[i] - eta * g1[i], q.Value.ToArray<double>()[i], 1e-12);
+            for (int i = 0; i < 3; i++) Assert.Equal(w0[i] - eta * g1[i], q.Data.ToArray<double>()[i], 1e-12);
         }));
     }
 
@@ -72,7 +72,7 @@ public class OptimizerTests
                 NdArray F(double[] x) => V(x).Cast(DType.Float32).To(device);
                 var sgd = new Parameter(F(w0));
                 new GradientDescent(eta, wd).Step(Context(0, [sgd], [F(g1)]));
-                Assert.Equal((F(w0) - (F(g1) + F(w0) * wd) * eta).ToArray<float>(), sgd.Value.ToArray<float>());
+                Assert.Equal((F(w0) - (F(g1) + F(w0) * wd) * eta).ToArray<float>(), sgd.Data.ToArray<float>());
 
                 foreach (bool nesterov in new[] { false, true })
                 {
@@ -85,7 +85,7 @@ public class OptimizerTests
                         var decayed = F(g) + w * wd;
                         b = b * mu + decayed;
                         w = nesterov ? w - (decayed + b * mu) * eta : w - b * eta;
-                        Assert.Equal(w.ToArray<float>(), p.Value.ToArray<float>());
+                        Assert.Equal(w.ToArray<float>(), p.Data.ToArray<float>());
                     }
                 }
             }
@@ -119,7 +119,7 @@ public class OptimizerTests
                     }
                     opt.Step(Context(t - 1, [p], [V(g)]));
                 }
-                var got = p.Value.ToArray<double>();
+                var got = p.Data.ToArray<double>();
                 for (int i = 0; i < 3; i++) Assert.Equal(w[i], got[i], 1e-12);
             }
         }));
@@ -154,9 +154,9 @@ public class OptimizerTests
                             w[i] = (float)((decoupled ? 1 - eta * wd : 1) * w[i] - eta * di);
                         }
                         var gradient = V(g).Cast(DType.Float32).To(device);
-                        Assert.Equal(d, directions.Directions(Context(t - 1, [new Parameter(p.Value)], [gradient]))[0].ToArray<float>());
+                        Assert.Equal(d, directions.Directions(Context(t - 1, [new Parameter(p.Data)], [gradient]))[0].ToArray<float>());
                         opt.Step(Context(t - 1, [p], [gradient]));
-                        Assert.Equal(w, p.Value.ToArray<float>());
+                        Assert.Equal(w, p.Data.ToArray<float>());
                     }
                 }
         }));
@@ -224,7 +224,7 @@ public class OptimizerTests
             opt.Step(Context(1, ps, grads));
             Assert.Equal(ps.Length, d.KernelLaunches - before);
         }
-        var e = Assert.Throws<ArgumentException>(() => FusedUpdates.Adam(ps[0].Value, grads[1], ps[0].Value, ps[0].Value, default));
+        var e = Assert.Throws<ArgumentException>(() => FusedUpdates.Adam(ps[0].Data, grads[1], ps[0].Data, ps[0].Data, default));
         Assert.Equal("adam_update: weights [7, 3] and gradient [5]; expected the same shape.", e.Message);
     }
 
@@ -235,7 +235,7 @@ public class OptimizerTests
         var p = new Parameter(w0);
         var opt = new Adam(0.01, weightDecay: 0.1, decoupled: true);
         opt.Step(Context(0, [p], [w0.ZerosLike()]));
-        Assert.Equal((w0 * (1 - 0.01 * 0.1)).ToArray<double>(), p.Value.ToArray<double>());
+        Assert.Equal((w0 * (1 - 0.01 * 0.1)).ToArray<double>(), p.Data.ToArray<double>());
     }
 
     [Fact]
@@ -259,12 +259,12 @@ public class OptimizerTests
                     double L = ca.Loss, gg = ca.Gradients[0].Dot(ca.Gradients[0]);
                     var expected = (V(w0) - ca.Gradients[0] * (0.15 * (L - 0.9 * 0.75 * L) / (gg + 1e-12))).ToArray<double>();
                     la.Step(ca);
-                    var got = a.Value.ToArray<double>();
+                    var got = a.Data.ToArray<double>();
                     for (int i = 0; i < 3; i++) Assert.Equal(expected[i], got[i], 1e-10);
                 }
                 else la.Step(ca);
                 lb.Step(q.Step(step, b));
-                var wa = a.Value.ToArray<double>(); var wb = b.Value.ToArray<double>();
+                var wa = a.Data.ToArray<double>(); var wb = b.Data.ToArray<double>();
                 for (int i = 0; i < 3; i++) Assert.Equal(wa[i], wb[i], 1e-9 * Math.Max(1, Math.Abs(wa[i])));
             }
         }));
@@ -296,8 +296,8 @@ public class OptimizerTests
             var q = new Quadratic([lambda]);
             var p = new Parameter(V(1.0));
             IOptimizer opt = rule == "gd" ? new GradientDescent(eta) : new Momentum(eta, mu, nesterov: rule == "nesterov");
-            for (int t = 0; t < 3000 && q.Loss(p.Value) < 1e6; t++) opt.Step(q.Step(t, p)); // unstable runs stop once clearly growing
-            double ratio = q.Loss(p.Value) / q.Loss(V(1.0));
+            for (int t = 0; t < 3000 && q.Loss(p.Data) < 1e6; t++) opt.Step(q.Step(t, p)); // unstable runs stop once clearly growing
+            double ratio = q.Loss(p.Data) / q.Loss(V(1.0));
             if (stable) Assert.True(ratio < 1e-3, $"{rule} μ {mu} at η = 0.97·edge: loss ratio {ratio}");
             else Assert.True(!(ratio < 1e3), $"{rule} μ {mu} at η = 1.03·edge: loss ratio {ratio}");
         }
@@ -311,7 +311,7 @@ public class OptimizerTests
         var gd = new Parameter(V(1, 1, 1));
         var opt = new GradientDescent(eta);
         for (int t = 0; t < 50; t++) opt.Step(q.Step(t, gd));
-        Assert.True(q.Loss(gd.Value) > 1e6, $"GD loss {q.Loss(gd.Value)}");
+        Assert.True(q.Loss(gd.Data) > 1e6, $"GD loss {q.Loss(gd.Data)}");
 
         foreach (var (delta, momentum) in new[] { (0.5, 0.0), (0.1, 0.0), (1.0, 0.0), (0.5, 0.9) })
         {
@@ -327,7 +327,7 @@ public class OptimizerTests
                 }
             }
             Assert.Equal(Math.Min(eta, (2 + 2 * momentum - delta) / 10), caeo.Last.LearningRate, 1e-9);
-            Assert.True(q.Loss(p.Value) < q.Loss(V(1, 1, 1)) * 0.1, $"CAEO δ={delta} μ={momentum} loss {q.Loss(p.Value)}");
+            Assert.True(q.Loss(p.Data) < q.Loss(V(1, 1, 1)) * 0.1, $"CAEO δ={delta} μ={momentum} loss {q.Loss(p.Data)}");
         }
     }
 
@@ -351,11 +351,11 @@ public class OptimizerTests
     public void A_non_finite_curvature_estimate_stops_the_step_naming_it()
     {
         var p = new Parameter(V(1, 2));
-        var before = p.Value.ToArray<double>();
+        var before = p.Data.ToArray<double>();
         var nan = new DenseOperator(NdArray.FromArray(new[] { double.NaN, 0, 0, 1 }, new Shape(2, 2)));
         var e = Assert.Throws<ArithmeticException>(() => new Caeo(0.1).Step(Context(3, [p], [V(1, 1)], curvature: () => nan)));
         Assert.Contains("step 3", e.Message);
-        Assert.Equal(before, p.Value.ToArray<double>());
+        Assert.Equal(before, p.Data.ToArray<double>());
         Assert.Throws<ArithmeticException>(() => new GradientDescent(0.1).Step(Context(5, [p], [V(1, 1)], loss: double.NaN)));
     }
 
@@ -378,7 +378,7 @@ public class OptimizerTests
         var x = rng.Normal(new Shape(16, 4), dtype: DType.Float64);
         var y = rng.Integers(new Shape(16), 3);
         var ps = model.Parameters();
-        var (value, grads) = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, y), ps.Select(p => (Tensor)p.Value).ToArray());
+        var (value, grads) = Derivatives.ValueAndGrad(Loss.Function(model, "ce", x, y), ps.Select(p => (Tensor)p.Data).ToArray());
         double expected = KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(9)).TopEigenvalue();
         var caeo = new Caeo(100, 0.5, estimator: CurvatureEstimator.Kfac);
         caeo.Step(new StepContext
@@ -421,7 +421,7 @@ public class OptimizerTests
         Assert.Equal(eta, dcao.Last.LearningRate, 1e-9);
         Assert.Equal(0.9 * Math.Exp(-0.02 * 3), dcao.Last.Momentum, 1e-9);
         double[] w0 = [1, -1, 0.5];
-        var got = p.Value.ToArray<double>();
+        var got = p.Data.ToArray<double>();
         for (int i = 0; i < 3; i++) Assert.Equal(w0[i] * (1 - eta * wd) - eta * g[i], got[i], 1e-9);
 
         var rel = new Dcao(0.1, 0.9, 0, alpha: 1, beta: 1, relative: true, k: 3, lanczosIterations: 3);
@@ -437,11 +437,11 @@ public class OptimizerTests
         var ps = lambda.Select(_ => new Parameter(V(1, -2))).ToArray();
         NdArray Lam(int k) => V(lambda[k], lambda[k]);
         var full = new HessianOperator(p => Enumerable.Range(0, 3).Select(k => (p[k] * p[k] * (Tensor)Lam(k)).Sum() * 0.5).Aggregate((a, b) => a + b),
-            ps.Select(p => p.Value).ToArray());
+            ps.Select(p => p.Data).ToArray());
         var opt = new HiDlr(0.3, [0, 1, 2], refreshEvery: 1);
         for (int t = 0; t < 120; t++)
         {
-            var grads = Enumerable.Range(0, 3).Select(k => ps[k].Value * Lam(k)).ToArray();
+            var grads = Enumerable.Range(0, 3).Select(k => ps[k].Data * Lam(k)).ToArray();
             opt.Step(Context(t, ps, grads, curvature: () => full));
             if (t == 0)
                 for (int k = 0; k < 3; k++) Assert.Equal(1 / lambda[k], opt.LastRatios[k], 1e-12);
@@ -479,10 +479,10 @@ public class OptimizerTests
         {
             var a = new Parameter(V(1, -1, 2));
             for (int t = 0; t < 3; t++) first[o].Step(q.Step(t, a));
-            var b = new Parameter(a.Value);
+            var b = new Parameter(a.Data);
             second[o].LoadState(first[o].State().ToDictionary(s => s.Name, s => s.Value));
             for (int t = 3; t < 6; t++) { first[o].Step(q.Step(t, a)); second[o].Step(q.Step(t, b)); }
-            Assert.Equal(a.Value.ToArray<double>(), b.Value.ToArray<double>());
+            Assert.Equal(a.Data.ToArray<double>(), b.Data.ToArray<double>());
         }
     }
 }

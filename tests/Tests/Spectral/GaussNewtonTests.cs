@@ -18,7 +18,7 @@ public class GaussNewtonTests
         var x = rng.Normal(new Shape(9, 5), dtype: DType.Float64);
         var y = rng.Integers(new Shape(9), 3);
         var gn = GaussNewtonOperator.ForModel(model, loss, x, y);
-        var h = new HessianOperator(Loss.Function(model, loss, x, y), model.Parameters().Select(p => p.Value).ToArray());
+        var h = new HessianOperator(Loss.Function(model, loss, x, y), model.Parameters().Select(p => p.Data).ToArray());
         for (int t = 0; t < 3; t++)
         {
             var v = rng.Normal(new Shape((int)gn.Dimension), dtype: DType.Float64);

@@ -26,7 +26,7 @@ public class GradientNoiseTests
         var rng = new RandomGenerator(4);
         // Away from the initialization's exact zeros (β = 0 after a ReLU's zeros puts a residual ReLU exactly on its
         // kink in evaluation mode, where a central difference halves the slope).
-        foreach (var p in model.Parameters()) p.Value = p.Value + rng.Normal(p.Shape, std: 0.05, dtype: DType.Float64);
+        foreach (var p in model.Parameters()) p.Data = p.Data + rng.Normal(p.Shape, std: 0.05, dtype: DType.Float64);
         return (model, rng.Normal(new Shape(n, 1, 6, 6), dtype: DType.Float64), NdArray.FromArray(Enumerable.Range(0, n).Select(i => (long)(i % 3)).ToArray()));
     }
 
@@ -48,7 +48,7 @@ public class GradientNoiseTests
     public void Per_example_losses_average_to_the_loss_and_their_jvp_matches_finite_differences(string kind, string loss, bool training)
     {
         var (model, x, y) = Make(kind);
-        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         var per = Loss.PerExampleFunction(model, loss, x, y, training);
         var l = per(w).Data.ToArray<double>();
         Assert.Equal(Loss.Function(model, loss, x, y, training)(w).ToScalar(), l.Average(), 1e-12);
@@ -72,7 +72,7 @@ public class GradientNoiseTests
         var gpt = new Gpt(new GptConfig(Vocabulary: 5, Context: 4, Layers: 1, Heads: 1, Width: 4), new RandomGenerator(6), DType.Float64);
         var ids = NdArray.FromArray(new long[] { 0, 1, 2, 3, 4, 3, 2, 1, 1, 1, 2, 2 }, new Shape(3, 4));
         var next = NdArray.FromArray(new long[] { 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 2, 3 }, new Shape(3, 4));
-        var w = gpt.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = gpt.Parameters().Select(p => (Tensor)p.Data).ToArray();
         var per = Loss.PerExampleFunction(gpt, "ce", ids, next)(w).Data.ToArray<double>();
         Assert.Equal(3, per.Length);
         Assert.Equal(Loss.Function(gpt, "ce", ids, next)(w).ToScalar(), per.Average(), 1e-12);
@@ -139,7 +139,7 @@ public class GradientNoiseTests
         var noise = new GradientNoise(model, "ce", x, y, training: false);
         var both = noise.BatchSharpnessBoth(3, 8, new RandomGenerator(5));
         var rng = new RandomGenerator(5);
-        var w = model.Parameters().Select(p => (Tensor)p.Value).ToArray();
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         double sumC = 0, sumN = 0, sumQ = 0;
         for (int k = 0; k < 8; k++)
         {

@@ -27,7 +27,7 @@ public class KfacTests
         {
             var o = model.Forward(new Bindings(ps, p, false), x);
             return loss == "ce" ? Losses.CrossEntropy(o, kfac.SampledTargets!) : Losses.MeanSquaredErrorTo(o, kfac.SampledTargets!);
-        }, ps.Select(p => (Tensor)p.Value).ToArray());
+        }, ps.Select(p => (Tensor)p.Data).ToArray());
         var g = Vectors.Flatten(grad.Select(t => t.Data).ToArray());
         for (int trial = 0; trial < 3; trial++)
         {
@@ -100,7 +100,7 @@ public class KfacTests
         var kfac = KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(5));
         Assert.Empty(kfac.Uncovered);
         var ps = model.Parameters();
-        var grad = Derivatives.Grad(p => Losses.CrossEntropy(model.Forward(new Bindings(ps, p, false), x), kfac.SampledTargets!), ps.Select(p => (Tensor)p.Value).ToArray());
+        var grad = Derivatives.Grad(p => Losses.CrossEntropy(model.Forward(new Bindings(ps, p, false), x), kfac.SampledTargets!), ps.Select(p => (Tensor)p.Data).ToArray());
         var g = Vectors.Flatten(grad.Select(t => t.Data).ToArray());
         var v = rng.Normal(new Shape((int)kfac.Dimension), dtype: DType.Float64);
         GradCheck.AssertClose(kfac.Apply(v), g * g.Dot(v), 1e-12, 1e-14, "KFC vs explicit Fisher");
@@ -157,7 +157,7 @@ public class KfacTests
             {
                 var o = model.Forward(new Bindings(ps, p, training), x);
                 return (Loss.PerExample("ce", o, kfac.SampledTargets!) * pick).Sum();
-            }, ps.Select(p => (Tensor)p.Value).ToArray()).Select(t => t.Data).ToArray()).ToArray<double>();
+            }, ps.Select(p => (Tensor)p.Data).ToArray()).Select(t => t.Data).ToArray()).ToArray<double>();
             for (int r = 0; r < dim; r++) for (int c = 0; c < dim; c++) f[r, c] += g[r] * g[c] / n;
         }
         return f;
@@ -179,9 +179,9 @@ public class KfacTests
             fc = AddModule("fc", new Linear(batchNorm ? 18 : 6, 4, rng, dtype: DType.Float64));
             // γ, β and the running statistics away from their initial 1, 0, 0, 1, so every term of the block counts.
             var ps = Parameters();
-            ps[0].Value = rng.Normal(ps[0].Shape, 1, 0.5, DType.Float64);
-            ps[1].Value = rng.Normal(ps[1].Shape, 0, 0.5, DType.Float64);
-            if (norm is BatchNorm2d bn) (bn.RunningMean.Value, bn.RunningVar.Value) = (rng.Normal(new Shape(2), dtype: DType.Float64), rng.Uniform(new Shape(2), 0.5, 2, DType.Float64));
+            ps[0].Data = rng.Normal(ps[0].Shape, 1, 0.5, DType.Float64);
+            ps[1].Data = rng.Normal(ps[1].Shape, 0, 0.5, DType.Float64);
+            if (norm is BatchNorm2d bn) (bn.RunningMean.Data, bn.RunningVar.Data) = (rng.Normal(new Shape(2), dtype: DType.Float64), rng.Uniform(new Shape(2), 0.5, 2, DType.Float64));
         }
         public override Tensor Forward(Bindings b, Tensor x) => fc.Forward(b, norm.Forward(b, x).Reshape(x.Shape[0], -1));
     }
@@ -242,7 +242,7 @@ public class KfacTests
             {
                 var pick = NdArray.FromArray(Enumerable.Range(0, n).Select(j => j == i ? 1.0 : 0.0).ToArray(), new Shape(n));
                 var g = Derivatives.Grad(p => (Loss.PerExample("ce", model.Forward(new Bindings(ps, p, false), x), kfac.SampledTargets!) * pick).Sum(),
-                    ps.Select(p => (Tensor)p.Value).ToArray())[0].Data.ToArray<double>();
+                    ps.Select(p => (Tensor)p.Data).ToArray())[0].Data.ToArray<double>();
                 for (int r = 0; r < 3; r++) for (int c = 0; c < 3; c++) gm[r, c] += g[ids[i] * 3 + r] * g[ids[i] * 3 + c] / n;
             }
             var (freq, gFactor) = kfac.EmbeddingFactors[0];

@@ -150,7 +150,7 @@ public class SpectralTests
     {
         var rng = new RandomGenerator(7);
         var model = Mlp.Create(rng, 3, "tanh", 4, 3, DType.Float64);
-        var w = model.Parameters().Select(p => p.Value * 2.0).ToArray();
+        var w = model.Parameters().Select(p => p.Data * 2.0).ToArray();
         var x = rng.Normal(new Shape(12, 4), dtype: DType.Float64);
         var y = rng.Integers(new Shape(12), 3);
         var full = Loss.Function(model, "ce", x, y);

@@ -44,7 +44,7 @@ public class DataParallelTests
         var model = Mlp.Create(rng, width: 5, inputs: 6, classes: 3, dtype: DType.Float64);
         var x = rng.Normal(new Shape(23, 6), dtype: DType.Float64);
         var y = rng.Integers(new Shape(23), 3);
-        var values = model.Parameters().Select(p => p.Value).ToArray();
+        var values = model.Parameters().Select(p => p.Data).ToArray();
         var v = rng.Normal(new Shape((int)values.Sum(a => a.Size)), dtype: DType.Float64);
         var whole = new HessianOperator(Loss.Function(model, "ce", x, y), values);
         foreach (int size in new[] { 2, 3, 5 })
@@ -88,9 +88,9 @@ public class DataParallelTests
         long before = DataParallel.Fingerprint(model);
         Assert.Equal(before, DataParallel.Fingerprint(model));
         var p = model.Parameters()[^1];
-        var w = p.Value.ToArray<float>();
+        var w = p.Data.ToArray<float>();
         w[0] = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(w[0]) + 1);   // one ulp
-        p.Value = NdArray.FromArray(w, p.Value.Shape);
+        p.Data = NdArray.FromArray(w, p.Data.Shape);
         Assert.NotEqual(before, DataParallel.Fingerprint(model));
     }
 }

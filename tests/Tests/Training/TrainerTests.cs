@@ -22,7 +22,7 @@ public class TrainerTests
         public void Step(StepContext c)
         {
             if (c.Step == 0) Hv = c.Curvature!().Apply(v);
-            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * 0.01;
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Data = c.Parameters[i].Data - c.Gradients[i] * 0.01;
         }
         public IReadOnlyList<(string Name, NdArray Value)> State() => [];
         public void LoadState(IReadOnlyDictionary<string, NdArray> state) { }
@@ -71,7 +71,7 @@ public class TrainerTests
             // The probe comes after the step's training-mode forward, which has updated BatchNorm's running statistics.
             var (model, _, _) = TinyResNet();
             Trainer.Gradient(model, "ce", x, y, null);
-            var values = model.Parameters().Select(p => p.Value).ToArray();
+            var values = model.Parameters().Select(p => p.Data).ToArray();
             v ??= new RandomGenerator(2).Normal(new Shape((int)values.Sum(a => (long)a.Size)));
             return new HessianOperator(Loss.Function(model, "ce", x, y, training), values).Apply(v).ToArray<float>();
         }
@@ -96,7 +96,7 @@ public class TrainerTests
         var y = NdArray.FromArray(Enumerable.Range(0, 12).Select(i => (long)(i % 3)).ToArray());
         var dir = Path.Combine(Scratch.NewDirectory(), "audit");
         var caeo = new Caeo(0.5, 0.5, probeEvery: 2);
-        var initial = model.Parameters().Select(p => p.Value).ToArray();
+        var initial = model.Parameters().Select(p => p.Data).ToArray();
         double lambda0 = Lanczos.Run(new HessianOperator(Loss.Function(model, "ce", x, y, training: true), initial), 60, tolerance: 1e-6).Values[0];
         var result = new Trainer { Model = model, Optimizer = caeo, Batches = new FullBatchStream(x, y), Steps = 9, Folder = dir, Probe = new ProbeSettings(x, y, true, AuditEvery: 2) }.Run();
         var rows = File.ReadAllLines(Path.Combine(dir, "steps.csv"));
@@ -144,7 +144,7 @@ public class TrainerTests
         public void Step(StepContext c)
         {
             if (c.Step == step) throw new ArithmeticException($"{Name}: the curvature estimate at step {c.Step} is NaN; stopping.");
-            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Value = c.Parameters[i].Value - c.Gradients[i] * 0.1;
+            for (int i = 0; i < c.Parameters.Count; i++) c.Parameters[i].Data = c.Parameters[i].Data - c.Gradients[i] * 0.1;
         }
         public IReadOnlyList<(string Name, NdArray Value)> State() => [];
         public void LoadState(IReadOnlyDictionary<string, NdArray> state) { }
