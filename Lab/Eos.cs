@@ -156,7 +156,6 @@ public static class Eos
             if (s.Flow && (s.Optimizer != "gd" || s.Stochastic))
                 throw new UsageException($"--flow is the limit of full-batch gradient descent and is compared with it: it needs --optimizer gd without --batch (got --optimizer {s.Optimizer}{(s.Stochastic ? $" --batch {s.Batch}" : "")}).");
             if (s.Stochastic && s.Batch > s.N) throw new UsageException($"--batch {s.Batch} is larger than the {s.N} training images (--n).");
-            if (s.Flow && ranks.Size > 1) throw new UsageException("--flow runs in one process (its RK4 steps are not sharded yet); leave out --distributed.");
             var runs = Execute(s, output);
             if (r.GetValue(common.Json) is { } path && ranks.Rank == 0) AtomicFile.WriteAllText(path, SummaryJson(s, runs));
             return 0;
@@ -274,7 +273,7 @@ public static class Eos
         var model = NewModel(s, vocabulary, x.Device);
         var w0 = Vectors.Flatten(ParameterVector.Of(model));
         var projection = new TopProjection(w0);
-        var flow = GradientFlow.Of(model, s.Loss, x, y, s.FlowMaxStepAt(lr), s.FlowAlpha, s.LanczosIterations, s.Seed);
+        var flow = GradientFlow.Of(model, s.Loss, x, y, s.FlowMaxStepAt(lr), s.FlowAlpha, s.LanczosIterations, s.Seed, s.Communicator, s.SyncBatchNorm);
         var rows = new List<FlowRow>();
         foreach (var p in flow.Run(w0, lr * s.ProbeEvery, s.Steps / s.ProbeEvery))
         {

@@ -93,15 +93,27 @@ public sealed class GradientFlow
     /// <summary>
     /// The flow of a model's loss on a fixed batch (training mode, like the steps it is compared with): weights are
     /// the flattened parameters; <paramref name="model"/>'s parameters are left at <paramref name="model"/>'s values.
+    /// Over several <paramref name="ranks"/> each takes its shard of the batch and the loss, gradient and Hessian
+    /// products are share-weighted all-reduces (BatchNorm synchronized when <paramref name="syncBatchNorm"/>), so the
+    /// replicated RK4 steps and their step-size rule see the same numbers on every rank.
     /// </summary>
-    public static GradientFlow Of(Module model, string loss, NdArray inputs, NdArray labels, double maxStep, double alpha = 1, int lanczosIterations = 20, ulong seed = 0)
+    public static GradientFlow Of(Module model, string loss, NdArray inputs, NdArray labels, double maxStep, double alpha = 1, int lanczosIterations = 20, ulong seed = 0,
+        Distributed.ICommunicator? ranks = null, bool syncBatchNorm = false)
     {
+        ranks ??= Distributed.SingleProcess.Instance;
         var shapes = model.Parameters().Select(p => p.Shape).ToArray();
-        var f = Models.Loss.Function(model, loss, inputs, labels, training: true);
+        var (x, share) = Distributed.DataParallel.ShardRows(inputs, ranks);
+        var f = Models.Loss.Function(model, loss, x, Distributed.DataParallel.ShardRows(labels, ranks).Rows, training: true);
+        Distributed.DistributedOperator Spread(HessianOperator local) => new(local, share, ranks, syncBatchNorm && ranks.Size > 1);
         return new GradientFlow
         {
-            LossAndGradient = w => new HessianOperator(f, Vectors.Unflatten(w, shapes)).LossAndGradient(),
-            Hessian = w => new HessianOperator(f, Vectors.Unflatten(w, shapes)),
+            LossAndGradient = w =>
+            {
+                var local = new HessianOperator(f, Vectors.Unflatten(w, shapes));
+                var (l, g) = Spread(local).OnShard(local.LossAndGradient);
+                return ranks.Size == 1 ? (l, g) : (Distributed.DataParallel.WeightedSum(ranks, l, share), Distributed.DataParallel.WeightedSum(ranks, [g], share)[0]);
+            },
+            Hessian = w => ranks.Size == 1 ? new HessianOperator(f, Vectors.Unflatten(w, shapes)) : Spread(new HessianOperator(f, Vectors.Unflatten(w, shapes))),
             MaxStep = maxStep, Alpha = alpha, LanczosIterations = lanczosIterations, Seed = seed,
         };
     }

@@ -161,6 +161,32 @@ public class DistributedCliTests
     }
 
     [MpiFact]
+    public void Eos_with_its_gradient_flow_over_two_ranks_follows_one_process()
+    {
+        string[] Args(string dir) => ["eos", "--data", Data.Value, "--n", "64", "--width", "16", "--lrs", "0.1", "--steps", "40", "--probe-every", "10",
+                                      "--lanczos-iters", "10", "--flow", "--threads", "1", "--out", dir];
+        string one = Path.Combine(Scratch.NewDirectory(), "one"), two = Path.Combine(Scratch.NewDirectory(), "two");
+        var (code, output, err) = LabCli.Run(Args(one));
+        Assert.True(code == 0, err + output);
+        (code, output, err) = Mpi.Run(2, [.. Args(two), "--distributed"]);
+        Assert.True(code == 0, err + output);
+        double[][] Rows(string dir, string file) => File.ReadAllLines(Path.Combine(dir, file)).Skip(1)
+            .Select(l => l.Split(',').Select(c => c.Length == 0 ? double.NaN : double.Parse(c, CultureInfo.InvariantCulture)).ToArray()).ToArray();
+        foreach (var (file, loss, sharpness) in new[] { ("steps.csv", 1, 3), ("flow.csv", 3, 4) })
+        {
+            var a = Rows(one, file);
+            var b = Rows(two, file);
+            Assert.Equal(a.Length, b.Length);
+            for (int i = 0; i < a.Length; i++)
+            {
+                Assert.True(Math.Abs(a[i][loss] - b[i][loss]) <= 1e-5 * Math.Abs(a[i][loss]), $"{file} row {i}: loss {a[i][loss]} vs {b[i][loss]}");
+                if (double.IsFinite(a[i][sharpness]))
+                    Assert.True(Math.Abs(a[i][sharpness] - b[i][sharpness]) <= 1e-4 * Math.Abs(a[i][sharpness]), $"{file} row {i}: sharpness {a[i][sharpness]} vs {b[i][sharpness]}");
+            }
+        }
+    }
+
+    [MpiFact]
     public void Ranks_started_with_different_settings_stop_with_one_error_naming_the_rank()
     {
         var dir = Path.Combine(Scratch.NewDirectory(), "run");
