@@ -7,6 +7,7 @@ using Curvature.Kernels;
 using Curvature.Models;
 using Curvature.Models.Data;
 using Curvature.Spectral;
+using Curvature.Training.Distributed;
 
 namespace Curvature.Lab;
 
@@ -22,9 +23,10 @@ public static class Noise
     public sealed record Report(double Loss, double GradientNorm, Estimate NoiseTrace, string TraceMethod, double NoiseScale, double[] TopEigenvalues,
         double[] NoiseAlongTop, double GradientSharpness, Estimate BatchSharpness, Estimate BatchSharpnessRatioOfMeans, int Examples, long Parameters, bool Coupled, double Seconds);
 
-    internal static Command Command(TextWriter output)
+    internal static Command Command(TextWriter output0)
     {
         var common = new Cli.CommonOptions();
+        var distributed = new DistributedOptions();
         var model = new Option<string?>("--model") { Description = $"Model kind ({string.Join(", ", ModelFiles.Names)}; default: the kind the weights file records)" };
         model.AcceptOnlyFromAmong(ModelFiles.Names);
         var weights = new Option<string>("--weights") { Description = "Weights (safetensors, PyTorch state_dict names)", Required = true };
@@ -41,9 +43,12 @@ public static class Noise
         var cmd = new Command("noise", "Gradient noise of a batch: tr Σ, noise scale, noise along the top eigenvectors, gradient and batch sharpness");
         foreach (var o in new Option[] { model, weights, batch, loss, mode, topk, iters, minibatch, samples, exactLimit, probes }) cmd.Options.Add(o);
         common.AddTo(cmd);
+        distributed.AddTo(cmd);
         cmd.SetAction(r =>
         {
-            var device = common.Apply(r, output);
+            var output = output0;
+            var ranks = distributed.Start(r, ref output);
+            var device = common.Apply(r, output, ranks);
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, null);
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
@@ -53,30 +58,40 @@ public static class Noise
             if (data.Count < 2) throw new LabException($"{batchPath}: {data.Count} example has no gradient noise; give a batch of at least 2.");
             int b = r.GetValue(minibatch) is > 0 and var given ? given : Math.Min(32, data.Count);
             if (b > data.Count) throw new UsageException($"--minibatch {b} is larger than the batch's {data.Count} examples ({batchPath}).");
+            if (ranks.Size > 1 && r.GetValue(mode) == "train" && m.NamedBuffers().Any(t => t.Name.EndsWith("running_mean", StringComparison.Ordinal)))
+                throw new UsageException("noise --distributed: training-mode BatchNorm couples every example's gradient to the whole batch, which a split over the ranks does not see; give --mode eval, or run it in one process.");
             m.To(device);
             var report = Run(m, new Dataset(data.Inputs.To(device), data.Labels.To(device)), lossName, r.GetValue(mode) == "train", r.GetValue(topk), r.GetValue(iters),
-                b, r.GetValue(samples), r.GetValue(exactLimit), r.GetValue(probes), new RandomGenerator(r.GetValue(common.Seed)), output);
+                b, r.GetValue(samples), r.GetValue(exactLimit), r.GetValue(probes), new RandomGenerator(r.GetValue(common.Seed)), output, ranks);
             Print(output, report, lossName, r.GetValue(mode)!, b);
-            if (r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, ToJson(report, kind, lossName, r.GetValue(mode)!, b, r.GetValue(samples)));
+            if (ranks.Rank == 0 && r.GetValue(common.Json) is { } path) AtomicFile.WriteAllText(path, ToJson(report, kind, lossName, r.GetValue(mode)!, b, r.GetValue(samples)));
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>Measures the report (phases are announced on <paramref name="output"/>).</summary>
+    /// <summary>
+    /// Measures the report (phases are announced on <paramref name="output"/>). Over several <paramref name="ranks"/>
+    /// each takes its shard of the batch: per-example quantities are computed where the example is, sums and the
+    /// Hessian's products are all-reduced, and every figure is the whole batch's.
+    /// </summary>
     public static Report Run(Module model, Dataset data, string loss, bool training, int topk, int iterations, int minibatch, int samples, int exactLimit, int probes,
-        RandomGenerator rng, TextWriter output)
+        RandomGenerator rng, TextWriter output, ICommunicator? ranks = null)
     {
+        ranks ??= SingleProcess.Instance;
         var clock = Stopwatch.StartNew();
         var dtype = model.Parameters()[0].Data.DType;
-        var inputs = data.Inputs.DType == dtype || data.Inputs.DType == DType.Int64 ? data.Inputs : data.Inputs.Cast(dtype);
-        var noise = new GradientNoise(model, loss, inputs, data.Labels, training);
+        var (shardInputs, share) = DataParallel.ShardRows(data.Inputs, ranks);
+        var shardLabels = DataParallel.ShardRows(data.Labels, ranks).Rows;
+        var inputs = shardInputs.DType == dtype || shardInputs.DType == DType.Int64 ? shardInputs : shardInputs.Cast(dtype);
+        var noise = new GradientNoise(model, loss, inputs, shardLabels, training, ranks.Size > 1 ? new ExampleShards(ranks, data.Count) : null);
         var (value, g) = noise.LossAndGradient();
         double gg = ParameterVector.Dot(g, g);
         output.WriteLine($"noise: {data.Count} examples{(noise.Coupled ? " (coupled by training-mode BatchNorm)" : "")}; tr Σ {(data.Count <= exactLimit ? $"exact ({data.Count} per-example gradients)" : $"by Hutchinson ({probes} probes)")}");
         var trace = data.Count <= exactLimit ? new Estimate(noise.TraceExact(g), 0, 0) : noise.TraceHutchinson(probes, rng);
         output.WriteLine($"noise: top {topk} eigenpairs (Lanczos, {iterations} iterations)");
-        var op = new HessianOperator(Loss.Function(model, loss, inputs, data.Labels, training), ParameterVector.Of(model));
+        ILinearOperator op = new HessianOperator(Loss.Function(model, loss, inputs, shardLabels, training), ParameterVector.Of(model));
+        if (ranks.Size > 1) op = new DistributedOperator(op, share, ranks);
         var top = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic, start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device), vectors: true);
         var shapes = model.Parameters().Select(p => p.Shape).ToArray();
         var along = top.Vectors!.Select(v => noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(v), shapes))).ToArray();

@@ -27,26 +27,60 @@ public sealed class GradientNoise
     private readonly bool training;
     private readonly Tensor[] w;
     private readonly Func<Tensor[], Tensor> perExample, batchLoss;
+    private readonly IExampleShards? shards;
+    private readonly int local, start;
+    private readonly double share;
 
-    /// <summary>The noise of <paramref name="model"/>'s <paramref name="lossName"/> on a batch, in training or evaluation mode.</summary>
-    public GradientNoise(Module model, string lossName, NdArray inputs, NdArray labels, bool training)
+    /// <summary>
+    /// The noise of <paramref name="model"/>'s <paramref name="lossName"/> on a batch, in training or evaluation mode.
+    /// With <paramref name="shards"/>, <paramref name="inputs"/> and <paramref name="labels"/> are this replica's
+    /// examples of a batch split over replicas, and every figure is the whole batch's: means and sums over examples
+    /// are summed over the replicas (every replica calls every method, in the same order). Examples coupled by
+    /// training-mode BatchNorm cannot be split so.
+    /// </summary>
+    public GradientNoise(Module model, string lossName, NdArray inputs, NdArray labels, bool training, IExampleShards? shards = null)
     {
         this.model = model;
         loss = lossName;
         this.inputs = inputs;
         this.labels = labels;
         this.training = training;
-        Count = inputs.Shape[0];
+        this.shards = shards;
+        local = inputs.Shape[0];
+        start = shards?.Start ?? 0;
+        Count = shards?.Total ?? local;
+        share = local / (double)Count;
         if (Count < 2) throw new ArgumentException($"gradient noise: a batch of {Count} example has no spread; give at least 2.");
         w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
         perExample = Loss.PerExampleFunction(model, lossName, inputs, labels, training);
         batchLoss = Loss.Function(model, lossName, inputs, labels, training);
         // Training-mode BatchNorm normalizes by the batch's own statistics: every ℓᵢ depends on every example.
         Coupled = training && model.StateDict().Any(t => t.Name.EndsWith("running_mean", StringComparison.Ordinal));
+        if (Coupled && shards is not null)
+            throw new ArgumentException("gradient noise: training-mode BatchNorm couples every example's loss to the whole batch, which a split over replicas does not see; measure in evaluation mode, or in one process.");
     }
 
-    /// <summary>Examples in the batch.</summary>
+    /// <summary>Examples in the batch (over every replica).</summary>
     public int Count { get; }
+
+    /// <summary>Σ over replicas of <paramref name="values"/> (themselves without replicas).</summary>
+    private double[] Reduce(double[] values) => shards is null ? values : shards.Sum(values);
+
+    /// <summary>Σ over replicas of weight·arrays, as arrays of the same shapes, dtypes and device.</summary>
+    private NdArray[] Reduce(IReadOnlyList<NdArray> arrays, double weight)
+    {
+        if (shards is null) return arrays.ToArray();
+        var flat = Reduce(arrays.SelectMany(a => a.ToDoubleArray()).Select(v => weight * v).ToArray());
+        var result = new NdArray[arrays.Count];
+        int at = 0;
+        for (int k = 0; k < arrays.Count; k++)
+        {
+            int n = (int)arrays[k].Size;
+            result[k] = NdArray.FromArray(flat[at..(at + n)], arrays[k].Shape, arrays[k].Device).Cast(arrays[k].DType);
+            at += n;
+        }
+        return result;
+    }
 
     /// <summary>Whether the examples' losses depend on one another (training-mode BatchNorm).</summary>
     public bool Coupled { get; }
@@ -55,14 +89,20 @@ public sealed class GradientNoise
     public (double Loss, NdArray[] Gradient) LossAndGradient()
     {
         var (value, grad) = Derivatives.ValueAndGrad(batchLoss, w);
-        return (value.ToScalar(), grad.Select(g => g.Data).ToArray());
+        if (shards is null) return (value.ToScalar(), grad.Select(g => g.Data).ToArray());
+        return (Reduce([share * value.ToScalar()])[0], Reduce(grad.Select(g => g.Data).ToArray(), share));
     }
 
     /// <summary>Every example's directional derivative gᵢᵀv along <paramref name="v"/> (parameter arrays), from one JVP.</summary>
     public double[] Directional(IReadOnlyList<NdArray> v)
     {
         var (_, tangent) = Derivatives.Jvp(perExample, w, v.Select(a => (Tensor)a).ToArray());
-        return tangent.Data.Cast(DType.Float64).ToArray<double>();
+        var mine = tangent.Data.Cast(DType.Float64).ToArray<double>();
+        if (shards is null) return mine;
+        // Each replica fills its own examples' places; the sum over replicas is the whole batch's vector.
+        var all = new double[Count];
+        mine.CopyTo(all, start);
+        return Reduce(all);
     }
 
     /// <summary>vᵀΣv = (1/(n − 1))·Σᵢ (gᵢᵀv − ḡᵀv)² along <paramref name="v"/>, exactly (one JVP).</summary>
@@ -73,7 +113,7 @@ public sealed class GradientNoise
     {
         mean ??= LossAndGradient().Gradient;
         double sum = 0;
-        for (int i = 0; i < Count; i++)
+        for (int i = 0; i < local; i++)
         {
             var g = ExampleGradient(i);
             for (int j = 0; j < g.Length; j++)
@@ -82,7 +122,7 @@ public sealed class GradientNoise
                 sum += d.Dot(d);
             }
         }
-        return sum / (Count - 1);
+        return Reduce([sum])[0] / (Count - 1);
     }
 
     /// <summary>tr Σ by Hutchinson: the mean of zᵀΣz over <paramref name="probes"/> Rademacher directions z (one JVP each), with its standard error.</summary>
@@ -95,24 +135,28 @@ public sealed class GradientNoise
         return Summarize(samples);
     }
 
-    /// <summary>Example <paramref name="i"/>'s gradient gᵢ = ∇ℓᵢ (parameter arrays).</summary>
+    /// <summary>Example <paramref name="i"/>'s gradient gᵢ = ∇ℓᵢ (parameter arrays); with replicas, the i-th of this replica's examples.</summary>
     public NdArray[] ExampleGradient(int i)
     {
-        if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(i), i, $"the batch holds {Count} examples.");
+        if (i < 0 || i >= local) throw new ArgumentOutOfRangeException(nameof(i), i, $"the batch holds {local} examples{(shards is null ? "" : " on this replica")}.");
         if (!Coupled)
         {
             // Independent examples: the loss of a batch of one is ℓᵢ.
             var one = Loss.Function(model, loss, inputs.Rows(i, 1), labels.Rows(i, 1), training);
             return Derivatives.Grad(one, w).Select(g => g.Data).ToArray();
         }
-        var e = new double[Count];
+        var e = new double[local];
         e[i] = 1;
-        var (_, cotangents) = Derivatives.Vjp(perExample, w, NdArray.FromArray(e, new Shape(Count)).Cast(w[0].DType));
+        var (_, cotangents) = Derivatives.Vjp(perExample, w, NdArray.FromArray(e, new Shape(local)).Cast(w[0].DType));
         return cotangents.Select(c => c.Data).ToArray();
     }
 
     /// <summary>The gradient sharpness ḡᵀHḡ / ‖ḡ‖² of the batch loss (one HVP).</summary>
-    public double GradientSharpness() => Sharpness(batchLoss);
+    public double GradientSharpness()
+    {
+        var (ghg, gg) = Quadratic(batchLoss, share);
+        return gg > 0 ? ghg / gg : double.NaN;
+    }
 
     /// <summary>
     /// The batch sharpness: the mean over <paramref name="samples"/> minibatches B of <paramref name="size"/>
@@ -137,8 +181,11 @@ public sealed class GradientNoise
         var norms = new double[samples];
         for (int k = 0; k < samples; k++)
         {
+            // Drawn from the whole batch (every replica draws the same); each replica contributes its members of it.
             var pick = Models.Data.Dataset.Permutation(Count, rng)[..size];
-            (curvature[k], norms[k]) = Quadratic(Loss.Function(model, loss, SelectRows(inputs, pick), SelectRows(labels, pick), training));
+            var mine = pick.Where(i => i >= start && i < start + local).Select(i => i - start).ToArray();
+            (curvature[k], norms[k]) = mine.Length == 0 ? Quadratic(null, 0)
+                : Quadratic(Loss.Function(model, loss, SelectRows(inputs, mine), SelectRows(labels, mine), training), mine.Length / (double)size);
             quotients[k] = norms[k] > 0 ? curvature[k] / norms[k] : double.NaN;
         }
         var meanOfRatios = samples == 1 ? new Estimate(quotients[0], double.NaN, 1) : Summarize(quotients);
@@ -154,19 +201,18 @@ public sealed class GradientNoise
         return new BatchSharpnessEstimate(meanOfRatios, new Estimate(ratio, stderr, samples));
     }
 
-    private double Sharpness(Func<Tensor[], Tensor> f)
+    /// <summary>
+    /// gᵀHg and ‖g‖² of a loss at the current weights (one gradient, one HVP). With replicas, <paramref name="f"/> is
+    /// this replica's part of the loss, weighing <paramref name="weight"/> in it (null: none of it), and g and Hg are
+    /// the weighted sums over replicas, the HVP taken along the whole g.
+    /// </summary>
+    private (double Curvature, double SquaredNorm) Quadratic(Func<Tensor[], Tensor>? f, double weight)
     {
-        var (ghg, gg) = Quadratic(f);
-        return gg > 0 ? ghg / gg : double.NaN;
-    }
-
-    /// <summary>gᵀHg and ‖g‖² of a loss at the current weights (one gradient, one HVP).</summary>
-    private (double Curvature, double SquaredNorm) Quadratic(Func<Tensor[], Tensor> f)
-    {
-        var g = Derivatives.Grad(f, w);
-        var hg = Derivatives.Hvp(f, w, g).Product;
+        NdArray[] Zeros() => w.Select(p => p.Data.ZerosLike()).ToArray();
+        var g = Reduce(f is null ? Zeros() : Derivatives.Grad(f, w).Select(t => t.Data).ToArray(), weight);
+        var hg = Reduce(f is null ? Zeros() : Derivatives.Hvp(f, w, g.Select(a => (Tensor)a).ToArray()).Product.Select(t => t.Data).ToArray(), weight);
         double gg = 0, ghg = 0;
-        for (int j = 0; j < g.Length; j++) { gg += g[j].Data.Dot(g[j].Data); ghg += g[j].Data.Dot(hg[j].Data); }
+        for (int j = 0; j < g.Length; j++) { gg += g[j].Dot(g[j]); ghg += g[j].Dot(hg[j]); }
         return (ghg, gg);
     }
 
@@ -191,6 +237,17 @@ public sealed class GradientNoise
         double var = samples.Sum(x => (x - mean) * (x - mean)) / (samples.Length - 1);
         return new Estimate(mean, Math.Sqrt(var / samples.Length), samples.Length);
     }
+}
+
+/// <summary>How <see cref="GradientNoise"/>'s batch is split over replicas.</summary>
+public interface IExampleShards
+{
+    /// <summary>The index, in the whole batch, of this replica's first example (its examples are contiguous).</summary>
+    int Start { get; }
+    /// <summary>Examples in the whole batch.</summary>
+    int Total { get; }
+    /// <summary>The element-wise sum of <paramref name="values"/> over the replicas (a collective).</summary>
+    double[] Sum(double[] values);
 }
 
 /// <summary>The batch sharpness read two ways from the same minibatches (<see cref="GradientNoise.BatchSharpnessBoth"/>).</summary>

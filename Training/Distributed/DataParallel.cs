@@ -274,6 +274,25 @@ public sealed class DistributedOperator(ILinearOperator local, double share, ICo
     public NdArray Apply(NdArray v) => DataParallel.WeightedSum(comm, [OnShard(() => local.Apply(v))], share)[0];
 }
 
+/// <summary>A batch split over the ranks as <see cref="GradientNoise"/> takes it: this rank's contiguous shard and sums over the ranks.</summary>
+/// <param name="comm">The ranks.</param>
+/// <param name="total">Examples in the whole batch.</param>
+public sealed class ExampleShards(ICommunicator comm, int total) : IExampleShards
+{
+    /// <inheritdoc/>
+    public int Start { get; } = DataParallel.Shard(total, comm.Rank, comm.Size).Start;
+    /// <inheritdoc/>
+    public int Total => total;
+
+    /// <inheritdoc/>
+    public double[] Sum(double[] values)
+    {
+        var copy = (double[])values.Clone();
+        comm.AllReduceSum(copy);
+        return copy;
+    }
+}
+
 /// <summary>The ranks as the replica group of <see cref="Autodiff.Primitives.CrossReplicaSum"/>: sums staged through the host, this rank's share of the batch.</summary>
 /// <param name="comm">The ranks.</param>
 /// <param name="share">This rank's share of the batch in the computation at hand.</param>

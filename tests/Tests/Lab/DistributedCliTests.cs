@@ -187,6 +187,50 @@ public class DistributedCliTests
     }
 
     [MpiFact]
+    public void Three_ranks_measure_the_one_process_gradient_noise_exactly_and_by_hutchinson()
+    {
+        var dir = Scratch.NewDirectory();
+        var (w, b, _, _) = SpectrumCliTests.Files(dir);
+        foreach (var limit in new[] { "100", "0" })                    // tr Σ from per-example gradients, then by Hutchinson
+        {
+            string[] Args(string json) => ["noise", "--model", "mlp", "--weights", w, "--batch", b, "--loss", "ce", "--topk", "2", "--iters", "30",
+                                           "--minibatch", "5", "--samples", "6", "--exact-limit", limit, "--probes", "8", "--threads", "1", "--json", json];
+            string j1 = Path.Combine(dir, $"one{limit}.json"), j3 = Path.Combine(dir, $"three{limit}.json");
+            var (code, output, err) = LabCli.Run(Args(j1));
+            Assert.True(code == 0, err + output);
+            (code, output, err) = Mpi.Run(3, [.. Args(j3), "--distributed"]);       // 20 examples: shards of 7, 7 and 6
+            Assert.True(code == 0, err + output);
+            using var one = JsonDocument.Parse(File.ReadAllText(j1));
+            using var three = JsonDocument.Parse(File.ReadAllText(j3));
+            double[] Values(JsonDocument d, string key) => d.RootElement.GetProperty(key) is { ValueKind: JsonValueKind.Array } a
+                ? a.EnumerateArray().Select(x => x.GetDouble()).ToArray() : [d.RootElement.GetProperty(key).GetDouble()];
+            foreach (var key in new[] { "loss", "gradient_norm", "noise_trace", "noise_trace_stderr", "noise_scale", "top_eigenvalues", "noise_along_top",
+                                        "gradient_sharpness", "batch_sharpness", "batch_sharpness_ratio_of_means" })
+            {
+                var x = Values(one, key);
+                var y = Values(three, key);
+                for (int i = 0; i < x.Length; i++)
+                    Assert.True(Math.Abs(x[i] - y[i]) <= 1e-8 * Math.Max(1, Math.Abs(x[i])), $"{key}[{i}] (exact limit {limit}): one process {x[i]}, three ranks {y[i]}");
+            }
+            Assert.True(Values(one, "noise_trace")[0] > 0);
+        }
+    }
+
+    [MpiFact]
+    public void Noise_over_ranks_refuses_examples_coupled_by_batchnorm()
+    {
+        var dir = Scratch.NewDirectory();
+        var rng = new RandomGenerator(1);
+        var model = ResNet.ResNet20(rng, dtype: DType.Float64);
+        string w = Path.Combine(dir, "w.safetensors"), b = Path.Combine(dir, "b.safetensors");
+        Safetensors.Save(model, w);
+        BatchFile.Write(b, rng.Normal(new Shape(4, 1, 28, 28), dtype: DType.Float64), rng.Integers(new Shape(4), 10));
+        var (code, output, err) = Mpi.Run(2, "noise", "--model", "resnet20", "--weights", w, "--batch", b, "--threads", "1", "--distributed");
+        Assert.NotEqual(0, code);
+        Assert.Contains("training-mode BatchNorm couples every example's gradient to the whole batch", err + output);
+    }
+
+    [MpiFact]
     public void Ranks_started_with_different_settings_stop_with_one_error_naming_the_rank()
     {
         var dir = Path.Combine(Scratch.NewDirectory(), "run");
