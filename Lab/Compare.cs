@@ -236,8 +236,6 @@ public static class Compare
         {
             if (r.ValueOf(preset) == "transfer" && r.ValueOf(run.Task) == "gpt-shakespeare") r.AddError("--preset transfer is for the image tasks (it splits the classes).");
             if (r.ValueOf(preset) is not null && r.ValueOf(run.Init) is not null) r.AddError($"--preset {r.ValueOf(preset)} chooses its own starting weights; leave out --init.");
-            if (r.ValueOf(preset) is not null && r.ValueOf(run.Distributed.Enabled))
-                r.AddError($"--preset {r.ValueOf(preset)} runs in one process for now; --distributed takes compare's plain comparison (and train, eos, sweep, spectrum).");
         });
         cmd.SetAction(r =>
         {

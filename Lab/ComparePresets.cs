@@ -51,6 +51,8 @@ internal static class ComparePresets
         }
         var final = s with { Variants = ForSpecs(chosen, defaults), Title = (s.Title ?? "Optimizer comparison") + ", tuned rates" };
         var result = Compare.Execute(final, output, commandLine);
+        // Every rank chose the same rates (their runs' validation losses are the same numbers); rank 0 writes.
+        if (!s.WritesFiles) return result;
         SensitivityPlot(grids.Select(g => (g.Spec.Text, g.Key, g.Points.Select(p => (p.Value, p.ValLoss)).ToArray())).ToArray(), Path.Combine(s.Out, "sensitivity.png"));
         var sb = new StringBuilder(File.ReadAllText(Path.Combine(s.Out, "report.md")));
         sb.AppendLine();
@@ -95,6 +97,8 @@ internal static class ComparePresets
         var pre = s with { Variants = pretrain, Classes = first, Out = Path.Combine(s.Out, "pretrain"), Title = $"Transfer, stage 1: pretraining on classes {string.Join(",", first)}",
                            Init = null, ResetHead = false };
         Compare.Execute(pre, output, commandLine + "  (pretraining)");
+        // Every rank fine-tunes from the weights rank 0 wrote: they must be on disk first.
+        s.Communicator.Barrier();
         var sb = new StringBuilder();
         sb.AppendLine($"# Transfer: pretrain on classes {string.Join(",", first)}, fine-tune on classes {string.Join(",", second)}: {s.Task}");
         sb.AppendLine();
@@ -109,9 +113,11 @@ internal static class ComparePresets
             var fine = s with { Classes = second, Init = Path.Combine(pre.Out, FolderName(p.Label), "seed{seed}", "model.safetensors"), ResetHead = true,
                                 Out = Path.Combine(s.Out, folder), Title = $"Transfer, stage 2: fine-tuning on classes {string.Join(",", second)} from `{p.Label}`" };
             last = Compare.Execute(fine, output, commandLine + $"  (fine-tuning from {p.Label})");
+            if (!s.WritesFiles) continue;
             sb.AppendLine();
             sb.AppendLine(File.ReadAllText(Path.Combine(fine.Out, "report.md")).Replace("\n# ", "\n## ", StringComparison.Ordinal).Insert(0, "#"));
         }
+        if (!s.WritesFiles) return last;
         AtomicFile.WriteAllText(Path.Combine(s.Out, "report.md"), sb.ToString());
         output.WriteLine($"transfer: wrote {Path.Combine(s.Out, "report.md")}");
         return last;

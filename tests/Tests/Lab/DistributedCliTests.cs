@@ -231,6 +231,26 @@ public class DistributedCliTests
     }
 
     [MpiFact]
+    public void Transfer_over_two_ranks_fine_tunes_from_the_weights_rank_0_wrote_as_one_process_does()
+    {
+        string[] Args(string dir) => ["compare", "--task", "mlp-fmnist", "--data", Data.Value, "--preset", "transfer", "--optimizers", "sgd,momentum", "--pretrain", "sgd",
+                                      "--seeds", "1", "--steps", "15", "--batch", "32", "--train", "200", "--val", "50", "--eval-every", "5", "--threads", "1", "--out", dir];
+        string one = Path.Combine(Scratch.NewDirectory(), "one"), two = Path.Combine(Scratch.NewDirectory(), "two");
+        var (code, output, err) = LabCli.Run(Args(one));
+        Assert.True(code == 0, err + output);
+        (code, output, err) = Mpi.Run(2, [.. Args(two), "--distributed"]);
+        Assert.True(code == 0, err + output);
+        Assert.True(File.Exists(Path.Combine(two, "report.md")));
+        foreach (var run in new[] { "pretrain/sgd/seed0", "finetune-from-sgd/momentum/seed0" })
+        {
+            var a = Losses(Path.Combine(one, run));
+            var b = Losses(Path.Combine(two, run));
+            Assert.Equal(15, b.Length);
+            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-5 * Math.Abs(a[i]), $"{run} step {i}: {a[i]} vs {b[i]}");
+        }
+    }
+
+    [MpiFact]
     public void Ranks_started_with_different_settings_stop_with_one_error_naming_the_rank()
     {
         var dir = Path.Combine(Scratch.NewDirectory(), "run");
