@@ -50,6 +50,7 @@ namespace Curvature.Bench
             root.Subcommands.Add(Table("conv", "ResNet-20's convolutions (forward, both adjoints, pairs) vs OpenBLAS GEMM", QuickTables.Convolutions));
             root.Subcommands.Add(Table("elementwise", "Memory-bound ops on 8 MB and the normalization kernels vs a streaming scale-shift", QuickTables.ElementWiseOps));
             root.Subcommands.Add(Table("batchnorm", "A training-mode BatchNorm layer: fused primitive vs Normalize + ScaleShift", QuickTables.BatchNormLayer));
+            root.Subcommands.Add(Table("noise", "Per-example gradients and directional derivatives vs a batch gradient, and Lab noise vs Lab spectrum, on the MLP at batch 1,000", QuickTables.Noise));
 
             var only = new Option<string?>("--only") { Description = $"One model (a key or its prefix: {string.Join(", ", ModelKeys)})" };
             only.Validators.Add(r =>

@@ -439,6 +439,47 @@ internal static class QuickTables
         Console.WriteLine($"| (20 HVPs + own work) / 20 HVPs | {(ms[0] + ms[2]) / ms[0]:0.000} |");
     }
 
+    /// <summary>
+    /// <c>noise --quick</c>: the gradient-noise targets of issue 28 on the MLP (784-200-200-10 tanh, cross-entropy,
+    /// float32) at batch 1,000, interleaved in one run: every example's gradient (1,000 reverse passes of one example)
+    /// and every example's directional derivative along one direction (one JVP) against one batch gradient (target: per-example
+    /// gradients within 3×), and <c>Lab noise</c>'s report against <c>Lab spectrum</c>'s at the same k = 5 and 40 Lanczos
+    /// iterations (target: within 3×).
+    /// </summary>
+    public static void Noise(int repeats)
+    {
+        Header();
+        var rng = new RandomGenerator(0);
+        var model = Models.Mlp.Create(rng);
+        var x = rng.Normal(new Shape(1000, 784));
+        var y = rng.Integers(new Shape(1000), 10);
+        var w = model.Parameters().Select(p => (Tensor)p.Data).ToArray();
+        var f = Loss.Function(model, "ce", x, y);
+        var noise = new GradientNoise(model, "ce", x, y, training: false);
+        var v = w.Select(t => rng.Normal(t.Shape)).ToArray();
+        var data = new Models.Data.Dataset(x, y);
+        var quiet = TextWriter.Null;
+        int reportRepeats = Math.Max(3, repeats / 3);
+        var ms = Timing.InterleavedMedianMs(
+        [
+            () => Derivatives.ValueAndGrad(f, w),
+            () => { for (int i = 0; i < noise.Count; i++) noise.ExampleGradient(i); },
+            () => noise.Directional(v),
+        ], warmup: 1, repeats: repeats);
+        var reports = Timing.InterleavedMedianMs(
+        [
+            () => Curvature.Lab.Noise.Run(model, data, "ce", false, topk: 5, iterations: 40, minibatch: 32, samples: 20, exactLimit: 2000, probes: 50, new RandomGenerator(1), quiet),
+            () => Curvature.Lab.Spectrum.Run(model, data, "ce", false, topk: 5, iterations: 40, probes: 10, chunk: 1000, new RandomGenerator(1)),
+        ], warmup: 1, repeats: reportRepeats);
+        Console.WriteLine("| MLP 784-200-200-10 tanh, cross-entropy, batch 1,000, float32 | ms | ratio | target |");
+        Console.WriteLine("|---|---|---|---|");
+        Console.WriteLine($"| one batch gradient | {F(ms[0])} | 1 | |");
+        Console.WriteLine($"| all 1,000 per-example gradients (1,000 reverse passes of one example) | {F(ms[1])} | {ms[1] / ms[0]:0.0} | ≤ 3 |");
+        Console.WriteLine($"| every example's gᵢᵀv (one JVP of the per-example losses) | {F(ms[2])} | {ms[2] / ms[0]:0.00} | |");
+        Console.WriteLine($"| `Lab spectrum` report (k 5, 40 iterations, 10 SLQ probes) | {F(reports[1])} | 1 | |");
+        Console.WriteLine($"| `Lab noise` report (k 5, 40 iterations, exact tr Σ, 20 minibatches of 32) | {F(reports[0])} | {reports[0] / reports[1]:0.00} | ≤ 3 |");
+    }
+
     /// <summary>diag(d)·v: an operator whose product costs one pass over the vector.</summary>
     private sealed class DiagonalOperator(NdArray d) : ILinearOperator
     {

@@ -28,7 +28,7 @@ public class BenchCommandLineTests
         var (code, output, error) = Bench(args);
         Assert.True(code == 2, $"exit {code}\n{error}\n{output}");
         Assert.Contains(expected, error);
-        Assert.Contains("verbs: gemm, mlp, lanczos, conv, elementwise, batchnorm, models, suites", error);
+        Assert.Contains("verbs: gemm, mlp, lanczos, conv, elementwise, batchnorm, noise, models, suites", error);
         Assert.DoesNotContain("GFLOP/s", output); // nothing was timed
     }
 
@@ -37,7 +37,7 @@ public class BenchCommandLineTests
     {
         var (code, output, error) = Bench("--help");
         Assert.True(code == 0, error);
-        foreach (var verb in new[] { "gemm", "mlp", "lanczos", "conv", "elementwise", "batchnorm", "models", "suites" })
+        foreach (var verb in new[] { "gemm", "mlp", "lanczos", "conv", "elementwise", "batchnorm", "noise", "models", "suites" })
             Assert.Contains(verb, output);
     }
 }
