@@ -112,6 +112,12 @@ public sealed class GradientNoise
     public double TraceExact(IReadOnlyList<NdArray>? mean = null)
     {
         mean ??= LossAndGradient().Gradient;
+        if (SquaredNormSum() is { } squares)
+        {
+            // Σᵢ ‖gᵢ − ḡ‖² = Σᵢ ‖gᵢ‖² − n‖ḡ‖², since Σᵢ gᵢ = n·ḡ.
+            double meanSquare = mean.Sum(m => m.Dot(m));
+            return (Reduce([squares])[0] - Count * meanSquare) / (Count - 1);
+        }
         double sum = 0;
         for (int i = 0; i < local; i++)
         {
@@ -123,6 +129,47 @@ public sealed class GradientNoise
             }
         }
         return Reduce([sum])[0] / (Count - 1);
+    }
+
+    /// <summary>
+    /// Σᵢ ‖gᵢ‖² over this replica's examples in one reverse pass, when every parameter belongs to a Linear layer that
+    /// sees each example as one row (the MLP): there example i's gradient of a layer is δᵢ·ãᵢᵀ (δᵢ its output
+    /// gradient, ãᵢ its input with a 1 for the bias), whose squared norm is ‖δᵢ‖²·‖ãᵢ‖² (Goodfellow 2015, "Efficient
+    /// per-example gradient computations"); the δᵢ are the gradients of Σᵢ ℓᵢ at zero perturbations of the layers'
+    /// outputs, as K-FAC takes them. Null for any other model (each example then takes its own reverse pass).
+    /// </summary>
+    private double? SquaredNormSum()
+    {
+        if (Coupled) return null;
+        var ps = model.Parameters();
+        var values = ps.Select(p => (Tensor)p.Data).ToArray();
+        var taps = new List<(Module Layer, NdArray Input, Shape Output)>();
+        model.Forward(new Bindings(ps, values, training) { Tap = (m, x, y) => { taps.Add((m, x.Data, y.Shape)); return y; } }, inputs);
+        var owned = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        foreach (var (layer, input, output) in taps)
+        {
+            if (layer is not Models.Layers.Linear linear || input.Rank != 2 || input.Shape[0] != local || output[0] != local) return null;
+            if (!owned.Add(linear.Weight) || linear.Bias is { } b && !owned.Add(b)) return null;
+        }
+        if (owned.Count != ps.Count) return null;
+        var zeros = taps.Select(t => (Tensor)NdArray.Zeros(t.Output, w[0].DType, w[0].Data.Device)).ToArray();
+        var deltas = Derivatives.Grad(eps =>
+        {
+            int i = 0;
+            var o = model.Forward(new Bindings(ps, values, training) { Tap = (m, x, y) => y + eps[i++] }, inputs);
+            return Loss.PerExample(loss, o, labels).Sum();
+        }, zeros);
+        double total = 0;
+        for (int l = 0; l < taps.Count; l++)
+        {
+            var d = deltas[l].Data;
+            var a = taps[l].Input;
+            var dd = (d * d).Sum([1]).Cast(DType.Float64).ToArray<double>();
+            var aa = (a * a).Sum([1]).Cast(DType.Float64).ToArray<double>();
+            bool bias = ((Models.Layers.Linear)taps[l].Layer).Bias is not null;
+            for (int i = 0; i < local; i++) total += dd[i] * (aa[i] + (bias ? 1 : 0));
+        }
+        return total;
     }
 
     /// <summary>tr Σ by Hutchinson: the mean of zᵀΣz over <paramref name="probes"/> Rademacher directions z (one JVP each), with its standard error.</summary>

@@ -106,6 +106,24 @@ public class GradientNoiseTests
         Assert.True(Math.Abs(h.Value - exact) <= 4 * h.StandardError, $"Hutchinson {h.Value} ± {h.StandardError} vs exact {exact}");
     }
 
+    [Theory]
+    [InlineData("ce")]
+    [InlineData("mse")]
+    public void The_mlps_one_pass_trace_equals_the_sum_over_its_per_example_gradients(string loss)
+    {
+        // TraceExact takes the MLP's per-example squared norms from one reverse pass (‖δᵢ‖²·‖ãᵢ‖² per layer);
+        // the reference is every example's own gradient.
+        var (model, x, y) = Mlp();
+        var noise = new GradientNoise(model, loss, x, y, training: false);
+        var (_, mean) = noise.LossAndGradient();
+        double reference = 0;
+        for (int i = 0; i < noise.Count; i++)
+            reference += noise.ExampleGradient(i).Zip(mean, (g, m) => (g - m).Dot(g - m)).Sum();
+        reference /= noise.Count - 1;
+        Assert.True(reference > 0);
+        Assert.Equal(reference, noise.TraceExact(mean), 1e-10 * reference);
+    }
+
     private static NdArray OneHot(Shape s, long j)
     {
         var a = new double[s.Size];
