@@ -441,10 +441,10 @@ internal static class QuickTables
 
     /// <summary>
     /// <c>noise --quick</c>: the gradient-noise targets of issue 28 on the MLP (784-200-200-10 tanh, cross-entropy,
-    /// float32) at batch 1,000, interleaved in one run: every example's gradient (1,000 reverse passes of one example)
-    /// , every example's directional derivative along one direction (one JVP) and the exact tr Σ (per-example squared
-    /// norms from one reverse pass) against one batch gradient (target: per-example gradients within 3×), and <c>Lab noise</c>'s report against <c>Lab spectrum</c>'s at the same k = 5 and 40 Lanczos
-    /// iterations (target: within 3×).
+    /// float32) at batch 1,000, interleaved in one run: every example's gradient (1,000 reverse passes of one example),
+    /// every example's directional derivative along one direction (one JVP) and the exact tr Σ (per-example squared
+    /// norms from one reverse pass) against one batch gradient (target: per-example gradients within 3×), and
+    /// <c>Lab noise</c>'s report against <c>Lab spectrum</c>'s at the same k = 5 and 40 Lanczos iterations (target: within 3×).
     /// </summary>
     public static void Noise(int repeats)
     {
