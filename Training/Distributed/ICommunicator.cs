@@ -4,7 +4,8 @@ namespace Curvature.Training.Distributed;
 /// The collective operations data-parallel training and distributed curvature need, over a group of processes
 /// (ranks 0 to <see cref="Size"/> − 1): an all-reduce of arrays in place, a broadcast, an all-gather of one
 /// number per rank, a barrier and an abort. Every rank calls every collective in the same order; results of an
-/// all-reduce are the same bits on every rank, so replicated state (weights, Lanczos vectors) stays replicated.
+/// all-reduce must be the same bits on every rank (Open MPI's reductions of commutative sums are; the trainer checks
+/// the weights' fingerprints at every checkpoint), so replicated state (weights, Lanczos vectors) stays replicated.
 /// Arrays are host arrays: device data is staged through the host (NCCL would be the next step for GPUs).
 /// </summary>
 public interface ICommunicator
