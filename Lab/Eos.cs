@@ -457,18 +457,20 @@ public static class Eos
         {
             var r = runs[i];
             var lossPlot = mp.GetPlot(i);
-            var gdLoss = lossPlot.Add.ScatterLine(r.Rows.Select(x => (double)x.Step).ToArray(), r.Rows.Select(x => x.Loss).ToArray());
+            // A log axis: the late phase (losses of 1e-3 to 1e-13 on a memorized batch) and the gap between GD and the flow stay visible.
+            var gdLoss = lossPlot.Add.ScatterLine(r.Rows.Select(x => (double)x.Step).ToArray(), r.Rows.Select(x => LogAxis.Of(x.Loss)).ToArray());
             if (r.Flow.Count > 0)
             {
                 gdLoss.LegendText = "GD";
-                var fl = lossPlot.Add.ScatterLine(r.Flow.Select(f => (double)f.Step).ToArray(), r.Flow.Select(f => f.Loss).ToArray());
+                var fl = lossPlot.Add.ScatterLine(r.Flow.Select(f => (double)f.Step).ToArray(), r.Flow.Select(f => LogAxis.Of(f.Loss)).ToArray());
                 fl.LegendText = "gradient flow (t = η·step)";
                 fl.LinePattern = LinePattern.Dotted;
                 fl.MarkerSize = 3;
                 lossPlot.ShowLegend(Edge.Bottom);
             }
             lossPlot.Title($"η = {r.LearningRate}");
-            lossPlot.YLabel("training loss");
+            lossPlot.YLabel("training loss (log scale)");
+            LogAxis.Label(lossPlot);
             lossPlot.XLabel("step");
 
             var sharpPlot = mp.GetPlot(runs.Count + i);

@@ -237,19 +237,15 @@ public static class Train
         // Log axis, a bias-corrected exponential average (no kink where a trailing window would fill), the held-out loss as markers.
         var xs = Enumerable.Range(0, losses.Length).Select(i => (double)i).ToArray();
         var plot = new Plot();
-        var train = plot.Add.ScatterLine(xs, RunMetrics.ExponentialAverage(losses, 50).Select(v => v > 0 ? Math.Log10(v) : double.NaN).ToArray());
+        var train = plot.Add.ScatterLine(xs, RunMetrics.ExponentialAverage(losses, 50).Select(LogAxis.Of).ToArray());
         train.LegendText = "training loss (minibatch, exponential average, span 50)";
         if (evals.Count > 0)
         {
-            var held = plot.Add.ScatterLine(evals.Select(e => (double)e.Step).ToArray(), evals.Select(e => e.HeldOutLoss > 0 ? Math.Log10(e.HeldOutLoss) : double.NaN).ToArray());
+            var held = plot.Add.ScatterLine(evals.Select(e => (double)e.Step).ToArray(), evals.Select(e => LogAxis.Of(e.HeldOutLoss)).ToArray());
             held.LegendText = s.Model == "gpt" ? "validation loss" : "test loss";
             held.MarkerSize = 5;
         }
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
-        {
-            LabelFormatter = v => Math.Pow(10, v).ToString("G3", CultureInfo.InvariantCulture),
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-        };
+        LogAxis.Label(plot);
         plot.Title($"train {s.Model}: {s.Optimizer} η {s.LearningRate.ToString("G3", CultureInfo.InvariantCulture)} ({s.Schedule}), batch {s.Batch}, {losses.Length} steps, seed {s.Seed}", 13);
         plot.XLabel("step"); plot.YLabel("cross-entropy (log scale)"); plot.ShowLegend(Edge.Bottom);
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "loss.png"), plot.GetImageBytes(900, 550, ImageFormat.Png));

@@ -196,7 +196,7 @@ internal static class ComparisonReport
             // A divergent run's curve ends where it diverged; the band covers the steps every seed ran.
             int n = g.Min(r => r.Result.DivergedAt ?? s.Steps);
             if (n == 0) continue;
-            var curves = g.Select(r => RunMetrics.ExponentialAverage(r.Losses[..n], s.Window).Select(Log).ToArray()).ToArray();
+            var curves = g.Select(r => RunMetrics.ExponentialAverage(r.Losses[..n], s.Window).Select(LogAxis.Of).ToArray()).ToArray();
             Band(loss, g.Key, Enumerable.Range(0, n).Select(i => (double)i).ToArray(), curves, ColorOf(s, g.Key));
         }
         Target(loss, target, "training-loss target");
@@ -209,7 +209,7 @@ internal static class ComparisonReport
         foreach (var g in groups)
         {
             var steps = g.MinBy(r => r.ValLosses.Count)!.ValLosses.Select(e => (double)e.Step).ToArray();
-            var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => Log(e.Value)).ToArray()).ToArray();
+            var curves = g.Select(r => r.ValLosses.Take(steps.Length).Select(e => LogAxis.Of(e.Value)).ToArray()).ToArray();
             if (steps.Length > 0) Band(val, g.Key, steps, curves, ColorOf(s, g.Key)).MarkerSize = 4;
         }
         Target(val, valTarget, "validation target");
@@ -222,7 +222,7 @@ internal static class ComparisonReport
         {
             int n = r.Result.StepsRun;
             if (n == 0) continue;
-            var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n].Select(Log).ToArray());
+            var line = lr.Add.ScatterLine(Enumerable.Range(0, n).Select(i => (double)i).ToArray(), r.Result.LearningRates[..n].Select(LogAxis.Of).ToArray());
             line.LegendText = r.Optimizer;
             line.Color = ColorOf(s, r.Optimizer);
         }
@@ -286,8 +286,6 @@ internal static class ComparisonReport
         AtomicFile.WriteAllBytes(Path.Combine(s.Out, "sharpness.png"), sharp.GetImageBytes(1100, 550, ImageFormat.Png));
     }
 
-    private static double Log(double v) => v > 0 ? Math.Log10(v) : double.NaN;
-
     private static void Target(Plot p, double value, string what)
     {
         if (!(value > 0 && double.IsFinite(value))) return;
@@ -319,11 +317,7 @@ internal static class ComparisonReport
         p.YLabel(y);
         if (logY)
         {
-            p.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
-            {
-                LabelFormatter = v => Math.Pow(10, v).ToString("G3", CultureInfo.InvariantCulture),
-                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            };
+            LogAxis.Label(p);
             var first = firstValues.Where(v => v > 0 && double.IsFinite(v)).ToArray();
             if (first.Length > 0)
             {
