@@ -134,11 +134,7 @@ public static class Compare
         }
 
         /// <summary>Starts the ranks (<c>--distributed</c>; <paramref name="output"/> goes quiet on ranks other than 0) and resolves the device.</summary>
-        public (Device Device, ICommunicator Ranks) Start(ParseResult r, ref TextWriter output)
-        {
-            var ranks = Distributed.Start(r, ref output);
-            return (Common.Apply(r, output, ranks), ranks);
-        }
+        public (Device Device, ICommunicator Ranks) Start(ParseResult r, ref TextWriter output) => Distributed.Start(r, Common, ref output);
 
         public Settings Build(ParseResult r, Device device, Variant[] variants, string? title, ICommunicator? ranks = null) =>
             new(r.GetValue(Task)!, variants, r.GetValue(Seeds), r.GetValue(Steps), r.GetValue(Batch), r.GetValue(Train), r.GetValue(Validation), r.GetValue(ProbeBatch),
@@ -147,16 +143,8 @@ public static class Compare
                 r.GetValue(Init), r.GetValue(ResetHead), ParseClasses(r.GetValue(Classes)),
                 new GptConfig(Context: r.GetValue(Context), Layers: r.GetValue(Layers), Heads: r.GetValue(Heads), Width: r.GetValue(Width)), r.GetValue(EvalBatches), r.GetValue(LightProbe), ranks, Distributed.Sync(r));
 
-        /// <summary>
-        /// Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite); over
-        /// several ranks rank 0 owns the folder and the others wait until it holds it (null on those ranks).
-        /// </summary>
-        public RunFolder? Open(ParseResult r, ICommunicator ranks)
-        {
-            var folder = ranks.Rank == 0 ? RunFolder.Open(r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite)) : null;
-            ranks.Barrier();
-            return folder;
-        }
+        /// <summary>Locks --out for the verb's run (refusing a folder of earlier runs unless --resume or --overwrite); rank 0's alone over several ranks.</summary>
+        public RunFolder? Open(ParseResult r, ICommunicator ranks) => RunFolder.Open(ranks, r.GetValue(Out)!, r.GetValue(Resume), r.GetValue(Overwrite));
 
         /// <summary>Runs the settings and writes the JSON copy if asked; the verb's action.</summary>
         public int Execute(ParseResult r, Settings s, TextWriter output)

@@ -51,6 +51,13 @@ internal sealed class DistributedOptions
         return comm;
     }
 
+    /// <summary>The ranks (<see cref="Start(ParseResult, ref TextWriter)"/>), then the thread count and device for them (<see cref="Cli.CommonOptions.Apply"/>).</summary>
+    public (Engine.Device Device, ICommunicator Ranks) Start(ParseResult r, Cli.CommonOptions common, ref TextWriter output)
+    {
+        var ranks = Start(r, ref output);
+        return (common.Apply(r, output, ranks), ranks);
+    }
+
     /// <summary>Ranks started on this machine (Open MPI's local size), which share its cores.</summary>
     public static int RanksOnThisMachine =>
         int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out int n) && n > 0 ? n : 1;

@@ -141,8 +141,7 @@ public static class Eos
         cmd.SetAction(r =>
         {
             var output = output0;
-            var ranks = distributed.Start(r, ref output);
-            var device = common.Apply(r, output, ranks);
+            var (device, ranks) = distributed.Start(r, common, ref output);
             string kind = r.GetValue(model)!;
             var defaults = Defaults(kind);
             var preset = r.GetValue(quick) ? defaults.Quick : defaults.Full;
@@ -169,8 +168,7 @@ public static class Eos
         var (inputs, labels, vocabulary, describe) = Load(s);
         // Locked for the run; a rerun replaces the folder's results (eos keeps no checkpoints to resume).
         bool root = s.Communicator.Rank == 0;
-        using var folder = root ? RunFolder.Open(s.Out, checkExisting: false) : null;
-        s.Communicator.Barrier();
+        using var folder = RunFolder.Open(s.Communicator, s.Out, checkExisting: false);
         var device = s.Device ?? Engine.CpuDevice.Instance;
         var x = inputs.To(device);
         var labelsOnDevice = labels.To(device);

@@ -47,8 +47,7 @@ public static class Noise
         cmd.SetAction(r =>
         {
             var output = output0;
-            var ranks = distributed.Start(r, ref output);
-            var device = common.Apply(r, output, ranks);
+            var (device, ranks) = distributed.Start(r, common, ref output);
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, null);
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;

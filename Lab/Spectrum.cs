@@ -105,9 +105,8 @@ public static class Spectrum
         cmd.SetAction(r =>
         {
             var output = output0;
-            var ranks = distributed.Start(r, ref output);
+            var (device, ranks) = distributed.Start(r, common, ref output);
             bool root = ranks.Rank == 0;
-            var device = common.Apply(r, output, ranks);
             string weightsPath = r.GetValue(weights)!, batchPath = r.GetValue(batch)!;
             var (m, file) = ModelFiles.Load(r.GetValue(model), weightsPath, r.GetValue(activation), r.GetValue(heads));
             string kind = r.GetValue(model) ?? ModelFiles.KindOf(file)!;
@@ -190,7 +189,9 @@ public static class Spectrum
         var wholeInputs = whole.Inputs.DType == dtype || whole.Inputs.DType == DType.Int64 ? whole.Inputs : whole.Inputs.Cast(dtype);
         var op = new CountingOperator(extras.Operator == "kfac" ? Curvature(model, hessian, loss, wholeInputs, whole.Labels, training, extras.Operator, rng)
             : Spread(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng)), tell);
-        var (localValue, localGrad) = new DistributedOperator(hessian, share, ranks, syncBatchNorm && ranks.Size > 1).OnShard(hessian.LossAndGradient);
+        (double Loss, NdArray Gradient) local;
+        using (DataParallel.SynchronizeBatchNorm(ranks, share, syncBatchNorm)) local = hessian.LossAndGradient();
+        var (localValue, localGrad) = local;
         double value = DataParallel.WeightedSum(ranks, localValue, share);
         var grad = DataParallel.WeightedSum(ranks, [localGrad], share)[0];
 

@@ -110,8 +110,7 @@ public static class Train
         cmd.SetAction(r =>
         {
             var output = output0;
-            var ranks = distributed.Start(r, ref output);
-            var device = common.Apply(r, output, ranks);
+            var (device, ranks) = distributed.Start(r, common, ref output);
             string m = r.GetValue(model)!, opt = r.GetValue(optimizer) ?? (m == "gpt" ? "adamw" : "momentum");
             bool adam = opt is "adam" or "adamw";
             // The GPT's default recipe is the one that trains (docs/results/gpt-shakespeare): AdamW at 3e-3 with 100 steps of warm-up.
@@ -145,9 +144,7 @@ public static class Train
         int totalSteps = (int)wanted;
         var ranks = s.Ranks ?? SingleProcess.Instance;
         bool root = ranks.Rank == 0;
-        // Rank 0 owns the folder (its lock, its files); the others wait until it holds it, then read it to resume.
-        using var folder = root ? RunFolder.Open(s.Out, s.Resume, s.Overwrite) : null;
-        ranks.Barrier();
+        using var folder = RunFolder.Open(ranks, s.Out, s.Resume, s.Overwrite);
         var model = task.CreateModel(s.Seed);
         var optimizer = CreateOptimizer(s).Create(model.NamedParameters().Select(p => p.Name).ToArray(), s.Seed);
         string checkpointPath = Path.Combine(s.Out, "checkpoint.safetensors");

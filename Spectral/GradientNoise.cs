@@ -67,20 +67,7 @@ public sealed class GradientNoise
     private double[] Reduce(double[] values) => shards is null ? values : shards.Sum(values);
 
     /// <summary>Σ over replicas of weight·arrays, as arrays of the same shapes, dtypes and device.</summary>
-    private NdArray[] Reduce(IReadOnlyList<NdArray> arrays, double weight)
-    {
-        if (shards is null) return arrays.ToArray();
-        var flat = Reduce(arrays.SelectMany(a => a.ToDoubleArray()).Select(v => weight * v).ToArray());
-        var result = new NdArray[arrays.Count];
-        int at = 0;
-        for (int k = 0; k < arrays.Count; k++)
-        {
-            int n = (int)arrays[k].Size;
-            result[k] = NdArray.FromArray(flat[at..(at + n)], arrays[k].Shape, arrays[k].Device).Cast(arrays[k].DType);
-            at += n;
-        }
-        return result;
-    }
+    private NdArray[] Reduce(IReadOnlyList<NdArray> arrays, double weight) => shards is null ? arrays.ToArray() : shards.Sum(arrays, weight);
 
     /// <summary>Whether the examples' losses depend on one another (training-mode BatchNorm).</summary>
     public bool Coupled { get; }
@@ -295,6 +282,8 @@ public interface IExampleShards
     int Total { get; }
     /// <summary>The element-wise sum of <paramref name="values"/> over the replicas (a collective).</summary>
     double[] Sum(double[] values);
+    /// <summary>Σ over the replicas of <paramref name="weight"/>·each array, of the same shapes, dtypes and device (a collective).</summary>
+    NdArray[] Sum(IReadOnlyList<NdArray> arrays, double weight);
 }
 
 /// <summary>The batch sharpness read two ways from the same minibatches (<see cref="GradientNoise.BatchSharpnessBoth"/>).</summary>

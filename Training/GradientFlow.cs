@@ -104,16 +104,18 @@ public sealed class GradientFlow
         var shapes = model.Parameters().Select(p => p.Shape).ToArray();
         var (x, share) = Distributed.DataParallel.ShardRows(inputs, ranks);
         var f = Models.Loss.Function(model, loss, x, Distributed.DataParallel.ShardRows(labels, ranks).Rows, training: true);
-        Distributed.DistributedOperator Spread(HessianOperator local) => new(local, share, ranks, syncBatchNorm && ranks.Size > 1);
         return new GradientFlow
         {
             LossAndGradient = w =>
             {
-                var local = new HessianOperator(f, Vectors.Unflatten(w, shapes));
-                var (l, g) = Spread(local).OnShard(local.LossAndGradient);
-                return ranks.Size == 1 ? (l, g) : (Distributed.DataParallel.WeightedSum(ranks, l, share), Distributed.DataParallel.WeightedSum(ranks, [g], share)[0]);
+                (double Loss, NdArray Gradient) local;
+                using (Distributed.DataParallel.SynchronizeBatchNorm(ranks, share, syncBatchNorm))
+                    local = new HessianOperator(f, Vectors.Unflatten(w, shapes)).LossAndGradient();
+                return ranks.Size == 1 ? local
+                    : (Distributed.DataParallel.WeightedSum(ranks, local.Loss, share), Distributed.DataParallel.WeightedSum(ranks, [local.Gradient], share)[0]);
             },
-            Hessian = w => ranks.Size == 1 ? new HessianOperator(f, Vectors.Unflatten(w, shapes)) : Spread(new HessianOperator(f, Vectors.Unflatten(w, shapes))),
+            Hessian = w => ranks.Size == 1 ? new HessianOperator(f, Vectors.Unflatten(w, shapes))
+                : new Distributed.DistributedOperator(new HessianOperator(f, Vectors.Unflatten(w, shapes)), share, ranks, syncBatchNorm),
             MaxStep = maxStep, Alpha = alpha, LanczosIterations = lanczosIterations, Seed = seed,
         };
     }

@@ -34,6 +34,18 @@ public sealed partial class RunFolder : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Open(string, bool, bool, bool)"/> for a run over <paramref name="ranks"/>: rank 0 opens and locks the
+    /// folder, every rank returns once it has (null on the others, which write nothing there).
+    /// </summary>
+    public static RunFolder? Open(Distributed.ICommunicator ranks, string path, bool resume = false, bool overwrite = false, bool checkExisting = true)
+    {
+        // Rank 0 owns the folder (its lock, its files); the others wait until it holds it, then may read it to resume.
+        var folder = ranks.Rank == 0 ? Open(path, resume, overwrite, checkExisting) : null;
+        ranks.Barrier();
+        return folder;
+    }
+
+    /// <summary>
     /// Creates (if need be) and locks <paramref name="path"/>. Unless <paramref name="resume"/> or
     /// <paramref name="overwrite"/>, a folder holding another run's files is refused, naming them;
     /// <paramref name="overwrite"/> deletes the checkpoints and logs of that run (so nothing of it can be resumed

@@ -357,7 +357,8 @@ public sealed class Trainer
             try
             {
                 loss = Step(Model, Optimizer, Loss, draw, step, noise, Offer, trainFlops, RecordAccuracy ? o => logits = o : null);
-                DataParallel.AverageBuffers(comm, Model, draw.Share);
+                // Synchronized BatchNorm gave every rank the same global moments already; otherwise each rank's are averaged.
+                if (!SyncBatchNorm) DataParallel.AverageBuffers(comm, Model, draw.Share);
                 double firstLoss = step == 0 ? loss : losses[0];
                 if (DivergenceFactor is { } f && loss > f * firstLoss)
                     divergence = $"the loss at step {step} is {loss:G4}, above {f:G4} × the first loss {firstLoss:G4}";

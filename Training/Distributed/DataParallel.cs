@@ -179,6 +179,14 @@ public static class DataParallel
     }
 
     /// <summary>
+    /// Until disposed, training-mode BatchNorm on this flow normalizes by the statistics of the whole batch over the
+    /// ranks, this rank weighing <paramref name="share"/> (<see cref="Models.Layers.BatchNorm2d.SynchronizeOver"/>);
+    /// null (nothing to undo) when <paramref name="synchronize"/> is false or there is one rank.
+    /// </summary>
+    public static IDisposable? SynchronizeBatchNorm(ICommunicator comm, double share, bool synchronize) =>
+        synchronize && comm.Size > 1 ? Models.Layers.BatchNorm2d.SynchronizeOver(new ReplicaGroup(comm, share)) : null;
+
+    /// <summary>
     /// Replaces the floating-point buffers (BatchNorm's running statistics) by their share-weighted mean over the
     /// ranks, so every rank evaluates and saves the same model (PyTorch's DDP broadcasts rank 0's instead).
     /// </summary>
@@ -216,7 +224,7 @@ public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm
         return new GradientDraw(draw.Inputs, draw.Targets, (model, loss, noise, outputs) =>
         {
             (Tensor Value, Tensor[] Gradients) local;
-            using (syncBatchNorm ? Models.Layers.BatchNorm2d.SynchronizeOver(new ReplicaGroup(comm, share)) : null)
+            using (DataParallel.SynchronizeBatchNorm(comm, share, syncBatchNorm))
                 local = draw.Gradient(model, loss, noise, outputs);
             var (value, grads) = local;
             var reduced = DataParallel.WeightedSum(comm, [value.Data, .. grads.Select(g => g.Data)], share);
@@ -254,15 +262,6 @@ public sealed class DataParallelGradient(IGradientRule inner, ICommunicator comm
 /// <param name="syncBatchNorm">The local products run with BatchNorm synchronized over the ranks (the global batch's Hessian).</param>
 public sealed class DistributedOperator(ILinearOperator local, double share, ICommunicator comm, bool syncBatchNorm = false) : ILinearOperator
 {
-    /// <summary>
-    /// Runs <paramref name="f"/> (a computation on this rank's shard) as the operator's products run: with BatchNorm
-    /// synchronized over the ranks when asked. Every rank must call it together.
-    /// </summary>
-    public T OnShard<T>(Func<T> f)
-    {
-        using (syncBatchNorm ? Models.Layers.BatchNorm2d.SynchronizeOver(new ReplicaGroup(comm, share)) : null) return f();
-    }
-
     /// <inheritdoc/>
     public long Dimension => local.Dimension;
     /// <inheritdoc/>
@@ -271,7 +270,12 @@ public sealed class DistributedOperator(ILinearOperator local, double share, ICo
     public Device Device => local.Device;
 
     /// <inheritdoc/>
-    public NdArray Apply(NdArray v) => DataParallel.WeightedSum(comm, [OnShard(() => local.Apply(v))], share)[0];
+    public NdArray Apply(NdArray v)
+    {
+        NdArray product;
+        using (DataParallel.SynchronizeBatchNorm(comm, share, syncBatchNorm)) product = local.Apply(v);
+        return DataParallel.WeightedSum(comm, [product], share)[0];
+    }
 }
 
 /// <summary>A batch split over the ranks as <see cref="GradientNoise"/> takes it: this rank's contiguous shard and sums over the ranks.</summary>
@@ -291,6 +295,9 @@ public sealed class ExampleShards(ICommunicator comm, int total) : IExampleShard
         comm.AllReduceSum(copy);
         return copy;
     }
+
+    /// <inheritdoc/>
+    public NdArray[] Sum(IReadOnlyList<NdArray> arrays, double weight) => DataParallel.WeightedSum(comm, arrays, weight);
 }
 
 /// <summary>The ranks as the replica group of <see cref="Autodiff.Primitives.CrossReplicaSum"/>: sums staged through the host, this rank's share of the batch.</summary>

@@ -39,11 +39,7 @@ public interface ICommunicator
 /// <param name="Calls">Collective calls.</param>
 /// <param name="Bytes">Bytes of payload this rank passed in.</param>
 /// <param name="Seconds">Wall-clock inside the calls (waiting for slower ranks included).</param>
-public readonly record struct CollectiveTraffic(long Calls, long Bytes, double Seconds)
-{
-    /// <summary>The traffic between two readings.</summary>
-    public static CollectiveTraffic operator -(CollectiveTraffic a, CollectiveTraffic b) => new(a.Calls - b.Calls, a.Bytes - b.Bytes, a.Seconds - b.Seconds);
-}
+public readonly record struct CollectiveTraffic(long Calls, long Bytes, double Seconds);
 
 /// <summary>One process alone (the default): every collective is the identity and costs nothing.</summary>
 public sealed class SingleProcess : ICommunicator
