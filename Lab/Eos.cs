@@ -294,16 +294,14 @@ public static class Eos
         var shapes = model.Parameters().Select(p => p.Shape).ToArray();
         int probeCount = 0;
         // Stochastic runs: after every T-th step, at the weights the next step's λmax probe sees, the batch sharpness
-        // over minibatches of b and vᵀΣv along the full-batch top eigenvector (Lanczos, like the λmax probe).
-        var evaluator = !s.Stochastic ? null : new Evaluator(["batch_sharpness", "batch_sharpness_stderr", "noise_along_top", "batch_sharpness_ratio_of_means"], m =>
+        // over minibatches of b; that probe then gives vᵀΣv along the top eigenvector it found (one JVP more, instead of
+        // a second Lanczos run at the same weights).
+        var noiseAlongTop = new Dictionary<int, double>();
+        var evaluator = !s.Stochastic ? null : new Evaluator(["batch_sharpness", "batch_sharpness_stderr", "batch_sharpness_ratio_of_means"], m =>
         {
-            var noise = new GradientNoise(m, s.Loss, x, y, training: true);
-            var both = noise.BatchSharpnessBoth(s.Batch, s.Samples, new RandomGenerator(s.Seed + 7, (ulong)probeCount++ << 40));
-            var bs = both.MeanOfRatios;
-            var top = Lanczos.Run(new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m)), s.LanczosIterations, k: 1,
-                rng: new RandomGenerator(s.Seed + 3), vectors: true);
-            return [bs.Value, bs.StandardError, noise.VarianceAlong(Vectors.Unflatten(Vectors.Normalize(top.Vectors![0]), shapes)), both.RatioOfMeans.Value];
-        });
+            var both = new GradientNoise(m, s.Loss, x, y, training: true).BatchSharpnessBoth(s.Batch, s.Samples, new RandomGenerator(s.Seed + 7, (ulong)probeCount++ << 40));
+            return [both.MeanOfRatios.Value, both.MeanOfRatios.StandardError, both.RatioOfMeans.Value];
+        }, AtLastStep: false);
         IOptimizer optimizer = s.Optimizer switch
         {
             "momentum" or "nesterov" => new Momentum(lr, Settings.Mu, nesterov: s.Optimizer == "nesterov"),
@@ -321,14 +319,19 @@ public static class Eos
                 var d = Vectors.Flatten(ps.Select((p, i) => (adam.Preconditioner(i, ps.Count, p.Data) * correction).Apply(Curvature.Kernels.UnaryOp.Sqrt).Apply(Curvature.Kernels.UnaryOp.Reciprocal)).ToArray());
                 var h = new HessianOperator(Loss.Function(m, s.Loss, x, y, training: true), ParameterVector.Of(m));
                 return [Lanczos.Run(new PreconditionedOperator(h, d), s.LanczosIterations, k: 1, rng: new RandomGenerator(s.Seed + 5)).Values[0]];
-            });
+            }, AtLastStep: false);
         IBatchStream batches = s.Stochastic ? new MinibatchStream(new Models.Data.Dataset(x, y), s.Batch, s.Seed) : new FullBatchStream(x, y);
         var result = new Trainer
         {
             Model = model, Optimizer = optimizer, Batches = batches, Steps = s.Steps + 1, Seed = s.Seed, Loss = s.Loss, Communicator = s.Communicator, SyncBatchNorm = s.SyncBatchNorm,
             Evaluator = evaluator, EvalEvery = s.ProbeEvery,
             Probe = new ProbeSettings(x, y, TrainingMode: true, AuditEvery: 0), SharpnessEvery = s.ProbeEvery, SharpnessIterations = s.LanczosIterations,
-            OnSharpness = (step, _, v) => projections.Add((step, projection.Of(Vectors.Flatten(ParameterVector.Of(model)), v))),
+            OnSharpness = (step, _, v) =>
+            {
+                projections.Add((step, projection.Of(Vectors.Flatten(ParameterVector.Of(model)), v)));
+                if (s.Stochastic && step > 0)
+                    noiseAlongTop[step] = new GradientNoise(model, s.Loss, x, y, training: true).VarianceAlong(Vectors.Unflatten(Vectors.Normalize(v), shapes));
+            },
             RecordAccuracy = true, StopWhenDiverged = true,
             OnStep = r => progress.Report(r.Step, $"loss {r.Loss:0.0000}" + (r.Log.Sharpness is { } sh ? $"  sharpness {sh:0.0} ({LimitText(s.Limit)}/η = {s.Limit / lr:0.0})" : "")),
         }.Run();
@@ -338,7 +341,7 @@ public static class Eos
         progress.Report(s.Steps, diverged is null ? $"done, loss {lastLoss:0.0000}" : $"diverged at step {diverged}");
         var probes = rows.Where(r => r.Item4 is not null).Select(r => (r.Item1, r.Item4!.Value)).ToArray();
         double median = EtaMedianSecondHalf(probes, s.Steps, lr);
-        var batchProbes = !s.Stochastic ? [] : result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], e.Values[2], e.Values[3])).ToList();
+        var batchProbes = !s.Stochastic ? [] : result.Evaluations.Where(e => e.Step < rows.Count).Select(e => new Probe(e.Step, e.Values[0], e.Values[1], noiseAlongTop.GetValueOrDefault(e.Step, double.NaN), e.Values[2])).ToList();
         var preconditioned = s.Stochastic || s.Optimizer != "adam" ? [] : result.Evaluations.Where(e => e.Step < rows.Count && double.IsFinite(e.Values[0])).Select(e => (e.Step, e.Values[0])).ToList();
         double precMedian = EtaMedianSecondHalf(preconditioned, s.Steps, lr);
         double batchMedian = EtaMedianSecondHalf(batchProbes.Select(p => (p.Step, p.BatchSharpness)), s.Steps, lr);

@@ -32,7 +32,9 @@ public sealed record ProbeSettings(NdArray Inputs, NdArray Targets, bool Trainin
 /// <summary>A held-out evaluation run every E steps: the CSV columns it fills and the function that fills them.</summary>
 /// <param name="Columns">Column names (e.g. <c>val_loss</c>).</param>
 /// <param name="Evaluate">The values, one per column, for the model as it stands.</param>
-public sealed record Evaluator(string[] Columns, Func<Module, double[]> Evaluate);
+/// <param name="AtLastStep">Whether the run's last step is evaluated too when it is not a multiple of E (false where
+/// the last step only measures, as in the Edge-of-Stability runs, whose extra step's update is unused).</param>
+public sealed record Evaluator(string[] Columns, Func<Module, double[]> Evaluate, bool AtLastStep = true);
 
 /// <summary>What one step did, for progress displays.</summary>
 /// <param name="Step">The step index (from 0).</param>
@@ -396,7 +398,7 @@ public sealed class Trainer
             sharpness[step] = log.Sharpness;
             audits[step] = log.AuditSharpness;
             double[]? evaluation = null;
-            if (Evaluator is not null && ((step + 1) % EvalEvery == 0 || step + 1 == Steps))
+            if (Evaluator is not null && ((step + 1) % EvalEvery == 0 || Evaluator.AtLastStep && step + 1 == Steps))
             {
                 evaluation = Evaluator.Evaluate(Model);
                 evaluations.Add((step + 1, evaluation));
