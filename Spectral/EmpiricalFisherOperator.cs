@@ -18,7 +18,7 @@ public sealed class EmpiricalFisherOperator : ILinearOperator
     public EmpiricalFisherOperator(Module model, string loss, NdArray inputs, NdArray labels, bool training)
     {
         var noise = new GradientNoise(model, loss, inputs, labels, training);
-        gradients = Enumerable.Range(0, noise.Count).Select(i => Vectors.Flatten(noise.ExampleGradient(i))).ToArray();
+        gradients = noise.ExampleGradients().SelectMany(c => Enumerable.Range(0, c.Gradients.Shape[0]).Select(r => c.Gradients.Rows(r, 1).Reshape(c.Gradients.Shape[1]))).ToArray();
         Dimension = gradients[0].Size;
         DType = gradients[0].DType;
         Device = gradients[0].Device;

@@ -122,10 +122,29 @@ public sealed class GradientNoise
     /// Σᵢ ‖gᵢ‖² over this replica's examples in one reverse pass, when every parameter belongs to a Linear layer that
     /// sees each example as one row (the MLP): there example i's gradient of a layer is δᵢ·ãᵢᵀ (δᵢ its output
     /// gradient, ãᵢ its input with a 1 for the bias), whose squared norm is ‖δᵢ‖²·‖ãᵢ‖² (Goodfellow 2015, "Efficient
-    /// per-example gradient computations"); the δᵢ are the gradients of Σᵢ ℓᵢ at zero perturbations of the layers'
-    /// outputs, as K-FAC takes them. Null for any other model (each example then takes its own reverse pass).
+    /// per-example gradient computations"). Null for any other model (each example then takes its own reverse pass).
     /// </summary>
     private double? SquaredNormSum()
+    {
+        if (LinearFactors() is not { } layers) return null;
+        double total = 0;
+        foreach (var (_, input, delta, bias) in layers)
+        {
+            var dd = (delta * delta).Sum([1]).Cast(DType.Float64).ToArray<double>();
+            var aa = (input * input).Sum([1]).Cast(DType.Float64).ToArray<double>();
+            for (int i = 0; i < local; i++) total += dd[i] * (aa[i] + (bias ? 1 : 0));
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// When every parameter belongs to a Linear layer that sees each example as one row (the MLP) and the examples are
+    /// independent, each layer's input rows aᵢ and output gradients δᵢ (rows of the gradient of Σᵢ ℓᵢ at zero
+    /// perturbations of the layer's outputs, as K-FAC takes them), with the index of its weight in the parameter list
+    /// and whether it has a bias (the next parameter): example i's gradient of the layer is δᵢ·aᵢᵀ and its bias's δᵢ.
+    /// Null for any other model. One forward and one reverse pass over the batch.
+    /// </summary>
+    private List<(int Weight, NdArray Input, NdArray Delta, bool Bias)>? LinearFactors()
     {
         if (Coupled) return null;
         var ps = model.Parameters();
@@ -139,6 +158,8 @@ public sealed class GradientNoise
             if (!owned.Add(linear.Weight) || linear.Bias is { } b && !owned.Add(b)) return null;
         }
         if (owned.Count != ps.Count) return null;
+        var index = new Dictionary<Parameter, int>(ReferenceEqualityComparer.Instance);
+        for (int k = 0; k < ps.Count; k++) index[ps[k]] = k;
         var zeros = taps.Select(t => (Tensor)NdArray.Zeros(t.Output, w[0].DType, w[0].Data.Device)).ToArray();
         var deltas = Derivatives.Grad(eps =>
         {
@@ -146,17 +167,88 @@ public sealed class GradientNoise
             var o = model.Forward(new Bindings(ps, values, training) { Tap = (m, x, y) => y + eps[i++] }, inputs);
             return Loss.PerExample(loss, o, labels).Sum();
         }, zeros);
-        double total = 0;
+        var layers = new List<(int Weight, NdArray Input, NdArray Delta, bool Bias)>();
         for (int l = 0; l < taps.Count; l++)
         {
-            var d = deltas[l].Data;
-            var a = taps[l].Input;
-            var dd = (d * d).Sum([1]).Cast(DType.Float64).ToArray<double>();
-            var aa = (a * a).Sum([1]).Cast(DType.Float64).ToArray<double>();
-            bool bias = ((Models.Layers.Linear)taps[l].Layer).Bias is not null;
-            for (int i = 0; i < local; i++) total += dd[i] * (aa[i] + (bias ? 1 : 0));
+            var linear = (Models.Layers.Linear)taps[l].Layer;
+            int k = index[linear.Weight];
+            // The rows' layout puts a bias right after its weight; a model listing them otherwise takes the general path.
+            if (linear.Bias is { } b && index[b] != k + 1) return null;
+            layers.Add((k, taps[l].Input, deltas[l].Data, linear.Bias is not null));
         }
-        return total;
+        return layers;
+    }
+
+    /// <summary>
+    /// Every example's gradient gᵢ = ∇ℓᵢ as rows of a matrix, <paramref name="chunk"/> examples at a time (to bound the
+    /// memory: a chunk holds chunk × parameters values; 0 takes as many as fit in 4 MiB, at least one, so that a
+    /// consumer reading each chunk at once finds it in cache): each item is the first example's index (this replica's) and a
+    /// [count, parameters] array whose row r is example start + r's gradient flattened in parameter order (as
+    /// <see cref="Vectors.Flatten"/>). The array is overwritten by the next chunk: copy what must outlive it. For the
+    /// MLP (every parameter a Linear layer's, independent examples) one reverse pass over the batch gives every row as
+    /// the outer products δᵢ·aᵢᵀ (Goodfellow 2015); otherwise each row takes a reverse pass of its own
+    /// (<see cref="ExampleGradient"/>).
+    /// </summary>
+    public IEnumerable<(int Start, NdArray Gradients)> ExampleGradients(int chunk = 0)
+    {
+        if (chunk < 0) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "a chunk holds at least one example (0: as many as fit in 4 MiB).");
+        int size = checked((int)w.Sum(p => p.Data.Size));
+        if (chunk == 0) chunk = (int)Math.Max(1, (4L << 20) / ((long)size * w[0].DType.Size()));
+        chunk = Math.Min(chunk, local);
+        var layers = LinearFactors();
+        var dtype = w[0].DType;
+        bool host = w[0].Data.Device is CpuDevice && dtype is DType.Float32 or DType.Float64;
+        var buffer = layers is not null && host ? NdArray.Zeros(new Shape(chunk, size), dtype) : null;
+        var offsets = new int[w.Length + 1];
+        for (int k = 0; k < w.Length; k++) offsets[k + 1] = offsets[k] + (int)w[k].Data.Size;
+        for (int first = 0; first < local; first += chunk)
+        {
+            int count = Math.Min(chunk, local - first);
+            NdArray rows;
+            if (layers is null)
+                rows = NdArray.Concat(Enumerable.Range(first, count).Select(i => Vectors.Flatten(ExampleGradient(i)).Reshape(1, size)).ToArray(), 0);
+            else if (buffer is not null)
+            {
+                rows = NdArray.FromStorage(buffer.Storage, new Shape(count, size), buffer.Offset);
+                if (dtype is DType.Float32) OuterRows<float>(layers, offsets, first, rows);
+                else OuterRows<double>(layers, offsets, first, rows);
+            }
+            else
+            {
+                // Any device: the outer products as broadcast products, laid out by concatenation.
+                var parts = new List<NdArray>();
+                foreach (var (_, input, delta, bias) in layers)
+                {
+                    int outputs = delta.Shape[1], width = input.Shape[1];
+                    var d = delta.Rows(first, count);
+                    parts.Add((d.Reshape(count, outputs, 1) * input.Rows(first, count).Reshape(count, 1, width)).Reshape(count, outputs * width));
+                    if (bias) parts.Add(d);
+                }
+                rows = NdArray.Concat(parts, 1);
+            }
+            yield return (first, rows);
+        }
+    }
+
+    /// <summary>Rows δᵢ·aᵢᵀ (and δᵢ for a bias) of examples first … first + rows − 1 on the CPU, one scaled copy of aᵢ per output.</summary>
+    private static void OuterRows<T>(List<(int Weight, NdArray Input, NdArray Delta, bool Bias)> layers, int[] offsets, int first, NdArray rows)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        int size = rows.Shape[1];
+        // One row per work item: each row is written by one thread, whatever the thread count.
+        Kernels.Parallelism.For(rows.Shape[0], r =>
+        {
+            var target = rows.Span<T>().Slice(r * size, size);
+            foreach (var (k, input, delta, bias) in layers)
+            {
+                int outputs = delta.Shape[1], width = input.Shape[1];
+                var ai = input.Span<T>().Slice((first + r) * width, width);
+                var di = delta.Span<T>().Slice((first + r) * outputs, outputs);
+                var block = target.Slice(offsets[k], outputs * width);
+                for (int o = 0; o < outputs; o++) System.Numerics.Tensors.TensorPrimitives.Multiply(ai, di[o], block.Slice(o * width, width));
+                if (bias) di.CopyTo(target.Slice(offsets[k + 1], outputs));
+            }
+        });
     }
 
     /// <summary>tr Σ by Hutchinson: the mean of zᵀΣz over <paramref name="probes"/> Rademacher directions z (one JVP each), with its standard error.</summary>

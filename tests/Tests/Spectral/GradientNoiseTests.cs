@@ -124,6 +124,45 @@ public class GradientNoiseTests
         Assert.Equal(reference, noise.TraceExact(mean), 1e-10 * reference);
     }
 
+    public static TheoryData<string, bool, string, int> ChunkCases() => new()
+    {
+        // The MLP's outer products on the host (float64 and float32), on an accelerator (broadcast products), the
+        // ResNet's reverse pass per example (evaluation mode) and per cotangent eᵢ (training mode); chunks of 1,
+        // of a size that does not divide the batch, and of more than the batch.
+        { "mlp", false, "cpu", 3 }, { "mlp32", false, "cpu", 1 }, { "mlp", false, "ilgpu-cpu", 4 }, { "resnet", false, "cpu", 4 }, { "resnet", true, "cpu", 100 }, { "mlp", false, "cpu", 0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(ChunkCases))]
+    public void Chunked_per_example_gradients_are_the_rows_of_every_examples_own_gradient(string kind, bool training, string device, int chunk)
+    {
+        var (model, x, y) = Make(kind == "mlp32" ? "mlp" : kind);
+        if (kind == "mlp32")
+        {
+            foreach (var p in model.Parameters()) p.Data = p.Data.Cast(DType.Float32);
+            x = x.Cast(DType.Float32);
+        }
+        if (device == "ilgpu-cpu") { model.To(DeviceCatalog.IlgpuCpu); x = x.To(DeviceCatalog.IlgpuCpu); y = y.To(DeviceCatalog.IlgpuCpu); }
+        var noise = new GradientNoise(model, "ce", x, y, training);
+        var seen = new List<int>();
+        foreach (var (start, rows) in noise.ExampleGradients(chunk))
+        {
+            Assert.Equal(model.Parameters().Sum(p => p.Data.Size), rows.Shape[1]);
+            // Chunk 0: as many as fit in 4 MiB, here every example of the small model.
+            Assert.Equal(Math.Min(chunk == 0 ? noise.Count : chunk, noise.Count - start), rows.Shape[0]);
+            var got = rows.ToDoubleArray();
+            for (int r = 0; r < rows.Shape[0]; r++)
+            {
+                var want = Vectors.Flatten(noise.ExampleGradient(start + r)).ToDoubleArray();
+                double scale = want.Max(Math.Abs);
+                for (int j = 0; j < want.Length; j++)
+                    Assert.True(Math.Abs(got[r * want.Length + j] - want[j]) <= (kind == "mlp32" ? 1e-5 : 1e-12) * scale, $"example {start + r}, coordinate {j}: {got[r * want.Length + j]} vs {want[j]}");
+                seen.Add(start + r);
+            }
+        }
+        Assert.Equal(Enumerable.Range(0, noise.Count), seen);
+    }
+
     private static NdArray OneHot(Shape s, long j)
     {
         var a = new double[s.Size];
