@@ -20,7 +20,7 @@ public static class Losses
     public static Tensor MeanSquaredError(Tensor outputs, Tensor labels)
     {
         outputs.Data.CheckLogitsAndLabels("mse", labels.Data);
-        return MeanSquaredErrorTo(outputs, NdArray.OneHot(labels.Data, outputs.Shape[1], outputs.DType));
+        return MeanSquaredErrorTo(outputs, SoftmaxLossOps.OneHot(labels.Data, outputs.Shape[1], outputs.DType));
     }
 
     /// <summary>0.5 · Σ_c (out_c − target_c)², averaged over the batch, for real-valued targets of the outputs' shape.</summary>

@@ -75,12 +75,6 @@ public abstract class Device
     /// <summary>A zero [rows, width] table with updates[i] added to row indices[i].</summary>
     public abstract NdArray ScatterAdd(NdArray indices, NdArray updates, int rows);
 
-    /// <summary>im2col of x [n, c, h, w]: columns [c·kh·kw, n·oh·ow].</summary>
-    public abstract NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding);
-
-    /// <summary>col2im (the adjoint of im2col) of columns [c·kh·kw, n·oh·ow] into [n, c, h, w].</summary>
-    public abstract NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding);
-
     /// <summary>
     /// (x − μ)/√(σ² + ε) per group, x viewed as [a, g, b] with each of the g groups reduced over a and b
     /// (BatchNorm: [N, C, H·W]; LayerNorm: [1, rows, features]).
@@ -167,37 +161,6 @@ public abstract class Device
     /// (all arrays viewed as [a, g, b]).
     /// </summary>
     public abstract NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon);
-
-    /// <summary>2-D convolution (cross-correlation) of x [N, C, H, W] with w [O, C, KH, KW]: y [N, O, OH, OW].</summary>
-    public abstract NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g);
-
-    /// <summary>The convolution's adjoint in its input: x̄ [N, C, H, W] from ȳ [N, O, OH, OW] and w.</summary>
-    public abstract NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g);
-
-    /// <summary>conv(x, w) + conv(x2, w2), one geometry. By default two convolutions and an add; a device may accumulate in its kernel.</summary>
-    public virtual NdArray Conv2dSum(NdArray x, NdArray w, NdArray x2, NdArray w2, ConvolutionGeometry g) => Conv2d(x, w, g) + Conv2d(x2, w2, g);
-
-    /// <summary>The input adjoints of (gy, w) and (gy2, w2) summed, one geometry; by default two adjoints and an add.</summary>
-    public virtual NdArray Conv2dInputGradientSum(NdArray gy, NdArray w, NdArray gy2, NdArray w2, ConvolutionGeometry g) =>
-        Conv2dInputGradient(gy, w, g) + Conv2dInputGradient(gy2, w2, g);
-
-    /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from x and ȳ.</summary>
-    public abstract NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g);
-
-    /// <summary>log softmax over the last axis.</summary>
-    public abstract NdArray LogSoftmax(NdArray x);
-
-    /// <summary>softmax over the last axis.</summary>
-    public abstract NdArray Softmax(NdArray x);
-
-    /// <summary>y ⊙ (g − Σ y ⊙ g) over the last axis: softmax's Jacobian at output y applied to g.</summary>
-    public abstract NdArray SoftmaxJacobian(NdArray y, NdArray g);
-
-    /// <summary>Mean cross-entropy of [N, C] logits against int64 labels, and (softmax − onehot)/N if asked.</summary>
-    public abstract (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient);
-
-    /// <summary>One-hot rows of int64 labels.</summary>
-    public abstract NdArray OneHot(NdArray labels, int classes, DType dtype);
 
     /// <summary>Converts elements to another dtype.</summary>
     public abstract NdArray Cast(NdArray x, DType dtype);

@@ -228,7 +228,7 @@ public sealed class NdArray
 
     // ---------------------------------------------------------------- element-wise
 
-    private NdArray RequireFloat(string op)
+    internal NdArray RequireFloat(string op)
     {
         if (!DType.IsFloat()) throw new ArgumentException($"{op}: expected a float32 or float64 array, got {DType.Name()} {Shape}.");
         return this;
@@ -255,7 +255,7 @@ public sealed class NdArray
         return Device.BinaryScalar(op, this, y);
     }
 
-    private static void CheckPair(string op, NdArray x, NdArray y)
+    internal static void CheckPair(string op, NdArray x, NdArray y)
     {
         if (x.Device != y.Device) throw new ArgumentException($"{op}: operands are on different devices ({x.Shape} on {x.Device.Name}, {y.Shape} on {y.Device.Name}); expected one device.");
         if (x.DType != y.DType || !x.DType.IsFloat())
@@ -417,90 +417,6 @@ public sealed class NdArray
             || !updates.Shape.Take(indices.Rank).SequenceEqual(indices.Shape) || indices.Device != updates.Device)
             throw new ArgumentException($"scatter_add: indices {indices.DType.Name()} {indices.Shape}, updates {updates.DType.Name()} {updates.Shape}; expected int64 indices and float updates of shape indices.Shape + [width].");
         return updates.Device.ScatterAdd(indices, updates, rows);
-    }
-
-    // ---------------------------------------------------------------- convolution layout
-
-    /// <summary>Output height and width of a kh×kw window with stride and zero padding over h×w.</summary>
-    public static (int Height, int Width) ConvolutionOutput(int h, int w, int kh, int kw, int stride, int padding)
-    {
-        if (kh < 1 || kw < 1 || stride < 1 || padding < 0) throw new ArgumentException($"convolution: kernel {kh}×{kw}, stride {stride}, padding {padding}; expected positive sizes and non-negative padding.");
-        int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
-        if (oh < 1 || ow < 1) throw new ArgumentException($"convolution: a {kh}×{kw} kernel does not fit a {h}×{w} input with padding {padding}.");
-        return (oh, ow);
-    }
-
-    /// <summary>The geometry of convolving this [N, C, H, W] input with a [O, C, KH, KW] kernel; errors name the op and shapes.</summary>
-    public ConvolutionGeometry ConvolutionWith(Shape weight, int stride, int padding, string op = "conv2d")
-    {
-        if (Rank != 4 || weight.Rank != 4 || weight[1] != Shape[1])
-            throw new ArgumentException($"{op}: input {Shape} and weight {weight}; expected [N, C, H, W] and [O, C, kh, kw] with the same C.");
-        ConvolutionOutput(Shape[2], Shape[3], weight[2], weight[3], stride, padding);
-        return new ConvolutionGeometry(Shape[0], Shape[1], Shape[2], Shape[3], weight[0], weight[2], weight[3], stride, padding);
-    }
-
-    /// <summary>2-D convolution (cross-correlation, as PyTorch's conv2d without bias) of this [N, C, H, W] input with w [O, C, KH, KW].</summary>
-    public NdArray Conv2d(NdArray w, int stride, int padding)
-    {
-        CheckPair("conv2d", this, w);
-        return Device.Conv2d(this, w, ConvolutionWith(w.Shape, stride, padding));
-    }
-
-    /// <summary>The convolution's adjoint in its input: this is ȳ [N, O, OH, OW]; returns x̄ of the geometry's input shape.</summary>
-    public NdArray Conv2dInputGradient(NdArray w, ConvolutionGeometry g)
-    {
-        CheckPair("conv2d_input_grad", this, w);
-        if (Shape != new Shape(g.N, g.O, g.OH, g.OW) || w.Shape != new Shape(g.O, g.C, g.KH, g.KW))
-            throw new ArgumentException($"conv2d_input_grad: ȳ {Shape} and weight {w.Shape}; expected [{g.N}, {g.O}, {g.OH}, {g.OW}] and [{g.O}, {g.C}, {g.KH}, {g.KW}].");
-        return Device.Conv2dInputGradient(this, w, g);
-    }
-
-    /// <summary>conv(this, w) + conv(x2, w2) with one geometry (x2 shaped as this, w2 as w): a bilinear JVP's two terms.</summary>
-    public NdArray Conv2dSum(NdArray w, NdArray x2, NdArray w2, ConvolutionGeometry g)
-    {
-        foreach (var other in new[] { w, x2, w2 }) CheckPair("conv2d", this, other);
-        var (xs, ws) = (new Shape(g.N, g.C, g.H, g.W), new Shape(g.O, g.C, g.KH, g.KW));
-        if (Shape != xs || x2.Shape != xs || w.Shape != ws || w2.Shape != ws)
-            throw new ArgumentException($"conv2d: inputs {Shape} and {x2.Shape}, weights {w.Shape} and {w2.Shape}; expected {xs} and {ws}.");
-        return Device.Conv2dSum(this, w, x2, w2, g);
-    }
-
-    /// <summary>The input adjoint of (this, w) plus that of (gy2, w2), with one geometry: a bilinear JVP's two terms.</summary>
-    public NdArray Conv2dInputGradientSum(NdArray w, NdArray gy2, NdArray w2, ConvolutionGeometry g)
-    {
-        foreach (var other in new[] { w, gy2, w2 }) CheckPair("conv2d_input_grad", this, other);
-        var (ys, ws) = (new Shape(g.N, g.O, g.OH, g.OW), new Shape(g.O, g.C, g.KH, g.KW));
-        if (Shape != ys || gy2.Shape != ys || w.Shape != ws || w2.Shape != ws)
-            throw new ArgumentException($"conv2d_input_grad: ȳ {Shape} and {gy2.Shape}, weights {w.Shape} and {w2.Shape}; expected {ys} and {ws}.");
-        return Device.Conv2dInputGradientSum(this, w, gy2, w2, g);
-    }
-
-    /// <summary>The convolution's adjoint in its weight: w̄ [O, C, KH, KW] from the input x (this) and ȳ.</summary>
-    public NdArray Conv2dWeightGradient(NdArray gy, ConvolutionGeometry g)
-    {
-        CheckPair("conv2d_weight_grad", this, gy);
-        if (Shape != new Shape(g.N, g.C, g.H, g.W) || gy.Shape != new Shape(g.N, g.O, g.OH, g.OW))
-            throw new ArgumentException($"conv2d_weight_grad: x {Shape} and ȳ {gy.Shape}; expected [{g.N}, {g.C}, {g.H}, {g.W}] and [{g.N}, {g.O}, {g.OH}, {g.OW}].");
-        return Device.Conv2dWeightGradient(this, gy, g);
-    }
-
-    /// <summary>im2col of this [n, c, h, w] array: columns [c·kh·kw, n·oh·ow], ready for one product with [o, c·kh·kw] kernels.</summary>
-    public NdArray Im2Col(int kh, int kw, int stride, int padding)
-    {
-        RequireFloat("im2col");
-        if (Rank != 4) throw new ArgumentException($"im2col: input {Shape}; expected [N, C, H, W].");
-        ConvolutionOutput(Shape[2], Shape[3], kh, kw, stride, padding);
-        return Device.Im2Col(this, kh, kw, stride, padding);
-    }
-
-    /// <summary>col2im, the adjoint of im2col: columns [c·kh·kw, n·oh·ow] summed into [n, c, h, w].</summary>
-    public NdArray Col2Im(int c, int h, int w, int kh, int kw, int stride, int padding)
-    {
-        RequireFloat("col2im");
-        var (oh, ow) = ConvolutionOutput(h, w, kh, kw, stride, padding);
-        if (Rank != 2 || Shape[0] != c * kh * kw || Shape[1] % (oh * ow) != 0)
-            throw new ArgumentException($"col2im: columns {Shape}; expected [{c * kh * kw}, N·{oh * ow}] for {c}×{h}×{w} with a {kh}×{kw} kernel.");
-        return Device.Col2Im(this, c, h, w, kh, kw, stride, padding);
     }
 
     // ---------------------------------------------------------------- softmax family
@@ -742,58 +658,5 @@ public sealed class NdArray
         for (int i = end; i < Rank; i++) b *= Shape[i];
         if (a * b < 1) throw new ArgumentException($"{op}: {Shape} has empty groups.");
         return (checked((int)a), checked((int)g), checked((int)b));
-    }
-
-    /// <summary>softmax over the last axis.</summary>
-    public NdArray Softmax()
-    {
-        RequireFloat("softmax");
-        if (Rank < 1) throw new ArgumentException("softmax: expected at least one axis, got a scalar.");
-        return Device.Softmax(this);
-    }
-
-    /// <summary>this ⊙ (g − Σ this ⊙ g) over the last axis: with this = softmax(x), the softmax's Jacobian applied to g.</summary>
-    public NdArray SoftmaxJacobian(NdArray g)
-    {
-        CheckPair("softmax_jacobian", this, g);
-        if (g.Shape != Shape) throw new ArgumentException($"softmax_jacobian: y {Shape} and g {g.Shape}; expected the same shape.");
-        return Device.SoftmaxJacobian(this, g);
-    }
-
-    /// <summary>log softmax over the last axis.</summary>
-    public NdArray LogSoftmax()
-    {
-        RequireFloat("log_softmax");
-        if (Rank < 1) throw new ArgumentException("log_softmax: expected at least one axis, got a scalar.");
-        return Device.LogSoftmax(this);
-    }
-
-    /// <summary>Checks [N, C] float logits against [N] int64 labels.</summary>
-    public void CheckLogitsAndLabels(string op, NdArray labels)
-    {
-        RequireFloat(op);
-        if (Rank != 2 || labels.DType != DType.Int64 || labels.Rank != 1 || labels.Shape[0] != Shape[0] || labels.Device != Device)
-            throw new ArgumentException($"{op}: logits {DType.Name()} {Shape}, labels {labels.DType.Name()} {labels.Shape}; expected [N, C] float logits and [N] int64 labels on one device.");
-    }
-
-    /// <summary>Mean cross-entropy of [N, C] logits against [N] int64 labels (a scalar).</summary>
-    public NdArray CrossEntropy(NdArray labels)
-    {
-        CheckLogitsAndLabels("cross_entropy", labels);
-        return Device.CrossEntropy(this, labels, false).Loss;
-    }
-
-    /// <summary>(softmax(logits) − onehot(labels)) / N: the gradient of the mean cross-entropy.</summary>
-    public NdArray CrossEntropyGradient(NdArray labels)
-    {
-        CheckLogitsAndLabels("cross_entropy_backward", labels);
-        return Device.CrossEntropy(this, labels, true).Gradient!;
-    }
-
-    /// <summary>One-hot rows [N, classes] of int64 labels [N].</summary>
-    public static NdArray OneHot(NdArray labels, int classes, DType dtype = DType.Float32)
-    {
-        if (labels.DType != DType.Int64 || labels.Rank != 1) throw new ArgumentException($"one_hot: labels {labels.DType.Name()} {labels.Shape}; expected int64 [N].");
-        return labels.Device.OneHot(labels, classes, dtype);
     }
 }

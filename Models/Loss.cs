@@ -54,7 +54,7 @@ public static class Loss
         if (outputs.Rank != 2 || labels.Rank != 1 || labels.Shape[0] != outputs.Shape[0])
             throw new ArgumentException($"{name}: outputs {outputs.Shape} and labels {labels.Shape}; expected [N, C] and [N].");
         outputs.Data.CheckLogitsAndLabels(name, labels.Data);
-        Tensor onehot = NdArray.OneHot(labels.Data, outputs.Shape[1], outputs.DType);
+        Tensor onehot = SoftmaxLossOps.OneHot(labels.Data, outputs.Shape[1], outputs.DType);
         return name switch
         {
             "ce" => -(outputs.LogSoftmax() * onehot).Sum([1]),

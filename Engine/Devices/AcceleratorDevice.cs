@@ -314,18 +314,6 @@ public sealed class AcceleratorDevice : Device, IDisposable
         return r;
     }
 
-    /// <inheritdoc/>
-    public override NdArray OneHot(NdArray labels, int classes, DType dtype)
-    {
-        using var turn = gate.EnterScope();
-        var r = New(new Shape(labels.Shape[0], classes), dtype);
-        if (r.Size == 0) return r;
-        var config = kernels.Stride(r.Size);
-        if (dtype == DType.Float32) kernels.Load<ArrayView<long>, ArrayView<float>, int>(GpuElementWise.OneHot<float, Float32Kind>)(config, V<long>(labels), V<float>(r), classes);
-        else kernels.Load<ArrayView<long>, ArrayView<double>, int>(GpuElementWise.OneHot<double, Float64Kind>)(config, V<long>(labels), V<double>(r), classes);
-        return r;
-    }
-
     // ---------------------------------------------------------------- reductions
 
     /// <inheritdoc/>
@@ -410,7 +398,7 @@ public sealed class AcceleratorDevice : Device, IDisposable
     /// <summary>The product with the tiling and split-K that <see cref="GpuGemm.Plan{TLarge, TSmall, TThin16, TThin32}"/>
     /// chooses: on a GPU from its 128×128, 64×64, 16×256 and 32×128 blocks; on ILGPU's CPU accelerator, whose groups
     /// hold 16 threads, from 32×32 and 16×16 blocks (which serve as its 32- and 16-row tilings).</summary>
-    private void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2 = null, NdArray? b2 = null)
+    internal void Multiply(NdArray a, NdArray b, NdArray c, GemmArguments p, int batch, NdArray? a2 = null, NdArray? b2 = null)
     {
         if (kernels.WideGroups) Multiply<GpuLargeTile, GpuSmallTile, GpuThin16Tile, GpuThin32Tile>(a, b, c, p, batch, a2, b2);
         else Multiply<CpuLargeTile, CpuSmallTile, CpuSmallTile, CpuLargeTile>(a, b, c, p, batch, a2, b2);
@@ -542,96 +530,6 @@ public sealed class AcceleratorDevice : Device, IDisposable
             kernels.Load<ArrayView<long>, ArrayView<double>, ArrayView<double>, int>(GpuLayout.ScatterAdd)(config, V<long>(indices), V<double>(updates), V<double>(r), width);
         return r;
     }
-
-    /// <inheritdoc/>
-    public override NdArray Im2Col(NdArray x, int kh, int kw, int stride, int padding)
-    {
-        using var turn = gate.EnterScope();
-        var g = new ConvolutionGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], 1, kh, kw, stride, padding);
-        var r = New(new Shape(g.K, g.N * g.Q), x.DType);
-        Im2Col(x, r, g);
-        return r;
-    }
-
-    private void Im2Col(NdArray x, NdArray cols, ConvolutionGeometry g)
-    {
-        if (cols.Size == 0) return;
-        var config = kernels.Stride(cols.Size);
-        if (x.DType == DType.Float32) kernels.Load<ArrayView<float>, ArrayView<float>, ConvolutionShape>(GpuLayout.Im2Col)(config, V<float>(x), V<float>(cols), ConvolutionShape.Of(g));
-        else kernels.Load<ArrayView<double>, ArrayView<double>, ConvolutionShape>(GpuLayout.Im2Col)(config, V<double>(x), V<double>(cols), ConvolutionShape.Of(g));
-    }
-
-    /// <inheritdoc/>
-    public override NdArray Col2Im(NdArray cols, int c, int h, int w, int kh, int kw, int stride, int padding)
-    {
-        using var turn = gate.EnterScope();
-        var (oh, ow) = NdArray.ConvolutionOutput(h, w, kh, kw, stride, padding);
-        int n = cols.Shape[1] / (oh * ow);
-        var g = new ConvolutionGeometry(n, c, h, w, 1, kh, kw, stride, padding);
-        var r = New(new Shape(n, c, h, w), cols.DType);
-        Col2Im(cols, r, g);
-        return r;
-    }
-
-    private void Col2Im(NdArray cols, NdArray x, ConvolutionGeometry g)
-    {
-        if (x.Size == 0) return;
-        var config = kernels.Stride(x.Size);
-        if (x.DType == DType.Float32) kernels.Load<ArrayView<float>, ArrayView<float>, ConvolutionShape>(GpuLayout.Col2Im)(config, V<float>(cols), V<float>(x), ConvolutionShape.Of(g));
-        else kernels.Load<ArrayView<double>, ArrayView<double>, ConvolutionShape>(GpuLayout.Col2Im)(config, V<double>(cols), V<double>(x), ConvolutionShape.Of(g));
-    }
-
-    // ---------------------------------------------------------------- convolution (im2col + GEMM)
-
-    /// <inheritdoc/>
-    public override NdArray Conv2d(NdArray x, NdArray w, ConvolutionGeometry g)
-    {
-        using var turn = gate.EnterScope();
-        // y[n] = W[O, K]·cols[K, n·Q … n·Q + Q): one product per image, written where the image's output goes, so no
-        // [O, N, Q] → [N, O, Q] copy.
-        var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
-        var y = New(new Shape(g.N, g.O, g.OH, g.OW), x.DType);
-        Im2Col(x, cols, g);
-        if (y.Size > 0)
-            Multiply(w, cols, y, new GemmArguments { M = g.O, N = g.Q, K = g.K, Lda = g.K, Ldb = g.N * g.Q, Ldc = g.Q, StrideB = g.Q, StrideC = g.O * g.Q }, g.N);
-        return y;
-    }
-
-    /// <inheritdoc/>
-    public override NdArray Conv2dInputGradient(NdArray gy, NdArray w, ConvolutionGeometry g)
-    {
-        using var turn = gate.EnterScope();
-        // cols[K, n·Q … n·Q + Q) = Wᵀ·ȳ[n] for each image (ȳ read in place), then col2im.
-        var cols = New(new Shape(g.K, g.N * g.Q), gy.DType);
-        var r = New(new Shape(g.N, g.C, g.H, g.W), gy.DType);
-        if (cols.Size > 0)
-            Multiply(w, gy, cols, new GemmArguments
-            {
-                M = g.K, N = g.Q, K = g.O, TransA = 1, Lda = g.K, Ldb = g.Q, Ldc = g.N * g.Q, StrideB = g.O * g.Q, StrideC = g.Q,
-            }, g.N);
-        Col2Im(cols, r, g);
-        return r;
-    }
-
-    /// <inheritdoc/>
-    public override NdArray Conv2dWeightGradient(NdArray x, NdArray gy, ConvolutionGeometry g)
-    {
-        using var turn = gate.EnterScope();
-        // W̄[O, K] = ȳ'[O, N·Q]·colsᵀ.
-        var gyT = Permute(gy.Reshape(g.N, g.O, g.Q), [1, 0, 2]);
-        var cols = New(new Shape(g.K, g.N * g.Q), x.DType);
-        var r = New(new Shape(g.O, g.C, g.KH, g.KW), x.DType);
-        Im2Col(x, cols, g);
-        if (g.N * g.Q == 0) return Full(r.Shape, x.DType, 0);
-        Multiply(gyT, cols, r, Product(g.O, g.K, g.N * g.Q, false, true), 1);
-        return r;
-    }
-
-    private static GemmArguments Product(int m, int n, int k, bool transA, bool transB) => new()
-    {
-        M = m, N = n, K = k, TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
-        Lda = transA ? m : k, Ldb = transB ? k : n, Ldc = n, StrideA = 0, StrideB = 0, StrideC = 0,
-    };
 
     // ---------------------------------------------------------------- normalization
 
@@ -896,67 +794,6 @@ public sealed class AcceleratorDevice : Device, IDisposable
         else
             kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>, AffineGroups>(GpuNormalization.ScaleShiftPair)(config, V<double>(x), V<double>(scale), V<double>(shift), V<double>(x2), V<double>(scale2), V<double>(z), V<double>(r), p);
         return r;
-    }
-
-    // ---------------------------------------------------------------- softmax family
-
-    // The kernels are method groups, loaded (compiled on first use) only for the dtype at hand.
-    private NdArray Rows(NdArray x, Action<ArrayView<float>, ArrayView<float>, int, int> f32, Action<ArrayView<double>, ArrayView<double>, int, int> f64)
-    {
-        var r = New(x.Shape, x.DType);
-        int cols = x.Shape[^1], rows = (int)(x.Size / Math.Max(1, cols));
-        if (x.Size == 0) return r;
-        var config = kernels.Stride(rows);
-        if (x.DType == DType.Float32) kernels.Load(f32)(config, V<float>(x), V<float>(r), rows, cols);
-        else kernels.Load(f64)(config, V<double>(x), V<double>(r), rows, cols);
-        return r;
-    }
-
-    /// <inheritdoc/>
-    public override NdArray LogSoftmax(NdArray x)
-    {
-        using var turn = gate.EnterScope();
-        return Rows(x, GpuSoftmax.LogSoftmaxRows<float, Float32Kind>, GpuSoftmax.LogSoftmaxRows<double, Float64Kind>);
-    }
-
-    /// <inheritdoc/>
-    public override NdArray Softmax(NdArray x)
-    {
-        using var turn = gate.EnterScope();
-        return Rows(x, GpuSoftmax.SoftmaxRows<float, Float32Kind>, GpuSoftmax.SoftmaxRows<double, Float64Kind>);
-    }
-
-    /// <inheritdoc/>
-    public override NdArray SoftmaxJacobian(NdArray y, NdArray g)
-    {
-        using var turn = gate.EnterScope();
-        var r = New(y.Shape, y.DType);
-        int cols = y.Shape[^1], rows = (int)(y.Size / Math.Max(1, cols));
-        if (y.Size == 0) return r;
-        var config = kernels.Stride(rows);
-        if (y.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.SoftmaxJacobianRows<float, Float32Kind>)(config, V<float>(y), V<float>(g), V<float>(r), rows, cols);
-        else
-            kernels.Load<ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.SoftmaxJacobianRows<double, Float64Kind>)(config, V<double>(y), V<double>(g), V<double>(r), rows, cols);
-        return r;
-    }
-
-    /// <inheritdoc/>
-    public override (NdArray Loss, NdArray? Gradient) CrossEntropy(NdArray logits, NdArray labels, bool withGradient)
-    {
-        using var turn = gate.EnterScope();
-        int rows = logits.Shape[0], cols = logits.Shape[1];
-        var perRow = New(new Shape(rows), logits.DType);
-        var g = withGradient ? New(logits.Shape, logits.DType) : null;
-        var config = kernels.Stride(rows);
-        if (logits.DType == DType.Float32)
-            kernels.Load<ArrayView<float>, ArrayView<long>, ArrayView<float>, ArrayView<float>, int, int>(GpuSoftmax.CrossEntropyRows<float, Float32Kind>)(
-                config, V<float>(logits), V<long>(labels), V<float>(perRow), g is null ? V<float>(perRow) : V<float>(g), cols, withGradient ? 1 : 0);
-        else
-            kernels.Load<ArrayView<double>, ArrayView<long>, ArrayView<double>, ArrayView<double>, int, int>(GpuSoftmax.CrossEntropyRows<double, Float64Kind>)(
-                config, V<double>(logits), V<long>(labels), V<double>(perRow), g is null ? V<double>(perRow) : V<double>(g), cols, withGradient ? 1 : 0);
-        var mean = Binary(BinaryOp.Mul, Reduce(ReduceOp.Sum, perRow, [0]).Reshape(), Full(Shape.Scalar, logits.DType, 1.0 / rows), Shape.Scalar);
-        return (mean, g);
     }
 
     // ---------------------------------------------------------------- random numbers

@@ -120,7 +120,7 @@ public class KfacTests
         // The logits are the flattened convolution output, so the per-position output gradients of the summed
         // sampled loss are softmax − onehot(ŷ), reshaped to [N, O, T]; G averages g gᵀ over the N·T positions.
         var logits = model.Forward(Bindings.Constant(model, false), x).Data;
-        var residual = logits.LogSoftmax().Apply(Curvature.Kernels.UnaryOp.Exp) - NdArray.OneHot(kfac.SampledTargets!, logits.Shape[1], DType.Float64);
+        var residual = logits.LogSoftmax().Apply(Curvature.Kernels.UnaryOp.Exp) - SoftmaxLossOps.OneHot(kfac.SampledTargets!, logits.Shape[1], DType.Float64);
         var gRows = residual.Reshape(2, 3, 16).Permute(1, 0, 2).Reshape(3, 32);
         GradCheck.AssertClose(gFactor, gRows.MatMul(gRows, transB: true) * (1.0 / 32), 1e-12, 1e-14, "G = Σ_{n,t} g gᵀ / (N·T)");
     }
