@@ -181,8 +181,9 @@ public sealed class GradientNoise
 
     /// <summary>
     /// Every example's gradient gᵢ = ∇ℓᵢ as rows of a matrix, <paramref name="chunk"/> examples at a time (to bound the
-    /// memory: a chunk holds chunk × parameters values; 0 takes as many as fit in 4 MiB, at least one, so that a
-    /// consumer reading each chunk at once finds it in cache): each item is the first example's index (this replica's) and a
+    /// memory: a chunk holds chunk × parameters values; 0 takes as many as fit in 1 MiB per thread of
+    /// <see cref="Kernels.Parallelism.MaxThreads"/>, at least one, so that the rows stay in the cores' L2 caches for a
+    /// consumer that reads each chunk at once): each item is the first example's index (this replica's) and a
     /// [count, parameters] array whose row r is example start + r's gradient flattened in parameter order (as
     /// <see cref="Vectors.Flatten"/>). The array is overwritten by the next chunk: copy what must outlive it. For the
     /// MLP (every parameter a Linear layer's, independent examples) one reverse pass over the batch gives every row as
@@ -191,9 +192,9 @@ public sealed class GradientNoise
     /// </summary>
     public IEnumerable<(int Start, NdArray Gradients)> ExampleGradients(int chunk = 0)
     {
-        if (chunk < 0) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "a chunk holds at least one example (0: as many as fit in 4 MiB).");
+        if (chunk < 0) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "a chunk holds at least one example (0: as many as fit in 1 MiB per thread).");
         int size = checked((int)w.Sum(p => p.Data.Size));
-        if (chunk == 0) chunk = (int)Math.Max(1, (4L << 20) / ((long)size * w[0].DType.Size()));
+        if (chunk == 0) chunk = (int)Math.Clamp(((long)Kernels.Parallelism.MaxThreads << 20) / ((long)size * w[0].DType.Size()), 1, int.MaxValue);
         chunk = Math.Min(chunk, local);
         var layers = LinearFactors();
         var dtype = w[0].DType;
