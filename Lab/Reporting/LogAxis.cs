@@ -16,7 +16,15 @@ internal static class LogAxis
     /// <summary>Labels <paramref name="plot"/>'s left axis in the values of its log₁₀ series.</summary>
     public static void Label(Plot plot) => plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
     {
-        LabelFormatter = v => Math.Pow(10, v).ToString("G3", CultureInfo.InvariantCulture),
+        LabelFormatter = v => Text(Math.Pow(10, v)),
         MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
     };
+
+    /// <summary>A tick's value to three significant digits, in plain digits from 0.001 to 10⁶ (G3 alone writes 1000 as 1E+03).</summary>
+    internal static string Text(double value)
+    {
+        if (value < 1000 || value >= 1e6) return value.ToString("G3", CultureInfo.InvariantCulture);
+        double unit = Math.Pow(10, Math.Floor(Math.Log10(value)) - 2);
+        return (Math.Round(value / unit) * unit).ToString("0", CultureInfo.InvariantCulture);
+    }
 }
