@@ -428,7 +428,7 @@ public sealed class NdArray
     public NdArray Normalize(int groupStart, int groupEnd, double epsilon)
     {
         var (a, g, b) = NormalizationGroups("normalize", groupStart, groupEnd);
-        return Device.Normalize(this, a, g, b, epsilon);
+        return NormalizationOps.Normalize(this, a, g, b, epsilon);
     }
 
     /// <summary>
@@ -439,7 +439,7 @@ public sealed class NdArray
     public (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(int groupStart, int groupEnd, double epsilon)
     {
         var (a, g, b) = NormalizationGroups("normalize", groupStart, groupEnd);
-        return Device.NormalizeWithMoments(this, a, g, b, epsilon);
+        return NormalizationOps.NormalizeWithMoments(this, a, g, b, epsilon);
     }
 
     /// <summary>The shape of one value per group, kept as size-1 axes outside the group axes (broadcasts against this array).</summary>
@@ -458,7 +458,7 @@ public sealed class NdArray
         if (scale.Size != g || shift.Size != g)
             throw new ArgumentException($"scale_shift: scale {scale.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
         CheckAddend(addend);
-        return Device.ScaleShift(this, scale, shift, a, g, b, addend, relu);
+        return NormalizationOps.ScaleShift(this, scale, shift, a, g, b, addend, relu);
     }
 
     /// <summary>this·scale + x2·scale2 + shift with one scale, scale2 and shift per group, plus <paramref name="addend"/> when given; x2 and the addend have this array's shape.</summary>
@@ -470,7 +470,7 @@ public sealed class NdArray
         if (scale.Size != g || shift.Size != g || scale2.Size != g)
             throw new ArgumentException($"scale_shift: scale {scale.Shape}, scale2 {scale2.Shape} and shift {shift.Shape} for {g} groups of {Shape}; expected {g} values each.");
         CheckAddend(addend);
-        return Device.ScaleShift(this, scale, shift, x2, scale2, a, g, b, addend);
+        return NormalizationOps.ScaleShift(this, scale, shift, x2, scale2, a, g, b, addend);
     }
 
     /// <summary>
@@ -484,7 +484,7 @@ public sealed class NdArray
         var (_, g, _) = NormalizationGroups(op, groupStart, groupEnd);
         CheckMoments(op, g, mean, variance);
         CheckPerGroup(op, g, ("γ", gamma), ("β", beta));
-        return Device.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon);
+        return NormalizationOps.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon);
     }
 
     /// <summary>
@@ -499,7 +499,7 @@ public sealed class NdArray
         CheckMoments(op, g, mean, variance);
         CheckPerGroup(op, g, ("γ", gamma));
         CheckLike(op, ("u", u));
-        return Device.NormalizeScaleShiftBackward(this, u, gamma, mean, variance, a, g, b, epsilon);
+        return NormalizationOps.NormalizeScaleShiftBackward(this, u, gamma, mean, variance, a, g, b, epsilon);
     }
 
     /// <summary>
@@ -516,7 +516,7 @@ public sealed class NdArray
         if (batches.DType != DType.Int64 || batches.Size != 1 || batches.Device != Device)
             throw new ArgumentException($"{op}: batch counter {batches.DType.Name()} {batches.Shape} on {batches.Device.Name}; expected one int64 on {Device.Name}.");
         CheckMoments(op, checked((int)Size), mean, variance);
-        return Device.UpdateRunningStatistics(this, runningVariance, batches, mean, variance, momentum, bessel);
+        return NormalizationOps.UpdateRunningStatistics(this, runningVariance, batches, mean, variance, momentum, bessel);
     }
 
     /// <summary>
@@ -532,7 +532,7 @@ public sealed class NdArray
         CheckMoments(op, g, mean, variance);
         CheckPerGroup(op, g, ("γ", gamma), ("β", beta), ("γ̇", gammaDot), ("β̇", betaDot));
         CheckLike(op, ("ẋ", xDot));
-        return Device.NormalizeScaleShiftTangent(this, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon);
+        return NormalizationOps.NormalizeScaleShiftTangent(this, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon);
     }
 
     /// <summary>
@@ -547,7 +547,7 @@ public sealed class NdArray
         CheckMoments(op, g, mean, variance);
         CheckPerGroup(op, g, ("γ", gamma), ("γ̇", gammaDot));
         CheckLike(op, ("u", u), ("ẋ", xDot), ("u̇", uDot));
-        return Device.NormalizeScaleShiftBackwardTangent(this, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon);
+        return NormalizationOps.NormalizeScaleShiftBackwardTangent(this, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon);
     }
 
     private void CheckPerGroup(string op, int groups, params (string Name, NdArray? Value)[] arrays)
@@ -590,7 +590,7 @@ public sealed class NdArray
         var (a, g, b) = NormalizationGroups("group_mean_product", groupStart, groupEnd);
         CheckPair("group_mean_product", this, y);
         if (y.Shape != Shape) throw new ArgumentException($"group_mean_product: {Shape} and {y.Shape}; expected the same shape.");
-        return Device.GroupMeanProduct(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
+        return NormalizationOps.GroupMeanProduct(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
     }
 
     /// <summary>
@@ -602,7 +602,7 @@ public sealed class NdArray
         var (a, g, b) = NormalizationGroups("group_covariance", groupStart, groupEnd);
         CheckPair("group_covariance", this, y);
         if (y.Shape != Shape) throw new ArgumentException($"group_covariance: {Shape} and {y.Shape}; expected the same shape.");
-        return Device.GroupCovariance(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
+        return NormalizationOps.GroupCovariance(this, y, a, g, b).Reshape(GroupShape(groupStart, groupEnd)).Cast(DType);
     }
 
     /// <summary>Per-group 1/√(σ² + ε) (biased variance), shaped as <see cref="GroupShape"/>.</summary>
@@ -619,7 +619,7 @@ public sealed class NdArray
     public (NdArray Mean, NdArray Variance) GroupMoments(int groupStart, int groupEnd)
     {
         var (a, g, b) = NormalizationGroups("group_moments", groupStart, groupEnd);
-        return Device.GroupMoments(this, a, g, b);
+        return NormalizationOps.GroupMoments(this, a, g, b);
     }
 
     /// <summary>The Jacobian of <see cref="Normalize"/> at this array applied to <paramref name="u"/> (same shape).</summary>
@@ -628,7 +628,7 @@ public sealed class NdArray
         var (a, g, b) = NormalizationGroups("normalize_jacobian", groupStart, groupEnd);
         CheckPair("normalize_jacobian", this, u);
         if (u.Shape != Shape) throw new ArgumentException($"normalize_jacobian: x {Shape} and u {u.Shape}; expected the same shape.");
-        return Device.NormalizeJacobian(this, u, a, g, b, epsilon);
+        return NormalizationOps.NormalizeJacobian(this, u, a, g, b, epsilon);
     }
 
     /// <summary>
@@ -644,7 +644,7 @@ public sealed class NdArray
             CheckPair("normalize_jacobian_tangent", this, other);
             if (other.Shape != Shape) throw new ArgumentException($"normalize_jacobian_tangent: x {Shape} and {name} {other.Shape}; expected the same shape.");
         }
-        return Device.NormalizeJacobianTangent(this, u, ju, v, w, a, g, b, epsilon);
+        return NormalizationOps.NormalizeJacobianTangent(this, u, ju, v, w, a, g, b, epsilon);
     }
 
     private (int A, int G, int B) NormalizationGroups(string op, int start, int end)
