@@ -8,7 +8,7 @@ namespace Curvature.Autodiff.Primitives;
 /// masked where a ReLU clamped): y of shape [5] + the group shape, whose rows are Σu (β̄), Σu·x̂ (γ̄) and the a, k, c
 /// of x̄ = u·a + x·k + c, with a = γr, k = −a·r·h and c = −a·ū − μ·k, ū = mean u, h = mean(u·x̂)
 /// (<see cref="NormalizationCoefficients.Backward"/>). The forward is one read pass over x and u and one small
-/// kernel (<see cref="NdArray.ScaleShiftBackward"/>); the same values op by op took some twenty launches per layer.
+/// kernel (<see cref="NormalizationOps.ScaleShiftBackward"/>); the same values op by op took some twenty launches per layer.
 /// JVP (the backward's tangent, a Hessian-vector product's share): <see cref="NormalizeScaleShiftBackwardTangent"/>, fused
 /// likewise. VJP: the reverse derivative of the same values written op by op (<see cref="Reference"/>), which only
 /// reverse-over-reverse derivatives reach.

@@ -8,7 +8,7 @@ namespace Curvature.Autodiff.Primitives;
 /// (x, γ, u, ẋ, γ̇, u̇): y of shape [5] + the group shape (<see cref="NormalizationCoefficients.BackwardTangent"/>):
 /// with ṙ = −r²·mean(ẋx̂), μ̇ = mean ẋ and h = mean(u·x̂), ḣ = mean(u̇x̂) + r·(mean(uẋ) − ū·μ̇) + ṙ·h/r, then
 /// ȧ = γ̇r + γṙ, k̇ = −(ȧrh + aṙh + arḣ) and ċ = −(ȧū + a·mean u̇) − μ̇k − μk̇. In a Hessian-vector product this is
-/// the backward's share of BatchNorm: four read passes and one small kernel (<see cref="NdArray.ScaleShiftBackwardTangent"/>)
+/// the backward's share of BatchNorm: four read passes and one small kernel (<see cref="NormalizationOps.ScaleShiftBackwardTangent"/>)
 /// where op by op it took some forty-five launches a layer. Rules: those of its op-by-op <see cref="Reference"/>.
 /// </summary>
 public sealed class NormalizeScaleShiftBackwardTangent(int groupStart, int groupEnd, double epsilon) : Primitive

@@ -8,7 +8,7 @@ namespace Curvature.Autodiff.Primitives;
 /// shape [4] + the group shape with rows s = γr, t = β − μs, ṡ = γ̇r + γṙ and ṫ = β̇ − μ̇s − μṡ, where μ̇ = mean ẋ
 /// and ṙ = −r³·C(ẋ, x) (<see cref="NormalizationCoefficients.Tangent"/>). The tangent of y = x·s + t is then one
 /// two-pair scale-shift, ẋ·s + x·ṡ + ṫ. The forward is one read pass over x and ẋ and one small kernel
-/// (<see cref="NdArray.ScaleShiftTangent"/>) where op by op the same values took some thirty launches a layer in a
+/// (<see cref="NormalizationOps.ScaleShiftTangent"/>) where op by op the same values took some thirty launches a layer in a
 /// Hessian-vector product. Rules: those of its op-by-op <see cref="Reference"/> (only third derivatives reach them).
 /// </summary>
 public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, double epsilon) : Primitive
