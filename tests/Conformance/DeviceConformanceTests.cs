@@ -18,7 +18,7 @@ namespace Curvature.Tests.Engine;
 /// form on the CPU) plus twice the CPU's own error at that element, so a device that computes more
 /// accurately than the CPU (float64 accumulation where the CPU cancels in float32) passes.
 /// </summary>
-[Collection("ilgpu cpu accelerator")] // CpuAccelerator.Name (this file is also linked into perf/Gpu)
+[Collection("ilgpu cpu accelerator")] // CpuAccelerator.Name
 public class DeviceConformanceTests
 {
     public static TheoryData<string> Devices()
@@ -617,7 +617,7 @@ public class DeviceConformanceTests
 
     /// <summary>
     /// Every check of this suite that takes a device name (the theories over <see cref="Devices"/>), by name: what
-    /// the CUDA and OpenCL facts run, and what the GPU harness (perf/Gpu, which links this file) runs on a machine
+    /// the CUDA and OpenCL facts run, and what the GPU harness (perf/Gpu, which references this project) runs on a machine
     /// that has no .NET SDK to run the tests with. Found by reflection, so a new theory joins both at once.
     /// </summary>
     public static IReadOnlyList<(string Name, Action<string> Run)> Checks() =>
