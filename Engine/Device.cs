@@ -22,6 +22,9 @@ public abstract class Device
     /// </summary>
     public NdArray NewArray(Shape shape, DType dtype) => new(Allocate(dtype, shape.Size), 0, shape);
 
+    /// <summary>The error an op family (or fused update) raises on a device it has no lowering for, naming the op and the device.</summary>
+    public NotSupportedException NoLowering(string op) => new($"{op}: no lowering for the device {Name}.");
+
     /// <summary>Copies host data to a new array on this device.</summary>
     public abstract NdArray FromHost(Array data, Shape shape);
 

@@ -40,7 +40,7 @@ public static class FusedUpdates
                 }
                 break;
             default:
-                throw new NotSupportedException($"adam_update: no lowering for the device {w.Device.Name}.");
+                throw w.Device.NoLowering("adam_update");
         }
         return (mNext, vNext, result);
     }
@@ -77,7 +77,7 @@ public static class FusedUpdates
                 }
                 break;
             default:
-                throw new NotSupportedException($"momentum_update: no lowering for the device {w.Device.Name}.");
+                throw w.Device.NoLowering("momentum_update");
         }
         return (bNext, wNext);
     }

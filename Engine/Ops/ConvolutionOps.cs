@@ -51,7 +51,7 @@ public static class ConvolutionOps
                 using (d.EnterLaunch()) Forward(d, x, w, y, g);
                 return y;
             default:
-                throw NoLowering("conv2d", x.Device);
+                throw x.Device.NoLowering("conv2d");
         }
     }
 
@@ -73,7 +73,7 @@ public static class ConvolutionOps
                 using (d.EnterLaunch()) InputGradient(d, gy, w, r, g);
                 return r;
             default:
-                throw NoLowering("conv2d_input_grad", gy.Device);
+                throw gy.Device.NoLowering("conv2d_input_grad");
         }
     }
 
@@ -125,7 +125,7 @@ public static class ConvolutionOps
             case AcceleratorDevice d:
                 using (d.EnterLaunch()) return WeightGradient(d, x, gy, g);
             default:
-                throw NoLowering("conv2d_weight_grad", x.Device);
+                throw x.Device.NoLowering("conv2d_weight_grad");
         }
     }
 
@@ -148,7 +148,7 @@ public static class ConvolutionOps
                 using (d.EnterLaunch()) Im2Col(d, x, cols, g);
                 return cols;
             default:
-                throw NoLowering("im2col", x.Device);
+                throw x.Device.NoLowering("im2col");
         }
     }
 
@@ -172,7 +172,7 @@ public static class ConvolutionOps
                 using (d.EnterLaunch()) Col2Im(d, cols, x, new ConvolutionGeometry(n, c, h, w, 1, kh, kw, stride, padding));
                 return x;
             default:
-                throw NoLowering("col2im", cols.Device);
+                throw cols.Device.NoLowering("col2im");
         }
     }
 
@@ -228,6 +228,4 @@ public static class ConvolutionOps
         if (x.DType == DType.Float32) d.CompiledKernels.Load<ArrayView<float>, ArrayView<float>, ConvolutionShape>(GpuLayout.Col2Im)(config, AcceleratorDevice.View<float>(cols), AcceleratorDevice.View<float>(x), ConvolutionShape.Of(g));
         else d.CompiledKernels.Load<ArrayView<double>, ArrayView<double>, ConvolutionShape>(GpuLayout.Col2Im)(config, AcceleratorDevice.View<double>(cols), AcceleratorDevice.View<double>(x), ConvolutionShape.Of(g));
     }
-
-    private static NotSupportedException NoLowering(string op, Device device) => new($"{op}: no lowering for the device {device.Name}.");
 }

@@ -18,103 +18,55 @@ namespace Curvature.Engine;
 /// </summary>
 internal static class NormalizationLowering
 {
-    internal static NdArray Normalize(NdArray x, int a, int g, int b, double epsilon) => x.Device switch
+    /// <summary>The op's lowering for <paramref name="x"/>'s device.</summary>
+    private static T On<T>(NdArray x, string op, Func<CpuLowering, T> cpu, Func<AcceleratorLowering, T> accelerator) => x.Device switch
     {
-        CpuDevice cpu => new CpuLowering(cpu).Normalize(x, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).Normalize(x, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize: no lowering for the device {x.Device.Name}."),
+        CpuDevice c => cpu(new CpuLowering(c)),
+        AcceleratorDevice d => accelerator(new AcceleratorLowering(d)),
+        _ => throw x.Device.NoLowering(op),
     };
 
-    internal static (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeWithMoments(x, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeWithMoments(x, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_with_moments: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray Normalize(NdArray x, int a, int g, int b, double epsilon) =>
+        On(x, "normalize", c => c.Normalize(x, a, g, b, epsilon), d => d.Normalize(x, a, g, b, epsilon));
 
-    internal static NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).ScaleShift(x, scale, shift, a, g, b, addend, relu),
-        AcceleratorDevice d => new AcceleratorLowering(d).ScaleShift(x, scale, shift, a, g, b, addend, relu),
-        _ => throw new NotSupportedException($"scale_shift: no lowering for the device {x.Device.Name}."),
-    };
+    internal static (NdArray Normalized, NdArray Mean, NdArray Variance) NormalizeWithMoments(NdArray x, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_with_moments", c => c.NormalizeWithMoments(x, a, g, b, epsilon), d => d.NormalizeWithMoments(x, a, g, b, epsilon));
 
-    internal static NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).ScaleShift(x, scale, shift, x2, scale2, a, g, b, addend),
-        AcceleratorDevice d => new AcceleratorLowering(d).ScaleShift(x, scale, shift, x2, scale2, a, g, b, addend),
-        _ => throw new NotSupportedException($"scale_shift: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, int a, int g, int b, NdArray? addend = null, bool relu = false) =>
+        On(x, "scale_shift", c => c.ScaleShift(x, scale, shift, a, g, b, addend, relu), d => d.ScaleShift(x, scale, shift, a, g, b, addend, relu));
 
-    internal static NdArray NormalizeScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, double epsilon) => gamma.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon),
-        _ => throw new NotSupportedException($"normalize_scale_shift_coefficients: no lowering for the device {gamma.Device.Name}."),
-    };
+    internal static NdArray ScaleShift(NdArray x, NdArray scale, NdArray shift, NdArray x2, NdArray scale2, int a, int g, int b, NdArray? addend = null) =>
+        On(x, "scale_shift", c => c.ScaleShift(x, scale, shift, x2, scale2, a, g, b, addend), d => d.ScaleShift(x, scale, shift, x2, scale2, a, g, b, addend));
 
-    internal static NdArray NormalizeScaleShiftBackward(NdArray x, NdArray u, NdArray gamma, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeScaleShiftBackward(x, u, gamma, mean, variance, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeScaleShiftBackward(x, u, gamma, mean, variance, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_scale_shift_backward: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray NormalizeScaleShiftCoefficients(NdArray gamma, NdArray beta, NdArray mean, NdArray variance, double epsilon) =>
+        On(gamma, "normalize_scale_shift_coefficients", c => c.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon), d => d.NormalizeScaleShiftCoefficients(gamma, beta, mean, variance, epsilon));
 
-    internal static (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance, NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel) => runningMean.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).UpdateRunningStatistics(runningMean, runningVariance, batches, mean, variance, momentum, bessel),
-        AcceleratorDevice d => new AcceleratorLowering(d).UpdateRunningStatistics(runningMean, runningVariance, batches, mean, variance, momentum, bessel),
-        _ => throw new NotSupportedException($"update_running_statistics: no lowering for the device {runningMean.Device.Name}."),
-    };
+    internal static NdArray NormalizeScaleShiftBackward(NdArray x, NdArray u, NdArray gamma, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_scale_shift_backward", c => c.NormalizeScaleShiftBackward(x, u, gamma, mean, variance, a, g, b, epsilon), d => d.NormalizeScaleShiftBackward(x, u, gamma, mean, variance, a, g, b, epsilon));
 
-    internal static NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeScaleShiftTangent(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeScaleShiftTangent(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_scale_shift_tangent: no lowering for the device {x.Device.Name}."),
-    };
+    internal static (NdArray Mean, NdArray Variance, NdArray Batches) UpdateRunningStatistics(NdArray runningMean, NdArray runningVariance, NdArray batches, NdArray mean, NdArray variance, double momentum, double bessel) =>
+        On(runningMean, "update_running_statistics", c => c.UpdateRunningStatistics(runningMean, runningVariance, batches, mean, variance, momentum, bessel), d => d.UpdateRunningStatistics(runningMean, runningVariance, batches, mean, variance, momentum, bessel));
 
-    internal static NdArray NormalizeScaleShiftBackwardTangent(NdArray x, NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeScaleShiftBackwardTangent(x, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeScaleShiftBackwardTangent(x, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_scale_shift_backward_tangent: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray NormalizeScaleShiftTangent(NdArray x, NdArray? xDot, NdArray gamma, NdArray beta, NdArray? gammaDot, NdArray? betaDot, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_scale_shift_tangent", c => c.NormalizeScaleShiftTangent(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon), d => d.NormalizeScaleShiftTangent(x, xDot, gamma, beta, gammaDot, betaDot, mean, variance, a, g, b, epsilon));
 
-    internal static NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).GroupMeanProduct(x, y, a, g, b),
-        AcceleratorDevice d => new AcceleratorLowering(d).GroupMeanProduct(x, y, a, g, b),
-        _ => throw new NotSupportedException($"group_mean_product: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray NormalizeScaleShiftBackwardTangent(NdArray x, NdArray u, NdArray gamma, NdArray? xDot, NdArray? gammaDot, NdArray? uDot, NdArray mean, NdArray variance, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_scale_shift_backward_tangent", c => c.NormalizeScaleShiftBackwardTangent(x, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon), d => d.NormalizeScaleShiftBackwardTangent(x, u, gamma, xDot, gammaDot, uDot, mean, variance, a, g, b, epsilon));
 
-    internal static NdArray GroupCovariance(NdArray x, NdArray y, int a, int g, int b) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).GroupCovariance(x, y, a, g, b),
-        AcceleratorDevice d => new AcceleratorLowering(d).GroupCovariance(x, y, a, g, b),
-        _ => throw new NotSupportedException($"group_covariance: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray GroupMeanProduct(NdArray x, NdArray y, int a, int g, int b) =>
+        On(x, "group_mean_product", c => c.GroupMeanProduct(x, y, a, g, b), d => d.GroupMeanProduct(x, y, a, g, b));
 
-    internal static (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).GroupMoments(x, a, g, b),
-        AcceleratorDevice d => new AcceleratorLowering(d).GroupMoments(x, a, g, b),
-        _ => throw new NotSupportedException($"group_moments: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray GroupCovariance(NdArray x, NdArray y, int a, int g, int b) =>
+        On(x, "group_covariance", c => c.GroupCovariance(x, y, a, g, b), d => d.GroupCovariance(x, y, a, g, b));
 
-    internal static NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeJacobian(x, u, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeJacobian(x, u, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_jacobian: no lowering for the device {x.Device.Name}."),
-    };
+    internal static (NdArray Mean, NdArray Variance) GroupMoments(NdArray x, int a, int g, int b) =>
+        On(x, "group_moments", c => c.GroupMoments(x, a, g, b), d => d.GroupMoments(x, a, g, b));
 
-    internal static NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon) => x.Device switch
-    {
-        CpuDevice cpu => new CpuLowering(cpu).NormalizeJacobianTangent(x, u, ju, v, w, a, g, b, epsilon),
-        AcceleratorDevice d => new AcceleratorLowering(d).NormalizeJacobianTangent(x, u, ju, v, w, a, g, b, epsilon),
-        _ => throw new NotSupportedException($"normalize_jacobian_tangent: no lowering for the device {x.Device.Name}."),
-    };
+    internal static NdArray NormalizeJacobian(NdArray x, NdArray u, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_jacobian", c => c.NormalizeJacobian(x, u, a, g, b, epsilon), d => d.NormalizeJacobian(x, u, a, g, b, epsilon));
+
+    internal static NdArray NormalizeJacobianTangent(NdArray x, NdArray u, NdArray ju, NdArray v, NdArray? w, int a, int g, int b, double epsilon) =>
+        On(x, "normalize_jacobian_tangent", c => c.NormalizeJacobianTangent(x, u, ju, v, w, a, g, b, epsilon), d => d.NormalizeJacobianTangent(x, u, ju, v, w, a, g, b, epsilon));
 
     /// <summary>The CPU lowering: the span kernels, inputs kept alive past their span reads.</summary>
     private sealed class CpuLowering(CpuDevice cpu)

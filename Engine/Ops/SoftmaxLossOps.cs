@@ -58,7 +58,7 @@ public static class SoftmaxLossOps
                 }
                 return r;
             default:
-                throw NoLowering("softmax_jacobian", y.Device);
+                throw y.Device.NoLowering("softmax_jacobian");
         }
     }
 
@@ -116,7 +116,7 @@ public static class SoftmaxLossOps
                 return r;
             }
             default:
-                throw NoLowering("one_hot", labels.Device);
+                throw labels.Device.NoLowering("one_hot");
         }
     }
 
@@ -151,7 +151,7 @@ public static class SoftmaxLossOps
                 var mean = d.Binary(BinaryOp.Mul, d.Reduce(ReduceOp.Sum, perRow, [0]).Reshape(), d.Full(Shape.Scalar, logits.DType, 1.0 / rows), Shape.Scalar);
                 return (mean, g);
             default:
-                throw NoLowering("cross_entropy", logits.Device);
+                throw logits.Device.NoLowering("cross_entropy");
         }
     }
 
@@ -180,9 +180,7 @@ public static class SoftmaxLossOps
                 }
                 return r;
             default:
-                throw NoLowering(op, x.Device);
+                throw x.Device.NoLowering(op);
         }
     }
-
-    private static NotSupportedException NoLowering(string op, Device device) => new($"{op}: no lowering for the device {device.Name}.");
 }

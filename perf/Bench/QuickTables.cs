@@ -479,7 +479,7 @@ internal static class QuickTables
         Console.WriteLine("| MLP 784-200-200-10 tanh, cross-entropy, batch 1,000, float32 | ms | ratio | target |");
         Console.WriteLine("|---|---|---|---|");
         Console.WriteLine($"| one batch gradient | {F(ms[0])} | 1 | |");
-        Console.WriteLine($"| all 1,000 per-example gradients as vectors, `ExampleGradients()`: one reverse pass, outer products δᵢaᵢᵀ in chunks of {Kernels.Parallelism.MaxThreads * (1 << 20) / (199_210 * 4)} rows of 199,210 (1 MiB per thread, in L2) | {F(ms[2])} | {ms[2] / ms[0]:0.0} | ≤ 3 |");
+        Console.WriteLine($"| all 1,000 per-example gradients as vectors, `ExampleGradients()`: one reverse pass, outer products δᵢaᵢᵀ in chunks of {noise.ExampleGradients().First().Gradients.Shape[0]} rows of 199,210 (1 MiB per thread, in L2) | {F(ms[2])} | {ms[2] / ms[0]:0.0} | ≤ 3 |");
         Console.WriteLine($"| the same in chunks of 64 rows (51 MB, past the caches) | {F(ms[3])} | {ms[3] / ms[0]:0.0} | |");
         Console.WriteLine($"| the same by 1,000 reverse passes of one example (`ExampleGradient(i)`, any model's path) | {F(ms[1])} | {ms[1] / ms[0]:0.0} | |");
         Console.WriteLine($"| every example's gᵢᵀv (one JVP of the per-example losses) | {F(ms[4])} | {ms[4] / ms[0]:0.00} | |");
