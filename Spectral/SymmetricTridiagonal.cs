@@ -19,9 +19,27 @@ public static class SymmetricTridiagonal
         var d = diagonal.ToArray();
         var e = new double[n];
         for (int i = 0; i < n - 1; i++) e[i] = offDiagonal[i];
-        var z = new double[n, n];
-        for (int i = 0; i < n; i++) z[i, i] = 1;
+        var rows = new double[n * n];
+        for (int i = 0; i < n; i++) rows[i * n + i] = 1;
+        Diagonalize(d, e, rows, n);
+        // Sort ascending, carrying the vectors.
+        var order = Enumerable.Range(0, n).OrderBy(i => d[i]).ToArray();
+        var values = order.Select(i => d[i]).ToArray();
+        var vectors = new double[n, n];
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < n; k++) vectors[k, j] = rows[order[j] * n + k];
+        return (values, vectors);
+    }
 
+    /// <summary>
+    /// The QL iteration in place: <paramref name="d"/> (n) the diagonal, <paramref name="e"/> (n) the off-diagonal
+    /// (e[i] couples i and i+1, e[n−1] unused), left as the eigenvalues (unsorted) and zeros. Each rotation of
+    /// entries i, i+1 is applied to rows i, i+1 of <paramref name="rows"/> (row-major n×n, contiguous rows): from the
+    /// identity the rows end as T's eigenvectors; from Qᵀ of a reduction M = Q T Qᵀ, as M's.
+    /// </summary>
+    internal static void Diagonalize(double[] d, double[] e, double[] rows, int n)
+    {
+        if (n > 0) e[n - 1] = 0;
         for (int l = 0; l < n; l++)
         {
             int iterations = 0;
@@ -57,11 +75,13 @@ public static class SymmetricTridiagonal
                     p = s * r;
                     d[i + 1] = g + p;
                     g = c * r - b;
+                    var lower = rows.AsSpan(i * n, n);
+                    var upper = rows.AsSpan((i + 1) * n, n);
                     for (int k = 0; k < n; k++)
                     {
-                        f = z[k, i + 1];
-                        z[k, i + 1] = s * z[k, i] + c * f;
-                        z[k, i] = c * z[k, i] - s * f;
+                        f = upper[k];
+                        upper[k] = s * lower[k] + c * f;
+                        lower[k] = c * lower[k] - s * f;
                     }
                 }
                 if (r == 0 && i >= l) continue;
@@ -70,14 +90,6 @@ public static class SymmetricTridiagonal
                 e[m] = 0;
             }
         }
-
-        // Sort ascending, carrying the vectors.
-        var order = Enumerable.Range(0, n).OrderBy(i => d[i]).ToArray();
-        var values = order.Select(i => d[i]).ToArray();
-        var vectors = new double[n, n];
-        for (int j = 0; j < n; j++)
-            for (int k = 0; k < n; k++) vectors[k, j] = z[k, order[j]];
-        return (values, vectors);
     }
 
     private static double Hypot(double a, double b) => Math.Sqrt(a * a + b * b);

@@ -21,7 +21,7 @@ public class SpectralTests
     }
 
     [Fact]
-    public void Tridiagonal_solver_matches_jacobi_on_random_matrices()
+    public void Tridiagonal_solver_matches_jacobi_rotations_on_random_matrices()
     {
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(25), Prop.ForAll(Gen.Choose(1, 25).ToArbitrary(), Gen.Choose(0, 10000).ToArbitrary(), (n, seed) =>
         {
@@ -32,7 +32,7 @@ public class SpectralTests
             var dense = new double[n, n];
             for (int i = 0; i < n; i++) { dense[i, i] = d[i]; if (i + 1 < n) { dense[i, i + 1] = e[i]; dense[i + 1, i] = e[i]; } }
             var (values, vectors) = SymmetricTridiagonal.Decompose(d, e);
-            var (expected, _) = SymmetricEigen.Decompose(dense);
+            var (expected, _) = DenseMatrix.JacobiEigen(dense);
             for (int i = 0; i < n; i++) Assert.Equal(expected[i], values[i], 1e-10);
             // T s = λ s for every column.
             for (int j = 0; j < n; j++)
@@ -43,6 +43,79 @@ public class SpectralTests
                     Assert.Equal(values[j] * vectors[i, j], ts, 1e-9);
                 }
         }));
+    }
+
+    /// <summary>
+    /// The dense solver on random symmetric matrices: general ones, ones with planted repeated eigenvalues, and
+    /// rank-deficient B·Bᵀ (K-FAC's factors are such Gram matrices). Its eigenvalues agree with Jacobi rotations,
+    /// ascend, and V·diag(λ)·Vᵀ = M, VᵀV = I to 1e-12·‖M‖.
+    /// </summary>
+    [Fact]
+    public void Dense_solver_reconstructs_random_symmetric_matrices()
+    {
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(40), Prop.ForAll(Gen.Choose(1, 60).ToArbitrary(), Gen.Choose(0, 2).ToArbitrary(), Gen.Choose(0, 10000).ToArbitrary(), (n, kind, seed) =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var m = new double[n, n];
+            double[]? planted = null;
+            if (kind == 0)
+            {
+                var x = rng.Normal(new Shape(n, n), dtype: DType.Float64).ToArray<double>();
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++) m[i, j] = x[i * n + j] + x[j * n + i];
+            }
+            else if (kind == 1)
+            {
+                // Q·diag(λ)·Qᵀ with λ drawn from {−2, 0, 1, 3}: every value repeated when n > 4.
+                var pick = new Random(seed);
+                planted = Enumerable.Range(0, n).Select(_ => new double[] { -2, 0, 1, 3 }[pick.Next(4)]).ToArray();
+                var dense = DenseMatrix.Of(DenseOperator.Planted(planted, rng));
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++) m[i, j] = (dense[i, j] + dense[j, i]) / 2;
+                Array.Sort(planted);
+            }
+            else
+            {
+                int rank = Math.Max(1, n / 3);
+                var b = rng.Normal(new Shape(n, rank), dtype: DType.Float64).ToArray<double>();
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++)
+                        for (int r = 0; r < rank; r++) m[i, j] += b[i * rank + r] * b[j * rank + r];
+            }
+            double norm = Math.Sqrt(Enumerable.Range(0, n * n).Sum(t => m[t / n, t % n] * m[t / n, t % n]));
+            double tol = 1e-12 * Math.Max(norm, 1) * n;
+            var (values, vectors) = SymmetricEigen.Decompose(m);
+            var (reference, _) = DenseMatrix.JacobiEigen(m);
+            for (int i = 0; i < n; i++) Assert.Equal(reference[i], values[i], tol);
+            for (int i = 1; i < n; i++) Assert.True(values[i] >= values[i - 1], $"eigenvalues not ascending at {i}: {values[i - 1]} then {values[i]}");
+            if (planted is not null)
+                for (int i = 0; i < n; i++) Assert.Equal(planted[i], values[i], 1e-10);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double vtv = 0, vlv = 0;
+                    for (int k = 0; k < n; k++) { vtv += vectors[k, i] * vectors[k, j]; vlv += vectors[i, k] * values[k] * vectors[j, k]; }
+                    Assert.Equal(i == j ? 1.0 : 0.0, vtv, 1e-12 * n);
+                    Assert.Equal(m[i, j], vlv, tol);
+                }
+        }));
+    }
+
+    /// <summary>The NdArray overload returns the same decomposition, in the matrix's dtype, vectors as columns.</summary>
+    [Fact]
+    public void Dense_solver_on_arrays_keeps_the_dtype_and_returns_columns()
+    {
+        var rng = new RandomGenerator(3);
+        var x = rng.Normal(new Shape(7, 7), dtype: DType.Float64);
+        var m = x + x.Transpose();
+        var (values, vectors) = SymmetricEigen.Decompose(m.Cast(DType.Float32));
+        Assert.Equal(DType.Float32, values.DType);
+        Assert.Equal(DType.Float32, vectors.DType);
+        var mv = m.Cast(DType.Float32).MatMul(vectors).ToDoubleArray();
+        var v = vectors.ToDoubleArray();
+        var l = values.ToDoubleArray();
+        for (int i = 0; i < 7; i++)
+            for (int j = 0; j < 7; j++) Assert.Equal(l[j] * v[i * 7 + j], mv[i * 7 + j], 1e-4);
     }
 
     [Theory]
