@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# K-FAC as a baseline (issue 29): the kfac optimizer beside CAEO, SGD + momentum, AdamW and L4 on the MLP, every
+# optimizer's rate tuned on the validation loss first (--preset tuned: the default rate × 0.1, 0.3, 1, 3, 10 for a
+# third of the steps, one seed), then 3 seeds at the chosen rate. --resume continues an interrupted round.
+# LAB overrides the program (default ./lab); EXTRA adds options (e.g. --threads 1).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+LAB=${LAB:-./lab}
+"$LAB" compare --task mlp-fmnist --preset tuned --optimizers kfac,caeo,momentum,adamw,l4 --seeds 3 --steps 1000 \
+  ${EXTRA:-} --out docs/results/mlp-fmnist-kfac --resume
