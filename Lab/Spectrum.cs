@@ -49,11 +49,11 @@ public static class Spectrum
     /// <param name="PerLayer">Parameter names or module prefixes whose blocks to report (empty: every parameter); null: none.</param>
     /// <param name="TraceBudget">With <paramref name="HutchPlusPlus"/>: products for each of the two trace estimates (a multiple of 3).</param>
     /// <param name="Operator">The curvature: hessian, ggn, fisher (for softmax cross-entropy and MSE the model's Fisher is the GGN,
-    /// Martens 2014), empirical-fisher or kfac.</param>
+    /// Martens 2014), empirical-fisher, kfac or ekfac.</param>
     public sealed record Extras(IReadOnlyList<string>? PerLayer = null, bool HutchPlusPlus = false, int TraceBudget = 30, string Operator = "hessian");
 
     /// <summary>The curvature operators <c>--operator</c> takes.</summary>
-    public static readonly string[] Operators = ["hessian", "ggn", "fisher", "empirical-fisher", "kfac"];
+    public static readonly string[] Operators = ["hessian", "ggn", "fisher", "empirical-fisher", "kfac", "ekfac"];
 
     internal static Command Command(TextWriter output0)
     {
@@ -88,8 +88,9 @@ public static class Spectrum
         var trace = Options.OneOf("--trace", "Trace estimator: hutchinson (free from the density's probes) or hutch++ (Meyer et al. 2021; "
             + "reported beside Hutchinson at the same budget)", "hutchinson", "hutchinson", "hutch++");
         var curvature = Options.OneOf("--operator", "Curvature operator: hessian; ggn (generalized Gauss-Newton); fisher (the model's Fisher: "
-            + "for softmax cross-entropy and MSE, the GGN); empirical-fisher (mean of per-example gradient outer products); kfac (Linear and Conv2d "
-            + "layers; a model with other parameters is refused, naming them)", "hessian", Operators);
+            + "for softmax cross-entropy and MSE, the GGN); empirical-fisher (mean of per-example gradient outer products); kfac (Linear, Conv2d, "
+            + "BatchNorm2d, LayerNorm and Embedding layers; a model with other parameters is refused, naming them); ekfac (K-FAC's eigenbasis with "
+            + "re-estimated scales, George et al. 2018)", "hessian", Operators);
         var traceBudget = Options.Int("--trace-budget", "Products for each trace estimate with --trace hutch++ (a multiple of 3)", 30, min: HutchPlusPlus.MinimumBudget, max: 100_000);
         traceBudget.Validators.Add(r =>
         {
@@ -187,7 +188,7 @@ public static class Spectrum
         long counted = 0;
         Action<long>? tell = products is null ? null : _ => products(++counted);
         var wholeInputs = whole.Inputs.DType == dtype || whole.Inputs.DType == DType.Int64 ? whole.Inputs : whole.Inputs.Cast(dtype);
-        var op = new CountingOperator(extras.Operator == "kfac" ? Curvature(model, hessian, loss, wholeInputs, whole.Labels, training, extras.Operator, rng)
+        var op = new CountingOperator(extras.Operator is "kfac" or "ekfac" ? Curvature(model, hessian, loss, wholeInputs, whole.Labels, training, extras.Operator, rng)
             : Spread(Curvature(model, hessian, loss, inputs, data.Labels, training, extras.Operator, rng)), tell);
         (double Loss, NdArray Gradient) local;
         using (DataParallel.SynchronizeBatchNorm(ranks, share, syncBatchNorm)) local = hessian.LossAndGradient();
@@ -229,13 +230,13 @@ public static class Spectrum
             case "hessian": return hessian;
             case "ggn" or "fisher": return GaussNewtonOperator.ForModel(model, loss, inputs, labels, training);
             case "empirical-fisher": return new EmpiricalFisherOperator(model, loss, inputs, labels, training);
-            case "kfac":
-                var kfac = KroneckerFactoredCurvature.Compute(model, loss, inputs, rng, damping: 0, training: training);
+            case "kfac" or "ekfac":
+                var kfac = KroneckerFactoredCurvature.Compute(model, loss, inputs, rng, damping: 0, training: training, eigenvalueCorrected: name == "ekfac");
                 if (kfac.Uncovered.Count > 0)
                 {
                     var names = model.NamedParameters();
                     var missing = kfac.Uncovered.Select(i => names[i].Name).ToArray();
-                    throw new UsageException($"--operator kfac: K-FAC has no block for {missing.Length} parameter(s) of this model ({string.Join(", ", missing.Take(6))}"
+                    throw new UsageException($"--operator {name}: K-FAC has no block for {missing.Length} parameter(s) of this model ({string.Join(", ", missing.Take(6))}"
                         + $"{(missing.Length > 6 ? ", …" : "")}); it covers Linear, Conv2d, BatchNorm2d, LayerNorm and Embedding layers, and a zero block would understate the curvature. Use --operator ggn, its exact counterpart.");
                 }
                 return kfac;

@@ -8,7 +8,9 @@ namespace Curvature.Optimizers;
 /// steps the factors are recomputed on the probe batch (the true Fisher, labels sampled from the model) and
 /// inverted with damping λ; each step's gradient g + ω·w is preconditioned by that inverse,
 /// d = (F̂ + λ)⁻¹(g + ω·w) (<see cref="KfacPreconditioner"/>), then heavy-ball momentum takes the step: b ← μb + d,
-/// w ← w − ηb. The inverse is part of the checkpointed state, so a resumed run takes the same steps.
+/// w ← w − ηb. Eigenvalue-corrected (EKFAC, George et al. 2018) it preconditions in the factors' eigenbasis with the
+/// re-estimated scales instead (<see cref="KroneckerFactoredCurvature"/>). The inverse is part of the checkpointed
+/// state, so a resumed run takes the same steps.
 /// </summary>
 public sealed class KfacOptimizer : IHasLearningRate
 {
@@ -16,9 +18,10 @@ public sealed class KfacOptimizer : IHasLearningRate
     private readonly Momentum inner;
     private KfacPreconditioner? preconditioner;
 
-    /// <summary>A rule with learning rate η, momentum μ, damping λ, weight decay ω and refresh interval T.</summary>
-    public KfacOptimizer(double learningRate, double momentum = 0.9, double damping = 0.1, double weightDecay = 0, int every = 20)
+    /// <summary>A rule with learning rate η, momentum μ, damping λ, weight decay ω and refresh interval T; EKFAC's blocks with <paramref name="eigenvalueCorrected"/>.</summary>
+    public KfacOptimizer(double learningRate, double momentum = 0.9, double damping = 0.1, double weightDecay = 0, int every = 20, bool eigenvalueCorrected = false)
     {
+        EigenvalueCorrected = eigenvalueCorrected;
         Damping = Check.Positive(damping, "kfac", "damping");
         WeightDecay = Check.NonNegative(weightDecay, "kfac", "weight decay");
         Every = every >= 1 ? every : throw new ArgumentOutOfRangeException(nameof(every), every, "kfac: the refresh interval must be at least 1 step.");
@@ -35,8 +38,11 @@ public sealed class KfacOptimizer : IHasLearningRate
     /// <summary>T: steps between refreshes of the factors and their inverses.</summary>
     public int Every { get; }
 
+    /// <summary>Whether the blocks are EKFAC's (eigenbasis and re-estimated scales).</summary>
+    public bool EigenvalueCorrected { get; }
+
     /// <inheritdoc/>
-    public string Name => "kfac";
+    public string Name => EigenvalueCorrected ? "ekfac" : "kfac";
 
     /// <inheritdoc/>
     public StepLog Last { get; private set; }
@@ -46,7 +52,7 @@ public sealed class KfacOptimizer : IHasLearningRate
     {
         Check.Gradients(c, Name);
         if (c.Step % Every == 0 || preconditioner is null)
-            preconditioner = (c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).")).Invoke().Inverse(Damping);
+            preconditioner = (c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).")).Invoke(EigenvalueCorrected).Inverse(Damping);
         var g = WeightDecay > 0 ? c.Gradients.Select((gi, i) => gi + c.Parameters[i].Data * WeightDecay).ToArray() : c.Gradients;
         var d = preconditioner.Apply(g);
         inner.Step(new StepContext { Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = d });
@@ -77,11 +83,11 @@ public sealed class KfacOptimizer : IHasLearningRate
         for (int j = 0; s.TryGetValue($"kfac_block.{j}", out var desc); j++)
         {
             var k = desc.ToArray<long>();
-            NdArray Need(string name) => s.TryGetValue($"{name}.{j}", out var v) ? v : throw new ArgumentException($"kfac: the state has kfac_block.{j} but no {name}.{j}.");
+            NdArray Need(string name) => s.TryGetValue($"{name}.{j}", out var v) ? v : throw new ArgumentException($"{Name}: the state has kfac_block.{j} but no {name}.{j}.");
             blocks.Add(new((int)k[0], (int)k[1], (int)k[2], Need("kfac_a"), Need("kfac_b"), s.GetValueOrDefault($"kfac_c.{j}")));
         }
         preconditioner = blocks.Count > 0 ? new KfacPreconditioner(blocks) : null;
         var unknown = s.Keys.Where(k => !k.StartsWith("base.", StringComparison.Ordinal) && !k.StartsWith("kfac_", StringComparison.Ordinal)).ToArray();
-        if (unknown.Length > 0) throw new ArgumentException($"kfac: unexpected state entries {string.Join(", ", unknown)}.");
+        if (unknown.Length > 0) throw new ArgumentException($"{Name}: unexpected state entries {string.Join(", ", unknown)}.");
     }
 }

@@ -8,17 +8,20 @@ namespace Curvature.Spectral;
 /// block, exactly), for a normalization channel (F_c + λI)⁻¹·(∇γ_c, ∇β_c) (closed form), for an embedding
 /// diag(f + √λ)⁻¹·∇W·(G + √λ I)⁻¹. A parameter no block covers keeps its gradient; one two layers share (the GPT's
 /// tied table) takes the first block's inverse, since the inverse of a sum of Kronecker products has no factored form.
+/// EKFAC's blocks invert in the eigenbasis: [∇W | ∇b] ↦ U_G((U_Gᵀ[∇W | ∇b]U_A) / (S + λ))U_Aᵀ, an embedding's
+/// ∇W ↦ ((∇W·U_G) / (S + λ))·U_Gᵀ.
 /// Its arrays are plain (<see cref="Blocks"/>), so an optimizer checkpoints and restores it exactly.
 /// </summary>
 public sealed class KfacPreconditioner
 {
     /// <summary>Kinds of <see cref="Block"/>.</summary>
-    public const int Kronecker = 0, Normalization = 1, Embedding = 2;
+    public const int Kronecker = 0, Normalization = 1, Embedding = 2, Eigenbasis = 3, EmbeddingEigenbasis = 4;
 
     /// <summary>
     /// One block's inverse: <paramref name="Kind"/>, the parameter indices it acts on (<paramref name="Second"/> −1
     /// when none) and its arrays: Kronecker (A + √λ)⁻¹, (G + √λ)⁻¹; normalization the inverse 2×2's entries
-    /// i₁₁, i₁₂, i₂₂ ([C] each); embedding 1/(f + √λ) and (G + √λ)⁻¹.
+    /// i₁₁, i₁₂, i₂₂ ([C] each); embedding 1/(f + √λ) and (G + √λ)⁻¹; eigenbasis U_A, U_G and 1/(S + λ); embedding
+    /// eigenbasis U_G and 1/(S + λ).
     /// </summary>
     public sealed record Block(int Kind, int First, int Second, NdArray A, NdArray B, NdArray? C = null);
 
@@ -58,6 +61,20 @@ public sealed class KfacPreconditioner
                 }
                 case Embedding:
                     result[b.First] = gradients[b.First].MatMul(b.B) * b.A.Reshape(-1, 1);
+                    break;
+                case Eigenbasis:
+                {
+                    var shape = gradients[b.First].Shape;
+                    var weight = gradients[b.First].Reshape(shape[0], -1);
+                    int inFeatures = weight.Shape[1];
+                    var block = b.Second < 0 ? weight : NdArray.Concat([weight, gradients[b.Second].Reshape(-1, 1)], 1);
+                    var p = b.B.MatMul((b.B.MatMul(block, transA: true).MatMul(b.A) * b.C!)).MatMul(b.A, transB: true);
+                    result[b.First] = (b.Second < 0 ? p : p.Slice(1, 0, inFeatures)).Reshape(shape);
+                    if (b.Second >= 0) result[b.Second] = p.Slice(1, inFeatures, 1).Reshape(-1);
+                    break;
+                }
+                case EmbeddingEigenbasis:
+                    result[b.First] = (gradients[b.First].MatMul(b.A) * b.B).MatMul(b.A, transB: true);
                     break;
                 default: throw new InvalidOperationException($"kfac: unknown block kind {b.Kind}.");
             }

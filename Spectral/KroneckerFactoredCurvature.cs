@@ -23,6 +23,16 @@ namespace Curvature.Spectral;
 /// maps to (G + √λ I)·[W | b]·(A + √λ I) (damping λ), an embedding's likewise to diag(f + √λ)·W·(G + √λ I), a
 /// normalization channel's to (F_c + λI)·(γ_c, β_c); the top eigenvalue of the undamped approximation is the
 /// largest over blocks: λmax(A)·λmax(G), max f·λmax(G), λmax(F_c).
+/// <para>
+/// Eigenvalue-corrected (EKFAC; George et al. 2018, "Fast Approximate Natural Gradient Descent in a Kronecker-factored
+/// Eigenbasis"): each Kronecker block keeps the eigenbases U_A, U_G of its factors but replaces the Kronecker
+/// eigenvalues λ(A)·λ(G) by the second moments of the per-example gradients in that basis,
+/// S = E_n[(U_Gᵀ ∇W̃_n U_A)²] ([out, in + 1]): the diagonal of the Fisher in the Kronecker-factored eigenbasis, the
+/// best diagonal fit there in Frobenius norm (their §3.1), so never farther from the Fisher than K-FAC. An
+/// embedding keeps the one-hot token basis and its U_G: S[v, :] = E[(gU_G)² · 1{id = v}]. Per-example means a batch
+/// row of a Linear layer (a sequence position), an image of a convolution. As an operator a block maps
+/// V ↦ U_G((U_GᵀVU_A) ∘ (S + λ))U_Aᵀ, that is F̂ + λI exactly; the top eigenvalue is the largest S.
+/// </para>
 /// </summary>
 public sealed class KroneckerFactoredCurvature : ILinearOperator
 {
@@ -32,6 +42,10 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     private readonly List<(int Scale, int Shift, NdArray Uu, NdArray Uv, NdArray Vv)> normalizations = [];
     // An embedding's token frequencies [V] and output-gradient moment G [D, D].
     private readonly List<(int Weight, NdArray Frequencies, NdArray G)> embeddings = [];
+    // EKFAC: each Kronecker layer's factor eigenbases U_A [in+1, in+1], U_G [out, out] and scales S [out, in+1]
+    // (parallel to layers), each embedding's U_G [D, D] and scales S [V, D] (parallel to embeddings).
+    private readonly List<(NdArray UA, NdArray UG, NdArray S)> eigenbases = [];
+    private readonly List<(NdArray UG, NdArray S)> embeddingEigenbases = [];
     private readonly List<int> uncovered = [];
     // Each covered parameter's first layer in forward order (which block owns a shared parameter's inverse).
     private readonly Dictionary<int, int> firstUse = [];
@@ -39,10 +53,11 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// <summary>Indices (in the parameter list) of parameters no Linear, Conv2d, BatchNorm2d, LayerNorm or Embedding layer owns: their blocks are zero.</summary>
     public IReadOnlyList<int> Uncovered => uncovered;
 
-    private KroneckerFactoredCurvature(IReadOnlyList<Parameter> parameters, double damping)
+    private KroneckerFactoredCurvature(IReadOnlyList<Parameter> parameters, double damping, bool eigenvalueCorrected)
     {
         this.parameters = parameters;
         Damping = damping;
+        EigenvalueCorrected = eigenvalueCorrected;
         Dimension = parameters.Sum(p => p.Shape.Size);
         DType = parameters[0].Data.DType;
         Device = parameters[0].Data.Device;
@@ -50,6 +65,15 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
 
     /// <summary>λ.</summary>
     public double Damping { get; }
+
+    /// <summary>Whether the Kronecker and embedding blocks are eigenvalue-corrected (EKFAC).</summary>
+    public bool EigenvalueCorrected { get; }
+
+    /// <summary>EKFAC only: each Linear and Conv2d layer's factor eigenbases (columns) and its scales S = E[(U_Gᵀ∇W̃U_A)²], in forward order.</summary>
+    public IReadOnlyList<(NdArray UA, NdArray UG, NdArray S)> Eigenbases => eigenbases;
+
+    /// <summary>EKFAC only: each Embedding layer's output-gradient eigenbasis U_G and its scales S [V, D], in forward order.</summary>
+    public IReadOnlyList<(NdArray UG, NdArray S)> EmbeddingEigenbases => embeddingEigenbases;
 
     /// <inheritdoc/>
     public long Dimension { get; }
@@ -75,12 +99,14 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// <summary>
     /// Computes the factors on a batch: one pass records each Linear and Conv2d layer's input and output shape, a
     /// second differentiates the loss of labels sampled from the model with respect to zero perturbations of the
-    /// layers' outputs, which gives the per-example (per-position) output gradients.
+    /// layers' outputs, which gives the per-example (per-position) output gradients. With
+    /// <paramref name="eigenvalueCorrected"/> the blocks are EKFAC's: the factors' eigenbases and the per-example
+    /// gradients' second moments in them.
     /// </summary>
-    public static KroneckerFactoredCurvature Compute(Module model, string loss, NdArray inputs, RandomGenerator rng, double damping = 0, bool training = false)
+    public static KroneckerFactoredCurvature Compute(Module model, string loss, NdArray inputs, RandomGenerator rng, double damping = 0, bool training = false, bool eigenvalueCorrected = false)
     {
         var ps = model.Parameters();
-        var k = new KroneckerFactoredCurvature(ps, damping);
+        var k = new KroneckerFactoredCurvature(ps, damping, eigenvalueCorrected);
         var values = ps.Select(p => (Tensor)p.Data).ToArray();
 
         // Pass 1: record each layer's input and output shape, and the outputs for sampling labels.
@@ -128,8 +154,15 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                 {
                     var aTilde = linear.Bias is null ? input : NdArray.Concat([input, NdArray.Ones(new Shape(input.Shape[0], 1), input.DType, input.Device)], 1);
                     int count = input.Shape[0];
-                    k.layers.Add((IndexOf(ps, linear.Weight), linear.Bias is null ? -1 : IndexOf(ps, linear.Bias),
-                        aTilde.MatMul(aTilde, transA: true) * (1.0 / count), g.MatMul(g, transA: true) * (1.0 / count)));
+                    var (a, gg) = (aTilde.MatMul(aTilde, transA: true) * (1.0 / count), g.MatMul(g, transA: true) * (1.0 / count));
+                    k.layers.Add((IndexOf(ps, linear.Weight), linear.Bias is null ? -1 : IndexOf(ps, linear.Bias), a, gg));
+                    if (eigenvalueCorrected)
+                    {
+                        // Row n's gradient g_n ã_nᵀ is (U_Gᵀg_n)(U_Aᵀã_n)ᵀ in the eigenbasis, so its square is an outer product of squares.
+                        var (ua, ug) = (SymmetricEigen.Decompose(a).Vectors, SymmetricEigen.Decompose(gg).Vectors);
+                        var (gu, au) = (g.MatMul(ug), aTilde.MatMul(ua));
+                        k.eigenbases.Add((ua, ug, (gu * gu).MatMul(au * au, transA: true) * (1.0 / count)));
+                    }
                     break;
                 }
                 case BatchNorm2d or LayerNorm:
@@ -149,8 +182,18 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                     var counts = new double[vocabulary];
                     foreach (long id in ids) counts[id] += 1.0 / ids.Length;
                     var rowsG = g.Reshape(-1, d);
-                    k.embeddings.Add((IndexOf(ps, embedding.Weight), NdArray.FromArray(counts, new Shape(vocabulary)).Cast(g.DType).To(g.Device),
-                        rowsG.MatMul(rowsG, transA: true) * (1.0 / ids.Length)));
+                    var gg = rowsG.MatMul(rowsG, transA: true) * (1.0 / ids.Length);
+                    k.embeddings.Add((IndexOf(ps, embedding.Weight), NdArray.FromArray(counts, new Shape(vocabulary)).Cast(g.DType).To(g.Device), gg));
+                    if (eigenvalueCorrected)
+                    {
+                        // A position's gradient is e_id·gᵀ: in the basis (one-hot, U_G) it lands on row id as (gU_G)².
+                        var ug = SymmetricEigen.Decompose(gg).Vectors;
+                        var gu = rowsG.MatMul(ug);
+                        var oneHot = new double[ids.Length * vocabulary];
+                        for (int i = 0; i < ids.Length; i++) oneHot[i * vocabulary + ids[i]] = 1;
+                        var tokens = NdArray.FromArray(oneHot, new Shape(ids.Length, vocabulary)).Cast(g.DType).To(g.Device);
+                        k.embeddingEigenbases.Add((ug, tokens.MatMul(gu * gu, transA: true) * (1.0 / ids.Length)));
+                    }
                     break;
                 }
                 case Conv2d conv:
@@ -160,8 +203,17 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                     int positions = cols.Shape[1] / examples;
                     var aTilde = conv.Bias is null ? cols : NdArray.Concat([cols, NdArray.Ones(new Shape(1, cols.Shape[1]), cols.DType, cols.Device)], 0);
                     var gRows = g.Permute(1, 0, 2, 3).Reshape(o, -1);                               // [O, N·T]
-                    k.layers.Add((IndexOf(ps, conv.Weight), conv.Bias is null ? -1 : IndexOf(ps, conv.Bias),
-                        aTilde.MatMul(aTilde, transB: true) * (1.0 / examples), gRows.MatMul(gRows, transB: true) * (1.0 / ((double)examples * positions))));
+                    var (a, gg) = (aTilde.MatMul(aTilde, transB: true) * (1.0 / examples), gRows.MatMul(gRows, transB: true) * (1.0 / ((double)examples * positions)));
+                    k.layers.Add((IndexOf(ps, conv.Weight), conv.Bias is null ? -1 : IndexOf(ps, conv.Bias), a, gg));
+                    if (eigenvalueCorrected)
+                    {
+                        // Example n's gradient Σ_t g_t ã_tᵀ in the eigenbasis: (U_Gᵀg_n)(U_Aᵀã_n)ᵀ over its T columns, one batched product.
+                        var (ua, ug) = (SymmetricEigen.Decompose(a).Vectors, SymmetricEigen.Decompose(gg).Vectors);
+                        var gu = ug.MatMul(gRows, transA: true).Reshape(o, examples, positions).Permute(1, 0, 2);             // [N, O, T]
+                        var au = ua.MatMul(aTilde, transA: true).Reshape(aTilde.Shape[0], examples, positions).Permute(1, 0, 2); // [N, K̃, T]
+                        var perExample = gu.MatMul(au, transB: true);                                                      // [N, O, K̃]
+                        k.eigenbases.Add((ua, ug, (perExample * perExample).Sum([0]) * (1.0 / examples)));
+                    }
                     break;
                 }
             }
@@ -210,15 +262,26 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         var parts = Vectors.Unflatten(v, parameters.Select(p => p.Shape).ToArray());
         var result = parts.Select(p => p.ZerosLike()).ToArray();
         double root = Math.Sqrt(Damping);
-        foreach (var (w, b, a, g) in layers)
+        for (int l = 0; l < layers.Count; l++)
         {
+            var (w, b, a, g) = layers[l];
             // A weight as [out, in] (a convolution's [O, C, kh, kw] as [O, C·kh·kw]), the bias as one more column.
             var shape = parameters[w].Shape;
             var weight = parts[w].Reshape(shape[0], -1);
             int inFeatures = weight.Shape[1];
             var block = b < 0 ? weight : NdArray.Concat([weight, parts[b].Reshape(-1, 1)], 1);
-            var gv = g.MatMul(block) + (root > 0 ? block * root : block.ZerosLike());
-            var gva = gv.MatMul(a) + (root > 0 ? gv * root : gv.ZerosLike());
+            NdArray gva;
+            if (EigenvalueCorrected)
+            {
+                var (ua, ug, s) = eigenbases[l];
+                var scaled = ug.MatMul(block, transA: true).MatMul(ua) * (Damping > 0 ? s + Damping : s);
+                gva = ug.MatMul(scaled).MatMul(ua, transB: true);
+            }
+            else
+            {
+                var gv = g.MatMul(block) + (root > 0 ? block * root : block.ZerosLike());
+                gva = gv.MatMul(a) + (root > 0 ? gv * root : gv.ZerosLike());
+            }
             // Accumulated: a parameter two layers use gets the sum of their blocks.
             result[w] = result[w] + (b < 0 ? gva : gva.Slice(1, 0, inFeatures)).Reshape(shape);
             if (b >= 0) result[b] = result[b] + gva.Slice(1, inFeatures, 1).Reshape(-1);
@@ -230,9 +293,16 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             result[scale] = result[scale] + uu * x + uv * y + (Damping > 0 ? x * Damping : x.ZerosLike());
             result[shift] = result[shift] + uv * x + vv * y + (Damping > 0 ? y * Damping : y.ZerosLike());
         }
-        foreach (var (w, f, g) in embeddings)
+        for (int e = 0; e < embeddings.Count; e++)
         {
+            var (w, f, g) = embeddings[e];
             var table = parts[w];
+            if (EigenvalueCorrected)
+            {
+                var (ug, s) = embeddingEigenbases[e];
+                result[w] = result[w] + (table.MatMul(ug) * (Damping > 0 ? s + Damping : s)).MatMul(ug, transB: true);
+                continue;
+            }
             var wg = table.MatMul(g) + (root > 0 ? table * root : table.ZerosLike());
             result[w] = result[w] + wg * (root > 0 ? f + root : f).Reshape(-1, 1);
         }
@@ -248,8 +318,16 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         if (!(damping > 0 && double.IsFinite(damping))) throw new ArgumentOutOfRangeException(nameof(damping), damping, "kfac: the inverse needs a positive damping.");
         double root = Math.Sqrt(damping);
         var blocks = new List<KfacPreconditioner.Block>();
-        foreach (var (w, b, a, g) in layers)
-            blocks.Add(new(KfacPreconditioner.Kronecker, w, b, KfacPreconditioner.DampedInverse(a, root), KfacPreconditioner.DampedInverse(g, root)));
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var (w, b, a, g) = layers[l];
+            if (EigenvalueCorrected)
+            {
+                var (ua, ug, s) = eigenbases[l];
+                blocks.Add(new(KfacPreconditioner.Eigenbasis, w, b, ua, ug, (s + damping).Apply(Kernels.UnaryOp.Reciprocal)));
+            }
+            else blocks.Add(new(KfacPreconditioner.Kronecker, w, b, KfacPreconditioner.DampedInverse(a, root), KfacPreconditioner.DampedInverse(g, root)));
+        }
         foreach (var (scale, shift, uu, uv, vv) in normalizations)
         {
             // [[a, b], [b, d]]⁻¹ = [[d, −b], [−b, a]]/(ad − b²) with a = E[u²] + λ, d = E[v²] + λ.
@@ -257,8 +335,13 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             var det = p * q - uv * uv;
             blocks.Add(new(KfacPreconditioner.Normalization, scale, shift, q / det, -uv / det, p / det));
         }
-        foreach (var (w, f, g) in embeddings)
-            blocks.Add(new(KfacPreconditioner.Embedding, w, -1, (f + root).Apply(Kernels.UnaryOp.Reciprocal), KfacPreconditioner.DampedInverse(g, root)));
+        for (int e = 0; e < embeddings.Count; e++)
+        {
+            var (w, f, g) = embeddings[e];
+            blocks.Add(EigenvalueCorrected
+                ? new(KfacPreconditioner.EmbeddingEigenbasis, w, -1, embeddingEigenbases[e].UG, (embeddingEigenbases[e].S + damping).Apply(Kernels.UnaryOp.Reciprocal))
+                : new(KfacPreconditioner.Embedding, w, -1, (f + root).Apply(Kernels.UnaryOp.Reciprocal), KfacPreconditioner.DampedInverse(g, root)));
+        }
         // Forward order of first use: a shared parameter's first owner acts (Apply skips the later ones).
         return new KfacPreconditioner(blocks.OrderBy(x => Order(x.First)).ToArray());
 
@@ -268,7 +351,8 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// <summary>
     /// The largest eigenvalue over the blocks (undamped): λmax(A)·λmax(G) of each Kronecker block (each factor's
     /// top eigenvalue by Lanczos), max f·λmax(G) of each embedding, λmax of each channel's 2×2 block (closed form).
-    /// A parameter shared by two layers makes this a lower bound (the sum of its blocks is not factored).
+    /// EKFAC: the largest scale S of each Kronecker and embedding block. A parameter shared by two layers makes this a
+    /// lower bound (the sum of its blocks is not factored).
     /// </summary>
     public double TopEigenvalue()
     {
@@ -279,6 +363,12 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         {
             var (a, b, d) = (uu.ToDoubleArray(), uv.ToDoubleArray(), vv.ToDoubleArray());
             for (int c = 0; c < a.Length; c++) best = Math.Max(best, (a[c] + d[c]) / 2 + Math.Sqrt((a[c] - d[c]) * (a[c] - d[c]) / 4 + b[c] * b[c]));
+        }
+        if (EigenvalueCorrected)
+        {
+            foreach (var (_, _, s) in eigenbases) best = Math.Max(best, s.ToDoubleArray().Max());
+            foreach (var (_, s) in embeddingEigenbases) best = Math.Max(best, s.ToDoubleArray().Max());
+            return best;
         }
         foreach (var (_, f, g) in embeddings)
             best = Math.Max(best, f.ToDoubleArray().Max() * Lanczos.Run(new DenseOperator(g), Math.Min(30, g.Shape[0]), rng: new RandomGenerator(2)).Values[0]);

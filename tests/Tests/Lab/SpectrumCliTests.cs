@@ -165,6 +165,7 @@ public class SpectrumCliTests
     [InlineData("fisher")]
     [InlineData("empirical-fisher")]
     [InlineData("kfac")]
+    [InlineData("ekfac")]
     public void Every_operator_reports_the_spectrum_of_the_matrix_it_names(string name)
     {
         var dir = Scratch.NewDirectory();
@@ -176,7 +177,7 @@ public class SpectrumCliTests
         var ps = model.Parameters().Select(p => p.Data).ToArray();
         ILinearOperator expected;
         if (name is "ggn" or "fisher") expected = GaussNewtonOperator.ForModel(model, "ce", data.Inputs, data.Labels);
-        else if (name == "kfac") expected = KroneckerFactoredCurvature.Compute(model, "ce", data.Inputs, new RandomGenerator(3));
+        else if (name is "kfac" or "ekfac") expected = KroneckerFactoredCurvature.Compute(model, "ce", data.Inputs, new RandomGenerator(3), eigenvalueCorrected: name == "ekfac");
         else
         {
             // (1/N)·Σ gᵢgᵢᵀ from batches of one, independently of the operator's own per-example machinery.

@@ -41,16 +41,20 @@ public class KfacOptimizerTests
         public override Curvature.Autodiff.Tensor Forward(Bindings b, Curvature.Autodiff.Tensor ids) => fc.Forward(b, norm.Forward(b, table.Forward(b, ids)));
     }
 
-    [Fact]
-    public void The_preconditioner_inverts_the_damped_kfac_operator_block_by_block()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_preconditioner_inverts_the_damped_kfac_operator_block_by_block(bool eigenvalueCorrected)
     {
-        // Embedding, LayerNorm and Linear blocks with no shared parameter: K_λ·(P·g) = g for any g.
+        // Embedding, LayerNorm and Linear blocks with no shared parameter: K_λ·(P·g) = g for any g, K-FAC's or EKFAC's.
         var rng = new RandomGenerator(12);
         var model = new Mixed(rng);
         var ids = NdArray.FromArray(new long[] { 0, 1, 1, 3, 5, 5, 5, 2 });
         foreach (double damping in new[] { 1e-3, 0.1 })
         {
-            var kfac = KroneckerFactoredCurvature.Compute(model, "ce", ids, new RandomGenerator(4), damping: damping);
+            var kfac = KroneckerFactoredCurvature.Compute(model, "ce", ids, new RandomGenerator(4), damping: damping, eigenvalueCorrected: eigenvalueCorrected);
+            Assert.Equal(eigenvalueCorrected ? [KfacPreconditioner.EmbeddingEigenbasis, KfacPreconditioner.Normalization, KfacPreconditioner.Eigenbasis]
+                : new[] { KfacPreconditioner.Embedding, KfacPreconditioner.Normalization, KfacPreconditioner.Kronecker }, kfac.Inverse(damping).Blocks.Select(b => b.Kind).ToArray());
             var pre = kfac.Inverse(damping);
             var shapes = model.Parameters().Select(p => p.Shape).ToArray();
             var g = rng.Normal(new Shape((int)kfac.Dimension), dtype: DType.Float64);
@@ -59,20 +63,22 @@ public class KfacOptimizerTests
         }
     }
 
-    [Fact]
-    public void It_descends_on_a_small_network_and_a_resumed_run_takes_the_same_steps()
+    [Theory]
+    [InlineData(false, 0.5)]
+    [InlineData(true, 0.1)]   // EKFAC damps S + λ, not each factor by √λ: larger steps at the same rate
+    public void It_descends_on_a_small_network_and_a_resumed_run_takes_the_same_steps(bool eigenvalueCorrected, double rate)
     {
         var rng = new RandomGenerator(7);
         var x = rng.Normal(new Shape(16, 5));
         var y = NdArray.FromArray(Enumerable.Range(0, 16).Select(i => (long)(i % 3)).ToArray());
-        var dir = Path.Combine(Scratch.NewDirectory(), "kfac");
+        var dir = Path.Combine(Scratch.NewDirectory(), eigenvalueCorrected ? "ekfac" : "kfac");
         Trainer Make(int steps, bool resume, string? folder) => new()
         {
-            Model = Mlp.Create(new RandomGenerator(1), width: 6, inputs: 5, classes: 3), Optimizer = new KfacOptimizer(0.5, momentum: 0.5, damping: 0.1, every: 3),
+            Model = Mlp.Create(new RandomGenerator(1), width: 6, inputs: 5, classes: 3), Optimizer = new KfacOptimizer(rate, momentum: 0.5, damping: 0.1, every: 3, eigenvalueCorrected: eigenvalueCorrected),
             Batches = new FullBatchStream(x, y), Steps = steps, Folder = folder, Resume = resume, CheckpointEvery = 2, Probe = new ProbeSettings(x, y, AuditEvery: 0),
         };
         var whole = Make(10, false, null).Run().Losses;
-        Assert.True(whole[^1] < 0.8 * whole[0], $"K-FAC did not descend: {whole[0]} → {whole[^1]}");
+        Assert.True(whole[^1] < 0.8 * whole[0], $"{(eigenvalueCorrected ? "EKFAC" : "K-FAC")} did not descend: {whole[0]} → {whole[^1]}");
         Make(5, false, dir).Run();                                    // the checkpoint at step 5 holds the inverse of step 3
         Assert.Equal(whole, Make(10, true, dir).Run().Losses);
     }
