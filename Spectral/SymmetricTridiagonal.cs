@@ -40,6 +40,11 @@ public static class SymmetricTridiagonal
     internal static void Diagonalize(double[] d, double[] e, double[] rows, int n)
     {
         if (n > 0) e[n - 1] = 0;
+        // An off-diagonal entry is negligible against its neighbours (relative accuracy where the local scale allows
+        // it) or against the matrix's norm (as LAPACK's steqr splits): without the second test a block of near-zero
+        // entries (a saturated layer's output-gradient factor, entries near 1e-31 beside 0.04) can cycle without deflating.
+        double norm = 0;
+        for (int i = 0; i < n; i++) norm = Math.Max(norm, Math.Abs(d[i]) + Math.Abs(e[i]));
         for (int l = 0; l < n; l++)
         {
             int iterations = 0;
@@ -49,7 +54,7 @@ public static class SymmetricTridiagonal
                 for (; m < n - 1; m++)
                 {
                     double dd = Math.Abs(d[m]) + Math.Abs(d[m + 1]);
-                    if (Math.Abs(e[m]) <= 1e-15 * dd) break;
+                    if (Math.Abs(e[m]) <= 1e-15 * dd || Math.Abs(e[m]) <= Epsilon * norm) break;
                 }
                 if (m == l) break;
                 if (++iterations > 60) throw new InvalidOperationException("tridiagonal QL did not converge in 60 iterations.");
@@ -92,5 +97,15 @@ public static class SymmetricTridiagonal
         }
     }
 
-    private static double Hypot(double a, double b) => Math.Sqrt(a * a + b * b);
+    private const double Epsilon = 2.220446049250313e-16;   // 2⁻⁵²
+
+    // √(a² + b²) without underflow: squares of entries below 1e-154 vanish, a zero r would stall the QL sweep.
+    private static double Hypot(double a, double b)
+    {
+        double x = Math.Abs(a), y = Math.Abs(b);
+        if (x < y) (x, y) = (y, x);
+        if (x == 0) return 0;
+        double r = y / x;
+        return x * Math.Sqrt(1 + r * r);
+    }
 }
