@@ -50,6 +50,23 @@ namespace Curvature.Bench
             root.Subcommands.Add(Table("conv", "ResNet-20's convolutions (forward, both adjoints, pairs) vs OpenBLAS GEMM", QuickTables.Convolutions));
             root.Subcommands.Add(Table("elementwise", "Memory-bound ops on 8 MB and the normalization kernels vs a streaming scale-shift", QuickTables.ElementWiseOps));
             root.Subcommands.Add(Table("batchnorm", "A training-mode BatchNorm layer: fused primitive vs Normalize + ScaleShift", QuickTables.BatchNormLayer));
+            var specBatch = new Option<int>("--batch") { Description = "Examples in the batch", DefaultValueFactory = _ => 128 };
+            var specIters = new Option<int>("--iters") { Description = "Lanczos iterations (the whole model's and each block's cap)", DefaultValueFactory = _ => 40 };
+            var specProbes = new Option<int>("--probes") { Description = "SLQ probes", DefaultValueFactory = _ => 10 };
+            var specRounds = new Option<int>("--rounds") { Description = "Interleaved rounds of the two reports (the median is shown)", DefaultValueFactory = _ => 3 };
+            foreach (var (option, least, what) in new[] { (specBatch, 1, "examples"), (specIters, 5, "iterations"), (specProbes, 1, "probes"), (specRounds, 1, "rounds") })
+                option.Validators.Add(r =>
+                {
+                    int v = r.GetValueOrDefault<int>();
+                    if (v < least) r.AddError($"{option.Name}: {v}; expected at least {least} {what}.");
+                });
+            var spectrum = new Command("spectrum", "Lab spectrum --per-layer against the whole-model report on ResNet-20 (k 5), and a block product per parameter against a whole HVP") { specBatch, specIters, specProbes, specRounds };
+            spectrum.SetAction(r =>
+            {
+                SpectrumTables.PerLayer(r.GetValue(specBatch), 5, r.GetValue(specIters), r.GetValue(specProbes), r.GetValue(specRounds));
+                return 0;
+            });
+            root.Subcommands.Add(spectrum);
             root.Subcommands.Add(Table("noise", "Per-example gradients and directional derivatives vs a batch gradient, and Lab noise vs Lab spectrum, on the MLP at batch 1,000", QuickTables.Noise));
 
             var only = new Option<string?>("--only") { Description = $"One model (a key or its prefix: {string.Join(", ", ModelKeys)})" };

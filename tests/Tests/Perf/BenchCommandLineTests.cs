@@ -23,12 +23,13 @@ public class BenchCommandLineTests
     [InlineData(new[] { "models", "--only", "nothing" }, "no model key starts with 'nothing'")]
     [InlineData(new[] { "models", "--only" }, "--only")]
     [InlineData(new[] { "mlp", "--quick", "extra" }, "'extra'")]
+    [InlineData(new[] { "spectrum", "--batch", "0" }, "--batch: 0; expected at least 1 examples")]
     public void Bad_usage_names_the_problem_lists_the_verbs_and_exits_2(string[] args, string expected)
     {
         var (code, output, error) = Bench(args);
         Assert.True(code == 2, $"exit {code}\n{error}\n{output}");
         Assert.Contains(expected, error);
-        Assert.Contains("verbs: gemm, mlp, lanczos, conv, elementwise, batchnorm, noise, models, suites", error);
+        Assert.Contains("verbs: gemm, mlp, lanczos, conv, elementwise, batchnorm, spectrum, noise, models, suites", error);
         Assert.DoesNotContain("GFLOP/s", output); // nothing was timed
     }
 
@@ -37,7 +38,7 @@ public class BenchCommandLineTests
     {
         var (code, output, error) = Bench("--help");
         Assert.True(code == 0, error);
-        foreach (var verb in new[] { "gemm", "mlp", "lanczos", "conv", "elementwise", "batchnorm", "noise", "models", "suites" })
+        foreach (var verb in new[] { "gemm", "mlp", "lanczos", "conv", "elementwise", "batchnorm", "spectrum", "noise", "models", "suites" })
             Assert.Contains(verb, output);
     }
 }

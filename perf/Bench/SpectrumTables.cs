@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Globalization;
+using Curvature.Autodiff;
+using Curvature.Engine;
+using Curvature.Kernels;
+using Curvature.Models;
+using Curvature.Spectral;
+using Curvature.Training;
+
+namespace Curvature.Bench;
+
+/// <summary>
+/// <c>spectrum</c>: what <c>Lab spectrum --per-layer</c> costs beside the whole-model report on ResNet-20 (issue 29's
+/// target: ≤ 1.5×), and why: the products each part makes and what one block product costs against a whole HVP.
+/// </summary>
+internal static class SpectrumTables
+{
+    private static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+
+    /// <summary>The two reports interleaved (<paramref name="rounds"/> rounds), then a block product per parameter against a whole product.</summary>
+    public static void PerLayer(int batch, int topk, int iterations, int probes, int rounds)
+    {
+        Console.WriteLine($"threads: {Parallelism.MaxThreads}");
+        var rng = new RandomGenerator(0);
+        var model = new ResNet(rng);
+        var data = new Models.Data.Dataset(rng.Normal(new Shape(batch, 1, 28, 28)), rng.Integers(new Shape(batch), 10));
+        long wholeProducts = 0, layerProducts = 0;
+        Curvature.Lab.Spectrum.Report? layered = null;
+        var ms = Timing.InterleavedMedianMs(
+        [
+            () => { wholeProducts = 0; Curvature.Lab.Spectrum.Run(model, data, "ce", true, topk, iterations, probes, batch, new RandomGenerator(1), products: _ => wholeProducts++); },
+            () =>
+            {
+                layerProducts = 0;
+                layered = Curvature.Lab.Spectrum.Run(model, data, "ce", true, topk, iterations, probes, batch, new RandomGenerator(1), products: _ => layerProducts++, extras: new Curvature.Lab.Spectrum.Extras(PerLayer: []));
+            },
+        ], warmup: 0, repeats: rounds);
+
+        // One product of each parameter's block (tangents from its layer on) against one whole product.
+        var named = model.NamedParameters();
+        var hessian = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels, training: true), named.Select(p => p.Parameter.Data).ToArray());
+        var v = rng.Normal(new Shape((int)hessian.Dimension));
+        hessian.Apply(v);
+        double WallMs(Action a) { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; }
+        double wholeMs = Enumerable.Range(0, 3).Select(_ => WallMs(() => hessian.Apply(v))).Order().ElementAt(1);
+        var blockMs = new double[named.Count];
+        for (int b = 0; b < named.Count; b++)
+        {
+            var block = hessian.Block([b]);
+            var u = rng.Normal(new Shape((int)block.Dimension));
+            blockMs[b] = Enumerable.Range(0, 3).Select(_ => WallMs(() => block.Apply(u))).Order().ElementAt(1);
+        }
+        var layers = layered!.PerLayer;
+        double blockWork = layers.Select((l, b) => l.Iterations * blockMs[b]).Sum();
+        int blockIterations = layers.Sum(l => l.Iterations);
+
+        Console.WriteLine();
+        Console.WriteLine($"| ResNet-20, Fashion-MNIST shapes, batch {batch}, training mode, k {topk}, {iterations} iterations, {probes} SLQ probes, float32 | s | products | ratio | target |");
+        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine($"| whole-model report | {F(ms[0] / 1000)} | {wholeProducts} | 1 | |");
+        Console.WriteLine($"| with `--per-layer` ({layers.Count} parameter blocks) | {F(ms[1] / 1000)} | {layerProducts} | {F(ms[1] / ms[0])} | ≤ 1.5 |");
+        Console.WriteLine();
+        Console.WriteLine($"| one product | ms | ratio to a whole HVP |");
+        Console.WriteLine("|---|---|---|");
+        Console.WriteLine($"| whole HVP | {F(wholeMs)} | 1 |");
+        Console.WriteLine($"| block product, mean over the {named.Count} parameters | {F(blockMs.Average())} | {F(blockMs.Average() / wholeMs)} |");
+        Console.WriteLine($"| block product, cheapest ({named[Array.IndexOf(blockMs, blockMs.Min())].Name}) | {F(blockMs.Min())} | {F(blockMs.Min() / wholeMs)} |");
+        Console.WriteLine($"| block product, dearest ({named[Array.IndexOf(blockMs, blockMs.Max())].Name}) | {F(blockMs.Max())} | {F(blockMs.Max() / wholeMs)} |");
+        Console.WriteLine();
+        Console.WriteLine($"Block Lanczos: {blockIterations} iterations over {layers.Count} blocks (each stops at ‖Hy − θy‖ ≤ 1e-4·|θ| or min({iterations}, size)); "
+            + $"Σ iterations × block product = {F(blockWork / 1000)} s, {F(blockWork / wholeMs)} whole-HVP equivalents against the whole report's {wholeProducts} products.");
+    }
+}
