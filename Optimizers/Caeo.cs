@@ -163,7 +163,7 @@ public sealed class Caeo : IOptimizer
     private double Estimate(StepContext c)
     {
         if (Estimator == CurvatureEstimator.Kfac)
-            return (c.Kfac?.Invoke(false) ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none.")).TopEigenvalue();
+            return (c.Kfac?.Invoke(false, null) ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none.")).TopEigenvalue();
         if (Estimator == CurvatureEstimator.Batch)
         {
             var minibatch = Operator(c, c.MinibatchCurvature);

@@ -32,8 +32,11 @@ public sealed class StepContext
     /// </summary>
     public Func<ILinearOperator>? MinibatchCurvature { get; init; }
 
-    /// <summary>K-FAC factors of the Fisher on the probe batch at the current parameters, or null; the argument asks for the eigenvalue-corrected blocks (EKFAC).</summary>
-    public Func<bool, KroneckerFactoredCurvature>? Kfac { get; init; }
+    /// <summary>
+    /// K-FAC factors of the Fisher on the probe batch at the current parameters, or null. The arguments: whether to
+    /// correct the eigenvalues (EKFAC), and an earlier EKFAC inverse whose eigenbases to keep (only the scales re-estimated), or null.
+    /// </summary>
+    public Func<bool, KfacPreconditioner?, KroneckerFactoredCurvature>? Kfac { get; init; }
 
     /// <summary>
     /// Probes between audits (0: never). On every <c>AuditEvery</c>-th probe a curvature-aware rule also runs

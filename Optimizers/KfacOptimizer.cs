@@ -9,7 +9,9 @@ namespace Curvature.Optimizers;
 /// inverted with damping λ; each step's gradient g + ω·w is preconditioned by that inverse,
 /// d = (F̂ + λ)⁻¹(g + ω·w) (<see cref="KfacPreconditioner"/>), then heavy-ball momentum takes the step: b ← μb + d,
 /// w ← w − ηb. Eigenvalue-corrected (EKFAC, George et al. 2018) it preconditions in the factors' eigenbasis with the
-/// re-estimated scales instead (<see cref="KroneckerFactoredCurvature"/>). The inverse is part of the checkpointed
+/// re-estimated scales instead (<see cref="KroneckerFactoredCurvature"/>), its eigenbases recomputed every
+/// B-th refresh (T₂ = B·T) and the scales every refresh in the basis held (George et al.'s amortization; B = 1
+/// recomputes both every time). The inverse is part of the checkpointed
 /// state, so a resumed run takes the same steps.
 /// </summary>
 public sealed class KfacOptimizer : IHasLearningRate
@@ -18,10 +20,15 @@ public sealed class KfacOptimizer : IHasLearningRate
     private readonly Momentum inner;
     private KfacPreconditioner? preconditioner;
 
-    /// <summary>A rule with learning rate η, momentum μ, damping λ, weight decay ω and refresh interval T; EKFAC's blocks with <paramref name="eigenvalueCorrected"/>.</summary>
-    public KfacOptimizer(double learningRate, double momentum = 0.9, double damping = 0.1, double weightDecay = 0, int every = 20, bool eigenvalueCorrected = false)
+    /// <summary>
+    /// A rule with learning rate η, momentum μ, damping λ, weight decay ω and refresh interval T; EKFAC's blocks with
+    /// <paramref name="eigenvalueCorrected"/>, their eigenbases recomputed every <paramref name="basisEvery"/>-th refresh.
+    /// </summary>
+    public KfacOptimizer(double learningRate, double momentum = 0.9, double damping = 0.1, double weightDecay = 0, int every = 20, bool eigenvalueCorrected = false, int basisEvery = 1)
     {
         EigenvalueCorrected = eigenvalueCorrected;
+        BasisEvery = basisEvery >= 1 ? basisEvery : throw new ArgumentOutOfRangeException(nameof(basisEvery), basisEvery, "ekfac: the eigenbasis must be recomputed every 1 or more refreshes.");
+        if (basisEvery > 1 && !eigenvalueCorrected) throw new ArgumentException("kfac: only EKFAC holds an eigenbasis between refreshes; basisEvery must be 1.", nameof(basisEvery));
         Damping = Check.Positive(damping, "kfac", "damping");
         WeightDecay = Check.NonNegative(weightDecay, "kfac", "weight decay");
         Every = every >= 1 ? every : throw new ArgumentOutOfRangeException(nameof(every), every, "kfac: the refresh interval must be at least 1 step.");
@@ -41,6 +48,9 @@ public sealed class KfacOptimizer : IHasLearningRate
     /// <summary>Whether the blocks are EKFAC's (eigenbasis and re-estimated scales).</summary>
     public bool EigenvalueCorrected { get; }
 
+    /// <summary>B: EKFAC recomputes its eigenbases every B-th refresh, re-estimating only the scales in between.</summary>
+    public int BasisEvery { get; }
+
     /// <inheritdoc/>
     public string Name => EigenvalueCorrected ? "ekfac" : "kfac";
 
@@ -52,7 +62,12 @@ public sealed class KfacOptimizer : IHasLearningRate
     {
         Check.Gradients(c, Name);
         if (c.Step % Every == 0 || preconditioner is null)
-            preconditioner = (c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).")).Invoke(EigenvalueCorrected).Inverse(Damping);
+        {
+            var kfac = c.Kfac ?? throw new InvalidOperationException($"{Name}: step {c.Step} needs K-FAC factors but the step context has none (give the run a probe batch).");
+            // The refresh count follows from the step, so a resumed run holds and recomputes the same bases.
+            bool rebasis = preconditioner is null || c.Step / Every % BasisEvery == 0;
+            preconditioner = kfac(EigenvalueCorrected, rebasis ? null : preconditioner).Inverse(Damping);
+        }
         var g = WeightDecay > 0 ? c.Gradients.Select((gi, i) => gi + c.Parameters[i].Data * WeightDecay).ToArray() : c.Gradients;
         var d = preconditioner.Apply(g);
         inner.Step(new StepContext { Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = d });

@@ -101,12 +101,30 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
     /// second differentiates the loss of labels sampled from the model with respect to zero perturbations of the
     /// layers' outputs, which gives the per-example (per-position) output gradients. With
     /// <paramref name="eigenvalueCorrected"/> the blocks are EKFAC's: the factors' eigenbases and the per-example
-    /// gradients' second moments in them.
+    /// gradients' second moments in them. Given <paramref name="basis"/> (an earlier EKFAC inverse of the same model)
+    /// it keeps that inverse's eigenbases and re-estimates only the scales in them: George et al.'s amortization,
+    /// the eigendecompositions (most of a refresh's cost) done less often than the cheap scales.
     /// </summary>
-    public static KroneckerFactoredCurvature Compute(Module model, string loss, NdArray inputs, RandomGenerator rng, double damping = 0, bool training = false, bool eigenvalueCorrected = false)
+    public static KroneckerFactoredCurvature Compute(Module model, string loss, NdArray inputs, RandomGenerator rng, double damping = 0, bool training = false,
+        bool eigenvalueCorrected = false, KfacPreconditioner? basis = null)
     {
+        if (basis is not null && !eigenvalueCorrected) throw new ArgumentException("kfac: a held eigenbasis is EKFAC's; pass eigenvalueCorrected: true with it.");
         var ps = model.Parameters();
         var k = new KroneckerFactoredCurvature(ps, damping, eigenvalueCorrected);
+        // The eigenbasis of a layer's factors: decomposed, or the held inverse's block for the same weight.
+        (NdArray UA, NdArray UG) Eigenbasis(int weight, NdArray a, NdArray gg)
+        {
+            if (basis is null) return (SymmetricEigen.Decompose(a).Vectors, SymmetricEigen.Decompose(gg).Vectors);
+            var held = basis.Blocks.FirstOrDefault(b => b.Kind == KfacPreconditioner.Eigenbasis && b.First == weight)
+                ?? throw new ArgumentException($"kfac: the held eigenbasis has no Kronecker block for parameter {weight}.");
+            return (held.A, held.B);
+        }
+        NdArray EmbeddingBasis(int weight, NdArray gg)
+        {
+            if (basis is null) return SymmetricEigen.Decompose(gg).Vectors;
+            return (basis.Blocks.FirstOrDefault(b => b.Kind == KfacPreconditioner.EmbeddingEigenbasis && b.First == weight)
+                ?? throw new ArgumentException($"kfac: the held eigenbasis has no embedding block for parameter {weight}.")).A;
+        }
         var values = ps.Select(p => (Tensor)p.Data).ToArray();
 
         // Pass 1: record each layer's input and output shape, and the outputs for sampling labels.
@@ -155,11 +173,12 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                     var aTilde = linear.Bias is null ? input : NdArray.Concat([input, NdArray.Ones(new Shape(input.Shape[0], 1), input.DType, input.Device)], 1);
                     int count = input.Shape[0];
                     var (a, gg) = (aTilde.MatMul(aTilde, transA: true) * (1.0 / count), g.MatMul(g, transA: true) * (1.0 / count));
-                    k.layers.Add((IndexOf(ps, linear.Weight), linear.Bias is null ? -1 : IndexOf(ps, linear.Bias), a, gg));
+                    int w = IndexOf(ps, linear.Weight);
+                    k.layers.Add((w, linear.Bias is null ? -1 : IndexOf(ps, linear.Bias), a, gg));
                     if (eigenvalueCorrected)
                     {
                         // Row n's gradient g_n ã_nᵀ is (U_Gᵀg_n)(U_Aᵀã_n)ᵀ in the eigenbasis, so its square is an outer product of squares.
-                        var (ua, ug) = (SymmetricEigen.Decompose(a).Vectors, SymmetricEigen.Decompose(gg).Vectors);
+                        var (ua, ug) = Eigenbasis(w, a, gg);
                         var (gu, au) = (g.MatMul(ug), aTilde.MatMul(ua));
                         k.eigenbases.Add((ua, ug, (gu * gu).MatMul(au * au, transA: true) * (1.0 / count)));
                     }
@@ -187,7 +206,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                     if (eigenvalueCorrected)
                     {
                         // A position's gradient is e_id·gᵀ: in the basis (one-hot, U_G) it lands on row id as (gU_G)².
-                        var ug = SymmetricEigen.Decompose(gg).Vectors;
+                        var ug = EmbeddingBasis(IndexOf(ps, embedding.Weight), gg);
                         var gu = rowsG.MatMul(ug);
                         var oneHot = new double[ids.Length * vocabulary];
                         for (int i = 0; i < ids.Length; i++) oneHot[i * vocabulary + ids[i]] = 1;
@@ -204,11 +223,12 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
                     var aTilde = conv.Bias is null ? cols : NdArray.Concat([cols, NdArray.Ones(new Shape(1, cols.Shape[1]), cols.DType, cols.Device)], 0);
                     var gRows = g.Permute(1, 0, 2, 3).Reshape(o, -1);                               // [O, N·T]
                     var (a, gg) = (aTilde.MatMul(aTilde, transB: true) * (1.0 / examples), gRows.MatMul(gRows, transB: true) * (1.0 / ((double)examples * positions)));
-                    k.layers.Add((IndexOf(ps, conv.Weight), conv.Bias is null ? -1 : IndexOf(ps, conv.Bias), a, gg));
+                    int w = IndexOf(ps, conv.Weight);
+                    k.layers.Add((w, conv.Bias is null ? -1 : IndexOf(ps, conv.Bias), a, gg));
                     if (eigenvalueCorrected)
                     {
                         // Example n's gradient Σ_t g_t ã_tᵀ in the eigenbasis: (U_Gᵀg_n)(U_Aᵀã_n)ᵀ over its T columns, one batched product.
-                        var (ua, ug) = (SymmetricEigen.Decompose(a).Vectors, SymmetricEigen.Decompose(gg).Vectors);
+                        var (ua, ug) = Eigenbasis(w, a, gg);
                         var gu = ug.MatMul(gRows, transA: true).Reshape(o, examples, positions).Permute(1, 0, 2);             // [N, O, T]
                         var au = ua.MatMul(aTilde, transA: true).Reshape(aTilde.Shape[0], examples, positions).Permute(1, 0, 2); // [N, K̃, T]
                         var perExample = gu.MatMul(au, transB: true);                                                      // [N, O, K̃]

@@ -449,10 +449,10 @@ public sealed class Trainer
             Step = c.Step, Loss = c.Loss, Parameters = c.Parameters, Gradients = c.Gradients,
             Curvature = () => new TimedOperator(ProbeHessian(), probeClock, probeFlops),
             MinibatchCurvature = () => new TimedOperator(Spread(new HessianOperator(Models.Loss.Function(Model, Loss, x, y, training: true), Values()), share), probeClock, probeFlops),
-            Kfac = eigenvalueCorrected =>
+            Kfac = (eigenvalueCorrected, basis) =>
             {
                 probeClock.Start();
-                try { using (FlopCounter.Count(probeFlops)) return KroneckerFactoredCurvature.Compute(Model, Loss, probe.Inputs, rng, training: probe.TrainingMode, eigenvalueCorrected: eigenvalueCorrected); }
+                try { using (FlopCounter.Count(probeFlops)) return KroneckerFactoredCurvature.Compute(Model, Loss, probe.Inputs, rng, training: probe.TrainingMode, eigenvalueCorrected: eigenvalueCorrected, basis: basis); }
                 finally { probeClock.Stop(); }
             },
             AuditEvery = probe.AuditEvery,

@@ -64,23 +64,25 @@ public class KfacOptimizerTests
     }
 
     [Theory]
-    [InlineData(false, 0.5)]
-    [InlineData(true, 0.1)]   // EKFAC damps S + λ, not each factor by √λ: larger steps at the same rate
-    public void It_descends_on_a_small_network_and_a_resumed_run_takes_the_same_steps(bool eigenvalueCorrected, double rate)
+    [InlineData(false, 0.5, 1)]
+    [InlineData(true, 0.1, 1)]   // EKFAC damps S + λ, not each factor by √λ: larger steps at the same rate
+    [InlineData(true, 0.1, 2)]   // the eigenbasis every other refresh: the resumed run holds the basis of step 0 at step 3
+    public void It_descends_on_a_small_network_and_a_resumed_run_takes_the_same_steps(bool eigenvalueCorrected, double rate, int basisEvery)
     {
         var rng = new RandomGenerator(7);
         var x = rng.Normal(new Shape(16, 5));
         var y = NdArray.FromArray(Enumerable.Range(0, 16).Select(i => (long)(i % 3)).ToArray());
-        var dir = Path.Combine(Scratch.NewDirectory(), eigenvalueCorrected ? "ekfac" : "kfac");
-        Trainer Make(int steps, bool resume, string? folder) => new()
+        var dir = Path.Combine(Scratch.NewDirectory(), eigenvalueCorrected ? $"ekfac{basisEvery}" : "kfac");
+        Trainer Make(int steps, bool resume, string? folder, int b = 0) => new()
         {
-            Model = Mlp.Create(new RandomGenerator(1), width: 6, inputs: 5, classes: 3), Optimizer = new KfacOptimizer(rate, momentum: 0.5, damping: 0.1, every: 3, eigenvalueCorrected: eigenvalueCorrected),
+            Model = Mlp.Create(new RandomGenerator(1), width: 6, inputs: 5, classes: 3), Optimizer = new KfacOptimizer(rate, momentum: 0.5, damping: 0.1, every: 3, eigenvalueCorrected: eigenvalueCorrected, basisEvery: b > 0 ? b : basisEvery),
             Batches = new FullBatchStream(x, y), Steps = steps, Folder = folder, Resume = resume, CheckpointEvery = 2, Probe = new ProbeSettings(x, y, AuditEvery: 0),
         };
         var whole = Make(10, false, null).Run().Losses;
         Assert.True(whole[^1] < 0.8 * whole[0], $"{(eigenvalueCorrected ? "EKFAC" : "K-FAC")} did not descend: {whole[0]} → {whole[^1]}");
         Make(5, false, dir).Run();                                    // the checkpoint at step 5 holds the inverse of step 3
         Assert.Equal(whole, Make(10, true, dir).Run().Losses);
+        if (basisEvery > 1) Assert.NotEqual(whole, Make(10, false, null, b: 1).Run().Losses);   // the held basis is used
     }
 
     [Fact]

@@ -384,7 +384,7 @@ public class OptimizerTests
         caeo.Step(new StepContext
         {
             Step = 0, Loss = value.ToScalar(), Parameters = ps, Gradients = grads.Select(g => g.Data).ToArray(),
-            Kfac = _ => KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(9)),
+            Kfac = (_, _) => KroneckerFactoredCurvature.Compute(model, "ce", x, new RandomGenerator(9)),
         });
         Assert.Equal(expected, caeo.Last.Sharpness!.Value, 1e-12);
         Assert.Equal(1.5 / expected, caeo.Last.LearningRate, 1e-12);

@@ -121,6 +121,30 @@ public class EkfacTests
     }
 
     [Fact]
+    public void With_a_held_basis_only_the_scales_are_re_estimated_in_it()
+    {
+        // The basis from one batch, the scales from another: S = E[(U_Gᵀ∇W̃U_A)²] in the held U's (embedding, LayerNorm, Linear).
+        var rng = new RandomGenerator(25);
+        var model = new Sequential(new Embedding(5, 3, rng, DType.Float64), new LayerNorm(3, dtype: DType.Float64), new Linear(3, 4, rng, dtype: DType.Float64));
+        var first = NdArray.FromArray(new long[] { 0, 1, 2, 3, 4, 4 });
+        var second = NdArray.FromArray(new long[] { 1, 1, 2, 0, 3 });
+        var held = KroneckerFactoredCurvature.Compute(model, "ce", first, new RandomGenerator(6), eigenvalueCorrected: true).Inverse(0.1);
+        var ekfac = KroneckerFactoredCurvature.Compute(model, "ce", second, new RandomGenerator(7), eigenvalueCorrected: true, basis: held);
+        var (ua, ug, s) = Assert.Single(ekfac.Eigenbases);
+        var heldBlock = held.Blocks.Single(b => b.Kind == KfacPreconditioner.Eigenbasis);
+        Assert.Same(heldBlock.A, ua);
+        Assert.Same(heldBlock.B, ug);
+        var perExample = PerExampleGradients(model, second, ekfac.SampledTargets!);
+        int linearWeight = model.Parameters().Count - 2;
+        GradCheck.AssertClose(s, ExpectedScales(model, perExample, linearWeight, true, ua, ug), 1e-12, 1e-14, "S in the held basis");
+        var fresh = KroneckerFactoredCurvature.Compute(model, "ce", second, new RandomGenerator(7), eigenvalueCorrected: true);
+        Assert.NotEqual(fresh.Eigenbases[0].S.ToDoubleArray(), s.ToDoubleArray());   // the bases differ, so the scales do
+        var embeddingBasis = held.Blocks.Single(b => b.Kind == KfacPreconditioner.EmbeddingEigenbasis).A;
+        Assert.Same(embeddingBasis, Assert.Single(ekfac.EmbeddingEigenbases).UG);
+        Assert.Throws<ArgumentException>(() => KroneckerFactoredCurvature.Compute(model, "ce", second, new RandomGenerator(7), basis: held));
+    }
+
+    [Fact]
     public void For_one_example_of_a_one_layer_network_ekfac_is_the_exact_fisher()
     {
         // One example: F = vec(gãᵀ)vec(gãᵀ)ᵀ is a Kronecker product, diagonal in its factors' eigenbasis.
