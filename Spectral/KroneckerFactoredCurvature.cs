@@ -28,7 +28,7 @@ namespace Curvature.Spectral;
 /// Eigenbasis"): each Kronecker block keeps the eigenbases U_A, U_G of its factors but replaces the Kronecker
 /// eigenvalues λ(A)·λ(G) by the second moments of the per-example gradients in that basis,
 /// S = E_n[(U_Gᵀ ∇W̃_n U_A)²] ([out, in + 1]): the diagonal of the Fisher in the Kronecker-factored eigenbasis, the
-/// best diagonal fit there in Frobenius norm (their §3.1), so never farther from the Fisher than K-FAC. An
+/// best diagonal fit there in Frobenius norm, so never farther from the Fisher than K-FAC. An
 /// embedding keeps the one-hot token basis and its U_G: S[v, :] = E[(gU_G)² · 1{id = v}]. Per-example means a batch
 /// row of a Linear layer (a sequence position), an image of a convolution. As an operator a block maps
 /// V ↦ U_G((U_GᵀVU_A) ∘ (S + λ))U_Aᵀ, that is F̂ + λI exactly; the top eigenvalue is the largest S.
