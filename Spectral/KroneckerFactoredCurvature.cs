@@ -241,6 +241,40 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
         return k;
     }
 
+    /// <summary>
+    /// The factor arrays in a fixed order (each Kronecker layer's A, G; each normalization's E[u²], E[uv], E[v²]; each
+    /// embedding's f, G): what a running average keeps and a checkpoint stores. EKFAC's bases and scales are not among them.
+    /// </summary>
+    public IReadOnlyList<NdArray> FactorArrays() =>
+    [
+        .. layers.SelectMany(l => new[] { l.A, l.G }),
+        .. normalizations.SelectMany(n => new[] { n.Uu, n.Uv, n.Vv }),
+        .. embeddings.SelectMany(e => new[] { e.Frequencies, e.G }),
+    ];
+
+    /// <summary>
+    /// The exponential moving average of K-FAC's factors (Martens and Grosse 2015): each array
+    /// ξ·<paramref name="previous"/> + (1 − ξ)·this, with <paramref name="previous"/> in <see cref="FactorArrays"/>'s order
+    /// (from an earlier curvature of the same model, or a checkpoint). K-FAC blocks only: EKFAC's scales live in a basis.
+    /// </summary>
+    public KroneckerFactoredCurvature Averaged(IReadOnlyList<NdArray> previous, double decay)
+    {
+        if (EigenvalueCorrected) throw new NotSupportedException("kfac: a running average of the factors is K-FAC's; EKFAC re-estimates its scales in a held basis instead.");
+        if (!(decay >= 0 && decay < 1)) throw new ArgumentOutOfRangeException(nameof(decay), decay, "kfac: the average's decay must lie in [0, 1).");
+        var current = FactorArrays();
+        if (previous.Count != current.Count || previous.Zip(current).Any(p => p.First.Shape != p.Second.Shape))
+            throw new ArgumentException($"kfac: the averaged factors ({previous.Count} arrays) do not match this model's ({current.Count}: {string.Join(", ", current.Select(c => c.Shape))}).");
+        var mixed = previous.Zip(current, (p, c) => p * decay + c * (1 - decay)).ToArray();
+        var k = new KroneckerFactoredCurvature(parameters, Damping, false) { SampledTargets = SampledTargets };
+        int i = 0;
+        foreach (var (w, b, _, _) in layers) k.layers.Add((w, b, mixed[i++], mixed[i++]));
+        foreach (var (s, t, _, _, _) in normalizations) k.normalizations.Add((s, t, mixed[i++], mixed[i++], mixed[i++]));
+        foreach (var (w, _, _) in embeddings) k.embeddings.Add((w, mixed[i++], mixed[i++]));
+        k.uncovered.AddRange(uncovered);
+        foreach (var kv in firstUse) k.firstUse[kv.Key] = kv.Value;
+        return k;
+    }
+
     private static IEnumerable<Parameter> Owned(Module layer) => layer switch
     {
         Linear l => l.Bias is null ? [l.Weight] : [l.Weight, l.Bias],
