@@ -51,7 +51,7 @@ public sealed class KfacOptimizer : IHasLearningRate
     public double Damping { get; }
     /// <summary>ω (L2, added to the gradient before preconditioning).</summary>
     public double WeightDecay { get; }
-    /// <summary>T: steps between refreshes of the factors and their inverses.</summary>
+    /// <summary>T: steps between refreshes of the factors (EKFAC: of the scales and the inverse; K-FAC inverts every <see cref="InverseEvery"/>-th).</summary>
     public int Every { get; }
 
     /// <summary>Whether the blocks are EKFAC's (eigenbasis and re-estimated scales).</summary>
