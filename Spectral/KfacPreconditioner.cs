@@ -41,13 +41,15 @@ public sealed class KfacPreconditioner
             if (done[b.First]) continue;
             switch (b.Kind)
             {
-                case Kronecker:
+                case Kronecker or Eigenbasis:
                 {
+                    // A weight as [out, in] (a convolution's as [O, C·kh·kw]), the bias as one more column.
                     var shape = gradients[b.First].Shape;
                     var weight = gradients[b.First].Reshape(shape[0], -1);
                     int inFeatures = weight.Shape[1];
                     var block = b.Second < 0 ? weight : NdArray.Concat([weight, gradients[b.Second].Reshape(-1, 1)], 1);
-                    var p = b.B.MatMul(block).MatMul(b.A);
+                    var p = b.Kind == Kronecker ? b.B.MatMul(block).MatMul(b.A)
+                        : InEigenbasis(block, b.A, b.B, b.C!);
                     result[b.First] = (b.Second < 0 ? p : p.Slice(1, 0, inFeatures)).Reshape(shape);
                     if (b.Second >= 0) result[b.Second] = p.Slice(1, inFeatures, 1).Reshape(-1);
                     break;
@@ -62,19 +64,8 @@ public sealed class KfacPreconditioner
                 case Embedding:
                     result[b.First] = gradients[b.First].MatMul(b.B) * b.A.Reshape(-1, 1);
                     break;
-                case Eigenbasis:
-                {
-                    var shape = gradients[b.First].Shape;
-                    var weight = gradients[b.First].Reshape(shape[0], -1);
-                    int inFeatures = weight.Shape[1];
-                    var block = b.Second < 0 ? weight : NdArray.Concat([weight, gradients[b.Second].Reshape(-1, 1)], 1);
-                    var p = b.B.MatMul((b.B.MatMul(block, transA: true).MatMul(b.A) * b.C!)).MatMul(b.A, transB: true);
-                    result[b.First] = (b.Second < 0 ? p : p.Slice(1, 0, inFeatures)).Reshape(shape);
-                    if (b.Second >= 0) result[b.Second] = p.Slice(1, inFeatures, 1).Reshape(-1);
-                    break;
-                }
                 case EmbeddingEigenbasis:
-                    result[b.First] = (gradients[b.First].MatMul(b.A) * b.B).MatMul(b.A, transB: true);
+                    result[b.First] = InEigenbasis(gradients[b.First], null, b.A, b.B);
                     break;
                 default: throw new InvalidOperationException($"kfac: unknown block kind {b.Kind}.");
             }
@@ -83,6 +74,14 @@ public sealed class KfacPreconditioner
         }
         return result;
     }
+
+    /// <summary>
+    /// U_G((U_GᵀVU_A) ∘ D)U_Aᵀ: a matrix scaled entrywise in the eigenbasis (U_G, U_A) — EKFAC's block with D = S + λ,
+    /// its inverse with D = 1/(S + λ). A null <paramref name="ua"/> is the identity (an embedding's one-hot token basis),
+    /// and then <paramref name="ug"/> acts on the right: (V·U_G ∘ D)·U_Gᵀ.
+    /// </summary>
+    internal static NdArray InEigenbasis(NdArray v, NdArray? ua, NdArray ug, NdArray d) =>
+        ua is null ? (v.MatMul(ug) * d).MatMul(ug, transB: true) : ug.MatMul(ug.MatMul(v, transA: true).MatMul(ua) * d).MatMul(ua, transB: true);
 
     /// <summary>(M + s·I)⁻¹ of a symmetric positive semidefinite M by Cholesky in float64 (s > 0 makes it definite).</summary>
     public static NdArray DampedInverse(NdArray m, double shift)

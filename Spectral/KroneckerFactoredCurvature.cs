@@ -328,8 +328,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             if (EigenvalueCorrected)
             {
                 var (ua, ug, s) = eigenbases[l];
-                var scaled = ug.MatMul(block, transA: true).MatMul(ua) * (Damping > 0 ? s + Damping : s);
-                gva = ug.MatMul(scaled).MatMul(ua, transB: true);
+                gva = KfacPreconditioner.InEigenbasis(block, ua, ug, Damping > 0 ? s + Damping : s);
             }
             else
             {
@@ -354,7 +353,7 @@ public sealed class KroneckerFactoredCurvature : ILinearOperator
             if (EigenvalueCorrected)
             {
                 var (ug, s) = embeddingEigenbases[e];
-                result[w] = result[w] + (table.MatMul(ug) * (Damping > 0 ? s + Damping : s)).MatMul(ug, transB: true);
+                result[w] = result[w] + KfacPreconditioner.InEigenbasis(table, null, ug, Damping > 0 ? s + Damping : s);
                 continue;
             }
             var wg = table.MatMul(g) + (root > 0 ? table * root : table.ZerosLike());

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Curvature.Autodiff;
 using Curvature.Engine;
@@ -40,15 +39,13 @@ internal static class SpectrumTables
         var named = model.NamedParameters();
         var hessian = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels, training: true), named.Select(p => p.Parameter.Data).ToArray());
         var v = rng.Normal(new Shape((int)hessian.Dimension));
-        hessian.Apply(v);
-        double WallMs(Action a) { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalMilliseconds; }
-        double wholeMs = Enumerable.Range(0, 3).Select(_ => WallMs(() => hessian.Apply(v))).Order().ElementAt(1);
+        double wholeMs = Timing.MedianMs(() => hessian.Apply(v), warmup: 1, repeats: 3);
         var blockMs = new double[named.Count];
         for (int b = 0; b < named.Count; b++)
         {
             var block = hessian.Block([b]);
             var u = rng.Normal(new Shape((int)block.Dimension));
-            blockMs[b] = Enumerable.Range(0, 3).Select(_ => WallMs(() => block.Apply(u))).Order().ElementAt(1);
+            blockMs[b] = Timing.MedianMs(() => block.Apply(u), warmup: 1, repeats: 3);
         }
         var layers = layered!.PerLayer;
         double blockWork = layers.Select((l, b) => l.Iterations * blockMs[b]).Sum();
