@@ -54,7 +54,7 @@ public static class Derivatives
         var y = f(leaves);
         var yBar = seed(y);
         bool connected = y.tag == tag && y.kind == Tensor.Kind.Reverse;
-        var adjoints = connected ? Backpropagate(y, yBar, tag, leaves) : [];
+        var adjoints = connected ? Backpropagate(TopologicalOrder([y], tag), [y], [yBar], tag, leaves) : [];
         var bars = leaves.Select((l, i) => adjoints.TryGetValue(l, out var b) ? b : (Tensor)xs[i].Data.ZerosLike()).ToArray();
         return (connected ? y.primal! : y, bars);
     }
@@ -66,14 +66,16 @@ public static class Derivatives
     public static Tensor Grad(Func<Tensor, Tensor> f, Tensor x) => ValueAndGrad(f, x).Gradient;
 
     /// <summary>
-    /// Reverse sweep from <paramref name="y"/> over the nodes of level <paramref name="tag"/>, in reverse
-    /// topological order. Cotangents are tensors, so when they carry tangents of an outer level this sweep is
-    /// itself differentiated forward. Intermediate cotangents are released as soon as they are used.
+    /// Reverse sweep from the <paramref name="roots"/>, seeded with <paramref name="seeds"/>, over the nodes of level
+    /// <paramref name="tag"/> in <paramref name="order"/> (theirs, topological) taken backwards. Cotangents are
+    /// tensors, so when they carry tangents of an outer level this sweep is itself differentiated forward.
+    /// Intermediate cotangents are released as soon as they are used; the graph itself is left intact.
     /// </summary>
-    private static Dictionary<Tensor, Tensor> Backpropagate(Tensor y, Tensor yBar, int tag, Tensor[] leaves)
+    internal static Dictionary<Tensor, Tensor> Backpropagate(List<Tensor> order, Tensor[] roots, Tensor[] seeds, int tag, Tensor[] leaves)
     {
-        var order = TopologicalOrder(y, tag);
-        var adjoints = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [y] = yBar };
+        var adjoints = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        for (int r = 0; r < roots.Length; r++)
+            adjoints[roots[r]] = adjoints.TryGetValue(roots[r], out var seeded) ? seeded + seeds[r] : seeds[r];
         var keep = new HashSet<Tensor>(leaves, ReferenceEqualityComparer.Instance);
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -100,12 +102,23 @@ public static class Derivatives
         return adjoints;
     }
 
-    private static List<Tensor> TopologicalOrder(Tensor root, int tag)
+    /// <summary>The nodes of level <paramref name="tag"/> that the roots depend on, each after its inputs.</summary>
+    internal static List<Tensor> TopologicalOrder(Tensor[] roots, int tag)
     {
         var order = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance) { root };
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         var stack = new Stack<(Tensor Node, int Next)>();
-        stack.Push((root, 0));
+        foreach (var root in roots)
+        {
+            if (!visited.Add(root)) continue;
+            stack.Push((root, 0));
+            Visit(stack, visited, order, tag);
+        }
+        return order;
+    }
+
+    private static void Visit(Stack<(Tensor Node, int Next)> stack, HashSet<Tensor> visited, List<Tensor> order, int tag)
+    {
         while (stack.Count > 0)
         {
             var (t, next) = stack.Pop();
@@ -119,7 +132,6 @@ public static class Derivatives
             }
             order.Add(t);
         }
-        return order;
     }
 
     // ------------------------------------------------------------ forward mode
@@ -172,6 +184,20 @@ public static class Derivatives
             return [value, .. grad];
         }, w, v);
         return new HvpResult(values[0], values[1..], tangents[1..]);
+    }
+
+    /// <summary>
+    /// The Hessian-vector product at w recorded as a graph for many products at the same point (a Lanczos run on
+    /// one block): see <see cref="RecordedHvp"/>. The recording is one ordinary product, H·v, read from
+    /// <see cref="RecordedHvp.First"/>.
+    /// </summary>
+    public static RecordedHvp RecordHvp(Func<Tensor[], Tensor> f, Tensor[] w, Tensor[] v)
+    {
+        if (w.Length != v.Length) throw new ArgumentException($"hvp: {w.Length} arguments but {v.Length} directions.");
+        int tag = Tensor.NewTag();
+        var leaves = v.Select(x => Tensor.Reverse(x.Detach(), null, tag)).ToArray();
+        var product = Hvp(f, w, leaves).Product;
+        return new RecordedHvp(tag, leaves, product);
     }
 
     /// <summary>H(w)·v for a function of one tensor.</summary>

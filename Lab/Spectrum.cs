@@ -286,8 +286,9 @@ public static class Spectrum
         }
         return blocks.Select((b, j) =>
         {
-            // A Hessian block's products start their tangents at the block's layer; another operator's block embeds in zeros.
-            var block = new CountingOperator(hessian is null ? new BlockOperator(whole, offsets[b], shapes[b].Size) : spread(hessian.Block([b])), tell);
+            // A Hessian block's products start their tangents at the block's layer and, recorded once, sweep only the
+            // tangent passes after that; another operator's block embeds in zeros.
+            var block = new CountingOperator(hessian is null ? new BlockOperator(whole, offsets[b], shapes[b].Size) : spread(hessian.Block([b]).Recorded()), tell);
             int steps = (int)Math.Min(iterations, block.Dimension);
             var run = Lanczos.Run(block, steps, k: Math.Min(topk, steps), which: Which.LargestAlgebraic, tolerance: BlockTolerance,
                 start: rng.Rademacher(new Shape((int)block.Dimension), block.DType, block.Device));

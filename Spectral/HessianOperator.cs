@@ -81,6 +81,45 @@ public sealed class HessianOperator : ILinearOperator
         return new HessianOperator(blockTerms, indices.Select(i => parameters[i].Data).ToArray());
     }
 
+    /// <summary>
+    /// The same operator with its products by <see cref="RecordedHvp"/>: the first records every loss term's product
+    /// as a graph, the rest sweep those graphs transposed (H symmetric), skipping the forward pass and the primal
+    /// backward pass. For many products at one point (a block's Lanczos run); the graphs stay in memory while the
+    /// returned operator lives, about twice a product's intermediates per term.
+    /// </summary>
+    public ILinearOperator Recorded() => new RecordedOperator(this);
+
+    private sealed class RecordedOperator(HessianOperator hessian) : ILinearOperator
+    {
+        private RecordedHvp[]? records;
+
+        public long Dimension => hessian.Dimension;
+        public DType DType => hessian.DType;
+        public Device Device => hessian.Device;
+
+        public NdArray Apply(NdArray v)
+        {
+            var parts = Vectors.Unflatten(v, hessian.shapes).Select(p => (Tensor)p).ToArray();
+            Tensor[][] products;
+            if (records is null)
+            {
+                records = hessian.terms.Select(t => Derivatives.RecordHvp(t.Loss, hessian.parameters, parts)).ToArray();
+                products = records.Select(r => r.First).ToArray();
+            }
+            else products = records.Select(r => r.Apply(parts)).ToArray();
+            NdArray? total = null;
+            for (int c = 0; c < products.Length; c++)
+            {
+                var hv = Vectors.Flatten(products[c].Select(t => t.Data).ToArray());
+                double weight = hessian.terms[c].Weight;
+                var term = weight == 1 ? hv : hv * weight;
+                total = total is null ? term : total + term;
+            }
+            hessian.Products++;
+            return total!;
+        }
+    }
+
     /// <summary>The loss Σ_c w_c L_c and its flattened gradient.</summary>
     public (double Loss, NdArray Gradient) LossAndGradient()
     {

@@ -23,6 +23,11 @@ public class PrimitiveSpecs
     private static readonly NdArray Labels = NdArray.FromArray(new long[] { 2, 0, 4, 4 }, new Shape(4));
     private static readonly NdArray Indices = NdArray.FromArray(new long[] { 1, 4, 1, 0, 3, 1 }, new Shape(2, 3));
 
+    // Fixed primals (x, γ, u) of the BatchNorm tangent primitives, for the rows that differentiate along the tangents
+    // alone: the transposed sweep of a recorded product (RecordedHvp) reaches those VJPs with the primals constant.
+    private static readonly RandomGenerator FixedDraw = new(91);
+    private static readonly NdArray FixedX = N(FixedDraw, 3, 2, 2, 2) * 2.0 + 1.0, FixedGamma = N(FixedDraw, 2), FixedBeta = N(FixedDraw, 2), FixedU = N(FixedDraw, 3, 2, 2, 2) - 1.0;
+
     public static readonly Spec[] Table =
     [
         new(typeof(Add), "broadcast [3,4]+[4]", r => [N(r, 3, 4), N(r, 4)], x => x[0] + x[1]),
@@ -105,6 +110,12 @@ public class PrimitiveSpecs
             x => new NormalizeScaleShiftTangent(1, 2, 1e-5).Apply(x)),
         new(typeof(NormalizeScaleShiftTangent), "per row of [4,5], γ [4,1], ε 0.1", r => [N(r, 4, 5), N(r, 4, 1), N(r, 4, 1), N(r, 4, 5), N(r, 4, 1), N(r, 4, 1)],
             x => new NormalizeScaleShiftTangent(0, 1, 0.1).Apply(x)),
+        new(typeof(NormalizeScaleShiftTangent), "along (ẋ, γ̇, β̇) alone, (x, γ, β) fixed", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 2)],
+            x => new NormalizeScaleShiftTangent(1, 2, 1e-5).Apply(FixedX, FixedGamma, FixedBeta, x[0], x[1], x[2])),
+        new(typeof(NormalizeScaleShiftBackwardTangent), "along (ẋ, γ̇, u̇) alone, (x, γ, u) fixed", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 3, 2, 2, 2)],
+            x => new NormalizeScaleShiftBackwardTangent(1, 2, 1e-5).Apply(FixedX, FixedGamma, FixedU, x[0], x[1], x[2])),
+        new(typeof(NormalizeCoefficients), "per channel of [3,2,2,2], means far from zero", r => [N(r, 3, 2, 2, 2) * 2.0 + 1.0, N(r, 2), N(r, 2)],
+            x => new NormalizeCoefficients(1, 2, 1e-5).Apply(x)),
         new(typeof(NormalizeScaleShiftBackwardTangent), "per channel of [3,2,2,2], means far from zero", r => [N(r, 3, 2, 2, 2) * 2.0 + 1.0, N(r, 2), N(r, 3, 2, 2, 2) - 1.0, N(r, 3, 2, 2, 2), N(r, 2), N(r, 3, 2, 2, 2)],
             x => new NormalizeScaleShiftBackwardTangent(1, 2, 1e-5).Apply(x)),
         new(typeof(NormalizeScaleShiftBackwardTangent), "per row of [4,5], γ [4,1], ε 0.1", r => [N(r, 4, 5), N(r, 4, 1), N(r, 4, 5), N(r, 4, 5), N(r, 4, 1), N(r, 4, 5)],
