@@ -129,7 +129,7 @@ public static class Spectrum
             }
             Report report = null!;
             int planned = PlannedProducts(r.GetValue(topk), r.GetValue(iters), r.GetValue(probes))
-                + (extras.PerLayer is null ? 0 : r.GetValue(probes) + blocks.Sum(b => (int)Math.Min(r.GetValue(iters), m.Parameters()[b].Shape.Size)))
+                + (extras.PerLayer is null ? 0 : blocks.Sum(b => (int)Math.Min(r.GetValue(iters), m.Parameters()[b].Shape.Size)))
                 + (extras.HutchPlusPlus ? 2 * extras.TraceBudget : 0);
             output.WriteLine($"spectrum: {m.ParameterCount():N0} parameters, {data.Count} examples, operator {extras.Operator}; {planned} {(extras.Operator == "hessian" ? "Hessian-vector" : "operator")} products planned");
             ProgressDisplay.Run(output, [("spectrum", planned)], tasks =>
@@ -196,8 +196,13 @@ public static class Spectrum
         double value = DataParallel.WeightedSum(ranks, localValue, share);
         var grad = DataParallel.WeightedSum(ranks, [localGrad], share)[0];
 
-        var first = Lanczos.Run(op, iterations, k: topk, which: Which.LargestAlgebraic,
-            start: rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device), vectors: true);
+        // With --per-layer, each block's trace comes from the SLQ probes' own first products: a Lanczos run from a
+        // Rademacher z first forms H·z/‖z‖, and z_b·(Hz)_b has mean tr(H_bb) (the cross terms z_bᵀH_bc z_c have mean zero).
+        var blocks = extras.PerLayer is null ? [] : ChooseBlocks(model, extras.PerLayer);
+        var probed = new BlockProbes(op, model.NamedParameters().Select(p => p.Parameter.Shape).ToArray(), blocks);
+        var firstProbe = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
+        probed.Arm(firstProbe);
+        var first = Lanczos.Run(probed, iterations, k: topk, which: Which.LargestAlgebraic, start: firstProbe, vectors: true);
         // The residuals reported are measured, ‖Hy − θy‖ / |θ| with one more product per pair: the tridiagonal's
         // own estimate β_m·|s_m| is exact only in exact arithmetic and looks impossibly good (1e-17) on a float32 operator.
         var residuals = first.Values.Select((theta, i) =>
@@ -207,14 +212,20 @@ public static class Spectrum
             return Math.Sqrt(r.Dot(r)) / Math.Max(Math.Abs(theta), double.Epsilon) / Math.Sqrt(y.Dot(y));
         }).ToArray();
         var runs = new List<LanczosResult> { first };
-        runs.AddRange(StochasticLanczosQuadrature.Probe(op, iterations, probes - 1, rng));
+        for (int p = 1; p < probes; p++)
+        {
+            // StochasticLanczosQuadrature.Probe's runs, one at a time so each start is known: the same draws in the same order.
+            var z = rng.Rademacher(new Shape((int)op.Dimension), op.DType, op.Device);
+            probed.Arm(z);
+            runs.Add(Lanczos.Run(probed, iterations, k: 1, start: z));
+        }
         var trace = Hutchinson.TraceFromLanczos(runs, op.Dimension);
         var density = StochasticLanczosQuadrature.FromRuns(runs);
 
         var ones = NdArray.Full(new Shape((int)op.Dimension), 1 / Math.Sqrt(op.Dimension), op.DType, op.Device);
         double rayleigh = ones.Dot(op.Apply(ones));
 
-        var perLayer = extras.PerLayer is null ? [] : PerLayer(model, extras.Operator == "hessian" ? hessian : null, op, ChooseBlocks(model, extras.PerLayer), topk, iterations, probes, rng, tell, Spread);
+        var perLayer = extras.PerLayer is null ? [] : PerLayer(model, extras.Operator == "hessian" ? hessian : null, op, blocks, probed.Samples, topk, iterations, rng, tell, Spread);
         TraceComparison? comparison = null;
         if (extras.HutchPlusPlus)
             comparison = new TraceComparison(Hutchinson.Trace(op, extras.TraceBudget, rng), HutchPlusPlus.Trace(op, extras.TraceBudget, rng));
@@ -266,24 +277,15 @@ public static class Spectrum
 
     /// <summary>
     /// Each block's top-k by Lanczos on ∇²_bb L (whose products carry tangents only from the block's layer on), and
-    /// every block's trace from the same <paramref name="probes"/> whole-model Hutchinson probes: for a Rademacher z,
-    /// z_bᵀ(Hz)_b has mean tr(H_bb), the cross terms z_bᵀH_bc z_c having mean zero.
+    /// every block's trace from <paramref name="samples"/>, the whole report's probes z_bᵀ(Hz)_b (<see cref="BlockProbes"/>).
     /// </summary>
-    private static LayerSpectrum[] PerLayer(Module model, HessianOperator? hessian, ILinearOperator whole, int[] blocks, int topk, int iterations, int probes,
+    private static LayerSpectrum[] PerLayer(Module model, HessianOperator? hessian, ILinearOperator whole, int[] blocks, IReadOnlyList<double[]> samples, int topk, int iterations,
         RandomGenerator rng, Action<long>? tell, Func<ILinearOperator, ILinearOperator> spread)
     {
         var named = model.NamedParameters();
         var shapes = named.Select(p => p.Parameter.Shape).ToArray();
         var offsets = new long[shapes.Length];
         for (int i = 1; i < shapes.Length; i++) offsets[i] = offsets[i - 1] + shapes[i - 1].Size;
-        var samples = blocks.Select(_ => new double[probes]).ToArray();
-        for (int p = 0; p < probes; p++)
-        {
-            var z = rng.Rademacher(new Shape((int)whole.Dimension), whole.DType, whole.Device);
-            var zParts = Vectors.Unflatten(z, shapes);
-            var hzParts = Vectors.Unflatten(whole.Apply(z), shapes);
-            for (int j = 0; j < blocks.Length; j++) samples[j][p] = zParts[blocks[j]].Dot(hzParts[blocks[j]]);
-        }
         return blocks.Select((b, j) =>
         {
             // A Hessian block's products start their tangents at the block's layer and, recorded once, sweep only the
@@ -292,7 +294,7 @@ public static class Spectrum
             int steps = (int)Math.Min(iterations, block.Dimension);
             var run = Lanczos.Run(block, steps, k: Math.Min(topk, steps), which: Which.LargestAlgebraic, tolerance: BlockTolerance,
                 start: rng.Rademacher(new Shape((int)block.Dimension), block.DType, block.Device));
-            var t = Hutchinson.Summarize(samples[j]);
+            var t = Hutchinson.Summarize(samples.Select(s => s[j]).ToArray());
             return new LayerSpectrum(named[b].Name, block.Dimension, run.Values, t.Value, t.StandardError, run.Iterations);
         }).ToArray();
     }
@@ -329,6 +331,32 @@ public static class Spectrum
 
     /// <summary>The Hessian-vector products the verb will make: top-k Lanczos, its residual checks, the other SLQ probes and the Rayleigh quotient.</summary>
     public static int PlannedProducts(int topk, int iterations, int probes) => iterations + topk + (probes - 1) * iterations + 1;
+
+    /// <summary>
+    /// The operator, passing products through; after <see cref="Arm"/>(z) its next product, of z/‖z‖ (a Lanczos run's
+    /// first), also gives each chosen block's Hutchinson sample z_b·(Hz)_b = ‖z‖²·q_b·(Hq)_b, one row per armed probe.
+    /// </summary>
+    private sealed class BlockProbes(ILinearOperator inner, Shape[] shapes, int[] blocks) : ILinearOperator
+    {
+        private double armed;
+        public List<double[]> Samples { get; } = [];
+        public long Dimension => inner.Dimension;
+        public DType DType => inner.DType;
+        public Device Device => inner.Device;
+        public void Arm(NdArray z) => armed = blocks.Length == 0 ? 0 : z.Dot(z);
+        public NdArray Apply(NdArray v)
+        {
+            var product = inner.Apply(v);
+            if (armed > 0)
+            {
+                var q = Vectors.Unflatten(v, shapes);
+                var hq = Vectors.Unflatten(product, shapes);
+                Samples.Add(blocks.Select(b => armed * q[b].Dot(hq[b])).ToArray());
+                armed = 0;
+            }
+            return product;
+        }
+    }
 
     /// <summary>Tells <c>count</c> after every product (progress).</summary>
     private sealed class CountingOperator(ILinearOperator inner, Action<long>? count) : ILinearOperator

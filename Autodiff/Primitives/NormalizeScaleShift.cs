@@ -61,21 +61,14 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
     {
-        Tensor? addendDot = HasAddend(x.Length) ? xDot[3] : null;
         if (xDot.All(t => t is null)) return null;
-        // ṡ and ṫ from one pass over x and ẋ (NormalizeScaleShiftTangent), s and t from the primals alone (a small kernel, so
-        // that they carry no tangent); the tangent of y = ScaleShift(x, s, t, z) along (ẋ, ṡ, ṫ, ż) is then that
-        // primitive's own rule, one two-pair scale-shift.
+        // One primitive for ẏ = ẋ·s + x·ṡ + ṫ + ż (masked with the ReLU): the coefficients' pass over x and ẋ, then one
+        // two-pair scale-shift; whole, so that its transpose is BatchNorm's own fused VJP (NormalizeScaleShiftJvp).
         Tensor Or0(int i) => xDot[i] ?? NdArray.Zeros(x[i].Shape, x[i].DType, x[i].Device);
-        var rows = new NormalizeScaleShiftTangent(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(x[0], x[1], x[2], Or0(0), Or0(1), Or0(2));
-        var coefficients = new NormalizeCoefficients(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(x[0], x[1], x[2]);
-        Tensor Row(int i) => new Row(i).Apply(rows);
-        Tensor scale = new Row(NormalizeCoefficients.ScaleRow).Apply(coefficients), shift = new Row(NormalizeCoefficients.ShiftRow).Apply(coefficients);
-        Tensor scaleDot = Row(NormalizeScaleShiftTangent.ScaleTangentRow), shiftDot = Row(NormalizeScaleShiftTangent.ShiftTangentRow);
-        var affine = new ScaleShift(GroupStart, GroupEnd, Relu);
-        return HasAddend(x.Length)
-            ? affine.Jvp([x[0], scale, shift, x[3]], [xDot[0], scaleDot, shiftDot, addendDot], y)
-            : affine.Jvp([x[0], scale, shift], [xDot[0], scaleDot, shiftDot], y);
+        var jvp = new NormalizeScaleShiftJvp(GroupStart, GroupEnd, Epsilon, Relu) { Known = moments, Mask = Relu ? y.Data : null };
+        return HasAddend(x.Length) && xDot[3] is { } addendDot
+            ? jvp.Apply(x[0], x[1], x[2], Or0(0), Or0(1), Or0(2), addendDot)
+            : jvp.Apply(x[0], x[1], x[2], Or0(0), Or0(1), Or0(2));
     }
 
     /// <inheritdoc/>

@@ -26,7 +26,7 @@ public class PrimitiveSpecs
     // Fixed primals (x, γ, u) of the BatchNorm tangent primitives, for the rows that differentiate along the tangents
     // alone: the transposed sweep of a recorded product (RecordedHvp) reaches those VJPs with the primals constant.
     private static readonly RandomGenerator FixedDraw = new(91);
-    private static readonly NdArray FixedX = N(FixedDraw, 3, 2, 2, 2) * 2.0 + 1.0, FixedGamma = N(FixedDraw, 2), FixedBeta = N(FixedDraw, 2), FixedU = N(FixedDraw, 3, 2, 2, 2) - 1.0;
+    private static readonly NdArray FixedX = N(FixedDraw, 3, 2, 2, 2) * 2.0 + 1.0, FixedGamma = N(FixedDraw, 2), FixedBeta = N(FixedDraw, 2), FixedU = N(FixedDraw, 3, 2, 2, 2) - 1.0, FixedMask = N(FixedDraw, 4, 5);
 
     public static readonly Spec[] Table =
     [
@@ -114,8 +114,12 @@ public class PrimitiveSpecs
             x => new NormalizeScaleShiftTangent(1, 2, 1e-5).Apply(FixedX, FixedGamma, FixedBeta, x[0], x[1], x[2])),
         new(typeof(NormalizeScaleShiftBackwardTangent), "along (ẋ, γ̇, u̇) alone, (x, γ, u) fixed", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 3, 2, 2, 2)],
             x => new NormalizeScaleShiftBackwardTangent(1, 2, 1e-5).Apply(FixedX, FixedGamma, FixedU, x[0], x[1], x[2])),
-        new(typeof(NormalizeCoefficients), "per channel of [3,2,2,2], means far from zero", r => [N(r, 3, 2, 2, 2) * 2.0 + 1.0, N(r, 2), N(r, 2)],
-            x => new NormalizeCoefficients(1, 2, 1e-5).Apply(x)),
+        new(typeof(NormalizeScaleShiftJvp), "per channel of [3,2,2,2], means far from zero", r => [N(r, 3, 2, 2, 2) * 2.0 + 1.0, N(r, 2), N(r, 2), N(r, 3, 2, 2, 2), N(r, 2), N(r, 2)],
+            x => new NormalizeScaleShiftJvp(1, 2, 1e-5).Apply(x)),
+        new(typeof(NormalizeScaleShiftJvp), "clamped, with the residual's tangent, per row of [4,5]", r => [N(r, 4, 5), N(r, 4, 1), N(r, 4, 1), N(r, 4, 5), N(r, 4, 1), N(r, 4, 1), N(r, 4, 5)],
+            x => new NormalizeScaleShiftJvp(0, 1, 0.1, relu: true) { Mask = FixedMask }.Apply(x)),
+        new(typeof(NormalizeScaleShiftJvp), "clamped, along (ẋ, γ̇, β̇, ż) alone, (x, γ, β) fixed", r => [N(r, 3, 2, 2, 2), N(r, 2), N(r, 2), N(r, 3, 2, 2, 2)],
+            x => new NormalizeScaleShiftJvp(1, 2, 1e-5, relu: true) { Mask = FixedU }.Apply(FixedX, FixedGamma, FixedBeta, x[0], x[1], x[2], x[3])),
         new(typeof(NormalizeScaleShiftBackwardTangent), "per channel of [3,2,2,2], means far from zero", r => [N(r, 3, 2, 2, 2) * 2.0 + 1.0, N(r, 2), N(r, 3, 2, 2, 2) - 1.0, N(r, 3, 2, 2, 2), N(r, 2), N(r, 3, 2, 2, 2)],
             x => new NormalizeScaleShiftBackwardTangent(1, 2, 1e-5).Apply(x)),
         new(typeof(NormalizeScaleShiftBackwardTangent), "per row of [4,5], γ [4,1], ε 0.1", r => [N(r, 4, 5), N(r, 4, 1), N(r, 4, 5), N(r, 4, 5), N(r, 4, 1), N(r, 4, 5)],

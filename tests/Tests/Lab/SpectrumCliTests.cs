@@ -92,6 +92,10 @@ public class SpectrumCliTests
         }
         Assert.Contains("| 3.weight | 25 |", output);
         Assert.All(layers, l => Assert.InRange(l.GetProperty("iterations").GetInt32(), 1, 40));
+        // The blocks' samples are the report's own probes split by block, so over every block they sum to its trace.
+        double whole = doc.RootElement.GetProperty("trace").GetDouble();
+        double sum = layers.Sum(l => l.GetProperty("trace").GetDouble());
+        Assert.True(Math.Abs(sum - whole) <= 1e-9 * Math.Abs(whole), $"Σ block traces {sum:R} against the report's trace {whole:R}");
     }
 
     [Fact]
