@@ -50,14 +50,21 @@ public sealed class HessianOperator : ILinearOperator
     public NdArray Apply(NdArray v)
     {
         var parts = Vectors.Unflatten(v, shapes).Select(p => (Tensor)p).ToArray();
+        Products++;
+        return WeightedSum(terms.Select(t => Derivatives.Hvp(t.Loss, parameters, parts).Product).ToArray());
+    }
+
+    /// <summary>Σ_c w_c·(H_c v), flattened, from each term's product (one tensor per parameter).</summary>
+    private NdArray WeightedSum(Tensor[][] products)
+    {
         NdArray? total = null;
-        foreach (var (loss, weight) in terms)
+        for (int c = 0; c < products.Length; c++)
         {
-            var hv = Vectors.Flatten(Derivatives.Hvp(loss, parameters, parts).Product.Select(t => t.Data).ToArray());
+            var hv = Vectors.Flatten(products[c].Select(t => t.Data).ToArray());
+            double weight = terms[c].Weight;
             var term = weight == 1 ? hv : hv * weight;
             total = total is null ? term : total + term;
         }
-        Products++;
         return total!;
     }
 
@@ -107,16 +114,8 @@ public sealed class HessianOperator : ILinearOperator
                 products = records.Select(r => r.First).ToArray();
             }
             else products = records.Select(r => r.Apply(parts)).ToArray();
-            NdArray? total = null;
-            for (int c = 0; c < products.Length; c++)
-            {
-                var hv = Vectors.Flatten(products[c].Select(t => t.Data).ToArray());
-                double weight = hessian.terms[c].Weight;
-                var term = weight == 1 ? hv : hv * weight;
-                total = total is null ? term : total + term;
-            }
             hessian.Products++;
-            return total!;
+            return hessian.WeightedSum(products);
         }
     }
 

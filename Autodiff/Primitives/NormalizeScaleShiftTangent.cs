@@ -9,9 +9,7 @@ namespace Curvature.Autodiff.Primitives;
 /// and ṙ = −r³·C(ẋ, x) (<see cref="NormalizationCoefficients.Tangent"/>). The tangent of y = x·s + t is then one
 /// two-pair scale-shift, ẋ·s + x·ṡ + ṫ. The forward is one read pass over x and ẋ and one small kernel
 /// (<see cref="NormalizationOps.ScaleShiftTangent"/>) where op by op the same values took some thirty launches a layer in a
-/// Hessian-vector product. Rules: those of its op-by-op <see cref="Reference"/> (only third derivatives reach them),
-/// except the VJP with respect to the tangents alone, which a recorded product's transposed sweep (<see cref="RecordedHvp"/>)
-/// runs at every product: the rows are linear in (ẋ, γ̇, β̇), and their transpose is written out (see <see cref="Vjp"/>).
+/// Hessian-vector product. Rules: those of its op-by-op <see cref="Reference"/> (only third derivatives reach them).
 /// </summary>
 public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, double epsilon) : Primitive
 {
@@ -25,8 +23,6 @@ public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, dou
     internal GroupMoments? Known { get; init; }
     /// <inheritdoc/>
     public override string Name => "normalize_scale_shift_tangent";
-
-    private readonly ConstantStatistics statistics = new();
 
     /// <summary>The rows of y: s, t, ṡ and ṫ.</summary>
     public const int ScaleRow = 0, ShiftRow = 1, ScaleTangentRow = 2, ShiftTangentRow = 3;
@@ -46,27 +42,7 @@ public sealed class NormalizeScaleShiftTangent(int groupStart, int groupEnd, dou
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => ReferenceJvp(Reference, x, xDot);
 
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
-    {
-        if (needed[0] || needed[1] || needed[2]) return ReferenceVjp(Reference, x, yBar);
-        // The tangent rows backwards: ṫ = β̇ − μ̇s − μṡ, ṡ = γ̇r + γṙ, ṙ = −r³·C(ẋ, x), μ̇ = mean ẋ (s, t carry no tangent).
-        // Then ẋ̄ = (x − μ)·C̄/m + μ̇̄/m is one scale-shift of x, and γ̇̄ = r·ṡ̄, β̇̄ = ṫ̄ are per group.
-        Tensor input = x[0];
-        var groups = input.Data.GroupShape(GroupStart, GroupEnd);
-        double m = (double)input.Shape.Size / groups.Size;
-        Tensor gamma = x[1].Reshape(groups);
-        var constants = statistics.Get(x, () => [new GroupMean(GroupStart, GroupEnd).Apply(input), new GroupRstd(GroupStart, GroupEnd, Epsilon).Apply(input)]);
-        Tensor mean = constants[0], r = constants[1];
-        Tensor shiftDotBar = new Row(ShiftTangentRow).Apply(yBar);
-        Tensor scaleDotBar = new Row(ScaleTangentRow).Apply(yBar) - mean * shiftDotBar;
-        Tensor covarianceBar = -(r * r * r) * (gamma * scaleDotBar);
-        Tensor meanDotBar = -(gamma * r) * shiftDotBar;
-        var bars = new Tensor?[x.Length];
-        if (needed[3]) bars[3] = new ScaleShift(GroupStart, GroupEnd).Apply(input, covarianceBar * (1 / m), (meanDotBar - covarianceBar * mean) * (1 / m));
-        if (needed[4]) bars[4] = (r * scaleDotBar).Reshape(x[4].Shape);
-        if (needed[5]) bars[5] = shiftDotBar.Reshape(x[5].Shape);
-        return bars;
-    }
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => ReferenceVjp(Reference, x, yBar);
 
     /// <summary>The same rows op by op from (x, γ, β, ẋ, γ̇, β̇): what the rules differentiate and tests compare the kernel with.</summary>
     public Tensor Reference(Tensor[] p)
