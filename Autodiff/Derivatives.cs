@@ -90,16 +90,32 @@ public static class Derivatives
                 any |= needed[j];
             }
             if (!any) continue;
-            var bars = node.Op.Vjp(node.Primals, node.Output, bar, needed);
+            // An input that already has a partial sum passes it to the rule, which may fold the add into its own
+            // pass; an input used twice by this node takes its second cotangent by a plain add.
+            Tensor?[]? partial = null;
+            for (int j = 0; j < needed.Length; j++)
+            {
+                if (!needed[j] || !adjoints.TryGetValue(node.Inputs[j], out var sum) || FirstUse(node.Inputs, j) != j) continue;
+                partial ??= new Tensor?[needed.Length];
+                partial[j] = sum;
+            }
+            var bars = partial is null ? node.Op.Vjp(node.Primals, node.Output, bar, needed) : node.Op.VjpAccumulating(node.Primals, node.Output, bar, needed, partial);
             for (int j = 0; j < needed.Length; j++)
             {
                 if (!needed[j] || bars[j] is not { } b) continue;
                 var input = node.Inputs[j];
-                adjoints[input] = adjoints.TryGetValue(input, out var acc) ? acc + b : b;
+                adjoints[input] = partial?[j] is not null ? b : adjoints.TryGetValue(input, out var acc) ? acc + b : b;
             }
             if (!keep.Contains(t)) adjoints.Remove(t);
         }
         return adjoints;
+    }
+
+    private static int FirstUse(Tensor[] inputs, int j)
+    {
+        for (int k = 0; k < j; k++)
+            if (ReferenceEquals(inputs[k], inputs[j])) return k;
+        return j;
     }
 
     /// <summary>The nodes of level <paramref name="tag"/> that the roots depend on, each after its inputs.</summary>

@@ -28,6 +28,35 @@ public abstract class Primitive
     protected internal abstract Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed);
 
     /// <summary>
+    /// <see cref="Vjp"/> with the cotangents a backward sweep has already summed for some inputs: where
+    /// <paramref name="partial"/>[j] is given (and needed[j] holds), entry j of the result is that sum plus this op's
+    /// cotangent, never null. A sweep sums the cotangents of a value with several uses; an op whose cotangent comes
+    /// out of a pass that takes an addend (a <see cref="Primitives.ScaleShift"/>) overrides this to fold the sum
+    /// into that pass, saving an add's three memory streams. The default adds afterwards.
+    /// </summary>
+    protected internal virtual Tensor?[] VjpAccumulating(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[] partial) =>
+        AddPartials(Vjp(x, y, yBar, needed), partial);
+
+    /// <summary>Adds each given partial sum to its cotangent (taking the sum alone where the cotangent is zero, null).</summary>
+    protected static Tensor?[] AddPartials(Tensor?[] bars, Tensor?[] partial)
+    {
+        for (int j = 0; j < bars.Length; j++)
+            if (partial[j] is { } sum) bars[j] = bars[j] is { } b ? sum + b : sum;
+        return bars;
+    }
+
+    /// <summary>
+    /// The partial sums a fused rule did not fold in, for <see cref="AddPartials"/>: <paramref name="partial"/>
+    /// without the entries at <paramref name="folded"/>.
+    /// </summary>
+    protected static Tensor?[] Remaining(Tensor?[] partial, params int[] folded)
+    {
+        var rest = (Tensor?[])partial.Clone();
+        foreach (int j in folded) rest[j] = null;
+        return rest;
+    }
+
+    /// <summary>
     /// Whether <see cref="Jvp"/> reads its output primal y. Those that do not (the bilinear products) may have y
     /// deferred inside <see cref="DeferringPrimals"/>: computed when something reads it, never if nothing does.
     /// </summary>

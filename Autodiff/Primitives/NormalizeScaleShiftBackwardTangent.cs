@@ -43,7 +43,14 @@ public sealed class NormalizeScaleShiftBackwardTangent(int groupStart, int group
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => ReferenceJvp(Reference, x, xDot);
 
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => Bars(x, yBar, needed, null);
+
+    /// <inheritdoc/>
+    /// <remarks>ẋ̄ and u̇̄ each with the sum so far in their one scale-shift pass.</remarks>
+    protected internal override Tensor?[] VjpAccumulating(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[] partial) =>
+        needed[0] || needed[1] || needed[2] ? AddPartials(Vjp(x, y, yBar, needed), partial) : AddPartials(Bars(x, yBar, needed, partial), Remaining(partial, 3, 5));
+
+    private Tensor?[] Bars(Tensor[] x, Tensor yBar, bool[] needed, Tensor?[]? partial)
     {
         if (needed[0] || needed[1] || needed[2]) return ReferenceVjp(Reference, x, yBar);
         // The summary's rows taken backwards, per group (ū = mean u, h = r·C(u, x), a = γr, k = −a·r·h constants):
@@ -73,9 +80,10 @@ public sealed class NormalizeScaleShiftBackwardTangent(int groupStart, int group
         Tensor ownBar = -(r * r * r) * rDotBar * (1 / n);           // C(ẋ, x), over m
         var affine = new ScaleShift(GroupStart, GroupEnd);
         var bars = new Tensor?[x.Length];
-        if (needed[3]) bars[3] = affine.Apply(u, mixedBar, meanDotBar * (1 / n) - mixedBar * uMean - ownBar * mean, input, ownBar);
+        Tensor Plus(Tensor[] inputs, Tensor? sum) => affine.Apply(sum is null ? inputs : [.. inputs, sum]);
+        if (needed[3]) bars[3] = Plus([u, mixedBar, meanDotBar * (1 / n) - mixedBar * uMean - ownBar * mean, input, ownBar], partial?[3]);
         if (needed[4]) bars[4] = (r * aDotBar).Reshape(x[4].Shape);
-        if (needed[5]) bars[5] = affine.Apply(input, mixedBar, uDotMeanBar * (1 / n) - mixedBar * mean);
+        if (needed[5]) bars[5] = Plus([input, mixedBar, uDotMeanBar * (1 / n) - mixedBar * mean], partial?[5]);
         return bars;
     }
 

@@ -54,7 +54,14 @@ public sealed class NormalizeScaleShiftJvp(int groupStart, int groupEnd, double 
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => ReferenceJvp(Reference, x, xDot);
 
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => Bars(x, yBar, needed, null);
+
+    /// <inheritdoc/>
+    /// <remarks>ẋ̄ = g·a + x·k + c + the sum so far in one scale-shift pass.</remarks>
+    protected internal override Tensor?[] VjpAccumulating(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[] partial) =>
+        needed[0] || needed[1] || needed[2] ? AddPartials(Vjp(x, y, yBar, needed), partial) : AddPartials(Bars(x, yBar, needed, partial), Remaining(partial, 3));
+
+    private Tensor?[] Bars(Tensor[] x, Tensor yBar, bool[] needed, Tensor?[]? partial)
     {
         if (needed[0] || needed[1] || needed[2]) return ReferenceVjp(Reference, x, yBar);
         var g = Relu ? ReluBackward.Instance.Apply(MaskArray, yBar) : yBar;
@@ -62,7 +69,9 @@ public sealed class NormalizeScaleShiftJvp(int groupStart, int groupEnd, double 
         Tensor Row(int i) => new Row(i).Apply(rows);
         var bars = new Tensor?[x.Length];
         if (needed[3])
-            bars[3] = new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow));
+            bars[3] = partial?[3] is { } sum
+                ? new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow), sum)
+                : new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow));
         if (needed[4]) bars[4] = Row(NormalizeScaleShiftBackward.ProductRow).Reshape(x[4].Shape);
         if (needed[5]) bars[5] = Row(NormalizeScaleShiftBackward.SumRow).Reshape(x[5].Shape);
         if (HasAddend(x.Length) && needed[6]) bars[6] = g;

@@ -47,8 +47,9 @@ public sealed class ScaleShift(int groupStart, int groupEnd, bool relu = false) 
 
     private ScaleShift Affine => new(GroupStart, GroupEnd);
 
-    /// <summary>ȳ·γ for a per-group γ: a scale-shift with a zero shift.</summary>
-    private Tensor Scaled(Tensor yBar, Tensor scale) => Affine.Apply(yBar, scale, Zeros(scale));
+    /// <summary>ȳ·γ for a per-group γ: a scale-shift with a zero shift, plus <paramref name="sum"/> where given.</summary>
+    private Tensor Scaled(Tensor yBar, Tensor scale, Tensor? sum = null) =>
+        sum is null ? Affine.Apply(yBar, scale, Zeros(scale)) : Affine.Apply(yBar, scale, Zeros(scale), sum);
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)
@@ -83,19 +84,26 @@ public sealed class ScaleShift(int groupStart, int groupEnd, bool relu = false) 
     }
 
     /// <inheritdoc/>
-    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed)
+    protected internal override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => Bars(x, y, yBar, needed, null);
+
+    /// <inheritdoc/>
+    /// <remarks>x̄ = g·γ + the sum so far in one scale-shift pass (and x̄₂ likewise).</remarks>
+    protected internal override Tensor?[] VjpAccumulating(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[] partial) =>
+        AddPartials(Bars(x, y, yBar, needed, partial), HasPair(x.Length) ? Remaining(partial, 0, 3) : Remaining(partial, 0));
+
+    private Tensor?[] Bars(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[]? partial)
     {
         var g = Relu ? ReluBackward.Instance.Apply(y.Detach(), yBar) : yBar;
         var axes = Normalize.ReducedAxes(x[0].Rank, GroupStart, GroupEnd);
         double perGroup = (double)x[0].Shape.Size / x[1].Shape.Size;
         Tensor ScaleBar(Tensor array, Tensor scale) => (new GroupMeanProduct(GroupStart, GroupEnd).Apply(g, array) * perGroup).Reshape(scale.Shape);
         var bars = new Tensor?[x.Length];
-        bars[0] = needed[0] ? Scaled(g, x[1]) : null;
+        bars[0] = needed[0] ? Scaled(g, x[1], partial?[0]) : null;
         bars[1] = needed[1] ? ScaleBar(x[0], x[1]) : null;
         bars[2] = needed[2] ? g.Sum(axes).Reshape(x[2].Shape) : null;
         if (HasPair(x.Length))
         {
-            bars[3] = needed[3] ? Scaled(g, x[4]) : null;
+            bars[3] = needed[3] ? Scaled(g, x[4], partial?[3]) : null;
             bars[4] = needed[4] ? ScaleBar(x[3], x[4]) : null;
         }
         if (HasAddend(x.Length)) bars[^1] = needed[^1] ? g : null;

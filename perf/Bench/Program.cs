@@ -60,9 +60,11 @@ namespace Curvature.Bench
                     int v = r.GetValueOrDefault<int>();
                     if (v < least) r.AddError($"{option.Name}: {v}; expected at least {least} {what}.");
                 });
-            var spectrum = new Command("spectrum", "Lab spectrum --per-layer against the whole-model report on ResNet-20 (k 5), and a block product per parameter against a whole HVP") { specBatch, specIters, specProbes, specRounds };
+            var specProfile = new Option<string?>("--profile") { Description = "Instead of the tables: time per primitive in one whole HVP and one recorded sweep of the named parameter's block (e.g. layer1.0.conv1.weight), the quietest of five runs" };
+            var spectrum = new Command("spectrum", "Lab spectrum --per-layer against the whole-model report on ResNet-20 (k 5), and a block product per parameter against a whole HVP") { specBatch, specIters, specProbes, specRounds, specProfile };
             spectrum.SetAction(r =>
             {
+                if (r.GetValue(specProfile) is { } block) return SpectrumTables.Profile(r.GetValue(specBatch), block, error);
                 SpectrumTables.PerLayer(r.GetValue(specBatch), 5, r.GetValue(specIters), r.GetValue(specProbes), r.GetValue(specRounds));
                 return 0;
             });

@@ -16,6 +16,52 @@ internal static class SpectrumTables
 {
     private static string F(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Where a recorded block sweep's time goes: the primitives of one whole HVP and of one transposed sweep of
+    /// <paramref name="blockName"/>'s block, each the quietest of five runs; 2 when no parameter has that name.
+    /// </summary>
+    public static int Profile(int batch, string blockName, TextWriter error)
+    {
+        var rng = new RandomGenerator(0);
+        var model = new ResNet(rng);
+        var named = model.NamedParameters();
+        int index = named.Select(p => p.Name).ToList().IndexOf(blockName);
+        if (index < 0)
+        {
+            error.WriteLine($"error: --profile: ResNet-20 has no parameter '{blockName}'; expected one of {string.Join(", ", named.Select(p => p.Name))}.");
+            return 2;
+        }
+        var data = new Models.Data.Dataset(rng.Normal(new Shape(batch, 1, 28, 28)), rng.Integers(new Shape(batch), 10));
+        var hessian = new HessianOperator(Loss.Function(model, "ce", data.Inputs, data.Labels, training: true), named.Select(p => p.Parameter.Data).ToArray());
+        var block = hessian.Block([index]);
+        var v = rng.Normal(new Shape((int)hessian.Dimension));
+        var u = rng.Normal(new Shape((int)block.Dimension));
+        var recorded = block.Recorded();
+        recorded.Apply(u); // the recording
+        Console.WriteLine($"threads: {Parallelism.MaxThreads}; ResNet-20, batch {batch}, training mode");
+        foreach (var (what, action) in new (string, Action)[] { ("whole HVP", () => hessian.Apply(v)), ($"recorded sweep of {blockName} ({block.Dimension} parameters)", () => recorded.Apply(u)) })
+        {
+            action(); // warm-up
+            OpProfile profile = null!;
+            double total = double.PositiveInfinity;
+            for (int run = 0; run < 5; run++)
+            {
+                var candidate = new OpProfile();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                using (OpProfile.Record(candidate)) action();
+                double elapsed = clock.Elapsed.TotalMilliseconds;
+                if (elapsed < total) (profile, total) = (candidate, elapsed);
+            }
+            Console.WriteLine();
+            Console.WriteLine($"{what}: {F(total)} ms (quietest of 5 runs)");
+            Console.WriteLine("| primitive | calls | ms | share |");
+            Console.WriteLine("|---|---|---|---|");
+            foreach (var (op, e) in profile.ByTime().Take(20))
+                Console.WriteLine($"| {op} | {e.Calls} | {F(e.Milliseconds)} | {e.Milliseconds / total:P0} |");
+        }
+        return 0;
+    }
+
     /// <summary>The two reports interleaved (<paramref name="rounds"/> rounds), then a block product per parameter against a whole product.</summary>
     public static void PerLayer(int batch, int topk, int iterations, int probes, int rounds)
     {

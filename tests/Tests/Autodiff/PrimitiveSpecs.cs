@@ -173,6 +173,67 @@ public class PrimitiveSpecs
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(4), property);
     }
 
+    /// <summary>The rows of the primitives that fold a sweep's partial sums into their own pass, and one that adds them afterwards.</summary>
+    public static TheoryData<string> AccumulatingCases()
+    {
+        var d = new TheoryData<string>();
+        foreach (var s in Table)
+        {
+            var method = s.Primitive.GetMethod("VjpAccumulating", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic);
+            if (method?.DeclaringType == s.Primitive || s.Primitive == typeof(Multiply)) d.Add($"{s.Primitive.Name}: {s.Case}");
+        }
+        return d;
+    }
+
+    /// <summary>
+    /// Every input also used by a later op (a second output c ⊙ x), so that the sweep reaches the row's rule with a
+    /// partial sum for each input already in hand: the rules that fold it into their pass must give the same
+    /// derivatives, to second order.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AccumulatingCases))]
+    public void Cotangents_of_a_value_with_several_uses_match_finite_differences(string name)
+    {
+        var spec = Table.Single(s => $"{s.Primitive.Name}: {s.Case}" == name);
+        var property = Prop.ForAll(Gen.Choose(0, int.MaxValue).ToArbitrary(), seed =>
+        {
+            var rng = new RandomGenerator((ulong)seed);
+            var inputs = spec.Inputs(rng);
+            var weights = inputs.Select(x => (Tensor)N(rng, [.. x.Shape.ToArray()])).ToArray();
+            // The row's output first: the topological order visits it before the second uses, so the sweep meets them first.
+            Tensor FanOut(Tensor[] x) => Tensor.Concat([spec.F(x).Reshape(-1), .. x.Select((t, i) => (t * weights[i]).Reshape(-1))], 0);
+            GradCheck.Check(FanOut, inputs, order: 2, seed: (ulong)seed + 7, name: name + " (each input used twice)");
+        });
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(3), property);
+    }
+
+    [Fact]
+    public void A_sweep_hands_a_fused_rule_the_partial_sum_of_a_value_with_several_uses()
+    {
+        // The ScaleShift's input x also feeds x ⊙ c, whose cotangent the sweep computes first: ScaleShift then receives
+        // it as a partial sum. A rule that dropped it would give x̄ = γ·ȳ alone.
+        var recorder = new PartialRecorder();
+        var x = NdArray.FromArray(new double[] { 1, 2, 3, 4 }, new Shape(1, 2, 2));
+        var (_, bars) = Derivatives.Vjp(t => Tensor.Concat([recorder.Apply(t[0]).Reshape(-1), (t[0] * 3.0).Reshape(-1)], 0), [x], NdArray.Ones(new Shape(8), DType.Float64));
+        Assert.True(recorder.SawPartial, "the rule was not given the partial sum");
+        Assert.Equal([4.0, 4.0, 4.0, 4.0], bars[0]!.Data.ToArray<double>()); // 1 (identity) + 3
+    }
+
+    /// <summary>The identity, whose accumulating rule records that a partial sum reached it.</summary>
+    private sealed class PartialRecorder : Primitive
+    {
+        public bool SawPartial { get; private set; }
+        public override string Name => "partial_recorder";
+        protected override NdArray Forward(NdArray[] x) => x[0] * 1.0;
+        protected override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y) => xDot[0];
+        protected override Tensor?[] Vjp(Tensor[] x, Tensor y, Tensor yBar, bool[] needed) => [yBar];
+        protected override Tensor?[] VjpAccumulating(Tensor[] x, Tensor y, Tensor yBar, bool[] needed, Tensor?[] partial)
+        {
+            SawPartial |= partial[0] is not null;
+            return base.VjpAccumulating(x, y, yBar, needed, partial);
+        }
+    }
+
     [Fact]
     public void Every_primitive_is_in_the_table()
     {
