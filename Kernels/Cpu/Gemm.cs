@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Curvature.Kernels.Cpu;
 
@@ -287,11 +288,18 @@ public static unsafe class Gemm
     {
         if (!transA)
         {
+            int done = 0;
+            if (typeof(T) == typeof(float) && rows == MR && Avx.IsSupported)
+                done = PackRowsTransposed((float*)a + (long)i0 * lda + p0, lda, kc, (float*)dst);
             for (int i = 0; i < rows; i++)
             {
                 T* src = a + (long)(i0 + i) * lda + p0;
-                for (int p = 0; p < kc; p++) dst[p * MR + i] = src[p];
+                for (int p = done; p < kc; p++) dst[p * MR + i] = src[p];
             }
+        }
+        else if (typeof(T) == typeof(float) && rows == MR && Vector256.IsHardwareAccelerated)
+        {
+            for (int p = 0; p < kc; p++) Vector256.Load((float*)a + (long)(p0 + p) * lda + i0).Store((float*)dst + p * MR);
         }
         else
         {
@@ -304,6 +312,33 @@ public static unsafe class Gemm
         if (rows < MR)
             for (int p = 0; p < kc; p++)
                 for (int i = rows; i < MR; i++) dst[p * MR + i] = T.Zero;
+    }
+
+    /// <summary>
+    /// Packs 8 rows of A (src, row stride lda) over depth [0, kc) in blocks of 8 as columns of 8: an 8×8 transpose in
+    /// registers per block (unpack, shuffle, lane permute), where the scalar loop wrote one float per strided store.
+    /// Returns the depth done (a multiple of 8); the caller packs the rest.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int PackRowsTransposed(float* src, int lda, int kc, float* dst)
+    {
+        int p = 0;
+        for (; p + 8 <= kc; p += 8)
+        {
+            float* s = src + p;
+            Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + lda), r2 = Avx.LoadVector256(s + 2L * lda), r3 = Avx.LoadVector256(s + 3L * lda);
+            Vector256<float> r4 = Avx.LoadVector256(s + 4L * lda), r5 = Avx.LoadVector256(s + 5L * lda), r6 = Avx.LoadVector256(s + 6L * lda), r7 = Avx.LoadVector256(s + 7L * lda);
+            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+            Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+            Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+            Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+            float* d = dst + p * MR;
+            Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20)); Avx.Store(d + 8, Avx.Permute2x128(u1, u5, 0x20));
+            Avx.Store(d + 16, Avx.Permute2x128(u2, u6, 0x20)); Avx.Store(d + 24, Avx.Permute2x128(u3, u7, 0x20));
+            Avx.Store(d + 32, Avx.Permute2x128(u0, u4, 0x31)); Avx.Store(d + 40, Avx.Permute2x128(u1, u5, 0x31));
+            Avx.Store(d + 48, Avx.Permute2x128(u2, u6, 0x31)); Avx.Store(d + 56, Avx.Permute2x128(u3, u7, 0x31));
+        }
+        return p;
     }
 
     /// <summary>Packs rows [p0, p0+kc) × columns [j0, j0+cols) of op(B) as kc rows of nr values, zero-padded.</summary>
