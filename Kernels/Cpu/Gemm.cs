@@ -290,7 +290,7 @@ public static unsafe class Gemm
         {
             int done = 0;
             if (typeof(T) == typeof(float) && rows == MR && Avx.IsSupported)
-                done = PackRowsTransposed((float*)a + (long)i0 * lda + p0, lda, kc, (float*)dst);
+                done = PackRowsTransposed((float*)a + (long)i0 * lda + p0, lda, kc, (float*)dst, MR);
             for (int i = 0; i < rows; i++)
             {
                 T* src = a + (long)(i0 + i) * lda + p0;
@@ -315,12 +315,13 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// Packs 8 rows of A (src, row stride lda) over depth [0, kc) in blocks of 8 as columns of 8: an 8×8 transpose in
-    /// registers per block (unpack, shuffle, lane permute), where the scalar loop wrote one float per strided store.
-    /// Returns the depth done (a multiple of 8); the caller packs the rest.
+    /// Writes 8 rows (src, row stride lda) over [0, kc) in blocks of 8 as kc rows of 8 values, dstStride apart: an
+    /// 8×8 transpose in registers per block (unpack, shuffle, lane permute), where a scalar loop wrote one float per
+    /// strided store. A's panels (8 rows of A, stride MR) and transposed B's (8 stored rows of B, stride nr) both pack
+    /// this way. Returns the depth done (a multiple of 8); the caller packs the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int PackRowsTransposed(float* src, int lda, int kc, float* dst)
+    private static int PackRowsTransposed(float* src, int lda, int kc, float* dst, int dstStride)
     {
         int p = 0;
         for (; p + 8 <= kc; p += 8)
@@ -332,11 +333,12 @@ public static unsafe class Gemm
             Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
             Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
             Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
-            float* d = dst + p * MR;
-            Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20)); Avx.Store(d + 8, Avx.Permute2x128(u1, u5, 0x20));
-            Avx.Store(d + 16, Avx.Permute2x128(u2, u6, 0x20)); Avx.Store(d + 24, Avx.Permute2x128(u3, u7, 0x20));
-            Avx.Store(d + 32, Avx.Permute2x128(u0, u4, 0x31)); Avx.Store(d + 40, Avx.Permute2x128(u1, u5, 0x31));
-            Avx.Store(d + 48, Avx.Permute2x128(u2, u6, 0x31)); Avx.Store(d + 56, Avx.Permute2x128(u3, u7, 0x31));
+            float* d = dst + (long)p * dstStride;
+            int s1 = dstStride;
+            Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20)); Avx.Store(d + s1, Avx.Permute2x128(u1, u5, 0x20));
+            Avx.Store(d + 2 * s1, Avx.Permute2x128(u2, u6, 0x20)); Avx.Store(d + 3 * s1, Avx.Permute2x128(u3, u7, 0x20));
+            Avx.Store(d + 4 * s1, Avx.Permute2x128(u0, u4, 0x31)); Avx.Store(d + 5 * s1, Avx.Permute2x128(u1, u5, 0x31));
+            Avx.Store(d + 6 * s1, Avx.Permute2x128(u2, u6, 0x31)); Avx.Store(d + 7 * s1, Avx.Permute2x128(u3, u7, 0x31));
         }
         return p;
     }
@@ -356,7 +358,18 @@ public static unsafe class Gemm
         }
         else
         {
-            for (int j = 0; j < cols; j++)
+            // Whole groups of 8 stored rows by register transposes, the rest (and any depth tail) one by one.
+            int grouped = typeof(T) == typeof(float) && Avx.IsSupported ? cols / 8 * 8 : 0;
+            for (int j = 0; j < grouped; j += 8)
+            {
+                int done = PackRowsTransposed((float*)b + (long)(j0 + j) * ldb + p0, ldb, kc, (float*)dst + j, nr);
+                for (int jj = j; jj < j + 8; jj++)
+                {
+                    T* src = b + (long)(j0 + jj) * ldb + p0;
+                    for (int p = done; p < kc; p++) dst[p * nr + jj] = src[p];
+                }
+            }
+            for (int j = grouped; j < cols; j++)
             {
                 T* src = b + (long)(j0 + j) * ldb + p0;
                 for (int p = 0; p < kc; p++) dst[p * nr + j] = src[p];
