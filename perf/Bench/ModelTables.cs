@@ -61,25 +61,33 @@ internal static class ModelTables
             Derivatives.ValueAndGrad(f, w); // warm-up
             foreach (var (what, action) in new (string, Action)[] { ("gradient", () => Derivatives.ValueAndGrad(f, w)), ("HVP", () => Derivatives.Hvp(f, w, v)) })
             {
-                // The quietest of five runs: one run on a shared two-core host is often a third slower.
-                OpProfile profile = null!;
-                double total = double.PositiveInfinity;
-                for (int run = 0; run < 5; run++)
-                {
-                    var candidate = new OpProfile();
-                    var clock = System.Diagnostics.Stopwatch.StartNew();
-                    using (OpProfile.Record(candidate)) action();
-                    double elapsed = clock.Elapsed.TotalMilliseconds;
-                    if (elapsed < total) (profile, total) = (candidate, elapsed);
-                }
-                Console.WriteLine($"{name}: {what} {F(total)} ms (quietest of 5 runs)");
-                Console.WriteLine("| primitive | calls | ms | share | GFLOP/s |");
-                Console.WriteLine("|---|---|---|---|---|");
-                foreach (var (op, e) in profile.ByTime().Take(14))
-                    Console.WriteLine($"| {op} | {e.Calls} | {F(e.Milliseconds)} | {e.Milliseconds / total:P0} | {F(e.Flops / e.Milliseconds / 1e6)} |");
+                PrintProfile($"{name}: {what}", action, 14);
                 Console.WriteLine();
             }
         }
+    }
+
+    /// <summary>
+    /// The primitives of <paramref name="action"/>, most time first (<paramref name="rows"/> of them), from the quietest
+    /// of five runs: one run on a shared two-core host is often a third slower.
+    /// </summary>
+    internal static void PrintProfile(string what, Action action, int rows)
+    {
+        OpProfile profile = null!;
+        double total = double.PositiveInfinity;
+        for (int run = 0; run < 5; run++)
+        {
+            var candidate = new OpProfile();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using (OpProfile.Record(candidate)) action();
+            double elapsed = clock.Elapsed.TotalMilliseconds;
+            if (elapsed < total) (profile, total) = (candidate, elapsed);
+        }
+        Console.WriteLine($"{what}: {F(total)} ms (quietest of 5 runs)");
+        Console.WriteLine("| primitive | calls | ms | share | GFLOP/s |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (op, e) in profile.ByTime().Take(rows))
+            Console.WriteLine($"| {op} | {e.Calls} | {F(e.Milliseconds)} | {e.Milliseconds / total:P0} | {F(e.Flops / e.Milliseconds / 1e6)} |");
     }
 
     /// <summary>Prints the table; 1 when <paramref name="torch"/> is asked for and PyTorch cannot run.</summary>

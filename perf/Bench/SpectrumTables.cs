@@ -42,22 +42,8 @@ internal static class SpectrumTables
         foreach (var (what, action) in new (string, Action)[] { ("whole HVP", () => hessian.Apply(v)), ($"recorded sweep of {blockName} ({block.Dimension} parameters)", () => recorded.Apply(u)) })
         {
             action(); // warm-up
-            OpProfile profile = null!;
-            double total = double.PositiveInfinity;
-            for (int run = 0; run < 5; run++)
-            {
-                var candidate = new OpProfile();
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                using (OpProfile.Record(candidate)) action();
-                double elapsed = clock.Elapsed.TotalMilliseconds;
-                if (elapsed < total) (profile, total) = (candidate, elapsed);
-            }
             Console.WriteLine();
-            Console.WriteLine($"{what}: {F(total)} ms (quietest of 5 runs)");
-            Console.WriteLine("| primitive | calls | ms | share |");
-            Console.WriteLine("|---|---|---|---|");
-            foreach (var (op, e) in profile.ByTime().Take(20))
-                Console.WriteLine($"| {op} | {e.Calls} | {F(e.Milliseconds)} | {e.Milliseconds / total:P0} |");
+            ModelTables.PrintProfile(what, action, 20);
         }
         return 0;
     }
