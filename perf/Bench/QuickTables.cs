@@ -46,7 +46,11 @@ internal static class QuickTables
     /// <summary>
     /// GFLOP/s of each case on the engine and on OpenBLAS (NaN when absent), interleaved: every round runs the engine's
     /// product, then OpenBLAS's, then waits untimed for OpenBLAS's worker threads to stop spinning (they busy-wait
-    /// about 2²⁸ cycles after a call and would take the cores from the engine's next product).
+    /// about 2²⁸ cycles after a call and would take the cores from the engine's next product). Each timing is the mean
+    /// of back-to-back calls worth at least a GFLOP (three at least): after that wait the cores are idle, and a single
+    /// call of a few milliseconds, the first after it, measured how fast idle cores and sleeping worker threads wake up
+    /// (on two threads the engine's 1024 read half its rate so, while OpenBLAS, timed second, ran on cores the engine
+    /// had just warmed).
     /// </summary>
     internal static (double Engine, double Blas)[] TimeGemm(GemmCase[] cases, int repeats)
     {
@@ -54,10 +58,12 @@ internal static class QuickTables
         return cases.Select((c, i) =>
         {
             var (a, b, cOut) = (Random(c.M * c.K, 2 * i), Random(c.K * c.N, 2 * i + 1), new float[c.M * c.N]);
-            var actions = new List<Action> { () => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false) };
-            if (blas) actions.Add(() => OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N));
+            int calls = (int)Math.Max(3, Math.Ceiling(1e9 / c.Flops));
+            Action Repeated(Action once) => () => { for (int r = 0; r < calls; r++) once(); };
+            var actions = new List<Action> { Repeated(() => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false)) };
+            if (blas) actions.Add(Repeated(() => OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N)));
             var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? OpenBlas.LetThreadsSleep : null);
-            return (c.Flops / ms[0] / 1e6, blas ? c.Flops / ms[1] / 1e6 : double.NaN);
+            return (c.Flops * calls / ms[0] / 1e6, blas ? c.Flops * calls / ms[1] / 1e6 : double.NaN);
         }).ToArray();
     }
 
