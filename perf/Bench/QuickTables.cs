@@ -62,7 +62,10 @@ internal static class QuickTables
             Action Repeated(Action once) => () => { for (int r = 0; r < calls; r++) once(); };
             var actions = new List<Action> { Repeated(() => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false)) };
             if (blas) actions.Add(Repeated(() => OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N)));
-            var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? OpenBlas.LetThreadsSleep : null);
+            // After the wait, one untimed engine call wakes the idle cores (and the engine's pool threads), so that neither
+            // library is timed on cores that have just been idle; OpenBLAS's own threads still wake from their sleep.
+            Action warm = () => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false);
+            var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? () => { OpenBlas.LetThreadsSleep(); warm(); } : null);
             return (c.Flops * calls / ms[0] / 1e6, blas ? c.Flops * calls / ms[1] / 1e6 : double.NaN);
         }).ToArray();
     }
