@@ -87,9 +87,7 @@ public sealed class NormalizeScaleShift(int groupStart, int groupEnd, double eps
         var rows = new NormalizeScaleShiftBackward(GroupStart, GroupEnd, Epsilon) { Known = moments }.Apply(input, x[1], g);
         Tensor Row(int i) => new Row(i).Apply(rows);
         if (needed[0])
-            bars[0] = partial?[0] is { } sum
-                ? new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), input, Row(NormalizeScaleShiftBackward.KRow), sum)
-                : new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), input, Row(NormalizeScaleShiftBackward.KRow));
+            bars[0] = new ScaleShift(GroupStart, GroupEnd).ApplyPlus(partial?[0], g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), input, Row(NormalizeScaleShiftBackward.KRow));
         if (needed[1]) bars[1] = Row(NormalizeScaleShiftBackward.ProductRow).Reshape(x[1].Shape);
         if (needed[2]) bars[2] = Row(NormalizeScaleShiftBackward.SumRow).Reshape(x[2].Shape);
         if (HasAddend(x.Length) && needed[3]) bars[3] = g;

@@ -80,10 +80,9 @@ public sealed class NormalizeScaleShiftBackwardTangent(int groupStart, int group
         Tensor ownBar = -(r * r * r) * rDotBar * (1 / n);           // C(ẋ, x), over m
         var affine = new ScaleShift(GroupStart, GroupEnd);
         var bars = new Tensor?[x.Length];
-        Tensor Plus(Tensor[] inputs, Tensor? sum) => affine.Apply(sum is null ? inputs : [.. inputs, sum]);
-        if (needed[3]) bars[3] = Plus([u, mixedBar, meanDotBar * (1 / n) - mixedBar * uMean - ownBar * mean, input, ownBar], partial?[3]);
+        if (needed[3]) bars[3] = affine.ApplyPlus(partial?[3], u, mixedBar, meanDotBar * (1 / n) - mixedBar * uMean - ownBar * mean, input, ownBar);
         if (needed[4]) bars[4] = (r * aDotBar).Reshape(x[4].Shape);
-        if (needed[5]) bars[5] = Plus([input, mixedBar, uDotMeanBar * (1 / n) - mixedBar * mean], partial?[5]);
+        if (needed[5]) bars[5] = affine.ApplyPlus(partial?[5], input, mixedBar, uDotMeanBar * (1 / n) - mixedBar * mean);
         return bars;
     }
 

@@ -69,9 +69,7 @@ public sealed class NormalizeScaleShiftJvp(int groupStart, int groupEnd, double 
         Tensor Row(int i) => new Row(i).Apply(rows);
         var bars = new Tensor?[x.Length];
         if (needed[3])
-            bars[3] = partial?[3] is { } sum
-                ? new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow), sum)
-                : new ScaleShift(GroupStart, GroupEnd).Apply(g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow));
+            bars[3] = new ScaleShift(GroupStart, GroupEnd).ApplyPlus(partial?[3], g, Row(NormalizeScaleShiftBackward.ARow), Row(NormalizeScaleShiftBackward.CRow), x[0], Row(NormalizeScaleShiftBackward.KRow));
         if (needed[4]) bars[4] = Row(NormalizeScaleShiftBackward.ProductRow).Reshape(x[4].Shape);
         if (needed[5]) bars[5] = Row(NormalizeScaleShiftBackward.SumRow).Reshape(x[5].Shape);
         if (HasAddend(x.Length) && needed[6]) bars[6] = g;

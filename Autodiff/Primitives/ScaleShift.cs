@@ -47,9 +47,14 @@ public sealed class ScaleShift(int groupStart, int groupEnd, bool relu = false) 
 
     private ScaleShift Affine => new(GroupStart, GroupEnd);
 
+    /// <summary>
+    /// This op on <paramref name="inputs"/> (an odd count: no addend yet) with <paramref name="sum"/> as its addend where
+    /// given: how a rule folds a backward sweep's partial sum into its scale-shift pass (<see cref="Primitive.VjpAccumulating"/>).
+    /// </summary>
+    internal Tensor ApplyPlus(Tensor? sum, params Tensor[] inputs) => Apply(sum is null ? inputs : [.. inputs, sum]);
+
     /// <summary>ȳ·γ for a per-group γ: a scale-shift with a zero shift, plus <paramref name="sum"/> where given.</summary>
-    private Tensor Scaled(Tensor yBar, Tensor scale, Tensor? sum = null) =>
-        sum is null ? Affine.Apply(yBar, scale, Zeros(scale)) : Affine.Apply(yBar, scale, Zeros(scale), sum);
+    private Tensor Scaled(Tensor yBar, Tensor scale, Tensor? sum = null) => Affine.ApplyPlus(sum, yBar, scale, Zeros(scale));
 
     /// <inheritdoc/>
     protected internal override Tensor? Jvp(Tensor[] x, Tensor?[] xDot, Tensor y)

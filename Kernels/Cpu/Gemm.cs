@@ -17,7 +17,8 @@ public static unsafe class Gemm
 {
     private const int MR = 8;
     // Depth blocks of up to 512: each block is one load and store of C, so a deeper block halves C's traffic at
-    // k = 2048 (measured here: 0.83–0.89 → 0.92–0.95 of OpenBLAS's Cooperlake kernel, one thread, at 1024 and 2048).
+    // k = 2048 (with the C prefetch, `Bench gemm --quick`, one thread: 1024 from 0.76–0.82 to 0.90–0.96 of OpenBLAS's
+    // Cooperlake kernel, 2048 from 0.72–0.84 to 0.84–0.88; perf/README).
     // The B micro-panel (512×32 floats, 64 KB) then streams from L2, which the hardware prefetcher keeps up with.
     private const int KC = 512;
     private const int NC = 3072;
@@ -455,11 +456,11 @@ public static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile<T>(T* c, int ldc, int lineElements, bool twoLines) where T : unmanaged
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (!Sse.IsSupported) return;
         for (int i = 0; i < MR; i++)
         {
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(c + (long)i * ldc);
-            if (twoLines) System.Runtime.Intrinsics.X86.Sse.Prefetch0(c + (long)i * ldc + lineElements);
+            Sse.Prefetch0(c + (long)i * ldc);
+            if (twoLines) Sse.Prefetch0(c + (long)i * ldc + lineElements);
         }
     }
 

@@ -60,12 +60,12 @@ internal static class QuickTables
             var (a, b, cOut) = (Random(c.M * c.K, 2 * i), Random(c.K * c.N, 2 * i + 1), new float[c.M * c.N]);
             int calls = (int)Math.Max(3, Math.Ceiling(1e9 / c.Flops));
             Action Repeated(Action once) => () => { for (int r = 0; r < calls; r++) once(); };
-            var actions = new List<Action> { Repeated(() => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false)) };
+            Action engine = () => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false);
+            var actions = new List<Action> { Repeated(engine) };
             if (blas) actions.Add(Repeated(() => OpenBlas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N)));
             // After the wait, one untimed engine call wakes the idle cores (and the engine's pool threads), so that neither
             // library is timed on cores that have just been idle; OpenBLAS's own threads still wake from their sleep.
-            Action warm = () => Curvature.Kernels.Cpu.Gemm.Multiply<float>(c.TransA, c.TransB, c.M, c.N, c.K, a, c.Lda, b, c.Ldb, cOut, c.N, false);
-            var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? () => { OpenBlas.LetThreadsSleep(); warm(); } : null);
+            var ms = Timing.InterleavedMedianMs(actions.ToArray(), warmup: 1, repeats: repeats, betweenRounds: blas ? () => { OpenBlas.LetThreadsSleep(); engine(); } : null);
             return (c.Flops * calls / ms[0] / 1e6, blas ? c.Flops * calls / ms[1] / 1e6 : double.NaN);
         }).ToArray();
     }

@@ -210,8 +210,8 @@ public class PrimitiveSpecs
     [Fact]
     public void A_sweep_hands_a_fused_rule_the_partial_sum_of_a_value_with_several_uses()
     {
-        // The ScaleShift's input x also feeds x ⊙ c, whose cotangent the sweep computes first: ScaleShift then receives
-        // it as a partial sum. A rule that dropped it would give x̄ = γ·ȳ alone.
+        // The recorder's input x also feeds 3·x, whose cotangent the sweep computes first: the recorder's rule then
+        // receives it as a partial sum. A sweep that dropped it would give x̄ = 1 alone, one that added it twice 7.
         var recorder = new PartialRecorder();
         var x = NdArray.FromArray(new double[] { 1, 2, 3, 4 }, new Shape(1, 2, 2));
         var (_, bars) = Derivatives.Vjp(t => Tensor.Concat([recorder.Apply(t[0]).Reshape(-1), (t[0] * 3.0).Reshape(-1)], 0), [x], NdArray.Ones(new Shape(8), DType.Float64));
